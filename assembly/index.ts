@@ -1,0 +1,2 @@
+// The Wasm module's exports: one line per kernel file. Kernels take raw pointers and never allocate.
+export { heapBase } from "./memory";

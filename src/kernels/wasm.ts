@@ -1,0 +1,143 @@
+// Instantiates the AssemblyScript kernel module and owns its linear memory.
+//
+// One Wasm memory holds everything hot (packed weights, scales, KV cache, scratch). TypeScript owns the
+// layout through a bump arena; kernels only ever receive pointers. `memory.grow` detaches every typed-array
+// view, so views are re-derived here, in one place, and callers must fetch them after any allocation.
+import { readFileSync, existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { instantiate } from "@assemblyscript/loader";
+
+export type WasmVariant = "simd" | "relaxed";
+
+const PAGE = 65536;
+/** wasm32 addresses 4 GiB at most. */
+export const MAX_PAGES = 65536;
+
+/** Finds `build/<variant>.wasm` from either `src/kernels` (tests) or `dist/src/kernels` (installed CLI). */
+export function wasmPath(variant: WasmVariant): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, "build", `${variant}.wasm`);
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error(`build/${variant}.wasm not found: run "npm run build:wasm" first`);
+}
+
+export function wasmBytes(variant: WasmVariant): Uint8Array {
+  return readFileSync(wasmPath(variant));
+}
+
+/** Exports of the kernel module. Kernel files add their functions to this record. */
+export interface KernelExports {
+  heapBase(): number;
+  [name: string]: unknown;
+}
+
+/** The instantiated module with a bump arena over its memory. */
+export class WasmKernels<E extends KernelExports = KernelExports> {
+  readonly memory: WebAssembly.Memory;
+  readonly exports: E;
+  readonly variant: WasmVariant;
+  private top: number;
+  private buffer: ArrayBuffer | SharedArrayBuffer;
+  private _u8!: Uint8Array;
+  private _i8!: Int8Array;
+  private _i32!: Int32Array;
+  private _f32!: Float32Array;
+
+  private constructor(memory: WebAssembly.Memory, exports: E, variant: WasmVariant) {
+    this.memory = memory;
+    this.exports = exports;
+    this.variant = variant;
+    this.top = align(exports.heapBase() >>> 0, 64);
+    this.buffer = memory.buffer;
+    this.deriveViews();
+  }
+
+  static async create<E extends KernelExports = KernelExports>(
+    variant: WasmVariant = "simd",
+    bytes: Uint8Array = wasmBytes(variant),
+  ): Promise<WasmKernels<E>> {
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    const { exports } = await instantiate<Record<string, unknown>>(bytes, { env: { memory } });
+    return new WasmKernels<E>(memory, exports as unknown as E, variant);
+  }
+
+  /** Bytes handed out so far (the arena's high-water mark). */
+  get used(): number {
+    return this.top;
+  }
+
+  /**
+   * Reserves `bytes` (aligned to `alignment`, 64 = one cache line by default) and returns the pointer.
+   * Grows the memory as needed; throws a clear error when the 4 GiB wasm32 limit or the host refuses.
+   */
+  alloc(bytes: number, alignment = 64): number {
+    if (!Number.isInteger(bytes) || bytes < 0) throw new RangeError(`alloc: invalid size ${bytes}`);
+    const ptr = align(this.top, alignment);
+    const end = ptr + bytes;
+    const have = this.memory.buffer.byteLength;
+    if (end > have) {
+      const pages = Math.ceil((end - have) / PAGE);
+      const total = have / PAGE + pages;
+      if (total > MAX_PAGES) {
+        throw new RangeError(
+          `cannot allocate ${mib(bytes)} of Wasm memory: ${mib(end)} in all exceeds the 4 GiB wasm32 limit`,
+        );
+      }
+      try {
+        this.memory.grow(pages);
+      } catch (err) {
+        throw new RangeError(
+          `cannot allocate ${mib(bytes)} of Wasm memory (${mib(end)} in all): the host refused to grow it (${(err as Error).message})`,
+        );
+      }
+    }
+    this.top = end;
+    this.refreshViews();
+    return ptr;
+  }
+
+  /** Re-derives views when the buffer changed (after a grow). */
+  private refreshViews(): void {
+    if (this.buffer !== this.memory.buffer) {
+      this.buffer = this.memory.buffer;
+      this.deriveViews();
+    }
+  }
+
+  private deriveViews(): void {
+    const b = this.memory.buffer;
+    this._u8 = new Uint8Array(b);
+    this._i8 = new Int8Array(b);
+    this._i32 = new Int32Array(b);
+    this._f32 = new Float32Array(b);
+  }
+
+  get u8(): Uint8Array {
+    this.refreshViews();
+    return this._u8;
+  }
+  get i8(): Int8Array {
+    this.refreshViews();
+    return this._i8;
+  }
+  get i32(): Int32Array {
+    this.refreshViews();
+    return this._i32;
+  }
+  get f32(): Float32Array {
+    this.refreshViews();
+    return this._f32;
+  }
+}
+
+function align(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}
+
+function mib(n: number): string {
+  return `${(n / 1048576).toFixed(1)} MiB`;
+}
