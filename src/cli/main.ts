@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+// mobilellm: the command-line face. Each command lives in its own file; errors end as one line on
+// stderr and a non-zero exit code (2 for usage mistakes, 1 for everything else).
+import { UsageError } from "./args.js";
+import * as generate from "./commands/generate.js";
+import * as info from "./commands/info.js";
+import * as logits from "./commands/logits.js";
+import * as perplexity from "./commands/perplexity.js";
+
+interface Command {
+  help: string;
+  run(argv: string[], out: (s: string) => void): Promise<void>;
+}
+
+const COMMANDS: Record<string, Command> = { generate, logits, perplexity, info };
+
+const USAGE = `usage: mobilellm <command> [options]
+
+commands:
+  generate     continue a prompt with the model (default model: the bundled shakespeare-tiny)
+  logits       print next-token logits as JSON
+  perplexity   held-out perplexity of a text file
+  info         parameters, layer map and assumed config values
+
+mobilellm <command> --help shows a command's options.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(USAGE + "\n");
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    process.stderr.write(`mobilellm: unknown command "${name}" (try mobilellm --help)\n`);
+    return 2;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(cmd.help + "\n");
+    return 0;
+  }
+  try {
+    await cmd.run(rest, (s) => process.stdout.write(s + "\n"));
+    return 0;
+  } catch (err) {
+    const message = (err as Error).message.split("\n")[0];
+    process.stderr.write(`mobilellm ${name}: ${message}\n`);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

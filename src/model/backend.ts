@@ -1,0 +1,34 @@
+// The one interface every forward pass implements, so commands and the API never care which runs.
+import type { ModelConfig } from "./config.js";
+
+export type BackendName = "reference" | "wasm";
+export const BACKENDS: readonly BackendName[] = ["reference", "wasm"];
+
+export interface Backend {
+  readonly name: BackendName;
+  readonly config: ModelConfig;
+  /** Positions this instance can hold (its KV cache length). */
+  readonly contextLength: number;
+  /**
+   * Runs `tokens` at positions startPos, startPos + 1, ... on top of the cached positions before
+   * startPos, and returns the next-token logits of every position (`all`) or of the last one only.
+   * Each returned array is a fresh copy the caller may keep.
+   */
+  forward(tokens: readonly number[], startPos: number, all: boolean): Float32Array[];
+  dispose(): void;
+}
+
+/** Checks a request before any work, so bad input fails with a clear message and not deep inside. */
+export function checkForwardRequest(b: Backend, tokens: readonly number[], startPos: number): void {
+  if (tokens.length === 0) throw new RangeError("no tokens to run");
+  if (!Number.isInteger(startPos) || startPos < 0) throw new RangeError(`invalid start position ${startPos}`);
+  if (startPos + tokens.length > b.contextLength) {
+    throw new RangeError(
+      `${startPos + tokens.length} positions do not fit the context of ${b.contextLength} tokens`,
+    );
+  }
+  const v = b.config.vocabSize;
+  for (const t of tokens) {
+    if (!Number.isInteger(t) || t < 0 || t >= v) throw new RangeError(`token id ${t} is outside the vocabulary [0, ${v})`);
+  }
+}

@@ -1,0 +1,203 @@
+// A Hugging Face checkpoint: one model.safetensors, or shards listed by model.safetensors.index.json,
+// seen as a single name -> tensor map. All cross-file rules (index vs shards, duplicates) live here.
+import { CheckpointError, openFileSource, type ByteSource } from "./byte-source.js";
+import {
+  parseSafetensors,
+  readRowsF32,
+  readTensorF32,
+  showName,
+  type ReadOptions,
+  type RowBlock,
+  type TensorInfo,
+} from "./safetensors.js";
+
+export const SINGLE_FILE = "model.safetensors";
+export const INDEX_FILE = "model.safetensors.index.json";
+
+export interface CheckpointIndex {
+  metadata: Record<string, unknown>;
+  /** tensor name -> shard file name */
+  weightMap: Map<string, string>;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Shard names come from a downloaded JSON file: they must stay inside the checkpoint folder. */
+function isPlainFileName(s: string): boolean {
+  return s.length > 0 && s !== "." && s !== ".." && !/[/\\]/.test(s) && !s.includes("\0");
+}
+
+/** Validates the shape of an index.json object; `where` names it in messages. */
+export function parseIndex(raw: unknown, where: string): CheckpointIndex {
+  if (!isRecord(raw)) throw new CheckpointError(`${where}: not a JSON object`);
+  const wm = raw.weight_map;
+  if (!isRecord(wm)) throw new CheckpointError(`${where}: weight_map is missing or not an object`);
+  const weightMap = new Map<string, string>();
+  for (const [tensor, shard] of Object.entries(wm)) {
+    if (typeof shard !== "string" || !isPlainFileName(shard)) {
+      throw new CheckpointError(`${where}: weight_map entry for ${showName(tensor)} is not a plain file name: ${JSON.stringify(shard)}`);
+    }
+    weightMap.set(tensor, shard);
+  }
+  const md = raw.metadata;
+  if (md !== undefined && md !== null && !isRecord(md)) throw new CheckpointError(`${where}: metadata is not an object`);
+  return { metadata: isRecord(md) ? md : {}, weightMap };
+}
+
+function baseName(path: string): string {
+  return path.slice(Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1);
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+export class Checkpoint {
+  private constructor(
+    private readonly tensors: Map<string, TensorInfo>,
+    private readonly sources: ByteSource[],
+    /** Merged __metadata__ of all files (HF shards all carry the same {"format": "pt"}). */
+    readonly metadata: Record<string, string>,
+    /** index.json "metadata" (e.g. total_size), empty for a single file. */
+    readonly indexMetadata: Record<string, unknown>,
+  ) {}
+
+  /** Opens `dir/model.safetensors`, or else the shards named by `dir/model.safetensors.index.json`. */
+  static async openFolder(dir: string): Promise<Checkpoint> {
+    const fs = await import("node:fs/promises");
+    const { join } = await import("node:path");
+    const exists = (p: string) =>
+      fs.stat(p).then(
+        (s) => s.isFile(),
+        () => false,
+      );
+    // transformers prefers the single file when both are present; do the same.
+    if (await exists(join(dir, SINGLE_FILE))) {
+      return Checkpoint.fromSources([await openFileSource(join(dir, SINGLE_FILE))]);
+    }
+    const indexPath = join(dir, INDEX_FILE);
+    if (!(await exists(indexPath))) throw new CheckpointError(`no ${SINGLE_FILE} or ${INDEX_FILE} in ${dir}`);
+
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await fs.readFile(indexPath, "utf8"));
+    } catch (e) {
+      throw new CheckpointError(`${indexPath}: not valid JSON (${(e as Error).message})`);
+    }
+    const index = parseIndex(raw, indexPath);
+    const shards = new Map<string, string>(); // shard -> first tensor naming it, for the message
+    for (const [tensor, shard] of index.weightMap) if (!shards.has(shard)) shards.set(shard, tensor);
+    for (const [shard, tensor] of shards) {
+      if (!(await exists(join(dir, shard)))) {
+        throw new CheckpointError(`${indexPath}: shard ${shard} (holding ${showName(tensor)}) does not exist in ${dir}`);
+      }
+    }
+    const sources: ByteSource[] = [];
+    try {
+      for (const shard of shards.keys()) sources.push(await openFileSource(join(dir, shard)));
+      return await Checkpoint.fromSources(sources, raw as object);
+    } catch (e) {
+      await Promise.all(sources.map((s) => s.close().catch(() => undefined)));
+      throw e;
+    }
+  }
+
+  /**
+   * Builds a checkpoint from already-open files (the browser path). With an index, each file is matched to
+   * the weight_map by its base name. On failure the sources are left open: the caller opened them.
+   */
+  static async fromSources(files: ByteSource[], index?: object): Promise<Checkpoint> {
+    if (files.length === 0) throw new CheckpointError("no checkpoint files given");
+    const tensors = new Map<string, TensorInfo>();
+    const metadata: Record<string, string> = {};
+    const byFile = new Map<string, Map<string, TensorInfo>>();
+    for (const source of files) {
+      const parsed = await parseSafetensors(source);
+      for (const [name, info] of parsed.tensors) {
+        const first = tensors.get(name);
+        if (first) {
+          throw new CheckpointError(`tensor ${showName(name)} is defined twice: in ${first.source.name} and in ${source.name}`);
+        }
+        tensors.set(name, info);
+      }
+      for (const [k, v] of Object.entries(parsed.metadata)) if (!(k in metadata)) metadata[k] = v;
+      byFile.set(baseName(source.name), parsed.tensors);
+    }
+
+    let indexMetadata: Record<string, unknown> = {};
+    if (index !== undefined) {
+      const parsed = parseIndex(index, INDEX_FILE);
+      indexMetadata = parsed.metadata;
+      for (const [name, shard] of parsed.weightMap) {
+        const inShard = byFile.get(shard);
+        if (!inShard) throw new CheckpointError(`${INDEX_FILE}: shard ${shard} (holding ${showName(name)}) was not given`);
+        if (!inShard.has(name)) {
+          const actual = tensors.get(name);
+          throw new CheckpointError(
+            `${INDEX_FILE}: tensor ${showName(name)} should be in ${shard} but ` +
+              (actual ? `is in ${actual.source.name}` : "is in no shard"),
+          );
+        }
+      }
+    }
+    return new Checkpoint(tensors, [...files], metadata, indexMetadata);
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.tensors.get(name);
+    if (t) return t;
+    const similar = this.similarNames(name, 5);
+    throw new CheckpointError(
+      `missing tensor ${showName(name)}` + (similar.length > 0 ? `; similar names: ${similar.join(", ")}` : ""),
+    );
+  }
+
+  /** In file order (then header order), which for HF checkpoints follows the layer order. */
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  // Both readers report a missing tensor as a rejection, like every other read failure.
+  async readF32(name: string, opts?: ReadOptions): Promise<Float32Array> {
+    return readTensorF32(this.info(name), opts);
+  }
+
+  async *readRowsF32(
+    name: string,
+    rowsPerBlock: number,
+    opts?: Pick<ReadOptions, "checkFinite">,
+  ): AsyncGenerator<RowBlock, void, undefined> {
+    yield* readRowsF32(this.info(name), rowsPerBlock, opts);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.sources.map((s) => s.close()));
+  }
+
+  /**
+   * Tensor names are dotted paths, and the usual mistake is one wrong segment (mlp vs feed_forward), which
+   * plain edit distance ranks below same-length strangers; so rank by shared segments first.
+   */
+  private similarNames(name: string, max: number): string[] {
+    const wanted = new Set(name.split("."));
+    return this.names()
+      .map((n) => ({ n, shared: n.split(".").filter((seg) => wanted.has(seg)).length, d: editDistance(name, n) }))
+      .sort((a, b) => b.shared - a.shared || a.d - b.d)
+      .slice(0, max)
+      .map((x) => showName(x.n));
+  }
+}

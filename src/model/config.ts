@@ -1,0 +1,301 @@
+// Parses and validates a Hugging Face config.json for MobileLLM-Pro (llama4_text with layer_types).
+//
+// Everything the config can say is read from it; a documented default is used only where a key is
+// absent, and every default taken is recorded in `defaulted` so `info` can show what was assumed
+// (spec section 8). Inconsistent configs fail here, with the key named, not deep in a kernel.
+
+export type LayerType = "full_attention" | "sliding_attention";
+
+export interface Llama3RopeScaling {
+  type: "llama3";
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositions: number;
+}
+
+export interface ModelConfig {
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  maxPositions: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: Llama3RopeScaling | null;
+  layerTypes: LayerType[];
+  /** Keys visible to a sliding layer's query: itself and the window-1 previous tokens. */
+  slidingWindow: number | null;
+  /** useRope[l] is false for NoPE layers (config `no_rope_layers[l] == 0`). */
+  useRope: boolean[];
+  useQkNorm: boolean;
+  attnTemperatureTuning: boolean;
+  floorScale: number;
+  attnScale: number;
+  tieWordEmbeddings: boolean;
+  bosTokenId: number | null;
+  eosTokenIds: number[];
+  padTokenId: number | null;
+  /** config.json keys that were absent and took their documented default. */
+  defaulted: string[];
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Documented defaults (spec section 8) for keys a config may omit. */
+export const CONFIG_DEFAULTS = {
+  rope_theta: 500000,
+  rms_norm_eps: 1e-5,
+  use_qk_norm: false,
+  attn_temperature_tuning: false,
+  floor_scale: 8192,
+  attn_scale: 0.1,
+  tie_word_embeddings: true,
+} as const;
+
+type Json = Record<string, unknown>;
+
+export function parseConfig(json: unknown, source = "config.json"): ModelConfig {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new ConfigError(`${source}: expected a JSON object`);
+  }
+  const c = json as Json;
+  const defaulted: string[] = [];
+  const fail = (msg: string): never => {
+    throw new ConfigError(`${source}: ${msg}`);
+  };
+
+  const positiveInt = (key: string, fallback?: number): number => {
+    const v = c[key];
+    if (v === undefined || v === null) {
+      if (fallback === undefined) fail(`missing required key "${key}"`);
+      defaulted.push(key);
+      return fallback as number;
+    }
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
+      fail(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+    }
+    return v as number;
+  };
+  const positiveNumber = (key: string, fallback: number): number => {
+    const v = c[key];
+    if (v === undefined || v === null) {
+      defaulted.push(key);
+      return fallback;
+    }
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+      fail(`"${key}" must be a positive number, got ${JSON.stringify(v)}`);
+    }
+    return v as number;
+  };
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = c[key];
+    if (v === undefined || v === null) {
+      defaulted.push(key);
+      return fallback;
+    }
+    if (typeof v !== "boolean") fail(`"${key}" must be true or false, got ${JSON.stringify(v)}`);
+    return v as boolean;
+  };
+  const tokenId = (v: unknown, key: string): number => {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+      fail(`"${key}" must be a non-negative integer token id, got ${JSON.stringify(v)}`);
+    }
+    return v as number;
+  };
+
+  const hiddenSize = positiveInt("hidden_size");
+  const numLayers = positiveInt("num_hidden_layers");
+  const numHeads = positiveInt("num_attention_heads");
+  const numKvHeads = positiveInt("num_key_value_heads", numHeads);
+  // Llama-4 dense layers use intermediate_size_mlp; plain Llama configs only have intermediate_size.
+  const intermediateSize =
+    c["intermediate_size_mlp"] !== undefined ? positiveInt("intermediate_size_mlp") : positiveInt("intermediate_size");
+  const vocabSize = positiveInt("vocab_size");
+  const maxPositions = positiveInt("max_position_embeddings");
+  if (hiddenSize % numHeads !== 0 && c["head_dim"] === undefined) {
+    fail(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} and no head_dim is given`);
+  }
+  const headDim = positiveInt("head_dim", hiddenSize / numHeads);
+  if (headDim % 2 !== 0) fail(`head_dim must be even for RoPE's pairs, got ${headDim}`);
+  if (numHeads % numKvHeads !== 0) {
+    fail(`num_attention_heads ${numHeads} is not divisible by num_key_value_heads ${numKvHeads}`);
+  }
+
+  let layerTypes: LayerType[];
+  const lt = c["layer_types"];
+  if (lt === undefined || lt === null) {
+    defaulted.push("layer_types");
+    layerTypes = new Array<LayerType>(numLayers).fill("full_attention");
+  } else {
+    if (!Array.isArray(lt)) fail(`"layer_types" must be an array`);
+    const arr = lt as unknown[];
+    if (arr.length !== numLayers) {
+      fail(`"layer_types" has ${arr.length} entries but num_hidden_layers is ${numLayers}`);
+    }
+    layerTypes = arr.map((t, i) => {
+      if (t !== "full_attention" && t !== "sliding_attention") {
+        fail(`layer_types[${i}] is ${JSON.stringify(t)}: expected "full_attention" or "sliding_attention"`);
+      }
+      return t as LayerType;
+    });
+  }
+
+  let slidingWindow: number | null = null;
+  if (layerTypes.includes("sliding_attention")) {
+    if (c["sliding_window"] === undefined || c["sliding_window"] === null) {
+      fail(`layer_types has sliding_attention layers but "sliding_window" is missing`);
+    }
+    slidingWindow = positiveInt("sliding_window");
+  } else if (typeof c["sliding_window"] === "number") {
+    slidingWindow = positiveInt("sliding_window");
+  }
+
+  let useRope: boolean[];
+  const nr = c["no_rope_layers"];
+  if (nr === undefined || nr === null || (Array.isArray(nr) && nr.length === 0)) {
+    defaulted.push("no_rope_layers");
+    useRope = new Array<boolean>(numLayers).fill(true);
+  } else {
+    if (!Array.isArray(nr) || nr.length !== numLayers) {
+      fail(`"no_rope_layers" must be an array of ${numLayers} entries (1 = RoPE, 0 = NoPE)`);
+    }
+    useRope = (nr as unknown[]).map((v, i) => {
+      if (v !== 0 && v !== 1 && v !== true && v !== false) fail(`no_rope_layers[${i}] must be 0 or 1, got ${JSON.stringify(v)}`);
+      return v === 1 || v === true;
+    });
+  }
+
+  const ropeScaling = parseRopeScaling(c["rope_scaling"], fail);
+
+  const eos = c["eos_token_id"];
+  const eosTokenIds =
+    eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos.map((v) => tokenId(v, "eos_token_id")) : [tokenId(eos, "eos_token_id")];
+  const bos = c["bos_token_id"];
+  const pad = c["pad_token_id"];
+
+  return {
+    hiddenSize,
+    intermediateSize,
+    numLayers,
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize,
+    maxPositions,
+    rmsNormEps: positiveNumber("rms_norm_eps", CONFIG_DEFAULTS.rms_norm_eps),
+    ropeTheta: positiveNumber("rope_theta", CONFIG_DEFAULTS.rope_theta),
+    ropeScaling,
+    layerTypes,
+    slidingWindow,
+    useRope,
+    useQkNorm: bool("use_qk_norm", CONFIG_DEFAULTS.use_qk_norm),
+    attnTemperatureTuning: bool("attn_temperature_tuning", CONFIG_DEFAULTS.attn_temperature_tuning),
+    floorScale: positiveNumber("floor_scale", CONFIG_DEFAULTS.floor_scale),
+    attnScale: positiveNumber("attn_scale", CONFIG_DEFAULTS.attn_scale),
+    tieWordEmbeddings: bool("tie_word_embeddings", CONFIG_DEFAULTS.tie_word_embeddings),
+    bosTokenId: bos === undefined || bos === null ? null : tokenId(bos, "bos_token_id"),
+    eosTokenIds,
+    padTokenId: pad === undefined || pad === null ? null : tokenId(pad, "pad_token_id"),
+    defaulted,
+  };
+}
+
+function parseRopeScaling(v: unknown, fail: (msg: string) => never): Llama3RopeScaling | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "object" || Array.isArray(v)) fail(`"rope_scaling" must be an object or null`);
+  const r = v as Json;
+  const type = r["rope_type"] ?? r["type"];
+  if (type === "default") return null;
+  if (type !== "llama3") {
+    fail(`rope_scaling type ${JSON.stringify(type)} is not supported (supported: "llama3", "default")`);
+  }
+  const num = (key: string): number => {
+    const x = r[key];
+    if (typeof x !== "number" || !Number.isFinite(x) || x <= 0) {
+      fail(`rope_scaling.${key} must be a positive number, got ${JSON.stringify(x)}`);
+    }
+    return x as number;
+  };
+  const scaling: Llama3RopeScaling = {
+    type: "llama3",
+    factor: num("factor"),
+    lowFreqFactor: num("low_freq_factor"),
+    highFreqFactor: num("high_freq_factor"),
+    originalMaxPositions: num("original_max_position_embeddings"),
+  };
+  if (scaling.highFreqFactor <= scaling.lowFreqFactor) {
+    fail(`rope_scaling.high_freq_factor must exceed low_freq_factor`);
+  }
+  return scaling;
+}
+
+/** Global layers 0, 4, ..., 28 and the last one (29): the published MobileLLM-Pro pattern. */
+function mobilellmProLayerTypes(): LayerType[] {
+  return Array.from({ length: 30 }, (_, l) => (l % 4 === 0 || l === 29 ? "full_attention" : "sliding_attention"));
+}
+
+/**
+ * The published MobileLLM-Pro config.json, as far as the sources show it (spec section 1). Keys the
+ * sources do not show (rope_theta, rms_norm_eps, use_qk_norm, no_rope_layers) are left out on purpose, so
+ * they take their documented defaults and `info` reports them as assumed.
+ */
+export const MOBILELLM_PRO_CONFIG_JSON = {
+  architectures: ["MobileLLMP1ForCausalLM"],
+  model_type: "llama4_text",
+  attention_bias: false,
+  attention_chunk_size: 8192,
+  attention_dropout: 0.0,
+  attn_scale: 0.1,
+  bos_token_id: 200000,
+  eos_token_id: [200001, 200007, 200008],
+  pad_token_id: 200018,
+  head_dim: 64,
+  hidden_act: "silu",
+  hidden_size: 1280,
+  initializer_range: 0.02,
+  intermediate_size: 6144,
+  intermediate_size_mlp: 6144,
+  layer_types: mobilellmProLayerTypes(),
+  sliding_window: 512,
+  max_position_embeddings: 131072,
+  num_attention_heads: 20,
+  num_hidden_layers: 30,
+  num_key_value_heads: 4,
+  tie_word_embeddings: true,
+  torch_dtype: "bfloat16",
+  vocab_size: 202048,
+};
+
+export const mobilellmPro: ModelConfig = parseConfig(MOBILELLM_PRO_CONFIG_JSON, "mobilellm-pro preset");
+
+export const PRESETS: Record<string, { json: Json; config: ModelConfig }> = {
+  "mobilellm-pro": { json: MOBILELLM_PRO_CONFIG_JSON, config: mobilellmPro },
+};
+
+/** Parameters by part; `total` is what the checkpoint stores (1,084,453,120 for the preset). */
+export function parameterCount(c: ModelConfig): {
+  embedding: number;
+  perLayer: number;
+  layers: number;
+  finalNorm: number;
+  lmHead: number;
+  total: number;
+} {
+  const d = c.hiddenSize;
+  const attention = d * c.numHeads * c.headDim * 2 + d * c.numKvHeads * c.headDim * 2;
+  const mlp = 3 * d * c.intermediateSize;
+  const perLayer = attention + mlp + 2 * d;
+  const embedding = c.vocabSize * d;
+  const lmHead = c.tieWordEmbeddings ? 0 : c.vocabSize * d;
+  const layers = perLayer * c.numLayers;
+  return { embedding, perLayer, layers, finalNorm: d, lmHead, total: embedding + layers + d + lmHead };
+}

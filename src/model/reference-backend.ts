@@ -1,0 +1,53 @@
+// The float32 reference behind the Backend interface: weights read from the checkpoint as float32.
+import type { Backend } from "./backend.js";
+import { checkForwardRequest } from "./backend.js";
+import type { ModelConfig } from "./config.js";
+import type { Checkpoint } from "./checkpoint/checkpoint.js";
+import type { TensorNames } from "./tensor-names.js";
+import { ReferenceModel, type Weights } from "../reference/model.js";
+
+export async function loadReferenceWeights(ckpt: Checkpoint, names: TensorNames): Promise<Weights> {
+  const embed = await ckpt.readF32(names.embed);
+  const layers = [];
+  for (const l of names.layers) {
+    layers.push({
+      attnNorm: await ckpt.readF32(l.attnNorm),
+      wq: await ckpt.readF32(l.wq),
+      wk: await ckpt.readF32(l.wk),
+      wv: await ckpt.readF32(l.wv),
+      wo: await ckpt.readF32(l.wo),
+      ffnNorm: await ckpt.readF32(l.ffnNorm),
+      wGate: await ckpt.readF32(l.wGate),
+      wUp: await ckpt.readF32(l.wUp),
+      wDown: await ckpt.readF32(l.wDown),
+    });
+  }
+  const finalNorm = await ckpt.readF32(names.finalNorm);
+  const lmHead = names.lmHead === null ? embed : await ckpt.readF32(names.lmHead);
+  return { embed, layers, finalNorm, lmHead };
+}
+
+export class ReferenceBackend implements Backend {
+  readonly name = "reference" as const;
+  readonly model: ReferenceModel;
+
+  constructor(
+    readonly config: ModelConfig,
+    weights: Weights,
+    readonly contextLength: number,
+  ) {
+    this.model = new ReferenceModel(config, weights, contextLength);
+  }
+
+  forward(tokens: readonly number[], startPos: number, all: boolean): Float32Array[] {
+    checkForwardRequest(this, tokens, startPos);
+    const out: Float32Array[] = [];
+    tokens.forEach((t, i) => {
+      const logits = this.model.forward(t, startPos + i);
+      if (all || i === tokens.length - 1) out.push(logits.slice());
+    });
+    return out;
+  }
+
+  dispose(): void {}
+}

@@ -1,0 +1,52 @@
+// Renders a checkpoint's Jinja chat template (@huggingface/jinja), the way transformers'
+// apply_chat_template does: the template writes BOS and the role headers itself, so its output is
+// tokenized without adding special tokens again.
+import { Template } from "@huggingface/jinja";
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant" | "ipython" | "tool";
+  content: string;
+}
+
+export class ChatTemplate {
+  private readonly template: Template;
+
+  constructor(
+    readonly source: string,
+    private readonly specialTokens: { bos_token: string | null; eos_token: string | null },
+  ) {
+    try {
+      this.template = new Template(source);
+    } catch (err) {
+      throw new Error(`chat template does not parse: ${(err as Error).message}`);
+    }
+  }
+
+  render(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
+    if (messages.length === 0) throw new Error("chat: no messages to render");
+    return this.template.render({
+      messages,
+      add_generation_prompt: addGenerationPrompt,
+      bos_token: this.specialTokens.bos_token ?? "",
+      eos_token: this.specialTokens.eos_token ?? "",
+    });
+  }
+}
+
+/**
+ * Finds the template the way transformers does: `chat_template.jinja` beside the tokenizer (newer
+ * checkpoints), else the `chat_template` key of tokenizer_config.json (a string, or a list of named
+ * templates of which "default" is used).
+ */
+export function findChatTemplate(tokenizerConfig: Record<string, unknown>, jinjaFile: string | null): string | null {
+  if (jinjaFile !== null) return jinjaFile;
+  const t = tokenizerConfig["chat_template"];
+  if (typeof t === "string") return t;
+  if (Array.isArray(t)) {
+    const named = t.find((e): e is { name: string; template: string } =>
+      typeof e === "object" && e !== null && (e as { name?: unknown }).name === "default",
+    );
+    if (named && typeof named.template === "string") return named.template;
+  }
+  return null;
+}

@@ -1,0 +1,79 @@
+// Text <-> token ids through the checkpoint's own tokenizer.json (@huggingface/tokenizers).
+//
+// BOS: tokenizer_config.json's `add_bos_token` decides when it is present (the ids are then encoded
+// without special tokens and BOS prepended by hand, so a post-processor cannot add a second one);
+// otherwise the tokenizer.json post-processor does what it was built to do.
+import { Tokenizer } from "@huggingface/tokenizers";
+
+export interface TokenizerFiles {
+  /** Parsed tokenizer.json. */
+  tokenizer: unknown;
+  /** Parsed tokenizer_config.json, or {} when the folder has none. */
+  tokenizerConfig: Record<string, unknown>;
+}
+
+export class TextTokenizer {
+  readonly bosTokenId: number | null;
+  readonly bosToken: string | null;
+  readonly eosToken: string | null;
+  private readonly tok: Tokenizer;
+  private readonly addBos: boolean | null;
+  /** Ids below this bound that have a token string; ids without one are vocabulary padding. */
+  private readonly known: Set<number>;
+
+  constructor(files: TokenizerFiles) {
+    const tj = files.tokenizer;
+    if (typeof tj !== "object" || tj === null || !("model" in tj)) {
+      throw new Error("tokenizer.json: not a Hugging Face tokenizer (no \"model\" key)");
+    }
+    const cfg = files.tokenizerConfig;
+    this.tok = new Tokenizer(tj, cfg);
+    this.bosToken = specialTokenString(cfg["bos_token"]);
+    this.eosToken = specialTokenString(cfg["eos_token"]);
+    this.bosTokenId = this.bosToken === null ? null : (this.tok.token_to_id(this.bosToken) ?? null);
+    this.addBos = typeof cfg["add_bos_token"] === "boolean" ? (cfg["add_bos_token"] as boolean) : null;
+    if (this.addBos && this.bosTokenId === null) {
+      throw new Error(`tokenizer_config.json: add_bos_token is true but bos_token ${JSON.stringify(this.bosToken)} is not in the vocabulary`);
+    }
+    this.known = new Set(this.tok.get_vocab(true).values());
+  }
+
+  /** Encodes text; `addSpecialTokens` false gives the bare ids (for chat templates that write BOS themselves). */
+  encode(text: string, addSpecialTokens = true): number[] {
+    if (!addSpecialTokens || this.addBos !== null) {
+      const ids = this.tok.encode(text, { add_special_tokens: false }).ids;
+      return addSpecialTokens && this.addBos ? [this.bosTokenId as number, ...ids] : ids;
+    }
+    return this.tok.encode(text).ids;
+  }
+
+  decode(ids: readonly number[], skipSpecialTokens = false): string {
+    // The library refuses an empty list; an empty continuation is simply empty text.
+    if (ids.length === 0) return "";
+    return this.tok.decode([...ids], { skip_special_tokens: skipSpecialTokens });
+  }
+
+  /** The token string of an id, or undefined for vocabulary padding rows. */
+  tokenString(id: number): string | undefined {
+    return this.tok.id_to_token(id);
+  }
+
+  /** True when no text maps to `id`: such rows of the embedding table must never be sampled. */
+  isPadding(id: number): boolean {
+    return !this.known.has(id);
+  }
+
+  /** Number of ids that have a token string (regular + added tokens). */
+  get size(): number {
+    return this.known.size;
+  }
+}
+
+/** tokenizer_config.json writes special tokens either as strings or as AddedToken objects. */
+function specialTokenString(v: unknown): string | null {
+  if (typeof v === "string") return v;
+  if (typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string") {
+    return (v as { content: string }).content;
+  }
+  return null;
+}

@@ -1,0 +1,109 @@
+// The CLI run as a child process, the way a user runs it (from the built dist/, as `npx mobilellm` does).
+import { describe, expect, it } from "vitest";
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { loadModel } from "../src/api.js";
+
+const run = promisify(execFile);
+const CLI = "dist/src/cli/main.js";
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 64 << 20 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe("mobilellm CLI", () => {
+  it("generate continues a prompt with the bundled model", async () => {
+    const r = await cli("generate", "--prompt", "ROMEO:\n", "-n", "20");
+    expect(r.code).toBe(0);
+    expect(r.stdout.startsWith("ROMEO:\n")).toBe(true);
+    expect(r.stdout.length).toBeGreaterThan("ROMEO:\n".length + 20);
+  });
+
+  it("generate is greedy: its tokens are the argmax of logits at each step", async () => {
+    const m = await loadModel(undefined, { contextLength: 64 });
+    const g = m.generate("KING:", { maxNewTokens: 5 });
+    const ids = m.encode("KING:");
+    for (const t of g.tokens) {
+      const logits = m.logits(ids)[0];
+      let best = 0;
+      for (let i = 1; i < 1013; i++) if (logits[i] > logits[best]) best = i;
+      expect(t).toBe(best);
+      ids.push(t);
+    }
+    const r = await cli("generate", "--prompt", "KING:", "-n", "5");
+    expect(r.stdout.trim()).toBe(("KING:" + g.text).trim());
+  });
+
+  it("logits prints {tokens, shape, logits} for the last position, or every position with --all", async () => {
+    const last = JSON.parse((await cli("logits", "--tokens", "1000,872,266")).stdout) as { tokens: number[]; shape: number[]; logits: number[][] };
+    expect(last.tokens).toEqual([1000, 872, 266]);
+    expect(last.shape).toEqual([1, 1024]);
+    expect(last.logits).toHaveLength(1);
+    const all = JSON.parse((await cli("logits", "--tokens", "1000,872,266", "--all", "--backend", "reference")).stdout) as typeof last;
+    expect(all.shape).toEqual([3, 1024]);
+    expect(all.logits[2]).toEqual(last.logits[0]);
+    const m = await loadModel(undefined, { contextLength: 8 });
+    expect(last.logits[0]).toEqual(Array.from(m.logits([1000, 872, 266])[0]));
+    const byPrompt = JSON.parse((await cli("logits", "--prompt", "ROMEO:")).stdout) as typeof last;
+    expect(byPrompt.tokens).toEqual(m.encode("ROMEO:"));
+  });
+
+  it("perplexity follows the chunking protocol and prints JSON", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ppl-"));
+    const file = join(dir, "t.txt");
+    writeFileSync(file, "ROMEO:\nWhat light through yonder window breaks? It is the east.\n".repeat(3));
+    const r = JSON.parse((await cli("perplexity", "--file", file, "--ctx", "16", "--json")).stdout) as { tokens: number; nll: number; perplexity: number };
+    const m = await loadModel(undefined, { contextLength: 17 });
+    const n = m.encode("ROMEO:\nWhat light through yonder window breaks? It is the east.\n".repeat(3)).length;
+    expect(r.tokens).toBe(n - 1); // every id but the first is predicted exactly once
+    expect(r.perplexity).toBeCloseTo(Math.exp(r.nll), 9);
+    expect(r).toEqual(m.perplexity("ROMEO:\nWhat light through yonder window breaks? It is the east.\n".repeat(3), 16));
+    const text = await cli("perplexity", "--file", file, "--ctx", "16");
+    expect(text.stdout).toMatch(/^tokens \d+\nnll [\d.]+\nperplexity [\d.]+\n$/);
+  });
+
+  it("info gives the parameter count of the model card and the layer map", async () => {
+    const r = await cli("info");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("6,230,080"); // the model card's count
+    expect(r.stdout).toContain("GSSSGG");
+    const pro = await cli("info", "--preset", "mobilellm-pro");
+    expect(pro.stdout).toContain("1,084,453,120");
+    expect(pro.stdout).toContain("GSSSGSSSGSSSGSSSGSSSGSSSGSSSGG");
+    expect(pro.stdout).toMatch(/defaults .*rope_theta/);
+  });
+
+  it.each([
+    [["generate", "--bogus"], 2, /Unknown option '--bogus'/],
+    [["generate"], 2, /--prompt is required/],
+    [["generate", "--prompt", "x", "-n", "zero"], 2, /-n must be an integer/],
+    [["logits", "--tokens", "1,2", "--backend", "gpu"], 2, /--backend must be one of/],
+    [["frobnicate"], 2, /unknown command "frobnicate"/],
+    [["generate", "--model", "/no/such/dir", "--prompt", "x"], 1, /does not exist/],
+    [["logits", "--tokens", "1000,5000"], 1, /token id 5000 is outside the vocabulary/],
+    [["generate", "--prompt", ""], 1, /the prompt is empty/],
+    [["perplexity", "--file", "/no/such/file"], 1, /cannot read \/no\/such\/file: ENOENT/],
+  ])("%j fails with exit code %i and one clear line", async (args, code, message) => {
+    const r = await cli(...args);
+    expect(r.code).toBe(code);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("every command has --help", async () => {
+    for (const c of ["generate", "logits", "perplexity", "info"]) {
+      const r = await cli(c, "--help");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`mobilellm ${c}`);
+    }
+  });
+});

@@ -1,0 +1,84 @@
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { ConfigError, MOBILELLM_PRO_CONFIG_JSON, mobilellmPro, parameterCount, parseConfig } from "../../src/model/config.js";
+
+const tiny = JSON.parse(readFileSync("models/shakespeare-tiny/config.json", "utf8")) as Record<string, unknown>;
+const withKey = (patch: Record<string, unknown>) => ({ ...tiny, ...patch });
+const without = (key: string) => Object.fromEntries(Object.entries(tiny).filter(([k]) => k !== key));
+
+describe("config.json parsing", () => {
+  it("reads the bundled model's config with no defaults needed", () => {
+    const c = parseConfig(tiny);
+    expect(c).toMatchObject({ hiddenSize: 320, numLayers: 6, numHeads: 5, numKvHeads: 1, headDim: 64, intermediateSize: 768, vocabSize: 1024, slidingWindow: 64, ropeTheta: 10000, rmsNormEps: 1e-5, useQkNorm: false, tieWordEmbeddings: true });
+    expect(c.layerTypes.map((t) => t[0]).join("")).toBe("fsssff");
+    expect(c.eosTokenIds).toEqual([1001, 1007, 1008]);
+    expect(c.defaulted).toEqual(["attn_temperature_tuning", "floor_scale"]);
+  });
+
+  it("takes the documented defaults for absent keys and records them", () => {
+    const c = parseConfig(Object.fromEntries(Object.entries(tiny).filter(([k]) => !["rope_theta", "rms_norm_eps", "use_qk_norm", "no_rope_layers", "tie_word_embeddings"].includes(k))));
+    expect(c.ropeTheta).toBe(500000);
+    expect(c.rmsNormEps).toBe(1e-5);
+    expect(c.useQkNorm).toBe(false);
+    expect(c.useRope.every((u) => u)).toBe(true);
+    expect(c.tieWordEmbeddings).toBe(true);
+    expect(c.defaulted).toEqual(expect.arrayContaining(["rope_theta", "rms_norm_eps", "use_qk_norm", "no_rope_layers", "tie_word_embeddings"]));
+  });
+
+  it("reads NoPE layers, temperature tuning and llama3 rope scaling", () => {
+    const c = parseConfig(
+      withKey({
+        no_rope_layers: [1, 1, 1, 0, 1, 1],
+        attn_temperature_tuning: true,
+        floor_scale: 16,
+        rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+      }),
+    );
+    expect(c.useRope).toEqual([true, true, true, false, true, true]);
+    expect(c.attnTemperatureTuning).toBe(true);
+    expect(c.floorScale).toBe(16);
+    expect(c.ropeScaling).toEqual({ type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 });
+  });
+
+  it.each([
+    [{ num_key_value_heads: 2 }, /not divisible by num_key_value_heads/],
+    [{ layer_types: ["full_attention"] }, /"layer_types" has 1 entries but num_hidden_layers is 6/],
+    [{ layer_types: ["full_attention", "chunked_attention", "full_attention", "full_attention", "full_attention", "full_attention"] }, /layer_types\[1\] is "chunked_attention"/],
+    [{ hidden_size: 0 }, /"hidden_size" must be a positive integer/],
+    [{ intermediate_size_mlp: -5 }, /"intermediate_size_mlp" must be a positive integer/],
+    [{ vocab_size: 10.5 }, /"vocab_size" must be a positive integer/],
+    [{ rope_scaling: { rope_type: "yarn", factor: 4 } }, /rope_scaling type "yarn" is not supported/],
+    [{ sliding_window: null }, /"sliding_window" is missing/],
+    [{ no_rope_layers: [1, 1] }, /"no_rope_layers" must be an array of 6 entries/],
+    [{ use_qk_norm: "yes" }, /"use_qk_norm" must be true or false/],
+  ])("rejects an inconsistent config %j", (patch, message) => {
+    expect(() => parseConfig(withKey(patch))).toThrow(ConfigError);
+    expect(() => parseConfig(withKey(patch))).toThrow(message);
+  });
+
+  it("names a missing required key", () => {
+    expect(() => parseConfig(without("num_hidden_layers"))).toThrow(/missing required key "num_hidden_layers"/);
+    expect(() => parseConfig([1, 2])).toThrow(/expected a JSON object/);
+  });
+});
+
+describe("the mobilellm-pro preset", () => {
+  it("is the published architecture", () => {
+    const c = mobilellmPro;
+    expect(c).toMatchObject({ numLayers: 30, hiddenSize: 1280, intermediateSize: 6144, numHeads: 20, numKvHeads: 4, headDim: 64, vocabSize: 202048, slidingWindow: 512, maxPositions: 131072, bosTokenId: 200000, padTokenId: 200018 });
+    const global = c.layerTypes.flatMap((t, i) => (t === "full_attention" ? [i] : []));
+    expect(global).toEqual([0, 4, 8, 12, 16, 20, 24, 28, 29]);
+    expect(MOBILELLM_PRO_CONFIG_JSON.layer_types).toHaveLength(30);
+  });
+
+  it("has 1,084,453,120 parameters, the published count", () => {
+    // 202048*1280 + 30*(2*1280*1280 + 2*1280*256 + 3*1280*6144 + 2*1280) + 1280, worked out independently:
+    const expected = 202048 * 1280 + 30 * (2 * 1280 * 1280 + 2 * 1280 * 256 + 3 * 1280 * 6144 + 2 * 1280) + 1280;
+    expect(expected).toBe(1_084_453_120);
+    expect(parameterCount(mobilellmPro).total).toBe(1_084_453_120);
+  });
+
+  it("reports as defaults the values the published config does not show", () => {
+    expect(mobilellmPro.defaulted).toEqual(expect.arrayContaining(["rope_theta", "rms_norm_eps", "use_qk_norm", "no_rope_layers"]));
+  });
+});
