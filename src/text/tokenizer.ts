@@ -35,7 +35,9 @@ export class TextTokenizer {
     if (this.addBos && this.bosTokenId === null) {
       throw new Error(`tokenizer_config.json: add_bos_token is true but bos_token ${JSON.stringify(this.bosToken)} is not in the vocabulary`);
     }
-    this.known = new Set(this.tok.get_vocab(true).values());
+    // get_vocab() reports a gap in the ids as one entry for the gap's last id; only ids with a token
+    // string are real.
+    this.known = new Set([...this.tok.get_vocab(true).values()].filter((id) => this.tok.id_to_token(id) !== undefined));
   }
 
   /** Encodes text; `addSpecialTokens` false gives the bare ids (for chat templates that write BOS themselves). */

@@ -38,6 +38,14 @@ describe("tokenizer", () => {
     expect(tok.size).toBe(1013);
   });
 
+  it("treats every id of a gap in the ids as padding", () => {
+    const json = JSON.parse(JSON.stringify(tokenizerJson)) as { added_tokens: Array<{ id: number; content: string }> };
+    json.added_tokens.find((t) => t.content === "<|finetune_right_pad|>")!.id = 1020;
+    const t = new TextTokenizer({ tokenizer: json, tokenizerConfig });
+    for (let id = 1012; id < 1020; id++) expect(t.isPadding(id)).toBe(true);
+    expect(t.isPadding(1020)).toBe(false);
+  });
+
   it("rejects a file that is not a tokenizer", () => {
     expect(() => new TextTokenizer({ tokenizer: { version: "1.0" }, tokenizerConfig: {} })).toThrow(/not a Hugging Face tokenizer/);
   });
