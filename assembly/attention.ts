@@ -1,0 +1,314 @@
+// Attention over the int8 KV cache, and the quantizer that fills it. Layouts (cache, state) are
+// documented once, at the types in src/kernels/attention.ts; this file only follows them.
+import { madd, hsum, hmax, exp4 } from "./simd-util";
+
+/** Keys scored per pass; the state's scratch holds one CHUNK-long row of scores per query head.
+ * Must equal ATTENTION_CHUNK in src/kernels/attention.ts, which sizes that scratch. */
+const CHUNK: i32 = 64;
+/** Query heads handled together so each key row is widened to f32 once for all of them (GQA group). */
+const TILE: i32 = 5;
+
+/**
+ * Quantizes one token's K (or V), f32 [kvHeads][headDim], into cache slot `slot`: per KV head,
+ * scale = max|x| / 127 and q = clamp(roundHalfEven(x / scale), -127, 127); a zero head stores scale 0
+ * and zeros. data is [kvHeads][slots][headDim] i8, scales [kvHeads][slots] f32. headDim % 16 == 0.
+ */
+export function kvQuantize(
+  src: usize, kvHeads: i32, headDim: i32, data: usize, scales: usize, slots: i32, slot: i32,
+): void {
+  const headBytes = <usize>headDim << 2;
+  const lim = f32x4.splat(127.0);
+  const nlim = f32x4.splat(-127.0);
+  for (let h = 0; h < kvHeads; h++) {
+    const x = src + <usize>h * headBytes;
+    const row = <usize>h * <usize>slots + <usize>slot;
+    const dst = data + row * <usize>headDim;
+    let m = f32x4.splat(0);
+    for (let d: usize = 0; d < headBytes; d += 16) m = f32x4.pmax(m, f32x4.abs(v128.load(x + d)));
+    const scale: f32 = hmax(m) / 127.0;
+    store<f32>(scales + (row << 2), scale);
+    if (scale == 0) {
+      for (let d = 0; d < headDim; d += 16) v128.store(dst + <usize>d, i32x4.splat(0));
+      continue;
+    }
+    const sv = f32x4.splat(scale);
+    for (let d = 0; d < headDim; d += 16) {
+      const p = x + (<usize>d << 2);
+      const q0 = quantize4(v128.load(p), sv, lim, nlim);
+      const q1 = quantize4(v128.load(p, 16), sv, lim, nlim);
+      const q2 = quantize4(v128.load(p, 32), sv, lim, nlim);
+      const q3 = quantize4(v128.load(p, 48), sv, lim, nlim);
+      v128.store(dst + <usize>d, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function quantize4(x: v128, scale: v128, lim: v128, nlim: v128): v128 {
+  const r = f32x4.nearest(f32x4.div(x, scale));
+  return i32x4.trunc_sat_f32x4_s(f32x4.pmin(f32x4.pmax(r, nlim), lim));
+}
+
+/** Floats of one query head's record in the state: m, l, two pad lanes, acc[headDim]. */
+// @ts-ignore: decorator
+@inline function recordFloats(headDim: i32): i32 {
+  return 4 + headDim;
+}
+
+/** Sets every query head's record to the empty state (m = -inf, l = 0, acc = 0). */
+export function attnReset(state: usize, nq: i32, headDim: i32): void {
+  const rec = <usize>recordFloats(headDim) << 2;
+  for (let h = 0; h < nq; h++) {
+    const p = state + <usize>h * rec;
+    store<f32>(p, -Infinity);
+    store<f32>(p, 0, 4);
+    store<f32>(p, 0, 8);
+    store<f32>(p, 0, 12);
+    for (let d: usize = 16; d < rec; d += 16) v128.store(p + d, f32x4.splat(0));
+  }
+}
+
+/** out[h] = acc[h] / l[h] for the nq query heads, out f32 [nq][headDim]; a head that saw no key gives 0. */
+export function attnFinalize(state: usize, nq: i32, headDim: i32, out: usize): void {
+  const rec = <usize>recordFloats(headDim) << 2;
+  const headBytes = <usize>headDim << 2;
+  for (let h = 0; h < nq; h++) {
+    const p = state + <usize>h * rec;
+    const o = out + <usize>h * headBytes;
+    const l = load<f32>(p, 4);
+    if (l > 0) {
+      const lv = f32x4.splat(l);
+      for (let d: usize = 0; d < headBytes; d += 16) v128.store(o + d, f32x4.div(v128.load(p + 16 + d), lv));
+    } else {
+      for (let d: usize = 0; d < headBytes; d += 16) v128.store(o + d, f32x4.splat(0));
+    }
+  }
+}
+
+/**
+ * Folds cache slots [slot0, slot0 + n) of ONE KV head into the online-softmax state of its nq query
+ * heads: scores s = (q · k_j) · kScale_j · scaleFactor, then m, l, acc updated as in flash attention.
+ * k and v point at this head's [slots][headDim] i8 block, kScales / vScales at its [slots] f32 row.
+ * q is f32 [nq][headDim]. Calls over disjoint ranges combine exactly (up to float rounding).
+ */
+export function attnAccumulate(
+  q: usize, nq: i32, headDim: i32,
+  k: usize, kScales: usize, v: usize, vScales: usize,
+  slot0: i32, n: i32, scaleFactor: f32, state: usize,
+): void {
+  const rec = <usize>recordFloats(headDim) << 2;
+  const rowBytes = <usize>CHUNK << 2;
+  const scores = state + <usize>nq * rec;
+  // Sinks for the heads that pad the last tile to TILE: a score row nobody reads, an all-zero weight
+  // row, and an accumulator nobody reads. They keep padded heads from aliasing real ones.
+  const sinkScores = scores + <usize>nq * rowBytes;
+  const zeroWeights = sinkScores + rowBytes;
+  const sinkAcc = zeroWeights + rowBytes;
+  for (let j: usize = 0; j < rowBytes; j += 16) v128.store(zeroWeights + j, f32x4.splat(0));
+
+  const headBytes = <usize>headDim << 2;
+  for (let c0 = 0; c0 < n; c0 += CHUNK) {
+    const cn = min(CHUNK, n - c0);
+    const s0 = <usize>(slot0 + c0);
+    const kc = k + s0 * <usize>headDim;
+    const vc = v + s0 * <usize>headDim;
+    for (let h0 = 0; h0 < nq; h0 += TILE) {
+      scoreTile(q, h0, nq, headBytes, kc, kScales + (s0 << 2), cn, headDim, scaleFactor, scores, sinkScores);
+    }
+    for (let h = 0; h < nq; h++) {
+      softmaxUpdate(state + <usize>h * rec, scores + <usize>h * rowBytes, vScales + (s0 << 2), cn, headDim);
+    }
+    for (let h0 = 0; h0 < nq; h0 += TILE) {
+      valueTile(h0, nq, rec, state, vc, cn, headDim, scores, zeroWeights, sinkAcc);
+    }
+  }
+}
+
+/** Scores of keys [0, cn) of the chunk for query heads h0 .. h0+4 (heads >= nq write to the sink). */
+function scoreTile(
+  q: usize, h0: i32, nq: i32, headBytes: usize, k: usize, kScales: usize, cn: i32, headDim: i32,
+  scaleFactor: f32, scores: usize, sink: usize,
+): void {
+  const last = nq - 1;
+  const rowBytes = <usize>CHUNK << 2;
+  const q0 = q + <usize>min(h0, last) * headBytes;
+  const q1 = q + <usize>min(h0 + 1, last) * headBytes;
+  const q2 = q + <usize>min(h0 + 2, last) * headBytes;
+  const q3 = q + <usize>min(h0 + 3, last) * headBytes;
+  const q4 = q + <usize>min(h0 + 4, last) * headBytes;
+  let o0 = scores + <usize>h0 * rowBytes;
+  let o1 = h0 + 1 < nq ? o0 + rowBytes : sink;
+  let o2 = h0 + 2 < nq ? o0 + 2 * rowBytes : sink;
+  let o3 = h0 + 3 < nq ? o0 + 3 * rowBytes : sink;
+  let o4 = h0 + 4 < nq ? o0 + 4 * rowBytes : sink;
+  const fence = sink;
+  let krow = k;
+  let ks = kScales;
+  const kEnd = k + <usize>cn * <usize>headDim;
+  while (krow < kEnd) {
+    let a0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0);
+    let a3 = f32x4.splat(0);
+    let a4 = f32x4.splat(0);
+    // Loop-carried pointers: Binaryen would otherwise sink the per-head address arithmetic (min, select,
+    // multiply) into the loop body, and V8 recomputes it every iteration.
+    let p0 = q0, p1 = q1, p2 = q2, p3 = q3, p4 = q4;
+    const rowEnd = krow + <usize>headDim;
+    for (let kp = krow; kp < rowEnd; kp += 16) {
+      const kv = v128.load(kp);
+      const lo = i16x8.extend_low_i8x16_s(kv);
+      const hi = i16x8.extend_high_i8x16_s(kv);
+      const k0 = f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo));
+      const k1 = f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo));
+      const k2 = f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi));
+      const k3 = f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi));
+      // The stores to `fence` are never read. V8 keeps wasm loads in program order relative to stores,
+      // so they stop it from issuing all 20 q loads up front and spilling half of them (measured 1.3x).
+      a0 = dot16(p0, k0, k1, k2, k3, a0);
+      v128.store(fence, a0);
+      a1 = dot16(p1, k0, k1, k2, k3, a1);
+      v128.store(fence, a1);
+      a2 = dot16(p2, k0, k1, k2, k3, a2);
+      v128.store(fence, a2);
+      a3 = dot16(p3, k0, k1, k2, k3, a3);
+      v128.store(fence, a3);
+      a4 = dot16(p4, k0, k1, k2, k3, a4);
+      p0 += 64; p1 += 64; p2 += 64; p3 += 64; p4 += 64;
+    }
+    const f: f32 = load<f32>(ks) * scaleFactor;
+    store<f32>(o0, hsum(a0) * f);
+    store<f32>(o1, hsum(a1) * f);
+    store<f32>(o2, hsum(a2) * f);
+    store<f32>(o3, hsum(a3) * f);
+    store<f32>(o4, hsum(a4) * f);
+    o0 += 4; o1 += 4; o2 += 4; o3 += 4; o4 += 4;
+    ks += 4;
+    krow = rowEnd;
+  }
+}
+
+/** acc + q[0..16) · (k0 | k1 | k2 | k3), one chain per head: with FMA that is four fused ops. */
+// @ts-ignore: decorator
+@inline function dot16(q: usize, k0: v128, k1: v128, k2: v128, k3: v128, acc: v128): v128 {
+  acc = madd(v128.load(q), k0, acc);
+  acc = madd(v128.load(q, 16), k1, acc);
+  acc = madd(v128.load(q, 32), k2, acc);
+  return madd(v128.load(q, 48), k3, acc);
+}
+
+/**
+ * One head's online-softmax step over a chunk: m' = max(m, max s), rescale l and acc by e^(m - m'),
+ * add Σ e^(s - m'), and overwrite the score row with the value weights e^(s - m') · vScale_j.
+ */
+// @ts-ignore: decorator
+@inline function softmaxUpdate(rec: usize, row: usize, vScales: usize, cn: i32, headDim: i32): void {
+  const end = <usize>cn << 2;
+  const quadEnd = <usize>(cn & ~3) << 2;
+  let mv = f32x4.splat(-Infinity);
+  let j: usize = 0;
+  for (; j < quadEnd; j += 16) mv = f32x4.pmax(mv, v128.load(row + j));
+  let cmax = hmax(mv);
+  for (; j < end; j += 4) cmax = max<f32>(cmax, load<f32>(row + j));
+
+  const m = load<f32>(rec);
+  const mNew = max<f32>(m, cmax);
+  const mSplat = f32x4.splat(mNew);
+  let sv = f32x4.splat(0);
+  j = 0;
+  for (; j < quadEnd; j += 16) {
+    const p = exp4(f32x4.sub(v128.load(row + j), mSplat));
+    sv = f32x4.add(sv, p);
+    v128.store(row + j, f32x4.mul(p, v128.load(vScales + j)));
+  }
+  let sum = hsum(sv);
+  for (; j < end; j += 4) {
+    const p = f32x4.extract_lane(exp4(f32x4.splat(load<f32>(row + j) - mNew)), 0);
+    sum += p;
+    store<f32>(row + j, p * load<f32>(vScales + j));
+  }
+
+  // An empty record (m = -inf) has l = 0 and acc = 0: nothing to rescale, and e^(-inf) must be exactly 0.
+  if (m == -Infinity) {
+    store<f32>(rec, mNew);
+    store<f32>(rec, sum, 4);
+    return;
+  }
+  const alpha = f32x4.extract_lane(exp4(f32x4.splat(m - mNew)), 0);
+  store<f32>(rec, mNew);
+  store<f32>(rec, load<f32>(rec, 4) * alpha + sum, 4);
+  if (alpha != 1) {
+    const av = f32x4.splat(alpha);
+    const accEnd = <usize>(headDim + 4) << 2;
+    for (let d: usize = 16; d < accEnd; d += 16) v128.store(rec + d, f32x4.mul(v128.load(rec + d), av));
+  }
+}
+
+/**
+ * acc[h] += Σ_j w[h][j] · v_j for query heads h0 .. h0+4 of the tile, 8 dims at a time so the ten
+ * accumulators stay in registers while the chunk's keys stream by. Padded heads read the zero row and
+ * write the sink accumulator.
+ */
+function valueTile(
+  h0: i32, nq: i32, rec: usize, state: usize, v: usize, cn: i32, headDim: i32,
+  weights: usize, zeroWeights: usize, sinkAcc: usize,
+): void {
+  const rowBytes = <usize>CHUNK << 2;
+  const w0 = weights + <usize>h0 * rowBytes;
+  const w1 = h0 + 1 < nq ? w0 + rowBytes : zeroWeights;
+  const w2 = h0 + 2 < nq ? w0 + 2 * rowBytes : zeroWeights;
+  const w3 = h0 + 3 < nq ? w0 + 3 * rowBytes : zeroWeights;
+  const w4 = h0 + 4 < nq ? w0 + 4 * rowBytes : zeroWeights;
+  // Records start with m, l and two pad lanes: acc is 16 bytes in.
+  let c0 = state + <usize>h0 * rec + 16;
+  let c1 = h0 + 1 < nq ? c0 + rec : sinkAcc;
+  let c2 = h0 + 2 < nq ? c0 + 2 * rec : sinkAcc;
+  let c3 = h0 + 3 < nq ? c0 + 3 * rec : sinkAcc;
+  let c4 = h0 + 4 < nq ? c0 + 4 * rec : sinkAcc;
+  const stride = <usize>headDim;
+  const wEnd = w0 + (<usize>cn << 2);
+  for (let d = 0; d < headDim; d += 8) {
+    let r00 = f32x4.splat(0), r01 = f32x4.splat(0);
+    let r10 = f32x4.splat(0), r11 = f32x4.splat(0);
+    let r20 = f32x4.splat(0), r21 = f32x4.splat(0);
+    let r30 = f32x4.splat(0), r31 = f32x4.splat(0);
+    let r40 = f32x4.splat(0), r41 = f32x4.splat(0);
+    // Loop-carried pointers keep the per-head address selection out of the loop body.
+    let p = v + <usize>d;
+    let p0 = w0, p1 = w1, p2 = w2, p3 = w3, p4 = w4;
+    while (p0 < wEnd) {
+      const x = v128.load8x8_s(p);
+      const x0 = f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(x));
+      const x1 = f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(x));
+      let w = v128.load32_splat(p0);
+      r00 = madd(w, x0, r00);
+      r01 = madd(w, x1, r01);
+      w = v128.load32_splat(p1);
+      r10 = madd(w, x0, r10);
+      r11 = madd(w, x1, r11);
+      w = v128.load32_splat(p2);
+      r20 = madd(w, x0, r20);
+      r21 = madd(w, x1, r21);
+      w = v128.load32_splat(p3);
+      r30 = madd(w, x0, r30);
+      r31 = madd(w, x1, r31);
+      w = v128.load32_splat(p4);
+      r40 = madd(w, x0, r40);
+      r41 = madd(w, x1, r41);
+      p += stride;
+      p0 += 4; p1 += 4; p2 += 4; p3 += 4; p4 += 4;
+    }
+    addTo(c0, r00, r01);
+    addTo(c1, r10, r11);
+    addTo(c2, r20, r21);
+    addTo(c3, r30, r31);
+    addTo(c4, r40, r41);
+    c0 += 32; c1 += 32; c2 += 32; c3 += 32; c4 += 32;
+  }
+}
+
+// @ts-ignore: decorator
+@inline function addTo(p: usize, a: v128, b: v128): void {
+  v128.store(p, f32x4.add(v128.load(p), a));
+  v128.store(p, f32x4.add(v128.load(p, 16), b), 16);
+}

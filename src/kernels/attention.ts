@@ -1,0 +1,312 @@
+// Attention over the int8 KV cache: the layouts, the scalar TypeScript twins, and typed wrappers around
+// the Wasm kernels of assembly/attention.ts.
+//
+// Quantization agrees exactly with the kernel (same f32 division, round half to even, clamp).
+// Attention: the twin keeps float64 inside a call and rounds the state to f32 at the end; it mirrors the
+// kernel's f32 rounding of each score s = f32(f32(q·k) · f32(kScale · scaleFactor)), so integer-valued
+// queries give bit-identical scores. Finalized outputs agree within
+//   |kernel - twin| <= max|v| · (1e-5 + 4e-6 · E),   E = max_j |scaleFactor · kScale_j| · Σ_i |q_i k_ji|
+// (E bounds the score magnitude; the f32 dot product can be off by ~headDim·2^-24·E, and a score error
+// δ moves the softmax-weighted mean by at most ~2δ·max|v|).
+import type { KernelExports, WasmKernels } from "./wasm.js";
+import { requireCount, requireRegion } from "./elementwise.js";
+
+/** The raw exports of assembly/attention.ts (pointers are byte offsets into the Wasm memory). */
+export interface AttentionExports extends KernelExports {
+  kvQuantize(src: number, kvHeads: number, headDim: number, data: number, scales: number, slots: number, slot: number): void;
+  attnReset(state: number, nq: number, headDim: number): void;
+  attnFinalize(state: number, nq: number, headDim: number, out: number): void;
+  attnAccumulate(
+    q: number, nq: number, headDim: number, k: number, kScales: number, v: number, vScales: number,
+    slot0: number, n: number, scaleFactor: number, state: number,
+  ): void;
+}
+
+/**
+ * One layer's int8 KV cache.
+ *
+ *   kData, vData     i8  [kvHeads][slots][headDim]   q = clamp(roundHalfEven(x / scale), -127, 127)
+ *   kScales, vScales f32 [kvHeads][slots]            scale = max|x| / 127 over that head's headDim values
+ *
+ * One KV head's keys are one contiguous stream of slots·headDim bytes, which is what attention reads.
+ * The caller picks the slot: global layers use slot = position, sliding layers a ring, slot = position %
+ * window. Dequantized value: x ≈ q · scale; an all-zero head has scale 0 and q = 0.
+ */
+export interface KvCacheShape {
+  kvHeads: number;
+  headDim: number;
+  slots: number;
+}
+
+/** A KvCacheShape living in Wasm memory; the four fields are byte addresses. */
+export interface KvCacheLayer extends KvCacheShape {
+  kData: number;
+  kScales: number;
+  vData: number;
+  vScales: number;
+}
+
+/** The same layout in plain typed arrays, for the twins. */
+export interface KvCacheLayerArrays extends KvCacheShape {
+  kData: Int8Array;
+  kScales: Float32Array;
+  vData: Int8Array;
+  vScales: Float32Array;
+}
+
+export type KvPart = "k" | "v";
+
+/**
+ * Online-softmax state of nq query heads (one GQA group) for the kernel, f32:
+ *
+ *   records  [nq][4 + headDim]   per head: m (running max score), l (running Σ e^(s - m)), 0, 0,
+ *                                acc[headDim] (running Σ e^(s - m) · v)
+ *   scratch  (nq + 2)·64 + headDim floats the kernel uses while it runs (no allocation inside Wasm)
+ *
+ * Empty state: m = -inf, l = 0, acc = 0. The result is acc / l. The twin only reads the records.
+ */
+export const ATTENTION_CHUNK = 64;
+
+export function attentionRecordFloats(headDim: number): number {
+  return 4 + headDim;
+}
+
+export function attentionStateFloats(nq: number, headDim: number): number {
+  return nq * attentionRecordFloats(headDim) + (nq + 2) * ATTENTION_CHUNK + headDim;
+}
+
+export function attentionStateBytes(nq: number, headDim: number): number {
+  return 4 * attentionStateFloats(nq, headDim);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Validation
+
+function checkHeadDim(fn: string, headDim: number): void {
+  if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 16 !== 0) {
+    throw new RangeError(`${fn}: headDim must be a positive multiple of 16 (one i8x16 vector), got ${headDim}`);
+  }
+}
+
+function checkShape(fn: string, shape: KvCacheShape): void {
+  checkHeadDim(fn, shape.headDim);
+  requireCount(fn, "kvHeads", shape.kvHeads, 1);
+  requireCount(fn, "slots", shape.slots, 1);
+}
+
+function checkSlot(fn: string, shape: KvCacheShape, slot: number): void {
+  requireCount(fn, "slot", slot);
+  if (slot >= shape.slots) throw new RangeError(`${fn}: slot ${slot} is outside the cache's ${shape.slots} slots`);
+}
+
+function checkRange(fn: string, shape: KvCacheShape, kvHead: number, nq: number, slot0: number, n: number, scaleFactor: number): void {
+  checkShape(fn, shape);
+  requireCount(fn, "nq", nq, 1);
+  requireCount(fn, "kvHead", kvHead);
+  if (kvHead >= shape.kvHeads) throw new RangeError(`${fn}: kvHead ${kvHead} is outside 0..${shape.kvHeads - 1}`);
+  requireCount(fn, "slot0", slot0);
+  requireCount(fn, "n", n);
+  if (slot0 + n > shape.slots) {
+    throw new RangeError(
+      `${fn}: slots [${slot0}, ${slot0 + n}) run past the cache's ${shape.slots} slots (split a wrapped ring range in two calls)`,
+    );
+  }
+  if (!Number.isFinite(scaleFactor)) throw new RangeError(`${fn}: scaleFactor must be finite, got ${scaleFactor}`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Allocation helpers
+
+export function allocKvCacheLayer(wasm: WasmKernels, shape: KvCacheShape): KvCacheLayer {
+  checkShape("allocKvCacheLayer", shape);
+  const { kvHeads, headDim, slots } = shape;
+  const dataBytes = kvHeads * slots * headDim;
+  const scaleBytes = kvHeads * slots * 4;
+  return {
+    kvHeads, headDim, slots,
+    kData: wasm.alloc(dataBytes),
+    kScales: wasm.alloc(scaleBytes),
+    vData: wasm.alloc(dataBytes),
+    vScales: wasm.alloc(scaleBytes),
+  };
+}
+
+export function kvCacheLayerArrays(shape: KvCacheShape): KvCacheLayerArrays {
+  checkShape("kvCacheLayerArrays", shape);
+  const { kvHeads, headDim, slots } = shape;
+  return {
+    kvHeads, headDim, slots,
+    kData: new Int8Array(kvHeads * slots * headDim),
+    kScales: new Float32Array(kvHeads * slots),
+    vData: new Int8Array(kvHeads * slots * headDim),
+    vScales: new Float32Array(kvHeads * slots),
+  };
+}
+
+/** An attention state in Wasm memory, already reset. */
+export function allocAttentionState(wasm: WasmKernels, nq: number, headDim: number): number {
+  const ptr = wasm.alloc(attentionStateBytes(nq, headDim));
+  attentionReset(wasm, ptr, nq, headDim);
+  return ptr;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// KV quantization
+
+/** Round half to even of a float that is already an exact f32 quotient. */
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/** Twin of kvQuantize: writes one token's K or V (f32 [kvHeads][headDim]) into `slot`. */
+export function kvStoreRef(cache: KvCacheLayerArrays, part: KvPart, src: Float32Array, slot: number): void {
+  const fn = "kvStoreRef";
+  checkShape(fn, cache);
+  checkSlot(fn, cache, slot);
+  const { kvHeads, headDim, slots } = cache;
+  if (src.length < kvHeads * headDim) throw new RangeError(`${fn}: src holds ${src.length} floats, need ${kvHeads * headDim}`);
+  const data = part === "k" ? cache.kData : cache.vData;
+  const scales = part === "k" ? cache.kScales : cache.vScales;
+  for (let h = 0; h < kvHeads; h++) {
+    const x = h * headDim;
+    let m = 0;
+    for (let d = 0; d < headDim; d++) m = Math.max(m, Math.abs(src[x + d]));
+    const scale = Math.fround(m / 127);
+    const row = h * slots + slot;
+    scales[row] = scale;
+    const dst = row * headDim;
+    for (let d = 0; d < headDim; d++) {
+      // f64 division of two f32 values, rounded once to f32, is the correctly rounded f32 quotient.
+      data[dst + d] = scale === 0 ? 0 : Math.min(127, Math.max(-127, roundHalfEven(Math.fround(src[x + d] / scale))));
+    }
+  }
+}
+
+/** Wasm kvQuantize: quantizes the f32 [kvHeads][headDim] at `src` into `slot` of the K or V part. */
+export function kvStore(wasm: WasmKernels, cache: KvCacheLayer, part: KvPart, src: number, slot: number): void {
+  const fn = "kvStore";
+  checkShape(fn, cache);
+  checkSlot(fn, cache, slot);
+  const { kvHeads, headDim, slots } = cache;
+  const data = part === "k" ? cache.kData : cache.vData;
+  const scales = part === "k" ? cache.kScales : cache.vScales;
+  requireRegion(wasm, fn, "src", src, kvHeads * headDim * 4);
+  requireRegion(wasm, fn, `${part}Data`, data, kvHeads * slots * headDim);
+  requireRegion(wasm, fn, `${part}Scales`, scales, kvHeads * slots * 4);
+  (wasm.exports as unknown as AttentionExports).kvQuantize(src, kvHeads, headDim, data, scales, slots, slot);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Attention: reset, accumulate a range of slots, finalize
+
+export function attentionResetRef(state: Float32Array, nq: number, headDim: number): void {
+  const rec = attentionRecordFloats(headDim);
+  if (state.length < nq * rec) throw new RangeError(`attentionResetRef: state holds ${state.length} floats, need ${nq * rec}`);
+  state.fill(0, 0, nq * rec);
+  for (let h = 0; h < nq; h++) state[h * rec] = -Infinity;
+}
+
+/**
+ * Twin of attnAccumulate: folds slots [slot0, slot0 + n) of KV head `kvHead` into the state of the nq
+ * query heads q (f32 [nq][headDim], RoPE applied).
+ */
+export function attentionAccumulateRef(
+  cache: KvCacheLayerArrays, kvHead: number, q: Float32Array, nq: number,
+  slot0: number, n: number, scaleFactor: number, state: Float32Array,
+): void {
+  const fn = "attentionAccumulateRef";
+  checkRange(fn, cache, kvHead, nq, slot0, n, scaleFactor);
+  const { headDim, slots } = cache;
+  const rec = attentionRecordFloats(headDim);
+  if (q.length < nq * headDim) throw new RangeError(`${fn}: q holds ${q.length} floats, need ${nq * headDim}`);
+  if (state.length < nq * rec) throw new RangeError(`${fn}: state holds ${state.length} floats, need ${nq * rec}`);
+  if (n === 0) return;
+  const f = Math.fround;
+  const base = kvHead * slots;
+  const scores = new Float64Array(n);
+  const acc = new Float64Array(headDim);
+  for (let h = 0; h < nq; h++) {
+    const qo = h * headDim;
+    let cmax = -Infinity;
+    for (let j = 0; j < n; j++) {
+      const row = base + slot0 + j;
+      let dot = 0;
+      for (let d = 0; d < headDim; d++) dot += q[qo + d] * cache.kData[row * headDim + d];
+      scores[j] = f(f(dot) * f(cache.kScales[row] * scaleFactor));
+      cmax = Math.max(cmax, scores[j]);
+    }
+    const r = h * rec;
+    const m = state[r];
+    const mNew = Math.max(m, cmax);
+    const alpha = m === -Infinity ? 0 : Math.exp(m - mNew);
+    let sum = 0;
+    for (let d = 0; d < headDim; d++) acc[d] = state[r + 4 + d] * alpha;
+    for (let j = 0; j < n; j++) {
+      const row = base + slot0 + j;
+      const p = Math.exp(f(scores[j] - mNew));
+      sum += p;
+      const w = p * cache.vScales[row];
+      for (let d = 0; d < headDim; d++) acc[d] += w * cache.vData[row * headDim + d];
+    }
+    state[r] = mNew;
+    state[r + 1] = state[r + 1] * alpha + sum;
+    for (let d = 0; d < headDim; d++) state[r + 4 + d] = acc[d];
+  }
+}
+
+/** out (f32 [nq][headDim]) = acc / l per query head; a head that saw no key gives zeros. */
+export function attentionFinalizeRef(state: Float32Array, nq: number, headDim: number, out: Float32Array): void {
+  const rec = attentionRecordFloats(headDim);
+  if (state.length < nq * rec || out.length < nq * headDim) throw new RangeError(`attentionFinalizeRef: arrays too short`);
+  for (let h = 0; h < nq; h++) {
+    const l = state[h * rec + 1];
+    for (let d = 0; d < headDim; d++) out[h * headDim + d] = l > 0 ? state[h * rec + 4 + d] / l : 0;
+  }
+}
+
+function checkState(wasm: WasmKernels, fn: string, state: number, nq: number, headDim: number): void {
+  checkHeadDim(fn, headDim);
+  requireCount(fn, "nq", nq, 1);
+  requireRegion(wasm, fn, "state", state, attentionStateBytes(nq, headDim));
+}
+
+export function attentionReset(wasm: WasmKernels, state: number, nq: number, headDim: number): void {
+  checkState(wasm, "attentionReset", state, nq, headDim);
+  (wasm.exports as unknown as AttentionExports).attnReset(state, nq, headDim);
+}
+
+/**
+ * Wasm attnAccumulate over slots [slot0, slot0 + n) of KV head `kvHead`; q is f32 [nq][headDim] at `q`,
+ * state has attentionStateBytes(nq, headDim) bytes. A wrapped ring range is two calls.
+ */
+export function attentionAccumulate(
+  wasm: WasmKernels, cache: KvCacheLayer, kvHead: number, q: number, nq: number,
+  slot0: number, n: number, scaleFactor: number, state: number,
+): void {
+  const fn = "attentionAccumulate";
+  checkRange(fn, cache, kvHead, nq, slot0, n, scaleFactor);
+  const { headDim, slots } = cache;
+  checkState(wasm, fn, state, nq, headDim);
+  requireRegion(wasm, fn, "q", q, nq * headDim * 4);
+  requireRegion(wasm, fn, "kData", cache.kData, cache.kvHeads * slots * headDim);
+  requireRegion(wasm, fn, "vData", cache.vData, cache.kvHeads * slots * headDim);
+  requireRegion(wasm, fn, "kScales", cache.kScales, cache.kvHeads * slots * 4);
+  requireRegion(wasm, fn, "vScales", cache.vScales, cache.kvHeads * slots * 4);
+  const dataOff = kvHead * slots * headDim;
+  const scaleOff = kvHead * slots * 4;
+  (wasm.exports as unknown as AttentionExports).attnAccumulate(
+    q, nq, headDim, cache.kData + dataOff, cache.kScales + scaleOff, cache.vData + dataOff, cache.vScales + scaleOff,
+    slot0, n, scaleFactor, state,
+  );
+}
+
+export function attentionFinalize(wasm: WasmKernels, state: number, nq: number, headDim: number, out: number): void {
+  const fn = "attentionFinalize";
+  checkState(wasm, fn, state, nq, headDim);
+  requireRegion(wasm, fn, "out", out, nq * headDim * 4);
+  (wasm.exports as unknown as AttentionExports).attnFinalize(state, nq, headDim, out);
+}
