@@ -6,13 +6,14 @@ import * as generate from "./commands/generate.js";
 import * as info from "./commands/info.js";
 import * as logits from "./commands/logits.js";
 import * as perplexity from "./commands/perplexity.js";
+import * as synth from "./commands/synth.js";
 
 interface Command {
   help: string;
   run(argv: string[], out: (s: string) => void): Promise<void>;
 }
 
-const COMMANDS: Record<string, Command> = { generate, logits, perplexity, info };
+const COMMANDS: Record<string, Command> = { generate, logits, perplexity, info, synth };
 
 const USAGE = `usage: mobilellm <command> [options]
 
@@ -20,7 +21,8 @@ commands:
   generate     continue a prompt with the model (default model: the bundled shakespeare-tiny)
   logits       print next-token logits as JSON
   perplexity   held-out perplexity of a text file
-  info         parameters, layer map and assumed config values
+  info         parameters, layer map, assumed config values, weight and KV-cache memory
+  synth        write a random-weight checkpoint folder in the Hugging Face layout (for loading tests)
 
 mobilellm <command> --help shows a command's options.`;
 

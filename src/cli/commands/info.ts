@@ -1,35 +1,105 @@
-import { resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { PRESETS, parameterCount, type ModelConfig } from "../../model/config.js";
-import { bundledModelDir, loadConfig } from "../../model/load.js";
-import { parseFlags, UsageError } from "../args.js";
+import { bundledModelDir, loadConfig, readJsonFile } from "../../model/load.js";
+import { Checkpoint, INDEX_FILE, SINGLE_FILE } from "../../model/checkpoint/checkpoint.js";
+import { INT4_GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype } from "../../model/memory.js";
+import { intFlag, parseFlags, UsageError } from "../args.js";
 
-export const help = `mobilellm info [--model DIR | --preset mobilellm-pro] [--json]
+/** The context of the published KV-cache comparison ("8k" = 8000 tokens, spec section 5). */
+const DEFAULT_CTX = 8000;
 
-Parameter count, the layer map (G = global, S = sliding window) and which config values were absent
-from config.json and took their documented default.`;
+export const help = `mobilellm info [--model DIR | --preset mobilellm-pro] [--ctx N] [--json]
+
+Parameter count, the layer map (G = global, S = sliding window), which config values were absent
+from config.json and took their documented default, and memory:
+  stored       weight bytes as the checkpoint stores them: the sum of its tensors when the folder has
+               one, else parameters x the size of config.json's torch_dtype (bfloat16 if absent)
+  int4         weight bytes in the int4 engine: 4-bit values plus one f32 scale per (row, 32 inputs)
+               for every linear layer and the embedding table (a tied table counted once), f32 norms
+  kv cache     int8 K and V for N tokens: global layers hold N positions, sliding layers
+               min(N, sliding_window); the config's layout ("hybrid") vs every layer global
+  kv scales    the f32 scale per (token, KV head) of K and of V, on top of the kv cache line
+
+--ctx N      context length for the KV cache (default min(max_position_embeddings, ${DEFAULT_CTX}))`;
+
+interface StoredWeights {
+  bytes: number;
+  dtype: string;
+  /** "checkpoint": summed from the tensor headers; "config": parameters x dtype size. */
+  from: "checkpoint" | "config";
+}
+
+async function storedWeights(dir: string | null, rawConfig: Record<string, unknown>, params: number): Promise<StoredWeights> {
+  if (dir !== null && (existsSync(join(dir, SINGLE_FILE)) || existsSync(join(dir, INDEX_FILE)))) {
+    const ckpt = await Checkpoint.openFolder(dir);
+    try {
+      let bytes = 0;
+      const dtypes = new Set<string>();
+      for (const name of ckpt.names()) {
+        const t = ckpt.info(name);
+        bytes += t.end - t.begin;
+        dtypes.add(t.dtype);
+      }
+      return { bytes, dtype: [...dtypes].join("+"), from: "checkpoint" };
+    } finally {
+      await ckpt.close();
+    }
+  }
+  const dtype = storedDtype(rawConfig["torch_dtype"]);
+  return { bytes: params * dtype.bytes, dtype: dtype.fromConfig ? dtype.name : `${dtype.name} (assumed)`, from: "config" };
+}
 
 export async function run(argv: string[], out: (s: string) => void): Promise<void> {
-  const v = parseFlags(argv, { model: { type: "string" }, preset: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } });
+  const v = parseFlags(argv, {
+    model: { type: "string" },
+    preset: { type: "string" },
+    ctx: { type: "string" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
   if (v.model !== undefined && v.preset !== undefined) throw new UsageError("give --model or --preset, not both");
   let config: ModelConfig;
   let source: string;
+  let dir: string | null = null;
+  let rawConfig: Record<string, unknown>;
   if (v.preset !== undefined) {
     const p = PRESETS[v.preset as string];
     if (!p) throw new UsageError(`unknown preset "${String(v.preset)}" (known: ${Object.keys(PRESETS).join(", ")})`);
     config = p.config;
+    rawConfig = p.json;
     source = `preset ${String(v.preset)}`;
   } else {
-    source = resolve((v.model as string | undefined) ?? bundledModelDir());
-    config = loadConfig(source);
+    dir = resolve((v.model as string | undefined) ?? bundledModelDir());
+    source = dir;
+    config = loadConfig(dir);
+    rawConfig = readJsonFile(join(dir, "config.json")) as Record<string, unknown>;
   }
+  const ctx = intFlag(v, "ctx", Math.min(config.maxPositions, DEFAULT_CTX));
+  if (ctx > config.maxPositions) {
+    throw new UsageError(`--ctx ${ctx} exceeds max_position_embeddings ${config.maxPositions}`);
+  }
+
   const params = parameterCount(config);
   const layerMap = config.layerTypes.map((t) => (t === "full_attention" ? "G" : "S")).join("");
   const globalLayers = config.layerTypes.flatMap((t, i) => (t === "full_attention" ? [i] : []));
+  const stored = await storedWeights(dir, rawConfig, params.total);
+  const int4 = int4WeightBytes(config);
+  const hybrid = kvCacheBytes(config, ctx, "hybrid");
+  const allGlobal = kvCacheBytes(config, ctx, "all-global");
   if (v.json) {
-    out(JSON.stringify({ source, parameters: params, layerMap, globalLayers, slidingWindow: config.slidingWindow, defaulted: config.defaulted, config }));
+    const memory = { contextLength: ctx, storedWeights: stored, int4Weights: int4, kvCache: { hybrid, allGlobal } };
+    out(JSON.stringify({ source, parameters: params, layerMap, globalLayers, slidingWindow: config.slidingWindow, defaulted: config.defaulted, config, memory }));
     return;
   }
   const fmt = (n: number) => n.toLocaleString("en-US");
+  const bytes = (n: number) => `${fmt(n)} B (${mib(n)} MiB)`;
+  const slidingLayers = config.numLayers - globalLayers.length;
+  const window = config.slidingWindow ?? 0;
+  const hybridHow =
+    slidingLayers === 0
+      ? `every layer global: ${config.numLayers} x ${fmt(ctx)} positions`
+      : `${globalLayers.length} global x ${fmt(ctx)} + ${slidingLayers} sliding x ${fmt(Math.min(ctx, window))} positions`;
   out(
     [
       `model        ${source}`,
@@ -39,6 +109,10 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
       `rope         theta ${config.ropeTheta}, ${config.ropeScaling ? `llama3 scaling x${config.ropeScaling.factor}` : "no scaling"}, NoPE layers: ${config.useRope.every((u) => u) ? "none" : config.useRope.flatMap((u, i) => (u ? [] : [i])).join(",")}`,
       `norms        rms eps ${config.rmsNormEps}, qk-norm ${config.useQkNorm ? "on" : "off"}`,
       `defaults     ${config.defaulted.length ? config.defaulted.join(", ") : "none (every value came from config.json)"}`,
+      `stored       ${bytes(stored.bytes)}: ${stored.from === "checkpoint" ? `sum of the checkpoint's tensors (${stored.dtype})` : `${fmt(params.total)} parameters x ${stored.bytes / params.total} B (${stored.dtype}), from the config`}`,
+      `int4         ${bytes(int4.total)}: int4 values ${fmt(int4.values)} + f32 scales ${fmt(int4.scales)} (one per row and ${INT4_GROUP} inputs; every linear layer and the ${config.tieWordEmbeddings ? "tied embedding/output table, counted once" : "embedding and lm_head tables"}) + f32 norms ${fmt(int4.norms)}; with f16 scales ${bytes(int4.totalF16Scales)}`,
+      `kv cache     ${fmt(ctx)} tokens, int8 K+V: ${bytes(hybrid.data)} hybrid (${hybridHow}) vs ${bytes(allGlobal.data)} all-global`,
+      `kv scales    f32 per (token, KV head) for K and V, on top: ${bytes(hybrid.scales)} hybrid vs ${bytes(allGlobal.scales)} all-global`,
     ].join("\n"),
   );
 }

@@ -1,0 +1,118 @@
+// Bytes a model occupies: its weights as a checkpoint stores them and as the int4 engine holds them, and
+// the KV cache for a context length.
+//
+// The conventions are the ones spec sections 4 and 5 derive and check against published figures:
+// - int4 weights are symmetric with one scale per (row, group of 32 inputs), for every linear layer AND for
+//   the embedding table; a tied table is one tensor serving as input embedding and output head, so it is
+//   counted once. Norm weights stay float32.
+// - The KV cache holds K and V as int8 (1 byte per value) plus one float32 scale per (token, KV head) for
+//   each of K and V. Global layers keep every position; a sliding layer keeps a ring buffer of
+//   sliding_window slots, so min(N, window) positions.
+// - "MiB" is 2^20 bytes; the published "8k" is 8000 tokens.
+import type { ModelConfig } from "./config.js";
+import { expectedShapes, tensorNamesFor } from "./tensor-names.js";
+
+/** Inputs sharing one int4 scale (the CPU recipe of spec section 4). */
+export const INT4_GROUP = 32;
+
+export interface QuantizedWeightBytes {
+  /** int4 values, two per byte. */
+  values: number;
+  /** One float32 scale per (row, group of 32 inputs), as the engine stores them. */
+  scales: number;
+  /** The same scales as float16, the alternative some exporters use. */
+  scalesF16: number;
+  /** Norm weights, kept as float32. */
+  norms: number;
+  /** values + scales + norms: what the engine holds. */
+  total: number;
+  /** values + scalesF16 + norms. */
+  totalF16Scales: number;
+}
+
+/** Weight bytes once every matrix (linear layers, embedding/output table) is int4 with group-32 scales. */
+export function int4WeightBytes(c: ModelConfig): QuantizedWeightBytes {
+  let values = 0;
+  let groups = 0;
+  let normElements = 0;
+  // expectedShapes lists each stored tensor once, so a tied head is not counted twice.
+  for (const [, shape] of expectedShapes(c, tensorNamesFor(c))) {
+    if (shape.length === 2) {
+      const [rows, inputs] = shape;
+      values += rows * Math.ceil(inputs / 2);
+      groups += rows * Math.ceil(inputs / INT4_GROUP);
+    } else {
+      normElements += shape.reduce((a, b) => a * b, 1);
+    }
+  }
+  const norms = normElements * 4;
+  return {
+    values,
+    scales: groups * 4,
+    scalesF16: groups * 2,
+    norms,
+    total: values + groups * 4 + norms,
+    totalF16Scales: values + groups * 2 + norms,
+  };
+}
+
+export interface StoredDtype {
+  /** torch_dtype spelling, e.g. "bfloat16". */
+  name: string;
+  bytes: number;
+  /** False when config.json does not say and bfloat16 (what MobileLLM-Pro ships) was assumed. */
+  fromConfig: boolean;
+}
+
+const TORCH_DTYPE_BYTES: Record<string, number> = { bfloat16: 2, float16: 2, float32: 4 };
+
+/** Element size named by config.json's torch_dtype; bfloat16 when the key is absent or unknown. */
+export function storedDtype(torchDtype: unknown): StoredDtype {
+  if (typeof torchDtype === "string" && torchDtype in TORCH_DTYPE_BYTES) {
+    return { name: torchDtype, bytes: TORCH_DTYPE_BYTES[torchDtype], fromConfig: true };
+  }
+  return { name: "bfloat16", bytes: 2, fromConfig: false };
+}
+
+export type KvLayout = "hybrid" | "all-global";
+
+export interface KvCacheBytes {
+  contextLength: number;
+  layout: KvLayout;
+  /** Cached positions summed over layers. */
+  positions: number;
+  /** int8 K and V values. */
+  data: number;
+  /** float32 scales, one per (cached position, KV head) for K and one for V. */
+  scales: number;
+}
+
+/**
+ * KV cache bytes for `contextLength` tokens. "hybrid" follows the config's layer_types; "all-global" is the
+ * same model with every layer global, the comparison the model card makes.
+ */
+export function kvCacheBytes(c: ModelConfig, contextLength: number, layout: KvLayout = "hybrid"): KvCacheBytes {
+  if (!Number.isSafeInteger(contextLength) || contextLength < 1) {
+    throw new RangeError(`context length must be a positive integer, got ${contextLength}`);
+  }
+  if (contextLength > c.maxPositions) {
+    throw new RangeError(`context ${contextLength} exceeds max_position_embeddings ${c.maxPositions}`);
+  }
+  let positions = 0;
+  for (const t of c.layerTypes) {
+    const sliding = layout === "hybrid" && t === "sliding_attention" && c.slidingWindow !== null;
+    positions += sliding ? Math.min(contextLength, c.slidingWindow as number) : contextLength;
+  }
+  return {
+    contextLength,
+    layout,
+    positions,
+    data: positions * 2 * c.numKvHeads * c.headDim,
+    scales: positions * 2 * c.numKvHeads * 4,
+  };
+}
+
+/** Bytes as MiB with one decimal, the precision the published figures use. */
+export function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(1);
+}

@@ -1,0 +1,147 @@
+// Memory accounting: the published MobileLLM-Pro KV-cache figures (spec section 5) reproduced exactly, and
+// the int4 weight bytes, each written out as arithmetic independent of the implementation.
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { mobilellmPro } from "../../src/model/config.js";
+import { int4WeightBytes, kvCacheBytes, mib, storedDtype } from "../../src/model/memory.js";
+import { smallConfig } from "../helpers/random-model.js";
+
+const run = promisify(execFile);
+const CLI = "dist/src/cli/main.js";
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+// MobileLLM-Pro: 9 global and 21 sliding layers, window 512; int8 K+V = 2 x 4 KV heads x 64 = 512 B per
+// position per layer; scales 2 x 4 heads x 4 B = 32 B per position per layer.
+const SLIDING_PART = 21 * 512 * 512;
+
+describe("KV cache bytes of the mobilellm-pro preset", () => {
+  it("8000 tokens: 42,369,024 B (40.4 MiB) hybrid vs 122,880,000 B (117.2 MiB) all-global", () => {
+    const hybrid = kvCacheBytes(mobilellmPro, 8000, "hybrid");
+    const allGlobal = kvCacheBytes(mobilellmPro, 8000, "all-global");
+    expect(hybrid.data).toBe(9 * 8000 * 512 + SLIDING_PART);
+    expect(hybrid.data).toBe(42_369_024);
+    expect(allGlobal.data).toBe(30 * 8000 * 512);
+    expect(allGlobal.data).toBe(122_880_000);
+    expect(mib(hybrid.data)).toBe("40.4");
+    expect(mib(allGlobal.data)).toBe("117.2");
+  });
+
+  it("2000 and 4000 tokens: 14.0 and 22.8 MiB", () => {
+    expect(kvCacheBytes(mobilellmPro, 2000).data).toBe(9 * 2000 * 512 + SLIDING_PART);
+    expect(mib(kvCacheBytes(mobilellmPro, 2000).data)).toBe("14.0");
+    expect(kvCacheBytes(mobilellmPro, 4000).data).toBe(9 * 4000 * 512 + SLIDING_PART);
+    expect(mib(kvCacheBytes(mobilellmPro, 4000).data)).toBe("22.8");
+  });
+
+  it("lists the f32 scales separately: 32 B per cached position per layer", () => {
+    expect(kvCacheBytes(mobilellmPro, 8000).scales).toBe((9 * 8000 + 21 * 512) * 2 * 4 * 4);
+    expect(kvCacheBytes(mobilellmPro, 8000, "all-global").scales).toBe(30 * 8000 * 2 * 4 * 4);
+  });
+
+  it("below the window a sliding layer caches every token, so hybrid equals all-global", () => {
+    for (const n of [1, 100, 511, 512]) {
+      expect(kvCacheBytes(mobilellmPro, n).data).toBe(30 * n * 512);
+      expect(kvCacheBytes(mobilellmPro, n).data).toBe(kvCacheBytes(mobilellmPro, n, "all-global").data);
+    }
+    // One past the window the ring buffer stops growing.
+    expect(kvCacheBytes(mobilellmPro, 513).data).toBe(9 * 513 * 512 + SLIDING_PART);
+  });
+
+  it("a context beyond max_position_embeddings is refused", () => {
+    expect(() => kvCacheBytes(mobilellmPro, 131_073)).toThrow(/exceeds max_position_embeddings 131072/);
+    expect(() => kvCacheBytes(mobilellmPro, 0)).toThrow(RangeError);
+  });
+});
+
+describe("KV cache bytes of other layouts", () => {
+  it("a config without sliding layers is all-global either way", () => {
+    const c = smallConfig({ layers: 3, hidden: 64, heads: 4, kvHeads: 2, headDim: 16, ffn: 96, vocab: 128 });
+    expect(kvCacheBytes(c, 1000).data).toBe(3 * 1000 * 2 * 2 * 16);
+    expect(kvCacheBytes(c, 1000).data).toBe(kvCacheBytes(c, 1000, "all-global").data);
+    expect(kvCacheBytes(c, 1000).scales).toBe(3 * 1000 * 2 * 2 * 4);
+  });
+
+  it("hybrid never exceeds all-global, grows with N, and its sliding part is constant past the window", () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[GS]{1,12}$/), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 4000 }), (pattern, window, n) => {
+        const c = smallConfig({ layers: pattern.length, hidden: 32, heads: 2, kvHeads: 1, headDim: 16, ffn: 48, vocab: 64, window, pattern });
+        const h = kvCacheBytes(c, n).data;
+        const perPosition = 2 * 1 * 16;
+        const globals = [...pattern].filter((t) => t === "G").length;
+        const slidings = pattern.length - globals;
+        expect(h).toBe((globals * n + slidings * Math.min(n, window)) * perPosition);
+        expect(h).toBeLessThanOrEqual(kvCacheBytes(c, n, "all-global").data);
+        expect(kvCacheBytes(c, n + 1).data).toBeGreaterThanOrEqual(h);
+      }),
+    );
+  });
+});
+
+describe("weight bytes", () => {
+  it("int4 with f32 group-32 scales: every matrix once (tied table once), norms f32", () => {
+    const matrices = 202048 * 1280 + 30 * (1280 * 1280 * 2 + 256 * 1280 * 2 + 6144 * 1280 * 3);
+    const norms = (30 * 2 + 1) * 1280;
+    expect(matrices + norms).toBe(1_084_453_120);
+    const w = int4WeightBytes(mobilellmPro);
+    expect(w.values).toBe(matrices / 2);
+    expect(w.scales).toBe((matrices / 32) * 4);
+    expect(w.norms).toBe(norms * 4);
+    expect(w.total).toBe(matrices * 0.625 + norms * 4);
+    expect(w.totalF16Scales).toBe(matrices * 0.5625 + norms * 4);
+    expect(w.total).toBe(678_046_720);
+  });
+
+  it("an untied head is a second matrix", () => {
+    const tied = smallConfig({ layers: 1, hidden: 64, heads: 2, kvHeads: 1, headDim: 32, ffn: 96, vocab: 100 });
+    const untied = smallConfig({ layers: 1, hidden: 64, heads: 2, kvHeads: 1, headDim: 32, ffn: 96, vocab: 100, extra: { tie_word_embeddings: false } });
+    expect(int4WeightBytes(untied).total - int4WeightBytes(tied).total).toBe(100 * 32 + 100 * 2 * 4);
+  });
+
+  it("the stored dtype comes from torch_dtype, bfloat16 when absent", () => {
+    expect(storedDtype("float32")).toEqual({ name: "float32", bytes: 4, fromConfig: true });
+    expect(storedDtype("bfloat16").bytes).toBe(2);
+    expect(storedDtype(undefined)).toEqual({ name: "bfloat16", bytes: 2, fromConfig: false });
+  });
+});
+
+describe("mobilellm info memory lines", () => {
+  it("info --preset mobilellm-pro --ctx 8000 prints the published figures", async () => {
+    const r = await cli("info", "--preset", "mobilellm-pro", "--ctx", "8000");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/kv cache .*42,369,024 B \(40\.4 MiB\) hybrid.*122,880,000 B \(117\.2 MiB\) all-global/);
+    expect(r.stdout).toMatch(/kv scales .*2,648,064 B/);
+    expect(r.stdout).toMatch(/stored .*2,168,906,240 B/);
+    expect(r.stdout).toMatch(/int4 .*678,046,720 B/);
+    expect(r.stdout).toMatch(/defaults .*rope_theta/);
+  });
+
+  it("--json carries the same numbers; the bundled model's stored bytes are its checkpoint's", async () => {
+    const j = JSON.parse((await cli("info", "--preset", "mobilellm-pro", "--ctx", "2000", "--json")).stdout) as {
+      layerMap: string;
+      memory: { contextLength: number; kvCache: { hybrid: { data: number }; allGlobal: { data: number } } };
+    };
+    expect(j.layerMap).toBe("GSSSGSSSGSSSGSSSGSSSGSSSGSSSGG");
+    expect(j.memory.contextLength).toBe(2000);
+    expect(j.memory.kvCache.hybrid.data).toBe(9 * 2000 * 512 + SLIDING_PART);
+    expect(j.memory.kvCache.allGlobal.data).toBe(30 * 2000 * 512);
+    const tiny = JSON.parse((await cli("info", "--json")).stdout) as { memory: { storedWeights: { bytes: number; from: string } } };
+    expect(tiny.memory.storedWeights).toMatchObject({ bytes: 6_230_080 * 2, from: "checkpoint" });
+  });
+
+  it("--ctx beyond max_position_embeddings is a usage error", async () => {
+    const r = await cli("info", "--ctx", "5000");
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe("mobilellm info: --ctx 5000 exceeds max_position_embeddings 4096");
+  });
+});
