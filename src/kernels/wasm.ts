@@ -6,7 +6,9 @@
 import { readFileSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
 import { instantiate } from "@assemblyscript/loader";
+import { probeMatmul } from "./matmul.js";
 
 export type WasmVariant = "simd" | "relaxed";
 
@@ -25,7 +27,7 @@ export function wasmPath(variant: WasmVariant): string {
   throw new Error(`build/${variant}.wasm not found: run "npm run build:wasm" first`);
 }
 
-export function wasmBytes(variant: WasmVariant): Uint8Array {
+export function wasmBytes(variant: WasmVariant): Uint8Array<ArrayBuffer> {
   return readFileSync(wasmPath(variant));
 }
 
@@ -56,9 +58,10 @@ export class WasmKernels<E extends KernelExports = KernelExports> {
     this.deriveViews();
   }
 
+  /** Instantiates `variant` from its bytes, or from an already compiled module (the variant probe's). */
   static async create<E extends KernelExports = KernelExports>(
     variant: WasmVariant = "simd",
-    bytes: Uint8Array = wasmBytes(variant),
+    bytes: Uint8Array | WebAssembly.Module = wasmBytes(variant),
   ): Promise<WasmKernels<E>> {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const { exports } = await instantiate<Record<string, unknown>>(bytes, { env: { memory } });
@@ -140,4 +143,87 @@ function align(n: number, a: number): number {
 
 function mib(n: number): string {
   return `${(n / 1048576).toFixed(1)} MiB`;
+}
+
+// ---- build selection ---------------------------------------------------------------------------------
+
+/** The CLI's --simd: baseline = SIMD128 build; relaxed = relaxed-SIMD build or an error; auto = the best proven. */
+export type SimdMode = "baseline" | "relaxed" | "auto";
+
+/** Checks an instantiated module; returns null when it computes correctly, otherwise what went wrong. */
+export type KernelProbe = (k: WasmKernels) => string | null;
+
+export interface LoadOptions {
+  /** Defaults to the matmul probe (probeMatmul in matmul.ts). */
+  probe?: KernelProbe;
+  /** Module bytes per build; defaults to build/<variant>.wasm. */
+  bytes?: Partial<Record<WasmVariant, Uint8Array>>;
+}
+
+export interface LoadedKernels {
+  kernels: WasmKernels;
+  variant: WasmVariant;
+  /** Why this build runs, for the user (e.g. "relaxed SIMD: validated and the start-up probe passed"). */
+  reason: string;
+}
+
+/**
+ * True when the engine accepts relaxed SIMD. Node 20 (V8 11.3) needs --experimental-wasm-relaxed-simd, which
+ * NODE_OPTIONS refuses but v8.setFlagsFromString accepts before the module is compiled; later engines
+ * validate without it, and then the flag is never touched.
+ */
+export function enableRelaxedSimd(relaxedBytes: Uint8Array): boolean {
+  if (WebAssembly.validate(bufferSource(relaxedBytes))) return true;
+  try {
+    setFlagsFromString("--experimental-wasm-relaxed-simd");
+  } catch {
+    return false;
+  }
+  return WebAssembly.validate(bufferSource(relaxedBytes));
+}
+
+/** Module bytes come from readFileSync or the caller, never from a SharedArrayBuffer, which BufferSource excludes. */
+function bufferSource(bytes: Uint8Array): BufferSource {
+  return bytes as Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * Instantiates the kernel build chosen by `mode`. Relaxed SIMD runs only when the engine validates it and a
+ * throwaway instance of the same compiled module passes the probe: relaxed ops may legally differ between
+ * engines, and Node 20's baseline tier miscompiles i32x4.relaxed_dot_i8x16_i7x16_add_s (probe pitfall 1).
+ * auto falls back to the SIMD128 build and says why; relaxed throws instead of falling back.
+ *
+ * The probe runs once, right after compilation, i.e. in V8's baseline tier (Liftoff), where the known bug
+ * lives; test/kernels/variant.test.ts pins each tier (Liftoff only, TurboFan only) and runs the same probe.
+ */
+export async function loadKernels(mode: SimdMode = "auto", options: LoadOptions = {}): Promise<LoadedKernels> {
+  const bytesOf = (v: WasmVariant): Uint8Array => options.bytes?.[v] ?? wasmBytes(v);
+  if (mode === "baseline") {
+    return { kernels: await WasmKernels.create("simd", bytesOf("simd")), variant: "simd", reason: "SIMD128 build: forced by --simd baseline" };
+  }
+  const rejected = await tryRelaxed(bytesOf("relaxed"), options.probe ?? probeMatmul);
+  if (typeof rejected !== "string") {
+    return { kernels: rejected, variant: "relaxed", reason: "relaxed-SIMD build: the engine validates it and the start-up probe matched the scalar twins" };
+  }
+  if (mode === "relaxed") throw new Error(`--simd relaxed: ${rejected}`);
+  return { kernels: await WasmKernels.create("simd", bytesOf("simd")), variant: "simd", reason: `SIMD128 build: ${rejected}` };
+}
+
+/** The relaxed instance, or why it cannot be used. */
+async function tryRelaxed(bytes: Uint8Array, probe: KernelProbe): Promise<WasmKernels | string> {
+  let module: WebAssembly.Module;
+  try {
+    if (!enableRelaxedSimd(bytes)) return "this engine rejects relaxed SIMD even with --experimental-wasm-relaxed-simd";
+    module = await WebAssembly.compile(bufferSource(bytes));
+  } catch (err) {
+    return `relaxed SIMD failed to compile (${(err as Error).message})`;
+  }
+  let failure: string | null;
+  try {
+    failure = probe(await WasmKernels.create("relaxed", module));
+  } catch (err) {
+    failure = `threw ${(err as Error).message}`;
+  }
+  if (failure !== null) return `relaxed SIMD computes wrong results on this engine (start-up probe: ${failure})`;
+  return WasmKernels.create("relaxed", module);
 }

@@ -1,0 +1,100 @@
+// int4 x int8 matrix kernels: GEMV for decode, GEMM for prefill, and per-token activation quantization.
+// Raw pointers in, nothing allocated. Layouts: Int4Matrix and Int8Activations in src/kernels/layout.ts;
+// scalar twins and typed wrappers: src/kernels/matmul.ts.
+//
+// Both builds compute y[t][r] = s_x[t] · Σ_g s_w[r][g] · Σ_{i∈g} q_w[r][i] · (q_x[t][i] - z[t]) with
+// exact i32 group sums and the same f32 operations in the same order, so they agree bit for bit.
+import { blockDot, blockTile4, nibbleMask, storeRows } from "./matmul-core";
+export { quantize_act, prepare_act } from "./quant-act";
+
+/** 1 in the relaxed-SIMD build, 0 in the baseline SIMD128 build. */
+export function kernel_variant(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+}
+
+/**
+ * y[r] for one token, r < rows. wq/ws/wsum: the matrix's nibble, scale and weight-sum regions;
+ * xq/xw/xcorr/xs/xz: the token's int8 values, widened copy, group corrections, scale and zero point.
+ */
+export function gemv_i4i8(
+  wq: usize, ws: usize, wsum: usize, rows: i32, cols: i32,
+  xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize,
+): void {
+  const m = nibbleMask();
+  const groups = cols >>> 5;
+  const blocks = (rows + 3) >>> 2;
+  const z = v128.load32_splat(xz);
+  const sx = v128.load32_splat(xs);
+  for (let b = 0; b < blocks; b++) {
+    const acc = blockDot(wq, ws, wsum, groups, xq, xw, xcorr, z, m);
+    storeRows(y + (<usize>b << 4), f32x4.mul(acc, sx), rows - (b << 2));
+    wq += <usize>groups << 6;
+    ws += <usize>groups << 4;
+    wsum += <usize>groups << 3;
+  }
+}
+
+/** Groups per column chunk of gemm: 4 tokens' activations of one chunk (16 KiB widened) stay in L1. */
+const CHUNK_GROUPS = 64;
+
+/**
+ * Y[t][r] for tokens t < tokens. Walks the matrix one 4-row block at a time (its weights stay in L2); within
+ * a block, one column chunk at a time, 4 tokens at a time, so each unpacked group serves 4 tokens and their
+ * activations stay in L1. Leftover tokens go one by one over the whole row.
+ */
+export function gemm_i4i8(
+  wq: usize, ws: usize, wsum: usize, rows: i32, cols: i32, tokens: i32,
+  xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize,
+): void {
+  const m = nibbleMask();
+  const groups = cols >>> 5;
+  const blocks = (rows + 3) >>> 2;
+  const ys = <usize>rows << 2;
+  for (let b = 0; b < blocks; b++) {
+    const rowsInBlock = rows - (b << 2);
+    const yb = y + (<usize>b << 4);
+    const tiled = tokens & ~3;
+    for (let g0 = 0; g0 < groups; g0 += CHUNK_GROUPS) {
+      const n = min(CHUNK_GROUPS, groups - g0);
+      const g = <usize>g0;
+      for (let t = 0; t < tiled; t += 4) {
+        blockTile4(
+          wq + (g << 6), ws + (g << 4), wsum + (g << 3), n, cols, rows, rowsInBlock,
+          xq + <usize>t * cols + (g << 5), xw + (<usize>t * cols << 1) + (g << 6), xcorr + (<usize>t * groups << 2) + (g << 2),
+          xs + (<usize>t << 2), xz + (<usize>t << 2), yb + <usize>t * ys, g0 == 0, g0 + n >= groups,
+        );
+      }
+    }
+    for (let t = tiled; t < tokens; t++) {
+      const acc = blockDot(
+        wq, ws, wsum, groups,
+        xq + <usize>t * cols, xw + (<usize>t * cols << 1), xcorr + (<usize>t * groups << 2),
+        v128.load32_splat(xz + (<usize>t << 2)), m,
+      );
+      storeRows(yb + <usize>t * ys, f32x4.mul(acc, v128.load32_splat(xs + (<usize>t << 2))), rowsInBlock);
+    }
+    wq += <usize>groups << 6;
+    ws += <usize>groups << 4;
+    wsum += <usize>groups << 3;
+  }
+}
+
+/**
+ * Reads `bytes` (a multiple of 64) from ptr with v128 loads into 4 independent accumulators: the memory
+ * roofline the GEMV figures are compared with. Returns a value derived from the data so nothing is elided.
+ */
+export function read_bandwidth(ptr: usize, bytes: usize): i32 {
+  let a = i32x4.splat(0);
+  let b = i32x4.splat(0);
+  let c = i32x4.splat(0);
+  let d = i32x4.splat(0);
+  const end = ptr + bytes;
+  for (let p = ptr; p < end; p += 64) {
+    a = v128.xor(a, v128.load(p));
+    b = v128.xor(b, v128.load(p, 16));
+    c = v128.xor(c, v128.load(p, 32));
+    d = v128.xor(d, v128.load(p, 48));
+  }
+  const r = v128.xor(v128.xor(a, b), v128.xor(c, d));
+  return i32x4.extract_lane(r, 0) ^ i32x4.extract_lane(r, 1) ^ i32x4.extract_lane(r, 2) ^ i32x4.extract_lane(r, 3);
+}

@@ -1,0 +1,86 @@
+// Dynamic asymmetric per-token int8 quantization of activations (torchao 8da4w), plus the per-group
+// values the int4 kernels need. Twin: quantizeActivationsRef in src/kernels/matmul.ts.
+
+/** torch.finfo(float32).eps: the recipe's lower clamp on the scale, so an all-zero row gets s = eps, q = z. */
+const SCALE_MIN: f32 = 1.1920928955078125e-7;
+
+/**
+ * Quantizes x (f32 [tokens][cols]) into xq (int8 [tokens][cols]), xs (f32 scale per token) and xz
+ * (i32 zero point per token), then runs prepare_act. All scalar steps are f32, rounding half to even.
+ */
+export function quantize_act(
+  x: usize, tokens: i32, cols: i32, xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize,
+): void {
+  const rowBytes = <usize>cols << 2;
+  for (let t = 0; t < tokens; t++) {
+    const row = x + <usize>t * rowBytes;
+    const end = row + rowBytes;
+    // Starting from 0 folds in the recipe's min(min x, 0) and max(max x, 0).
+    let mnv = f32x4.splat(0);
+    let mxv = f32x4.splat(0);
+    for (let p = row; p < end; p += 16) {
+      const v = v128.load(p);
+      mnv = f32x4.min(mnv, v);
+      mxv = f32x4.max(mxv, v);
+    }
+    const mn = min<f32>(
+      min<f32>(f32x4.extract_lane(mnv, 0), f32x4.extract_lane(mnv, 1)),
+      min<f32>(f32x4.extract_lane(mnv, 2), f32x4.extract_lane(mnv, 3)),
+    );
+    const mx = max<f32>(
+      max<f32>(f32x4.extract_lane(mxv, 0), f32x4.extract_lane(mxv, 1)),
+      max<f32>(f32x4.extract_lane(mxv, 2), f32x4.extract_lane(mxv, 3)),
+    );
+    let s: f32 = (mx - mn) / <f32>255;
+    if (!(s >= SCALE_MIN)) s = SCALE_MIN;
+    const dmin: f32 = mn / s;
+    const dmax: f32 = mx / s;
+    const fromMin: f32 = <f32>-128 + dmin;
+    const fromMax: f32 = <f32>127 + dmax;
+    const zf: f32 = fromMin + fromMax > 0 ? <f32>-128 - dmin : <f32>127 - dmax;
+    const z = <i32>nearest<f32>(max<f32>(<f32>-128, min<f32>(<f32>127, zf)));
+    store<f32>(xs + (<usize>t << 2), s);
+    store<i32>(xz + (<usize>t << 2), z);
+
+    const sv = f32x4.splat(s);
+    const zv = i32x4.splat(z);
+    let q = xq + <usize>t * cols;
+    for (let p = row; p < end; p += 64) {
+      const q0 = i32x4.add(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.div(v128.load(p), sv))), zv);
+      const q1 = i32x4.add(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.div(v128.load(p, 16), sv))), zv);
+      const q2 = i32x4.add(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.div(v128.load(p, 32), sv))), zv);
+      const q3 = i32x4.add(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.div(v128.load(p, 48), sv))), zv);
+      // The saturating narrows are the clamp to [-128, 127].
+      v128.store(q, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
+      q += 16;
+    }
+  }
+  prepare_act(tokens, cols, xq, xw, xcorr);
+}
+
+/**
+ * From xq (int8 [tokens][cols]) derives xcorr (i32 [tokens][cols/32], -8 · Σ q_x over the group: the
+ * correction for weights stored as q+8) and, in the baseline build only, xw (i16 [tokens][cols], each
+ * group widened and reordered to match the nibble order of the packed weights, see matmul-core.ts).
+ */
+export function prepare_act(tokens: i32, cols: i32, xq: usize, xw: usize, xcorr: usize): void {
+  const groups = tokens * (cols >>> 5);
+  for (let g = 0; g < groups; g++) {
+    const x0 = v128.load(xq);
+    const x1 = v128.load(xq, 16);
+    const s = i32x4.extadd_pairwise_i16x8_s(
+      i16x8.add(i16x8.extadd_pairwise_i8x16_s(x0), i16x8.extadd_pairwise_i8x16_s(x1)),
+    );
+    const sum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
+    store<i32>(xcorr, -8 * sum);
+    if (!ASC_FEATURE_RELAXED_SIMD) {
+      v128.store(xw, i16x8.shr_s(i16x8.shl(x0, 8), 8));
+      v128.store(xw, i16x8.shr_s(i16x8.shl(x1, 8), 8), 16);
+      v128.store(xw, i16x8.shr_s(x0, 8), 32);
+      v128.store(xw, i16x8.shr_s(x1, 8), 48);
+    }
+    xq += 32;
+    xw += 64;
+    xcorr += 4;
+  }
+}

@@ -1,0 +1,208 @@
+// int4 x int8 kernel throughput, one thread: GEMV weight-stream GB/s and GOPS for every MobileLLM-Pro shape
+// with weights streaming from DRAM, beside the measured Wasm read bandwidth (the roofline); GEMM GOPS for
+// blocks of tokens; the scalar TypeScript twin for scale. Run: npx tsx bench/kernels.ts
+//
+// "From DRAM": every call reads the next matrix of a 1 GiB region (32 MiB L3), so no weight is cached.
+// Bytes counted: nibbles + scales + weight sums (0.6875 B/weight). GOPS = 2·rows·cols·tokens / time.
+// Figures are tinybench medians (p50) of one run.
+import { Bench } from "tinybench";
+import { cpus } from "node:os";
+import { GROUP, Int4Matrix, Int8Activations } from "../src/kernels/layout.js";
+import { gemm, gemmRef, gemv, matmulExports, setActivations } from "../src/kernels/matmul.js";
+import type { Int8Tokens } from "../src/kernels/matmul.js";
+import { loadKernels, WasmKernels } from "../src/kernels/wasm.js";
+import type { WasmVariant } from "../src/kernels/wasm.js";
+
+const SHAPES: ReadonlyArray<{ name: string; rows: number; cols: number }> = [
+  { name: "gate/up", rows: 6144, cols: 1280 },
+  { name: "down", rows: 1280, cols: 6144 },
+  { name: "q/o", rows: 1280, cols: 1280 },
+  { name: "k/v", rows: 256, cols: 1280 },
+  { name: "lm_head", rows: 202048, cols: 1280 },
+];
+const GEMM_SHAPES = SHAPES.slice(0, 2);
+const GEMM_TOKENS = [1, 4, 16, 64];
+const REGION = 1 << 30;
+
+function p50(bench: Bench, name: string): number {
+  const task = bench.getTask(name);
+  const r = task?.result;
+  if (!r || (r.state !== "completed" && r.state !== "aborted-with-statistics")) throw new Error(`benchmark ${name} did not complete`);
+  return r.latency.p50;
+}
+
+function matrixBytes(rows: number, cols: number): number {
+  return Math.ceil(rows / 4) * (cols / GROUP) * 88;
+}
+
+/** A matrix view at `offset` of the region: any bytes are a valid il4 matrix for timing purposes. */
+function matrixAt(base: number, offset: number, rows: number, cols: number): Int4Matrix {
+  const cells = Math.ceil(rows / 4) * (cols / GROUP);
+  const qs = base + offset;
+  return new Int4Matrix(rows, cols, qs, qs + cells * 64, qs + cells * 80);
+}
+
+function randomTokens(tokens: number, cols: number): Int8Tokens {
+  const q = new Int8Array(tokens * cols);
+  for (let i = 0; i < q.length; i++) q[i] = Math.floor(Math.random() * 256) - 128;
+  const scale = new Float32Array(tokens).fill(0.01);
+  const zero = Int32Array.from({ length: tokens }, () => Math.floor(Math.random() * 256) - 128);
+  return { tokens, cols, q, scale, zero };
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+interface VariantResult {
+  readGBs: number;
+  gemv: Map<string, { ms: number; gbs: number; gops: number }>;
+  gemm: Map<string, number>;
+}
+
+function benchVariant(k: WasmKernels): VariantResult {
+  const e = matmulExports(k);
+  const region = k.alloc(REGION);
+  // Every byte 0x30..0x3F: random low nibbles, and any 4 aligned bytes read as a normal f32 (no NaN or
+  // subnormal scale can slow the float path), whichever matrix shape the region is viewed as.
+  const u8 = k.u8;
+  const chunk = new Uint8Array(1 << 20);
+  for (let i = 0; i < chunk.length; i++) chunk[i] = 0x30 | Math.floor(Math.random() * 16);
+  for (let o = 0; o < REGION; o += chunk.length) u8.set(chunk, region + o);
+  const acts = new Map<number, Int8Activations>();
+  const maxT = Math.max(...GEMM_TOKENS);
+  for (const cols of new Set(SHAPES.map((s) => s.cols))) {
+    const a = Int8Activations.alloc(k, maxT, cols);
+    setActivations(k, a, randomTokens(maxT, cols));
+    acts.set(cols, a);
+  }
+  const y = k.alloc(4 * 202048 * maxT);
+
+  const bench = new Bench({ time: 600, iterations: 10, warmupTime: 150, warmupIterations: 4 });
+  const fns: Array<() => void> = [];
+  const add = (name: string, fn: () => void): void => {
+    fns.push(fn);
+    bench.add(name, fn);
+  };
+  let sink = 0;
+  add("read", () => {
+    sink ^= e.read_bandwidth(region, REGION);
+  });
+  const rotation = (rows: number, cols: number): Int4Matrix[] => {
+    const bytes = matrixBytes(rows, cols);
+    const stride = Math.ceil(bytes / 4096) * 4096;
+    const n = Math.max(1, Math.floor(REGION / stride));
+    return Array.from({ length: n }, (_, i) => matrixAt(region, i * stride, rows, cols));
+  };
+  for (const s of SHAPES) {
+    const ms = rotation(s.rows, s.cols);
+    const act = acts.get(s.cols)!;
+    let i = 0;
+    add(`gemv ${s.name}`, () => {
+      gemv(k, ms[i], act, y);
+      i = (i + 1) % ms.length;
+    });
+  }
+  for (const s of GEMM_SHAPES) {
+    const ms = rotation(s.rows, s.cols);
+    const act = acts.get(s.cols)!;
+    for (const t of GEMM_TOKENS) {
+      let i = 0;
+      add(`gemm ${s.name} T=${t}`, () => {
+        gemm(k, ms[i], act, y, t);
+        i = (i + 1) % ms.length;
+      });
+    }
+  }
+  // V8 starts every function in Liftoff and tiers up in the background; with the other core busy that can
+  // lag past tinybench's warm-up (one run measured relaxed GEMM at half speed). Run every task, let the
+  // optimizing compiles finish, then measure.
+  for (const fn of fns.slice(1)) for (let i = 0; i < 30; i++) fn();
+  sleepMs(500);
+  bench.runSync();
+  if (sink === 0.5) console.log(sink);
+
+  const readGBs = REGION / (p50(bench, "read") * 1e6);
+  const gemvRes = new Map<string, { ms: number; gbs: number; gops: number }>();
+  for (const s of SHAPES) {
+    const ms = p50(bench, `gemv ${s.name}`);
+    gemvRes.set(s.name, { ms, gbs: matrixBytes(s.rows, s.cols) / (ms * 1e6), gops: (2 * s.rows * s.cols) / (ms * 1e6) });
+  }
+  const gemmRes = new Map<string, number>();
+  for (const s of GEMM_SHAPES) {
+    for (const t of GEMM_TOKENS) {
+      const ms = p50(bench, `gemm ${s.name} T=${t}`);
+      gemmRes.set(`${s.name} T=${t}`, (2 * s.rows * s.cols * t) / (ms * 1e6));
+    }
+  }
+  return { readGBs, gemv: gemvRes, gemm: gemmRes };
+}
+
+/** The scalar twin on logical arrays, 256x1280 (k/v shape; its 0.3 MB of weights stay in cache). */
+function benchTwin(): { ms: number; gops: number } {
+  const rows = 256;
+  const cols = 1280;
+  const q = new Int8Array(rows * cols);
+  for (let i = 0; i < q.length; i++) q[i] = Math.floor(Math.random() * 16) - 8;
+  const w = { rows, cols, q, scales: new Float32Array(rows * (cols / GROUP)).fill(0.01) };
+  const x = randomTokens(1, cols);
+  const bench = new Bench({ time: 600, iterations: 5, warmupIterations: 2 });
+  let sink = 0;
+  bench.add("twin", () => {
+    sink += gemmRef(w, x)[0];
+  });
+  bench.runSync();
+  if (sink === 0.5) console.log(sink);
+  const ms = p50(bench, "twin");
+  return { ms, gops: (2 * rows * cols) / (ms * 1e6) };
+}
+
+const f1 = (n: number): string => n.toFixed(1);
+const f2 = (n: number): string => n.toFixed(2);
+const f3 = (n: number): string => n.toFixed(3);
+
+async function main(): Promise<void> {
+  console.log(`Node ${process.version}, V8 ${process.versions.v8}, ${cpus()[0]?.model ?? "?"} x${cpus().length}, one thread`);
+  const results = new Map<WasmVariant, VariantResult>();
+  results.set("simd", benchVariant(await WasmKernels.create("simd")));
+  const relaxed = await loadKernels("auto");
+  console.log(`relaxed selection: ${relaxed.variant} (${relaxed.reason})`);
+  if (relaxed.variant === "relaxed") results.set("relaxed", benchVariant(relaxed.kernels));
+  const twin = benchTwin();
+
+  for (const [variant, r] of results) {
+    console.log(`\nGEMV, ${variant === "simd" ? "baseline SIMD128" : "relaxed SIMD"} build; Wasm read bandwidth (v128 loads, 4 accumulators, 1 GiB): ${f1(r.readGBs)} GB/s`);
+    console.table(
+      SHAPES.map((s) => {
+        const g = r.gemv.get(s.name)!;
+        return {
+          shape: `${s.name} ${s.rows}x${s.cols}`,
+          "p50 ms": f3(g.ms),
+          "GB/s": f1(g.gbs),
+          GOPS: f1(g.gops),
+          "of read bw": `${Math.round((100 * g.gbs) / r.readGBs)}%`,
+        };
+      }),
+    );
+  }
+  // One decoded token: per layer q, o (1280x1280), k, v (256x1280), gate, up (6144x1280), down; then lm_head.
+  for (const [variant, r] of results) {
+    const ms = (name: string): number => r.gemv.get(name)!.ms;
+    const token = 30 * (2 * ms("q/o") + 2 * ms("k/v") + 2 * ms("gate/up") + ms("down")) + ms("lm_head");
+    console.log(`${variant}: GEMVs of one decoded token (30 x 7 + lm_head) ${f1(token)} ms, at most ${f1(1000 / token)} tok/s`);
+  }
+  console.log(`\nScalar TS twin (gemmRef on JS arrays), k/v 256x1280 only, weights in cache: p50 ${f2(twin.ms)} ms, ${f3(twin.gops)} GOPS`);
+
+  console.log("\nGEMM GOPS (weights from DRAM; T tokens per call)");
+  const rows: Array<Record<string, string>> = [];
+  for (const s of GEMM_SHAPES) {
+    for (const [variant, r] of results) {
+      const row: Record<string, string> = { shape: `${s.name} ${s.rows}x${s.cols}`, build: variant === "simd" ? "baseline" : "relaxed" };
+      for (const t of GEMM_TOKENS) row[`T=${t}`] = f1(r.gemm.get(`${s.name} T=${t}`)!);
+      rows.push(row);
+    }
+  }
+  console.table(rows);
+}
+
+await main();

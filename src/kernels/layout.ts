@@ -1,0 +1,194 @@
+// Where the int4 x int8 kernels (assembly/matmul.ts) expect their operands in Wasm memory, and the
+// load-time repack of int4 weights into that layout.
+import type { WasmKernels } from "./wasm.js";
+
+/** Elements per quantization group along the input dimension (weights: one scale; activations: one sum). */
+export const GROUP = 32;
+
+/**
+ * An int4 weight matrix in its logical form, as a checkpoint loader produces it:
+ * w[r][c] ≈ q[r·cols + c] · scales[r·(cols/32) + c/32], q in [-8, 7] (symmetric, group 32 along cols).
+ */
+export interface Int4Weights {
+  rows: number;
+  cols: number;
+  q: Int8Array;
+  scales: Float32Array;
+}
+
+/**
+ * An int4 weight matrix repacked for the kernels ("il4": 4 rows interleaved per group, so a GEMV reads
+ * one sequential stream; a row-major multi-row GEMV collapses to a third of the speed when weights stream
+ * from DRAM, see wasm-kernel-probe.md §4.2). With G = cols/32 and B = ceil(rows/4) blocks:
+ *
+ *   qs     u8  [B][G][4][16]  byte j of row-slot i in (block b, group g) holds q[4b+i][32g+j] + 8 in its low
+ *                             nibble and q[4b+i][32g+16+j] + 8 in its high nibble (64 B per block and group)
+ *   scales f32 [B][G][4]      s[4b+i][g]
+ *   sums   i16 [B][G][4]      Σ_{j<32} q[4b+i][32g+j], in [-256, 224]: folds the activation zero point in
+ *                             exactly, per group
+ *
+ * Padding rows (rows not a multiple of 4) hold q = 0 (nibble 8), scale 0 and sum 0; their outputs are
+ * never written. Each region starts on a 64-byte boundary. A GEMV streams 0.6875 bytes per weight.
+ */
+export class Int4Matrix {
+  constructor(
+    readonly rows: number,
+    readonly cols: number,
+    readonly qsPtr: number,
+    readonly scalesPtr: number,
+    readonly sumsPtr: number,
+  ) {}
+
+  get groups(): number {
+    return this.cols / GROUP;
+  }
+
+  get blocks(): number {
+    return Math.ceil(this.rows / 4);
+  }
+
+  /** Bytes one GEMV reads from the three regions. */
+  get streamBytes(): number {
+    return this.blocks * this.groups * (64 + 16 + 8);
+  }
+}
+
+/**
+ * Quantized activations of `tokens` tokens in kernel form (written by quantizeActivations or
+ * setActivations in matmul.ts). With G = cols/32:
+ *
+ *   q      i8  [tokens][cols]  q = clamp(roundHalfEven(x / scale) + zero, -128, 127)
+ *   wide   i16 [tokens][cols]  baseline build only: each group of 32 widened and reordered to
+ *                              x[0,2..14], x[16,18..30], x[1,3..15], x[17,19..31] (the nibble order of il4
+ *                              bytes read as i16 lanes); the relaxed build neither writes nor reads it
+ *   corr   i32 [tokens][G]     -8 · Σ q over the group (corrects for the weights' +8 nibble offset)
+ *   scale  f32 [tokens]
+ *   zero   i32 [tokens]        in [-128, 127]
+ *
+ * x ≈ (q - zero) · scale. Each region starts on a 64-byte boundary.
+ */
+export class Int8Activations {
+  constructor(
+    readonly tokens: number,
+    readonly cols: number,
+    readonly qPtr: number,
+    readonly widePtr: number,
+    readonly corrPtr: number,
+    readonly scalePtr: number,
+    readonly zeroPtr: number,
+  ) {}
+
+  /** Reserves arena memory for `tokens` x `cols` activations (cols a positive multiple of 32). */
+  static alloc(k: WasmKernels, tokens: number, cols: number): Int8Activations {
+    requireShape("Int8Activations.alloc", tokens, cols, "tokens");
+    const n = tokens * cols;
+    const q = k.alloc(n);
+    const wide = k.alloc(2 * n);
+    const corr = k.alloc(4 * (n / GROUP));
+    const scale = k.alloc(4 * tokens);
+    const zero = k.alloc(4 * tokens);
+    return new Int8Activations(tokens, cols, q, wide, corr, scale, zero);
+  }
+}
+
+/** Throws unless count is a positive integer and cols a positive multiple of 32. */
+export function requireShape(fn: string, count: number, cols: number, countName: string): void {
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`${fn}: ${countName} must be a positive integer, got ${count}`);
+  if (!Number.isInteger(cols) || cols < GROUP || cols % GROUP !== 0) {
+    throw new RangeError(`${fn}: cols must be a positive multiple of ${GROUP}, got ${cols}`);
+  }
+}
+
+/** Reserves an il4 matrix in the arena, padding rows already set; fill it with writeInt4Rows. */
+export function allocInt4Matrix(k: WasmKernels, rows: number, cols: number): Int4Matrix {
+  requireShape("allocInt4Matrix", rows, cols, "rows");
+  const cells = Math.ceil(rows / 4) * (cols / GROUP);
+  const qsPtr = k.alloc(cells * 64);
+  const scalesPtr = k.alloc(cells * 16);
+  const sumsPtr = k.alloc(cells * 8);
+  const m = new Int4Matrix(rows, cols, qsPtr, scalesPtr, sumsPtr);
+  const u8 = k.u8;
+  const f32 = k.f32;
+  const i16 = new Int16Array(u8.buffer, sumsPtr, cells * 4);
+  for (let r = rows; r < m.blocks * 4; r++) {
+    for (let g = 0; g < m.groups; g++) {
+      const slot = ((r >> 2) * m.groups + g) * 4 + (r & 3);
+      u8.fill(0x88, qsPtr + slot * 16, qsPtr + slot * 16 + 16);
+      f32[(scalesPtr >> 2) + slot] = 0;
+      i16[slot] = 0;
+    }
+  }
+  return m;
+}
+
+/**
+ * Writes w (w.rows full rows of m.cols columns) as rows [row0, row0 + w.rows) of m, so a loader can stream a
+ * large matrix in row chunks. Validates the shape and that every q lies in [-8, 7] (the error names the weight).
+ */
+export function writeInt4Rows(k: WasmKernels, m: Int4Matrix, row0: number, w: Int4Weights): void {
+  const { rows, cols, q, scales } = w;
+  requireShape("writeInt4Rows", rows, cols, "rows");
+  if (cols !== m.cols) throw new RangeError(`writeInt4Rows: ${cols} columns given, the matrix has ${m.cols}`);
+  if (!Number.isInteger(row0) || row0 < 0 || row0 + rows > m.rows) {
+    throw new RangeError(`writeInt4Rows: rows [${row0}, ${row0 + rows}) outside the matrix's ${m.rows}`);
+  }
+  const groups = cols / GROUP;
+  if (q.length !== rows * cols) throw new RangeError(`writeInt4Rows: q has ${q.length} values, expected rows·cols = ${rows * cols}`);
+  if (scales.length !== rows * groups) {
+    throw new RangeError(`writeInt4Rows: scales has ${scales.length} values, expected rows·cols/32 = ${rows * groups}`);
+  }
+  const u8 = k.u8;
+  const f32 = k.f32;
+  const i16 = new Int16Array(u8.buffer, m.sumsPtr, m.blocks * groups * 4);
+  for (let lr = 0; lr < rows; lr++) {
+    const r = row0 + lr;
+    for (let g = 0; g < groups; g++) {
+      const slot = ((r >> 2) * groups + g) * 4 + (r & 3);
+      const out = m.qsPtr + slot * 16;
+      const base = lr * cols + g * GROUP;
+      let sum = 0;
+      for (let j = 0; j < 16; j++) {
+        const lo = q[base + j];
+        const hi = q[base + 16 + j];
+        if (lo < -8 || lo > 7 || hi < -8 || hi > 7) {
+          const c = lo < -8 || lo > 7 ? g * GROUP + j : g * GROUP + 16 + j;
+          throw new RangeError(`writeInt4Rows: q[${r}][${c}] = ${q[lr * cols + c]} is outside the int4 range [-8, 7]`);
+        }
+        u8[out + j] = (lo + 8) | ((hi + 8) << 4);
+        sum += lo + hi;
+      }
+      f32[(m.scalesPtr >> 2) + slot] = scales[lr * groups + g];
+      i16[slot] = sum;
+    }
+  }
+}
+
+/** Copies int4 weights into a new arena matrix in the il4 layout (allocInt4Matrix + writeInt4Rows). */
+export function repackInt4(k: WasmKernels, w: Int4Weights): Int4Matrix {
+  requireShape("repackInt4", w.rows, w.cols, "rows");
+  const m = allocInt4Matrix(k, w.rows, w.cols);
+  writeInt4Rows(k, m, 0, w);
+  return m;
+}
+
+/** Writes row `row` of m, dequantized (q · scale, f32), to f32 [m.cols] at ptr: the tied embedding lookup. */
+export function dequantizeRowInto(k: WasmKernels, m: Int4Matrix, row: number, ptr: number): void {
+  if (!Number.isInteger(row) || row < 0 || row >= m.rows) throw new RangeError(`dequantizeRowInto: row ${row} outside [0, ${m.rows})`);
+  if (!Number.isInteger(ptr) || ptr < 0 || ptr % 4 !== 0 || ptr + 4 * m.cols > k.memory.buffer.byteLength) {
+    throw new RangeError(`dequantizeRowInto: destination ${ptr} is not an aligned f32 [${m.cols}] inside the Wasm memory`);
+  }
+  const u8 = k.u8;
+  const f32 = k.f32;
+  const groups = m.groups;
+  for (let g = 0; g < groups; g++) {
+    const slot = ((row >> 2) * groups + g) * 4 + (row & 3);
+    const s = f32[(m.scalesPtr >> 2) + slot];
+    const src = m.qsPtr + slot * 16;
+    const dst = (ptr >> 2) + g * GROUP;
+    for (let j = 0; j < 16; j++) {
+      const b = u8[src + j];
+      f32[dst + j] = ((b & 15) - 8) * s;
+      f32[dst + 16 + j] = ((b >> 4) - 8) * s;
+    }
+  }
+}

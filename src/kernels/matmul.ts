@@ -1,0 +1,290 @@
+// int4 x int8 matrix products: typed wrappers around assembly/matmul.ts and their scalar TypeScript twins.
+// Operand layouts: Int4Matrix and Int8Activations in layout.ts.
+//
+// What every build computes, for token t and output row r (q_w in [-8, 7], q_x and z in [-128, 127]):
+//
+//   y[t][r] = s_x[t] · Σ_g s_w[r][g] · D[t][r][g],   D[t][r][g] = Σ_{i in group g} q_w[r][i] · (q_x[t][i] - z[t])
+//
+// D is an exact integer (|D| <= 32·8·255). The float part is evaluated in f32 as
+//   acc = 0; for g in order: acc = f32(acc + f32(f32(D) · s_w)); y = f32(acc · s_x)
+// (no fused multiply-add in either build), so the twin, the baseline build and the relaxed build agree bit for
+// bit. The tests still accept |kernel - twin| <= 1e-5 · s_x · Σ_g |s_w · D| (TOLERANCE) so that a future
+// fused or reordered kernel only has to stay within that, not be rewritten.
+import { GROUP, Int8Activations, requireShape, repackInt4, type Int4Matrix } from "./layout.js";
+import type { Int4Weights } from "./layout.js";
+import type { KernelExports, WasmKernels } from "./wasm.js";
+
+/** Relative tolerance of float outputs, against s_x · Σ_g |s_w · D| (see the top of this file). */
+export const TOLERANCE = 1e-5;
+
+/** The raw exports of assembly/matmul.ts (pointers are byte offsets into the Wasm memory). */
+export interface MatmulExports extends KernelExports {
+  kernel_variant(): number;
+  gemv_i4i8(
+    wq: number, ws: number, wsum: number, rows: number, cols: number,
+    xq: number, xw: number, xcorr: number, xs: number, xz: number, y: number,
+  ): void;
+  gemm_i4i8(
+    wq: number, ws: number, wsum: number, rows: number, cols: number, tokens: number,
+    xq: number, xw: number, xcorr: number, xs: number, xz: number, y: number,
+  ): void;
+  quantize_act(x: number, tokens: number, cols: number, xq: number, xw: number, xcorr: number, xs: number, xz: number): void;
+  prepare_act(tokens: number, cols: number, xq: number, xw: number, xcorr: number): void;
+  read_bandwidth(ptr: number, bytes: number): number;
+}
+
+const EXPORTS = ["kernel_variant", "gemv_i4i8", "gemm_i4i8", "quantize_act", "prepare_act", "read_bandwidth"] as const;
+
+/** The matmul exports of `k`, checked once: a stale build/*.wasm fails here with a clear message. */
+export function matmulExports(k: WasmKernels): MatmulExports {
+  const e: KernelExports = k.exports;
+  for (const name of EXPORTS) {
+    if (typeof e[name] !== "function") throw new Error(`Wasm module lacks export ${name}: rebuild with "npm run build:wasm"`);
+  }
+  return e as MatmulExports;
+}
+
+/** Activations in logical form: x[t][i] ≈ (q[t·cols + i] - zero[t]) · scale[t]. */
+export interface Int8Tokens {
+  tokens: number;
+  cols: number;
+  q: Int8Array;
+  scale: Float32Array;
+  zero: Int32Array;
+}
+
+// ---- typed wrappers ----------------------------------------------------------------------------------
+
+function requireRegion(k: WasmKernels, fn: string, what: string, ptr: number, bytes: number, alignment: number): void {
+  if (!Number.isInteger(ptr) || ptr < 0 || ptr % alignment !== 0) {
+    throw new RangeError(`${fn}: ${what} pointer ${ptr} is not a ${alignment}-byte aligned offset`);
+  }
+  if (ptr + bytes > k.memory.buffer.byteLength) {
+    throw new RangeError(`${fn}: ${what} [${ptr}, ${ptr + bytes}) lies outside the Wasm memory (${k.memory.buffer.byteLength} bytes)`);
+  }
+}
+
+function requireTokens(fn: string, act: Int8Activations, first: number, count: number): void {
+  if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > act.tokens) {
+    throw new RangeError(`${fn}: tokens [${first}, ${first + count}) outside the ${act.tokens} held by the activations`);
+  }
+}
+
+/** Quantizes f32 activations at xPtr ([count][act.cols]) into act's tokens [first, first + count). */
+export function quantizeActivations(k: WasmKernels, xPtr: number, act: Int8Activations, count = act.tokens, first = 0): void {
+  requireTokens("quantizeActivations", act, first, count);
+  requireRegion(k, "quantizeActivations", "x", xPtr, count * act.cols * 4, 16);
+  const e = matmulExports(k);
+  const t = tokenPtrs(act, first);
+  e.quantize_act(xPtr, count, act.cols, t.q, t.wide, t.corr, t.scale, t.zero);
+}
+
+/** Stores already-quantized activations (for callers holding int8 values, and for tests). */
+export function setActivations(k: WasmKernels, act: Int8Activations, x: Int8Tokens): void {
+  if (x.tokens !== act.tokens || x.cols !== act.cols) {
+    throw new RangeError(`setActivations: got ${x.tokens}x${x.cols}, the buffer holds ${act.tokens}x${act.cols}`);
+  }
+  if (x.q.length !== x.tokens * x.cols || x.scale.length !== x.tokens || x.zero.length !== x.tokens) {
+    throw new RangeError("setActivations: q, scale or zero has the wrong length");
+  }
+  for (const z of x.zero) if (!Number.isInteger(z) || z < -128 || z > 127) throw new RangeError(`setActivations: zero point ${z} outside [-128, 127]`);
+  k.i8.set(x.q, act.qPtr);
+  k.f32.set(x.scale, act.scalePtr >> 2);
+  k.i32.set(x.zero, act.zeroPtr >> 2);
+  matmulExports(k).prepare_act(act.tokens, act.cols, act.qPtr, act.widePtr, act.corrPtr);
+}
+
+/** Reads act's quantized values back into logical form. */
+export function readActivations(k: WasmKernels, act: Int8Activations): Int8Tokens {
+  const n = act.tokens * act.cols;
+  return {
+    tokens: act.tokens,
+    cols: act.cols,
+    q: k.i8.slice(act.qPtr, act.qPtr + n),
+    scale: k.f32.slice(act.scalePtr >> 2, (act.scalePtr >> 2) + act.tokens),
+    zero: k.i32.slice(act.zeroPtr >> 2, (act.zeroPtr >> 2) + act.tokens),
+  };
+}
+
+function tokenPtrs(act: Int8Activations, t: number): { q: number; wide: number; corr: number; scale: number; zero: number } {
+  return {
+    q: act.qPtr + t * act.cols,
+    wide: act.widePtr + 2 * t * act.cols,
+    corr: act.corrPtr + 4 * t * (act.cols / GROUP),
+    scale: act.scalePtr + 4 * t,
+    zero: act.zeroPtr + 4 * t,
+  };
+}
+
+function requireMatch(fn: string, m: Int4Matrix, act: Int8Activations): void {
+  if (m.cols !== act.cols) throw new RangeError(`${fn}: matrix has ${m.cols} columns, activations have ${act.cols}`);
+}
+
+/** y[r] (f32 [m.rows] at yPtr) = row r of m times token `token` of act. */
+export function gemv(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: number, token = 0): void {
+  requireMatch("gemv", m, act);
+  requireTokens("gemv", act, token, 1);
+  requireRegion(k, "gemv", "y", yPtr, 4 * m.rows, 4);
+  const t = tokenPtrs(act, token);
+  matmulExports(k).gemv_i4i8(m.qsPtr, m.scalesPtr, m.sumsPtr, m.rows, m.cols, t.q, t.wide, t.corr, t.scale, t.zero, yPtr);
+}
+
+/** Y (f32 [count][m.rows] at yPtr) for act's tokens [first, first + count). */
+export function gemm(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: number, count = act.tokens, first = 0): void {
+  requireMatch("gemm", m, act);
+  requireTokens("gemm", act, first, count);
+  requireRegion(k, "gemm", "y", yPtr, 4 * m.rows * count, 4);
+  const t = tokenPtrs(act, first);
+  matmulExports(k).gemm_i4i8(m.qsPtr, m.scalesPtr, m.sumsPtr, m.rows, m.cols, count, t.q, t.wide, t.corr, t.scale, t.zero, yPtr);
+}
+
+// ---- scalar twins: the readable specification ---------------------------------------------------------
+
+/** Round half to even, as torch.round and wasm f32.nearest do (Math.round rounds halves up). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+const F = Math.fround;
+/** torch.finfo(torch.float32).eps, the recipe's lower clamp on the scale. */
+export const SCALE_MIN = 2 ** -23;
+
+/**
+ * Dynamic asymmetric per-token quantization (torchao 8da4w), every step in f32:
+ *   mn = min(min x, 0), mx = max(max x, 0), s = max((mx - mn) / 255, eps)
+ *   z = round(clamp(-128 - mn/s if (-128 + mn/s) + (127 + mx/s) > 0 else 127 - mx/s, -128, 127))
+ *   q = clamp(round(x / s) + z, -128, 127)
+ * The eps clamp is the recipe's (the brief's "s = 1 or equivalent"): an all-zero row gets s = eps, z = 127,
+ * q = 127, so q - z = 0 and every output is 0. Inputs must be finite.
+ */
+export function quantizeActivationsRef(x: Float32Array, tokens: number, cols: number): Int8Tokens {
+  requireShape("quantizeActivationsRef", tokens, cols, "tokens");
+  if (x.length !== tokens * cols) throw new RangeError(`quantizeActivationsRef: x has ${x.length} values, expected ${tokens * cols}`);
+  const q = new Int8Array(tokens * cols);
+  const scale = new Float32Array(tokens);
+  const zero = new Int32Array(tokens);
+  for (let t = 0; t < tokens; t++) {
+    let mn = 0;
+    let mx = 0;
+    for (let i = 0; i < cols; i++) {
+      mn = Math.min(mn, x[t * cols + i]);
+      mx = Math.max(mx, x[t * cols + i]);
+    }
+    let s = F(F(mx - mn) / 255);
+    if (!(s >= SCALE_MIN)) s = SCALE_MIN;
+    const dmin = F(mn / s);
+    const dmax = F(mx / s);
+    const zf = F(F(-128 + dmin) + F(127 + dmax)) > 0 ? F(-128 - dmin) : F(127 - dmax);
+    const z = roundHalfEven(Math.max(-128, Math.min(127, zf)));
+    scale[t] = s;
+    zero[t] = z;
+    for (let i = 0; i < cols; i++) {
+      q[t * cols + i] = Math.max(-128, Math.min(127, roundHalfEven(F(x[t * cols + i] / s)) + z));
+    }
+  }
+  return { tokens, cols, q, scale, zero };
+}
+
+/** D[t][r][g] = Σ_{i in g} q_w[r][i] · (q_x[t][i] - z[t]), the exact integer group dot. */
+export function groupDotRef(w: Int4Weights, x: Int8Tokens, t: number, r: number, g: number): number {
+  let d = 0;
+  for (let i = g * GROUP; i < (g + 1) * GROUP; i++) d += w.q[r * w.cols + i] * (x.q[t * x.cols + i] - x.zero[t]);
+  return d;
+}
+
+/** Y[t][r] for every token of x: f32 [x.tokens][w.rows]. The twin of gemm (and, one token at a time, of gemv). */
+export function gemmRef(w: Int4Weights, x: Int8Tokens): Float32Array {
+  if (w.cols !== x.cols) throw new RangeError(`gemmRef: matrix has ${w.cols} columns, activations have ${x.cols}`);
+  const groups = w.cols / GROUP;
+  const y = new Float32Array(x.tokens * w.rows);
+  for (let t = 0; t < x.tokens; t++) {
+    for (let r = 0; r < w.rows; r++) {
+      let acc = 0;
+      for (let g = 0; g < groups; g++) acc = F(acc + F(groupDotRef(w, x, t, r, g) * w.scales[r * groups + g]));
+      y[t * w.rows + r] = F(acc * x.scale[t]);
+    }
+  }
+  return y;
+}
+
+/** s_x[t] · Σ_g |s_w · D|: the scale the float tolerance is relative to (f64, f32 [x.tokens][w.rows]). */
+export function gemmMagnitudeRef(w: Int4Weights, x: Int8Tokens): Float64Array {
+  const groups = w.cols / GROUP;
+  const m = new Float64Array(x.tokens * w.rows);
+  for (let t = 0; t < x.tokens; t++) {
+    for (let r = 0; r < w.rows; r++) {
+      let a = 0;
+      for (let g = 0; g < groups; g++) a += Math.abs(groupDotRef(w, x, t, r, g) * w.scales[r * groups + g]);
+      m[t * w.rows + r] = a * Math.abs(x.scale[t]);
+    }
+  }
+  return m;
+}
+
+// ---- start-up probe ------------------------------------------------------------------------------------
+
+/**
+ * Runs every matmul kernel of `k` on fixed inputs that reach the extremes (weights -8 and 7, activations
+ * -128 and 127, zero points -128 and 127, negative activations, 7 rows, 5 tokens so both the 4-token tile
+ * and the single-token path run) and compares with the twins bit for bit. Returns null when all agree,
+ * otherwise what differed. Allocates in k's arena: run it on a throwaway instance.
+ */
+export function probeMatmul(k: WasmKernels): string | null {
+  const rows = 7;
+  const cols = 64;
+  const tokens = 5;
+  const wq = new Int8Array(rows * cols);
+  const ws = new Float32Array(rows * (cols / GROUP));
+  for (let i = 0; i < wq.length; i++) wq[i] = ((i * 7 + (i >> 5)) % 16) - 8;
+  wq.fill(-8, 0, 32);
+  wq.fill(7, 32, 64);
+  for (let i = 0; i < ws.length; i++) ws[i] = 1 + (i % 3) * 0.25;
+  const w: Int4Weights = { rows, cols, q: wq, scales: ws };
+  const xq = new Int8Array(tokens * cols);
+  for (let i = 0; i < xq.length; i++) xq[i] = ((i * 37 + 11) % 256) - 128;
+  xq.fill(-128, 0, 32);
+  xq.fill(127, 32, 64);
+  const x: Int8Tokens = {
+    tokens, cols, q: xq,
+    scale: Float32Array.from([1, 0.5, 2, 1, 0.25]),
+    zero: Int32Array.from([-128, 127, 0, -3, 5]),
+  };
+  const m = repackInt4(k, w);
+  const act = Int8Activations.alloc(k, tokens, cols);
+  const y = k.alloc(4 * rows * tokens);
+  const xf = k.alloc(4 * tokens * cols);
+  setActivations(k, act, x);
+  const want = gemmRef(w, x);
+  gemm(k, m, act, y);
+  const got = k.f32.slice(y >> 2, (y >> 2) + rows * tokens);
+  const bad = firstBitDifference(got, want);
+  if (bad >= 0) return `gemm_i4i8: y[${bad}] = ${got[bad]}, expected ${want[bad]}`;
+  for (let t = 0; t < tokens; t++) {
+    k.f32.fill(0, y >> 2, (y >> 2) + rows);
+    gemv(k, m, act, y, t);
+    const g = k.f32.slice(y >> 2, (y >> 2) + rows);
+    const b = firstBitDifference(g, want.subarray(t * rows, (t + 1) * rows));
+    if (b >= 0) return `gemv_i4i8: token ${t} y[${b}] = ${g[b]}, expected ${want[t * rows + b]}`;
+  }
+  const xs = new Float32Array(tokens * cols);
+  for (let i = 0; i < xs.length; i++) xs[i] = Math.sin(i * 0.7) * (i % 5) - (i % 64 === 3 ? 9 : 0);
+  k.f32.set(xs, xf >> 2);
+  quantizeActivations(k, xf, act);
+  const qr = quantizeActivationsRef(xs, tokens, cols);
+  const qk = readActivations(k, act);
+  const qb = qk.q.findIndex((v, i) => v !== qr.q[i]);
+  if (qb >= 0 || firstBitDifference(qk.scale, qr.scale) >= 0 || qk.zero.some((v, i) => v !== qr.zero[i])) {
+    return `quantize_act: differs from the twin${qb >= 0 ? ` at q[${qb}] (${qk.q[qb]} vs ${qr.q[qb]})` : " in scale or zero point"}`;
+  }
+  return null;
+}
+
+/** Index of the first element whose f32 bit pattern differs, or -1. */
+export function firstBitDifference(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return 0;
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return i;
+  return -1;
+}

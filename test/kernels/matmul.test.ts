@@ -1,0 +1,332 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  GROUP, Int8Activations, allocInt4Matrix, dequantizeRowInto, repackInt4, writeInt4Rows, type Int4Weights,
+} from "../../src/kernels/layout.js";
+import {
+  SCALE_MIN, TOLERANCE, firstBitDifference, gemm, gemmMagnitudeRef, gemmRef, gemv, quantizeActivations,
+  quantizeActivationsRef, readActivations, roundHalfEven, setActivations, type Int8Tokens,
+} from "../../src/kernels/matmul.js";
+import { enableRelaxedSimd, WasmKernels, wasmBytes, type WasmVariant } from "../../src/kernels/wasm.js";
+
+const RUNS = 40;
+
+/** Deterministic values from a fast-check seed, so large arrays do not go through shrinking. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** How a row of integers is filled: edge values are their own styles so every run can hit them. */
+type Style = "random" | "extreme" | "zero" | "constant";
+const style = fc.constantFrom<Style>("random", "random", "extreme", "zero", "constant");
+
+function fillInts(r: () => number, s: Style, out: Int8Array, from: number, n: number, lo: number, hi: number): void {
+  const c = lo + Math.floor(r() * (hi - lo + 1));
+  for (let i = from; i < from + n; i++) {
+    if (s === "random") out[i] = lo + Math.floor(r() * (hi - lo + 1));
+    else if (s === "extreme") out[i] = r() < 0.5 ? lo : hi;
+    else if (s === "zero") out[i] = 0;
+    else out[i] = c;
+  }
+}
+
+interface Case {
+  w: Int4Weights;
+  x: Int8Tokens;
+}
+
+/** rows 1..13 (often not a multiple of 4), 1..6 groups, 1..9 tokens (both the 4-token tile and the tail). */
+const caseArb = (unitScales: boolean, maxGroups = 6, minGroups = 1): fc.Arbitrary<Case> =>
+  fc.record({
+    rows: fc.integer({ min: 1, max: 13 }),
+    groups: fc.integer({ min: minGroups, max: maxGroups }),
+    tokens: fc.integer({ min: 1, max: 9 }),
+    seed: fc.integer(),
+    wStyles: fc.array(style, { minLength: 13, maxLength: 13 }),
+    xStyles: fc.array(style, { minLength: 9, maxLength: 9 }),
+  }).map(({ rows, groups, tokens, seed, wStyles, xStyles }) => {
+    const r = rng(seed);
+    const cols = groups * GROUP;
+    const q = new Int8Array(rows * cols);
+    for (let i = 0; i < rows; i++) fillInts(r, wStyles[i], q, i * cols, cols, -8, 7);
+    const scales = new Float32Array(rows * groups);
+    for (let i = 0; i < scales.length; i++) scales[i] = unitScales ? 1 : (r() - 0.3) * 2 ** (Math.floor(r() * 12) - 8);
+    const xq = new Int8Array(tokens * cols);
+    for (let t = 0; t < tokens; t++) fillInts(r, xStyles[t], xq, t * cols, cols, -128, 127);
+    const scale = new Float32Array(tokens);
+    const zero = new Int32Array(tokens);
+    for (let t = 0; t < tokens; t++) {
+      scale[t] = unitScales ? 1 : r() * 0.1;
+      const z = r();
+      zero[t] = z < 0.2 ? -128 : z < 0.4 ? 127 : Math.floor(r() * 256) - 128;
+    }
+    return { w: { rows, cols, q, scales }, x: { tokens, cols, q: xq, scale, zero } };
+  });
+
+/**
+ * A row whose range makes s = 0.25 exactly, so every x / s is m + 0.5: each value is a rounding tie
+ * (round half to even vs Math.round), and the zero point -0.5 is one too.
+ */
+function tie(i: number, r: () => number): number {
+  if (i === 0) return -31.875;
+  if (i === 1) return 31.875;
+  return (Math.floor(r() * 256) - 128 + 0.5) * 0.25;
+}
+
+const SENTINEL = -12345.5;
+
+/** Runs gemm (or gemv per token) on one instance; returns y plus the sentinel written just past it. */
+function runKernel(k: WasmKernels, c: Case, op: "gemm" | "gemv"): { y: Float32Array; after: number } {
+  const m = repackInt4(k, c.w);
+  const act = Int8Activations.alloc(k, c.x.tokens, c.x.cols);
+  setActivations(k, act, c.x);
+  const n = c.x.tokens * c.w.rows;
+  const y = k.alloc(4 * (n + 4));
+  k.f32.fill(SENTINEL, y >> 2, (y >> 2) + n + 4);
+  if (op === "gemm") gemm(k, m, act, y);
+  else for (let t = 0; t < c.x.tokens; t++) gemv(k, m, act, y + 4 * t * c.w.rows, t);
+  return { y: k.f32.slice(y >> 2, (y >> 2) + n), after: k.f32[(y >> 2) + n] };
+}
+
+function expectWithinTolerance(got: Float32Array, c: Case): void {
+  const want = gemmRef(c.w, c.x);
+  const mag = gemmMagnitudeRef(c.w, c.x);
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i] - want[i]);
+    if (!(err <= TOLERANCE * mag[i])) {
+      throw new Error(`y[${i}] = ${got[i]}, twin ${want[i]}, |diff| ${err} > ${TOLERANCE} x ${mag[i]}`);
+    }
+  }
+}
+
+// Relaxed runs whenever the engine accepts it; it is loaded directly, not through the start-up probe, so a
+// wrong relaxed kernel fails these tests instead of quietly falling back.
+const RELAXED = enableRelaxedSimd(wasmBytes("relaxed"));
+const VARIANTS: WasmVariant[] = RELAXED ? ["simd", "relaxed"] : ["simd"];
+
+describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
+
+  it("gemm with unit scales gives the exact integer sums, bit for bit", async () => {
+    const k = await WasmKernels.create(variant);
+    fc.assert(
+      fc.property(caseArb(true), (c) => {
+        const { y, after } = runKernel(k, c, "gemm");
+        const want = gemmRef(c.w, c.x);
+        for (const v of want) expect(Number.isInteger(v) && Math.abs(v) < 2 ** 24).toBe(true);
+        expect(firstBitDifference(y, want)).toBe(-1);
+        expect(after).toBe(SENTINEL);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("gemm matches the twin within the stated tolerance, never writing past the rows", async () => {
+    const k = await WasmKernels.create(variant);
+    fc.assert(
+      fc.property(caseArb(false), (c) => {
+        const { y, after } = runKernel(k, c, "gemm");
+        expectWithinTolerance(y, c);
+        expect(after).toBe(SENTINEL);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("gemm over several 64-group column chunks (cols 2080..6400) matches the twin", async () => {
+    const k = await WasmKernels.create(variant);
+    fc.assert(
+      fc.property(caseArb(false, 200, 65), (c) => {
+        const { y, after } = runKernel(k, c, "gemm");
+        expectWithinTolerance(y, c);
+        expect(after).toBe(SENTINEL);
+      }),
+      { numRuns: 8 },
+    );
+  });
+
+  it("gemv matches the twin per token, exact with unit scales, within tolerance otherwise", async () => {
+    const k = await WasmKernels.create(variant);
+    fc.assert(
+      fc.property(caseArb(true), caseArb(false), (unit, scaled) => {
+        const u = runKernel(k, unit, "gemv");
+        expect(firstBitDifference(u.y, gemmRef(unit.w, unit.x))).toBe(-1);
+        expect(u.after).toBe(SENTINEL);
+        const s = runKernel(k, scaled, "gemv");
+        expectWithinTolerance(s.y, scaled);
+        expect(s.after).toBe(SENTINEL);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("keeps the largest sums exact: 6144 columns of -8 x (-128 - 127), 5 rows", async () => {
+    const k = await WasmKernels.create(variant);
+    const rows = 5;
+    const cols = 6144;
+    const w: Int4Weights = { rows, cols, q: new Int8Array(rows * cols).fill(-8), scales: new Float32Array(rows * cols / GROUP).fill(1) };
+    w.q.fill(7, 4 * cols);
+    const x: Int8Tokens = { tokens: 5, cols, q: new Int8Array(5 * cols).fill(-128), scale: new Float32Array(5).fill(1), zero: new Int32Array(5).fill(127) };
+    const { y } = runKernel(k, { w, x }, "gemm");
+    expect(y[0]).toBe(-8 * -255 * cols);
+    expect(y[4]).toBe(7 * -255 * cols);
+    expect(firstBitDifference(y, gemmRef(w, x))).toBe(-1);
+  });
+
+  it("quantize_act agrees exactly with the twin on q, scale and zero point", async () => {
+    const k = await WasmKernels.create(variant);
+    const rowStyle = fc.constantFrom("gauss", "zero", "constant", "positive", "negative", "outlier", "ties");
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), fc.integer(),
+        fc.array(rowStyle, { minLength: 6, maxLength: 6 }),
+        (tokens, groups, seed, styles) => {
+          const r = rng(seed);
+          const cols = groups * GROUP;
+          const xs = new Float32Array(tokens * cols);
+          for (let t = 0; t < tokens; t++) {
+            const c = (r() - 0.5) * 10;
+            for (let i = 0; i < cols; i++) {
+              const g = (r() - 0.5) * 4;
+              const s = styles[t];
+              xs[t * cols + i] =
+                s === "zero" ? 0 : s === "constant" ? c : s === "positive" ? Math.abs(g) : s === "negative" ? -Math.abs(g)
+                : s === "outlier" ? (i === 3 ? 80 : g * 0.01) : s === "ties" ? tie(i, r) : g;
+            }
+          }
+          const act = Int8Activations.alloc(k, tokens, cols);
+          const xPtr = k.alloc(4 * xs.length);
+          k.f32.set(xs, xPtr >> 2);
+          quantizeActivations(k, xPtr, act);
+          const got = readActivations(k, act);
+          const want = quantizeActivationsRef(xs, tokens, cols);
+          expect(got.q).toEqual(want.q);
+          expect(got.zero).toEqual(want.zero);
+          expect(firstBitDifference(got.scale, want.scale)).toBe(-1);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe.skipIf(!RELAXED)("builds agree", () => {
+  it("relaxed and baseline give bit-identical gemm, gemv and quantization results", async () => {
+    const a = await WasmKernels.create("simd");
+    const b = await WasmKernels.create("relaxed");
+    fc.assert(
+      fc.property(caseArb(false), (c) => {
+        expect(firstBitDifference(runKernel(a, c, "gemm").y, runKernel(b, c, "gemm").y)).toBe(-1);
+        expect(firstBitDifference(runKernel(a, c, "gemv").y, runKernel(b, c, "gemv").y)).toBe(-1);
+      }),
+      { numRuns: RUNS },
+    );
+    const xs = Float32Array.from({ length: 3 * 96 }, (_, i) => Math.sin(i) * 3 - 1);
+    const quantize = (k: WasmKernels): Int8Tokens => {
+      const act = Int8Activations.alloc(k, 3, 96);
+      const p = k.alloc(4 * xs.length);
+      k.f32.set(xs, p >> 2);
+      quantizeActivations(k, p, act);
+      return readActivations(k, act);
+    };
+    const qa = quantize(a);
+    const qb = quantize(b);
+    expect(qb.q).toEqual(qa.q);
+    expect(qb.zero).toEqual(qa.zero);
+    expect(firstBitDifference(qb.scale, qa.scale)).toBe(-1);
+  });
+});
+
+describe("scalar twins", () => {
+  it("roundHalfEven rounds ties to even, unlike Math.round", () => {
+    expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4999, -2.5001, 3].map(roundHalfEven)).toEqual([0, 2, 2, -0, -2, -2, 2, -3, 3]);
+    fc.assert(
+      fc.property(fc.integer({ min: -1e6, max: 1e6 }), fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), (n, f) => {
+        const v = roundHalfEven(n + f);
+        expect(Number.isInteger(v)).toBe(true);
+        expect(Math.abs(v - (n + f))).toBeLessThanOrEqual(0.5);
+        if (f === 0.5) expect(Math.abs(v) % 2).toBe(0);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("quantization reconstructs every input to within half a step, and all-zero rows give zero output", () => {
+    fc.assert(
+      fc.property(fc.array(fc.float({ min: -100, max: 100, noNaN: true }), { minLength: 32, maxLength: 32 }), (vals) => {
+        const x = Float32Array.from(vals);
+        const { q, scale, zero } = quantizeActivationsRef(x, 1, 32);
+        expect(zero[0]).toBeGreaterThanOrEqual(-128);
+        expect(zero[0]).toBeLessThanOrEqual(127);
+        for (let i = 0; i < 32; i++) expect(Math.abs((q[i] - zero[0]) * scale[0] - x[i])).toBeLessThanOrEqual(scale[0] * 0.5001);
+      }),
+      { numRuns: 200 },
+    );
+    const z = quantizeActivationsRef(new Float32Array(64), 2, 32);
+    expect(Array.from(z.scale)).toEqual([SCALE_MIN, SCALE_MIN]);
+    expect(Array.from(z.zero)).toEqual([127, 127]);
+    const w: Int4Weights = { rows: 3, cols: 32, q: new Int8Array(96).fill(7), scales: new Float32Array(3).fill(2) };
+    expect(Array.from(gemmRef(w, z))).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+});
+
+describe("il4 repack", () => {
+  it("streams rows in uneven chunks to the same bytes as one repack, and dequantizes any row back to q·s", async () => {
+    const k = await WasmKernels.create("simd");
+    fc.assert(
+      fc.property(caseArb(false), fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 13, maxLength: 13 }), (c, chunks) => {
+        const { rows, cols } = c.w;
+        const groups = cols / GROUP;
+        const whole = repackInt4(k, c.w);
+        const parts = allocInt4Matrix(k, rows, cols);
+        for (let r0 = 0, i = 0; r0 < rows; i++) {
+          const n = Math.min(chunks[i], rows - r0);
+          writeInt4Rows(k, parts, r0, {
+            rows: n, cols,
+            q: c.w.q.subarray(r0 * cols, (r0 + n) * cols),
+            scales: c.w.scales.subarray(r0 * groups, (r0 + n) * groups),
+          });
+          r0 += n;
+        }
+        const bytes = whole.sumsPtr + 8 * whole.blocks * groups - whole.qsPtr; // nibbles, scales and sums
+        expect(parts.sumsPtr - parts.qsPtr).toBe(whole.sumsPtr - whole.qsPtr);
+        expect(k.u8.slice(parts.qsPtr, parts.qsPtr + bytes)).toEqual(k.u8.slice(whole.qsPtr, whole.qsPtr + bytes));
+        const out = k.alloc(4 * cols);
+        for (let r = 0; r < rows; r++) {
+          dequantizeRowInto(k, parts, r, out);
+          const got = k.f32.slice(out >> 2, (out >> 2) + cols);
+          const want = Float32Array.from({ length: cols }, (_, i) => c.w.q[r * cols + i] * c.w.scales[r * groups + Math.floor(i / GROUP)]);
+          expect(firstBitDifference(got, want)).toBe(-1);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe("wrapper validation", () => {
+  it("rejects bad shapes, out-of-range weights and pointers with clear errors", async () => {
+    const k = await WasmKernels.create("simd");
+    const w = (rows: number, cols: number): Int4Weights => ({ rows, cols, q: new Int8Array(rows * cols), scales: new Float32Array((rows * cols) / GROUP) });
+    expect(() => repackInt4(k, w(4, 48))).toThrow(/cols must be a positive multiple of 32, got 48/);
+    const bad = w(2, 32);
+    bad.q[33] = 8;
+    expect(() => repackInt4(k, bad)).toThrow(/q\[1\]\[1\] = 8 is outside the int4 range/);
+    expect(() => repackInt4(k, { ...w(2, 32), scales: new Float32Array(1) })).toThrow(/scales has 1 values/);
+    expect(() => Int8Activations.alloc(k, 1, 40)).toThrow(/multiple of 32/);
+    const m = repackInt4(k, w(5, 64));
+    const act = Int8Activations.alloc(k, 2, 32);
+    expect(() => gemv(k, m, act, k.alloc(64))).toThrow(/matrix has 64 columns, activations have 32/);
+    const act64 = Int8Activations.alloc(k, 2, 64);
+    expect(() => gemv(k, m, act64, k.memory.buffer.byteLength - 8)).toThrow(/outside the Wasm memory/);
+    expect(() => gemv(k, m, act64, 2)).toThrow(/4-byte aligned/);
+    expect(() => gemm(k, m, act64, k.alloc(64), 3)).toThrow(/tokens \[0, 3\) outside the 2/);
+    expect(() => gemv(k, m, act64, k.alloc(64), 2)).toThrow(/tokens \[2, 3\)/);
+  });
+});
