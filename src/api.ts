@@ -1,5 +1,6 @@
 // The library face: load a checkpoint folder, then ask for logits, perplexity or text.
 import type { Backend, BackendName } from "./model/backend.js";
+import type { SimdMode } from "./kernels/wasm.js";
 import type { ModelConfig } from "./model/config.js";
 import { bundledModelDir, loadBackend, loadConfig, loadText } from "./model/load.js";
 import { perplexity, type PerplexityResult } from "./model/perplexity.js";
@@ -8,12 +9,15 @@ import type { ChatTemplate } from "./text/chat-template.js";
 import { generateTokens, type StopReason } from "./generate/generate.js";
 import { greedy } from "./generate/sampler.js";
 
-export type { BackendName, ModelConfig, PerplexityResult, StopReason };
+export type { BackendName, ModelConfig, PerplexityResult, SimdMode, StopReason };
 export { parseConfig, mobilellmPro, parameterCount } from "./model/config.js";
 export { bundledModelDir } from "./model/load.js";
 
 export interface LoadOptions {
+  /** "wasm" (default): the int4 x int8 engine; "reference": the float32 oracle. */
   backend?: BackendName;
+  /** Wasm build for the "wasm" backend: "auto" (default) picks relaxed SIMD where proven correct. */
+  simd?: SimdMode;
   /** Positions the KV cache holds; defaults to min(max_position_embeddings, 4096). */
   contextLength?: number;
 }
@@ -77,7 +81,8 @@ export async function loadModel(dir: string = bundledModelDir(), opts: LoadOptio
   const config = loadConfig(dir);
   const { tokenizer, chatTemplate } = loadText(dir);
   const backend = await loadBackend(dir, config, {
-    backend: opts.backend ?? "reference",
+    backend: opts.backend ?? "wasm",
+    simd: opts.simd,
     contextLength: opts.contextLength ?? Math.min(config.maxPositions, 4096),
   });
   return new Model(dir, config, tokenizer, chatTemplate, backend);

@@ -48,11 +48,16 @@ describe("mobilellm CLI", () => {
     expect(last.tokens).toEqual([1000, 872, 266]);
     expect(last.shape).toEqual([1, 1024]);
     expect(last.logits).toHaveLength(1);
-    const all = JSON.parse((await cli("logits", "--tokens", "1000,872,266", "--all", "--backend", "reference")).stdout) as typeof last;
+    const all = JSON.parse((await cli("logits", "--tokens", "1000,872,266", "--all")).stdout) as typeof last;
     expect(all.shape).toEqual([3, 1024]);
     expect(all.logits[2]).toEqual(last.logits[0]);
     const m = await loadModel(undefined, { contextLength: 8 });
     expect(last.logits[0]).toEqual(Array.from(m.logits([1000, 872, 266])[0]));
+    // --backend reference runs the float32 oracle: close to, but not the same as, the int4 engine.
+    const ref = JSON.parse((await cli("logits", "--tokens", "1000,872,266", "--backend", "reference")).stdout) as typeof last;
+    const r = await loadModel(undefined, { backend: "reference", contextLength: 8 });
+    expect(ref.logits[0]).toEqual(Array.from(r.logits([1000, 872, 266])[0]));
+    expect(ref.logits[0]).not.toEqual(last.logits[0]);
     const byPrompt = JSON.parse((await cli("logits", "--prompt", "ROMEO:")).stdout) as typeof last;
     expect(byPrompt.tokens).toEqual(m.encode("ROMEO:"));
   });
@@ -87,6 +92,7 @@ describe("mobilellm CLI", () => {
     [["generate"], 2, /--prompt is required/],
     [["generate", "--prompt", "x", "-n", "zero"], 2, /-n must be an integer/],
     [["logits", "--tokens", "1,2", "--backend", "gpu"], 2, /--backend must be one of/],
+    [["logits", "--tokens", "1,2", "--simd", "avx"], 2, /--simd must be one of auto, baseline, relaxed/],
     [["frobnicate"], 2, /unknown command "frobnicate"/],
     [["generate", "--model", "/no/such/dir", "--prompt", "x"], 1, /does not exist/],
     [["logits", "--tokens", "1000,5000"], 1, /token id 5000 is outside the vocabulary/],

@@ -2,6 +2,7 @@
 // turn a bad value into a UsageError (printed as one line, exit code 2).
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { BACKENDS, type BackendName } from "../model/backend.js";
+import type { SimdMode } from "../kernels/wasm.js";
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -51,4 +52,17 @@ export function tokenListFlag(v: string): number[] {
   return parts.map(Number);
 }
 
-export const MODEL_FLAG = { model: { type: "string" }, backend: { type: "string" }, help: { type: "boolean", short: "h" } } as const;
+export function simdFlag(values: Values): SimdMode {
+  const v = values["simd"] ?? "auto";
+  if (v !== "auto" && v !== "baseline" && v !== "relaxed") {
+    throw new UsageError(`--simd must be one of auto, baseline, relaxed, got "${String(v)}"`);
+  }
+  return v;
+}
+
+export const MODEL_FLAG = {
+  model: { type: "string" },
+  backend: { type: "string" },
+  simd: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;

@@ -8,6 +8,8 @@ import { parseConfig, type ModelConfig } from "./config.js";
 import { Checkpoint } from "./checkpoint/checkpoint.js";
 import { resolveTensorNames } from "./tensor-names.js";
 import { ReferenceBackend, loadReferenceWeights } from "./reference-backend.js";
+import { WasmEngine } from "./engine.js";
+import type { SimdMode } from "../kernels/wasm.js";
 import { TextTokenizer } from "../text/tokenizer.js";
 import { ChatTemplate, findChatTemplate } from "../text/chat-template.js";
 
@@ -60,6 +62,8 @@ export function loadText(dir: string): TextFiles {
 export interface BackendOptions {
   backend: BackendName;
   contextLength: number;
+  simd?: SimdMode;
+  onProgress?: (done: number, total: number) => void;
 }
 
 export async function loadBackend(dir: string, config: ModelConfig, opts: BackendOptions): Promise<Backend> {
@@ -72,7 +76,7 @@ export async function loadBackend(dir: string, config: ModelConfig, opts: Backen
     if (opts.backend === "reference") {
       return new ReferenceBackend(config, await loadReferenceWeights(ckpt, names), opts.contextLength);
     }
-    throw new Error(`backend "${opts.backend}" is not available yet`);
+    return await WasmEngine.load(config, ckpt, names, { contextLength: opts.contextLength, simd: opts.simd, onProgress: opts.onProgress });
   } finally {
     await ckpt.close();
   }

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { loadModel } from "../../api.js";
-import { MODEL_FLAG, backendFlag, intFlag, parseFlags, UsageError } from "../args.js";
+import { MODEL_FLAG, simdFlag, backendFlag, intFlag, parseFlags, UsageError } from "../args.js";
 
-export const help = `mobilellm perplexity [--model DIR] --file F [--ctx N] [--backend reference] [--json]
+export const help = `mobilellm perplexity [--model DIR] --file F [--ctx N] [--backend wasm|reference] [--simd auto|baseline|relaxed] [--json]
 
 Tokenizes F once, cuts the ids into chunks of N+1 overlapping by one, runs each chunk from position 0,
 and predicts every id of a chunk but its first (the last partial chunk included). N defaults to 256.
@@ -18,7 +18,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   } catch (err) {
     throw new Error(`cannot read ${String(v.file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const model = await loadModel(v.model as string | undefined, { backend: backendFlag(v, "reference"), contextLength: ctx + 1 });
+  const model = await loadModel(v.model as string | undefined, { backend: backendFlag(v, "wasm"), simd: simdFlag(v), contextLength: ctx + 1 });
   try {
     const r = model.perplexity(text, ctx);
     if (v.json) out(JSON.stringify(r));

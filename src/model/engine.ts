@@ -1,0 +1,316 @@
+// The quantized forward pass: MobileLLM-Pro as it is deployed (int4 g32 weights, int8 dynamic per-token
+// activations, int8 KV cache), orchestrated here over the Wasm kernels.
+//
+// Decode (one token) and prefill (a block of tokens) are the same code: a block of T tokens runs every
+// matrix product as one GEMM (each unpacked weight group serves all T tokens), and attention walks the
+// block token by token over the int8 cache. Every kernel treats each token alone, so a token's logits do
+// not depend on how the tokens were cut into blocks: prefill and decode agree bit for bit.
+import type { Backend } from "./backend.js";
+import { checkForwardRequest } from "./backend.js";
+import type { ModelConfig } from "./config.js";
+import type { Checkpoint } from "./checkpoint/checkpoint.js";
+import type { TensorNames } from "./tensor-names.js";
+import { KvCache } from "./kv-cache.js";
+import { quantizeInt4 } from "./quantize.js";
+import { loadKernels, type SimdMode, type WasmKernels } from "../kernels/wasm.js";
+import { allocInt4Matrix, dequantizeRowInto, writeInt4Rows, Int8Activations, type Int4Matrix } from "../kernels/layout.js";
+import { gemm, gemv, quantizeActivations } from "../kernels/matmul.js";
+import { buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
+import {
+  allocAttentionState,
+  attentionAccumulate,
+  attentionFinalize,
+  attentionReset,
+  kvStore,
+} from "../kernels/attention.js";
+import { attentionTemperature, ropeInverseFrequencies } from "../reference/rope.js";
+
+/** Rows quantized per checkpoint read: bounds the f32 staging memory while loading (a multiple of 4). */
+const LOAD_ROWS = 2048;
+
+interface LayerMatrices {
+  attnNorm: number;
+  ffnNorm: number;
+  /** q, k and v stacked: one GEMM instead of three. */
+  qkv: Int4Matrix;
+  o: Int4Matrix;
+  /** gate and up stacked: one GEMM, then SwiGLU pairs row halves. */
+  gateUp: Int4Matrix;
+  down: Int4Matrix;
+}
+
+export interface EngineOptions {
+  contextLength: number;
+  /** Tokens per prefill block (the GEMM width). */
+  blockSize?: number;
+  /** Which Wasm build: relaxed SIMD where the start-up probe proves it correct ("auto"), or forced. */
+  simd?: SimdMode;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export class WasmEngine implements Backend {
+  readonly name = "wasm" as const;
+  readonly contextLength: number;
+  readonly kv: KvCache;
+  private readonly k: WasmKernels;
+  private readonly layers: LayerMatrices[];
+  private readonly embed: Int4Matrix;
+  private readonly head: Int4Matrix;
+  private readonly finalNorm: number;
+  private readonly ones: number;
+  private readonly ropeTable: RopeTablePtr;
+  private readonly block: number;
+  private readonly s: Scratch;
+  private disposed = false;
+  /** Which Wasm build runs and why (the start-up probe's verdict). */
+  readonly simd: { variant: string; reason: string };
+
+  private constructor(
+    readonly config: ModelConfig,
+    k: WasmKernels,
+    weights: { layers: LayerMatrices[]; embed: Int4Matrix; head: Int4Matrix; finalNorm: number },
+    opts: EngineOptions,
+    simd: { variant: string; reason: string },
+  ) {
+    this.k = k;
+    this.simd = simd;
+    this.contextLength = opts.contextLength;
+    this.layers = weights.layers;
+    this.embed = weights.embed;
+    this.head = weights.head;
+    this.finalNorm = weights.finalNorm;
+    this.block = Math.min(opts.blockSize ?? 32, opts.contextLength);
+    this.kv = new KvCache(k, config, opts.contextLength);
+    const omega = ropeInverseFrequencies(config);
+    this.ropeTable = uploadRopeTable(k, buildRopeTables(config.headDim, opts.contextLength, Float32Array.from(omega)));
+    this.ones = k.alloc(4 * config.headDim);
+    k.f32.fill(1, this.ones >> 2, (this.ones >> 2) + config.headDim);
+    this.s = new Scratch(k, config, this.block);
+  }
+
+  /** Reads, quantizes and repacks every weight of the checkpoint into Wasm memory. */
+  static async load(config: ModelConfig, ckpt: Checkpoint, names: TensorNames, opts: EngineOptions): Promise<WasmEngine> {
+    if (opts.contextLength > config.maxPositions) {
+      throw new RangeError(`context ${opts.contextLength} exceeds max_position_embeddings ${config.maxPositions}`);
+    }
+    const { kernels: k, variant, reason } = await loadKernels(opts.simd ?? "auto");
+    const total = names.layers.length * 7 + 2 + (names.lmHead ? 1 : 0);
+    let done = 0;
+    const step = () => opts.onProgress?.(++done, total);
+
+    const loadMatrix = async (parts: string[]): Promise<Int4Matrix> => {
+      const infos = parts.map((p) => ckpt.info(p));
+      const cols = infos[0].shape[1];
+      const rows = infos.reduce((n, i) => n + i.shape[0], 0);
+      const m = allocInt4Matrix(k, rows, cols);
+      let row0 = 0;
+      for (const part of parts) {
+        for await (const b of ckpt.readRowsF32(part, LOAD_ROWS)) {
+          writeInt4Rows(k, m, row0 + b.row0, quantizeInt4(b.data, b.rows, cols));
+        }
+        row0 += ckpt.info(part).shape[0];
+        step();
+      }
+      return m;
+    };
+    const loadVector = async (name: string): Promise<number> => {
+      const v = await ckpt.readF32(name);
+      const ptr = k.alloc(v.byteLength);
+      k.f32.set(v, ptr >> 2);
+      return ptr;
+    };
+
+    const embed = await loadMatrix([names.embed]);
+    const layers: LayerMatrices[] = [];
+    for (const l of names.layers) {
+      layers.push({
+        attnNorm: await loadVector(l.attnNorm),
+        ffnNorm: await loadVector(l.ffnNorm),
+        qkv: await loadMatrix([l.wq, l.wk, l.wv]),
+        o: await loadMatrix([l.wo]),
+        gateUp: await loadMatrix([l.wGate, l.wUp]),
+        down: await loadMatrix([l.wDown]),
+      });
+    }
+    const finalNorm = await loadVector(names.finalNorm);
+    step();
+    const head = names.lmHead ? await loadMatrix([names.lmHead]) : embed;
+    return new WasmEngine(config, k, { layers, embed, head, finalNorm }, opts, { variant, reason });
+  }
+
+  /** The Wasm kernels in use (their variant and arena). */
+  get kernels(): WasmKernels {
+    return this.k;
+  }
+
+  forward(tokens: readonly number[], startPos: number, all: boolean): Float32Array[] {
+    if (this.disposed) throw new Error("the model was disposed");
+    checkForwardRequest(this, tokens, startPos);
+    const out: Float32Array[] = [];
+    for (let i = 0; i < tokens.length; i += this.block) {
+      const chunk = tokens.slice(i, i + this.block);
+      const last = i + chunk.length === tokens.length;
+      this.runBlock(chunk, startPos + i);
+      if (all) out.push(...this.logits(0, chunk.length));
+      else if (last) out.push(...this.logits(chunk.length - 1, 1));
+    }
+    return out;
+  }
+
+  dispose(): void {
+    this.disposed = true;
+  }
+
+  // ---- one block of T tokens at positions pos0 .. pos0 + T - 1 ------------------------------------------
+
+  private runBlock(tokens: readonly number[], pos0: number): void {
+    const c = this.config;
+    const k = this.k;
+    const s = this.s;
+    const T = tokens.length;
+    const d = c.hiddenSize;
+    const f = c.intermediateSize;
+
+    tokens.forEach((t, i) => dequantizeRowInto(k, this.embed, t, s.x + 4 * i * d));
+
+    for (let l = 0; l < c.numLayers; l++) {
+      const w = this.layers[l];
+
+      // attention rmsnorm -> int8 -> q, k, v
+      rmsnorm(k, s.x, w.attnNorm, s.xb, T, d, c.rmsNormEps);
+      quantizeActivations(k, s.xb, s.actD, T);
+      this.matmul(w.qkv, s.actD, s.qkv, T);
+
+      this.positionEncode(l, T, pos0);
+      this.attention(l, T, pos0);
+
+      // output projection and residual
+      quantizeActivations(k, s.att, s.actQ, T);
+      this.matmul(w.o, s.actQ, s.xb, T);
+      this.addInto(s.x, s.xb, T * d);
+
+      // ffn rmsnorm -> int8 -> gate|up -> SwiGLU -> int8 -> down, residual
+      rmsnorm(k, s.x, w.ffnNorm, s.xb, T, d, c.rmsNormEps);
+      quantizeActivations(k, s.xb, s.actD, T);
+      this.matmul(w.gateUp, s.actD, s.gateUp, T);
+      for (let t = 0; t < T; t++) {
+        const row = s.gateUp + 8 * t * f;
+        swiglu(k, row, row + 4 * f, s.hidden + 4 * t * f, f);
+      }
+      quantizeActivations(k, s.hidden, s.actF, T);
+      this.matmul(w.down, s.actF, s.xb, T);
+      this.addInto(s.x, s.xb, T * d);
+    }
+  }
+
+  /** RoPE on the q and k heads of each row (then the optional QK-norm), or NoPE temperature tuning. */
+  private positionEncode(l: number, T: number, pos0: number): void {
+    const c = this.config;
+    const k = this.k;
+    const s = this.s;
+    const qkHeads = c.numHeads + c.numKvHeads;
+    for (let t = 0; t < T; t++) {
+      const row = s.qkv + 4 * t * s.qkvWidth;
+      if (c.useRope[l]) {
+        rope(k, row, 1, qkHeads, this.ropeTable, pos0 + t);
+        if (c.useQkNorm) rmsnorm(k, row, this.ones, row, qkHeads, c.headDim, c.rmsNormEps);
+      } else if (c.attnTemperatureTuning) {
+        const tau = attentionTemperature(pos0 + t, c.floorScale, c.attnScale);
+        const f32 = k.f32;
+        for (let i = row >> 2, end = i + c.numHeads * c.headDim; i < end; i++) f32[i] = Math.fround(f32[i] * tau);
+      }
+    }
+  }
+
+  /**
+   * Grouped-query attention. Token by token, its K and V go into the cache and then its query reads the
+   * positions it may see (one run of slots, or two where a ring wraps): the cache is then in exactly the
+   * state a one-token decode would see, so the in-block causal and sliding masks come for free, a ring of
+   * `window` slots is never overwritten too early, and prefill gives the same bits as decode.
+   */
+  private attention(l: number, T: number, pos0: number): void {
+    const c = this.config;
+    const k = this.k;
+    const s = this.s;
+    const dh = c.headDim;
+    const qDim = c.numHeads * dh;
+    const kvDim = c.numKvHeads * dh;
+    const group = c.numHeads / c.numKvHeads;
+    const scale = 1 / Math.sqrt(dh);
+    const cache = this.kv.layers[l];
+    for (let t = 0; t < T; t++) {
+      const pos = pos0 + t;
+      const row = s.qkv + 4 * t * s.qkvWidth;
+      const slot = this.kv.slotOf(l, pos);
+      kvStore(k, cache, "k", row + 4 * qDim, slot);
+      kvStore(k, cache, "v", row + 4 * (qDim + kvDim), slot);
+      const visible = this.kv.ranges(l, this.kv.firstVisible(l, pos), pos + 1);
+      for (let g = 0; g < c.numKvHeads; g++) {
+        const q = row + 4 * g * group * dh;
+        attentionReset(k, s.state, group, dh);
+        for (const r of visible) attentionAccumulate(k, cache, g, q, group, r.slot0, r.n, scale, s.state);
+        attentionFinalize(k, s.state, group, dh, s.att + 4 * (t * qDim + g * group * dh));
+      }
+    }
+  }
+
+  /** Final norm and the tied output head for block rows [first, first + n); returns copies. */
+  private logits(first: number, n: number): Float32Array[] {
+    const c = this.config;
+    const k = this.k;
+    const s = this.s;
+    const d = c.hiddenSize;
+    const v = c.vocabSize;
+    rmsnorm(k, s.x + 4 * first * d, this.finalNorm, s.xb, n, d, c.rmsNormEps);
+    quantizeActivations(k, s.xb, s.actD, n);
+    const out: Float32Array[] = [];
+    for (let i = 0; i < n; i++) {
+      gemv(k, this.head, s.actD, s.logits, i);
+      out.push(k.f32.slice(s.logits >> 2, (s.logits >> 2) + v));
+    }
+    return out;
+  }
+
+  private matmul(m: Int4Matrix, act: Int8Activations, y: number, T: number): void {
+    if (T === 1) gemv(this.k, m, act, y, 0);
+    else gemm(this.k, m, act, y, T);
+  }
+
+  private addInto(dst: number, src: number, n: number): void {
+    const f32 = this.k.f32;
+    for (let i = dst >> 2, j = src >> 2, end = i + n; i < end; i++, j++) f32[i] += f32[j];
+  }
+}
+
+/** Activation buffers for one block, allocated once at load (kernels never allocate). */
+class Scratch {
+  readonly qkvWidth: number;
+  readonly x: number;
+  readonly xb: number;
+  readonly qkv: number;
+  readonly att: number;
+  readonly gateUp: number;
+  readonly hidden: number;
+  readonly logits: number;
+  readonly state: number;
+  readonly actD: Int8Activations;
+  readonly actQ: Int8Activations;
+  readonly actF: Int8Activations;
+
+  constructor(k: WasmKernels, c: ModelConfig, block: number) {
+    const d = c.hiddenSize;
+    const qDim = c.numHeads * c.headDim;
+    this.qkvWidth = qDim + 2 * c.numKvHeads * c.headDim;
+    this.x = k.alloc(4 * block * d);
+    this.xb = k.alloc(4 * block * Math.max(d, qDim));
+    this.qkv = k.alloc(4 * block * this.qkvWidth);
+    this.att = k.alloc(4 * block * qDim);
+    this.gateUp = k.alloc(4 * block * 2 * c.intermediateSize);
+    this.hidden = k.alloc(4 * block * c.intermediateSize);
+    this.logits = k.alloc(4 * c.vocabSize);
+    this.state = allocAttentionState(k, c.numHeads / c.numKvHeads, c.headDim);
+    this.actD = Int8Activations.alloc(k, block, d);
+    this.actQ = Int8Activations.alloc(k, block, qDim);
+    this.actF = Int8Activations.alloc(k, block, c.intermediateSize);
+  }
+}

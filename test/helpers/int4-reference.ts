@@ -1,0 +1,40 @@
+// The float32 reference running the weights the engine actually holds: every linear layer and the tied
+// table rounded to int4 g32 and back. Against it, what is left of the engine's error is its own
+// arithmetic (int8 activations, int8 KV cache, kernel rounding), not the weight format.
+import { loadConfig } from "../../src/model/load.js";
+import { Checkpoint } from "../../src/model/checkpoint/checkpoint.js";
+import { resolveTensorNames } from "../../src/model/tensor-names.js";
+import { loadReferenceWeights } from "../../src/model/reference-backend.js";
+import { dequantizeInt4, quantizeInt4 } from "../../src/model/quantize.js";
+import { ReferenceModel, type Weights } from "../../src/reference/model.js";
+
+export async function referenceModels(dir: string, ctx: number): Promise<{ float: ReferenceModel; int4: ReferenceModel }> {
+  const c = loadConfig(dir);
+  const ckpt = await Checkpoint.openFolder(dir);
+  const w = await loadReferenceWeights(ckpt, resolveTensorNames(c, ckpt));
+  await ckpt.close();
+  const r = (a: Float32Array, cols: number) => dequantizeInt4(quantizeInt4(a, a.length / cols, cols));
+  const d = c.hiddenSize;
+  const embed = r(w.embed, d);
+  const rounded: Weights = {
+    embed,
+    lmHead: embed,
+    finalNorm: w.finalNorm,
+    layers: w.layers.map((l) => ({
+      ...l,
+      wq: r(l.wq, d),
+      wk: r(l.wk, d),
+      wv: r(l.wv, d),
+      wo: r(l.wo, c.numHeads * c.headDim),
+      wGate: r(l.wGate, d),
+      wUp: r(l.wUp, d),
+      wDown: r(l.wDown, c.intermediateSize),
+    })),
+  };
+  return { float: new ReferenceModel(c, w, ctx), int4: new ReferenceModel(c, rounded, ctx) };
+}
+
+/** Logits of every position of `ids`, fed from position 0. */
+export function allLogits(m: ReferenceModel, ids: readonly number[]): Float32Array[] {
+  return ids.map((t, i) => m.forward(t, i).slice());
+}
