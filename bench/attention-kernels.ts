@@ -14,6 +14,7 @@ import {
   buildRopeTables, rmsnorm, rmsnormRef, rope, ropeRef, swiglu, swigluRef, uploadRopeTable,
 } from "../src/kernels/elementwise.js";
 import { WasmKernels, wasmBytes, type WasmVariant } from "../src/kernels/wasm.js";
+import { rng } from "../test/helpers/rng.js";
 
 setFlagsFromString("--experimental-wasm-relaxed-simd");
 
@@ -25,16 +26,6 @@ const FFN = 6144;
 const LENGTHS = [512, 2048, 8192];
 const MAX_SLOTS = 8192;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Random int8 cache contents and positive scales, written identically into Wasm memory and arrays. */
 function fillCache(wasm: WasmKernels, cache: KvCacheLayer, twin: KvCacheLayerArrays): void {

@@ -1,24 +1,11 @@
 // The CLI run as a child process, the way a user runs it (from the built dist/, as `npx mobilellm` does).
 import { describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { loadModel } from "../src/api.js";
+import { cli } from "./helpers/cli.js";
 
-const run = promisify(execFile);
-const CLI = "dist/src/cli/main.js";
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe("mobilellm CLI", () => {
   it("generate continues a prompt with the bundled model", async () => {

@@ -1,6 +1,9 @@
 // Small random models for property tests: a config in the real config.json vocabulary and seeded weights.
 import { parseConfig, type ModelConfig } from "../../src/model/config.js";
 import type { LayerWeights, Weights } from "../../src/reference/model.js";
+import { rng } from "./rng.js";
+
+export { rng };
 
 export interface SmallModelSpec {
   layers: number;
@@ -32,18 +35,6 @@ export function smallConfig(s: SmallModelSpec): ModelConfig {
     sliding_window: s.window ?? 8,
     ...s.extra,
   });
-}
-
-/** mulberry32: a tiny seeded PRNG so a failing fast-check case reproduces from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function randomArray(n: number, scale: number, next: () => number): Float32Array {

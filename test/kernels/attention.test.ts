@@ -1,4 +1,3 @@
-import { setFlagsFromString } from "node:v8";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
@@ -6,30 +5,13 @@ import {
   attentionFinalizeRef, attentionReset, attentionResetRef, attentionStateFloats, kvCacheLayerArrays, kvStore, kvStoreRef,
   type KvCacheLayer, type KvCacheLayerArrays, type KvPart,
 } from "../../src/kernels/attention.js";
-import { WasmKernels, wasmBytes, type WasmVariant } from "../../src/kernels/wasm.js";
+import { WasmKernels } from "../../src/kernels/wasm.js";
+import { gauss, rng } from "../helpers/rng.js";
+import { VARIANTS } from "../helpers/variants.js";
 
-// Node 20 only runs relaxed SIMD behind this flag (probe §2); set it before anything compiles.
-setFlagsFromString("--experimental-wasm-relaxed-simd");
-const variants: WasmVariant[] = ["simd"];
-if (WebAssembly.validate(wasmBytes("relaxed"))) variants.push("relaxed");
+const variants = VARIANTS;
 
 const RUNS = 60;
-
-/** Deterministic values from a fast-check seed, so large arrays do not go through shrinking. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gauss(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
-}
 
 type Style = "gauss" | "zero" | "constant" | "extreme" | "wide";
 

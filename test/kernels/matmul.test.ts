@@ -8,20 +8,10 @@ import {
   quantizeActivationsRef, readActivations, roundHalfEven, setActivations, type Int8Tokens,
 } from "../../src/kernels/matmul.js";
 import { enableRelaxedSimd, WasmKernels, wasmBytes, type WasmVariant } from "../../src/kernels/wasm.js";
+import { rng } from "../helpers/rng.js";
 
 const RUNS = 40;
 
-/** Deterministic values from a fast-check seed, so large arrays do not go through shrinking. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** How a row of integers is filled: edge values are their own styles so every run can hit them. */
 type Style = "random" | "extreme" | "zero" | "constant";

@@ -2,24 +2,11 @@
 // the int4 weight bytes, each written out as arithmetic independent of the implementation.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { mobilellmPro } from "../../src/model/config.js";
 import { int4WeightBytes, kvCacheBytes, mib, storedDtype } from "../../src/model/memory.js";
 import { smallConfig } from "../helpers/random-model.js";
+import { cli } from "../helpers/cli.js";
 
-const run = promisify(execFile);
-const CLI = "dist/src/cli/main.js";
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 // MobileLLM-Pro: 9 global and 21 sliding layers, window 512; int8 K+V = 2 x 4 KV heads x 64 = 512 B per
 // position per layer; scales 2 x 4 heads x 4 B = 32 B per position per layer.

@@ -1,11 +1,9 @@
 // `mobilellm synth`: a random-weight checkpoint folder that the real loading path accepts as it would the
 // gated model (shapes, shards, config, tokenizer), reproducible from its seed.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { loadModel } from "../../src/api.js";
 import { Checkpoint } from "../../src/model/checkpoint/checkpoint.js";
 import { parseConfig, MOBILELLM_PRO_CONFIG_JSON } from "../../src/model/config.js";
@@ -13,19 +11,8 @@ import { bundledModelDir, loadText } from "../../src/model/load.js";
 import { expectedShapes, resolveTensorNames } from "../../src/model/tensor-names.js";
 import { specialBase, synthConfigJson, synthesizeCheckpoint, synthTokenizerFiles } from "../../src/model/synth.js";
 import { TextTokenizer } from "../../src/text/tokenizer.js";
+import { cli } from "../helpers/cli.js";
 
-const run = promisify(execFile);
-const CLI = "dist/src/cli/main.js";
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 // Each folder is tens of MB: remove them all when the file is done.
 const made: string[] = [];
