@@ -22,9 +22,14 @@ export interface QuantizedWeightBytes {
   scales: number;
   /** The same scales as float16, the alternative some exporters use. */
   scalesF16: number;
+  /** One int16 sum of the int4 values per (row, group): the engine's layout folds the activation zero
+   * point in exactly with it (src/kernels/layout.ts). */
+  groupSums: number;
   /** Norm weights, kept as float32. */
   norms: number;
-  /** values + scales + norms: what the engine holds. */
+  /** values + scales + norms: the recipe's own size (int4 + f32 group scales). */
+  recipe: number;
+  /** values + scales + groupSums + norms: what the engine holds in Wasm memory. */
   total: number;
   /** values + scalesF16 + norms. */
   totalF16Scales: number;
@@ -50,8 +55,10 @@ export function int4WeightBytes(c: ModelConfig): QuantizedWeightBytes {
     values,
     scales: groups * 4,
     scalesF16: groups * 2,
+    groupSums: groups * 2,
     norms,
-    total: values + groups * 4 + norms,
+    recipe: values + groups * 4 + norms,
+    total: values + groups * 6 + norms,
     totalF16Scales: values + groups * 2 + norms,
   };
 }
