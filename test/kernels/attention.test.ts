@@ -8,6 +8,7 @@ import {
 import { WasmKernels } from "../../src/kernels/wasm.js";
 import { gauss, rng } from "../helpers/rng.js";
 import { VARIANTS } from "../helpers/variants.js";
+import { Scratch } from "../helpers/wasm-scratch.js";
 
 const variants = VARIANTS;
 
@@ -28,28 +29,6 @@ function fillToken(r: () => number, style: Style, count: number, magnitude: numb
   return x;
 }
 
-/** A bump region for one property run, reset between runs so the arena does not grow without bound. */
-class Scratch {
-  private top = 0;
-  constructor(readonly wasm: WasmKernels, readonly base: number, readonly size: number) {}
-  static create(wasm: WasmKernels, size: number): Scratch {
-    return new Scratch(wasm, wasm.alloc(size), size);
-  }
-  take(bytes: number): number {
-    const p = this.base + this.top;
-    this.top += Math.ceil(bytes / 64) * 64;
-    if (this.top > this.size) throw new Error("test scratch exhausted");
-    return p;
-  }
-  putF32(values: Float32Array): number {
-    const p = this.take(values.byteLength);
-    this.wasm.f32.set(values, p >> 2);
-    return p;
-  }
-  reset(): void {
-    this.top = 0;
-  }
-}
 
 function cacheInWasm(s: Scratch, kvHeads: number, headDim: number, slots: number): KvCacheLayer {
   const data = kvHeads * slots * headDim;

@@ -6,6 +6,7 @@ import {
 import { WasmKernels } from "../../src/kernels/wasm.js";
 import { gauss, rng } from "../helpers/rng.js";
 import { VARIANTS } from "../helpers/variants.js";
+import { Scratch } from "../helpers/wasm-scratch.js";
 
 const variants = VARIANTS;
 
@@ -27,27 +28,6 @@ function values(seed: number, n: number, style: Style, scale: number): Float32Ar
   return x;
 }
 
-/** Wasm memory for one property run, reset between runs. */
-class Scratch {
-  private top = 0;
-  constructor(readonly wasm: WasmKernels, readonly base: number, readonly size: number) {}
-  static create(wasm: WasmKernels, size: number): Scratch {
-    return new Scratch(wasm, wasm.alloc(size), size);
-  }
-  put(values: Float32Array): number {
-    const p = this.base + this.top;
-    this.top += Math.ceil(values.byteLength / 64) * 64 + 64;
-    if (this.top > this.size) throw new Error("test scratch exhausted");
-    this.wasm.f32.set(values, p >> 2);
-    return p;
-  }
-  get(ptr: number, n: number): Float32Array {
-    return this.wasm.f32.slice(ptr >> 2, (ptr >> 2) + n);
-  }
-  reset(): void {
-    this.top = 0;
-  }
-}
 
 /** |a - b| <= rel·|b| + abs elementwise, with the worst element in the message. */
 function expectWithin(a: Float32Array, b: Float32Array, rel: number, abs: number, what: string): void {
@@ -92,9 +72,9 @@ describe.each(variants)("element-wise kernels (%s build)", (variant) => {
           const w = values(c.seed + 1, c.dim, "gauss", 1);
           const want = new Float32Array(x.length);
           rmsnormRef(x, w, want, c.rows, c.dim, c.eps);
-          const xp = scratch.put(x);
-          const wp = scratch.put(w);
-          const op = c.inPlace ? xp : scratch.put(new Float32Array(x.length));
+          const xp = scratch.putF32(x);
+          const wp = scratch.putF32(w);
+          const op = c.inPlace ? xp : scratch.putF32(new Float32Array(x.length));
           rmsnorm(wasm, xp, wp, op, c.rows, c.dim, c.eps);
           expectWithin(scratch.get(op, x.length), want, 1e-5, 1e-30, "rmsnorm");
         },
@@ -118,12 +98,12 @@ describe.each(variants)("element-wise kernels (%s build)", (variant) => {
         (c) => {
           scratch.reset();
           const t = c.headDim === 128 ? table : buildRopeTables(c.headDim, 4096, geometricInvFreq(c.headDim, 10000));
-          const tp = c.headDim === 128 ? tablePtr : { ...tablePtr, ptr: scratch.put(t.data), headDim: c.headDim };
+          const tp = c.headDim === 128 ? tablePtr : { ...tablePtr, ptr: scratch.putF32(t.data), headDim: c.headDim };
           const pos0 = c.pos % (t.positions - c.rows + 1);
           const x = values(c.seed, c.rows * c.nHeads * c.headDim, c.style, c.scale);
           const want = x.slice();
           ropeRef(want, c.rows, c.nHeads, t, pos0);
-          const xp = scratch.put(x);
+          const xp = scratch.putF32(x);
           rope(wasm, xp, c.rows, c.nHeads, tp, pos0);
           const got = scratch.get(xp, x.length);
           if (variant === "simd") {
@@ -158,9 +138,9 @@ describe.each(variants)("element-wise kernels (%s build)", (variant) => {
           if (c.n > 3) gate.set([88.5, -88.5, -100, 0].slice(0, c.n), 0); // around the clamp of e^x
           const want = new Float32Array(c.n);
           swigluRef(gate, up, want, c.n);
-          const gp = scratch.put(gate);
-          const upp = scratch.put(up);
-          const op = c.alias === "gate" ? gp : c.alias === "up" ? upp : scratch.put(new Float32Array(c.n));
+          const gp = scratch.putF32(gate);
+          const upp = scratch.putF32(up);
+          const op = c.alias === "gate" ? gp : c.alias === "up" ? upp : scratch.putF32(new Float32Array(c.n));
           swiglu(wasm, gp, upp, op, c.n);
           expectWithin(scratch.get(op, c.n), want, 1e-6, 1e-30, "swiglu");
         },
@@ -170,7 +150,7 @@ describe.each(variants)("element-wise kernels (%s build)", (variant) => {
   });
 
   it("rejects bad arguments with clear errors", () => {
-    const p = scratch.put(new Float32Array(64));
+    const p = scratch.putF32(new Float32Array(64));
     expect(() => rmsnorm(wasm, p, p, p, 1, 64, 0)).toThrow(/eps must be a finite number > 0/);
     expect(() => rmsnorm(wasm, p, p, p, 1, 0, 1e-5)).toThrow(/dim must be an integer >= 1/);
     expect(() => swiglu(wasm, p + 1, p, p, 4)).toThrow(/not 4-byte aligned/);
