@@ -9,7 +9,8 @@
 // (E bounds the score magnitude; the f32 dot product can be off by ~headDim·2^-24·E, and a score error
 // δ moves the softmax-weighted mean by at most ~2δ·max|v|).
 import type { KernelExports, WasmKernels } from "./wasm.js";
-import { requireCount, requireRegion } from "./elementwise.js";
+import { requireCount, requireRegion } from "./checks.js";
+import { roundHalfEven } from "./matmul.js";
 
 /** The raw exports of assembly/attention.ts (pointers are byte offsets into the Wasm memory). */
 export interface AttentionExports extends KernelExports {
@@ -152,15 +153,6 @@ export function allocAttentionState(wasm: WasmKernels, nq: number, headDim: numb
 
 // ---------------------------------------------------------------------------------------------------
 // KV quantization
-
-/** Round half to even of a float that is already an exact f32 quotient. */
-function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
-}
 
 /** Twin of kvQuantize: writes one token's K or V (f32 [kvHeads][headDim]) into `slot`. */
 export function kvStoreRef(cache: KvCacheLayerArrays, part: KvPart, src: Float32Array, slot: number): void {

@@ -5,31 +5,13 @@
 //   rope     |kernel - twin| <= 2^-22 · (|x[2i]| + |x[2i+1]|)   (bit-exact in the 'simd' build)
 //   swiglu   |kernel - twin| <= 1e-6 · |twin| + 1e-30           (vector e^x, ~1 ulp)
 import type { KernelExports, WasmKernels } from "./wasm.js";
+import { requireCount, requireRegion } from "./checks.js";
 
 /** The raw exports of assembly/elementwise.ts (pointers are byte offsets into the Wasm memory). */
 export interface ElementwiseExports extends KernelExports {
   rmsnorm(x: number, w: number, out: number, rows: number, dim: number, eps: number): void;
   rope(x: number, rows: number, nHeads: number, headDim: number, table: number, pos0: number): void;
   swiglu(gate: number, up: number, out: number, n: number): void;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Argument checks shared with src/kernels/attention.ts: a wrong pointer inside Wasm memory corrupts
-// silently, so the wrappers refuse anything they cannot prove in bounds.
-
-export function requireCount(fn: string, name: string, value: number, min = 0): void {
-  if (!Number.isInteger(value) || value < min) {
-    throw new RangeError(`${fn}: ${name} must be an integer >= ${min}, got ${value}`);
-  }
-}
-
-export function requireRegion(wasm: WasmKernels, fn: string, name: string, ptr: number, bytes: number): void {
-  if (!Number.isInteger(ptr) || ptr < 0) throw new RangeError(`${fn}: ${name} pointer ${ptr} is not a valid address`);
-  if (ptr % 4 !== 0) throw new RangeError(`${fn}: ${name} pointer ${ptr} is not 4-byte aligned`);
-  const size = wasm.memory.buffer.byteLength;
-  if (ptr + bytes > size) {
-    throw new RangeError(`${fn}: ${name} [${ptr}, ${ptr + bytes}) lies outside the ${size}-byte Wasm memory`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 import { GROUP, Int8Activations, requireShape, repackInt4, type Int4Matrix } from "./layout.js";
 import type { Int4Weights } from "./layout.js";
 import type { KernelExports, WasmKernels } from "./wasm.js";
+import { requireRegion } from "./checks.js";
 
 /** Relative tolerance of float outputs, against s_x · Σ_g |s_w · D| (see the top of this file). */
 export const TOLERANCE = 1e-5;
@@ -54,15 +55,6 @@ export interface Int8Tokens {
 }
 
 // ---- typed wrappers ----------------------------------------------------------------------------------
-
-function requireRegion(k: WasmKernels, fn: string, what: string, ptr: number, bytes: number, alignment: number): void {
-  if (!Number.isInteger(ptr) || ptr < 0 || ptr % alignment !== 0) {
-    throw new RangeError(`${fn}: ${what} pointer ${ptr} is not a ${alignment}-byte aligned offset`);
-  }
-  if (ptr + bytes > k.memory.buffer.byteLength) {
-    throw new RangeError(`${fn}: ${what} [${ptr}, ${ptr + bytes}) lies outside the Wasm memory (${k.memory.buffer.byteLength} bytes)`);
-  }
-}
 
 function requireTokens(fn: string, act: Int8Activations, first: number, count: number): void {
   if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > act.tokens) {
