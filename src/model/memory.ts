@@ -95,6 +95,16 @@ export interface KvCacheBytes {
 }
 
 /**
+ * Positions layer `layer` keeps in its KV cache: the whole context on a global layer, a ring of
+ * `sliding_window` slots (or the context, if shorter) on a sliding one. The engine's KvCache allocates
+ * exactly this; "all-global" treats every layer as global.
+ */
+export function layerSlots(c: ModelConfig, layer: number, contextLength: number, layout: KvLayout = "hybrid"): number {
+  const sliding = layout === "hybrid" && c.layerTypes[layer] === "sliding_attention" && c.slidingWindow !== null;
+  return sliding ? Math.min(contextLength, c.slidingWindow as number) : contextLength;
+}
+
+/**
  * KV cache bytes for `contextLength` tokens. "hybrid" follows the config's layer_types; "all-global" is the
  * same model with every layer global, the comparison the model card makes.
  */
@@ -106,10 +116,7 @@ export function kvCacheBytes(c: ModelConfig, contextLength: number, layout: KvLa
     throw new RangeError(`context ${contextLength} exceeds max_position_embeddings ${c.maxPositions}`);
   }
   let positions = 0;
-  for (const t of c.layerTypes) {
-    const sliding = layout === "hybrid" && t === "sliding_attention" && c.slidingWindow !== null;
-    positions += sliding ? Math.min(contextLength, c.slidingWindow as number) : contextLength;
-  }
+  for (let l = 0; l < c.numLayers; l++) positions += layerSlots(c, l, contextLength, layout);
   return {
     contextLength,
     layout,
