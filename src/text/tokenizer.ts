@@ -18,6 +18,8 @@ export class TextTokenizer {
   readonly eosToken: string | null;
   private readonly tok: Tokenizer;
   private readonly addBos: boolean | null;
+  /** transformers' cleanup (" !" -> "!") is lossy, so it runs only when tokenizer_config.json asks for it. */
+  private readonly cleanUpSpaces: boolean;
   /** Ids below this bound that have a token string; ids without one are vocabulary padding. */
   private readonly known: Set<number>;
 
@@ -31,6 +33,7 @@ export class TextTokenizer {
     this.bosToken = specialTokenString(cfg["bos_token"]);
     this.eosToken = specialTokenString(cfg["eos_token"]);
     this.bosTokenId = this.bosToken === null ? null : (this.tok.token_to_id(this.bosToken) ?? null);
+    this.cleanUpSpaces = cfg["clean_up_tokenization_spaces"] === true;
     this.addBos = typeof cfg["add_bos_token"] === "boolean" ? (cfg["add_bos_token"] as boolean) : null;
     if (this.addBos && this.bosTokenId === null) {
       throw new Error(`tokenizer_config.json: add_bos_token is true but bos_token ${JSON.stringify(this.bosToken)} is not in the vocabulary`);
@@ -52,7 +55,7 @@ export class TextTokenizer {
   decode(ids: readonly number[], skipSpecialTokens = false): string {
     // The library refuses an empty list; an empty continuation is simply empty text.
     if (ids.length === 0) return "";
-    return this.tok.decode([...ids], { skip_special_tokens: skipSpecialTokens });
+    return this.tok.decode([...ids], { skip_special_tokens: skipSpecialTokens, clean_up_tokenization_spaces: this.cleanUpSpaces });
   }
 
   /** The token string of an id, or undefined for vocabulary padding rows. */

@@ -28,7 +28,8 @@ describe("tokenizer", () => {
       fc.property(fc.string({ unit: "grapheme", maxLength: 40 }), (s) => {
         expect(tok.decode(tok.encode(s, false))).toBe(s);
       }),
-      { numRuns: 200 },
+      // " !" once came back as "!" (the library's default space cleanup); keep it as a fixed example.
+      { numRuns: 200, examples: [[" !"], ["a , b ."], ["don 't"]] },
     );
   });
 
