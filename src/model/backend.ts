@@ -15,7 +15,8 @@ export interface Backend {
    * Each returned array is a fresh copy the caller may keep.
    */
   forward(tokens: readonly number[], startPos: number, all: boolean): Float32Array[];
-  dispose(): void;
+  /** Releases what the backend holds (Wasm memory, worker threads); the backend is unusable afterwards. */
+  dispose(): void | Promise<void>;
 }
 
 /** Checks a request before any work, so bad input fails with a clear message and not deep inside. */
