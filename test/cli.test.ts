@@ -15,19 +15,36 @@ describe("mobilellm CLI", () => {
     expect(r.stdout.length).toBeGreaterThan("ROMEO:\n".length + 20);
   });
 
-  it("generate is greedy: its tokens are the argmax of logits at each step", async () => {
+  it("generate --temp 0 prints the prompt and the API's greedy continuation", async () => {
     const m = await loadModel(undefined, { contextLength: 64 });
-    const g = m.generate("KING:", { maxNewTokens: 5 });
-    const ids = m.encode("KING:");
-    for (const t of g.tokens) {
-      const logits = m.logits(ids)[0];
-      let best = 0;
-      for (let i = 1; i < 1013; i++) if (logits[i] > logits[best]) best = i;
-      expect(t).toBe(best);
-      ids.push(t);
-    }
-    const r = await cli("generate", "--prompt", "KING:", "-n", "5");
-    expect(r.stdout.trim()).toBe(("KING:" + g.text).trim());
+    const g = await m.generate("KING:", { temperature: 0, maxNewTokens: 5 }).result;
+    const r = await cli("generate", "--prompt", "KING:", "-n", "5", "--temp", "0");
+    expect(r.stdout).toBe("KING:" + g.text + "\n");
+    expect(r.stderr).toBe("");
+  });
+
+  it("generate with a seed is reproducible and --stats reports speeds, first-token time and KV bytes", async () => {
+    const a = await cli("generate", "--prompt", "ROMEO:", "-n", "24", "--seed", "7", "--top-k", "40", "--stats");
+    const b = await cli("generate", "--prompt", "ROMEO:", "-n", "24", "--seed", "7", "--top-k", "40");
+    expect(a.code).toBe(0);
+    expect(a.stdout).toBe(b.stdout);
+    expect(a.stderr).toMatch(/prefill +[\d.]+ tokens\/s/);
+    expect(a.stderr).toMatch(/decode +[\d.]+ tokens\/s/);
+    expect(a.stderr).toMatch(/first tok +[\d.]+ ms/);
+    expect(a.stderr).toMatch(/kv cache .* KiB holding \d+ positions, [\d.]+ MiB allocated for 4096/);
+    expect(a.stderr).toMatch(/engine +wasm, (relaxed SIMD|SIMD128), \d+ threads?/);
+  });
+
+  it("chat answers each stdin line and reuses the KV cache from the second turn on", async () => {
+    const r = await cli({ input: "Good morrow, sir.\nWhat news?\n" }, "chat", "--seed", "1", "-n", "40");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/plain dialogue/);
+    const turns = [...r.stderr.matchAll(/\[turn (\d): prompt (\d+) tokens, (\d+) prefilled, (\d+) reused/g)];
+    expect(turns).toHaveLength(2);
+    expect(Number(turns[0][4])).toBe(0);
+    expect(Number(turns[1][4])).toBeGreaterThan(Number(turns[0][2]));
+    expect(Number(turns[1][3]) + Number(turns[1][4])).toBe(Number(turns[1][2]));
+    expect(r.stdout.trim().length).toBeGreaterThan(0);
   });
 
   it("logits prints {tokens, shape, logits} for the last position, or every position with --all", async () => {
@@ -84,6 +101,13 @@ describe("mobilellm CLI", () => {
     [["generate", "--model", "/no/such/dir", "--prompt", "x"], 1, /does not exist/],
     [["logits", "--tokens", "1000,5000"], 1, /token id 5000 is outside the vocabulary/],
     [["generate", "--prompt", ""], 1, /the prompt is empty/],
+    [["generate", "--prompt", "x", "--temp", "hot"], 2, /--temp must be a number in \[0, 100\]/],
+    [["generate", "--prompt", "x", "--top-p", "1.5"], 2, /--top-p must be a number/],
+    [["generate", "--prompt", "x", "--seed", "1.5"], 2, /--seed must be an integer/],
+    [["generate", "--prompt", "x", "--threads", "0"], 2, /--threads must be an integer >= 1/],
+    [["generate", "--prompt", "ROMEO: ".repeat(20), "--ctx", "16"], 1, /prompt has \d+ tokens but the context holds 16/],
+    [["chat", "--model", "/no/such/dir"], 1, /does not exist/],
+    [["chat", "--template", "/no/such/file"], 2, /cannot read --template/],
     [["perplexity", "--file", "/no/such/file"], 1, /cannot read \/no\/such\/file: ENOENT/],
   ])("%j fails with exit code %i and one clear line", async (args, code, message) => {
     const r = await cli(...args);
@@ -93,7 +117,7 @@ describe("mobilellm CLI", () => {
   });
 
   it("every command has --help", async () => {
-    for (const c of ["generate", "logits", "perplexity", "info"]) {
+    for (const c of ["generate", "chat", "logits", "perplexity", "info", "synth"]) {
       const r = await cli(c, "--help");
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`mobilellm ${c}`);

@@ -12,7 +12,7 @@ export class UsageError extends Error {
 }
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
-export type Values = Record<string, string | boolean | undefined>;
+export type Values = Record<string, string | boolean | string[] | undefined>;
 
 export function parseFlags(argv: string[], options: Options): Values {
   try {

@@ -2,6 +2,7 @@
 // mobilellm: the command-line face. Each command lives in its own file; errors end as one line on
 // stderr and a non-zero exit code (2 for usage mistakes, 1 for everything else).
 import { UsageError } from "./args.js";
+import * as chat from "./commands/chat.js";
 import * as generate from "./commands/generate.js";
 import * as info from "./commands/info.js";
 import * as logits from "./commands/logits.js";
@@ -13,12 +14,13 @@ interface Command {
   run(argv: string[], out: (s: string) => void): Promise<void>;
 }
 
-const COMMANDS: Record<string, Command> = { generate, logits, perplexity, info, synth };
+const COMMANDS: Record<string, Command> = { generate, chat, logits, perplexity, info, synth };
 
 const USAGE = `usage: mobilellm <command> [options]
 
 commands:
-  generate     continue a prompt with the model (default model: the bundled shakespeare-tiny)
+  generate     stream the continuation of a prompt (default model: the bundled shakespeare-tiny)
+  chat         a conversation on stdin/stdout that keeps earlier turns in the KV cache
   logits       print next-token logits as JSON
   perplexity   held-out perplexity of a text file
   info         parameters, layer map, assumed config values, weight and KV-cache memory

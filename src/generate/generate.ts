@@ -1,37 +1,208 @@
-// The token loop: prefill the prompt, then pick, emit and feed back one token at a time.
-import type { Backend } from "../model/backend.js";
+// The token loop: prefill the prompt (reusing the cache where it can), then sample, stream and feed back
+// one token at a time, until an end-of-sequence token, a stop string, the token budget, a full context
+// or an abort.
+import { CachedSequence } from "./sequence.js";
+import { IncrementalDecoder, type DecodeFn } from "./detokenizer.js";
+import { StopMatcher } from "./stop.js";
+import { Sampler, type SamplingOptions } from "./sampler.js";
 
-export type StopReason = "eos" | "length" | "context";
+export type StopReason = "eos" | "stop" | "length" | "context" | "aborted";
 
-export interface GenerateStep {
+export interface GenerateOptions extends SamplingOptions {
+  /** New tokens at most (default 256). */
+  maxNewTokens?: number;
+  /** Strings that end generation; matched across token boundaries and never part of the output. */
+  stop?: readonly string[];
+  /** Aborting ends generation after the current token (or prefill block) with stopReason "aborted". */
+  signal?: AbortSignal;
+}
+
+/** One streamed step: the sampled token and the text it completed ("" while a character is incomplete). */
+export interface Piece {
   token: number;
+  text: string;
 }
 
-export interface GenerateLoopOptions {
-  maxNewTokens: number;
+export interface GenerationStats {
+  promptTokens: number;
+  /** Prompt tokens whose KV cache entries were kept from an earlier request. */
+  reusedTokens: number;
+  /** Prompt tokens run through the model. */
+  prefilledTokens: number;
+  generatedTokens: number;
+  prefillMs: number;
+  /** From the start of the request to the first sampled token. */
+  timeToFirstTokenMs: number;
+  /** Time spent after the first token. */
+  decodeMs: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+}
+
+export interface GenerationResult {
+  /** The generated text (stop string and what followed it removed; special tokens not shown). */
+  text: string;
+  tokens: number[];
+  stopReason: StopReason;
+  stats: GenerationStats;
+}
+
+export interface LoopContext {
+  sequence: CachedSequence;
+  /** Decodes generated ids to display text (special tokens skipped). */
+  decode: DecodeFn;
   eosTokenIds: readonly number[];
-  pick: (logits: Float32Array) => number;
+  /** 1 for ids that may be sampled (not vocabulary padding). */
+  allowed: Uint8Array;
 }
 
-/** Yields each new token; returns why it stopped. */
-export function* generateTokens(
-  backend: Backend,
+class Aborted extends Error {}
+
+/** Lets timers and abort events run between tokens (setImmediate where it exists: no 1 ms clamp). */
+const yieldToEventLoop: () => Promise<void> =
+  typeof setImmediate === "function" ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0));
+
+/** Streams the continuation of `prompt`; the generator's return value is the final result. */
+export async function* generateStream(
+  ctx: LoopContext,
   prompt: readonly number[],
-  opts: GenerateLoopOptions,
-): Generator<GenerateStep, StopReason> {
-  if (prompt.length === 0) throw new RangeError("the prompt is empty");
-  if (prompt.length > backend.contextLength) {
-    throw new RangeError(`the prompt has ${prompt.length} tokens but the context holds ${backend.contextLength}`);
+  opts: GenerateOptions = {},
+): AsyncGenerator<Piece, GenerationResult, undefined> {
+  const maxNewTokens = opts.maxNewTokens ?? 256;
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new RangeError(`maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
+  const sampler = new Sampler(opts, ctx.allowed);
+  const stops = new StopMatcher(opts.stop ?? []);
+  const detok = new IncrementalDecoder(ctx.decode);
+  const seq = ctx.sequence;
+  const signal = opts.signal;
+  const between = async () => {
+    await yieldToEventLoop();
+    if (signal?.aborted) throw new Aborted();
+  };
+
+  const t0 = performance.now();
+  const tokens: number[] = [];
+  let text = "";
+  let stopReason: StopReason = "length";
+  let reused = 0;
+  let prefilled = 0;
+  let tPrefill = t0;
+  let tFirst = t0;
+  try {
+    if (signal?.aborted) throw new Aborted();
+    const p = await seq.prefill(prompt, between);
+    reused = p.reused;
+    prefilled = p.prefilled;
+    tPrefill = tFirst = performance.now();
+    let logits = p.logits;
+    for (;;) {
+      if (tokens.length >= maxNewTokens) break;
+      const token = sampler.next(logits, seq.tokens);
+      if (tokens.length === 0) tFirst = performance.now();
+      tokens.push(token);
+      if (ctx.eosTokenIds.includes(token)) {
+        stopReason = "eos";
+        break;
+      }
+      const s = stops.push(detok.push(token));
+      text += s.text;
+      yield { token, text: s.text };
+      if (s.stopped) {
+        stopReason = "stop";
+        break;
+      }
+      if (tokens.length >= maxNewTokens) break;
+      if (seq.full) {
+        stopReason = "context";
+        break;
+      }
+      await between();
+      logits = seq.append(token);
+    }
+  } catch (err) {
+    if (!(err instanceof Aborted)) throw err;
+    stopReason = "aborted";
   }
-  let logits = backend.forward(prompt, 0, false)[0];
-  let pos = prompt.length;
-  for (let n = 0; n < opts.maxNewTokens; n++) {
-    const token = opts.pick(logits);
-    yield { token };
-    if (opts.eosTokenIds.includes(token)) return "eos";
-    if (pos >= backend.contextLength) return "context";
-    logits = backend.forward([token], pos, false)[0];
-    pos++;
+  if (stopReason !== "stop") {
+    // Release what was held back: an incomplete last character, a possible start of a stop string.
+    const tail = stops.push(detok.flush()).text + stops.flush();
+    if (tail.length > 0) {
+      text += tail;
+      yield { token: tokens[tokens.length - 1], text: tail };
+    }
   }
-  return "length";
+  const tEnd = performance.now();
+  const decodeMs = tokens.length > 1 ? tEnd - tFirst : 0;
+  const prefillMs = tPrefill - t0;
+  return {
+    text,
+    tokens,
+    stopReason,
+    stats: {
+      promptTokens: prompt.length,
+      reusedTokens: reused,
+      prefilledTokens: prefilled,
+      generatedTokens: tokens.length,
+      prefillMs,
+      timeToFirstTokenMs: tokens.length > 0 ? tFirst - t0 : 0,
+      decodeMs,
+      prefillTokensPerSecond: prefillMs > 0 ? (prefilled / prefillMs) * 1000 : 0,
+      decodeTokensPerSecond: decodeMs > 0 ? ((tokens.length - 1) / decodeMs) * 1000 : 0,
+    },
+  };
+}
+
+/**
+ * What `model.generate` returns: iterate it for the streamed pieces; `result` resolves to the final text,
+ * tokens, stop reason and stats once generation ends (it also drives the generation to its end when
+ * nobody iterates).
+ */
+export class Generation implements AsyncIterable<Piece> {
+  readonly result: Promise<GenerationResult>;
+  private readonly queue: Piece[] = [];
+  private wake: (() => void) | null = null;
+  private finished = false;
+  private iterated = false;
+
+  constructor(stream: AsyncGenerator<Piece, GenerationResult, undefined>, onEnd: () => void) {
+    this.result = (async () => {
+      try {
+        for (;;) {
+          const step = await stream.next();
+          if (step.done) return step.value;
+          this.queue.push(step.value);
+          this.wake?.();
+        }
+      } finally {
+        this.finished = true;
+        onEnd();
+        this.wake?.();
+      }
+    })();
+    // A failure surfaces through whichever the caller awaits; never as an unhandled rejection.
+    this.result.catch(() => {});
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Piece, void, undefined> {
+    if (this.iterated) throw new Error("a generation can be iterated only once");
+    this.iterated = true;
+    for (;;) {
+      const piece = this.queue.shift();
+      if (piece !== undefined) {
+        yield piece;
+        continue;
+      }
+      if (this.finished) {
+        await this.result; // rethrows a generation error
+        return;
+      }
+      await new Promise<void>((r) => (this.wake = r));
+      this.wake = null;
+    }
+  }
+
+  /** Waits for the end and returns the whole text (a convenience over `result`). */
+  async text(): Promise<string> {
+    return (await this.result).text;
+  }
 }

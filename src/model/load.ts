@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { availableParallelism } from "node:os";
 import type { Backend, BackendName } from "./backend.js";
 import { parseConfig, type ModelConfig } from "./config.js";
 import { Checkpoint } from "./checkpoint/checkpoint.js";
@@ -12,6 +13,7 @@ import { WasmEngine } from "./engine.js";
 import type { SimdMode } from "../kernels/wasm.js";
 import { TextTokenizer } from "../text/tokenizer.js";
 import { ChatTemplate, findChatTemplate } from "../text/chat-template.js";
+import { NO_GENERATION_CONFIG, parseGenerationConfig, type GenerationDefaults } from "../generate/generation-config.js";
 
 /** The model shipped in the package (models/shakespeare-tiny), found from src/ or dist/src/. */
 export function bundledModelDir(): string {
@@ -59,9 +61,22 @@ export function loadText(dir: string): TextFiles {
   return { tokenizer, chatTemplate };
 }
 
+/** Sampling defaults from generation_config.json; greedy when the folder has none. */
+export function loadGenerationDefaults(dir: string): GenerationDefaults {
+  const path = join(dir, "generation_config.json");
+  return existsSync(path) ? parseGenerationConfig(readJsonFile(path), path) : NO_GENERATION_CONFIG;
+}
+
+/** The engine's default thread count: the cores this process may use. */
+export function defaultThreads(): number {
+  return availableParallelism();
+}
+
 export interface BackendOptions {
   backend: BackendName;
   contextLength: number;
+  /** Threads for the wasm engine (ignored by the reference backend). */
+  threads?: number;
   simd?: SimdMode;
   onProgress?: (done: number, total: number) => void;
 }
@@ -76,7 +91,11 @@ export async function loadBackend(dir: string, config: ModelConfig, opts: Backen
     if (opts.backend === "reference") {
       return new ReferenceBackend(config, await loadReferenceWeights(ckpt, names), opts.contextLength);
     }
-    return await WasmEngine.load(config, ckpt, names, { contextLength: opts.contextLength, simd: opts.simd, onProgress: opts.onProgress });
+    const threads = opts.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be an integer >= 1, got ${threads}`);
+    // EngineOptions gains `threads` with the worker pool; until then the engine runs on one thread.
+    const engineOpts = { contextLength: opts.contextLength, simd: opts.simd, onProgress: opts.onProgress, ...{ threads } };
+    return await WasmEngine.load(config, ckpt, names, engineOpts);
   } finally {
     await ckpt.close();
   }

@@ -11,9 +11,14 @@ export interface ChatMessage {
 export class ChatTemplate {
   private readonly template: Template;
 
+  /**
+   * @param stop stop strings that end an assistant turn when the format has no end-of-turn token (the
+   *   built-in plain dialogue ends a speech with a blank line).
+   */
   constructor(
     readonly source: string,
     private readonly specialTokens: { bos_token: string | null; eos_token: string | null },
+    readonly stop: readonly string[] = [],
   ) {
     try {
       this.template = new Template(source);
@@ -24,6 +29,11 @@ export class ChatTemplate {
 
   render(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
     if (messages.length === 0) throw new Error("chat: no messages to render");
+    for (const m of messages) {
+      if (typeof m !== "object" || m === null || typeof m.role !== "string" || typeof m.content !== "string") {
+        throw new TypeError("chat: each message needs a string role and a string content");
+      }
+    }
     return this.template.render({
       messages,
       add_generation_prompt: addGenerationPrompt,
@@ -50,3 +60,18 @@ export function findChatTemplate(tokenizerConfig: Record<string, unknown>, jinja
   }
   return null;
 }
+
+/**
+ * The template used when a checkpoint has none (a base model such as the bundled Shakespeare one): each
+ * message as a speech in a play, "ROLE:" on its own line, the text, a blank line. It matches the layout
+ * of the Tiny Shakespeare text, so a model trained on it answers in turn; a blank line ends the answer.
+ */
+export const PLAIN_DIALOGUE_TEMPLATE = `{{- bos_token }}
+{%- for message in messages %}
+{{- message['role'] | upper + ':\n' + message['content'] | trim + '\n\n' }}
+{%- endfor %}
+{%- if add_generation_prompt %}
+{{- 'ASSISTANT:\n' }}
+{%- endif %}`;
+
+export const PLAIN_DIALOGUE_STOP = ["\n\n"];

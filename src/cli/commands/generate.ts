@@ -1,20 +1,41 @@
-import { loadModel } from "../../api.js";
-import { MODEL_FLAG, simdFlag, backendFlag, intFlag, parseFlags, UsageError } from "../args.js";
+import { readFileSync } from "node:fs";
+import { MODEL_FLAG, parseFlags, UsageError } from "../args.js";
+import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from "../sampling-flags.js";
+import { openModel, RUN_FLAGS, RUN_HELP } from "../open-model.js";
+import { describeStop, formatStats, interruptible } from "../session.js";
 
-export const help = `mobilellm generate [--model DIR] --prompt TEXT [-n N] [--backend wasm|reference] [--simd auto|baseline|relaxed]
+export const help = `mobilellm generate --prompt TEXT [options]
 
-Greedy continuation of TEXT (N new tokens, default 64; stops early at an end-of-sequence token).
-Without --model it runs the bundled models/shakespeare-tiny.`;
+Streams the model's continuation of TEXT to stdout (the prompt first, then the new text).
+--prompt - reads the prompt from stdin. Sampling defaults come from the checkpoint's
+generation_config.json (the bundled model: temperature 0.8, top-p 0.95); --temp 0 is greedy.
+Ctrl-C stops the generation.
+
+options:
+  --prompt TEXT      the text to continue
+${GENERATION_HELP}
+${RUN_HELP}`;
 
 export async function run(argv: string[], out: (s: string) => void): Promise<void> {
-  const v = parseFlags(argv, { ...MODEL_FLAG, prompt: { type: "string" }, n: { type: "string", short: "n" } });
-  if (v.prompt === undefined) throw new UsageError("--prompt is required");
-  const n = intFlag(v, "n", 64);
-  const model = await loadModel(v.model as string | undefined, { backend: backendFlag(v, "wasm"), simd: simdFlag(v) });
+  const v = parseFlags(argv, { ...MODEL_FLAG, ...RUN_FLAGS, ...GENERATION_FLAGS, prompt: { type: "string" } });
+  if (v.prompt === undefined) throw new UsageError("--prompt is required (--prompt - reads stdin)");
+  const prompt = v.prompt === "-" ? readFileSync(0, "utf8") : (v.prompt as string);
+  if (prompt.length === 0) throw new Error("the prompt is empty");
+  const opts = generationOptions(v);
+  const log = (s: string) => process.stderr.write(s + "\n");
+  const model = await openModel(v, log);
   try {
-    const r = model.generate(v.prompt as string, { maxNewTokens: n });
-    out((v.prompt as string) + r.text);
+    const result = await interruptible(async (signal) => {
+      const g = model.generate(prompt, { ...opts, signal });
+      process.stdout.write(prompt);
+      for await (const piece of g) process.stdout.write(piece.text);
+      return g.result;
+    });
+    out("");
+    const why = describeStop(result.stopReason, model.info.contextLength);
+    if (why) log(why);
+    if (v.stats) log(formatStats(result.stats, model, result.tokens.length + result.stats.promptTokens));
   } finally {
-    model.dispose();
+    await model.dispose();
   }
 }

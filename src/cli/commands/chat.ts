@@ -1,0 +1,77 @@
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import type { ChatMessage } from "../../text/chat-template.js";
+import { MODEL_FLAG, parseFlags, UsageError } from "../args.js";
+import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from "../sampling-flags.js";
+import { openModel, RUN_FLAGS, RUN_HELP } from "../open-model.js";
+import { describeStop, formatStats, interruptible } from "../session.js";
+
+export const help = `mobilellm chat [options]
+
+A conversation on stdin/stdout: each line you type is a user message, the answer streams back.
+The checkpoint's chat template renders the conversation; a checkpoint without one (the bundled
+Shakespeare model) gets a plain dialogue ("USER:" / "ASSISTANT:" speeches, an answer ends at a
+blank line). Each turn prefills only its new tokens: the earlier turns stay in the KV cache, and
+the saving is printed on stderr. /reset starts over, /exit (or end of input) quits, Ctrl-C stops
+an answer.
+
+options:
+  --system TEXT      a system message opening the conversation
+  --template FILE    a Jinja chat template to use instead of the checkpoint's
+${GENERATION_HELP}
+${RUN_HELP}`;
+
+export async function run(argv: string[], out: (s: string) => void): Promise<void> {
+  const v = parseFlags(argv, { ...MODEL_FLAG, ...RUN_FLAGS, ...GENERATION_FLAGS, system: { type: "string" }, template: { type: "string" } });
+  const opts = generationOptions(v);
+  let template: string | undefined;
+  if (v.template !== undefined) {
+    try {
+      template = readFileSync(v.template as string, "utf8");
+    } catch (err) {
+      throw new UsageError(`cannot read --template ${String(v.template)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  const log = (s: string) => process.stderr.write(s + "\n");
+  const model = await openModel(v, log);
+  const interactive = process.stdin.isTTY === true;
+  const opening: ChatMessage[] = v.system === undefined ? [] : [{ role: "system", content: v.system as string }];
+  let messages = [...opening];
+  let turn = 0;
+  try {
+    if (!v.quiet && model.chatTemplate === null && template === undefined) log("no chat template in the checkpoint: using the plain dialogue format");
+    const rl = createInterface({ input: process.stdin, terminal: interactive });
+    if (interactive) process.stdout.write("> ");
+    for await (const line of rl) {
+      const text = line.trim();
+      if (text === "/exit") break;
+      if (text === "/reset") {
+        messages = [...opening];
+        turn = 0;
+        log("conversation reset");
+      } else if (text.length > 0) {
+        messages.push({ role: "user", content: text });
+        turn++;
+        const result = await interruptible(async (signal) => {
+          const g = model.chat(messages, { ...opts, signal, template });
+          for await (const piece of g) process.stdout.write(piece.text);
+          return g.result;
+        });
+        out("");
+        messages.push({ role: "assistant", content: result.text });
+        const s = result.stats;
+        if (!v.quiet) {
+          const saved = s.promptTokens > 0 ? ((100 * s.reusedTokens) / s.promptTokens).toFixed(0) : "0";
+          log(`[turn ${turn}: prompt ${s.promptTokens} tokens, ${s.prefilledTokens} prefilled, ${s.reusedTokens} reused from the KV cache (${saved}% not recomputed)]`);
+        }
+        const why = describeStop(result.stopReason, model.info.contextLength);
+        if (why) log(result.stopReason === "context" ? `${why}; /reset starts a new conversation` : why);
+        if (v.stats) log(formatStats(s, model, s.promptTokens + result.tokens.length));
+      }
+      if (interactive) process.stdout.write("> ");
+    }
+    rl.close();
+  } finally {
+    await model.dispose();
+  }
+}

@@ -1,0 +1,40 @@
+// Loading a model for the text commands: the shared flags, the progress bar while the checkpoint is read
+// and quantized, and one line saying what runs.
+import { basename } from "node:path";
+import { loadModel, type Model } from "../api.js";
+import { parameterCount } from "../model/config.js";
+import { backendFlag, intFlag, simdFlag, type Values } from "./args.js";
+import { progressBar } from "./progress.js";
+
+export const RUN_FLAGS = {
+  ctx: { type: "string" },
+  threads: { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+} as const;
+
+export const RUN_HELP = `  --model DIR        checkpoint folder (default: the bundled models/shakespeare-tiny)
+  --ctx N            positions the KV cache holds (default min(max_position_embeddings, 4096))
+  --threads N        threads for the wasm engine (default: the available cores)
+  --backend B        wasm (int4 x int8 engine, default) or reference (float32 oracle)
+  --simd S           auto (relaxed SIMD where proven correct), baseline or relaxed
+  -q, --quiet        nothing on stderr but errors`;
+
+export async function openModel(v: Values, log: (s: string) => void): Promise<Model> {
+  const bar = progressBar("loading");
+  const t0 = performance.now();
+  const model = await loadModel(v.model as string | undefined, {
+    backend: backendFlag(v, "wasm"),
+    simd: simdFlag(v),
+    contextLength: v.ctx === undefined ? undefined : intFlag(v, "ctx", 0),
+    threads: v.threads === undefined ? undefined : intFlag(v, "threads", 1),
+    onProgress: (done, total) => bar.update(done, total),
+  }).finally(() => bar.end());
+  // The summary line is for people watching a terminal (or asking for --stats); pipes get only errors.
+  if (!v.quiet && (process.stderr.isTTY || v.stats)) {
+    const i = model.info;
+    const params = (parameterCount(model.config).total / 1e6).toFixed(1);
+    const build = i.simd ? `, ${i.simd.variant === "relaxed" ? "relaxed SIMD" : "SIMD128"}` : "";
+    log(`loaded ${basename(model.dir)} (${params}M parameters) on ${i.backend}${build}, ${i.threads} thread${i.threads === 1 ? "" : "s"}, context ${i.contextLength}, in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  return model;
+}

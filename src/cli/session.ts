@@ -1,0 +1,52 @@
+// What `generate` and `chat` share around a generation: Ctrl-C as an abort, the stop message, --stats.
+import type { Model } from "../api.js";
+import type { GenerationStats, StopReason } from "../generate/generate.js";
+import { kvCacheBytes } from "../model/memory.js";
+
+function bytes(n: number): string {
+  return n < 2 ** 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/**
+ * Runs `work` with an AbortSignal that the first Ctrl-C fires (the generation ends after its current
+ * token); a second Ctrl-C exits at once.
+ */
+export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  const onSigint = () => {
+    if (ac.signal.aborted) process.exit(130);
+    ac.abort();
+  };
+  process.on("SIGINT", onSigint);
+  try {
+    return await work(ac.signal);
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
+
+/** One line on why generation ended, when the reason is worth telling (null otherwise). */
+export function describeStop(reason: StopReason, contextLength: number): string | null {
+  if (reason === "context") return `stopped: the context of ${contextLength} tokens is full (raise --ctx)`;
+  if (reason === "aborted") return "stopped: interrupted";
+  return null;
+}
+
+/** --stats: speeds, time to first token and KV cache bytes, one line each. */
+export function formatStats(s: GenerationStats, model: Model, positions: number): string {
+  const i = model.info;
+  const f1 = (x: number) => x.toFixed(1);
+  const lines = [
+    `prompt     ${s.promptTokens} tokens (${s.prefilledTokens} prefilled, ${s.reusedTokens} reused from the KV cache)`,
+    `prefill    ${f1(s.prefillTokensPerSecond)} tokens/s (${f1(s.prefillMs)} ms)`,
+    `first tok  ${f1(s.timeToFirstTokenMs)} ms`,
+    `decode     ${f1(s.decodeTokensPerSecond)} tokens/s (${s.generatedTokens} tokens in ${f1(s.decodeMs)} ms after the first)`,
+  ];
+  if (i.kvCacheBytes !== null) {
+    const used = kvCacheBytes(model.config, Math.max(1, Math.min(positions, i.contextLength)));
+    lines.push(`kv cache   ${bytes(used.data + used.scales)} holding ${positions} positions, ${bytes(i.kvCacheBytes)} allocated for ${i.contextLength} (int8 + f32 scales)`);
+  }
+  const build = i.simd ? `, ${i.simd.variant === "relaxed" ? "relaxed SIMD" : "SIMD128"}` : "";
+  lines.push(`engine     ${i.backend}${build}, ${i.threads} thread${i.threads === 1 ? "" : "s"}`);
+  return lines.join("\n");
+}
