@@ -91,13 +91,16 @@ export class Sampler {
     const p = this.params;
     if (p.repetitionPenalty !== 1) applyRepetitionPenalty(x, context, p.repetitionPenalty, p.repetitionWindow);
     if (p.temperature === 0) return argmax(x, this.allowed);
-    const kept = candidates(x, this.allowed, p, this.weights);
-    let u = uniformFloat64(this.rng);
-    for (const c of kept) {
-      u -= c.p;
-      if (u < 0) return c.id;
+    const w = this.weights;
+    const kept = keptIds(x, this.allowed, p, w);
+    let mass = 0;
+    for (const i of kept) mass += w[i];
+    let u = uniformFloat64(this.rng) * mass;
+    for (const i of kept) {
+      u -= w[i];
+      if (u < 0) return i;
     }
-    return kept[kept.length - 1].id;
+    return kept[kept.length - 1];
   }
 }
 
@@ -127,8 +130,8 @@ export function argmax(x: Float32Array, allowed: Uint8Array): number {
 }
 
 /**
- * The tokens temperature, top-k, top-p and min-p keep, most likely first, with their renormalized
- * probabilities (summing to 1). Ties at a cut are broken towards the lower id, so the set is a function of
+ * The tokens temperature, top-k, top-p and min-p keep, with their renormalized probabilities (summing
+ * to 1): most likely first when top-k or top-p is on, in id order otherwise. Ties at a cut are broken towards the lower id, so the set is a function of
  * the logits alone. `w` is scratch of the vocabulary's length.
  */
 export function candidates(
@@ -137,6 +140,18 @@ export function candidates(
   p: Pick<SamplingParams, "temperature" | "topK" | "topP" | "minP">,
   w: Float64Array = new Float64Array(x.length),
 ): Candidate[] {
+  const ids = keptIds(x, allowed, p, w);
+  let mass = 0;
+  for (const i of ids) mass += w[i];
+  return ids.map((id) => ({ id, p: w[id] / mass }));
+}
+
+/**
+ * The kept ids (see candidates); `w` receives each id's weight relative to the best token, 0 where it is
+ * not allowed. With neither top-k nor top-p, `w` is also zeroed below the min-p bound, so "every id with
+ * w > 0" is the kept set and the sampler need not build a list of the whole vocabulary.
+ */
+function keptIds(x: Float32Array, allowed: Uint8Array, p: Pick<SamplingParams, "temperature" | "topK" | "topP" | "minP">, w: Float64Array): number[] {
   const t = p.temperature > 0 ? p.temperature : 1;
   let max = -Infinity;
   for (let i = 0; i < x.length; i++) if (allowed[i] && x[i] > max) max = x[i];
@@ -149,28 +164,17 @@ export function candidates(
     total += w[i];
   }
 
-  // A pool certain to contain the kept set: every id above a weight floor, the floor lowered until the
-  // pool holds the k best ids (top-k) or enough mass (top-p). min-p comes last (it must not shrink what
-  // top-p measures), so it bounds the floor only when it is the one filter.
-  const needsPool = p.topK > 0 || p.topP < 1;
-  let floor = needsPool ? 1e-4 : p.minP;
   let pool: number[];
-  for (;;) {
+  if (p.topK > 0) pool = topKIds(x, w, p.topK);
+  else if (p.topP < 1) pool = nucleusPool(x, w, total * p.topP);
+  else {
+    // Temperature (and min-p) alone: every id above the min-p bound, in id order (no sort needed).
     pool = [];
-    let mass = 0;
     for (let i = 0; i < x.length; i++) {
-      if (w[i] > 0 && w[i] >= floor) {
-        pool.push(i);
-        mass += w[i];
-      }
+      if (w[i] < p.minP) w[i] = 0;
+      if (w[i] > 0) pool.push(i);
     }
-    if (!needsPool || floor === 0) break;
-    if (p.topK > 0 ? pool.length >= p.topK : mass >= p.topP * total) break;
-    floor = floor < 1e-30 ? 0 : floor * 1e-3;
   }
-
-  pool.sort((a, b) => x[b] - x[a] || a - b);
-  if (p.topK > 0 && pool.length > p.topK) pool.length = p.topK;
   if (p.topP < 1) {
     // Measured on the distribution left by top-k, as transformers chains its warpers.
     let denom = total;
@@ -186,9 +190,43 @@ export function candidates(
     }
     pool.length = n;
   }
-  if (p.minP > 0) pool = pool.filter((i) => w[i] >= p.minP);
+  if (p.minP > 0 && (p.topK > 0 || p.topP < 1)) pool = pool.filter((i) => w[i] >= p.minP);
+  return pool;
+}
 
-  let mass = 0;
-  for (const i of pool) mass += w[i];
-  return pool.map((id) => ({ id, p: w[id] / mass }));
+/** The k highest-weight ids, best first (ties: lower id first), in one pass with a small sorted buffer. */
+function topKIds(x: Float32Array, w: Float64Array, k: number): number[] {
+  const best: number[] = [];
+  const worse = (a: number, b: number) => x[a] < x[b] || (x[a] === x[b] && a > b);
+  for (let i = 0; i < x.length; i++) {
+    if (w[i] === 0) continue;
+    if (best.length === k && !worse(best[k - 1], i)) continue;
+    let j = best.length < k ? best.length : k - 1;
+    while (j > 0 && worse(best[j - 1], i)) {
+      best[j] = best[j - 1];
+      j--;
+    }
+    best[j] = i;
+  }
+  return best;
+}
+
+/**
+ * The ids above a weight floor, best first, the floor lowered until they hold `mass`: a set certain to
+ * contain the nucleus, usually a few hundred ids instead of the whole vocabulary.
+ */
+function nucleusPool(x: Float32Array, w: Float64Array, mass: number): number[] {
+  let floor = 1e-4;
+  for (;;) {
+    const pool: number[] = [];
+    let m = 0;
+    for (let i = 0; i < x.length; i++) {
+      if (w[i] > 0 && w[i] >= floor) {
+        pool.push(i);
+        m += w[i];
+      }
+    }
+    if (m >= mass || floor === 0) return pool.sort((a, b) => x[b] - x[a] || a - b);
+    floor = floor < 1e-30 ? 0 : floor * 1e-3;
+  }
 }

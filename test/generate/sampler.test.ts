@@ -85,7 +85,7 @@ describe("sampler", () => {
         logitsAndMask,
         fc.record({ topK: fc.integer({ min: 0, max: 20 }), topP: fc.constantFrom(1, 0.5, 0.9), minP: fc.constantFrom(0, 0.05, 0.3), temperature: fc.constantFrom(0.5, 1, 2) }),
         ({ logits, allowed }, opts) => {
-          const got = candidates(logits, allowed, opts);
+          const got = candidates(logits, allowed, opts).sort((a, b) => logits[b.id] - logits[a.id] || a.id - b.id);
           const { ids, p } = oracle(logits, allowed, opts.temperature);
           let keep = opts.topK > 0 ? Math.min(opts.topK, ids.length) : ids.length;
           const massK = p.slice(0, keep).reduce((a, b) => a + b, 0);
