@@ -47,6 +47,15 @@ describe("mobilellm CLI", () => {
     expect(r.stdout.trim().length).toBeGreaterThan(0);
   });
 
+  it("chat tells when the conversation outgrows the context and goes on after /reset", async () => {
+    const long = "Good morrow, good sir, and well met upon this fair and sunny day. ".repeat(3);
+    const r = await cli({ input: `${long}\n/reset\nHail.\n` }, "chat", "--ctx", "48", "-n", "8", "--seed", "1");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/the prompt has \d+ tokens but the context holds 48.*\/reset starts a new conversation/);
+    expect(r.stderr).toMatch(/conversation reset/);
+    expect(r.stderr).toMatch(/\[turn 1: prompt \d+ tokens/);
+  });
+
   it("logits prints {tokens, shape, logits} for the last position, or every position with --all", async () => {
     const last = JSON.parse((await cli("logits", "--tokens", "1000,872,266")).stdout) as { tokens: number[]; shape: number[]; logits: number[][] };
     expect(last.tokens).toEqual([1000, 872, 266]);

@@ -8,18 +8,17 @@ function bytes(n: number): string {
 }
 
 /**
- * Runs `work` with an AbortSignal that the first Ctrl-C fires (the generation ends after its current
- * token); a second Ctrl-C exits at once.
+ * Runs `work` while the first Ctrl-C aborts `ac` (the generation ends after its current token); a second
+ * Ctrl-C exits at once.
  */
-export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const ac = new AbortController();
+export async function withCtrlC<T>(ac: AbortController, work: () => Promise<T>): Promise<T> {
   const onSigint = () => {
     if (ac.signal.aborted) process.exit(130);
     ac.abort();
   };
   process.on("SIGINT", onSigint);
   try {
-    return await work(ac.signal);
+    return await work();
   } finally {
     process.off("SIGINT", onSigint);
   }

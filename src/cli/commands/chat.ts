@@ -4,7 +4,8 @@ import type { ChatMessage } from "../../text/chat-template.js";
 import { MODEL_FLAG, parseFlags, UsageError } from "../args.js";
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from "../sampling-flags.js";
 import { openModel, RUN_FLAGS, RUN_HELP } from "../open-model.js";
-import { describeStop, formatStats, interruptible } from "../session.js";
+import { describeStop, formatStats, withCtrlC } from "../session.js";
+import type { Generation } from "../../generate/generate.js";
 
 export const help = `mobilellm chat [options]
 
@@ -51,9 +52,20 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
         log("conversation reset");
       } else if (text.length > 0) {
         messages.push({ role: "user", content: text });
+        const ac = new AbortController();
+        let g: Generation;
+        try {
+          g = model.chat(messages, { ...opts, template, signal: ac.signal });
+        } catch (err) {
+          // A conversation that outgrew the context: say so and let the user go on with /reset.
+          if (!(err instanceof RangeError)) throw err;
+          messages.pop();
+          log(`${err.message}; /reset starts a new conversation`);
+          if (interactive) process.stdout.write("> ");
+          continue;
+        }
         turn++;
-        const result = await interruptible(async (signal) => {
-          const g = model.chat(messages, { ...opts, signal, template });
+        const result = await withCtrlC(ac, async () => {
           for await (const piece of g) process.stdout.write(piece.text);
           return g.result;
         });

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { MODEL_FLAG, parseFlags, UsageError } from "../args.js";
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from "../sampling-flags.js";
 import { openModel, RUN_FLAGS, RUN_HELP } from "../open-model.js";
-import { describeStop, formatStats, interruptible } from "../session.js";
+import { describeStop, formatStats, withCtrlC } from "../session.js";
 
 export const help = `mobilellm generate --prompt TEXT [options]
 
@@ -25,8 +25,9 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   const log = (s: string) => process.stderr.write(s + "\n");
   const model = await openModel(v, log);
   try {
-    const result = await interruptible(async (signal) => {
-      const g = model.generate(prompt, { ...opts, signal });
+    const ac = new AbortController();
+    const g = model.generate(prompt, { ...opts, signal: ac.signal });
+    const result = await withCtrlC(ac, async () => {
       process.stdout.write(prompt);
       for await (const piece of g) process.stdout.write(piece.text);
       return g.result;
