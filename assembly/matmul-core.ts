@@ -225,10 +225,10 @@ const MASKS: usize = memory.data<u8>([
  * One 4-row block times tokens t..t+3, over `groups` groups starting at the given pointers (a column chunk):
  * writes y[t+j][rows of the block] for j < 4. Chunks after the first continue from the unscaled sums left
  * in y, and only the last applies s_x, so chunking changes no rounding. Strides: xq cols bytes per token,
- * xw 2·cols, xcorr 4·(cols/32), y 4·rows.
+ * xw 2·cols, xcorr 4·(cols/32), y 4·ldy (ldy = the output's row stride in floats).
  */
 export function blockTile4(
-  w: usize, s: usize, n: usize, groups: i32, cols: i32, rows: i32, rowsInBlock: i32,
+  w: usize, s: usize, n: usize, groups: i32, cols: i32, ldy: i32, rowsInBlock: i32,
   xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize, first: bool, last: bool,
 ): void {
   const m = nibbleMask();
@@ -239,7 +239,7 @@ export function blockTile4(
   const qs = <usize>cols;
   const ws = <usize>cols << 1;
   const cs = <usize>(cols >>> 5) << 2;
-  const ys = <usize>rows << 2;
+  const ys = <usize>ldy << 2;
   let acc0 = f32x4.splat(0);
   let acc1 = f32x4.splat(0);
   let acc2 = f32x4.splat(0);

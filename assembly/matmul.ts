@@ -46,10 +46,22 @@ export function gemm_i4i8(
   wq: usize, ws: usize, wsum: usize, rows: i32, cols: i32, tokens: i32,
   xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize,
 ): void {
+  gemm_i4i8_ld(wq, ws, wsum, rows, cols, tokens, xq, xw, xcorr, xs, xz, y, rows);
+}
+
+/**
+ * gemm_i4i8 with an explicit output stride: Y[t][r] is stored at y + 4·(t·ldy + r), ldy >= rows. A thread
+ * computing rows [r0, r0 + n) of a larger product passes the sub-matrix's pointers, rows = n and either
+ * the full product's row count (writing in place) or n (a private scratch block).
+ */
+export function gemm_i4i8_ld(
+  wq: usize, ws: usize, wsum: usize, rows: i32, cols: i32, tokens: i32,
+  xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize, ldy: i32,
+): void {
   const m = nibbleMask();
   const groups = cols >>> 5;
   const blocks = (rows + 3) >>> 2;
-  const ys = <usize>rows << 2;
+  const ys = <usize>ldy << 2;
   for (let b = 0; b < blocks; b++) {
     const rowsInBlock = rows - (b << 2);
     const yb = y + (<usize>b << 4);
@@ -59,7 +71,7 @@ export function gemm_i4i8(
       const g = <usize>g0;
       for (let t = 0; t < tiled; t += 4) {
         blockTile4(
-          wq + (g << 6), ws + (g << 4), wsum + (g << 3), n, cols, rows, rowsInBlock,
+          wq + (g << 6), ws + (g << 4), wsum + (g << 3), n, cols, ldy, rowsInBlock,
           xq + <usize>t * cols + (g << 5), xw + (<usize>t * cols << 1) + (g << 6), xcorr + (<usize>t * groups << 2) + (g << 2),
           xs + (<usize>t << 2), xz + (<usize>t << 2), yb + <usize>t * ys, g0 == 0, g0 + n >= groups,
         );
@@ -97,4 +109,14 @@ export function read_bandwidth(ptr: usize, bytes: usize): i32 {
   }
   const r = v128.xor(v128.xor(a, b), v128.xor(c, d));
   return i32x4.extract_lane(r, 0) ^ i32x4.extract_lane(r, 1) ^ i32x4.extract_lane(r, 2) ^ i32x4.extract_lane(r, 3);
+}
+
+/**
+ * Copies `count` rows of `rowBytes` bytes from src (stride srcStride) to dst (stride dstStride): a worker
+ * thread commits the block it computed in private scratch (src/threads/executor.ts).
+ */
+export function copy_rows(dst: usize, dstStride: i32, src: usize, srcStride: i32, rowBytes: i32, count: i32): void {
+  for (let i = 0; i < count; i++) {
+    memory.copy(dst + <usize>i * <usize>dstStride, src + <usize>i * <usize>srcStride, <usize>rowBytes);
+  }
 }

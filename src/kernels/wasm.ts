@@ -3,32 +3,45 @@
 // One Wasm memory holds everything hot (packed weights, scales, KV cache, scratch). TypeScript owns the
 // layout through a bump arena; kernels only ever receive pointers. `memory.grow` detaches every typed-array
 // view, so views are re-derived here, in one place, and callers must fetch them after any allocation.
-import { readFileSync, existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { setFlagsFromString } from "node:v8";
 import { instantiate } from "@assemblyscript/loader";
 import { probeMatmul } from "./matmul.js";
 
 export type WasmVariant = "simd" | "relaxed";
 
 const PAGE = 65536;
+
+/**
+ * Node built-ins, looked up on first use rather than imported, so that a browser bundle (which passes the
+ * module bytes, LoadOptions.bytes) never loads node:fs or node:v8. Needs Node >= 20.16.
+ */
+function nodeBuiltins() {
+  const p = (globalThis as { process?: NodeJS.Process }).process;
+  if (typeof p?.getBuiltinModule !== "function") {
+    throw new Error("reading build/*.wasm from disk needs Node >= 20.16; elsewhere pass the module bytes (loadKernels' bytes option)");
+  }
+  return { fs: p.getBuiltinModule("node:fs"), path: p.getBuiltinModule("node:path"), url: p.getBuiltinModule("node:url"), v8: p.getBuiltinModule("node:v8") };
+}
 /** wasm32 addresses 4 GiB at most. */
 export const MAX_PAGES = 65536;
 
-/** Finds `build/<variant>.wasm` from either `src/kernels` (tests) or `dist/src/kernels` (installed CLI). */
-export function wasmPath(variant: WasmVariant): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
+/**
+ * Finds `build/<variant>.wasm` (or `build/<variant>-shared.wasm`, the build importing a shared memory for
+ * worker threads) from either `src/kernels` (tests) or `dist/src/kernels` (installed CLI).
+ */
+export function wasmPath(variant: WasmVariant, shared = false): string {
+  const file = `${variant}${shared ? "-shared" : ""}.wasm`;
+  const { fs, path, url } = nodeBuiltins();
+  let dir = path.dirname(url.fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, "build", `${variant}.wasm`);
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
+    const candidate = path.join(dir, "build", file);
+    if (fs.existsSync(candidate)) return candidate;
+    dir = path.dirname(dir);
   }
-  throw new Error(`build/${variant}.wasm not found: run "npm run build:wasm" first`);
+  throw new Error(`build/${file} not found: run "npm run build:wasm" first`);
 }
 
-export function wasmBytes(variant: WasmVariant): Uint8Array<ArrayBuffer> {
-  return readFileSync(wasmPath(variant));
+export function wasmBytes(variant: WasmVariant, shared = false): Uint8Array<ArrayBuffer> {
+  return nodeBuiltins().fs.readFileSync(wasmPath(variant, shared));
 }
 
 /** Exports of the kernel module. Kernel files add their functions to this record. */
@@ -37,11 +50,18 @@ export interface KernelExports {
   [name: string]: unknown;
 }
 
-/** The instantiated module with a bump arena over its memory. */
+/**
+ * The instantiated module with a bump arena over its memory. A shared instance (`shared`) imports a
+ * SharedArrayBuffer-backed memory declared with the 4 GiB maximum; worker threads instantiate the same
+ * compiled `module` over the same `memory` (src/threads/), and only this instance's arena ever allocates.
+ */
 export class WasmKernels<E extends KernelExports = KernelExports> {
   readonly memory: WebAssembly.Memory;
   readonly exports: E;
   readonly variant: WasmVariant;
+  /** The compiled module this instance runs (workers instantiate it again over `memory`). */
+  readonly module: WebAssembly.Module;
+  readonly shared: boolean;
   private top: number;
   private buffer: ArrayBuffer | SharedArrayBuffer;
   private _u8!: Uint8Array;
@@ -49,23 +69,33 @@ export class WasmKernels<E extends KernelExports = KernelExports> {
   private _i32!: Int32Array;
   private _f32!: Float32Array;
 
-  private constructor(memory: WebAssembly.Memory, exports: E, variant: WasmVariant) {
+  private constructor(memory: WebAssembly.Memory, exports: E, variant: WasmVariant, module: WebAssembly.Module, shared: boolean) {
     this.memory = memory;
     this.exports = exports;
     this.variant = variant;
+    this.module = module;
+    this.shared = shared;
     this.top = align(exports.heapBase() >>> 0, 64);
     this.buffer = memory.buffer;
     this.deriveViews();
   }
 
-  /** Instantiates `variant` from its bytes, or from an already compiled module (the variant probe's). */
+  /**
+   * Instantiates `variant` from its bytes, or from an already compiled module (the variant probe's).
+   * `shared` selects the build importing a shared memory (and the bytes default to it).
+   */
   static async create<E extends KernelExports = KernelExports>(
     variant: WasmVariant = "simd",
-    bytes: Uint8Array | WebAssembly.Module = wasmBytes(variant),
+    bytes?: Uint8Array | WebAssembly.Module,
+    options: { shared?: boolean } = {},
   ): Promise<WasmKernels<E>> {
-    const memory = new WebAssembly.Memory({ initial: 1 });
-    const { exports } = await instantiate<Record<string, unknown>>(bytes, { env: { memory } });
-    return new WasmKernels<E>(memory, exports as unknown as E, variant);
+    const shared = options.shared ?? false;
+    const module = bytes instanceof WebAssembly.Module ? bytes : await WebAssembly.compile(bufferSource(bytes ?? wasmBytes(variant, shared)));
+    const memory = shared
+      ? new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true })
+      : new WebAssembly.Memory({ initial: 1 });
+    const { exports } = await instantiate<Record<string, unknown>>(module, { env: { memory } });
+    return new WasmKernels<E>(memory, exports as unknown as E, variant, module, shared);
   }
 
   /** Bytes handed out so far (the arena's high-water mark). */
@@ -156,8 +186,13 @@ export type KernelProbe = (k: WasmKernels) => string | null;
 export interface LoadOptions {
   /** Defaults to the matmul probe (probeMatmul in matmul.ts). */
   probe?: KernelProbe;
-  /** Module bytes per build; defaults to build/<variant>.wasm. */
+  /** Module bytes per build; defaults to build/<variant>.wasm (build/<variant>-shared.wasm when shared). */
   bytes?: Partial<Record<WasmVariant, Uint8Array>>;
+  /**
+   * Load the builds importing a shared memory, for worker threads. The probe then runs on a throwaway
+   * instance of the very module (shared build) that the engine and its workers instantiate.
+   */
+  shared?: boolean;
 }
 
 export interface LoadedKernels {
@@ -175,7 +210,7 @@ export interface LoadedKernels {
 export function enableRelaxedSimd(relaxedBytes: Uint8Array): boolean {
   if (WebAssembly.validate(bufferSource(relaxedBytes))) return true;
   try {
-    setFlagsFromString("--experimental-wasm-relaxed-simd");
+    nodeBuiltins().v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
   } catch {
     return false;
   }
@@ -197,20 +232,22 @@ function bufferSource(bytes: Uint8Array): BufferSource {
  * lives; test/kernels/variant.test.ts pins each tier (Liftoff only, TurboFan only) and runs the same probe.
  */
 export async function loadKernels(mode: SimdMode = "auto", options: LoadOptions = {}): Promise<LoadedKernels> {
-  const bytesOf = (v: WasmVariant): Uint8Array => options.bytes?.[v] ?? wasmBytes(v);
+  const shared = options.shared ?? false;
+  const bytesOf = (v: WasmVariant): Uint8Array => options.bytes?.[v] ?? wasmBytes(v, shared);
+  const create = (v: WasmVariant, b: Uint8Array | WebAssembly.Module) => WasmKernels.create(v, b, { shared });
   if (mode === "baseline") {
-    return { kernels: await WasmKernels.create("simd", bytesOf("simd")), variant: "simd", reason: "SIMD128 build: forced by --simd baseline" };
+    return { kernels: await create("simd", bytesOf("simd")), variant: "simd", reason: "SIMD128 build: forced by --simd baseline" };
   }
-  const rejected = await tryRelaxed(bytesOf("relaxed"), options.probe ?? probeMatmul);
+  const rejected = await tryRelaxed(bytesOf("relaxed"), options.probe ?? probeMatmul, shared);
   if (typeof rejected !== "string") {
     return { kernels: rejected, variant: "relaxed", reason: "relaxed-SIMD build: the engine validates it and the start-up probe matched the scalar twins" };
   }
   if (mode === "relaxed") throw new Error(`--simd relaxed: ${rejected}`);
-  return { kernels: await WasmKernels.create("simd", bytesOf("simd")), variant: "simd", reason: `SIMD128 build: ${rejected}` };
+  return { kernels: await create("simd", bytesOf("simd")), variant: "simd", reason: `SIMD128 build: ${rejected}` };
 }
 
 /** The relaxed instance, or why it cannot be used. */
-async function tryRelaxed(bytes: Uint8Array, probe: KernelProbe): Promise<WasmKernels | string> {
+async function tryRelaxed(bytes: Uint8Array, probe: KernelProbe, shared: boolean): Promise<WasmKernels | string> {
   let module: WebAssembly.Module;
   try {
     if (!enableRelaxedSimd(bytes)) return "this engine rejects relaxed SIMD even with --experimental-wasm-relaxed-simd";
@@ -220,10 +257,10 @@ async function tryRelaxed(bytes: Uint8Array, probe: KernelProbe): Promise<WasmKe
   }
   let failure: string | null;
   try {
-    failure = probe(await WasmKernels.create("relaxed", module));
+    failure = probe(await WasmKernels.create("relaxed", module, { shared }));
   } catch (err) {
     failure = `threw ${(err as Error).message}`;
   }
   if (failure !== null) return `relaxed SIMD computes wrong results on this engine (start-up probe: ${failure})`;
-  return WasmKernels.create("relaxed", module);
+  return WasmKernels.create("relaxed", module, { shared });
 }

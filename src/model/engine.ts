@@ -5,6 +5,13 @@
 // matrix product as one GEMM (each unpacked weight group serves all T tokens), and attention walks the
 // block token by token over the int8 cache. Every kernel treats each token alone, so a token's logits do
 // not depend on how the tokens were cut into blocks: prefill and decode agree bit for bit.
+//
+// Threads (src/threads/): with `threads` > 1 the engine runs the shared-memory build of the kernels and a
+// pool of threads-1 workers. The rows of every matrix product (q|k|v and gate|up are single stacked
+// matrices, so one hand-off each) and the (token, KV head) jobs of attention are split across the threads;
+// every output row or head is computed by one kernel call on the same inputs whichever thread runs it, so
+// the logits are bit-identical for any thread count. Norms, RoPE, SwiGLU and quantization stay on the
+// main thread.
 import type { Backend } from "./backend.js";
 import { checkForwardRequest } from "./backend.js";
 import type { ModelConfig } from "./config.js";
@@ -12,21 +19,20 @@ import type { Checkpoint } from "./checkpoint/checkpoint.js";
 import type { TensorNames } from "./tensor-names.js";
 import { KvCache } from "./kv-cache.js";
 import { quantizeInt4 } from "./quantize.js";
-import { loadKernels, type SimdMode, type WasmKernels } from "../kernels/wasm.js";
+import { loadKernels, type SimdMode, type WasmKernels, type WasmVariant } from "../kernels/wasm.js";
 import { allocInt4Matrix, dequantizeRowInto, writeInt4Rows, Int8Activations, type Int4Matrix } from "../kernels/layout.js";
-import { gemm, gemv, quantizeActivations } from "../kernels/matmul.js";
+import { quantizeActivations } from "../kernels/matmul.js";
+import { ThreadPool, type SpawnWorker } from "../threads/pool.js";
+import { spawnNodeWorker } from "../threads/node-worker.js";
+import type { RuntimeExports } from "../threads/runtime.js";
 import { buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
-import {
-  allocAttentionState,
-  attentionAccumulate,
-  attentionFinalize,
-  attentionReset,
-  kvStore,
-} from "../kernels/attention.js";
+import { allocAttentionState, kvStore } from "../kernels/attention.js";
 import { attentionTemperature, ropeInverseFrequencies } from "../reference/rope.js";
 
 /** Rows quantized per checkpoint read: bounds the f32 staging memory while loading (a multiple of 4). */
 const LOAD_ROWS = 2048;
+/** Private output scratch of each worker thread (a chunk of rows x block tokens, or one attention head). */
+const WORKER_SCRATCH_BYTES = 128 << 10;
 
 interface LayerMatrices {
   attnNorm: number;
@@ -45,14 +51,37 @@ export interface EngineOptions {
   blockSize?: number;
   /** Which Wasm build: relaxed SIMD where the start-up probe proves it correct ("auto"), or forced. */
   simd?: SimdMode;
+  /**
+   * Threads running the forward pass: the main thread plus threads-1 workers sharing the Wasm memory
+   * (default 1: no worker). The logits are bit-identical for any value.
+   */
+  threads?: number;
+  /** How long an idle worker spins before it sleeps (µs, default 200); a tuning knob for benchmarks. */
+  spinMicros?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Kernel module bytes per build (the shared builds when threads > 1); default: build/*.wasm from disk (Node). */
+  wasm?: Partial<Record<WasmVariant, Uint8Array>>;
+  /** Starts the pool's worker threads; default: Node's worker_threads (a browser passes Web Workers). */
+  spawn?: SpawnWorker;
+}
+
+/** Throws a RangeError unless `threads` is an integer >= 1 (undefined means 1). */
+export function checkThreads(threads: number | undefined): number {
+  const t = threads ?? 1;
+  if (typeof t !== "number" || !Number.isInteger(t) || t < 1) {
+    throw new RangeError(`threads must be an integer >= 1, got ${String(threads)}`);
+  }
+  return t;
 }
 
 export class WasmEngine implements Backend {
   readonly name = "wasm" as const;
   readonly contextLength: number;
   readonly kv: KvCache;
-  private readonly k: WasmKernels;
+  /** Threads running the forward pass (the main thread included). */
+  readonly threads: number;
+  private _k: WasmKernels | null;
+  private pool: ThreadPool | null = null;
   private readonly layers: LayerMatrices[];
   private readonly embed: Int4Matrix;
   private readonly head: Int4Matrix;
@@ -72,7 +101,8 @@ export class WasmEngine implements Backend {
     opts: EngineOptions,
     simd: { variant: string; reason: string },
   ) {
-    this.k = k;
+    this._k = k;
+    this.threads = checkThreads(opts.threads);
     this.simd = simd;
     this.contextLength = opts.contextLength;
     this.layers = weights.layers;
@@ -85,7 +115,23 @@ export class WasmEngine implements Backend {
     this.ropeTable = uploadRopeTable(k, buildRopeTables(config.headDim, opts.contextLength, Float32Array.from(omega)));
     this.ones = k.alloc(4 * config.headDim);
     k.f32.fill(1, this.ones >> 2, (this.ones >> 2) + config.headDim);
-    this.s = new Scratch(k, config, this.block);
+    this.s = new Scratch(k, config, this.block, this.threads);
+  }
+
+  /** Starts the thread pool (threads-1 workers over the same compiled module and memory). */
+  private async startPool(spinMicros: number | undefined, spawn: SpawnWorker = spawnNodeWorker): Promise<void> {
+    const k = this.k;
+    this.pool = await ThreadPool.start({
+      threads: this.threads,
+      module: k.module,
+      memory: k.memory,
+      exports: k.exports as unknown as RuntimeExports,
+      states: this.s.states,
+      scratch: this.s.workerScratch,
+      scratchBytes: WORKER_SCRATCH_BYTES,
+      spawn,
+      spinMicros,
+    });
   }
 
   /** Reads, quantizes and repacks every weight of the checkpoint into Wasm memory. */
@@ -93,7 +139,8 @@ export class WasmEngine implements Backend {
     if (opts.contextLength > config.maxPositions) {
       throw new RangeError(`context ${opts.contextLength} exceeds max_position_embeddings ${config.maxPositions}`);
     }
-    const { kernels: k, variant, reason } = await loadKernels(opts.simd ?? "auto");
+    const threads = checkThreads(opts.threads);
+    const { kernels: k, variant, reason } = await loadKernels(opts.simd ?? "auto", { shared: threads > 1, bytes: opts.wasm });
     const total = names.layers.length * 7 + 2 + (names.lmHead ? 1 : 0);
     let done = 0;
     const step = () => opts.onProgress?.(++done, total);
@@ -135,7 +182,9 @@ export class WasmEngine implements Backend {
     const finalNorm = await loadVector(names.finalNorm);
     step();
     const head = names.lmHead ? await loadMatrix([names.lmHead]) : embed;
-    return new WasmEngine(config, k, { layers, embed, head, finalNorm }, opts, { variant, reason });
+    const engine = new WasmEngine(config, k, { layers, embed, head, finalNorm }, opts, { variant, reason });
+    await engine.startPool(opts.spinMicros, opts.spawn);
+    return engine;
   }
 
   /** The Wasm kernels in use (their variant and arena). */
@@ -143,9 +192,21 @@ export class WasmEngine implements Backend {
     return this.k;
   }
 
+  private get k(): WasmKernels {
+    if (this._k === null) throw new Error("the model was disposed");
+    return this._k;
+  }
+
+  /** The thread pool (its statistics, and a test hook to make a worker fail). */
+  get threadPool(): ThreadPool {
+    if (this.pool === null) throw new Error("the model was disposed");
+    return this.pool;
+  }
+
   forward(tokens: readonly number[], startPos: number, all: boolean): Float32Array[] {
     if (this.disposed) throw new Error("the model was disposed");
     checkForwardRequest(this, tokens, startPos);
+    this.threadPool.check();
     const out: Float32Array[] = [];
     for (let i = 0; i < tokens.length; i += this.block) {
       const chunk = tokens.slice(i, i + this.block);
@@ -157,8 +218,16 @@ export class WasmEngine implements Backend {
     return out;
   }
 
-  dispose(): void {
+  /**
+   * Stops the worker threads and drops every reference to the Wasm instance and memory, so they can be
+   * garbage collected. The engine is unusable afterwards. Never rejects; calling it again is harmless.
+   */
+  async dispose(): Promise<void> {
     this.disposed = true;
+    const pool = this.pool;
+    this.pool = null;
+    this._k = null;
+    await pool?.terminate();
   }
 
   // ---- one block of T tokens at positions pos0 .. pos0 + T - 1 ------------------------------------------
@@ -223,10 +292,12 @@ export class WasmEngine implements Backend {
   }
 
   /**
-   * Grouped-query attention. Token by token, its K and V go into the cache and then its query reads the
-   * positions it may see (one run of slots, or two where a ring wraps): the cache is then in exactly the
-   * state a one-token decode would see, so the in-block causal and sliding masks come for free, a ring of
-   * `window` slots is never overwritten too early, and prefill gives the same bits as decode.
+   * Grouped-query attention. Each token's K and V go into the cache before its query reads the positions
+   * it may see (one run of slots, or two where a ring wraps), so the cache is in exactly the state a
+   * one-token decode would see: the in-block causal and sliding masks come for free and prefill gives the
+   * same bits as decode. Tokens are stored a group at a time and the group's (token, KV head) jobs then run
+   * across the threads; a group ends where storing the next token would overwrite a ring slot that an
+   * earlier token of the group still reads (sliding layers once the ring is full: then one token a group).
    */
   private attention(l: number, T: number, pos0: number): void {
     const c = this.config;
@@ -236,21 +307,25 @@ export class WasmEngine implements Backend {
     const qDim = c.numHeads * dh;
     const kvDim = c.numKvHeads * dh;
     const group = c.numHeads / c.numKvHeads;
-    const scale = 1 / Math.sqrt(dh);
     const cache = this.kv.layers[l];
-    for (let t = 0; t < T; t++) {
-      const pos = pos0 + t;
-      const row = s.qkv + 4 * t * s.qkvWidth;
-      const slot = this.kv.slotOf(l, pos);
-      kvStore(k, cache, "k", row + 4 * qDim, slot);
-      kvStore(k, cache, "v", row + 4 * (qDim + kvDim), slot);
-      const visible = this.kv.ranges(l, this.kv.firstVisible(l, pos), pos + 1);
-      for (let g = 0; g < c.numKvHeads; g++) {
-        const q = row + 4 * g * group * dh;
-        attentionReset(k, s.state, group, dh);
-        for (const r of visible) attentionAccumulate(k, cache, g, q, group, r.slot0, r.n, scale, s.state);
-        attentionFinalize(k, s.state, group, dh, s.att + 4 * (t * qDim + g * group * dh));
+    const ring = cache.slots < this.contextLength;
+    const window = this.kv.isSliding(l) ? (c.slidingWindow as number) : 0;
+    for (let t = 0; t < T; ) {
+      let end = t + 1;
+      while (end < T && !(ring && pos0 + end >= cache.slots)) end++;
+      for (let i = t; i < end; i++) {
+        const row = s.qkv + 4 * i * s.qkvWidth;
+        const slot = this.kv.slotOf(l, pos0 + i);
+        kvStore(k, cache, "k", row + 4 * qDim, slot);
+        kvStore(k, cache, "v", row + 4 * (qDim + kvDim), slot);
       }
+      this.threadPool.attention({
+        qkv: s.qkv, qkvStride: 4 * s.qkvWidth, kvHeads: c.numKvHeads, group, headDim: dh,
+        kData: cache.kData, kScales: cache.kScales, vData: cache.vData, vScales: cache.vScales,
+        slots: cache.slots, window, pos0, tBase: t, tokens: end - t, scale: 1 / Math.sqrt(dh),
+        out: s.att, outStride: 4 * qDim,
+      });
+      t = end;
     }
   }
 
@@ -265,15 +340,15 @@ export class WasmEngine implements Backend {
     quantizeActivations(k, s.xb, s.actD, n);
     const out: Float32Array[] = [];
     for (let i = 0; i < n; i++) {
-      gemv(k, this.head, s.actD, s.logits, i);
+      this.threadPool.matmul(this.head, s.actD, s.logits, 1, i);
       out.push(k.f32.slice(s.logits >> 2, (s.logits >> 2) + v));
     }
     return out;
   }
 
+  /** gemv (T = 1) or gemm over the pool's threads. */
   private matmul(m: Int4Matrix, act: Int8Activations, y: number, T: number): void {
-    if (T === 1) gemv(this.k, m, act, y, 0);
-    else gemm(this.k, m, act, y, T);
+    this.threadPool.matmul(m, act, y, T);
   }
 
   private addInto(dst: number, src: number, n: number): void {
@@ -292,12 +367,15 @@ class Scratch {
   readonly gateUp: number;
   readonly hidden: number;
   readonly logits: number;
-  readonly state: number;
+  /** One attention state per thread (the main thread's first). */
+  readonly states: number[];
+  /** Private output scratch of each worker thread. */
+  readonly workerScratch: number[];
   readonly actD: Int8Activations;
   readonly actQ: Int8Activations;
   readonly actF: Int8Activations;
 
-  constructor(k: WasmKernels, c: ModelConfig, block: number) {
+  constructor(k: WasmKernels, c: ModelConfig, block: number, threads: number) {
     const d = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
     this.qkvWidth = qDim + 2 * c.numKvHeads * c.headDim;
@@ -308,7 +386,8 @@ class Scratch {
     this.gateUp = k.alloc(4 * block * 2 * c.intermediateSize);
     this.hidden = k.alloc(4 * block * c.intermediateSize);
     this.logits = k.alloc(4 * c.vocabSize);
-    this.state = allocAttentionState(k, c.numHeads / c.numKvHeads, c.headDim);
+    this.states = Array.from({ length: threads }, () => allocAttentionState(k, c.numHeads / c.numKvHeads, c.headDim));
+    this.workerScratch = Array.from({ length: threads - 1 }, () => k.alloc(WORKER_SCRATCH_BYTES));
     this.actD = Int8Activations.alloc(k, block, d);
     this.actQ = Int8Activations.alloc(k, block, qDim);
     this.actF = Int8Activations.alloc(k, block, c.intermediateSize);

@@ -1,18 +1,14 @@
-// Opens a Hugging Face checkpoint folder: config.json, tokenizer files, chat template and weights,
-// validated against each other before any forward pass runs.
+// Opens a Hugging Face checkpoint folder on disk (Node): config.json, tokenizer files, chat template and
+// weights, validated against each other before any forward pass runs. The parsing and the engine are the
+// environment-neutral code of model.ts, which the browser build (src/browser/, src/env/folder.ts) shares.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { availableParallelism } from "node:os";
-import type { Backend, BackendName } from "./backend.js";
+import type { Backend } from "./backend.js";
 import { parseConfig, type ModelConfig } from "./config.js";
 import { Checkpoint } from "./checkpoint/checkpoint.js";
-import { resolveTensorNames } from "./tensor-names.js";
-import { ReferenceBackend, loadReferenceWeights } from "./reference-backend.js";
-import { WasmEngine } from "./engine.js";
-import type { SimdMode } from "../kernels/wasm.js";
-import { TextTokenizer } from "../text/tokenizer.js";
-import { ChatTemplate, findChatTemplate } from "../text/chat-template.js";
+import { checkContextLength, createBackend, parseTextFiles, type BackendOptions, type TextFiles } from "./model.js";
 import { NO_GENERATION_CONFIG, parseGenerationConfig, type GenerationDefaults } from "../generate/generation-config.js";
 
 /** The model shipped in the package (models/shakespeare-tiny), found from src/ or dist/src/. */
@@ -45,20 +41,14 @@ export function loadConfig(dir: string): ModelConfig {
   return parseConfig(readJsonFile(join(dir, "config.json")), join(dir, "config.json"));
 }
 
-export interface TextFiles {
-  tokenizer: TextTokenizer;
-  chatTemplate: ChatTemplate | null;
-}
+export type { BackendOptions, TextFiles };
 
 export function loadText(dir: string): TextFiles {
   const cfgPath = join(dir, "tokenizer_config.json");
   const tokenizerConfig = existsSync(cfgPath) ? (readJsonFile(cfgPath) as Record<string, unknown>) : {};
-  const tokenizer = new TextTokenizer({ tokenizer: readJsonFile(join(dir, "tokenizer.json")), tokenizerConfig });
+  const tokenizer = readJsonFile(join(dir, "tokenizer.json"));
   const jinjaPath = join(dir, "chat_template.jinja");
-  const source = findChatTemplate(tokenizerConfig, existsSync(jinjaPath) ? readFileSync(jinjaPath, "utf8") : null);
-  const chatTemplate =
-    source === null ? null : new ChatTemplate(source, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken });
-  return { tokenizer, chatTemplate };
+  return parseTextFiles({ tokenizer, tokenizerConfig, chatTemplateJinja: existsSync(jinjaPath) ? readFileSync(jinjaPath, "utf8") : null });
 }
 
 /** Sampling defaults from generation_config.json; greedy when the folder has none. */
@@ -72,30 +62,11 @@ export function defaultThreads(): number {
   return availableParallelism();
 }
 
-export interface BackendOptions {
-  backend: BackendName;
-  contextLength: number;
-  /** Threads for the wasm engine (ignored by the reference backend). */
-  threads?: number;
-  simd?: SimdMode;
-  onProgress?: (done: number, total: number) => void;
-}
-
 export async function loadBackend(dir: string, config: ModelConfig, opts: BackendOptions): Promise<Backend> {
-  if (opts.contextLength > config.maxPositions) {
-    throw new RangeError(`context ${opts.contextLength} exceeds max_position_embeddings ${config.maxPositions}`);
-  }
+  checkContextLength(config, opts.contextLength);
   const ckpt = await Checkpoint.openFolder(resolve(dir));
   try {
-    const names = resolveTensorNames(config, ckpt);
-    if (opts.backend === "reference") {
-      return new ReferenceBackend(config, await loadReferenceWeights(ckpt, names), opts.contextLength);
-    }
-    const threads = opts.threads ?? 1;
-    if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be an integer >= 1, got ${threads}`);
-    // EngineOptions gains `threads` with the worker pool; until then the engine runs on one thread.
-    const engineOpts = { contextLength: opts.contextLength, simd: opts.simd, onProgress: opts.onProgress, ...{ threads } };
-    return await WasmEngine.load(config, ckpt, names, engineOpts);
+    return await createBackend(config, ckpt, opts);
   } finally {
     await ckpt.close();
   }

@@ -1,0 +1,203 @@
+// The demo page: a prompt box, sampling controls, streamed output with live tokens/s and KV cache bytes,
+// a stop button and the load progress bar. The model runs in a Web Worker (src/browser/worker.ts) through
+// ModelClient, so the page stays responsive while weights are quantized and tokens are generated.
+import { ModelClient, filesFromDrop, type LoadedModel, type ModelSource, type PickedFile, type WorkerGenerateOptions } from "../src/browser/index.js";
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const ui = {
+  name: $<HTMLSpanElement>("model-name"),
+  status: $<HTMLSpanElement>("model-status"),
+  progress: $<HTMLProgressElement>("load-progress"),
+  threadsNote: $<HTMLSpanElement>("threads-note"),
+  simdNote: $<HTMLSpanElement>("simd-note"),
+  error: $<HTMLDivElement>("error"),
+  drop: $<HTMLDivElement>("drop-zone"),
+  folder: $<HTMLInputElement>("folder-input"),
+  urlForm: $<HTMLFormElement>("url-form"),
+  url: $<HTMLInputElement>("url-input"),
+  threads: $<HTMLSelectElement>("threads-select"),
+  prompt: $<HTMLTextAreaElement>("prompt"),
+  generate: $<HTMLButtonElement>("generate"),
+  stop: $<HTMLButtonElement>("stop"),
+  outPrompt: $<HTMLSpanElement>("out-prompt"),
+  outText: $<HTMLSpanElement>("out-text"),
+  output: $<HTMLPreElement>("output"),
+  tokens: $<HTMLSpanElement>("stat-tokens"),
+  speed: $<HTMLSpanElement>("stat-speed"),
+  kv: $<HTMLSpanElement>("stat-kv"),
+  ttft: $<HTMLSpanElement>("stat-ttft"),
+  stopReason: $<HTMLSpanElement>("stat-stop"),
+};
+
+const isolated = globalThis.crossOriginIsolated === true;
+const cores = navigator.hardwareConcurrency || 1;
+const WASM_BASE = new URL("./wasm/", location.href).href;
+const BUNDLED = new URL("./models/shakespeare-tiny/", location.href).href;
+
+const client = new ModelClient(new Worker(new URL("../src/browser/worker.ts", import.meta.url), { type: "module", name: "mobilellm-model" }));
+let model: LoadedModel | null = null;
+/** What was loaded last (the threads choice reloads it). */
+let last: { source: ModelSource; label: string } = { source: { url: BUNDLED }, label: "models/shakespeare-tiny" };
+let generating = false;
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+function setStatus(state: "idle" | "loading" | "ready" | "busy" | "error", text: string): void {
+  ui.status.dataset.state = state;
+  ui.status.textContent = text;
+}
+
+function showError(message: string | null): void {
+  ui.error.hidden = message === null;
+  ui.error.textContent = message ?? "";
+}
+
+function refreshButtons(): void {
+  ui.generate.disabled = model === null || generating;
+  ui.stop.disabled = !generating;
+}
+
+function requestedThreads(): number | undefined {
+  if (!isolated) return 1;
+  return ui.threads.value === "auto" ? undefined : Number(ui.threads.value);
+}
+
+async function load(source: ModelSource, label: string): Promise<void> {
+  last = { source, label };
+  if (generating) client.stop();
+  model = null;
+  refreshButtons();
+  showError(null);
+  ui.name.textContent = label;
+  ui.progress.value = 0;
+  setStatus("loading", "loading");
+  try {
+    model = await client.load(source, { wasm: WASM_BASE, threads: requestedThreads() }, (done, total) => {
+      ui.progress.value = done / total;
+      setStatus("loading", `loading ${done}/${total} tensors`);
+    });
+    ui.progress.value = 1;
+    ui.name.textContent = `${model.name.split("/").filter(Boolean).pop()} · ${(model.parameters / 1e6).toFixed(1)}M parameters`;
+    ui.name.title = model.name;
+    ui.threadsNote.textContent = !isolated
+      ? "1 thread: the page is not cross-origin isolated (no COOP/COEP headers), so there is no SharedArrayBuffer for worker threads"
+      : model.threads === 1
+        ? `1 thread, as chosen: the page is cross-origin isolated, so up to ${cores} could run`
+        : `${model.threads} threads: the page is cross-origin isolated (COOP/COEP), so the engine shares its Wasm memory with ${model.threads - 1} worker thread${model.threads === 2 ? "" : "s"} (${cores} cores)`;
+    ui.threadsNote.dataset.threads = String(model.threads);
+    ui.simdNote.textContent = model.simd ? `${model.simd.variant === "relaxed" ? "relaxed SIMD" : "SIMD128"} (${model.simd.reason})` : model.backend;
+    ui.kv.textContent = model.kvCacheBytes === null ? "–" : `0 B of ${bytes(model.kvCacheBytes)}`;
+    setStatus("ready", `ready in ${(model.loadMs / 1000).toFixed(1)} s`);
+  } catch (err) {
+    model = null;
+    ui.progress.value = 0;
+    setStatus("error", "not loaded");
+    showError(`Could not load ${label}: ${(err as Error).message}`);
+  }
+  refreshButtons();
+}
+
+function num(id: string, parse: (s: string) => number = Number): number | undefined {
+  const v = ($<HTMLInputElement>(id)).value.trim();
+  return v === "" ? undefined : parse(v);
+}
+
+function sampling(): WorkerGenerateOptions {
+  return {
+    temperature: num("temperature"),
+    topK: num("top-k", (s) => Math.trunc(Number(s))),
+    topP: num("top-p"),
+    minP: num("min-p"),
+    repetitionPenalty: num("repetition-penalty"),
+    seed: num("seed", (s) => Math.trunc(Number(s))),
+    maxNewTokens: num("max-tokens", (s) => Math.trunc(Number(s))),
+  };
+}
+
+async function generate(): Promise<void> {
+  if (model === null || generating) return;
+  const prompt = ui.prompt.value;
+  generating = true;
+  refreshButtons();
+  showError(null);
+  ui.outPrompt.textContent = prompt;
+  ui.outText.textContent = "";
+  ui.tokens.textContent = "0";
+  ui.speed.textContent = "–";
+  ui.ttft.textContent = "–";
+  ui.stopReason.textContent = "–";
+  ui.output.dataset.state = "running";
+  setStatus("busy", "generating");
+  const allocated = model.kvCacheBytes;
+  try {
+    const result = await client.generate(prompt, sampling(), (piece) => {
+      ui.outText.append(piece.text);
+      ui.tokens.textContent = String(piece.stats.generated);
+      if (piece.stats.tokensPerSecond > 0) ui.speed.textContent = piece.stats.tokensPerSecond.toFixed(1);
+      ui.kv.textContent = `${bytes(piece.stats.kvCacheBytes)}${allocated === null ? "" : ` of ${bytes(allocated)}`} (${piece.stats.positions} positions)`;
+      ui.output.scrollTop = ui.output.scrollHeight;
+    });
+    // The final text is authoritative (a stop string may have been held back and dropped).
+    ui.outText.textContent = result.text;
+    const s = result.stats;
+    ui.tokens.textContent = String(s.generatedTokens);
+    ui.speed.textContent = s.decodeTokensPerSecond > 0 ? s.decodeTokensPerSecond.toFixed(1) : "–";
+    ui.ttft.textContent = `${s.timeToFirstTokenMs.toFixed(0)} ms`;
+    ui.stopReason.textContent = result.stopReason === "aborted" ? "stop button" : result.stopReason === "length" ? "max tokens" : result.stopReason;
+    ui.output.dataset.state = result.stopReason;
+    setStatus("ready", result.stopReason === "aborted" ? "stopped" : "ready");
+  } catch (err) {
+    ui.output.dataset.state = "error";
+    setStatus("error", "failed");
+    showError((err as Error).message);
+  } finally {
+    generating = false;
+    refreshButtons();
+  }
+}
+
+ui.generate.addEventListener("click", () => void generate());
+ui.stop.addEventListener("click", () => client.stop());
+ui.prompt.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) void generate();
+});
+ui.urlForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const url = new URL(ui.url.value, location.href).href;
+  void load({ url }, url);
+});
+ui.folder.addEventListener("change", () => {
+  const list = ui.folder.files;
+  if (!list || list.length === 0) return;
+  const files: PickedFile[] = Array.from({ length: list.length }, (_, i) => ({ path: list[i].webkitRelativePath || list[i].name, file: list[i] }));
+  const top = files[0].path.split("/")[0];
+  ui.folder.value = "";
+  void load({ files, label: top }, top);
+});
+ui.drop.addEventListener("dragover", (e) => {
+  e.preventDefault();
+  ui.drop.classList.add("over");
+});
+ui.drop.addEventListener("dragleave", () => ui.drop.classList.remove("over"));
+ui.drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  ui.drop.classList.remove("over");
+  if (!e.dataTransfer) return;
+  void filesFromDrop(e.dataTransfer).then((files) => {
+    if (files.length === 0) return showError("Nothing was dropped: drop a model folder.");
+    const top = files[0].path.includes("/") ? files[0].path.split("/")[0] : "the dropped files";
+    return load({ files, label: top }, top);
+  });
+});
+ui.threads.addEventListener("change", () => void load(last.source, last.label));
+if (!isolated) {
+  ui.threads.disabled = true;
+  ui.threads.title = "threads need a cross-origin isolated page (COOP/COEP headers)";
+}
+ui.threadsNote.textContent = isolated ? "cross-origin isolated: threads available" : "not cross-origin isolated: 1 thread";
+
+void load(last.source, last.label);

@@ -1,0 +1,134 @@
+// The browser demo (demo/): `npm run demo` serves it with Vite, `npm run demo:build` writes dist/demo/.
+//
+// The plugin below serves the bundled model (models/shakespeare-tiny/ -> ./models/shakespeare-tiny/) and the
+// kernel builds (build/*.wasm -> ./wasm/) in dev and preview, and copies them into the build, so the demo
+// works offline. Every response carries the COOP/COEP headers that make the page cross-origin isolated
+// (SharedArrayBuffer, hence engine threads), unless the page is opened with ?coi=0 to see the one-thread mode.
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { defineConfig, type Plugin } from "vite";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, "..");
+const MODEL_DIR = join(repo, "models", "shakespeare-tiny");
+const WASM_DIR = join(repo, "build");
+/** Files of the bundled model the page may fetch (the held-out evaluation text stays behind). */
+const MODEL_FILES = (f: string) => /\.(json|safetensors|jinja|md)$/.test(f);
+const WASM_FILES = ["simd.wasm", "relaxed.wasm", "simd-shared.wasm", "relaxed-shared.wasm"];
+
+const TYPES: Record<string, string> = { ".json": "application/json", ".wasm": "application/wasm", ".md": "text/markdown; charset=utf-8", ".jinja": "text/plain; charset=utf-8" };
+
+/** Sets COOP/COEP unless the request (the page) asks for ?coi=0. */
+function isolation(req: IncomingMessage, res: ServerResponse): void {
+  if (/[?&]coi=0(&|$)/.test(req.url ?? "")) return;
+  res.setHeader("Cross-Origin-Opener-Policy", "same-origin");
+  res.setHeader("Cross-Origin-Embedder-Policy", "require-corp");
+  res.setHeader("Cross-Origin-Resource-Policy", "same-origin");
+}
+
+/** Serves one file with Range support (the page reads the weights a tensor block at a time). */
+function sendFile(req: IncomingMessage, res: ServerResponse, path: string): void {
+  const size = statSync(path).size;
+  const ext = path.slice(path.lastIndexOf("."));
+  res.setHeader("Content-Type", TYPES[ext] ?? "application/octet-stream");
+  res.setHeader("Accept-Ranges", "bytes");
+  res.setHeader("Cache-Control", "no-cache");
+  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
+  const bytes = readFileSync(path);
+  if (range) {
+    const start = Number(range[1]);
+    const end = range[2] === "" ? size - 1 : Math.min(Number(range[2]), size - 1);
+    if (start >= size || end < start) {
+      res.statusCode = 416;
+      res.setHeader("Content-Range", `bytes */${size}`);
+      res.end();
+      return;
+    }
+    res.statusCode = 206;
+    res.setHeader("Content-Range", `bytes ${start}-${end}/${size}`);
+    res.end(req.method === "HEAD" ? undefined : bytes.subarray(start, end + 1));
+    return;
+  }
+  res.statusCode = 200;
+  res.end(req.method === "HEAD" ? undefined : bytes);
+}
+
+function mobilellmAssets(): Plugin {
+  const middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) => {
+    isolation(req, res);
+    const path = decodeURIComponent((req.url ?? "").split("?")[0]);
+    const m = /\/(models\/shakespeare-tiny|wasm)\/([^/]+)$/.exec(path);
+    if (!m) return next();
+    const [, dir, file] = m;
+    const allowed = dir === "wasm" ? WASM_FILES.includes(file) : MODEL_FILES(file);
+    const full = join(dir === "wasm" ? WASM_DIR : MODEL_DIR, file);
+    if (!allowed || !existsSync(full)) {
+      res.statusCode = 404;
+      res.end("not found");
+      return;
+    }
+    sendFile(req, res, full);
+  };
+  return {
+    name: "mobilellm-assets",
+    configureServer(server) {
+      server.middlewares.use(middleware);
+    },
+    configurePreviewServer(server) {
+      server.middlewares.use(middleware);
+    },
+    generateBundle() {
+      for (const f of readdirSync(MODEL_DIR).filter(MODEL_FILES)) {
+        this.emitFile({ type: "asset", fileName: `models/shakespeare-tiny/${f}`, source: readFileSync(join(MODEL_DIR, f)) });
+      }
+      for (const f of WASM_FILES) {
+        const full = join(WASM_DIR, f);
+        if (!existsSync(full)) this.error(`${full} is missing: run "npm run build:wasm" first`);
+        this.emitFile({ type: "asset", fileName: `wasm/${f}`, source: readFileSync(full) });
+      }
+    },
+  };
+}
+
+/**
+ * The browser path must not import Node built-ins. Two shared modules reach node:fs lazily (await import)
+ * for their Node-only functions (Checkpoint.openFolder, openFileSource/openFileSink), which the browser never
+ * calls: those imports become a stub that throws if ever used. Any other node: import fails the build.
+ */
+function noNodeBuiltins(): Plugin {
+  const LAZY_NODE_IMPORTERS = ["/src/model/checkpoint/byte-source.ts", "/src/model/checkpoint/checkpoint.ts"];
+  const STUB = "\0node-builtin-stub:";
+  return {
+    name: "mobilellm-no-node-builtins",
+    enforce: "pre",
+    apply: "build",
+    resolveId(id, importer) {
+      if (!id.startsWith("node:")) return null;
+      const from = (importer ?? "").replace(/\\/g, "/");
+      if (LAZY_NODE_IMPORTERS.some((f) => from.endsWith(f))) return STUB + id;
+      this.error(`${id} is imported by ${importer ?? "?"}, which is on the browser path: move it behind the environment layer (src/env/)`);
+    },
+    load(id) {
+      if (!id.startsWith(STUB)) return null;
+      const name = id.slice(STUB.length);
+      return `const fail = () => { throw new Error(${JSON.stringify(`${name} is not available in a browser`)}); };\nexport default new Proxy({}, { get: fail });\nexport const readFile = fail, open = fail, stat = fail, mkdir = fail, rename = fail, rm = fail, join = fail, dirname = fail;\n`;
+    },
+  };
+}
+
+export default defineConfig({
+  root: here,
+  base: "./",
+  appType: "mpa",
+  plugins: [noNodeBuiltins(), mobilellmAssets()],
+  worker: { format: "es", plugins: () => [noNodeBuiltins()] },
+  build: {
+    outDir: join(repo, "dist", "demo"),
+    emptyOutDir: true,
+    target: "es2022",
+  },
+  server: { port: 5173, strictPort: false, fs: { allow: [repo] } },
+  preview: { port: 4173, strictPort: false },
+});

@@ -1,0 +1,141 @@
+// The page's side of the model worker (worker.ts): a small typed client. The page creates the Worker itself
+// (so its bundler can resolve the worker module) and hands it over:
+//
+//   const client = new ModelClient(new Worker(new URL("../src/browser/worker.ts", import.meta.url), { type: "module" }));
+//   await client.load({ url: "/models/shakespeare-tiny/" }, { wasm: "/wasm/" }, (done, total) => bar.value = done / total);
+//   const result = await client.generate("ROMEO:", { maxNewTokens: 64, seed: 1 }, (piece) => out.append(piece.text));
+//   client.stop();   // ends a running generation after the current token (stopReason "aborted")
+import type { LoadedModel, ModelSource, PieceStats, Reply, Request, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";
+import type { GenerationResult } from "../generate/generate.js";
+import type { PickedFile } from "./folders.js";
+
+/** What to load: a URL base, or picked/dropped files (a FileList from <input webkitdirectory> works as it is). */
+export type LoadSource = { url: string } | { files: ArrayLike<File | PickedFile> | Iterable<File | PickedFile>; label?: string };
+
+export type { LoadedModel, ModelSource, PieceStats, WorkerGenerateOptions, WorkerLoadOptions };
+
+export interface StreamedPiece {
+  token: number;
+  text: string;
+  stats: PieceStats;
+}
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  onProgress?: (done: number, total: number) => void;
+  onPiece?: (p: StreamedPiece) => void;
+}
+
+/** Minimal Worker shape (a DOM Worker, or anything with postMessage / onmessage / terminate). */
+export interface WorkerLike {
+  postMessage(message: unknown): void;
+  onmessage: ((e: MessageEvent) => unknown) | null;
+  onerror?: ((e: ErrorEvent) => unknown) | null;
+  terminate(): void;
+}
+
+function absolute(url: string): string {
+  return new URL(url, (globalThis as { location?: { href: string } }).location?.href).href;
+}
+
+export class ModelClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private generating: number | null = null;
+
+  constructor(private readonly worker: WorkerLike) {
+    worker.onmessage = (e: MessageEvent) => this.receive(e.data as Reply);
+    worker.onerror = (e: ErrorEvent) => {
+      const err = new Error(`the model worker failed: ${e.message || "its script did not load"}`);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+  }
+
+  /** Loads a model (replacing the current one); resolves with what was loaded. */
+  load(source: LoadSource, options: WorkerLoadOptions, onProgress?: (done: number, total: number) => void): Promise<LoadedModel> {
+    // A File's webkitRelativePath does not survive postMessage: send the paths along.
+    const sent: ModelSource =
+      "url" in source
+        ? { url: absolute(source.url) }
+        : {
+            files: Array.from(source.files as ArrayLike<File | PickedFile>, (f) =>
+              "path" in f && "file" in f ? f : { path: (f as File).webkitRelativePath || (f as File).name, file: f as File },
+            ),
+            label: source.label,
+          };
+    // The worker resolves URLs against its own script's URL: resolve them against the page's here.
+    const wasm = typeof options.wasm === "string" || options.wasm instanceof URL ? absolute(String(options.wasm)) : options.wasm;
+    return this.request({ type: "load", id: 0, source: sent, options: { ...options, wasm } }, { onProgress }) as Promise<LoadedModel>;
+  }
+
+  /** Streams the continuation of `prompt` to `onPiece`; resolves with the final text, stop reason and stats. */
+  generate(prompt: string, options: WorkerGenerateOptions = {}, onPiece?: (p: StreamedPiece) => void): Promise<GenerationResult> {
+    const p = this.request({ type: "generate", id: 0, prompt, options }, { onPiece }) as Promise<GenerationResult>;
+    return p;
+  }
+
+  /** Stops the running generation after its current token; its promise resolves with stopReason "aborted". */
+  stop(): void {
+    if (this.generating === null) return;
+    this.worker.postMessage({ type: "stop", id: this.nextId++, target: this.generating } satisfies Request);
+  }
+
+  /** Frees the model in the worker (its Wasm memory and thread workers). */
+  async dispose(): Promise<void> {
+    await this.request({ type: "dispose", id: 0 }, {});
+  }
+
+  /** Disposes the model and ends the worker. */
+  async terminate(): Promise<void> {
+    await this.dispose().catch(() => undefined);
+    this.worker.terminate();
+  }
+
+  get busy(): boolean {
+    return this.generating !== null;
+  }
+
+  private request(req: Request, handlers: Omit<Pending, "resolve" | "reject">): Promise<unknown> {
+    const id = this.nextId++;
+    if (req.type === "generate") this.generating = id;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, ...handlers });
+      this.worker.postMessage({ ...req, id });
+    });
+  }
+
+  private receive(m: Reply): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    switch (m.type) {
+      case "progress":
+        p.onProgress?.(m.done, m.total);
+        return;
+      case "piece":
+        p.onPiece?.({ token: m.token, text: m.text, stats: m.stats });
+        return;
+      case "loaded":
+        this.settle(m.id).resolve(m.model);
+        return;
+      case "done":
+        this.settle(m.id).resolve(m.result);
+        return;
+      case "disposed":
+      case "stopped":
+        this.settle(m.id).resolve(undefined);
+        return;
+      case "error":
+        this.settle(m.id).reject(new Error(m.message));
+        return;
+    }
+  }
+
+  private settle(id: number): Pending {
+    const p = this.pending.get(id) as Pending;
+    this.pending.delete(id);
+    if (this.generating === id) this.generating = null;
+    return p;
+  }
+}

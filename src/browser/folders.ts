@@ -1,0 +1,96 @@
+// Checkpoint folders in a browser, as ModelFolders (src/env/platform.ts): the files a user picked with
+// <input type=file webkitdirectory> or dropped on the page, or a URL base on a web server.
+import { blobSource, openHttpSource } from "../model/checkpoint/byte-source.js";
+import type { ModelFolder } from "../env/platform.js";
+
+/** A file and its path inside what was picked ("folder/config.json"). */
+export interface PickedFile {
+  path: string;
+  file: Blob;
+}
+
+/** A File's path as the picker or a drop gave it (webkitRelativePath when a folder was picked). */
+function pathOf(f: File | PickedFile): PickedFile {
+  if ("path" in f && "file" in f) return f;
+  const file = f as File;
+  return { path: file.webkitRelativePath || file.name, file };
+}
+
+/**
+ * The folder holding config.json (the shallowest one, when the user picked a parent folder), or else the
+ * top folder: its files by name. Files in sub-folders of it are ignored, like a checkpoint loader on disk.
+ */
+export function folderFromFiles(files: Iterable<File | PickedFile>, label?: string): ModelFolder {
+  const all = [...files].map(pathOf).map((p) => ({ parts: p.path.split("/").filter((s) => s.length > 0), file: p.file }));
+  if (all.length === 0) throw new Error("no files were given: pick a model folder (config.json, tokenizer.json, model.safetensors)");
+  const dirOf = (parts: string[]) => parts.slice(0, -1).join("/");
+  const configs = all.filter((f) => f.parts[f.parts.length - 1] === "config.json").sort((a, b) => a.parts.length - b.parts.length);
+  const dir = configs.length > 0 ? dirOf(configs[0].parts) : all.map((f) => dirOf(f.parts)).sort((a, b) => a.split("/").length - b.split("/").length)[0];
+  const byName = new Map<string, Blob>();
+  for (const f of all) if (dirOf(f.parts) === dir) byName.set(f.parts[f.parts.length - 1], f.file);
+  const name = label ?? (dir === "" ? "the dropped files" : dir);
+  return {
+    name,
+    async readText(file) {
+      const blob = byName.get(file);
+      return blob === undefined ? null : blob.text();
+    },
+    async open(file) {
+      const blob = byName.get(file);
+      return blob === undefined ? null : blobSource(`${name}/${file}`, blob);
+    },
+  };
+}
+
+/**
+ * A folder served over HTTP (e.g. "/models/shakespeare-tiny/" or a Hugging Face "resolve/main/" URL). Files
+ * are fetched by name; a 404 means absent. Weights are read with Range requests, a tensor block at a time.
+ */
+export function folderFromUrl(base: string | URL): ModelFolder {
+  const href = (globalThis as { location?: { href: string } }).location?.href;
+  const root = new URL(String(base).endsWith("/") ? String(base) : `${String(base)}/`, href);
+  return {
+    name: root.href.replace(/\/$/, ""),
+    async readText(file) {
+      const url = new URL(file, root);
+      let r: Response;
+      try {
+        r = await fetch(url);
+      } catch (e) {
+        throw new Error(`cannot fetch ${url}: ${(e as Error).message}`);
+      }
+      if (r.status === 404 || r.status === 410) return null;
+      if (!r.ok) throw new Error(`cannot fetch ${url}: HTTP ${r.status} ${r.statusText}`);
+      return r.text();
+    },
+    open: (file) => openHttpSource(new URL(file, root).href),
+  };
+}
+
+/** The files of a drag and drop (folders walked recursively), with their paths. */
+export async function filesFromDrop(data: DataTransfer): Promise<PickedFile[]> {
+  const out: PickedFile[] = [];
+  const walk = async (entry: FileSystemEntry): Promise<void> => {
+    if (entry.isFile) {
+      const file = await new Promise<File>((ok, fail) => (entry as FileSystemFileEntry).file(ok, fail));
+      out.push({ path: entry.fullPath.replace(/^\//, ""), file });
+    } else if (entry.isDirectory) {
+      const reader = (entry as FileSystemDirectoryEntry).createReader();
+      // readEntries returns the entries in batches until an empty one.
+      for (;;) {
+        const batch = await new Promise<FileSystemEntry[]>((ok, fail) => reader.readEntries(ok, fail));
+        if (batch.length === 0) break;
+        for (const e of batch) await walk(e);
+      }
+    }
+  };
+  // The entries must be taken synchronously, while the drop event is being dispatched.
+  const entries: FileSystemEntry[] = [];
+  for (let i = 0; i < data.items.length; i++) {
+    const entry = data.items[i].webkitGetAsEntry?.();
+    if (entry) entries.push(entry);
+  }
+  if (entries.length === 0) return Array.from({ length: data.files.length }, (_, i) => ({ path: data.files[i].name, file: data.files[i] }));
+  for (const e of entries) await walk(e);
+  return out;
+}

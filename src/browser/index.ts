@@ -1,0 +1,18 @@
+// The browser build of the library: the same Model, engine and generation as on Node, loaded from a URL
+// base or from files the user picked, with no node:* module on the path. Run it in a Web Worker (worker.ts,
+// driven from the page by ModelClient) so the page never blocks; loadModelInBrowser also works directly.
+export { Model } from "../model/model.js";
+export type { ChatOptions, LoadOptions, ModelInfo } from "../model/model.js";
+export { Generation } from "../generate/generate.js";
+export type { GenerateOptions, GenerationResult, GenerationStats, Piece, StopReason } from "../generate/generate.js";
+export type { SamplingOptions } from "../generate/sampler.js";
+export type { ChatMessage } from "../text/chat-template.js";
+export { parseConfig, parameterCount } from "../model/config.js";
+export type { ModelFolder, Platform } from "../env/platform.js";
+export { openModel, openFolderCheckpoint } from "../env/folder.js";
+export { loadModelInBrowser, type BrowserLoadOptions } from "./load.js";
+export { folderFromFiles, folderFromUrl, filesFromDrop, type PickedFile } from "./folders.js";
+export { browserPlatform, browserDefaultThreads, type WasmSource } from "./platform.js";
+export { spawnWebWorker, canUseThreads } from "./web-worker-spawn.js";
+export { ModelClient, type LoadSource, type StreamedPiece, type WorkerLike } from "./client.js";
+export type { LoadedModel, ModelSource, PieceStats, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";

@@ -1,0 +1,52 @@
+// The browser's side of the environment seam (src/env/platform.ts): kernel builds fetched from a URL (or
+// given as bytes), worker threads as Web Workers when the page is cross-origin isolated, one thread
+// otherwise.
+import type { WasmVariant } from "../kernels/wasm.js";
+import type { Platform } from "../env/platform.js";
+import { canUseThreads, spawnWebWorker } from "./web-worker-spawn.js";
+
+/** Where the kernel builds come from: a URL base holding simd.wasm, relaxed.wasm, simd-shared.wasm, relaxed-shared.wasm, or their bytes. */
+export type WasmSource = string | URL | Partial<Record<"simd" | "relaxed" | "simd-shared" | "relaxed-shared", Uint8Array>>;
+
+/** The threads a browser engine uses by default: the cores (at most 8) when cross-origin isolated, else 1. */
+export function browserDefaultThreads(): number {
+  if (!canUseThreads()) return 1;
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  return Math.max(1, Math.min(8, cores));
+}
+
+export function browserPlatform(wasm: WasmSource): Platform {
+  const cache = new Map<string, Promise<Uint8Array | undefined>>();
+  const fetchBuild = (file: string, optional: boolean): Promise<Uint8Array | undefined> => {
+    let p = cache.get(file);
+    if (!p) {
+      p = (async () => {
+        if (typeof wasm === "object" && !(wasm instanceof URL)) return wasm[file.replace(/\.wasm$/, "") as keyof typeof wasm];
+        const dir = String(wasm).endsWith("/") ? String(wasm) : `${String(wasm)}/`;
+        const url = new URL(file, new URL(dir, (globalThis as { location?: { href: string } }).location?.href));
+        const r = await fetch(url);
+        if (!r.ok) {
+          if (optional) return undefined;
+          throw new Error(`cannot fetch the kernels ${url}: HTTP ${r.status}`);
+        }
+        return new Uint8Array(await r.arrayBuffer());
+      })();
+      cache.set(file, p);
+    }
+    return p;
+  };
+  return {
+    name: "browser",
+    defaultThreads: browserDefaultThreads,
+    async wasmBytes(shared) {
+      const suffix = shared ? "-shared" : "";
+      const [simd, relaxed] = await Promise.all([fetchBuild(`simd${suffix}.wasm`, false), fetchBuild(`relaxed${suffix}.wasm`, true)]);
+      if (!simd) throw new Error(`the kernel build simd${suffix}.wasm was not given`);
+      const bytes: Partial<Record<WasmVariant, Uint8Array>> = { simd };
+      // Without the relaxed build, "auto" falls back to SIMD128 (its bytes fail to validate).
+      bytes.relaxed = relaxed ?? new Uint8Array(0);
+      return bytes;
+    },
+    spawn: spawnWebWorker,
+  };
+}

@@ -1,0 +1,71 @@
+// Messages between a page (client.ts) and the model's Web Worker (worker.ts). Everything is structured-
+// cloneable: Files travel as they are, the model stays in the worker.
+import type { GenerationResult, StopReason } from "../generate/generate.js";
+import type { GenerateOptions } from "../generate/generate.js";
+import type { PickedFile } from "./folders.js";
+import type { WasmSource } from "./platform.js";
+import type { BackendName } from "../model/backend.js";
+import type { SimdMode } from "../kernels/wasm.js";
+
+/** Where the model comes from: a URL base (a served folder) or files the user picked or dropped. */
+export type ModelSource = { url: string } | { files: PickedFile[]; label?: string };
+
+export interface WorkerLoadOptions {
+  /** Kernel builds: a URL base with simd.wasm, relaxed.wasm, simd-shared.wasm, relaxed-shared.wasm, or bytes. */
+  wasm: WasmSource;
+  /** Engine threads; default: the cores when the page is cross-origin isolated, else 1. */
+  threads?: number;
+  contextLength?: number;
+  simd?: SimdMode;
+  backend?: BackendName;
+}
+
+/** Generation options that cross the worker boundary (the AbortSignal is replaced by a stop message). */
+export type WorkerGenerateOptions = Omit<GenerateOptions, "signal">;
+
+export type Request =
+  | { type: "load"; id: number; source: ModelSource; options: WorkerLoadOptions }
+  | { type: "generate"; id: number; prompt: string; options: WorkerGenerateOptions }
+  /** Stops generation `target` (the running one when absent), even if it has not started yet. */
+  | { type: "stop"; id: number; target?: number }
+  | { type: "dispose"; id: number };
+
+export interface LoadedModel {
+  /** The folder's name (a path, a URL). */
+  name: string;
+  parameters: number;
+  backend: BackendName;
+  /** "relaxed" or "simd" and why. */
+  simd: { variant: string; reason: string } | null;
+  threads: number;
+  /** Whether the worker can share memory with threads (the page is cross-origin isolated). */
+  crossOriginIsolated: boolean;
+  contextLength: number;
+  /** KV cache bytes allocated for the whole context. */
+  kvCacheBytes: number | null;
+  vocabSize: number;
+  loadMs: number;
+}
+
+/** Live numbers sent with every streamed piece. */
+export interface PieceStats {
+  /** Tokens generated so far. */
+  generated: number;
+  /** Decode speed since the first token (0 until the second). */
+  tokensPerSecond: number;
+  /** KV cache bytes holding the positions so far (int8 data + f32 scales). */
+  kvCacheBytes: number;
+  /** Positions in the cache (prompt + generated). */
+  positions: number;
+}
+
+export type Reply =
+  | { type: "progress"; id: number; done: number; total: number }
+  | { type: "loaded"; id: number; model: LoadedModel }
+  | { type: "piece"; id: number; token: number; text: string; stats: PieceStats }
+  | { type: "done"; id: number; result: GenerationResult }
+  | { type: "stopped"; id: number }
+  | { type: "disposed"; id: number }
+  | { type: "error"; id: number; message: string };
+
+export type { GenerationResult, StopReason };

@@ -1,0 +1,137 @@
+// The model's Web Worker: it owns the Model and answers the page's load / generate / stop / dispose
+// messages (protocol.ts), streaming pieces with live stats. The page never blocks: loading, quantizing and
+// every forward pass run here (and in this worker's own thread workers when cross-origin isolated).
+//
+// Start it from a page with
+//   new Worker(new URL("../src/browser/worker.ts", import.meta.url), { type: "module" })   (path from demo/)
+// and talk to it through ModelClient (client.ts).
+import "./set-immediate.js";
+import { kvCacheBytes } from "../model/memory.js";
+import { parameterCount } from "../model/config.js";
+import type { Model } from "../model/model.js";
+import type { Generation } from "../generate/generate.js";
+import { loadModelInBrowser } from "./load.js";
+import { folderFromFiles, folderFromUrl } from "./folders.js";
+import { canUseThreads } from "./web-worker-spawn.js";
+import type { Reply, Request, WorkerGenerateOptions } from "./protocol.js";
+
+interface Scope {
+  postMessage(m: Reply): void;
+  onmessage: ((e: MessageEvent<Request>) => void) | null;
+}
+const scope = globalThis as unknown as Scope;
+const post = (m: Reply) => scope.postMessage(m);
+
+let model: Model | null = null;
+let loading: Promise<unknown> = Promise.resolve();
+let running: { id: number; abort: AbortController } | null = null;
+/** Generations stopped before they started running (a stop can overtake a generate still waiting for a load). */
+const stopBeforeStart = new Set<number>();
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function load(id: number, req: Extract<Request, { type: "load" }>): Promise<void> {
+  running?.abort.abort();
+  const old = model;
+  model = null;
+  await old?.dispose();
+  const t0 = performance.now();
+  const folder = "url" in req.source ? folderFromUrl(req.source.url) : folderFromFiles(req.source.files, req.source.label);
+  const m = await loadModelInBrowser(folder, {
+    ...req.options,
+    onProgress: (done, total) => post({ type: "progress", id, done, total }),
+  });
+  model = m;
+  const info = m.info;
+  post({
+    type: "loaded",
+    id,
+    model: {
+      name: m.dir,
+      parameters: parameterCount(m.config).total,
+      backend: info.backend,
+      simd: info.simd,
+      threads: info.threads,
+      crossOriginIsolated: canUseThreads(),
+      contextLength: info.contextLength,
+      kvCacheBytes: info.kvCacheBytes,
+      vocabSize: m.config.vocabSize,
+      loadMs: performance.now() - t0,
+    },
+  });
+}
+
+async function stream(id: number, start: (m: Model, signal: AbortSignal) => { gen: Generation; promptTokens: number }): Promise<void> {
+  await loading;
+  if (model === null) throw new Error("no model is loaded");
+  if (running !== null) throw new Error("a generation is still running: stop it first");
+  const abort = new AbortController();
+  if (stopBeforeStart.delete(id)) abort.abort();
+  running = { id, abort };
+  try {
+    const m = model;
+    const { gen, promptTokens } = start(m, abort.signal);
+    let generated = 0;
+    let tFirst = 0;
+    for await (const piece of gen) {
+      generated++;
+      const now = performance.now();
+      if (generated === 1) tFirst = now;
+      const positions = Math.min(promptTokens + generated, m.info.contextLength);
+      const kv = kvCacheBytes(m.config, Math.max(1, positions));
+      post({
+        type: "piece",
+        id,
+        token: piece.token,
+        text: piece.text,
+        stats: {
+          generated,
+          tokensPerSecond: generated > 1 ? ((generated - 1) * 1000) / (now - tFirst) : 0,
+          kvCacheBytes: kv.data + kv.scales,
+          positions,
+        },
+      });
+    }
+    post({ type: "done", id, result: await gen.result });
+  } finally {
+    running = null;
+  }
+}
+
+function options(o: WorkerGenerateOptions, signal: AbortSignal) {
+  return { ...o, signal };
+}
+
+scope.onmessage = (e: MessageEvent<Request>) => {
+  const req = e.data;
+  const id = req.id;
+  const fail = (err: unknown) => post({ type: "error", id, message: message(err) });
+  switch (req.type) {
+    case "load":
+      loading = load(id, req).catch(fail);
+      break;
+    case "generate":
+      stream(id, (m, signal) => {
+        if (req.prompt.length === 0) throw new RangeError("the prompt is empty");
+        const ids = m.encode(req.prompt);
+        return { gen: m.generate(ids, options(req.options, signal)), promptTokens: ids.length };
+      }).catch(fail);
+      break;
+    case "stop":
+      if (running !== null && (req.target === undefined || req.target === running.id)) running.abort.abort();
+      else if (req.target !== undefined) stopBeforeStart.add(req.target);
+      post({ type: "stopped", id });
+      break;
+    case "dispose":
+      running?.abort.abort();
+      void (async () => {
+        const m = model;
+        model = null;
+        await m?.dispose();
+        post({ type: "disposed", id });
+      })().catch(fail);
+      break;
+  }
+};

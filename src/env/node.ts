@@ -1,0 +1,34 @@
+// Node's side of the environment seam: a checkpoint folder on disk as a ModelFolder, the cores this process
+// may use, and (by leaving wasmBytes and spawn unset) build/*.wasm read from disk and worker_threads.
+// loadModel (src/api.ts) reads folders through src/model/load.ts; this folder lets the shared
+// openModel (src/env/folder.ts) run on Node too, e.g. to test the browser's loading path.
+import { readFile, stat } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { openFileSource } from "../model/checkpoint/byte-source.js";
+import type { ModelFolder, Platform } from "./platform.js";
+
+export const nodePlatform: Platform = {
+  name: "node",
+  defaultThreads: () => availableParallelism(),
+};
+
+const isFile = (path: string) =>
+  stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+
+export function nodeFolder(dir: string): ModelFolder {
+  return {
+    name: dir,
+    async readText(file) {
+      const path = join(dir, file);
+      return (await isFile(path)) ? readFile(path, "utf8") : null;
+    },
+    async open(file) {
+      const path = join(dir, file);
+      return (await isFile(path)) ? openFileSource(path) : null;
+    },
+  };
+}

@@ -1,0 +1,230 @@
+// The model object and the environment-neutral part of building one: parsed config, tokenizer and chat
+// template, a Checkpoint over ByteSources, the engine. Nothing here touches node:* modules, so the browser
+// build (src/browser/) and Node's loadModel (src/api.ts, src/model/load.ts) share it unchanged.
+import type { Backend, BackendName } from "./backend.js";
+import type { SimdMode } from "../kernels/wasm.js";
+import type { ModelConfig } from "./config.js";
+import { kvCacheBytes } from "./memory.js";
+import { perplexity, type PerplexityResult } from "./perplexity.js";
+import { TextTokenizer } from "../text/tokenizer.js";
+import { ChatTemplate, PLAIN_DIALOGUE_STOP, PLAIN_DIALOGUE_TEMPLATE, findChatTemplate, type ChatMessage } from "../text/chat-template.js";
+import { Generation, generateStream, type GenerateOptions } from "../generate/generate.js";
+import { CachedSequence } from "../generate/sequence.js";
+import type { GenerationDefaults } from "../generate/generation-config.js";
+import type { SamplingOptions } from "../generate/sampler.js";
+import type { Checkpoint } from "./checkpoint/checkpoint.js";
+import { resolveTensorNames } from "./tensor-names.js";
+import { ReferenceBackend, loadReferenceWeights } from "./reference-backend.js";
+import { WasmEngine } from "./engine.js";
+import type { Platform } from "../env/platform.js";
+
+export interface LoadOptions {
+  /** "wasm" (default): the int4 x int8 engine; "reference": the float32 oracle. */
+  backend?: BackendName;
+  /** Wasm build for the "wasm" backend: "auto" (default) picks relaxed SIMD where proven correct. */
+  simd?: SimdMode;
+  /** Positions the KV cache holds; defaults to min(max_position_embeddings, 4096). */
+  contextLength?: number;
+  /** Threads of the wasm engine (main thread + workers); defaults to the available cores. */
+  threads?: number;
+  /** Called as the checkpoint is read and quantized: `done` of `total` tensors. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ChatOptions extends GenerateOptions {
+  /** A Jinja chat template to use instead of the checkpoint's. */
+  template?: string;
+}
+
+export interface ModelInfo {
+  backend: BackendName;
+  /** Wasm build in use and why ("relaxed", "simd"), for the wasm backend. */
+  simd: { variant: string; reason: string } | null;
+  contextLength: number;
+  threads: number;
+  /** KV cache bytes allocated (int8 data + f32 scales) for the context, wasm backend. */
+  kvCacheBytes: number | null;
+}
+
+export class Model {
+  private readonly sequence: CachedSequence;
+  private readonly allowed: Uint8Array;
+  private running = false;
+  private disposed = false;
+
+  constructor(
+    readonly dir: string,
+    readonly config: ModelConfig,
+    readonly tokenizer: TextTokenizer,
+    /** The checkpoint's chat template, or null when it has none (chat then uses a plain dialogue format). */
+    readonly chatTemplate: ChatTemplate | null,
+    readonly backend: Backend,
+    /** Sampling defaults from generation_config.json (greedy when the file is absent). */
+    readonly defaults: GenerationDefaults,
+  ) {
+    this.sequence = new CachedSequence(backend);
+    this.allowed = new Uint8Array(config.vocabSize);
+    for (let id = 0; id < config.vocabSize; id++) this.allowed[id] = tokenizer.isPadding(id) ? 0 : 1;
+  }
+
+  get info(): ModelInfo {
+    const simd = "simd" in this.backend ? (this.backend as { simd: { variant: string; reason: string } }).simd : null;
+    const kv = kvCacheBytes(this.config, this.backend.contextLength);
+    return {
+      backend: this.backend.name,
+      simd,
+      contextLength: this.backend.contextLength,
+      threads: "threads" in this.backend ? (this.backend as { threads: number }).threads : 1,
+      kvCacheBytes: this.backend.name === "wasm" ? kv.data + kv.scales : null,
+    };
+  }
+
+  /** Token ids of `text`; BOS as tokenizer_config.json says unless `addSpecialTokens` is false. */
+  encode(text: string, addSpecialTokens = true): number[] {
+    return this.tokenizer.encode(text, addSpecialTokens);
+  }
+
+  decode(ids: readonly number[], skipSpecialTokens = false): string {
+    return this.tokenizer.decode(ids, skipSpecialTokens);
+  }
+
+  /** Next-token logits of the last position, or of every position with `all`, for a fresh sequence. */
+  logits(tokens: readonly number[], all = false): Float32Array[] {
+    this.claim();
+    try {
+      this.sequence.reset();
+      return this.backend.forward(tokens, 0, all);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  perplexity(text: string, ctx: number): PerplexityResult {
+    this.claim();
+    try {
+      this.sequence.reset();
+      return perplexity(this.backend, this.encode(text), ctx);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /**
+   * Streams the continuation of `prompt` (text, or token ids used as they are). Iterate the result for
+   * `{ token, text }` pieces; `await generation.result` for the whole text, stop reason and stats.
+   * A prompt sharing its beginning with the previous request reuses that part of the KV cache.
+   */
+  generate(prompt: string | readonly number[], opts: GenerateOptions = {}): Generation {
+    if (prompt.length === 0) throw new RangeError("the prompt is empty");
+    const ids = typeof prompt === "string" ? this.encode(prompt) : [...prompt];
+    return this.run(ids, opts);
+  }
+
+  /**
+   * Renders `messages` with the checkpoint's chat template (plus the assistant header) and streams the
+   * assistant's answer. Called again with the conversation so far plus the answer and a new message, it
+   * prefills only the new tokens: the earlier turns are still in the KV cache (`stats.reusedTokens`).
+   */
+  chat(messages: readonly ChatMessage[], opts: ChatOptions = {}): Generation {
+    const special = { bos_token: this.tokenizer.bosToken, eos_token: this.tokenizer.eosToken };
+    const template = opts.template !== undefined ? new ChatTemplate(opts.template, special) : (this.chatTemplate ?? this.plainDialogue());
+    const ids = this.encode(template.render(messages, true), false);
+    if (ids.length === 0) throw new RangeError("the chat template rendered an empty prompt");
+    const { template: _, ...rest } = opts;
+    return this.run(ids, { ...rest, stop: [...template.stop, ...(opts.stop ?? [])] });
+  }
+
+  /** The format chat falls back to when the checkpoint has no template (see PLAIN_DIALOGUE_TEMPLATE). */
+  plainDialogue(): ChatTemplate {
+    return new ChatTemplate(PLAIN_DIALOGUE_TEMPLATE, { bos_token: this.tokenizer.bosToken, eos_token: this.tokenizer.eosToken }, PLAIN_DIALOGUE_STOP);
+  }
+
+  /** Frees the engine (its Wasm memory and worker threads); the model cannot be used afterwards. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.sequence.reset();
+    await this.backend.dispose();
+  }
+
+  /** Sampling options after generation_config.json's defaults; explicit options win. */
+  samplingFor(opts: SamplingOptions): SamplingOptions {
+    const merged: SamplingOptions = { ...this.defaults.sampling };
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
+    // Asking for top-k/top-p/min-p on a greedy default means "sample", as a temperature of 1.
+    const wantsSampling = opts.topK !== undefined || opts.topP !== undefined || opts.minP !== undefined;
+    if (opts.temperature === undefined && merged.temperature === 0 && wantsSampling) merged.temperature = 1;
+    return merged;
+  }
+
+  private run(ids: number[], opts: GenerateOptions): Generation {
+    const ctx = this.backend.contextLength;
+    if (ids.length > ctx) throw new RangeError(`the prompt has ${ids.length} tokens but the context holds ${ctx}; shorten it or raise the context length`);
+    this.claim();
+    const eos = [...new Set([...this.config.eosTokenIds, ...this.defaults.eosTokenIds])];
+    const sampling = this.samplingFor(opts);
+    const stream = generateStream(
+      { sequence: this.sequence, decode: (t) => this.tokenizer.decode(t, true), eosTokenIds: eos, allowed: this.allowed },
+      ids,
+      { ...opts, ...sampling, maxNewTokens: opts.maxNewTokens ?? this.defaults.maxNewTokens },
+    );
+    return new Generation(stream, () => (this.running = false));
+  }
+
+  private claim(): void {
+    if (this.disposed) throw new Error("the model was disposed");
+    if (this.running) throw new Error("a generation is still running on this model: wait for its result or abort it first");
+    this.running = true;
+  }
+}
+
+
+export interface TextFiles {
+  tokenizer: TextTokenizer;
+  chatTemplate: ChatTemplate | null;
+}
+
+/**
+ * The tokenizer and chat template from the folder's parsed tokenizer.json, tokenizer_config.json ({} when
+ * absent) and chat_template.jinja (null when absent).
+ */
+export function parseTextFiles(files: { tokenizer: unknown; tokenizerConfig: Record<string, unknown>; chatTemplateJinja: string | null }): TextFiles {
+  const tokenizer = new TextTokenizer({ tokenizer: files.tokenizer, tokenizerConfig: files.tokenizerConfig });
+  const source = findChatTemplate(files.tokenizerConfig, files.chatTemplateJinja);
+  const chatTemplate =
+    source === null ? null : new ChatTemplate(source, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken });
+  return { tokenizer, chatTemplate };
+}
+
+export interface BackendOptions {
+  backend: BackendName;
+  contextLength: number;
+  /** Threads for the wasm engine (ignored by the reference backend). */
+  threads?: number;
+  simd?: SimdMode;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Throws when the requested context exceeds what the config allows (checked before any weight is read). */
+export function checkContextLength(config: ModelConfig, contextLength: number): void {
+  if (contextLength > config.maxPositions) {
+    throw new RangeError(`context ${contextLength} exceeds max_position_embeddings ${config.maxPositions}`);
+  }
+}
+
+/**
+ * Builds the forward pass over an open checkpoint (the caller closes it): the float32 reference, or the
+ * int4 x int8 Wasm engine with the platform's kernel bytes and worker threads (Node's defaults when absent).
+ */
+export async function createBackend(config: ModelConfig, ckpt: Checkpoint, opts: BackendOptions, platform?: Platform): Promise<Backend> {
+  checkContextLength(config, opts.contextLength);
+  const names = resolveTensorNames(config, ckpt);
+  if (opts.backend === "reference") {
+    return new ReferenceBackend(config, await loadReferenceWeights(ckpt, names), opts.contextLength);
+  }
+  const threads = opts.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be an integer >= 1, got ${threads}`);
+  const wasm = platform?.wasmBytes ? await platform.wasmBytes(threads > 1) : undefined;
+  const engineOpts = { contextLength: opts.contextLength, simd: opts.simd, onProgress: opts.onProgress, threads, wasm, spawn: platform?.spawn };
+  return await WasmEngine.load(config, ckpt, names, engineOpts);
+}

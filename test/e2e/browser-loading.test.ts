@@ -1,0 +1,134 @@
+// The browser's loading path, run on Node: a model folder from picked files (Blobs) or a URL base (HTTP
+// Range reads), through the environment-neutral openModel, gives the very model loadModel gives.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readFileSync, readdirSync, rmSync, unlinkSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { loadModel } from "../../src/api.js";
+import { wasmBytes } from "../../src/kernels/wasm.js";
+import { openHttpSource } from "../../src/model/checkpoint/byte-source.js";
+import { openModel } from "../../src/env/folder.js";
+import { nodeFolder, nodePlatform } from "../../src/env/node.js";
+import { browserPlatform } from "../../src/browser/platform.js";
+import { folderFromFiles, folderFromUrl, type PickedFile } from "../../src/browser/folders.js";
+import { loadModelInBrowser } from "../../src/browser/load.js";
+import { BUNDLED, modelVariant } from "../helpers/model-folder.js";
+
+const PROMPT = [1000, 872, 266, 471, 300, 12];
+const WASM = { simd: wasmBytes("simd"), relaxed: wasmBytes("relaxed") };
+
+function picked(dir: string, prefix: string): PickedFile[] {
+  return readdirSync(dir).map((f) => ({ path: `${prefix}/${f}`, file: new Blob([readFileSync(join(dir, f))]) }));
+}
+
+let expected: Float32Array;
+let server: Server;
+let base: string;
+const requests: { url: string; range: string | undefined }[] = [];
+let honourRange = true;
+
+beforeAll(async () => {
+  const m = await loadModel(BUNDLED, { threads: 1, contextLength: 64 });
+  expected = m.logits(PROMPT)[0];
+  await m.dispose();
+  server = createServer((req, res) => {
+    requests.push({ url: req.url ?? "", range: req.headers.range });
+    const file = join(BUNDLED, decodeURIComponent((req.url ?? "").replace(/^\/model\//, "")));
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(file);
+    } catch {
+      res.statusCode = 404;
+      return res.end();
+    }
+    const r = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "");
+    if (r && honourRange) {
+      const [start, end] = [Number(r[1]), Math.min(Number(r[2]), bytes.length - 1)];
+      res.statusCode = 206;
+      res.setHeader("Content-Range", `bytes ${start}-${end}/${bytes.length}`);
+      return res.end(bytes.subarray(start, end + 1));
+    }
+    res.end(bytes);
+  });
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/model/`;
+});
+
+afterAll(() => new Promise<void>((ok) => server.close(() => ok())));
+
+describe("loading a model the browser way", () => {
+  it("from picked files (a parent folder with the checkpoint in it) gives loadModel's logits and text", async () => {
+    const files = [...picked(BUNDLED, "downloads/shakespeare-tiny"), { path: "downloads/notes.txt", file: new Blob(["x"]) }];
+    const m = await loadModelInBrowser(files, { wasm: WASM, threads: 1, contextLength: 64 });
+    try {
+      expect(m.dir).toBe("downloads/shakespeare-tiny");
+      expect(m.logits(PROMPT)[0]).toEqual(expected);
+      const node = await loadModel(BUNDLED, { threads: 1, contextLength: 64 });
+      const opts = { seed: 3, maxNewTokens: 12, topK: 20 };
+      expect(await m.generate("JULIET:", opts).text()).toBe(await node.generate("JULIET:", opts).text());
+      await node.dispose();
+    } finally {
+      await m.dispose();
+    }
+  });
+
+  it("from a URL base, reading the weights with Range requests", async () => {
+    requests.length = 0;
+    const m = await openModel(folderFromUrl(base), browserPlatform(WASM), { threads: 1, contextLength: 64 });
+    try {
+      expect(m.logits(PROMPT)[0]).toEqual(expected);
+    } finally {
+      await m.dispose();
+    }
+    const weights = requests.filter((r) => r.url.endsWith("model.safetensors"));
+    expect(weights.length).toBeGreaterThan(3);
+    expect(weights.every((r) => r.range !== undefined)).toBe(true);
+    expect(requests.some((r) => r.url.endsWith("chat_template.jinja"))).toBe(true); // optional, answered 404
+  });
+
+  it("from a server that ignores Range (the whole file, once)", async () => {
+    honourRange = false;
+    try {
+      const src = await openHttpSource(`${base}model.safetensors`);
+      expect(src).not.toBeNull();
+      expect(src!.size).toBe(readFileSync(join(BUNDLED, "model.safetensors")).length);
+      expect(await src!.read(8, 4)).toEqual(new Uint8Array(readFileSync(join(BUNDLED, "model.safetensors")).subarray(8, 12)));
+      expect(await openHttpSource(`${base}nothing.bin`)).toBeNull();
+    } finally {
+      honourRange = true;
+    }
+  });
+
+  it("a sharded checkpoint through the shared folder reader", async () => {
+    const dir = await modelVariant({ maxShardBytes: 2_000_000 });
+    try {
+      const m = await openModel(folderFromFiles(picked(dir, "sharded")), browserPlatform(WASM), { backend: "reference", contextLength: 16 });
+      const ref = await loadModel(BUNDLED, { backend: "reference", contextLength: 16 });
+      expect(m.logits(PROMPT)[0]).toEqual(ref.logits(PROMPT)[0]);
+      await Promise.all([m.dispose(), ref.dispose()]);
+      const viaNode = await openModel(nodeFolder(dir), nodePlatform, { backend: "reference", contextLength: 16 });
+      expect(viaNode.dir).toBe(dir);
+      await viaNode.dispose();
+      const shard = readdirSync(dir).find((f) => /^model-00002-of-/.test(f)) as string;
+      unlinkSync(join(dir, shard));
+      await expect(openModel(nodeFolder(dir), nodePlatform, { backend: "reference" })).rejects.toThrow(new RegExp(`shard ${shard} does not exist`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("bad folders fail with a clear message", async () => {
+    const without = (name: string) => picked(BUNDLED, "m").filter((f) => !f.path.endsWith(`/${name}`));
+    await expect(loadModelInBrowser(without("config.json"), { wasm: WASM, threads: 1 })).rejects.toThrow(/config\.json is missing from m/);
+    await expect(loadModelInBrowser(without("tokenizer.json"), { wasm: WASM, threads: 1 })).rejects.toThrow(/tokenizer\.json is missing from m/);
+    await expect(loadModelInBrowser(without("model.safetensors"), { wasm: WASM, threads: 1 })).rejects.toThrow(/no model\.safetensors or model\.safetensors\.index\.json in m/);
+    const truncated = without("model.safetensors").concat({ path: "m/model.safetensors", file: new Blob([readFileSync(join(BUNDLED, "model.safetensors")).subarray(0, 5000)]) });
+    await expect(loadModelInBrowser(truncated, { wasm: WASM, threads: 1 })).rejects.toThrow(/m\/model\.safetensors/);
+    const badJson = without("config.json").concat({ path: "m/config.json", file: new Blob(["{ nope"]) });
+    await expect(loadModelInBrowser(badJson, { wasm: WASM, threads: 1 })).rejects.toThrow(/m\/config\.json is not valid JSON/);
+    expect(() => folderFromFiles([])).toThrow(/no files were given/);
+    // Threads need shared memory, which a browser gives only to a cross-origin isolated page (Node has no crossOriginIsolated).
+    await expect(loadModelInBrowser(picked(BUNDLED, "m"), { wasm: WASM, threads: 2 })).rejects.toThrow(/cross-origin isolated/);
+  });
+});
