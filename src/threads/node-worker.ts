@@ -5,7 +5,9 @@ import type { PoolWorker, SpawnWorker, WorkerEvents } from "./pool.js";
 import type { WorkerInit } from "./runtime.js";
 
 export const spawnNodeWorker: SpawnWorker = (source: string, init: WorkerInit, events: WorkerEvents): PoolWorker => {
-  const code = `${source}\nconst { parentPort, workerData } = require("node:worker_threads");\nrunWorker(workerData, (m) => parentPort.postMessage(m));\n`;
+  // process.getBuiltinModule, not require: an eval worker is an ES module when the parent process runs
+  // with --input-type=module (or is itself an ES module given by -e), and then require does not exist.
+  const code = `${source}\nconst { parentPort, workerData } = process.getBuiltinModule("node:worker_threads");\nrunWorker(workerData, (m) => parentPort.postMessage(m));\n`;
   // Looked up on first use, not imported: engine.ts imports this module, and a browser bundle of the engine
   // (which passes its own SpawnWorker) must not import node:worker_threads.
   const { Worker } = process.getBuiltinModule("node:worker_threads");
