@@ -291,7 +291,7 @@ describe("GGUF files", () => {
     expect(() => encodeGgufHeader([["k", u32(1)], ["k", u32(2)]], [])).toThrow(/twice/);
   });
 
-  it("converts the bundled checkpoint into a llama model llama.cpp can map", async () => {
+  it("converts the bundled checkpoint into a llama-architecture GGUF", async () => {
     const dir = "models/shakespeare-tiny";
     const config = loadConfig(dir);
     const ckpt = await Checkpoint.openFolder(dir);
