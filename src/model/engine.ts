@@ -56,7 +56,7 @@ export interface EngineOptions {
    * (default 1: no worker). The logits are bit-identical for any value.
    */
   threads?: number;
-  /** How long an idle worker spins before it sleeps (µs, default 200); a tuning knob for benchmarks. */
+  /** How long an idle worker spins before it sleeps (µs, default 300); a tuning knob for benchmarks. */
   spinMicros?: number;
   onProgress?: (done: number, total: number) => void;
   /** Kernel module bytes per build (the shared builds when threads > 1); default: build/*.wasm from disk (Node). */

@@ -11,7 +11,10 @@
 // Robustness: the main thread never waits long for a worker. It works through the chunks itself and, once
 // none is left, gives the workers a bounded time to finish what they claimed and then recomputes (steals)
 // the rest; a worker that the OS descheduled (a busy machine) only wastes its own time. Idle workers spin
-// briefly, then sleep in Atomics.wait.
+// briefly, then sleep in Atomics.wait. When the workers keep missing regions (more runnable threads than
+// free cores: another process holds a core), the main thread goes SOLO for a while: it runs the regions
+// alone, so the workers fall asleep and stop competing with it for a core, then it tries again (backing
+// off exponentially while the machine stays busy).
 import type { Int4Matrix, Int8Activations } from "../kernels/layout.js";
 import { threadRuntime, type RuntimeExports, type WorkerInit } from "./runtime.js";
 
@@ -54,7 +57,7 @@ export interface PoolOptions {
   scratchBytes: number;
   /** Required when threads > 1. */
   spawn?: SpawnWorker;
-  /** How long idle workers spin before sleeping (µs); default 200. */
+  /** How long idle workers spin before sleeping (µs); default 300. */
   spinMicros?: number;
   /** Rejects start() when the workers are not ready within this time (ms); default 60 000. */
   startTimeoutMs?: number;
@@ -71,14 +74,48 @@ export interface PoolStats {
   /** Time the main thread spent computing its chunks, and at the end of regions (waiting, stealing), ms. */
   mainMs: number;
   tailMs: number;
+  /** Regions the main thread ran alone because the workers kept missing regions (a busy machine). */
+  soloRegions: number;
+  /** Times the pool went solo. */
+  soloSpells: number;
 }
 
 /** Minimum time the main thread waits for a worker's claimed chunk before recomputing it (ms)... */
 const MIN_STEAL_MS = 0.02;
 /** ...otherwise this many times its own average chunk time (a worker on a core finishes well within). */
-const STEAL_AFTER_CHUNKS = 1.25;
+const STEAL_AFTER_CHUNKS = 2;
 /** ...or, when the main thread computed no chunk itself, this long (ms). */
 const STEAL_AFTER_NONE_MS = 0.2;
+/**
+ * Idle workers spin this long before sleeping (µs): long enough to catch the next region of a decode step
+ * across the main thread's serial work and its garbage-collection pauses (a worker that fell asleep took up
+ * to a millisecond to wake on this VM), short enough to hand the core back soon when the main thread is
+ * not coming back (between tokens, or solo on a busy machine).
+ */
+const DEFAULT_SPIN_MICROS = 300;
+/**
+ * Solo policy: of the last SOLO_WINDOW parallel regions, SOLO_BAD or more "missed" (a chunk had to be
+ * stolen, or the workers computed none although there were enough chunks for every thread) means the
+ * workers are not getting a core; the main thread then runs the next soloLength regions alone
+ * (SOLO_MIN_REGIONS, about one decode step, doubling up to SOLO_MAX_REGIONS while the next tries miss
+ * again, back to the minimum after 4 windows without a spell). A try after a spell starts a fresh window
+ * and gives up early: SOLO_PROBE_BAD misses among its first SOLO_PROBE regions. Spells count regions,
+ * not time, so an engine that is idle in between (or alternates with another) still gets its tries.
+ * Measured on this 2-vCPU VM over 15 decode steps (2265 regions): 0.2-1.5% of regions missed on an idle
+ * machine, in bursts of up to ~30 (a worker descheduled for a few ms, e.g. while V8's own background
+ * threads run), and 17-26% with another process spinning on one core.
+ */
+const SOLO_WINDOW = 256;
+const SOLO_BAD = 40;
+const SOLO_MIN_REGIONS = 150;
+const SOLO_MAX_REGIONS = 150 * 32;
+const SOLO_PROBE = 64;
+const SOLO_PROBE_BAD = 12;
+/**
+ * The first regions of a fresh pool do not count: V8 is still compiling the workers' JavaScript and tiering
+ * up the kernels, and the misses of those first ~15 decode steps once sent the pool solo for a second.
+ */
+const SOLO_WARMUP_REGIONS = 2048;
 /** How long the main thread spins on a worker's commit before it sleeps in short timed waits (ms). */
 const COMMIT_SPIN_MS = 0.05;
 /** A commit not finished after this long means the worker died in the middle of it (ms). */
@@ -90,7 +127,7 @@ const rt = threadRuntime();
 
 export class ThreadPool {
   readonly threads: number;
-  readonly stats: PoolStats = { regions: 0, chunks: 0, stolen: 0, mainChunks: 0, mainMs: 0, tailMs: 0 };
+  readonly stats: PoolStats = { regions: 0, chunks: 0, stolen: 0, mainChunks: 0, mainMs: 0, tailMs: 0, soloRegions: 0, soloSpells: 0 };
   /**
    * Tuning: a matmul chunk holds at most about this many multiply-adds (2^22: ~0.1 ms for one thread)...
    * On an idle machine few large chunks measured fastest (a decode GEMV pass: 25.0 ms with 2^24 and one
@@ -99,7 +136,7 @@ export class ThreadPool {
    */
   chunkMacs = 1 << 22;
   /** ...and a matrix is cut into at least this many chunks per thread. */
-  chunksPerThread = 1;
+  chunksPerThread = 2;
   private exports: RuntimeExports | null;
   private readonly control: SharedArrayBuffer | null;
   private readonly ctl: Int32Array;
@@ -109,6 +146,20 @@ export class ThreadPool {
   private workers: PoolWorker[] = [];
   private gen = 0;
   private failure: string | null = null;
+  /** Solo policy state: missed flags of the last SOLO_WINDOW parallel regions, as a ring. */
+  private readonly missed = new Uint8Array(SOLO_WINDOW);
+  private missedAt = 0;
+  private missedCount = 0;
+  /** Regions left in the current solo spell; -1: the spell just ended (the next region starts a try). */
+  private soloLeft = 0;
+  private soloLength = SOLO_MIN_REGIONS;
+  private goodRegions = 0;
+  /** Regions accounted since the last spell ended (a try), or Infinity when not in a try. */
+  private probeSeen = Infinity;
+  /** Tuning: 0 disables the solo policy (benchmarks of the policy itself). */
+  soloPolicy = 1;
+  /** Tuning: parallel regions of a fresh pool the policy ignores (JIT warm-up), SOLO_WARMUP_REGIONS. */
+  soloWarmupRegions = SOLO_WARMUP_REGIONS;
   private terminated = false;
 
   private constructor(o: PoolOptions) {
@@ -139,7 +190,7 @@ export class ThreadPool {
     for (let i = 1; i < o.threads; i++) {
       const init: WorkerInit = {
         module: o.module, memory: o.memory, control: pool.control as SharedArrayBuffer, index: i,
-        scratch: o.scratch[i - 1], state: o.states[i], spinMicros: o.spinMicros ?? 200,
+        scratch: o.scratch[i - 1], state: o.states[i], spinMicros: o.spinMicros ?? DEFAULT_SPIN_MICROS,
       };
       let isReady = false;
       pool.workers.push(o.spawn(source, init, {
@@ -259,12 +310,12 @@ export class ThreadPool {
     d[rt.R_PTR] = ptr;
     d[rt.R_BYTES] = bytes;
     d[rt.R_CHUNK] = chunk;
-    this.run();
+    this.run(true);
   }
 
   /** Rows per matmul chunk: whole 4-row blocks, ~TARGET_MACS of work, at least 4 chunks per thread. */
   matmulChunkRows(rows: number, cols: number, tokens: number): number {
-    if (this.threads === 1) return rows;
+    if (this.threads === 1 || this.solo()) return rows;
     const up4 = (n: number) => Math.ceil(n / 4) * 4;
     const byWork = up4(this.chunkMacs / (cols * tokens));
     const byBalance = up4(rows / (this.chunksPerThread * this.threads));
@@ -273,6 +324,11 @@ export class ThreadPool {
     const chunk = Math.max(4, atMostChunks, Math.min(byWork, byBalance, byScratch));
     if (chunk * tokens * 4 > this.scratchBytes) throw new RangeError(`matmul: ${rows} rows x ${tokens} tokens do not fit the worker scratch`);
     return chunk;
+  }
+
+  /** Tuning: how long idle workers spin before sleeping, in µs (overrides PoolOptions.spinMicros). */
+  setSpinMicros(micros: number): void {
+    if (this.control) Atomics.store(this.ctl, rt.SPIN, Math.max(1, Math.round(micros)));
   }
 
   /** Test hook: worker `index` throws `message` at its next region. */
@@ -305,16 +361,53 @@ export class ThreadPool {
     await Promise.all(workers.map((w) => Promise.resolve().then(() => w.terminate()).catch(() => undefined)));
   }
 
+  // ---- solo policy -------------------------------------------------------------------------------------
+
+  /** True while the main thread runs regions alone (see the top of this file). */
+  private solo(): boolean {
+    return this.soloLeft > 0;
+  }
+
+  /** Records whether a parallel region was missed by the workers and decides on going solo. */
+  private account(missed: boolean): void {
+    if (this.soloLeft === -1) {
+      // First parallel region after a solo spell: a try, with a fresh window.
+      this.soloLeft = 0;
+      this.missed.fill(0);
+      this.missedCount = 0;
+      this.goodRegions = 0;
+      this.probeSeen = 0;
+      return; // the workers were asleep: this region says nothing
+    }
+    if (this.stats.regions < this.soloWarmupRegions) return;
+    const m = missed ? 1 : 0;
+    this.missedCount += m - this.missed[this.missedAt];
+    this.missed[this.missedAt] = m;
+    this.missedAt = (this.missedAt + 1) % SOLO_WINDOW;
+    if (++this.goodRegions >= 4 * SOLO_WINDOW) this.soloLength = SOLO_MIN_REGIONS;
+    const probing = ++this.probeSeen <= SOLO_PROBE;
+    if (this.soloPolicy === 0) return;
+    if (this.missedCount < SOLO_BAD && !(probing && this.missedCount >= SOLO_PROBE_BAD)) return;
+    this.stats.soloSpells++;
+    this.probeSeen = Infinity;
+    this.soloLeft = this.soloLength;
+    this.soloLength = Math.min(SOLO_MAX_REGIONS, 2 * this.soloLength);
+  }
+
   // ---- one region --------------------------------------------------------------------------------------
 
-  private run(): void {
+  /** Runs the region in `desc`; `force`: in parallel even while solo, and without feeding the policy. */
+  private run(force = false): void {
     this.check();
     const e = this.exports as RuntimeExports;
     const d = this.desc;
     const n = d[1];
     this.stats.regions++;
     this.stats.chunks += n;
-    if (this.threads === 1) {
+    const solo = this.threads > 1 && !force && this.solo();
+    if (solo && --this.soloLeft === 0) this.soloLeft = -1;
+    if (this.threads === 1 || n === 1 || solo) {
+      if (solo) this.stats.soloRegions++;
       for (let c = 0; c < n; c++) rt.runChunk(e, d, c, -1, this.mainState);
       return;
     }
@@ -327,7 +420,10 @@ export class ThreadPool {
     ctl.fill(free, rt.STATES, rt.STATES + n);
     Atomics.store(ctl, rt.COUNTER, (gen & rt.GEN_MASK) << 12);
     Atomics.store(ctl, rt.SEQ, 2 * gen);
-    if (Atomics.load(ctl, rt.SLEEPERS) > 0) Atomics.notify(ctl, rt.SEQ);
+    // A worker that was asleep needs a wake-up (in a VM, an idle vCPU can take a millisecond to run again):
+    // what it then misses of this region says nothing about the machine being busy.
+    const asleep = Atomics.load(ctl, rt.SLEEPERS) > 0;
+    if (asleep) Atomics.notify(ctl, rt.SEQ);
 
     // Work through the chunks alongside the workers.
     const done = rt.tag(gen, rt.DONE);
@@ -344,6 +440,7 @@ export class ThreadPool {
     const deadline = t1 + stealAfter;
     const committing = rt.tag(gen, rt.COMMITTING);
     const stolen = rt.tag(gen, rt.STOLEN);
+    let stolenHere = 0;
     for (let c = 0; c < n; c++) {
       const i = rt.STATES + c;
       let since = 0;
@@ -365,15 +462,18 @@ export class ThreadPool {
         if (Atomics.compareExchange(ctl, i, v, stolen) === v) {
           rt.runChunk(e, d, c, -1, this.mainState);
           ctl[i] = done;
-          this.stats.stolen++;
+          stolenHere++;
           break;
         }
       }
     }
     const t2 = performance.now();
+    const workerChunks = n - mine - stolenHere;
+    if (!force && !asleep) this.account(stolenHere > 0 || (workerChunks === 0 && n >= this.threads));
     this.stats.mainChunks += mine;
     this.stats.mainMs += t1 - t0;
     this.stats.tailMs += t2 - t1;
+    this.stats.stolen += stolenHere;
     if (Atomics.load(ctl, rt.ERROR) > 0) this.check();
   }
 }

@@ -65,6 +65,8 @@ export function threadRuntime() {
   const ERRLEN = 6;
   /** Test hook: workers wait this many µs between computing a chunk and committing it (0: none). */
   const DELAY = 7;
+  /** When non-zero: overrides WorkerInit.spinMicros (tuning at run time). */
+  const SPIN = 8;
   const DESC = 16;
   const DESC_WORDS = 48;
   const STATES = DESC + DESC_WORDS;
@@ -244,13 +246,13 @@ export function threadRuntime() {
     }
     post({ type: "ready" });
     const d = new Int32Array(DESC_WORDS);
-    const spinMs = init.spinMicros / 1000;
+    const spinDefault = init.spinMicros;
     let seen = Atomics.load(ctl, SEQ) & ~1;
     for (;;) {
       // Wait for the next region: spin for a bounded time, then sleep.
       let s = Atomics.load(ctl, SEQ);
       if (s === seen || (s & 1) === 1) {
-        const until = performance.now() + spinMs;
+        const until = performance.now() + (Atomics.load(ctl, SPIN) || spinDefault) / 1000;
         let spins = 0;
         while ((s === seen || (s & 1) === 1) && (spins++ & 63 || performance.now() < until)) s = Atomics.load(ctl, SEQ);
         while (s === seen || (s & 1) === 1) {
@@ -293,7 +295,7 @@ export function threadRuntime() {
   }
 
   return {
-    SEQ, COUNTER, SLEEPERS, SHUTDOWN, ERROR, INJECT, DELAY, DESC, DESC_WORDS, STATES, MAX_CHUNKS, CONTROL_BYTES, GEN_MASK,
+    SEQ, COUNTER, SLEEPERS, SHUTDOWN, ERROR, INJECT, DELAY, SPIN, DESC, DESC_WORDS, STATES, MAX_CHUNKS, CONTROL_BYTES, GEN_MASK,
     FREE, CLAIMED, COMMITTING, DONE, STOLEN, OP_MATMUL, OP_ATTENTION, OP_READ,
     M_QS, M_SCALES, M_SUMS, M_ROWS, M_COLS, M_TOKENS, M_XQ, M_XW, M_XCORR, M_XS, M_XZ, M_Y, M_CHUNK,
     A_QKV, A_QKV_STRIDE, A_KV_HEADS, A_GROUP, A_HEAD_DIM, A_K, A_KS, A_V, A_VS, A_SLOTS, A_WINDOW, A_POS0, A_TBASE,

@@ -67,7 +67,7 @@ describe("bit-identical logits for threads 1, 2 and 3", () => {
         expect(firstDifferentRow(results[1], results[0])).toBe(-1);
         expect(firstDifferentRow(results[2], results[0])).toBe(-1);
       }),
-      { numRuns: 6 },
+      { numRuns: 12 },
     );
   });
 
@@ -101,14 +101,21 @@ describe("bit-identical logits for threads 1, 2 and 3", () => {
     const one = await bundledEngine({ contextLength: 96, threads: 1 });
     const want = [...one.forward(ids.slice(0, 70), 0, true), ...ids.slice(70).map((t, i) => one.forward([t], 70 + i, false)[0])];
     await one.dispose();
-    const e = await bundledEngine({ contextLength: 96, threads: 3 });
-    try {
-      e.threadPool.delayWorkerCommits(300);
-      const got = [...e.forward(ids.slice(0, 70), 0, true), ...ids.slice(70).map((t, i) => e.forward([t], 70 + i, false)[0])];
-      expect(e.threadPool.stats.stolen).toBeGreaterThan(0);
-      expect(firstDifferentRow(got, want)).toBe(-1);
-    } finally {
-      await e.dispose();
+    // soloPolicy 0: the workers stay in every region and most of their chunks are stolen (their commits
+    // must fail harmlessly); 1: the pool notices and runs regions on the main thread alone for a while.
+    for (const soloPolicy of [0, 1]) {
+      const e = await bundledEngine({ contextLength: 96, threads: 3 });
+      try {
+        e.threadPool.soloPolicy = soloPolicy;
+        e.threadPool.soloWarmupRegions = 0;
+        e.threadPool.delayWorkerCommits(300);
+        const got = [...e.forward(ids.slice(0, 70), 0, true), ...ids.slice(70).map((t, i) => e.forward([t], 70 + i, false)[0])];
+        expect(e.threadPool.stats.stolen).toBeGreaterThan(0);
+        if (soloPolicy === 1) expect(e.threadPool.stats.soloSpells).toBeGreaterThan(0);
+        expect(firstDifferentRow(got, want)).toBe(-1);
+      } finally {
+        await e.dispose();
+      }
     }
   });
 });
