@@ -10,8 +10,10 @@ import { existsSync } from "node:fs";
 import type { BackendName } from "./model/backend.js";
 import type { SimdMode } from "./kernels/wasm.js";
 import { PRESETS, type ModelConfig } from "./model/config.js";
-import { bundledModelDir, defaultThreads, loadBackend, loadConfig, loadGenerationDefaults, loadText } from "./model/load.js";
-import { Model, type ChatOptions, type LoadOptions, type ModelInfo } from "./model/model.js";
+import { bundledModelDir } from "./model/load.js";
+import type { Model, ChatOptions, LoadOptions, ModelInfo } from "./model/model.js";
+import { openModel } from "./env/folder.js";
+import { nodeFolder, nodePlatform } from "./env/node.js";
 import type { PerplexityResult } from "./model/perplexity.js";
 import type { ChatMessage } from "./text/chat-template.js";
 import type { GenerateOptions, GenerationResult, GenerationStats, Piece, StopReason } from "./generate/generate.js";
@@ -32,17 +34,9 @@ export const BUNDLED_MODEL = "shakespeare-tiny";
  */
 export async function loadModel(dirOrName: string = BUNDLED_MODEL, opts: LoadOptions = {}): Promise<Model> {
   const dir = resolveModel(dirOrName);
-  const config = loadConfig(dir);
-  const { tokenizer, chatTemplate } = loadText(dir);
-  const defaults = loadGenerationDefaults(dir);
-  const backend = await loadBackend(dir, config, {
-    backend: opts.backend ?? "wasm",
-    simd: opts.simd,
-    contextLength: opts.contextLength ?? Math.min(config.maxPositions, 4096),
-    threads: opts.threads ?? defaultThreads(),
-    onProgress: opts.onProgress,
-  });
-  return new Model(dir, config, tokenizer, chatTemplate, backend, defaults);
+  if (!existsSync(dir)) throw new Error(`model folder ${dir} does not exist`);
+  // The same loading code as the browser's, over files on disk.
+  return openModel(nodeFolder(dir), nodePlatform, opts);
 }
 
 function resolveModel(dirOrName: string): string {

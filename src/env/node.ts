@@ -1,7 +1,7 @@
 // Node's side of the environment seam: a checkpoint folder on disk as a ModelFolder, the cores this process
 // may use, and (by leaving wasmBytes and spawn unset) build/*.wasm read from disk and worker_threads.
-// loadModel (src/api.ts) reads folders through src/model/load.ts; this folder lets the shared
-// openModel (src/env/folder.ts) run on Node too, e.g. to test the browser's loading path.
+// loadModel (src/api.ts) is the shared openModel (src/env/folder.ts) over nodeFolder, so Node and the
+// browser load a checkpoint with the same code.
 import { readFile, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";

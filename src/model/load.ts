@@ -1,15 +1,11 @@
-// Opens a Hugging Face checkpoint folder on disk (Node): config.json, tokenizer files, chat template and
-// weights, validated against each other before any forward pass runs. The parsing and the engine are the
-// environment-neutral code of model.ts, which the browser build (src/browser/, src/env/folder.ts) shares.
+// Reading pieces of a checkpoint folder on disk (Node) for the commands and tests that need one file of it
+// (config.json, the tokenizer) rather than a whole model; loadModel itself goes through the shared
+// openModel (src/env/folder.ts) over nodeFolder.
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { availableParallelism } from "node:os";
-import type { Backend } from "./backend.js";
 import { parseConfig, type ModelConfig } from "./config.js";
-import { Checkpoint } from "./checkpoint/checkpoint.js";
-import { checkContextLength, createBackend, parseTextFiles, type BackendOptions, type TextFiles } from "./model.js";
-import { NO_GENERATION_CONFIG, parseGenerationConfig, type GenerationDefaults } from "../generate/generation-config.js";
+import { parseTextFiles, type BackendOptions, type TextFiles } from "./model.js";
 
 /** The model shipped in the package (models/shakespeare-tiny), found from src/ or dist/src/. */
 export function bundledModelDir(): string {
@@ -49,25 +45,4 @@ export function loadText(dir: string): TextFiles {
   const tokenizer = readJsonFile(join(dir, "tokenizer.json"));
   const jinjaPath = join(dir, "chat_template.jinja");
   return parseTextFiles({ tokenizer, tokenizerConfig, chatTemplateJinja: existsSync(jinjaPath) ? readFileSync(jinjaPath, "utf8") : null });
-}
-
-/** Sampling defaults from generation_config.json; greedy when the folder has none. */
-export function loadGenerationDefaults(dir: string): GenerationDefaults {
-  const path = join(dir, "generation_config.json");
-  return existsSync(path) ? parseGenerationConfig(readJsonFile(path), path) : NO_GENERATION_CONFIG;
-}
-
-/** The engine's default thread count: the cores this process may use. */
-export function defaultThreads(): number {
-  return availableParallelism();
-}
-
-export async function loadBackend(dir: string, config: ModelConfig, opts: BackendOptions): Promise<Backend> {
-  checkContextLength(config, opts.contextLength);
-  const ckpt = await Checkpoint.openFolder(resolve(dir));
-  try {
-    return await createBackend(config, ckpt, opts);
-  } finally {
-    await ckpt.close();
-  }
 }
