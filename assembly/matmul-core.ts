@@ -13,6 +13,7 @@ export const BLOCK_GROUP_BYTES: usize = 64;
 const MASKS: usize = memory.data<u8>([
   0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f,
   0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00,
+  0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00,
 ], 16);
 
 /** 0x0F in every byte (relaxed build) or 0x000F in every i16 lane (baseline build). */
@@ -49,20 +50,15 @@ const MASKS: usize = memory.data<u8>([
 
 /**
  * Reduces four rows' i16x8 partials (|lane| <= 7680) to one i32x4 of row sums. Pairs are added while still
- * i16 (four partials <= 30720 fit), and every shuffle is an unpack V8 emits as a single instruction.
+ * i16 (four partials <= 30720 fit), every shuffle is an unpack V8 emits as a single instruction, and the
+ * last step keeps each row's two i16 halves side by side so one pmaddwd against ones widens and adds them.
  */
 // @ts-ignore: decorator
 @inline export function reduceRows16(d0: v128, d1: v128, d2: v128, d3: v128): v128 {
-  const t01 = i16x8.add(
-    i16x8.shuffle(d0, d1, 0, 8, 1, 9, 2, 10, 3, 11),
-    i16x8.shuffle(d0, d1, 4, 12, 5, 13, 6, 14, 7, 15),
-  );
-  const t23 = i16x8.add(
-    i16x8.shuffle(d2, d3, 0, 8, 1, 9, 2, 10, 3, 11),
-    i16x8.shuffle(d2, d3, 4, 12, 5, 13, 6, 14, 7, 15),
-  );
-  const u = i16x8.add(i32x4.shuffle(t01, t23, 0, 4, 1, 5), i32x4.shuffle(t01, t23, 2, 6, 3, 7));
-  return i32x4.add(i32x4.extend_low_i16x8_s(u), i32x4.extend_high_i16x8_s(u));
+  const t01 = i16x8.add(i32x4.shuffle(d0, d1, 0, 4, 1, 5), i32x4.shuffle(d0, d1, 2, 6, 3, 7));
+  const t23 = i16x8.add(i32x4.shuffle(d2, d3, 0, 4, 1, 5), i32x4.shuffle(d2, d3, 2, 6, 3, 7));
+  const u = i16x8.add(i64x2.shuffle(t01, t23, 0, 2), i64x2.shuffle(t01, t23, 1, 3));
+  return i32x4.dot_i16x8_s(u, v128.load(MASKS, 32));
 }
 
 /** Σ nibble · x for the 4 rows of one (block, group): i32x4, one lane per row. x0 = x[0..16), x1 = x[16..32). */

@@ -1,6 +1,6 @@
 // int4 x int8 kernel throughput, one thread: GEMV weight-stream GB/s and GOPS for every MobileLLM-Pro shape
 // with weights streaming from DRAM, beside the measured Wasm read bandwidth (the roofline); GEMM GOPS for
-// blocks of tokens; the scalar TypeScript twin for scale. Run: npx tsx bench/kernels.ts
+// blocks of tokens; the scalar TypeScript twin for scale. Run: npm run bench:kernels
 //
 // "From DRAM": every call reads the next matrix of a 1 GiB region (32 MiB L3), so no weight is cached.
 // Bytes counted: nibbles + scales + weight sums (0.6875 B/weight). GOPS = 2·rows·cols·tokens / time.
@@ -12,6 +12,12 @@ import { gemm, gemmRef, gemv, matmulExports, setActivations } from "../src/kerne
 import type { Int8Tokens } from "../src/kernels/matmul.js";
 import { loadKernels, WasmKernels } from "../src/kernels/wasm.js";
 import type { WasmVariant } from "../src/kernels/wasm.js";
+
+// V8 starts every Wasm function in Liftoff and tiers up to TurboFan when it judges the function hot. In this
+// script the GEMM could stay in Liftoff through the whole measurement (relaxed GEMM at 46-49 GOPS against
+// 85-91 with TurboFan, in the same session), and setting --no-liftoff from inside the process did not change
+// that. So `npm run bench:kernels` starts Node with --no-liftoff: it measures the code a long-running engine
+// ends up executing.
 
 const SHAPES: ReadonlyArray<{ name: string; rows: number; cols: number }> = [
   { name: "gate/up", rows: 6144, cols: 1280 },
@@ -114,9 +120,7 @@ function benchVariant(k: WasmKernels): VariantResult {
       });
     }
   }
-  // V8 starts every function in Liftoff and tiers up in the background; with the other core busy that can
-  // lag past tinybench's warm-up (one run measured relaxed GEMM at half speed). Run every task, let the
-  // optimizing compiles finish, then measure.
+  // Run every task before measuring, so page faults and first-touch costs are out of the figures.
   for (const fn of fns.slice(1)) for (let i = 0; i < 30; i++) fn();
   sleepMs(500);
   bench.runSync();
