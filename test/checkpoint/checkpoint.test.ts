@@ -1,4 +1,4 @@
-import { readFile, rm, writeFile, copyFile } from "node:fs/promises";
+import { readdir, readFile, rm, writeFile, copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -59,6 +59,16 @@ describe("Checkpoint.openFolder", () => {
   it("reports a folder with neither file", async () => {
     await withTempDir(async (dir) => {
       expect(await message(Checkpoint.openFolder(dir))).toBe(`no model.safetensors or model.safetensors.index.json in ${dir}`);
+    });
+  });
+
+  it.runIf(process.platform === "linux")("closes a malformed single file it could not parse", async () => {
+    await withTempDir(async (dir) => {
+      await writeFile(join(dir, "model.safetensors"), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 2]));
+      const openFiles = async () => (await readdir("/proc/self/fd")).length;
+      const before = await openFiles();
+      for (let i = 0; i < 5; i++) expect(await message(Checkpoint.openFolder(dir))).toMatch(/model\.safetensors/);
+      expect(await openFiles()).toBe(before);
     });
   });
 });

@@ -83,7 +83,13 @@ export class Checkpoint {
       );
     // transformers prefers the single file when both are present; do the same.
     if (await exists(join(dir, SINGLE_FILE))) {
-      return Checkpoint.fromSources([await openFileSource(join(dir, SINGLE_FILE))]);
+      const source = await openFileSource(join(dir, SINGLE_FILE));
+      try {
+        return await Checkpoint.fromSources([source]);
+      } catch (e) {
+        await source.close().catch(() => undefined);
+        throw e;
+      }
     }
     const indexPath = join(dir, INDEX_FILE);
     if (!(await exists(indexPath))) throw new CheckpointError(`no ${SINGLE_FILE} or ${INDEX_FILE} in ${dir}`);
