@@ -31,6 +31,7 @@ import { WasmEngine } from "../src/model/engine.js";
 import { Checkpoint } from "../src/model/checkpoint/checkpoint.js";
 import { resolveTensorNames } from "../src/model/tensor-names.js";
 import type { SimdMode } from "../src/kernels/wasm.js";
+import type { Measured } from "./results.js";
 import { busyProcess, describeMachine, median, otherLoad, waitForQuiet, withElsewhere } from "./machine.js";
 
 function arg(name: string): string | undefined {
@@ -51,18 +52,6 @@ const CONTEXT = Math.max(...POSITIONS, PREFILL) + 64;
 const RSS_CONTEXT = 8192;
 
 // ---- results -----------------------------------------------------------------------------------------
-
-interface Measured {
-  build: string;
-  layout: "hybrid" | "all-global";
-  threads: number;
-  task: string;
-  position?: number;
-  ms: number;
-  tokPerS: number;
-  /** Cores other processes kept busy during the measurement (null: unknown). */
-  elsewhere: number | null;
-}
 
 const results = {
   machine: describeMachine(),

@@ -4,15 +4,8 @@
 //
 //   npx tsx bench/plot-context.ts /tmp/bench.json [docs/decode-vs-context.svg]
 import { readFileSync, writeFileSync } from "node:fs";
+import type { Measured } from "./results.js";
 
-interface Measured {
-  build: string;
-  layout: "hybrid" | "all-global";
-  threads: number;
-  task: string;
-  position?: number;
-  tokPerS: number;
-}
 
 const [input, output = "docs/decode-vs-context.svg"] = process.argv.slice(2);
 if (!input) throw new Error("usage: tsx bench/plot-context.ts RESULTS.json [OUT.svg]");

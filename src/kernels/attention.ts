@@ -234,12 +234,12 @@ export function attentionAccumulateRef(
     const r = h * rec;
     const m = state[r];
     const mNew = Math.max(m, cmax);
-    const alpha = m === -Infinity ? 0 : Math.exp(m - mNew);
+    const alpha = m === -Infinity ? 0 : softmaxWeight(m - mNew);
     let sum = 0;
     for (let d = 0; d < headDim; d++) acc[d] = state[r + 4 + d] * alpha;
     for (let j = 0; j < n; j++) {
       const row = base + slot0 + j;
-      const p = Math.exp(f(scores[j] - mNew));
+      const p = softmaxWeight(f(scores[j] - mNew));
       sum += p;
       const w = p * cache.vScales[row];
       for (let d = 0; d < headDim; d++) acc[d] += w * cache.vData[row * headDim + d];
@@ -248,6 +248,13 @@ export function attentionAccumulateRef(
     state[r + 1] = state[r + 1] * alpha + sum;
     for (let d = 0; d < headDim; d++) state[r + 4 + d] = acc[d];
   }
+}
+
+/** Softmax weights below e^-64 are 0, as in the kernel (assembly/attention.ts: no subnormal products). */
+export const SOFTMAX_FLOOR = -64;
+
+function softmaxWeight(x: number): number {
+  return x < SOFTMAX_FLOOR ? 0 : Math.exp(x);
 }
 
 /** out (f32 [nq][headDim]) = acc / l per query head; a head that saw no key gives zeros. */

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
-  allocAttentionState, allocKvCacheLayer, attentionAccumulate, attentionAccumulateRef, attentionFinalize,
+  allocAttentionState, allocKvCacheLayer, attentionAccumulate, attentionRecordFloats, attentionAccumulateRef, attentionFinalize,
   attentionFinalizeRef, attentionReset, attentionResetRef, attentionStateFloats, kvCacheLayerArrays, kvStore, kvStoreRef,
   type KvCacheLayer, type KvCacheLayerArrays, type KvPart,
 } from "../../src/kernels/attention.js";
@@ -289,6 +289,34 @@ describe.each(variants)("attention kernels (%s build)", (variant) => {
     attentionFinalize(wasm, state, nq, headDim, outPtr);
     const got = wasm.f32.slice(outPtr >> 2, (outPtr >> 2) + nq * headDim);
     for (const x of got) expect(x).toBeCloseTo(hot, 3);
+  });
+
+  it("flushes softmax weights below e^-64 to zero: no subnormal value weight, whatever the score spread", () => {
+    const headDim = 64;
+    const nq = 5;
+    const slots = 64; // one chunk: the weights row the kernel leaves behind covers every key
+    const cache = allocKvCacheLayer(wasm, { kvHeads: 1, headDim, slots });
+    for (let j = 0; j < slots; j++) {
+      // Key j is j in every dimension: with q = 1.1 the score is 8.8j, so the gaps below the top key run
+      // 8.8..554 and none lies near the 64 cut-off.
+      kvStore(wasm, cache, "k", allocF32(wasm, new Float32Array(headDim).fill(j)), j);
+      // Small values give small V scales (1e-3 / 127): e^-87 times such a scale is subnormal.
+      kvStore(wasm, cache, "v", allocF32(wasm, new Float32Array(headDim).fill(1e-3)), j);
+    }
+    const state = allocAttentionState(wasm, nq, headDim);
+    attentionAccumulate(wasm, cache, 0, allocF32(wasm, new Float32Array(nq * headDim).fill(1.1)), nq, 0, slots, 0.125, state);
+    // The kernel overwrites each head's score row (after the nq records) with the value weights.
+    const row = (state >> 2) + nq * attentionRecordFloats(headDim);
+    const weights = wasm.f32.slice(row, row + slots);
+    let zeros = 0;
+    for (let j = 0; j < slots; j++) {
+      const w = Math.abs(weights[j]);
+      if (w === 0) zeros++;
+      else expect(w).toBeGreaterThanOrEqual(2 ** -126);
+      // Zero exactly where the key's score is 64 or more below the top key's.
+      expect(w === 0).toBe(8.8 * (slots - 1 - j) > 64);
+    }
+    expect(zeros).toBe(slots - 8);
   });
 
   it("gives zeros for a state that saw no key, and an empty range changes nothing", () => {
