@@ -6,7 +6,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Measured } from "./results.js";
 
-
 const [input, output = "docs/decode-vs-context.svg"] = process.argv.slice(2);
 if (!input) throw new Error("usage: tsx bench/plot-context.ts RESULTS.json [OUT.svg]");
 const data = JSON.parse(readFileSync(input, "utf8")) as { machine: string; date: string; measured: Measured[] };

@@ -251,7 +251,7 @@ export function attentionAccumulateRef(
 }
 
 /** Softmax weights below e^-64 are 0, as in the kernel (assembly/attention.ts: no subnormal products). */
-export const SOFTMAX_FLOOR = -64;
+const SOFTMAX_FLOOR = -64;
 
 function softmaxWeight(x: number): number {
   return x < SOFTMAX_FLOOR ? 0 : Math.exp(x);
