@@ -28,11 +28,11 @@ import { fileURLToPath } from "node:url";
 import { PRESETS, parseConfig, type ModelConfig } from "../src/model/config.js";
 import { synthesizeCheckpoint } from "../src/model/synth.js";
 import { WasmEngine } from "../src/model/engine.js";
-import { Checkpoint } from "../src/model/checkpoint/checkpoint.js";
 import { resolveTensorNames } from "../src/model/tensor-names.js";
 import type { SimdMode } from "../src/kernels/wasm.js";
 import type { Measured } from "./results.js";
 import { busyProcess, describeMachine, median, otherLoad, waitForQuiet, withElsewhere } from "./machine.js";
+import { openCheckpoint } from "../src/env/node.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -95,7 +95,7 @@ function configOf(dir: string, layout: "hybrid" | "all-global"): ModelConfig {
 
 async function loadEngine(dir: string, config: ModelConfig, threads: number, simd: SimdMode, context: number): Promise<{ engine: WasmEngine; seconds: number }> {
   const t0 = performance.now();
-  const ckpt = await Checkpoint.openFolder(dir);
+  const ckpt = await openCheckpoint(dir);
   try {
     const engine = await WasmEngine.load(config, ckpt, resolveTensorNames(config, ckpt), { contextLength: context, threads, simd });
     return { engine, seconds: (performance.now() - t0) / 1000 };

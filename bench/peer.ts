@@ -40,13 +40,13 @@ import { pathToFileURL } from "node:url";
 import { Bench } from "tinybench";
 import { loadModel, type LoadOptions } from "../src/api.js";
 import { PRESETS } from "../src/model/config.js";
-import { Checkpoint } from "../src/model/checkpoint/checkpoint.js";
 import { loadConfig } from "../src/model/load.js";
 import { synthesizeCheckpoint } from "../src/model/synth.js";
 import { resolveTensorNames } from "../src/model/tensor-names.js";
 import type { WasmEngine } from "../src/model/engine.js";
 import type { SimdMode } from "../src/kernels/wasm.js";
 import { encodeGgufHeader, llamaGguf, writeGguf } from "./gguf-writer.js";
+import { openCheckpoint } from "../src/env/node.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -124,7 +124,7 @@ async function ggufFile(dir: string): Promise<string> {
   const path = given ? resolve(given) : join(mkdtempSync(join(tmpdir(), "mobilellm-peer-gguf-")), "mobilellm-pro-synthetic-q4_0.gguf");
   if (!given) cleanups.push(() => rmSync(resolve(path, ".."), { recursive: true, force: true }));
   const config = loadConfig(dir);
-  const ckpt = await Checkpoint.openFolder(dir);
+  const ckpt = await openCheckpoint(dir);
   try {
     const { metadata, tensors } = llamaGguf({ ckpt, config, names: resolveTensorNames(config, ckpt), name: "MobileLLM-Pro shapes, synthetic weights, all layers global" });
     const expected = encodeGgufHeader(metadata, tensors).fileSize;

@@ -93,12 +93,12 @@ function mobilellmAssets(): Plugin {
 }
 
 /**
- * The browser path must not import Node built-ins. Two shared modules reach node:fs lazily (await import)
- * for their Node-only functions (Checkpoint.openFolder, openFileSource/openFileSink), which the browser never
- * calls: those imports become a stub that throws if ever used. Any other node: import fails the build.
+ * The browser path must not import Node built-ins. One shared module reaches node:fs lazily (await import)
+ * for its Node-only functions (openFileSource/openFileSink), which the browser never calls: those imports
+ * become a stub that throws if ever used. Any other node: import fails the build.
  */
 function noNodeBuiltins(): Plugin {
-  const LAZY_NODE_IMPORTERS = ["/src/model/checkpoint/byte-source.ts", "/src/model/checkpoint/checkpoint.ts"];
+  const LAZY_NODE_IMPORTERS = ["/src/model/checkpoint/byte-source.ts"];
   const STUB = "\0node-builtin-stub:";
   return {
     name: "mobilellm-no-node-builtins",

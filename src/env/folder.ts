@@ -2,6 +2,7 @@
 // same checks and the same code as Node's loadModel, with the folder's bytes coming through ByteSources.
 import { parseConfig } from "../model/config.js";
 import { Checkpoint, INDEX_FILE, SINGLE_FILE, parseIndex } from "../model/checkpoint/checkpoint.js";
+import { showName } from "../model/checkpoint/safetensors.js";
 import { CheckpointError, type ByteSource } from "../model/checkpoint/byte-source.js";
 import { NO_GENERATION_CONFIG, parseGenerationConfig } from "../generate/generation-config.js";
 import { Model, checkContextLength, createBackend, parseTextFiles, type LoadOptions } from "../model/model.js";
@@ -25,7 +26,8 @@ async function readJson(folder: ModelFolder, file: string, required: boolean): P
 
 /**
  * Opens the folder's model.safetensors, or else the shards its model.safetensors.index.json names
- * (Checkpoint.openFolder's rules, over a ModelFolder).
+ * (transformers prefers the single file when both are present; so does this). Every source it opened is
+ * closed again when the checkpoint cannot be built.
  */
 export async function openFolderCheckpoint(folder: ModelFolder): Promise<Checkpoint> {
   const single = await folder.open(SINGLE_FILE);
@@ -47,12 +49,15 @@ export async function openFolderCheckpoint(folder: ModelFolder): Promise<Checkpo
     throw new CheckpointError(`${where}: not valid JSON (${(err as Error).message})`);
   }
   const index = parseIndex(raw, where);
-  const shards = new Set(index.weightMap.values());
+  const shards = new Map<string, string>(); // shard -> first tensor naming it, for the message
+  for (const [tensor, shard] of index.weightMap) if (!shards.has(shard)) shards.set(shard, tensor);
   const sources: ByteSource[] = [];
   try {
-    for (const shard of shards) {
+    for (const [shard, tensor] of shards) {
       const source = await folder.open(shard);
-      if (source === null) throw new CheckpointError(`${where}: shard ${shard} does not exist in ${folder.name}`);
+      if (source === null) {
+        throw new CheckpointError(`${where}: shard ${shard} (holding ${showName(tensor)}) does not exist in ${folder.name}`);
+      }
       sources.push(source);
     }
     return await Checkpoint.fromSources(sources, raw as object);

@@ -6,6 +6,8 @@ import { readFile, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { openFileSource } from "../model/checkpoint/byte-source.js";
+import type { Checkpoint } from "../model/checkpoint/checkpoint.js";
+import { openFolderCheckpoint } from "./folder.js";
 import type { ModelFolder, Platform } from "./platform.js";
 
 export const nodePlatform: Platform = {
@@ -31,4 +33,9 @@ export function nodeFolder(dir: string): ModelFolder {
       return (await isFile(path)) ? openFileSource(path) : null;
     },
   };
+}
+
+/** The checkpoint of a folder on disk (model.safetensors, or an index and its shards). */
+export function openCheckpoint(dir: string): Promise<Checkpoint> {
+  return openFolderCheckpoint(nodeFolder(dir));
 }

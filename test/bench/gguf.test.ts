@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { Checkpoint } from "../../src/model/checkpoint/checkpoint.js";
 import { f16BitsToF32 } from "../../src/model/checkpoint/dtype.js";
 import { loadConfig } from "../../src/model/load.js";
 import { resolveTensorNames } from "../../src/model/tensor-names.js";
@@ -23,6 +22,7 @@ import {
   type GgufValue,
 } from "../../bench/gguf-writer.js";
 import { rng, gauss } from "../helpers/rng.js";
+import { openCheckpoint } from "../../src/env/node.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "gguf-test-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -294,7 +294,7 @@ describe("GGUF files", () => {
   it("converts the bundled checkpoint into a llama-architecture GGUF", async () => {
     const dir = "models/shakespeare-tiny";
     const config = loadConfig(dir);
-    const ckpt = await Checkpoint.openFolder(dir);
+    const ckpt = await openCheckpoint(dir);
     try {
       const names = resolveTensorNames(config, ckpt);
       const { metadata, tensors } = llamaGguf({ ckpt, config, names, name: "shakespeare-tiny", rowsPerRead: 100 });

@@ -6,6 +6,7 @@ import { CheckpointError, memorySource } from "../../src/model/checkpoint/byte-s
 import { Checkpoint, INDEX_FILE } from "../../src/model/checkpoint/checkpoint.js";
 import { shardedWrite, writeSafetensors, type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
 import { withTempDir } from "./helpers.js";
+import { openCheckpoint } from "../../src/env/node.js";
 
 const MODEL_DIR = fileURLToPath(new URL("../../models/shakespeare-tiny/", import.meta.url));
 
@@ -27,9 +28,9 @@ async function message(p: Promise<unknown>): Promise<string> {
   return (err as Error).message;
 }
 
-describe("Checkpoint.openFolder", () => {
+describe("openCheckpoint (a folder on disk)", () => {
   it("opens the bundled single-file model", async () => {
-    const ckpt = await Checkpoint.openFolder(MODEL_DIR);
+    const ckpt = await openCheckpoint(MODEL_DIR);
     try {
       expect(ckpt.names()).toHaveLength(2 + 6 * 9);
       expect(ckpt.has("model.embed_tokens.weight")).toBe(true);
@@ -44,7 +45,7 @@ describe("Checkpoint.openFolder", () => {
   });
 
   it("names a missing tensor and suggests similar ones", async () => {
-    const ckpt = await Checkpoint.openFolder(MODEL_DIR);
+    const ckpt = await openCheckpoint(MODEL_DIR);
     try {
       expect(ckpt.has("lm_head.weight")).toBe(false);
       expect(() => ckpt.info("model.layers.0.mlp.gate_proj.weight")).toThrow(
@@ -58,7 +59,7 @@ describe("Checkpoint.openFolder", () => {
 
   it("reports a folder with neither file", async () => {
     await withTempDir(async (dir) => {
-      expect(await message(Checkpoint.openFolder(dir))).toBe(`no model.safetensors or model.safetensors.index.json in ${dir}`);
+      expect(await message(openCheckpoint(dir))).toBe(`no model.safetensors or model.safetensors.index.json in ${dir}`);
     });
   });
 
@@ -67,14 +68,14 @@ describe("Checkpoint.openFolder", () => {
       await writeFile(join(dir, "model.safetensors"), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 2]));
       const openFiles = async () => (await readdir("/proc/self/fd")).length;
       const before = await openFiles();
-      for (let i = 0; i < 5; i++) expect(await message(Checkpoint.openFolder(dir))).toMatch(/model\.safetensors/);
+      for (let i = 0; i < 5; i++) expect(await message(openCheckpoint(dir))).toMatch(/model\.safetensors/);
       expect(await openFiles()).toBe(before);
     });
   });
 });
 
 describe("sharded checkpoints", () => {
-  it("round-trips through shardedWrite and openFolder", async () => {
+  it("round-trips through shardedWrite and openCheckpoint", async () => {
     await withTempDir(async (dir) => {
       const ts = tensors();
       const { shards, index } = await shardedWrite(dir, ts, { maxShardBytes: 1200 });
@@ -84,7 +85,7 @@ describe("sharded checkpoints", () => {
       const onDisk = JSON.parse(await readFile(join(dir, INDEX_FILE), "utf8")) as unknown;
       expect(onDisk).toEqual(index);
 
-      const ckpt = await Checkpoint.openFolder(dir);
+      const ckpt = await openCheckpoint(dir);
       try {
         expect(ckpt.names().sort()).toEqual(ts.map((t) => t.name).sort());
         expect(ckpt.indexMetadata).toEqual({ total_size: 4 * (512 + 32) });
@@ -111,7 +112,7 @@ describe("sharded checkpoints", () => {
     await withTempDir(async (dir) => {
       const { shards } = await shardedWrite(dir, tensors(), { maxShardBytes: 1200 });
       await rm(join(dir, shards[1]));
-      const msg = await message(Checkpoint.openFolder(dir));
+      const msg = await message(openCheckpoint(dir));
       expect(msg).toMatch(new RegExp(`shard ${shards[1].replace(/\./g, "\\.")} \\(holding model\\.layers\\.\\d\\.\\w+\\) does not exist in`));
     });
   });
@@ -121,12 +122,12 @@ describe("sharded checkpoints", () => {
       const { shards, index } = await shardedWrite(dir, tensors(), { maxShardBytes: 1200 });
       const moved = { ...index, weight_map: { ...index.weight_map, "model.layers.0.w": shards[1] } };
       await writeFile(join(dir, INDEX_FILE), JSON.stringify(moved));
-      expect(await message(Checkpoint.openFolder(dir))).toMatch(
+      expect(await message(openCheckpoint(dir))).toMatch(
         new RegExp(`tensor model\\.layers\\.0\\.w should be in ${shards[1].replace(/\./g, "\\.")} but is in .*${shards[0].replace(/\./g, "\\.")}`),
       );
       const ghost = { ...index, weight_map: { ...index.weight_map, "model.ghost": shards[0] } };
       await writeFile(join(dir, INDEX_FILE), JSON.stringify(ghost));
-      expect(await message(Checkpoint.openFolder(dir))).toMatch(/tensor model\.ghost should be in .* but is in no shard/);
+      expect(await message(openCheckpoint(dir))).toMatch(/tensor model\.ghost should be in .* but is in no shard/);
     });
   });
 
@@ -137,7 +138,7 @@ describe("sharded checkpoints", () => {
       await writeSafetensors(join(dir, "b.safetensors"), ts.slice(2));
       const weightMap = Object.fromEntries([...ts.slice(0, 3).map((t) => [t.name, "a.safetensors"]), ...ts.slice(3).map((t) => [t.name, "b.safetensors"])]);
       await writeFile(join(dir, INDEX_FILE), JSON.stringify({ metadata: {}, weight_map: weightMap }));
-      expect(await message(Checkpoint.openFolder(dir))).toMatch(
+      expect(await message(openCheckpoint(dir))).toMatch(
         /tensor model\.layers\.1\.w is defined twice: in .*a\.safetensors and in .*b\.safetensors/,
       );
     });
@@ -147,11 +148,11 @@ describe("sharded checkpoints", () => {
     await withTempDir(async (dir) => {
       await copyFile(join(MODEL_DIR, "model.safetensors"), join(dir, "x.safetensors"));
       await writeFile(join(dir, INDEX_FILE), "{ not json");
-      expect(await message(Checkpoint.openFolder(dir))).toMatch(/model\.safetensors\.index\.json: not valid JSON/);
+      expect(await message(openCheckpoint(dir))).toMatch(/model\.safetensors\.index\.json: not valid JSON/);
       await writeFile(join(dir, INDEX_FILE), JSON.stringify({ metadata: {} }));
-      expect(await message(Checkpoint.openFolder(dir))).toMatch(/weight_map is missing or not an object/);
+      expect(await message(openCheckpoint(dir))).toMatch(/weight_map is missing or not an object/);
       await writeFile(join(dir, INDEX_FILE), JSON.stringify({ weight_map: { w: "../x.safetensors" } }));
-      expect(await message(Checkpoint.openFolder(dir))).toMatch(/weight_map entry for w is not a plain file name: "\.\.\/x\.safetensors"/);
+      expect(await message(openCheckpoint(dir))).toMatch(/weight_map entry for w is not a plain file name: "\.\.\/x\.safetensors"/);
     });
   });
 });

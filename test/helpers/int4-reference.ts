@@ -2,15 +2,15 @@
 // table rounded to int4 g32 and back. Against it, what is left of the engine's error is its own
 // arithmetic (int8 activations, int8 KV cache, kernel rounding), not the weight format.
 import { loadConfig } from "../../src/model/load.js";
-import { Checkpoint } from "../../src/model/checkpoint/checkpoint.js";
 import { resolveTensorNames } from "../../src/model/tensor-names.js";
 import { loadReferenceWeights } from "../../src/model/reference-backend.js";
 import { dequantizeInt4, quantizeInt4 } from "../../src/model/quantize.js";
 import { ReferenceModel, type Weights } from "../../src/reference/model.js";
+import { openCheckpoint } from "../../src/env/node.js";
 
 export async function referenceModels(dir: string, ctx: number): Promise<{ float: ReferenceModel; int4: ReferenceModel }> {
   const c = loadConfig(dir);
-  const ckpt = await Checkpoint.openFolder(dir);
+  const ckpt = await openCheckpoint(dir);
   const w = await loadReferenceWeights(ckpt, resolveTensorNames(c, ckpt));
   await ckpt.close();
   const r = (a: Float32Array, cols: number) => dequantizeInt4(quantizeInt4(a, a.length / cols, cols));

@@ -2,8 +2,8 @@
 import { copyFileSync, mkdtempSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Checkpoint } from "../../src/model/checkpoint/checkpoint.js";
 import { shardedWrite, writeSafetensors, type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
+import { openCheckpoint } from "../../src/env/node.js";
 
 export const BUNDLED = "models/shakespeare-tiny";
 
@@ -20,7 +20,7 @@ export async function modelVariant(v: Variant): Promise<string> {
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(BUNDLED, f), join(dir, f));
   const config = JSON.parse(readFileSync(join(BUNDLED, "config.json"), "utf8")) as Record<string, unknown>;
   writeFileSync(join(dir, "config.json"), JSON.stringify(v.config ? v.config(config) : config));
-  const src = await Checkpoint.openFolder(BUNDLED);
+  const src = await openCheckpoint(BUNDLED);
   const tensors: TensorToWrite[] = [];
   for (const name of src.names()) {
     const data = await src.readF32(name);

@@ -5,13 +5,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/api.js";
-import { Checkpoint } from "../../src/model/checkpoint/checkpoint.js";
 import { parseConfig, MOBILELLM_PRO_CONFIG_JSON } from "../../src/model/config.js";
 import { bundledModelDir, loadText } from "../../src/model/load.js";
 import { expectedShapes, resolveTensorNames } from "../../src/model/tensor-names.js";
 import { specialBase, synthConfigJson, synthesizeCheckpoint, synthTokenizerFiles } from "../../src/model/synth.js";
 import { TextTokenizer } from "../../src/text/tokenizer.js";
 import { cli } from "../helpers/cli.js";
+import { openCheckpoint } from "../../src/env/node.js";
 
 
 // Each folder is tens of MB: remove them all when the file is done.
@@ -83,7 +83,7 @@ describe("synth --preset mobilellm-pro --layers 2 --vocab 4096 (CLI)", () => {
     expect(config.defaulted).not.toContain("rms_norm_eps");
     const shards = readdirSync(dir).filter((f) => f.endsWith(".safetensors")).sort();
     expect(shards).toEqual(["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"]);
-    const ckpt = await Checkpoint.openFolder(dir);
+    const ckpt = await openCheckpoint(dir);
     try {
       const names = resolveTensorNames(config, ckpt);
       const expected = expectedShapes(config, names);
@@ -98,7 +98,7 @@ describe("synth --preset mobilellm-pro --layers 2 --vocab 4096 (CLI)", () => {
   });
 
   it("weights are finite with std 0.02 (matrices) and 1 + 0.02 noise (norms), within 10%", async () => {
-    const ckpt = await Checkpoint.openFolder(dir);
+    const ckpt = await openCheckpoint(dir);
     try {
       for (const name of ["model.embed_tokens.weight", "model.layers.0.self_attn.k_proj.weight", "model.layers.1.feed_forward.down_proj.weight"]) {
         const s = stats(await ckpt.readF32(name));
@@ -167,7 +167,7 @@ describe("synth reproducibility", () => {
     expect(fc.get(shard)!.equals(fa.get(shard)!)).toBe(false);
 
     expect(readdirSync(d).filter((f) => f.endsWith(".safetensors")).length).toBeGreaterThan(1);
-    const [ca, cd] = [await Checkpoint.openFolder(a), await Checkpoint.openFolder(d)];
+    const [ca, cd] = [await openCheckpoint(a), await openCheckpoint(d)];
     try {
       for (const name of ca.names()) {
         const [x, y] = [await ca.readF32(name), await cd.readF32(name)];

@@ -2,7 +2,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Checkpoint } from "../../src/model/checkpoint/checkpoint.js";
 import { writeSafetensors, type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
 import { loadConfig } from "../../src/model/load.js";
 import { resolveTensorNames, tensorNamesFor } from "../../src/model/tensor-names.js";
@@ -10,6 +9,7 @@ import { WasmEngine, type EngineOptions } from "../../src/model/engine.js";
 import type { ModelConfig } from "../../src/model/config.js";
 import { randomWeights, smallConfig, type SmallModelSpec } from "../helpers/random-model.js";
 import { BUNDLED } from "../helpers/model-folder.js";
+import { openCheckpoint } from "../../src/env/node.js";
 
 /** A folder holding model.safetensors with seeded random weights for `spec` (tied embeddings). */
 export async function randomModelFolder(spec: SmallModelSpec, seed: number): Promise<{ config: ModelConfig; dir: string; cleanup: () => void }> {
@@ -36,7 +36,7 @@ export async function randomModelFolder(spec: SmallModelSpec, seed: number): Pro
 }
 
 export async function engineFor(dir: string, config: ModelConfig, opts: EngineOptions): Promise<WasmEngine> {
-  const ckpt = await Checkpoint.openFolder(dir);
+  const ckpt = await openCheckpoint(dir);
   try {
     return await WasmEngine.load(config, ckpt, resolveTensorNames(config, ckpt), opts);
   } finally {

@@ -2,9 +2,10 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { PRESETS, parameterCount, type ModelConfig } from "../../model/config.js";
 import { bundledModelDir, loadConfig, readJsonFile } from "../../model/load.js";
-import { Checkpoint, INDEX_FILE, SINGLE_FILE } from "../../model/checkpoint/checkpoint.js";
+import { INDEX_FILE, SINGLE_FILE } from "../../model/checkpoint/checkpoint.js";
 import { INT4_GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype } from "../../model/memory.js";
 import { intFlag, parseFlags, UsageError } from "../args.js";
+import { openCheckpoint } from "../../env/node.js";
 
 /** The context of the published KV-cache comparison ("8k" = 8000 tokens, spec section 5). */
 const DEFAULT_CTX = 8000;
@@ -32,7 +33,7 @@ interface StoredWeights {
 
 async function storedWeights(dir: string | null, rawConfig: Record<string, unknown>, params: number): Promise<StoredWeights> {
   if (dir !== null && (existsSync(join(dir, SINGLE_FILE)) || existsSync(join(dir, INDEX_FILE)))) {
-    const ckpt = await Checkpoint.openFolder(dir);
+    const ckpt = await openCheckpoint(dir);
     try {
       let bytes = 0;
       const dtypes = new Set<string>();

@@ -1,6 +1,6 @@
 // A Hugging Face checkpoint: one model.safetensors, or shards listed by model.safetensors.index.json,
 // seen as a single name -> tensor map. All cross-file rules (index vs shards, duplicates) live here.
-import { CheckpointError, openFileSource, type ByteSource } from "./byte-source.js";
+import { CheckpointError, type ByteSource } from "./byte-source.js";
 import {
   parseSafetensors,
   readRowsF32,
@@ -71,52 +71,6 @@ export class Checkpoint {
     /** index.json "metadata" (e.g. total_size), empty for a single file. */
     readonly indexMetadata: Record<string, unknown>,
   ) {}
-
-  /** Opens `dir/model.safetensors`, or else the shards named by `dir/model.safetensors.index.json`. */
-  static async openFolder(dir: string): Promise<Checkpoint> {
-    const fs = await import("node:fs/promises");
-    const { join } = await import("node:path");
-    const exists = (p: string) =>
-      fs.stat(p).then(
-        (s) => s.isFile(),
-        () => false,
-      );
-    // transformers prefers the single file when both are present; do the same.
-    if (await exists(join(dir, SINGLE_FILE))) {
-      const source = await openFileSource(join(dir, SINGLE_FILE));
-      try {
-        return await Checkpoint.fromSources([source]);
-      } catch (e) {
-        await source.close().catch(() => undefined);
-        throw e;
-      }
-    }
-    const indexPath = join(dir, INDEX_FILE);
-    if (!(await exists(indexPath))) throw new CheckpointError(`no ${SINGLE_FILE} or ${INDEX_FILE} in ${dir}`);
-
-    let raw: unknown;
-    try {
-      raw = JSON.parse(await fs.readFile(indexPath, "utf8"));
-    } catch (e) {
-      throw new CheckpointError(`${indexPath}: not valid JSON (${(e as Error).message})`);
-    }
-    const index = parseIndex(raw, indexPath);
-    const shards = new Map<string, string>(); // shard -> first tensor naming it, for the message
-    for (const [tensor, shard] of index.weightMap) if (!shards.has(shard)) shards.set(shard, tensor);
-    for (const [shard, tensor] of shards) {
-      if (!(await exists(join(dir, shard)))) {
-        throw new CheckpointError(`${indexPath}: shard ${shard} (holding ${showName(tensor)}) does not exist in ${dir}`);
-      }
-    }
-    const sources: ByteSource[] = [];
-    try {
-      for (const shard of shards.keys()) sources.push(await openFileSource(join(dir, shard)));
-      return await Checkpoint.fromSources(sources, raw as object);
-    } catch (e) {
-      await Promise.all(sources.map((s) => s.close().catch(() => undefined)));
-      throw e;
-    }
-  }
 
   /**
    * Builds a checkpoint from already-open files (the browser path). With an index, each file is matched to
