@@ -4,15 +4,16 @@
 //   const client = new ModelClient(new Worker(new URL("../src/browser/worker.ts", import.meta.url), { type: "module" }));
 //   await client.load({ url: "/models/shakespeare-tiny/" }, { wasm: "/wasm/" }, (done, total) => bar.value = done / total);
 //   const result = await client.generate("ROMEO:", { maxNewTokens: 64, seed: 1 }, (piece) => out.append(piece.text));
+//   await client.chat([{ role: "user", content: "Hello" }], { maxNewTokens: 64 }, (piece) => out.append(piece.text));
 //   client.stop();   // ends a running generation after the current token (stopReason "aborted")
-import type { LoadedModel, ModelSource, PieceStats, Reply, Request, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";
+import type { ChatMessage, LoadedModel, ModelSource, PieceStats, Reply, Request, WorkerChatOptions, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";
 import type { GenerationResult } from "../generate/generate.js";
 import type { PickedFile } from "./folders.js";
 
 /** What to load: a URL base, or picked/dropped files (a FileList from <input webkitdirectory> works as it is). */
 export type LoadSource = { url: string } | { files: ArrayLike<File | PickedFile> | Iterable<File | PickedFile>; label?: string };
 
-export type { LoadedModel, ModelSource, PieceStats, WorkerGenerateOptions, WorkerLoadOptions };
+export type { LoadedModel, ModelSource, PieceStats, WorkerChatOptions, WorkerGenerateOptions, WorkerLoadOptions };
 
 export interface StreamedPiece {
   token: number;
@@ -76,6 +77,15 @@ export class ModelClient {
     return p;
   }
 
+  /**
+   * Streams the assistant's answer to `messages` (the checkpoint's chat template, or options.template).
+   * Send the conversation so far plus the answer and a new message for the next turn: the worker's model
+   * then prefills only the new tokens.
+   */
+  chat(messages: readonly ChatMessage[], options: WorkerChatOptions = {}, onPiece?: (p: StreamedPiece) => void): Promise<GenerationResult> {
+    return this.request({ type: "chat", id: 0, messages: [...messages], options }, { onPiece }) as Promise<GenerationResult>;
+  }
+
   /** Stops the running generation after its current token; its promise resolves with stopReason "aborted". */
   stop(): void {
     if (this.generating === null) return;
@@ -99,7 +109,7 @@ export class ModelClient {
 
   private request(req: Request, handlers: Omit<Pending, "resolve" | "reject">): Promise<unknown> {
     const id = this.nextId++;
-    if (req.type === "generate") this.generating = id;
+    if (req.type === "generate" || req.type === "chat") this.generating = id;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, ...handlers });
       this.worker.postMessage({ ...req, id });

@@ -15,4 +15,4 @@ export { folderFromFiles, folderFromUrl, filesFromDrop, type PickedFile } from "
 export { browserPlatform, browserDefaultThreads, type WasmSource } from "./platform.js";
 export { spawnWebWorker, canUseThreads } from "./web-worker-spawn.js";
 export { ModelClient, type LoadSource, type StreamedPiece, type WorkerLike } from "./client.js";
-export type { LoadedModel, ModelSource, PieceStats, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";
+export type { LoadedModel, ModelSource, PieceStats, WorkerChatOptions, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";

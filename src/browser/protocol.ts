@@ -2,6 +2,8 @@
 // cloneable: Files travel as they are, the model stays in the worker.
 import type { GenerationResult, StopReason } from "../generate/generate.js";
 import type { GenerateOptions } from "../generate/generate.js";
+import type { ChatOptions } from "../model/model.js";
+import type { ChatMessage } from "../text/chat-template.js";
 import type { PickedFile } from "./folders.js";
 import type { WasmSource } from "./platform.js";
 import type { BackendName } from "../model/backend.js";
@@ -23,9 +25,14 @@ export interface WorkerLoadOptions {
 /** Generation options that cross the worker boundary (the AbortSignal is replaced by a stop message). */
 export type WorkerGenerateOptions = Omit<GenerateOptions, "signal">;
 
+/** Chat options that cross the worker boundary: generation options plus an optional Jinja template. */
+export type WorkerChatOptions = Omit<ChatOptions, "signal">;
+
 export type Request =
   | { type: "load"; id: number; source: ModelSource; options: WorkerLoadOptions }
   | { type: "generate"; id: number; prompt: string; options: WorkerGenerateOptions }
+  /** The assistant's answer to `messages`; a follow-up turn reuses the conversation's KV cache (Model.chat). */
+  | { type: "chat"; id: number; messages: ChatMessage[]; options: WorkerChatOptions }
   /** Stops generation `target` (the running one when absent), even if it has not started yet. */
   | { type: "stop"; id: number; target?: number }
   | { type: "dispose"; id: number };
@@ -68,4 +75,4 @@ export type Reply =
   | { type: "disposed"; id: number }
   | { type: "error"; id: number; message: string };
 
-export type { GenerationResult, StopReason };
+export type { ChatMessage, GenerationResult, StopReason };

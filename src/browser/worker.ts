@@ -1,4 +1,4 @@
-// The model's Web Worker: it owns the Model and answers the page's load / generate / stop / dispose
+// The model's Web Worker: it owns the Model and answers the page's load / generate / chat / stop / dispose
 // messages (protocol.ts), streaming pieces with live stats. The page never blocks: loading, quantizing and
 // every forward pass run here (and in this worker's own thread workers when cross-origin isolated).
 //
@@ -13,7 +13,7 @@ import type { Generation } from "../generate/generate.js";
 import { loadModelInBrowser } from "./load.js";
 import { folderFromFiles, folderFromUrl } from "./folders.js";
 import { canUseThreads } from "./web-worker-spawn.js";
-import type { Reply, Request, WorkerGenerateOptions } from "./protocol.js";
+import type { Reply, Request } from "./protocol.js";
 
 interface Scope {
   postMessage(m: Reply): void;
@@ -63,7 +63,7 @@ async function load(id: number, req: Extract<Request, { type: "load" }>): Promis
   });
 }
 
-async function stream(id: number, start: (m: Model, signal: AbortSignal) => { gen: Generation; promptTokens: number }): Promise<void> {
+async function stream(id: number, start: (m: Model, signal: AbortSignal) => Generation): Promise<void> {
   await loading;
   if (model === null) throw new Error("no model is loaded");
   if (running !== null) throw new Error("a generation is still running: stop it first");
@@ -72,14 +72,14 @@ async function stream(id: number, start: (m: Model, signal: AbortSignal) => { ge
   running = { id, abort };
   try {
     const m = model;
-    const { gen, promptTokens } = start(m, abort.signal);
+    const gen = start(m, abort.signal);
     let generated = 0;
     let tFirst = 0;
     for await (const piece of gen) {
       generated++;
       const now = performance.now();
       if (generated === 1) tFirst = now;
-      const positions = Math.min(promptTokens + generated, m.info.contextLength);
+      const positions = Math.min(gen.promptTokens + generated, m.info.contextLength);
       const kv = kvCacheBytes(m.config, Math.max(1, positions));
       post({
         type: "piece",
@@ -100,10 +100,6 @@ async function stream(id: number, start: (m: Model, signal: AbortSignal) => { ge
   }
 }
 
-function options(o: WorkerGenerateOptions, signal: AbortSignal) {
-  return { ...o, signal };
-}
-
 scope.onmessage = (e: MessageEvent<Request>) => {
   const req = e.data;
   const id = req.id;
@@ -113,11 +109,10 @@ scope.onmessage = (e: MessageEvent<Request>) => {
       loading = load(id, req).catch(fail);
       break;
     case "generate":
-      stream(id, (m, signal) => {
-        if (req.prompt.length === 0) throw new RangeError("the prompt is empty");
-        const ids = m.encode(req.prompt);
-        return { gen: m.generate(ids, options(req.options, signal)), promptTokens: ids.length };
-      }).catch(fail);
+      stream(id, (m, signal) => m.generate(req.prompt, { ...req.options, signal })).catch(fail);
+      break;
+    case "chat":
+      stream(id, (m, signal) => m.chat(req.messages, { ...req.options, signal })).catch(fail);
       break;
     case "stop":
       if (running !== null && (req.target === undefined || req.target === running.id)) running.abort.abort();

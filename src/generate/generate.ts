@@ -164,7 +164,12 @@ export class Generation implements AsyncIterable<Piece> {
   private finished = false;
   private iterated = false;
 
-  constructor(stream: AsyncGenerator<Piece, GenerationResult, undefined>, onEnd: () => void) {
+  constructor(
+    stream: AsyncGenerator<Piece, GenerationResult, undefined>,
+    onEnd: () => void,
+    /** Tokens of the prompt as the model runs it (a chat's rendered template included). */
+    readonly promptTokens: number,
+  ) {
     this.result = (async () => {
       try {
         for (;;) {

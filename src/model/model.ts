@@ -168,7 +168,7 @@ export class Model {
       ids,
       { ...opts, ...sampling, maxNewTokens: opts.maxNewTokens ?? this.defaults.maxNewTokens },
     );
-    return new Generation(stream, () => (this.running = false));
+    return new Generation(stream, () => (this.running = false), ids.length);
   }
 
   private claim(): void {

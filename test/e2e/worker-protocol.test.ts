@@ -1,0 +1,110 @@
+// The model worker's message protocol (src/browser/worker.ts), run on Node: the worker module is imported
+// into this process with postMessage/onmessage on globalThis standing in for a Web Worker's scope. Its
+// generate and chat streams must give what loadModel() gives in Node for the same options, and report
+// positions that count the rendered chat template.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { loadModel } from "../../src/api.js";
+import { wasmBytes } from "../../src/kernels/wasm.js";
+import type { ChatMessage, Reply, Request } from "../../src/browser/protocol.js";
+import { BUNDLED } from "../helpers/model-folder.js";
+
+interface Scope {
+  postMessage(m: Reply): void;
+  onmessage: ((e: { data: Request }) => void) | null;
+}
+const scope = globalThis as unknown as Scope;
+const replies: Reply[] = [];
+let waiting: (() => void) | null = null;
+let nextId = 1;
+type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
+
+/** Sends one request and collects every reply to it until its final one. */
+async function send(req: WithoutId<Request>): Promise<Reply[]> {
+  const id = nextId++;
+  scope.onmessage?.({ data: { ...req, id } as Request });
+  const mine: Reply[] = [];
+  for (;;) {
+    const i = replies.findIndex((r) => r.id === id);
+    if (i < 0) {
+      await new Promise<void>((ok) => (waiting = ok));
+      continue;
+    }
+    const [r] = replies.splice(i, 1);
+    mine.push(r);
+    if (r.type !== "piece" && r.type !== "progress") return mine;
+  }
+}
+
+function final<T extends Reply["type"]>(rs: Reply[], type: T): Extract<Reply, { type: T }> {
+  const last = rs[rs.length - 1];
+  if (last.type === "error") throw new Error(`the worker replied with an error: ${last.message}`);
+  expect(last.type).toBe(type);
+  return last as Extract<Reply, { type: T }>;
+}
+
+const pieces = (rs: Reply[]) => rs.filter((r): r is Extract<Reply, { type: "piece" }> => r.type === "piece");
+
+beforeAll(async () => {
+  scope.postMessage = (m) => {
+    replies.push(m);
+    waiting?.();
+    waiting = null;
+  };
+  await import("../../src/browser/worker.js");
+  const files = readdirSync(BUNDLED).map((f) => ({ path: `model/${f}`, file: new Blob([readFileSync(join(BUNDLED, f))]) }));
+  final(
+    await send({
+      type: "load",
+      source: { files },
+      options: { wasm: { simd: wasmBytes("simd"), relaxed: wasmBytes("relaxed") }, contextLength: 256, threads: 1 },
+    }),
+    "loaded",
+  );
+});
+
+afterAll(async () => {
+  final(await send({ type: "dispose" }), "disposed");
+});
+
+describe("the model worker's protocol", () => {
+  const options = { seed: 7, temperature: 0.8, topK: 40, maxNewTokens: 12 };
+
+  it("generate streams what Model.generate gives, with positions after the prompt", async () => {
+    const rs = await send({ type: "generate", prompt: "ROMEO:", options });
+    const done = final(rs, "done");
+    const m = await loadModel(BUNDLED, { threads: 1, contextLength: 256 });
+    const want = await m.generate("ROMEO:", options).result;
+    await m.dispose();
+    expect(done.result.tokens).toEqual(want.tokens);
+    expect(pieces(rs).map((p) => p.token)).toEqual(want.tokens);
+    expect(pieces(rs).map((p) => p.stats.positions)).toEqual(want.tokens.map((_, i) => want.stats.promptTokens + i + 1));
+  });
+
+  it("chat answers as Model.chat does, and a second turn reuses the conversation's cache", async () => {
+    const m = await loadModel(BUNDLED, { threads: 1, contextLength: 256 });
+    const messages: ChatMessage[] = [{ role: "user", content: "Good morrow, cousin." }];
+    const rs = await send({ type: "chat", messages, options });
+    const first = final(rs, "done").result;
+    const want = await m.chat(messages, options).result;
+    expect(first.tokens).toEqual(want.tokens);
+    expect(first.text).toBe(want.text);
+    // The rendered template is longer than the user's words: positions count it.
+    expect(first.stats.promptTokens).toBeGreaterThan(m.encode("Good morrow, cousin.", false).length);
+    expect(pieces(rs)[0].stats.positions).toBe(first.stats.promptTokens + 1);
+
+    messages.push({ role: "assistant", content: first.text }, { role: "user", content: "What news?" });
+    const second = final(await send({ type: "chat", messages, options }), "done").result;
+    const want2 = await m.chat(messages, options).result;
+    await m.dispose();
+    expect(second.tokens).toEqual(want2.tokens);
+    expect(second.stats.reusedTokens).toBeGreaterThan(first.stats.promptTokens);
+  });
+
+  it("a chat without messages is an error reply, and the worker still answers afterwards", async () => {
+    const rs = await send({ type: "chat", messages: [], options });
+    expect(rs[rs.length - 1]).toMatchObject({ type: "error", message: expect.stringMatching(/no messages/) });
+    expect(final(await send({ type: "generate", prompt: "KING:", options: { ...options, maxNewTokens: 2 } }), "done").result.tokens).toHaveLength(2);
+  });
+});
