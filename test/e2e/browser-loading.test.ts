@@ -11,16 +11,12 @@ import { openHttpSource } from "../../src/model/checkpoint/byte-source.js";
 import { openModel } from "../../src/env/folder.js";
 import { nodeFolder, nodePlatform } from "../../src/env/node.js";
 import { browserPlatform } from "../../src/browser/platform.js";
-import { folderFromFiles, folderFromUrl, type PickedFile } from "../../src/browser/folders.js";
+import { folderFromFiles, folderFromUrl } from "../../src/browser/folders.js";
 import { loadModelInBrowser } from "../../src/browser/load.js";
-import { BUNDLED, modelVariant } from "../helpers/model-folder.js";
+import { BUNDLED, modelVariant, picked } from "../helpers/model-folder.js";
 
 const PROMPT = [1000, 872, 266, 471, 300, 12];
 const WASM = { simd: wasmBytes("simd"), relaxed: wasmBytes("relaxed") };
-
-function picked(dir: string, prefix: string): PickedFile[] {
-  return readdirSync(dir).map((f) => ({ path: `${prefix}/${f}`, file: new Blob([readFileSync(join(dir, f))]) }));
-}
 
 let expected: Float32Array;
 let server: Server;

@@ -3,12 +3,10 @@
 // generate and chat streams must give what loadModel() gives in Node for the same options, and report
 // positions that count the rendered chat template.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
 import { loadModel } from "../../src/api.js";
 import { wasmBytes } from "../../src/kernels/wasm.js";
 import type { ChatMessage, Reply, Request } from "../../src/browser/protocol.js";
-import { BUNDLED } from "../helpers/model-folder.js";
+import { BUNDLED, picked } from "../helpers/model-folder.js";
 
 interface Scope {
   postMessage(m: Reply): void;
@@ -53,11 +51,10 @@ beforeAll(async () => {
     waiting = null;
   };
   await import("../../src/browser/worker.js");
-  const files = readdirSync(BUNDLED).map((f) => ({ path: `model/${f}`, file: new Blob([readFileSync(join(BUNDLED, f))]) }));
   final(
     await send({
       type: "load",
-      source: { files },
+      source: { files: picked(BUNDLED, "model") },
       options: { wasm: { simd: wasmBytes("simd"), relaxed: wasmBytes("relaxed") }, contextLength: 256, threads: 1 },
     }),
     "loaded",

@@ -1,11 +1,17 @@
 // Builds variants of the bundled checkpoint folder in a temporary directory, for loading tests.
-import { copyFileSync, mkdtempSync, writeFileSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { shardedWrite, writeSafetensors, type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
 import { openCheckpoint } from "../../src/env/node.js";
+import type { PickedFile } from "../../src/browser/folders.js";
 
 export const BUNDLED = "models/shakespeare-tiny";
+
+/** The files of `dir` as a browser's folder picker hands them over, under `prefix/`. */
+export function picked(dir: string, prefix: string): PickedFile[] {
+  return readdirSync(dir).map((f) => ({ path: `${prefix}/${f}`, file: new Blob([readFileSync(join(dir, f))]) }));
+}
 
 export interface Variant {
   /** Maps each original tensor to what is written (null drops it). */
