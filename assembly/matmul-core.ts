@@ -2,8 +2,8 @@
 // index.ts: these helpers take v128 parameters, which cannot be wasm exports (AS112, probe pitfall 8).
 //
 // The byte layout is documented once, at Int4Matrix and Int8Activations in src/kernels/layout.ts.
-// One (4-row block, group) of weights is 64 bytes: row i of the block at +16·i, byte j holding element j
-// in its low nibble and element j+16 in its high nibble, each stored as q+8 in 0..15.
+// One (4-row block, group) of weights is 64 bytes: 4 packed vectors, vector p holding bytes e < 4 of row i at
+// +4·i+e, with element 8p+e in the low nibble and 8p+4+e in the high one, each stored as q+8 in 0..15.
 
 /** Bytes of packed nibbles per (4-row block, group of 32). */
 export const BLOCK_GROUP_BYTES: usize = 64;
@@ -23,6 +23,12 @@ const MASKS: usize = memory.data<u8>([
   return v128.load(MASKS, 16);
 }
 
+/** 1 in every i16 lane: pmaddwd against it widens and adds lane pairs. */
+// @ts-ignore: decorator
+@inline function ones16(): v128 {
+  return v128.load(MASKS, 32);
+}
+
 /**
  * Exact integer group sums, corrected for the +8 nibble offset and the activation zero point:
  * dot + (xcorr[g] - z · wsum[row][g]) = Σ q_w · (q_x - z), one i32 lane per row of the block.
@@ -39,91 +45,55 @@ const MASKS: usize = memory.data<u8>([
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), v128.load(scales)));
 }
 
-// ---- relaxed build: i16x8.relaxed_dot_i8x16_i7x16_s on raw int8 activations ----------------------------
-
-/** Per-row i16x8 partial dots for one row of a group: the unsigned nibble is the 7-bit operand. */
-// @ts-ignore: decorator
-@inline export function rowDotRelaxed(lo: v128, hi: v128, x0: v128, x1: v128): v128 {
-  // |lane| <= 2·15·128 per dot, 7680 after the add: no i16 overflow.
-  return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi));
-}
-
-/**
- * Reduces four rows' i16x8 partials (|lane| <= 7680) to one i32x4 of row sums. Pairs are added while still
- * i16 (four partials <= 30720 fit), every shuffle is an unpack V8 emits as a single instruction, and the
- * last step keeps each row's two i16 halves side by side so one pmaddwd against ones widens and adds them.
- */
-// @ts-ignore: decorator
-@inline export function reduceRows16(d0: v128, d1: v128, d2: v128, d3: v128): v128 {
-  const t01 = i16x8.add(i32x4.shuffle(d0, d1, 0, 4, 1, 5), i32x4.shuffle(d0, d1, 2, 6, 3, 7));
-  const t23 = i16x8.add(i32x4.shuffle(d2, d3, 0, 4, 1, 5), i32x4.shuffle(d2, d3, 2, 6, 3, 7));
-  const u = i16x8.add(i64x2.shuffle(t01, t23, 0, 2), i64x2.shuffle(t01, t23, 1, 3));
-  return i32x4.dot_i16x8_s(u, v128.load(MASKS, 32));
-}
-
-/** Σ nibble · x for the 4 rows of one (block, group): i32x4, one lane per row. x0 = x[0..16), x1 = x[16..32). */
-// @ts-ignore: decorator
-@inline export function groupDotRelaxed(w: usize, x0: v128, x1: v128, m: v128): v128 {
-  const v0 = v128.load(w);
-  const v1 = v128.load(w, 16);
-  const v2 = v128.load(w, 32);
-  const v3 = v128.load(w, 48);
-  // i16x8.shr_u + and: V8 lowers i8x16.shr_u to five instructions (probe pitfall 10).
-  return reduceRows16(
-    rowDotRelaxed(v128.and(v0, m), v128.and(i16x8.shr_u(v0, 4), m), x0, x1),
-    rowDotRelaxed(v128.and(v1, m), v128.and(i16x8.shr_u(v1, 4), m), x0, x1),
-    rowDotRelaxed(v128.and(v2, m), v128.and(i16x8.shr_u(v2, 4), m), x0, x1),
-    rowDotRelaxed(v128.and(v3, m), v128.and(i16x8.shr_u(v3, 4), m), x0, x1),
-  );
-}
-
-// ---- baseline build: i32x4.dot_i16x8_s on activations pre-widened to i16 -------------------------------
+// ---- the dots ------------------------------------------------------------------------------------------
 //
-// Read as i16x8, lane k of a row's 16 bytes holds elements 2k (bits 0-3), 2k+16 (4-7), 2k+1 (8-11) and
-// 2k+17 (12-15). Cutting nibbles straight into i16 lanes needs no extends when x is widened in the matching
-// order: xw = x[0,2..14], x[16,18..30], x[1,3..15], x[17,19..31] (see prepare_act).
+// A (block, group) is 4 packed vectors, each holding 4 bytes (8 elements) of each of the 4 rows, so a dot
+// against activations splat to all rows leaves every row's partial in its own lanes: no shuffles.
+// Relaxed build: the vector's low and high nibbles (7-bit operands) meet x[8p..8p+4) and x[8p+4..8p+8) in
+// i16x8.relaxed_dot_i8x16_i7x16_s on raw int8 activations; two i16 lanes per row, widened once per group.
+// Baseline build: read as i16x8, lane l of packed vector p holds 4 nibbles of row l/2 (elements 8p+e, 8p+4+e,
+// 8p+e+1, 8p+5+e in bits 0-3, 4-7, 8-11, 12-15; e = 0 for even l, 2 for odd); each nibble position, cut
+// into i16 lanes, meets one i16 pair of x (xw: per 8 elements x[0,2,4,6,1,3,5,7], see prepare_act) in
+// pmaddwd, which leaves one i32 lane per row.
+// One packed vector per step, in a loop: with a whole group's dots in one block V8 issued every load and
+// cut first and spilled them (the reason blockDot also handles one group per iteration).
 
-/** Σ nibble · x for one row of one group as i32x4 partials. */
+/** s + packed vector `v`'s dots with one token, relaxed: x = x[8p..8p+8) of the group (i16x8, |lane| <= 30720
+ * after a group's 4 steps: 8 dots of 2 products <= 15·128). */
 // @ts-ignore: decorator
-@inline export function rowDotBase(v: v128, xa: v128, xb: v128, xc: v128, xd: v128, m: v128): v128 {
-  const a = v128.and(v, m);
-  const b = v128.and(i16x8.shr_u(v, 4), m);
-  const c = v128.and(i16x8.shr_u(v, 8), m);
-  const d = i16x8.shr_u(v, 12);
-  return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(a, xa), i32x4.dot_i16x8_s(b, xb)),
-    i32x4.add(i32x4.dot_i16x8_s(c, xc), i32x4.dot_i16x8_s(d, xd)),
-  );
+@inline function quadStepRelaxed(s: v128, lo: v128, hi: v128, x: usize): v128 {
+  return i16x8.add(s, i16x8.add(
+    i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x), lo),
+    i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x, 4), hi),
+  ));
 }
 
-/** Transposes and adds four rows' i32x4 partials into one i32x4 of row sums. */
+/** s + packed vector p's dots with one token, baseline: cuts a..d, xw = the 16 widened bytes of the vector. */
 // @ts-ignore: decorator
-@inline export function reduceRows32(e0: v128, e1: v128, e2: v128, e3: v128): v128 {
-  const s01 = i32x4.add(i32x4.shuffle(e0, e1, 0, 4, 1, 5), i32x4.shuffle(e0, e1, 2, 6, 3, 7));
-  const s23 = i32x4.add(i32x4.shuffle(e2, e3, 0, 4, 1, 5), i32x4.shuffle(e2, e3, 2, 6, 3, 7));
-  return i32x4.add(i64x2.shuffle(s01, s23, 0, 2), i64x2.shuffle(s01, s23, 1, 3));
+@inline function quadStepBase(s: v128, a: v128, b: v128, c: v128, d: v128, xw: usize): v128 {
+  return i32x4.add(s, i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(a, v128.load32_splat(xw)), i32x4.dot_i16x8_s(b, v128.load32_splat(xw, 4))),
+    i32x4.add(i32x4.dot_i16x8_s(c, v128.load32_splat(xw, 8)), i32x4.dot_i16x8_s(d, v128.load32_splat(xw, 12))),
+  ));
 }
 
-/** Σ nibble · x for the 4 rows of one (block, group), x pre-widened (xw, 64 bytes per group). */
+/** Low nibbles (relaxed: bytes; baseline: bits 0-3 of each i16 lane). */
 // @ts-ignore: decorator
-@inline export function groupDotBase(w: usize, xw: usize, m: v128): v128 {
-  const xa = v128.load(xw);
-  const xb = v128.load(xw, 16);
-  const xc = v128.load(xw, 32);
-  const xd = v128.load(xw, 48);
-  return reduceRows32(
-    rowDotBase(v128.load(w), xa, xb, xc, xd, m),
-    rowDotBase(v128.load(w, 16), xa, xb, xc, xd, m),
-    rowDotBase(v128.load(w, 32), xa, xb, xc, xd, m),
-    rowDotBase(v128.load(w, 48), xa, xb, xc, xd, m),
-  );
+@inline function cut0(v: v128, m: v128): v128 {
+  return v128.and(v, m);
 }
 
-/** Σ nibble · x for one (block, group) in whichever form this build reads activations. */
+/** The nibbles `bits` up (i16x8.shr_u + and: V8 lowers i8x16.shr_u to five instructions, probe pitfall 10). */
 // @ts-ignore: decorator
-@inline export function groupDot(w: usize, xq: usize, xw: usize, m: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return groupDotRelaxed(w, v128.load(xq), v128.load(xq, 16), m);
-  return groupDotBase(w, xw, m);
+@inline function cut(v: v128, bits: i32, m: v128): v128 {
+  return v128.and(i16x8.shr_u(v, bits), m);
+}
+
+/** The group's i16x8 partials (relaxed) as one i32 per row; the baseline's are already. */
+// @ts-ignore: decorator
+@inline function rowSums(s: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.dot_i16x8_s(s, ones16());
+  return s;
 }
 
 /** Stores the 4 outputs of a block, or only the first `n` when the block holds padding rows. */
@@ -150,7 +120,13 @@ const MASKS: usize = memory.data<u8>([
 ): v128 {
   let acc = f32x4.splat(0);
   for (let g = 0; g < groups; g++) {
-    acc = accumulate(acc, correct(groupDot(w, xq, xw, m), n, load<i32>(xcorr), z), s);
+    let d = i32x4.splat(0);
+    for (let p: usize = 0; p < 64; p += 16) {
+      const v = v128.load(w + p);
+      if (ASC_FEATURE_RELAXED_SIMD) d = quadStepRelaxed(d, cut0(v, m), cut(v, 4, m), xq + (p >>> 1));
+      else d = quadStepBase(d, cut0(v, m), cut(v, 4, m), cut(v, 8, m), i16x8.shr_u(v, 12), xw + p);
+    }
+    acc = accumulate(acc, correct(rowSums(d), n, load<i32>(xcorr), z), s);
     w += 64;
     s += 16;
     n += 8;
@@ -161,47 +137,11 @@ const MASKS: usize = memory.data<u8>([
   return acc;
 }
 
-// ---- GEMM: 4 tokens per pass over a block's weights, each unpacked group reused by all 4 -----------------
-
-// @ts-ignore: decorator
-@inline function stepRelaxed(
-  acc: v128, l0: v128, h0: v128, l1: v128, h1: v128, l2: v128, h2: v128, l3: v128, h3: v128,
-  xq: usize, n: usize, xcorr: i32, z: v128, s: usize,
-): v128 {
-  const x0 = v128.load(xq);
-  const x1 = v128.load(xq, 16);
-  const d = reduceRows16(
-    rowDotRelaxed(l0, h0, x0, x1), rowDotRelaxed(l1, h1, x0, x1),
-    rowDotRelaxed(l2, h2, x0, x1), rowDotRelaxed(l3, h3, x0, x1),
-  );
-  return accumulate(acc, correct(d, n, xcorr, z), s);
-}
-
-// @ts-ignore: decorator
-@inline function dotUnpackedBase(a: v128, b: v128, c: v128, d: v128, xa: v128, xb: v128, xc: v128, xd: v128): v128 {
-  return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(a, xa), i32x4.dot_i16x8_s(b, xb)),
-    i32x4.add(i32x4.dot_i16x8_s(c, xc), i32x4.dot_i16x8_s(d, xd)),
-  );
-}
-
-// @ts-ignore: decorator
-@inline function stepBase(
-  acc: v128,
-  a0: v128, b0: v128, c0: v128, d0: v128, a1: v128, b1: v128, c1: v128, d1: v128,
-  a2: v128, b2: v128, c2: v128, d2: v128, a3: v128, b3: v128, c3: v128, d3: v128,
-  xw: usize, n: usize, xcorr: i32, z: v128, s: usize,
-): v128 {
-  const xa = v128.load(xw);
-  const xb = v128.load(xw, 16);
-  const xc = v128.load(xw, 32);
-  const xd = v128.load(xw, 48);
-  const d = reduceRows32(
-    dotUnpackedBase(a0, b0, c0, d0, xa, xb, xc, xd), dotUnpackedBase(a1, b1, c1, d1, xa, xb, xc, xd),
-    dotUnpackedBase(a2, b2, c2, d2, xa, xb, xc, xd), dotUnpackedBase(a3, b3, c3, d3, xa, xb, xc, xd),
-  );
-  return accumulate(acc, correct(d, n, xcorr, z), s);
-}
+// ---- GEMM: 4 tokens per pass over a block's weights, each unpacked vector reused by all 4 -----------------
+//
+// One packed vector (8 elements of each of the block's 4 rows) at a time: its cuts meet the 4 tokens'
+// activations before the next vector is cut, so the loop holds 2 (relaxed) or 4 (baseline) cuts, 4 partial
+// sums and 4 accumulators, within the 16 xmm registers (unpacking a whole group at once spilled).
 
 /** Loads what storeRows stored (lanes past `n` are 0), never reading beyond the block's real rows. */
 // @ts-ignore: decorator
@@ -225,10 +165,6 @@ export function blockTile4(
   xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize, first: bool, last: bool,
 ): void {
   const m = nibbleMask();
-  const z0 = v128.load32_splat(xz);
-  const z1 = v128.load32_splat(xz, 4);
-  const z2 = v128.load32_splat(xz, 8);
-  const z3 = v128.load32_splat(xz, 12);
   const qs = <usize>cols;
   const ws = <usize>cols << 1;
   const cs = <usize>(cols >>> 5) << 2;
@@ -244,49 +180,36 @@ export function blockTile4(
     acc3 = loadRows(y + 3 * ys, rowsInBlock);
   }
   for (let g = 0; g < groups; g++) {
-    const v0 = v128.load(w);
-    const v1 = v128.load(w, 16);
-    const v2 = v128.load(w, 32);
-    const v3 = v128.load(w, 48);
-    if (ASC_FEATURE_RELAXED_SIMD) {
-      const l0 = v128.and(v0, m);
-      const h0 = v128.and(i16x8.shr_u(v0, 4), m);
-      const l1 = v128.and(v1, m);
-      const h1 = v128.and(i16x8.shr_u(v1, 4), m);
-      const l2 = v128.and(v2, m);
-      const h2 = v128.and(i16x8.shr_u(v2, 4), m);
-      const l3 = v128.and(v3, m);
-      const h3 = v128.and(i16x8.shr_u(v3, 4), m);
-      acc0 = stepRelaxed(acc0, l0, h0, l1, h1, l2, h2, l3, h3, xq, n, load<i32>(xcorr), z0, s);
-      acc1 = stepRelaxed(acc1, l0, h0, l1, h1, l2, h2, l3, h3, xq + qs, n, load<i32>(xcorr + cs), z1, s);
-      acc2 = stepRelaxed(acc2, l0, h0, l1, h1, l2, h2, l3, h3, xq + 2 * qs, n, load<i32>(xcorr + 2 * cs), z2, s);
-      acc3 = stepRelaxed(acc3, l0, h0, l1, h1, l2, h2, l3, h3, xq + 3 * qs, n, load<i32>(xcorr + 3 * cs), z3, s);
-    } else {
-      const a0 = v128.and(v0, m);
-      const b0 = v128.and(i16x8.shr_u(v0, 4), m);
-      const c0 = v128.and(i16x8.shr_u(v0, 8), m);
-      const d0 = i16x8.shr_u(v0, 12);
-      const a1 = v128.and(v1, m);
-      const b1 = v128.and(i16x8.shr_u(v1, 4), m);
-      const c1 = v128.and(i16x8.shr_u(v1, 8), m);
-      const d1 = i16x8.shr_u(v1, 12);
-      const a2 = v128.and(v2, m);
-      const b2 = v128.and(i16x8.shr_u(v2, 4), m);
-      const c2 = v128.and(i16x8.shr_u(v2, 8), m);
-      const d2 = i16x8.shr_u(v2, 12);
-      const a3 = v128.and(v3, m);
-      const b3 = v128.and(i16x8.shr_u(v3, 4), m);
-      const c3 = v128.and(i16x8.shr_u(v3, 8), m);
-      const d3 = i16x8.shr_u(v3, 12);
-      acc0 = stepBase(acc0, a0, b0, c0, d0, a1, b1, c1, d1, a2, b2, c2, d2, a3, b3, c3, d3,
-        xw, n, load<i32>(xcorr), z0, s);
-      acc1 = stepBase(acc1, a0, b0, c0, d0, a1, b1, c1, d1, a2, b2, c2, d2, a3, b3, c3, d3,
-        xw + ws, n, load<i32>(xcorr + cs), z1, s);
-      acc2 = stepBase(acc2, a0, b0, c0, d0, a1, b1, c1, d1, a2, b2, c2, d2, a3, b3, c3, d3,
-        xw + 2 * ws, n, load<i32>(xcorr + 2 * cs), z2, s);
-      acc3 = stepBase(acc3, a0, b0, c0, d0, a1, b1, c1, d1, a2, b2, c2, d2, a3, b3, c3, d3,
-        xw + 3 * ws, n, load<i32>(xcorr + 3 * cs), z3, s);
+    let s0 = i32x4.splat(0);
+    let s1 = i32x4.splat(0);
+    let s2 = i32x4.splat(0);
+    let s3 = i32x4.splat(0);
+    for (let p: usize = 0; p < 64; p += 16) {
+      const v = v128.load(w + p);
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        const lo = cut0(v, m);
+        const hi = cut(v, 4, m);
+        const xp = xq + (p >>> 1);
+        s0 = quadStepRelaxed(s0, lo, hi, xp);
+        s1 = quadStepRelaxed(s1, lo, hi, xp + qs);
+        s2 = quadStepRelaxed(s2, lo, hi, xp + 2 * qs);
+        s3 = quadStepRelaxed(s3, lo, hi, xp + 3 * qs);
+      } else {
+        const a = cut0(v, m);
+        const b = cut(v, 4, m);
+        const c = cut(v, 8, m);
+        const d = i16x8.shr_u(v, 12);
+        const xp = xw + p;
+        s0 = quadStepBase(s0, a, b, c, d, xp);
+        s1 = quadStepBase(s1, a, b, c, d, xp + ws);
+        s2 = quadStepBase(s2, a, b, c, d, xp + 2 * ws);
+        s3 = quadStepBase(s3, a, b, c, d, xp + 3 * ws);
+      }
     }
+    acc0 = accumulate(acc0, correct(rowSums(s0), n, load<i32>(xcorr), v128.load32_splat(xz)), s);
+    acc1 = accumulate(acc1, correct(rowSums(s1), n, load<i32>(xcorr + cs), v128.load32_splat(xz, 4)), s);
+    acc2 = accumulate(acc2, correct(rowSums(s2), n, load<i32>(xcorr + 2 * cs), v128.load32_splat(xz, 8)), s);
+    acc3 = accumulate(acc3, correct(rowSums(s3), n, load<i32>(xcorr + 3 * cs), v128.load32_splat(xz, 12)), s);
     w += 64;
     s += 16;
     n += 8;

@@ -61,7 +61,8 @@ export function quantize_act(
 /**
  * From xq (int8 [tokens][cols]) derives xcorr (i32 [tokens][cols/32], -8 · Σ q_x over the group: the
  * correction for weights stored as q+8) and, in the baseline build only, xw (i16 [tokens][cols], each
- * group widened and reordered to match the nibble order of the packed weights, see matmul-core.ts).
+ * run of 8 widened and reordered to x[0,2,4,6,1,3,5,7], the nibble order of the packed weights, see
+ * matmul-core.ts).
  */
 export function prepare_act(tokens: i32, cols: i32, xq: usize, xw: usize, xcorr: usize): void {
   const groups = tokens * (cols >>> 5);
@@ -74,10 +75,15 @@ export function prepare_act(tokens: i32, cols: i32, xq: usize, xw: usize, xcorr:
     const sum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
     store<i32>(xcorr, -8 * sum);
     if (!ASC_FEATURE_RELAXED_SIMD) {
-      v128.store(xw, i16x8.shr_s(i16x8.shl(x0, 8), 8));
-      v128.store(xw, i16x8.shr_s(i16x8.shl(x1, 8), 8), 16);
-      v128.store(xw, i16x8.shr_s(x0, 8), 32);
-      v128.store(xw, i16x8.shr_s(x1, 8), 48);
+      // Per 8 elements: the 4 even ones, then the 4 odd ones, as i16 (the order the nibbles sit in i16 lanes).
+      const e0 = i16x8.shr_s(i16x8.shl(x0, 8), 8);
+      const o0 = i16x8.shr_s(x0, 8);
+      const e1 = i16x8.shr_s(i16x8.shl(x1, 8), 8);
+      const o1 = i16x8.shr_s(x1, 8);
+      v128.store(xw, i64x2.shuffle(e0, o0, 0, 2));
+      v128.store(xw, i64x2.shuffle(e0, o0, 1, 3), 16);
+      v128.store(xw, i64x2.shuffle(e1, o1, 0, 2), 32);
+      v128.store(xw, i64x2.shuffle(e1, o1, 1, 3), 48);
     }
     xq += 32;
     xw += 64;

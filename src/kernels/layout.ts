@@ -21,11 +21,13 @@ export interface Int4Weights {
  * one sequential stream; a row-major multi-row GEMV collapses to a third of the speed when weights stream
  * from DRAM, see wasm-kernel-probe.md §4.2). With G = cols/32 and B = ceil(rows/4) blocks:
  *
- *   qs     u8  [B][G][4][16]  byte j of row-slot i in (block b, group g) holds q[4b+i][32g+j] + 8 in its low
- *                             nibble and q[4b+i][32g+16+j] + 8 in its high nibble (64 B per block and group)
- *   scales f32 [B][G][4]      s[4b+i][g]
- *   sums   i16 [B][G][4]      Σ_{j<32} q[4b+i][32g+j], in [-256, 224]: folds the activation zero point in
- *                             exactly, per group
+ *   qs     u8  [B][G][4][4][4]  per (block b, group g), packed vector p < 4, row-slot i < 4, byte e < 4:
+ *                               q[4b+i][32g+8p+e] + 8 in the low nibble, q[4b+i][32g+8p+4+e] + 8 in the high
+ *                               one (64 B per block and group). Each 16-byte vector holds 4 bytes of every
+ *                               row, so the kernels' dots leave each row's sum in its own lanes (no shuffles)
+ *   scales f32 [B][G][4]        s[4b+i][g]
+ *   sums   i16 [B][G][4]        Σ_{j<32} q[4b+i][32g+j], in [-256, 224]: folds the activation zero point in
+ *                               exactly, per group
  *
  * Padding rows (rows not a multiple of 4) hold q = 0 (nibble 8), scale 0 and sum 0; their outputs are
  * never written. Each region starts on a 64-byte boundary. A GEMV streams 0.6875 bytes per weight.
@@ -58,9 +60,9 @@ export class Int4Matrix {
  * setActivations in matmul.ts). With G = cols/32:
  *
  *   q      i8  [tokens][cols]  q = clamp(roundHalfEven(x / scale) + zero, -128, 127)
- *   wide   i16 [tokens][cols]  baseline build only: each group of 32 widened and reordered to
- *                              x[0,2..14], x[16,18..30], x[1,3..15], x[17,19..31] (the nibble order of il4
- *                              bytes read as i16 lanes); the relaxed build neither writes nor reads it
+ *   wide   i16 [tokens][cols]  baseline build only: each run of 8 widened and reordered to
+ *                              x[0,2,4,6,1,3,5,7] (the nibble order of il4 bytes read as i16 lanes); the
+ *                              relaxed build neither writes nor reads it
  *   corr   i32 [tokens][G]     -8 · Σ q over the group (corrects for the weights' +8 nibble offset)
  *   scale  f32 [tokens]
  *   zero   i32 [tokens]        in [-128, 127]
@@ -99,6 +101,14 @@ export function requireShape(fn: string, count: number, cols: number, countName:
   }
 }
 
+/**
+ * Address of byte e of packed vector p for one (block, group, row-slot): slot = (block·G + group)·4 + row-slot.
+ * It holds the row's elements 8p+e (low nibble) and 8p+4+e (high nibble) of the group.
+ */
+function nibbleByte(qsPtr: number, slot: number, p: number, e: number): number {
+  return qsPtr + (slot >> 2) * 64 + p * 16 + (slot & 3) * 4 + e;
+}
+
 /** Reserves an il4 matrix in the arena, padding rows already set; fill it with writeInt4Rows. */
 export function allocInt4Matrix(k: WasmKernels, rows: number, cols: number): Int4Matrix {
   requireShape("allocInt4Matrix", rows, cols, "rows");
@@ -113,7 +123,7 @@ export function allocInt4Matrix(k: WasmKernels, rows: number, cols: number): Int
   for (let r = rows; r < m.blocks * 4; r++) {
     for (let g = 0; g < m.groups; g++) {
       const slot = ((r >> 2) * m.groups + g) * 4 + (r & 3);
-      u8.fill(0x88, qsPtr + slot * 16, qsPtr + slot * 16 + 16);
+      for (let p = 0; p < 4; p++) u8.fill(0x88, nibbleByte(qsPtr, slot, p, 0), nibbleByte(qsPtr, slot, p, 4));
       f32[(scalesPtr >> 2) + slot] = 0;
       i16[slot] = 0;
     }
@@ -144,18 +154,17 @@ export function writeInt4Rows(k: WasmKernels, m: Int4Matrix, row0: number, w: In
     const r = row0 + lr;
     for (let g = 0; g < groups; g++) {
       const slot = ((r >> 2) * groups + g) * 4 + (r & 3);
-      const out = m.qsPtr + slot * 16;
       const base = lr * cols + g * GROUP;
       let sum = 0;
-      for (let j = 0; j < 16; j++) {
-        const lo = q[base + j];
-        const hi = q[base + 16 + j];
-        if (lo < -8 || lo > 7 || hi < -8 || hi > 7) {
-          const c = lo < -8 || lo > 7 ? g * GROUP + j : g * GROUP + 16 + j;
-          throw new RangeError(`writeInt4Rows: q[${r}][${c}] = ${q[lr * cols + c]} is outside the int4 range [-8, 7]`);
+      for (let j = 0; j < GROUP; j++) {
+        const v = q[base + j];
+        if (v < -8 || v > 7) throw new RangeError(`writeInt4Rows: q[${r}][${g * GROUP + j}] = ${v} is outside the int4 range [-8, 7]`);
+        sum += v;
+      }
+      for (let p = 0; p < 4; p++) {
+        for (let e = 0; e < 4; e++) {
+          u8[nibbleByte(m.qsPtr, slot, p, e)] = (q[base + 8 * p + e] + 8) | ((q[base + 8 * p + 4 + e] + 8) << 4);
         }
-        u8[out + j] = (lo + 8) | ((hi + 8) << 4);
-        sum += lo + hi;
       }
       f32[(m.scalesPtr >> 2) + slot] = scales[lr * groups + g];
       i16[slot] = sum;
@@ -183,12 +192,13 @@ export function dequantizeRowInto(k: WasmKernels, m: Int4Matrix, row: number, pt
   for (let g = 0; g < groups; g++) {
     const slot = ((row >> 2) * groups + g) * 4 + (row & 3);
     const s = f32[(m.scalesPtr >> 2) + slot];
-    const src = m.qsPtr + slot * 16;
     const dst = (ptr >> 2) + g * GROUP;
-    for (let j = 0; j < 16; j++) {
-      const b = u8[src + j];
-      f32[dst + j] = ((b & 15) - 8) * s;
-      f32[dst + 16 + j] = ((b >> 4) - 8) * s;
+    for (let p = 0; p < 4; p++) {
+      for (let e = 0; e < 4; e++) {
+        const b = u8[nibbleByte(m.qsPtr, slot, p, e)];
+        f32[dst + 8 * p + e] = ((b & 15) - 8) * s;
+        f32[dst + 8 * p + 4 + e] = ((b >> 4) - 8) * s;
+      }
     }
   }
 }
