@@ -1,10 +1,10 @@
 // Dynamic asymmetric per-token int8 quantization of activations (torchao 8da4w), plus the per-group
 // values the int4 kernels need. Twin: quantizeActivationsRef in src/kernels/matmul.ts.
+import { ROUND_MAGIC } from "./simd-util";
 
 /** torch.finfo(float32).eps: the recipe's lower clamp on the scale, so an all-zero row gets s = eps, q = z. */
 const SCALE_MIN: f32 = 1.1920928955078125e-7;
-/** 1.5·2^23 and its bit pattern (0x4B400000): see quantize_act. */
-const ROUND_MAGIC: f32 = 12582912.0;
+/** The bit pattern of ROUND_MAGIC (1.5·2^23): see quantize_act. */
 const ROUND_MAGIC_BITS: i32 = 0x4b400000;
 
 /**

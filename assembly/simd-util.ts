@@ -32,7 +32,8 @@
 const EXP_LO: f32 = -87.0;
 const EXP_HI: f32 = 88.0;
 const LOG2E: f32 = 1.44269504088896341;
-const ROUND_MAGIC: f32 = 12582912.0;
+/** 1.5·2^23: adding it rounds an f32 of magnitude below 2^22 to an integer (half to even) in the low mantissa bits. */
+export const ROUND_MAGIC: f32 = 12582912.0;
 const LN2_HI: f32 = 0.693359375;
 const LN2_LO: f32 = -2.12194440e-4;
 const P0: f32 = 1.9875691500e-4;
