@@ -29,16 +29,6 @@ const MASKS: usize = memory.data<u8>([
   return v128.load(MASKS, 32);
 }
 
-/**
- * Exact integer group sums, corrected for the +8 nibble offset and the activation zero point:
- * dot + (xcorr[g] - z · wsum[row][g]) = Σ q_w · (q_x - z), one i32 lane per row of the block.
- */
-// @ts-ignore: decorator
-@inline export function correct(dot: v128, wsum: usize, xcorr: i32, z: v128): v128 {
-  const ws = v128.load16x4_s(wsum);
-  return i32x4.add(dot, i32x4.sub(i32x4.splat(xcorr), i32x4.mul(ws, z)));
-}
-
 /** acc + f32(isum) · scales; one rounding for the product and one for the sum, in every build. */
 // @ts-ignore: decorator
 @inline export function accumulate(acc: v128, isum: v128, scales: usize): v128 {
@@ -58,8 +48,9 @@ const MASKS: usize = memory.data<u8>([
 // One packed vector per step, in a loop: with a whole group's dots in one block V8 issued every load and
 // cut first and spilled them (the reason blockDot also handles one group per iteration).
 
-/** s + packed vector `v`'s dots with one token, relaxed: x = x[8p..8p+8) of the group (i16x8, |lane| <= 30720
- * after a group's 4 steps: 8 dots of 2 products <= 15·128). */
+/** s + packed vector `v`'s dots with one token, relaxed: x = x[8p..8p+8) of the group. The i16 adds wrap, and
+ * a lane ends at Σ q_w · q_x over its 16 elements (it starts at -8 · Σ q_x over them), |·| <= 16·8·128 =
+ * 16384, so the wrapped sum is exact; no dot saturates (2 products <= 15·128 each). */
 // @ts-ignore: decorator
 @inline function quadStepRelaxed(s: v128, lo: v128, hi: v128, x: usize): v128 {
   return i16x8.add(s, i16x8.add(
@@ -109,32 +100,40 @@ const MASKS: usize = memory.data<u8>([
 }
 
 /**
- * Σ_g s[row][g] · Σ q_w · (q_x - z) for the 4 rows of one block and one token, accumulated over the groups
- * in order (the twin adds in the same order). One group per iteration: unrolled by two, V8 issued both
- * groups' loads and nibble cuts ahead of the dots and spilled most of them to the stack (the baseline
- * GEMV ran at 9.3 GB/s that way, 14.5 GB/s this way; relaxed about the same).
+ * Σ_g s[row][g] · Σ q_w · q_x for the 4 rows of one block and one token, accumulated over the groups in order
+ * (the twin adds in the same order). Each group's partial starts from the token's correction word (xcorr),
+ * which takes the weights' +8 nibble offset back out, so the group sum is exact with no epilogue. One group
+ * per iteration: unrolled by two, V8 issued both groups' loads and nibble cuts ahead of the dots and spilled
+ * most of them to the stack (the baseline GEMV ran at 9.3 GB/s that way, 14.5 GB/s this way).
  */
 // @ts-ignore: decorator
-@inline export function blockDot(
-  w: usize, s: usize, n: usize, groups: i32, xq: usize, xw: usize, xcorr: usize, z: v128, m: v128,
-): v128 {
+@inline export function blockDot(w: usize, s: usize, groups: i32, xq: usize, xw: usize, xcorr: usize, m: v128): v128 {
   let acc = f32x4.splat(0);
   for (let g = 0; g < groups; g++) {
-    let d = i32x4.splat(0);
+    let d = v128.load32_splat(xcorr);
     for (let p: usize = 0; p < 64; p += 16) {
       const v = v128.load(w + p);
       if (ASC_FEATURE_RELAXED_SIMD) d = quadStepRelaxed(d, cut0(v, m), cut(v, 4, m), xq + (p >>> 1));
       else d = quadStepBase(d, cut0(v, m), cut(v, 4, m), cut(v, 8, m), i16x8.shr_u(v, 12), xw + p);
     }
-    acc = accumulate(acc, correct(rowSums(d), n, load<i32>(xcorr), z), s);
+    acc = accumulate(acc, rowSums(d), s);
     w += 64;
     s += 16;
-    n += 8;
     xq += 32;
     xw += 64;
     xcorr += 4;
   }
   return acc;
+}
+
+/**
+ * The block's outputs for one token from its accumulated group sums: s_x · (acc - z · wsum), wsum being the
+ * rows' dequantized weight sums (Σ_g s_w · Σ q_w), which carry the activation zero point in one step.
+ */
+// @ts-ignore: decorator
+@inline export function finish(acc: v128, wsum: usize, xs: usize, xz: usize): v128 {
+  const z = f32x4.convert_i32x4_s(v128.load32_splat(xz));
+  return f32x4.mul(f32x4.sub(acc, f32x4.mul(z, v128.load(wsum))), v128.load32_splat(xs));
 }
 
 // ---- GEMM: 4 tokens per pass over a block's weights, each unpacked vector reused by all 4 -----------------
@@ -157,11 +156,11 @@ const MASKS: usize = memory.data<u8>([
 /**
  * One 4-row block times tokens t..t+3, over `groups` groups starting at the given pointers (a column chunk):
  * writes y[t+j][rows of the block] for j < 4. Chunks after the first continue from the unscaled sums left
- * in y, and only the last applies s_x, so chunking changes no rounding. Strides: xq cols bytes per token,
- * xw 2·cols, xcorr 4·(cols/32), y 4·ldy (ldy = the output's row stride in floats).
+ * in y, and only the last applies the zero point and s_x (finish), so chunking changes no rounding. Strides:
+ * xq cols bytes per token, xw 2·cols, xcorr 4·(cols/32), y 4·ldy (ldy = the output's row stride in floats).
  */
 export function blockTile4(
-  w: usize, s: usize, n: usize, groups: i32, cols: i32, ldy: i32, rowsInBlock: i32,
+  w: usize, s: usize, wsum: usize, groups: i32, cols: i32, ldy: i32, rowsInBlock: i32,
   xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize, first: bool, last: bool,
 ): void {
   const m = nibbleMask();
@@ -180,10 +179,10 @@ export function blockTile4(
     acc3 = loadRows(y + 3 * ys, rowsInBlock);
   }
   for (let g = 0; g < groups; g++) {
-    let s0 = i32x4.splat(0);
-    let s1 = i32x4.splat(0);
-    let s2 = i32x4.splat(0);
-    let s3 = i32x4.splat(0);
+    let s0 = v128.load32_splat(xcorr);
+    let s1 = v128.load32_splat(xcorr + cs);
+    let s2 = v128.load32_splat(xcorr + 2 * cs);
+    let s3 = v128.load32_splat(xcorr + 3 * cs);
     for (let p: usize = 0; p < 64; p += 16) {
       const v = v128.load(w + p);
       if (ASC_FEATURE_RELAXED_SIMD) {
@@ -206,13 +205,12 @@ export function blockTile4(
         s3 = quadStepBase(s3, a, b, c, d, xp + 3 * ws);
       }
     }
-    acc0 = accumulate(acc0, correct(rowSums(s0), n, load<i32>(xcorr), v128.load32_splat(xz)), s);
-    acc1 = accumulate(acc1, correct(rowSums(s1), n, load<i32>(xcorr + cs), v128.load32_splat(xz, 4)), s);
-    acc2 = accumulate(acc2, correct(rowSums(s2), n, load<i32>(xcorr + 2 * cs), v128.load32_splat(xz, 8)), s);
-    acc3 = accumulate(acc3, correct(rowSums(s3), n, load<i32>(xcorr + 3 * cs), v128.load32_splat(xz, 12)), s);
+    acc0 = accumulate(acc0, rowSums(s0), s);
+    acc1 = accumulate(acc1, rowSums(s1), s);
+    acc2 = accumulate(acc2, rowSums(s2), s);
+    acc3 = accumulate(acc3, rowSums(s3), s);
     w += 64;
     s += 16;
-    n += 8;
     xq += 32;
     xw += 64;
     xcorr += 4;
@@ -224,8 +222,8 @@ export function blockTile4(
     storeRows(y + 3 * ys, acc3, rowsInBlock);
     return;
   }
-  storeRows(y, f32x4.mul(acc0, v128.load32_splat(xs)), rowsInBlock);
-  storeRows(y + ys, f32x4.mul(acc1, v128.load32_splat(xs, 4)), rowsInBlock);
-  storeRows(y + 2 * ys, f32x4.mul(acc2, v128.load32_splat(xs, 8)), rowsInBlock);
-  storeRows(y + 3 * ys, f32x4.mul(acc3, v128.load32_splat(xs, 12)), rowsInBlock);
+  storeRows(y, finish(acc0, wsum, xs, xz), rowsInBlock);
+  storeRows(y + ys, finish(acc1, wsum, xs + 4, xz + 4), rowsInBlock);
+  storeRows(y + 2 * ys, finish(acc2, wsum, xs + 8, xz + 8), rowsInBlock);
+  storeRows(y + 3 * ys, finish(acc3, wsum, xs + 12, xz + 12), rowsInBlock);
 }

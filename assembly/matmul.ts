@@ -2,9 +2,10 @@
 // Raw pointers in, nothing allocated. Layouts: Int4Matrix and Int8Activations in src/kernels/layout.ts;
 // scalar twins and typed wrappers: src/kernels/matmul.ts.
 //
-// Both builds compute y[t][r] = s_x[t] · Σ_g s_w[r][g] · Σ_{i∈g} q_w[r][i] · (q_x[t][i] - z[t]) with
-// exact i32 group sums and the same f32 operations in the same order, so they agree bit for bit.
-import { blockDot, blockTile4, nibbleMask, storeRows } from "./matmul-core";
+// Both builds compute y[t][r] = s_x[t] · (Σ_g s_w[r][g] · Σ_{i∈g} q_w[r][i] · q_x[t][i] - z[t] · wsum[r]) with
+// exact i32 group sums and the same f32 operations in the same order, so they agree bit for bit
+// (wsum[r] = Σ_g s_w[r][g] · Σ_{i∈g} q_w[r][i], the row's dequantized weight sum, computed at load).
+import { blockDot, blockTile4, finish, nibbleMask, storeRows } from "./matmul-core";
 export { quantize_act, prepare_act } from "./quant-act";
 
 /** 1 in the relaxed-SIMD build, 0 in the baseline SIMD128 build. */
@@ -13,7 +14,7 @@ export function kernel_variant(): i32 {
 }
 
 /**
- * y[r] for one token, r < rows. wq/ws/wsum: the matrix's nibble, scale and weight-sum regions;
+ * y[r] for one token, r < rows. wq/ws/wsum: the matrix's nibble, scale and row-sum regions;
  * xq/xw/xcorr/xs/xz: the token's int8 values, widened copy, group corrections, scale and zero point.
  */
 export function gemv_i4i8(
@@ -23,14 +24,12 @@ export function gemv_i4i8(
   const m = nibbleMask();
   const groups = cols >>> 5;
   const blocks = (rows + 3) >>> 2;
-  const z = v128.load32_splat(xz);
-  const sx = v128.load32_splat(xs);
   for (let b = 0; b < blocks; b++) {
-    const acc = blockDot(wq, ws, wsum, groups, xq, xw, xcorr, z, m);
-    storeRows(y + (<usize>b << 4), f32x4.mul(acc, sx), rows - (b << 2));
+    const acc = blockDot(wq, ws, groups, xq, xw, xcorr, m);
+    storeRows(y + (<usize>b << 4), finish(acc, wsum, xs, xz), rows - (b << 2));
     wq += <usize>groups << 6;
     ws += <usize>groups << 4;
-    wsum += <usize>groups << 3;
+    wsum += 16;
   }
 }
 
@@ -71,7 +70,7 @@ export function gemm_i4i8_ld(
       const g = <usize>g0;
       for (let t = 0; t < tiled; t += 4) {
         blockTile4(
-          wq + (g << 6), ws + (g << 4), wsum + (g << 3), n, cols, ldy, rowsInBlock,
+          wq + (g << 6), ws + (g << 4), wsum, n, cols, ldy, rowsInBlock,
           xq + <usize>t * cols + (g << 5), xw + (<usize>t * cols << 1) + (g << 6), xcorr + (<usize>t * groups << 2) + (g << 2),
           xs + (<usize>t << 2), xz + (<usize>t << 2), yb + <usize>t * ys, g0 == 0, g0 + n >= groups,
         );
@@ -79,15 +78,13 @@ export function gemm_i4i8_ld(
     }
     for (let t = tiled; t < tokens; t++) {
       const acc = blockDot(
-        wq, ws, wsum, groups,
-        xq + <usize>t * cols, xw + (<usize>t * cols << 1), xcorr + (<usize>t * groups << 2),
-        v128.load32_splat(xz + (<usize>t << 2)), m,
+        wq, ws, groups, xq + <usize>t * cols, xw + (<usize>t * cols << 1), xcorr + (<usize>t * groups << 2), m,
       );
-      storeRows(yb + <usize>t * ys, f32x4.mul(acc, v128.load32_splat(xs + (<usize>t << 2))), rowsInBlock);
+      storeRows(yb + <usize>t * ys, finish(acc, wsum, xs + (<usize>t << 2), xz + (<usize>t << 2)), rowsInBlock);
     }
     wq += <usize>groups << 6;
     ws += <usize>groups << 4;
-    wsum += <usize>groups << 3;
+    wsum += 16;
   }
 }
 

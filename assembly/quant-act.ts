@@ -68,22 +68,28 @@ export function quantize_act(
 }
 
 /**
- * From xq (int8 [tokens][cols]) derives xcorr (i32 [tokens][cols/32], -8 · Σ q_x over the group: the
- * correction for weights stored as q+8) and, in the baseline build only, xw (i16 [tokens][cols], each
- * run of 8 widened and reordered to x[0,2,4,6,1,3,5,7], the nibble order of the packed weights, see
- * matmul-core.ts).
+ * From xq (int8 [tokens][cols]) derives xcorr, one 32-bit word per (token, group): the value the kernels'
+ * group partials start from, -8 · Σ q_x, which takes the weights' +8 nibble offset back out. Relaxed build:
+ * two i16 halves, for the partial's two lanes per row (elements j of the group with j % 4 < 2 in the low
+ * half, the rest in the high one; see quadStepRelaxed in matmul-core.ts). Baseline build: one i32, plus xw
+ * (i16 [tokens][cols], each run of 8 widened and reordered to x[0,2,4,6,1,3,5,7], the nibble order of the
+ * packed weights read as i16 lanes).
  */
 export function prepare_act(tokens: i32, cols: i32, xq: usize, xw: usize, xcorr: usize): void {
   const groups = tokens * (cols >>> 5);
   for (let g = 0; g < groups; g++) {
     const x0 = v128.load(xq);
     const x1 = v128.load(xq, 16);
-    const s = i32x4.extadd_pairwise_i16x8_s(
-      i16x8.add(i16x8.extadd_pairwise_i8x16_s(x0), i16x8.extadd_pairwise_i8x16_s(x1)),
-    );
-    const sum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
-    store<i32>(xcorr, -8 * sum);
-    if (!ASC_FEATURE_RELAXED_SIMD) {
+    // i16 lane l: the sum of elements 2l, 2l+1 and 16+2l, 16+2l+1; even lanes hold j % 4 < 2.
+    const pairs = i16x8.add(i16x8.extadd_pairwise_i8x16_s(x0), i16x8.extadd_pairwise_i8x16_s(x1));
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      // Fold lanes l and l+4, then l and l+2: lanes 0 and 1 end with the two halves' sums (|·| <= 2048).
+      const h = i16x8.add(pairs, i64x2.shuffle(pairs, pairs, 1, 0));
+      const q = i16x8.add(h, i32x4.shuffle(h, h, 1, 0, 3, 2));
+      store<i32>(xcorr, i32x4.extract_lane(i16x8.mul(q, i16x8.splat(-8)), 0));
+    } else {
+      const s = i32x4.extadd_pairwise_i16x8_s(pairs);
+      store<i32>(xcorr, -8 * (i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3)));
       // Per 8 elements: the 4 even ones, then the 4 odd ones, as i16 (the order the nibbles sit in i16 lanes).
       const e0 = i16x8.shr_s(i16x8.shl(x0, 8), 8);
       const o0 = i16x8.shr_s(x0, 8);

@@ -206,10 +206,14 @@ async function runBuild(dir: string, simd: SimdMode, opts: { prefill: boolean; b
       engines.push({ engine, label: { build, layout: "hybrid", threads: t } });
     }
     if (!results.weightBytesPerToken) {
-      // 30 layers x (q|k|v, o, gate|up, down) + the tied head, 0.6875 B per weight (int4 + f32 scale + i16 sum).
+      // 30 layers x (q|k|v, o, gate|up, down) + the tied head: 0.625 B per weight (int4 + f32 group scale)
+      // and 4 B per row (its f32 weight sum).
       const c = config;
-      const perLayer = (c.numHeads + 2 * c.numKvHeads) * c.headDim * c.hiddenSize + c.numHeads * c.headDim * c.hiddenSize + 3 * c.intermediateSize * c.hiddenSize;
-      results.weightBytesPerToken = (c.numLayers * perLayer + c.vocabSize * c.hiddenSize) * 0.6875;
+      const qkvRows = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+      const perLayer = qkvRows * c.hiddenSize + c.numHeads * c.headDim * c.hiddenSize + 3 * c.intermediateSize * c.hiddenSize;
+      const rowsPerLayer = qkvRows + c.hiddenSize + 2 * c.intermediateSize + c.hiddenSize;
+      results.weightBytesPerToken =
+        (c.numLayers * perLayer + c.vocabSize * c.hiddenSize) * 0.625 + (c.numLayers * rowsPerLayer + c.vocabSize) * 4;
     }
 
     if (!flag("--no-roofline")) console.log(`\nroofline: v128 loads over ${ROOFLINE_BYTES >> 20} MiB of Wasm memory`);

@@ -26,11 +26,13 @@ export interface Int4Weights {
  *                               one (64 B per block and group). Each 16-byte vector holds 4 bytes of every
  *                               row, so the kernels' dots leave each row's sum in its own lanes (no shuffles)
  *   scales f32 [B][G][4]        s[4b+i][g]
- *   sums   i16 [B][G][4]        Σ_{j<32} q[4b+i][32g+j], in [-256, 224]: folds the activation zero point in
- *                               exactly, per group
+ *   wsum   f32 [B][4]           the row's dequantized weight sum, acc = 0; for g in order:
+ *                               acc = f32(acc + f32(s[r][g] · Σ_{j<32} q[r][32g+j])). The kernels take the
+ *                               activation zero point out with it once per output (z · wsum), not per group
  *
- * Padding rows (rows not a multiple of 4) hold q = 0 (nibble 8), scale 0 and sum 0; their outputs are
- * never written. Each region starts on a 64-byte boundary. A GEMV streams 0.6875 bytes per weight.
+ * Padding rows (rows not a multiple of 4) hold q = 0 (nibble 8), scale 0 and wsum 0; their outputs are
+ * never written. Each region starts on a 64-byte boundary. A GEMV streams 0.625 bytes per weight (plus
+ * 4 bytes per row).
  */
 export class Int4Matrix {
   constructor(
@@ -38,7 +40,7 @@ export class Int4Matrix {
     readonly cols: number,
     readonly qsPtr: number,
     readonly scalesPtr: number,
-    readonly sumsPtr: number,
+    readonly wsumPtr: number,
   ) {}
 
   get groups(): number {
@@ -51,7 +53,7 @@ export class Int4Matrix {
 
   /** Bytes one GEMV reads from the three regions. */
   get streamBytes(): number {
-    return this.blocks * this.groups * (64 + 16 + 8);
+    return this.blocks * (this.groups * (64 + 16) + 16);
   }
 }
 
@@ -63,7 +65,10 @@ export class Int4Matrix {
  *   wide   i16 [tokens][cols]  baseline build only: each run of 8 widened and reordered to
  *                              x[0,2,4,6,1,3,5,7] (the nibble order of il4 bytes read as i16 lanes); the
  *                              relaxed build neither writes nor reads it
- *   corr   i32 [tokens][G]     -8 · Σ q over the group (corrects for the weights' +8 nibble offset)
+ *   corr   u32 [tokens][G]     what a group's partial sums start from: -8 · Σ q over the group, taking the
+ *                              weights' +8 nibble offset back out. Baseline build: one i32; relaxed build:
+ *                              two i16 halves, the sums over the elements j with j % 4 < 2 (low) and the rest
+ *                              (see prepare_act). Only the kernels read it
  *   scale  f32 [tokens]
  *   zero   i32 [tokens]        in [-128, 127]
  *
@@ -115,18 +120,17 @@ export function allocInt4Matrix(k: WasmKernels, rows: number, cols: number): Int
   const cells = Math.ceil(rows / 4) * (cols / GROUP);
   const qsPtr = k.alloc(cells * 64);
   const scalesPtr = k.alloc(cells * 16);
-  const sumsPtr = k.alloc(cells * 8);
-  const m = new Int4Matrix(rows, cols, qsPtr, scalesPtr, sumsPtr);
+  const wsumPtr = k.alloc(Math.ceil(rows / 4) * 16);
+  const m = new Int4Matrix(rows, cols, qsPtr, scalesPtr, wsumPtr);
   const u8 = k.u8;
   const f32 = k.f32;
-  const i16 = new Int16Array(u8.buffer, sumsPtr, cells * 4);
   for (let r = rows; r < m.blocks * 4; r++) {
     for (let g = 0; g < m.groups; g++) {
       const slot = ((r >> 2) * m.groups + g) * 4 + (r & 3);
       for (let p = 0; p < 4; p++) u8.fill(0x88, nibbleByte(qsPtr, slot, p, 0), nibbleByte(qsPtr, slot, p, 4));
       f32[(scalesPtr >> 2) + slot] = 0;
-      i16[slot] = 0;
     }
+    f32[(wsumPtr >> 2) + r] = 0;
   }
   return m;
 }
@@ -149,9 +153,9 @@ export function writeInt4Rows(k: WasmKernels, m: Int4Matrix, row0: number, w: In
   }
   const u8 = k.u8;
   const f32 = k.f32;
-  const i16 = new Int16Array(u8.buffer, m.sumsPtr, m.blocks * groups * 4);
   for (let lr = 0; lr < rows; lr++) {
     const r = row0 + lr;
+    let wsum = 0;
     for (let g = 0; g < groups; g++) {
       const slot = ((r >> 2) * groups + g) * 4 + (r & 3);
       const base = lr * cols + g * GROUP;
@@ -167,8 +171,9 @@ export function writeInt4Rows(k: WasmKernels, m: Int4Matrix, row0: number, w: In
         }
       }
       f32[(m.scalesPtr >> 2) + slot] = scales[lr * groups + g];
-      i16[slot] = sum;
+      wsum = Math.fround(wsum + Math.fround(sum * scales[lr * groups + g]));
     }
+    f32[(m.wsumPtr >> 2) + r] = wsum;
   }
 }
 

@@ -22,14 +22,14 @@ export interface QuantizedWeightBytes {
   scales: number;
   /** The same scales as float16, the alternative some exporters use. */
   scalesF16: number;
-  /** One int16 sum of the int4 values per (row, group): the engine's layout folds the activation zero
-   * point in exactly with it (src/kernels/layout.ts). */
-  groupSums: number;
+  /** One float32 per row, its dequantized weight sum: the engine's kernels take the activation zero point
+   * out with it once per output (src/kernels/layout.ts). */
+  rowSums: number;
   /** Norm weights, kept as float32. */
   norms: number;
   /** values + scales + norms: the recipe's own size (int4 + f32 group scales). */
   recipe: number;
-  /** values + scales + groupSums + norms: what the engine holds in Wasm memory. */
+  /** values + scales + rowSums + norms: what the engine holds in Wasm memory. */
   total: number;
   /** values + scalesF16 + norms. */
   totalF16Scales: number;
@@ -39,13 +39,15 @@ export interface QuantizedWeightBytes {
 export function int4WeightBytes(c: ModelConfig): QuantizedWeightBytes {
   let values = 0;
   let groups = 0;
+  let rows = 0;
   let normElements = 0;
   // expectedShapes lists each stored tensor once, so a tied head is not counted twice.
   for (const [, shape] of expectedShapes(c, tensorNamesFor(c))) {
     if (shape.length === 2) {
-      const [rows, inputs] = shape;
-      values += rows * Math.ceil(inputs / 2);
-      groups += rows * Math.ceil(inputs / INT4_GROUP);
+      const [outputs, inputs] = shape;
+      values += outputs * Math.ceil(inputs / 2);
+      groups += outputs * Math.ceil(inputs / INT4_GROUP);
+      rows += outputs;
     } else {
       normElements += shape.reduce((a, b) => a * b, 1);
     }
@@ -55,10 +57,10 @@ export function int4WeightBytes(c: ModelConfig): QuantizedWeightBytes {
     values,
     scales: groups * 4,
     scalesF16: groups * 2,
-    groupSums: groups * 2,
+    rowSums: rows * 4,
     norms,
     recipe: values + groups * 4 + norms,
-    total: values + groups * 6 + norms,
+    total: values + groups * 4 + rows * 4 + norms,
     totalF16Scales: values + groups * 2 + norms,
   };
 }

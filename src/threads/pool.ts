@@ -253,7 +253,7 @@ export class ThreadPool {
     d[1] = Math.ceil(m.rows / chunk);
     d[rt.M_QS] = m.qsPtr;
     d[rt.M_SCALES] = m.scalesPtr;
-    d[rt.M_SUMS] = m.sumsPtr;
+    d[rt.M_WSUM] = m.wsumPtr;
     d[rt.M_ROWS] = m.rows;
     d[rt.M_COLS] = m.cols;
     d[rt.M_TOKENS] = tokens;

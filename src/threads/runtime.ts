@@ -88,7 +88,7 @@ export function threadRuntime() {
 
   // Descriptor fields (word offsets from DESC). Word 0: op, word 1: chunk count.
   // MATMUL: an Int4Matrix times `tokens` activation rows; chunk c = rows [c·chunkRows, ...), a multiple of 4.
-  const M_QS = 2, M_SCALES = 3, M_SUMS = 4, M_ROWS = 5, M_COLS = 6, M_TOKENS = 7, M_XQ = 8, M_XW = 9,
+  const M_QS = 2, M_SCALES = 3, M_WSUM = 4, M_ROWS = 5, M_COLS = 6, M_TOKENS = 7, M_XQ = 8, M_XW = 9,
     M_XCORR = 10, M_XS = 11, M_XZ = 12, M_Y = 13, M_CHUNK = 14;
   // ATTENTION: job j = (token tBase + j / kvHeads, KV head j % kvHeads) of one layer.
   const A_QKV = 2, A_QKV_STRIDE = 3, A_KV_HEADS = 4, A_GROUP = 5, A_HEAD_DIM = 6, A_K = 7, A_KS = 8, A_V = 9,
@@ -142,7 +142,7 @@ export function threadRuntime() {
       const cells = (r0 >> 2) * (cols >> 5);
       const wq = (d[M_QS] >>> 0) + cells * 64;
       const ws = (d[M_SCALES] >>> 0) + cells * 16;
-      const wsum = (d[M_SUMS] >>> 0) + cells * 8;
+      const wsum = (d[M_WSUM] >>> 0) + 4 * r0;
       const direct = scratch < 0;
       const y = direct ? (d[M_Y] >>> 0) + 4 * r0 : scratch;
       if (tokens === 1) {
@@ -297,7 +297,7 @@ export function threadRuntime() {
   return {
     SEQ, COUNTER, SLEEPERS, SHUTDOWN, ERROR, INJECT, DELAY, SPIN, DESC, DESC_WORDS, STATES, MAX_CHUNKS, CONTROL_BYTES, GEN_MASK,
     FREE, CLAIMED, COMMITTING, DONE, STOLEN, OP_MATMUL, OP_ATTENTION, OP_READ,
-    M_QS, M_SCALES, M_SUMS, M_ROWS, M_COLS, M_TOKENS, M_XQ, M_XW, M_XCORR, M_XS, M_XZ, M_Y, M_CHUNK,
+    M_QS, M_SCALES, M_WSUM, M_ROWS, M_COLS, M_TOKENS, M_XQ, M_XW, M_XCORR, M_XS, M_XZ, M_Y, M_CHUNK,
     A_QKV, A_QKV_STRIDE, A_KV_HEADS, A_GROUP, A_HEAD_DIM, A_K, A_KS, A_V, A_VS, A_SLOTS, A_WINDOW, A_POS0, A_TBASE,
     A_SCALE, A_OUT, A_OUT_STRIDE, R_PTR, R_BYTES, R_CHUNK,
     tag, claim, runChunk, commitChunk, chunkOutputBytes, bitsFromFloat, writeMessage, readMessage, reportError, workerMain,

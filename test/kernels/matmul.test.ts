@@ -4,7 +4,7 @@ import {
   GROUP, Int8Activations, allocInt4Matrix, dequantizeRowInto, repackInt4, writeInt4Rows, type Int4Weights,
 } from "../../src/kernels/layout.js";
 import {
-  SCALE_MIN, TOLERANCE, firstBitDifference, gemm, gemmMagnitudeRef, gemmRef, gemv, quantizeActivations,
+  SCALE_MIN, TOLERANCE, firstBitDifference, gemm, gemmExactRef, gemmMagnitudeRef, gemmRef, gemv, quantizeActivations,
   quantizeActivationsRef, readActivations, roundHalfEven, setActivations, type Int8Tokens,
 } from "../../src/kernels/matmul.js";
 import { enableRelaxedSimd, WasmKernels, wasmBytes, type WasmVariant } from "../../src/kernels/wasm.js";
@@ -103,17 +103,35 @@ const VARIANTS: WasmVariant[] = RELAXED ? ["simd", "relaxed"] : ["simd"];
 
 describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
 
-  it("gemm with unit scales gives the exact integer sums, bit for bit", async () => {
+  it("gemm with unit scales gives the exact integer sums Σ q_w · (q_x - z), bit for bit", async () => {
     const k = await WasmKernels.create(variant);
     fc.assert(
       fc.property(caseArb(true), (c) => {
         const { y, after } = runKernel(k, c, "gemm");
-        const want = gemmRef(c.w, c.x);
+        const want = Float32Array.from(gemmExactRef(c.w, c.x));
         for (const v of want) expect(Number.isInteger(v) && Math.abs(v) < 2 ** 24).toBe(true);
         expect(firstBitDifference(y, want)).toBe(-1);
+        expect(firstBitDifference(gemmRef(c.w, c.x), want)).toBe(-1);
         expect(after).toBe(SENTINEL);
       }),
       { numRuns: RUNS },
+    );
+  });
+
+  it("gemm stays within (2G + 4)·2^-24 of the magnitude from the exact f64 value (the zero point split off)", async () => {
+    const k = await WasmKernels.create(variant);
+    fc.assert(
+      fc.property(caseArb(false, 200, 1), (c) => {
+        const { y } = runKernel(k, c, "gemm");
+        const exact = gemmExactRef(c.w, c.x);
+        const mag = gemmMagnitudeRef(c.w, c.x);
+        const bound = (2 * (c.w.cols / GROUP) + 4) * 2 ** -24;
+        for (let i = 0; i < y.length; i++) {
+          const err = Math.abs(y[i] - exact[i]);
+          if (!(err <= bound * mag[i])) throw new Error(`y[${i}] = ${y[i]}, exact ${exact[i]}, |diff| ${err} > ${bound} x ${mag[i]}`);
+        }
+      }),
+      { numRuns: 12 },
     );
   });
 
@@ -284,8 +302,8 @@ describe("il4 repack", () => {
           });
           r0 += n;
         }
-        const bytes = whole.sumsPtr + 8 * whole.blocks * groups - whole.qsPtr; // nibbles, scales and sums
-        expect(parts.sumsPtr - parts.qsPtr).toBe(whole.sumsPtr - whole.qsPtr);
+        const bytes = whole.wsumPtr + 16 * whole.blocks - whole.qsPtr; // nibbles, scales and row sums
+        expect(parts.wsumPtr - parts.qsPtr).toBe(whole.wsumPtr - whole.qsPtr);
         expect(k.u8.slice(parts.qsPtr, parts.qsPtr + bytes)).toEqual(k.u8.slice(whole.qsPtr, whole.qsPtr + bytes));
         const out = k.alloc(4 * cols);
         for (let r = 0; r < rows; r++) {

@@ -87,16 +87,17 @@ describe("weight bytes", () => {
     expect(w.recipe).toBe(matrices * 0.625 + norms * 4);
     expect(w.totalF16Scales).toBe(matrices * 0.5625 + norms * 4);
     expect(w.recipe).toBe(678_046_720);
-    // the engine's il4 layout adds one i16 sum per group: 0.6875 B per weight in all
-    expect(w.groupSums).toBe((matrices / 32) * 2);
-    expect(w.total).toBe(matrices * 0.6875 + norms * 4);
+    // the engine's il4 layout adds one f32 dequantized weight sum per row
+    const rows = 202048 + 30 * (1280 * 2 + 256 * 2 + 6144 * 2 + 1280);
+    expect(w.rowSums).toBe(rows * 4);
+    expect(w.total).toBe(matrices * 0.625 + rows * 4 + norms * 4);
   });
 
   it("an untied head is a second matrix", () => {
     const tied = smallConfig({ layers: 1, hidden: 64, heads: 2, kvHeads: 1, headDim: 32, ffn: 96, vocab: 100 });
     const untied = smallConfig({ layers: 1, hidden: 64, heads: 2, kvHeads: 1, headDim: 32, ffn: 96, vocab: 100, extra: { tie_word_embeddings: false } });
     expect(int4WeightBytes(untied).recipe - int4WeightBytes(tied).recipe).toBe(100 * 32 + 100 * 2 * 4);
-    expect(int4WeightBytes(untied).total - int4WeightBytes(tied).total).toBe(100 * 32 + 100 * 2 * 6);
+    expect(int4WeightBytes(untied).total - int4WeightBytes(tied).total).toBe(100 * 32 + 100 * 2 * 4 + 100 * 4);
   });
 
   it("the stored dtype comes from torch_dtype, bfloat16 when absent", () => {

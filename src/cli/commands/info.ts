@@ -112,7 +112,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
       `defaults     ${config.defaulted.length ? config.defaulted.join(", ") : "none (every value came from config.json)"}`,
       `stored       ${bytes(stored.bytes)}: ${stored.from === "checkpoint" ? `sum of the checkpoint's tensors (${stored.dtype})` : `${fmt(params.total)} parameters x ${stored.bytes / params.total} B (${stored.dtype}), from the config`}`,
       `int4         ${bytes(int4.recipe)}: int4 values ${fmt(int4.values)} + f32 scales ${fmt(int4.scales)} (one per row and ${INT4_GROUP} inputs; every linear layer and the ${config.tieWordEmbeddings ? "tied embedding/output table, counted once" : "embedding and lm_head tables"}) + f32 norms ${fmt(int4.norms)}; with f16 scales ${bytes(int4.totalF16Scales)}`,
-      `engine       ${bytes(int4.total)}: the int4 weights above + i16 group sums ${fmt(int4.groupSums)} (the kernels fold the activation zero point in with them)`,
+      `engine       ${bytes(int4.total)}: the int4 weights above + f32 row sums ${fmt(int4.rowSums)} (the kernels take the activation zero point out with them)`,
       `kv cache     ${fmt(ctx)} tokens, int8 K+V: ${bytes(hybrid.data)} hybrid (${hybridHow}) vs ${bytes(allGlobal.data)} all-global`,
       `kv scales    f32 per (token, KV head) for K and V, on top: ${bytes(hybrid.scales)} hybrid vs ${bytes(allGlobal.scales)} all-global`,
     ].join("\n"),
