@@ -87,9 +87,11 @@ export function attnFinalize(state: usize, nq: i32, headDim: i32, out: usize): v
 
 /**
  * Folds cache slots [slot0, slot0 + n) of ONE KV head into the online-softmax state of its nq query
- * heads: scores s = (q · k_j) · kScale_j · scaleFactor, then m, l, acc updated as in flash attention.
- * k and v point at this head's [slots][headDim] i8 block, kScales / vScales at its [slots] f32 row.
- * q is f32 [nq][headDim]. Calls over disjoint ranges combine exactly (up to float rounding).
+ * heads: scores s = (q16 · k_j) · (kScale_j · c), then m, l, acc updated as in flash attention, where each
+ * query head is first quantized to i16 (quantizeQuery: q ≈ q16 · qScale, c = qScale · scaleFactor), so the
+ * dot with the int8 key is an exact integer. k and v point at this head's [slots][headDim] i8 block,
+ * kScales / vScales at its [slots] f32 row. q is f32 [nq][headDim]. Calls over disjoint ranges combine
+ * exactly (up to float rounding).
  */
 export function attnAccumulate(
   q: usize, nq: i32, headDim: i32,
@@ -104,16 +106,19 @@ export function attnAccumulate(
   const sinkScores = scores + <usize>nq * rowBytes;
   const zeroWeights = sinkScores + rowBytes;
   const sinkAcc = zeroWeights + rowBytes;
+  const qScaled = sinkAcc + (<usize>headDim << 2);
+  const q16 = qScaled + (<usize>((nq + 3) & ~3) << 2);
   for (let j: usize = 0; j < rowBytes; j += 16) v128.store(zeroWeights + j, f32x4.splat(0));
+  quantizeQuery(q, nq, headDim, scaleFactor, q16, qScaled);
 
-  const headBytes = <usize>headDim << 2;
+  const q16Bytes = <usize>headDim << 1;
   for (let c0 = 0; c0 < n; c0 += CHUNK) {
     const cn = min(CHUNK, n - c0);
     const s0 = <usize>(slot0 + c0);
     const kc = k + s0 * <usize>headDim;
     const vc = v + s0 * <usize>headDim;
     for (let h0 = 0; h0 < nq; h0 += TILE) {
-      scoreTile(q, h0, nq, headBytes, kc, kScales + (s0 << 2), cn, headDim, scaleFactor, scores, sinkScores);
+      scoreTile(q16, qScaled, h0, nq, q16Bytes, kc, kScales + (s0 << 2), cn, headDim, scores, sinkScores);
     }
     for (let h = 0; h < nq; h++) {
       softmaxUpdate(state + <usize>h * rec, scores + <usize>h * rowBytes, vScales + (s0 << 2), cn, headDim);
@@ -124,33 +129,76 @@ export function attnAccumulate(
   }
 }
 
-/** Scores of keys [0, cn) of the chunk for query heads h0 .. h0+4 (heads >= nq write to the sink). */
+/** Largest |x| an i16 query lane holds: the integer dot with a key stays below 64·32767·127 < 2^31 at headDim 64. */
+const Q16_MAX: f32 = 32767.0;
+
+/**
+ * Quantizes each query head of q (f32 [nq][headDim]) to i16: qScale = max|q| / 32767, q16 =
+ * roundHalfEven(q / qScale) (|q16| <= 32767), and c = qScale · scaleFactor per head (f32 [nq]). A zero head
+ * gets q16 = 0 and c = 0. NaN or infinity in a head leaves q16 = 0 with c NaN or infinite, so its scores and
+ * output are NaN rather than quietly finite.
+ */
+// @ts-ignore: decorator
+@inline function quantizeQuery(q: usize, nq: i32, headDim: i32, scaleFactor: f32, q16: usize, c: usize): void {
+  const headBytes = <usize>headDim << 2;
+  for (let h = 0; h < nq; h++) {
+    const x = q + <usize>h * headBytes;
+    const dst = q16 + <usize>h * (<usize>headDim << 1);
+    // max (not pmax) so a NaN lane reaches the scale.
+    let m = f32x4.splat(0);
+    for (let d: usize = 0; d < headBytes; d += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + d)));
+    const s = f32x4.max(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
+    const mx = max<f32>(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
+    const qScale: f32 = mx / Q16_MAX;
+    store<f32>(c + (<usize>h << 2), qScale * scaleFactor);
+    if (!(qScale > 0 && qScale < Infinity)) {
+      for (let d = 0; d < headDim; d += 8) v128.store(dst + (<usize>d << 1), i32x4.splat(0));
+      continue;
+    }
+    const sv = f32x4.splat(qScale);
+    for (let d = 0; d < headDim; d += 8) {
+      const p = x + (<usize>d << 2);
+      const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.div(v128.load(p), sv)));
+      const b = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.div(v128.load(p, 16), sv)));
+      v128.store(dst + (<usize>d << 1), i16x8.narrow_i32x4_s(a, b));
+    }
+  }
+}
+
+/**
+ * Scores of keys [0, cn) of the chunk for query heads h0 .. h0+4 (heads >= nq write to the sink):
+ * f32(f32(q16 · k) · f32(kScale · c)), the dot exact in i32 (pmaddwd on the key widened to i16).
+ */
 function scoreTile(
-  q: usize, h0: i32, nq: i32, headBytes: usize, k: usize, kScales: usize, cn: i32, headDim: i32,
-  scaleFactor: f32, scores: usize, sink: usize,
+  q16: usize, c: usize, h0: i32, nq: i32, q16Bytes: usize, k: usize, kScales: usize, cn: i32, headDim: i32,
+  scores: usize, sink: usize,
 ): void {
   const last = nq - 1;
   const rowBytes = <usize>CHUNK << 2;
-  const q0 = q + <usize>min(h0, last) * headBytes;
-  const q1 = q + <usize>min(h0 + 1, last) * headBytes;
-  const q2 = q + <usize>min(h0 + 2, last) * headBytes;
-  const q3 = q + <usize>min(h0 + 3, last) * headBytes;
-  const q4 = q + <usize>min(h0 + 4, last) * headBytes;
+  const q0 = q16 + <usize>min(h0, last) * q16Bytes;
+  const q1 = q16 + <usize>min(h0 + 1, last) * q16Bytes;
+  const q2 = q16 + <usize>min(h0 + 2, last) * q16Bytes;
+  const q3 = q16 + <usize>min(h0 + 3, last) * q16Bytes;
+  const q4 = q16 + <usize>min(h0 + 4, last) * q16Bytes;
+  const c0 = load<f32>(c + (<usize>min(h0, last) << 2));
+  const c1 = load<f32>(c + (<usize>min(h0 + 1, last) << 2));
+  const c2 = load<f32>(c + (<usize>min(h0 + 2, last) << 2));
+  const c3 = load<f32>(c + (<usize>min(h0 + 3, last) << 2));
+  const c4 = load<f32>(c + (<usize>min(h0 + 4, last) << 2));
   let o0 = scores + <usize>h0 * rowBytes;
   let o1 = h0 + 1 < nq ? o0 + rowBytes : sink;
   let o2 = h0 + 2 < nq ? o0 + 2 * rowBytes : sink;
   let o3 = h0 + 3 < nq ? o0 + 3 * rowBytes : sink;
   let o4 = h0 + 4 < nq ? o0 + 4 * rowBytes : sink;
-  const fence = sink;
   let krow = k;
   let ks = kScales;
   const kEnd = k + <usize>cn * <usize>headDim;
   while (krow < kEnd) {
-    let a0 = f32x4.splat(0);
-    let a1 = f32x4.splat(0);
-    let a2 = f32x4.splat(0);
-    let a3 = f32x4.splat(0);
-    let a4 = f32x4.splat(0);
+    let a0 = i32x4.splat(0);
+    let a1 = i32x4.splat(0);
+    let a2 = i32x4.splat(0);
+    let a3 = i32x4.splat(0);
+    let a4 = i32x4.splat(0);
     // Loop-carried pointers: Binaryen would otherwise sink the per-head address arithmetic (min, select,
     // multiply) into the loop body, and V8 recomputes it every iteration.
     let p0 = q0, p1 = q1, p2 = q2, p3 = q3, p4 = q4;
@@ -159,42 +207,36 @@ function scoreTile(
       const kv = v128.load(kp);
       const lo = i16x8.extend_low_i8x16_s(kv);
       const hi = i16x8.extend_high_i8x16_s(kv);
-      const k0 = f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo));
-      const k1 = f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo));
-      const k2 = f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi));
-      const k3 = f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi));
-      // The stores to `fence` are never read. V8 keeps wasm loads in program order relative to stores,
-      // so they stop it from issuing all 20 q loads up front and spilling half of them (measured 1.3x).
-      a0 = dot16(p0, k0, k1, k2, k3, a0);
-      v128.store(fence, a0);
-      a1 = dot16(p1, k0, k1, k2, k3, a1);
-      v128.store(fence, a1);
-      a2 = dot16(p2, k0, k1, k2, k3, a2);
-      v128.store(fence, a2);
-      a3 = dot16(p3, k0, k1, k2, k3, a3);
-      v128.store(fence, a3);
-      a4 = dot16(p4, k0, k1, k2, k3, a4);
-      p0 += 64; p1 += 64; p2 += 64; p3 += 64; p4 += 64;
+      a0 = dot16(p0, lo, hi, a0);
+      a1 = dot16(p1, lo, hi, a1);
+      a2 = dot16(p2, lo, hi, a2);
+      a3 = dot16(p3, lo, hi, a3);
+      a4 = dot16(p4, lo, hi, a4);
+      p0 += 32; p1 += 32; p2 += 32; p3 += 32; p4 += 32;
     }
-    const f: f32 = load<f32>(ks) * scaleFactor;
-    store<f32>(o0, hsum(a0) * f);
-    store<f32>(o1, hsum(a1) * f);
-    store<f32>(o2, hsum(a2) * f);
-    store<f32>(o3, hsum(a3) * f);
-    store<f32>(o4, hsum(a4) * f);
+    const kScale: f32 = load<f32>(ks);
+    store<f32>(o0, <f32>isum(a0) * (kScale * c0));
+    store<f32>(o1, <f32>isum(a1) * (kScale * c1));
+    store<f32>(o2, <f32>isum(a2) * (kScale * c2));
+    store<f32>(o3, <f32>isum(a3) * (kScale * c3));
+    store<f32>(o4, <f32>isum(a4) * (kScale * c4));
     o0 += 4; o1 += 4; o2 += 4; o3 += 4; o4 += 4;
     ks += 4;
     krow = rowEnd;
   }
 }
 
-/** acc + q[0..16) · (k0 | k1 | k2 | k3), one chain per head: with FMA that is four fused ops. */
+/** acc + q16[0..16) · (lo | hi), 16 products in i32 lanes: two pmaddwd. */
 // @ts-ignore: decorator
-@inline function dot16(q: usize, k0: v128, k1: v128, k2: v128, k3: v128, acc: v128): v128 {
-  acc = madd(v128.load(q), k0, acc);
-  acc = madd(v128.load(q, 16), k1, acc);
-  acc = madd(v128.load(q, 32), k2, acc);
-  return madd(v128.load(q, 48), k3, acc);
+@inline function dot16(q: usize, lo: v128, hi: v128, acc: v128): v128 {
+  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(v128.load(q), lo), i32x4.dot_i16x8_s(v128.load(q, 16), hi)));
+}
+
+/** Sum of the four i32 lanes (exact: the callers' sums fit in i32). */
+// @ts-ignore: decorator
+@inline function isum(v: v128): i32 {
+  const s = i32x4.add(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1));
+  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1);
 }
 
 /**

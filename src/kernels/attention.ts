@@ -2,12 +2,14 @@
 // the Wasm kernels of assembly/attention.ts.
 //
 // Quantization agrees exactly with the kernel (same f32 division, round half to even, clamp).
-// Attention: the twin keeps float64 inside a call and rounds the state to f32 at the end; it mirrors the
-// kernel's f32 rounding of each score s = f32(f32(q·k) · f32(kScale · scaleFactor)), so integer-valued
-// queries give bit-identical scores. Finalized outputs agree within
+// Attention: each query head is quantized to i16 (q ≈ q16 · qScale, qScale = max|q| / 32767, an error of
+// at most 2^-16 of max|q| per value, well under the int8 key's), so a score's dot with the int8 key is an
+// exact integer and the twin computes every score bit for bit:
+//   s = f32(f32(q16 · k) · f32(kScale · c)),   c = f32(qScale · scaleFactor)
+// The twin keeps float64 for the softmax and the value sums inside a call and rounds the state to f32 at
+// the end. Finalized outputs agree within
 //   |kernel - twin| <= max|v| · (1e-5 + 4e-6 · E),   E = max_j |scaleFactor · kScale_j| · Σ_i |q_i k_ji|
-// (E bounds the score magnitude; the f32 dot product can be off by ~headDim·2^-24·E, and a score error
-// δ moves the softmax-weighted mean by at most ~2δ·max|v|).
+// (E bounds the score magnitude; a score error δ moves the softmax-weighted mean by at most ~2δ·max|v|).
 import type { KernelExports, WasmKernels } from "./wasm.js";
 import { requireCount, requireRegion } from "./checks.js";
 import { roundHalfEven } from "./matmul.js";
@@ -62,7 +64,8 @@ export type KvPart = "k" | "v";
  *
  *   records  [nq][4 + headDim]   per head: m (running max score), l (running Σ e^(s - m)), 0, 0,
  *                                acc[headDim] (running Σ e^(s - m) · v)
- *   scratch  (nq + 2)·64 + headDim floats the kernel uses while it runs (no allocation inside Wasm)
+ *   scratch  (nq + 2)·64 + headDim floats of scores and sinks, then the quantized queries (c: nq floats
+ *            rounded up to 4; q16: nq·headDim i16), all for the kernel while it runs (no allocation in Wasm)
  *
  * Empty state: m = -inf, l = 0, acc = 0. The result is acc / l. The twin only reads the records.
  */
@@ -73,7 +76,7 @@ export function attentionRecordFloats(headDim: number): number {
 }
 
 export function attentionStateFloats(nq: number, headDim: number): number {
-  return nq * attentionRecordFloats(headDim) + (nq + 2) * ATTENTION_CHUNK + headDim;
+  return nq * attentionRecordFloats(headDim) + (nq + 2) * ATTENTION_CHUNK + headDim + ((nq + 3) & ~3) + (nq * headDim) / 2;
 }
 
 export function attentionStateBytes(nq: number, headDim: number): number {
@@ -83,9 +86,12 @@ export function attentionStateBytes(nq: number, headDim: number): number {
 // ---------------------------------------------------------------------------------------------------
 // Validation
 
+/** Up to this head size an i16 query times an int8 key sums exactly in i32 (512 · 32767 · 127 < 2^31). */
+export const MAX_HEAD_DIM = 512;
+
 function checkHeadDim(fn: string, headDim: number): void {
-  if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 16 !== 0) {
-    throw new RangeError(`${fn}: headDim must be a positive multiple of 16 (one i8x16 vector), got ${headDim}`);
+  if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 16 !== 0 || headDim > MAX_HEAD_DIM) {
+    throw new RangeError(`${fn}: headDim must be a multiple of 16 (one i8x16 vector) in [16, ${MAX_HEAD_DIM}], got ${headDim}`);
   }
 }
 
@@ -222,13 +228,13 @@ export function attentionAccumulateRef(
   const scores = new Float64Array(n);
   const acc = new Float64Array(headDim);
   for (let h = 0; h < nq; h++) {
-    const qo = h * headDim;
+    const { q16, c } = quantizeQueryRef(q.subarray(h * headDim, (h + 1) * headDim), scaleFactor);
     let cmax = -Infinity;
     for (let j = 0; j < n; j++) {
       const row = base + slot0 + j;
       let dot = 0;
-      for (let d = 0; d < headDim; d++) dot += q[qo + d] * cache.kData[row * headDim + d];
-      scores[j] = f(f(dot) * f(cache.kScales[row] * scaleFactor));
+      for (let d = 0; d < headDim; d++) dot += q16[d] * cache.kData[row * headDim + d];
+      scores[j] = f(f(dot) * f(cache.kScales[row] * c));
       cmax = Math.max(cmax, scores[j]);
     }
     const r = h * rec;
@@ -248,6 +254,23 @@ export function attentionAccumulateRef(
     state[r + 1] = state[r + 1] * alpha + sum;
     for (let d = 0; d < headDim; d++) state[r + 4 + d] = acc[d];
   }
+}
+
+/**
+ * One query head as the kernel scores it: q16 = roundHalfEven(q / qScale), qScale = f32(max|q| / 32767), and
+ * c = f32(qScale · scaleFactor); q ≈ q16 · qScale. A zero head gives q16 = 0 and c = 0; NaN or infinity in
+ * the head makes every score NaN (c is NaN or infinite and q16 = 0), as a float dot would have.
+ */
+export function quantizeQueryRef(q: Float32Array, scaleFactor: number): { q16: Int16Array; qScale: number; c: number } {
+  const f = Math.fround;
+  let m = 0;
+  for (const x of q) m = Number.isNaN(x) || Number.isNaN(m) ? NaN : Math.max(m, Math.abs(x));
+  const qScale = f(m / 32767);
+  const q16 = new Int16Array(q.length);
+  if (qScale > 0 && qScale < Infinity) {
+    for (let d = 0; d < q.length; d++) q16[d] = Math.max(-32768, Math.min(32767, roundHalfEven(f(q[d] / qScale))));
+  }
+  return { q16, qScale, c: f(qScale * scaleFactor) };
 }
 
 /** Softmax weights below e^-64 are 0, as in the kernel (assembly/attention.ts: no subnormal products). */

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import {
   allocAttentionState, allocKvCacheLayer, attentionAccumulate, attentionRecordFloats, attentionAccumulateRef, attentionFinalize,
   attentionFinalizeRef, attentionReset, attentionResetRef, attentionStateFloats, kvCacheLayerArrays, kvStore, kvStoreRef,
+  quantizeQueryRef,
   type KvCacheLayer, type KvCacheLayerArrays, type KvPart,
 } from "../../src/kernels/attention.js";
 import { WasmKernels } from "../../src/kernels/wasm.js";
@@ -75,7 +76,7 @@ function pieces(slot0: number, n: number, cuts: number[], reverse: boolean): Arr
 }
 
 /** E of the tolerance: the largest |score| any summation order could reach. */
-function scoreBound(twin: KvCacheLayerArrays, kvHead: number, q: Float32Array, nq: number, slot0: number, n: number, sf: number): number {
+function scoreBound(twin: KvCacheLayerArrays, kvHead: number, q: ArrayLike<number>, nq: number, slot0: number, n: number, sf: number): number {
   const { headDim, slots } = twin;
   let e = 0;
   for (let h = 0; h < nq; h++) {
@@ -116,7 +117,7 @@ function expectClose(actual: Float32Array, expected: Float32Array, tol: number, 
 }
 
 /** Plain float64 attention over the dequantized cache: the textbook formula, no online softmax. */
-function plainAttention(twin: KvCacheLayerArrays, kvHead: number, q: Float32Array, nq: number, slot0: number, n: number, sf: number): Float64Array {
+function plainAttention(twin: KvCacheLayerArrays, kvHead: number, q: ArrayLike<number>, nq: number, slot0: number, n: number, sf: number): Float64Array {
   const { headDim, slots } = twin;
   const out = new Float64Array(nq * headDim);
   for (let h = 0; h < nq; h++) {
@@ -369,10 +370,23 @@ describe("attention twin", () => {
         }
         const got = new Float32Array(c.nq * c.headDim);
         attentionFinalizeRef(state, c.nq, c.headDim, got);
-        const want = Float32Array.from(plainAttention(twin, c.kvHead, q, c.nq, c.slot0, c.n, 0.125));
+        // The twin scores the i16 query: against textbook attention on that query it is exact up to float
+        // rounding, and against the f32 query the quantization moves each score by at most E' / 65534.
+        const scored = new Float64Array(c.nq * c.headDim);
+        for (let h = 0; h < c.nq; h++) {
+          const { q16, qScale } = quantizeQueryRef(q.subarray(h * c.headDim, (h + 1) * c.headDim), 0.125);
+          for (let d = 0; d < c.headDim; d++) scored[h * c.headDim + d] = q16[d] * qScale;
+        }
         const vmax = maxAbsV(twin, c.kvHead, c.slot0, c.n);
-        const e = scoreBound(twin, c.kvHead, q, c.nq, c.slot0, c.n, 0.125);
-        expectClose(got, want, vmax * (2e-6 + 1e-6 * e), "twin vs float64");
+        const want = Float32Array.from(plainAttention(twin, c.kvHead, scored, c.nq, c.slot0, c.n, 0.125));
+        const e = scoreBound(twin, c.kvHead, scored, c.nq, c.slot0, c.n, 0.125);
+        expectClose(got, want, vmax * (2e-6 + 1e-6 * e), "twin vs float64 on the i16 query");
+        let qmax = 0;
+        for (const x of q) qmax = Math.max(qmax, Math.abs(x));
+        const flat = new Float32Array(c.nq * c.headDim).fill(qmax);
+        const ePrime = scoreBound(twin, c.kvHead, flat, c.nq, c.slot0, c.n, 0.125);
+        const exact = Float32Array.from(plainAttention(twin, c.kvHead, q, c.nq, c.slot0, c.n, 0.125));
+        expectClose(got, exact, vmax * (2e-6 + 1e-6 * e + (2 * ePrime) / 65534), "twin vs float64 on the f32 query");
       }),
       { numRuns: RUNS },
     );
