@@ -1,4 +1,4 @@
-// Element-wise kernels of the forward pass: RMSNorm, interleaved RoPE, SwiGLU. Raw pointers, no
+// Element-wise kernels of the forward pass: RMSNorm, interleaved RoPE, SwiGLU, the residual add. Raw pointers, no
 // allocation; the layouts and tolerances are documented beside the TypeScript twins in
 // src/kernels/elementwise.ts.
 import { madd, hsum, exp4 } from "./simd-util";
@@ -90,4 +90,13 @@ export function swiglu(gate: usize, up: usize, out: usize, n: i32): void {
     const e = f32x4.extract_lane(exp4(f32x4.splat(-g)), 0);
     store<f32>(out + i, (g / (1.0 + e)) * load<f32>(up + i));
   }
+}
+
+/** dst[i] += src[i] for n f32 (the residual add): IEEE f32 addition, so the same bits as any scalar loop. */
+export function add_into(dst: usize, src: usize, n: i32): void {
+  const end = <usize>n << 2;
+  const quadEnd = <usize>(n & ~3) << 2;
+  let i: usize = 0;
+  for (; i < quadEnd; i += 16) v128.store(dst + i, f32x4.add(v128.load(dst + i), v128.load(src + i)));
+  for (; i < end; i += 4) store<f32>(dst + i, load<f32>(dst + i) + load<f32>(src + i));
 }

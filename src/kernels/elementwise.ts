@@ -12,6 +12,7 @@ export interface ElementwiseExports extends KernelExports {
   rmsnorm(x: number, w: number, out: number, rows: number, dim: number, eps: number): void;
   rope(x: number, rows: number, nHeads: number, headDim: number, table: number, pos0: number): void;
   swiglu(gate: number, up: number, out: number, n: number): void;
+  add_into(dst: number, src: number, n: number): void;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -174,4 +175,23 @@ export function swiglu(wasm: WasmKernels, gate: number, up: number, out: number,
   requireRegion(wasm, fn, "up", up, n * 4);
   requireRegion(wasm, fn, "out", out, n * 4);
   (wasm.exports as unknown as ElementwiseExports).swiglu(gate, up, out, n);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Residual add
+
+/** dst[i] += src[i] in f32 (one rounding per element, as the kernel). */
+export function addIntoRef(dst: Float32Array, src: Float32Array, n: number): void {
+  requireCount("addIntoRef", "n", n);
+  if (dst.length < n || src.length < n) throw new RangeError(`addIntoRef: arrays shorter than n = ${n}`);
+  for (let i = 0; i < n; i++) dst[i] = Math.fround(dst[i] + src[i]);
+}
+
+/** Wasm residual add: dst[i] += src[i] for n f32. */
+export function addInto(wasm: WasmKernels, dst: number, src: number, n: number): void {
+  const fn = "addInto";
+  requireCount(fn, "n", n);
+  requireRegion(wasm, fn, "dst", dst, n * 4);
+  requireRegion(wasm, fn, "src", src, n * 4);
+  (wasm.exports as unknown as ElementwiseExports).add_into(dst, src, n);
 }

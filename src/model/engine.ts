@@ -25,7 +25,7 @@ import { quantizeActivations } from "../kernels/matmul.js";
 import { ThreadPool, type SpawnWorker } from "../threads/pool.js";
 import { spawnNodeWorker } from "../threads/node-worker.js";
 import type { RuntimeExports } from "../threads/runtime.js";
-import { buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
+import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
 import { allocAttentionState, kvStore } from "../kernels/attention.js";
 import { attentionTemperature, ropeInverseFrequencies } from "../reference/rope.js";
 
@@ -256,7 +256,7 @@ export class WasmEngine implements Backend {
       // output projection and residual
       quantizeActivations(k, s.att, s.actQ, T);
       this.matmul(w.o, s.actQ, s.xb, T);
-      this.addInto(s.x, s.xb, T * d);
+      addInto(k, s.x, s.xb, T * d);
 
       // ffn rmsnorm -> int8 -> gate|up -> SwiGLU -> int8 -> down, residual
       rmsnorm(k, s.x, w.ffnNorm, s.xb, T, d, c.rmsNormEps);
@@ -268,7 +268,7 @@ export class WasmEngine implements Backend {
       }
       quantizeActivations(k, s.hidden, s.actF, T);
       this.matmul(w.down, s.actF, s.xb, T);
-      this.addInto(s.x, s.xb, T * d);
+      addInto(k, s.x, s.xb, T * d);
     }
   }
 
@@ -349,11 +349,6 @@ export class WasmEngine implements Backend {
   /** gemv (T = 1) or gemm over the pool's threads. */
   private matmul(m: Int4Matrix, act: Int8Activations, y: number, T: number): void {
     this.threadPool.matmul(m, act, y, T);
-  }
-
-  private addInto(dst: number, src: number, n: number): void {
-    const f32 = this.k.f32;
-    for (let i = dst >> 2, j = src >> 2, end = i + n; i < end; i++, j++) f32[i] += f32[j];
   }
 }
 

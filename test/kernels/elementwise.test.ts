@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
-  buildRopeTables, rmsnorm, rmsnormRef, rope, ropeRef, swiglu, swigluRef, uploadRopeTable, type RopeTable, type RopeTablePtr,
+  addInto, addIntoRef, buildRopeTables, rmsnorm, rmsnormRef, rope, ropeRef, swiglu, swigluRef, uploadRopeTable, type RopeTable,
+  type RopeTablePtr,
 } from "../../src/kernels/elementwise.js";
 import { WasmKernels } from "../../src/kernels/wasm.js";
 import { gauss, rng } from "../helpers/rng.js";
@@ -115,6 +116,31 @@ describe.each(variants)("element-wise kernels (%s build)", (variant) => {
               expect(Math.abs(got[i + 1] - want[i + 1])).toBeLessThanOrEqual(tol);
             }
           }
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("the residual add gives the twin's f32 sums bit for bit, tails and infinities included", () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          n: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 3000 })),
+          style: styleArb,
+          scale: fc.constantFrom(1, 1e-30, 3e38), // 3e38 + 3e38 overflows to infinity
+          seed: fc.integer(),
+        }),
+        (c) => {
+          scratch.reset();
+          const a = values(c.seed, c.n, c.style, c.scale);
+          const b = values(c.seed + 3, c.n, "constant", c.scale);
+          const want = a.slice();
+          addIntoRef(want, b, c.n);
+          const ap = scratch.putF32(a);
+          addInto(wasm, ap, scratch.putF32(b), c.n);
+          const got = scratch.get(ap, c.n);
+          for (let i = 0; i < c.n; i++) expect(Object.is(got[i], want[i]) || (Number.isNaN(got[i]) && Number.isNaN(want[i]))).toBe(true);
         },
       ),
       { numRuns: RUNS },
