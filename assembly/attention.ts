@@ -11,7 +11,9 @@ const TILE: i32 = 5;
 /**
  * Quantizes one token's K (or V), f32 [kvHeads][headDim], into cache slot `slot`: per KV head,
  * scale = max|x| / 127 and q = clamp(roundHalfEven(x / scale), -127, 127); a zero head stores scale 0
- * and zeros. data is [kvHeads][slots][headDim] i8, scales [kvHeads][slots] f32. headDim % 16 == 0.
+ * and zeros, and a head holding NaN or infinity stores scale NaN and zeros, so attention over it gives NaN
+ * instead of a finite answer. data is [kvHeads][slots][headDim] i8, scales [kvHeads][slots] f32.
+ * headDim % 16 == 0.
  */
 export function kvQuantize(
   src: usize, kvHeads: i32, headDim: i32, data: usize, scales: usize, slots: i32, slot: i32,
@@ -23,11 +25,13 @@ export function kvQuantize(
     const x = src + <usize>h * headBytes;
     const row = <usize>h * <usize>slots + <usize>slot;
     const dst = data + row * <usize>headDim;
+    // max, not pmax: a NaN lane must reach the scale.
     let m = f32x4.splat(0);
-    for (let d: usize = 0; d < headBytes; d += 16) m = f32x4.pmax(m, f32x4.abs(v128.load(x + d)));
-    const scale: f32 = hmax(m) / 127.0;
+    for (let d: usize = 0; d < headBytes; d += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + d)));
+    const mx = maxLane(m);
+    const scale: f32 = mx < Infinity ? mx / 127.0 : NaN;
     store<f32>(scales + (row << 2), scale);
-    if (scale == 0) {
+    if (!(scale > 0)) {
       for (let d = 0; d < headDim; d += 16) v128.store(dst + <usize>d, i32x4.splat(0));
       continue;
     }
@@ -41,6 +45,28 @@ export function kvQuantize(
       v128.store(dst + <usize>d, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
     }
   }
+}
+
+/** Largest lane, NaN if any lane is NaN (hmax's pmax would drop it). */
+// @ts-ignore: decorator
+@inline function maxLane(v: v128): f32 {
+  const s = f32x4.max(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+  return max<f32>(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
+}
+
+/** True if any of the n f32 at p is NaN. */
+function anyNaN(p: usize, n: i32): bool {
+  const end = p + (<usize>n << 2);
+  const quadEnd = p + (<usize>(n & ~3) << 2);
+  let bad = i32x4.splat(0);
+  let q = p;
+  for (; q < quadEnd; q += 16) {
+    const v = v128.load(q);
+    bad = v128.or(bad, f32x4.ne(v, v));
+  }
+  let any = v128.any_true(bad);
+  for (; q < end; q += 4) any = any || isNaN(load<f32>(q));
+  return any;
 }
 
 // @ts-ignore: decorator
@@ -68,7 +94,10 @@ export function attnReset(state: usize, nq: i32, headDim: i32): void {
   }
 }
 
-/** out[h] = acc[h] / l[h] for the nq query heads, out f32 [nq][headDim]; a head that saw no key gives 0. */
+/**
+ * out[h] = acc[h] / l[h] for the nq query heads, out f32 [nq][headDim]; a head that saw no key gives 0, a
+ * head marked bad (m = NaN: a NaN or infinite query or key) gives NaN.
+ */
 export function attnFinalize(state: usize, nq: i32, headDim: i32, out: usize): void {
   const rec = <usize>recordFloats(headDim) << 2;
   const headBytes = <usize>headDim << 2;
@@ -76,7 +105,9 @@ export function attnFinalize(state: usize, nq: i32, headDim: i32, out: usize): v
     const p = state + <usize>h * rec;
     const o = out + <usize>h * headBytes;
     const l = load<f32>(p, 4);
-    if (l > 0) {
+    if (isNaN(load<f32>(p))) {
+      for (let d: usize = 0; d < headBytes; d += 16) v128.store(o + d, f32x4.splat(NaN));
+    } else if (l > 0) {
       const lv = f32x4.splat(l);
       for (let d: usize = 0; d < headBytes; d += 16) v128.store(o + d, f32x4.div(v128.load(p + 16 + d), lv));
     } else {
@@ -110,6 +141,12 @@ export function attnAccumulate(
   const q16 = qScaled + (<usize>((nq + 3) & ~3) << 2);
   for (let j: usize = 0; j < rowBytes; j += 16) v128.store(zeroWeights + j, f32x4.splat(0));
   quantizeQuery(q, nq, headDim, scaleFactor, q16, qScaled);
+  // A head is marked bad (m = NaN) for good when its query held NaN or infinity (c not finite), and every
+  // head when a key of the range did (a NaN key scale, see kvQuantize): the output is then NaN, not finite.
+  const badKeys = anyNaN(kScales + (<usize>slot0 << 2), n);
+  for (let h = 0; h < nq; h++) {
+    if (badKeys || !(abs<f32>(load<f32>(qScaled + (<usize>h << 2))) < Infinity)) store<f32>(state + <usize>h * rec, NaN);
+  }
 
   const q16Bytes = <usize>headDim << 1;
   for (let c0 = 0; c0 < n; c0 += CHUNK) {
@@ -129,14 +166,15 @@ export function attnAccumulate(
   }
 }
 
-/** Largest |x| an i16 query lane holds: the integer dot with a key stays below 64·32767·127 < 2^31 at headDim 64. */
+/** Largest |x| an i16 query lane holds: the integer dot with a key stays below headDim·32767·127 < 2^31 for
+ * headDim <= 512 (MAX_HEAD_DIM in src/kernels/attention.ts). */
 const Q16_MAX: f32 = 32767.0;
 
 /**
  * Quantizes each query head of q (f32 [nq][headDim]) to i16: qScale = max|q| / 32767, q16 =
  * roundHalfEven(q / qScale) (|q16| <= 32767), and c = qScale · scaleFactor per head (f32 [nq]). A zero head
- * gets q16 = 0 and c = 0. NaN or infinity in a head leaves q16 = 0 with c NaN or infinite, so its scores and
- * output are NaN rather than quietly finite.
+ * gets q16 = 0 and c = 0. NaN or infinity in a head leaves q16 = 0 with c NaN or infinite, which
+ * attnAccumulate turns into a NaN output for that head.
  */
 // @ts-ignore: decorator
 @inline function quantizeQuery(q: usize, nq: i32, headDim: i32, scaleFactor: f32, q16: usize, c: usize): void {
@@ -261,6 +299,11 @@ const SOFTMAX_FLOOR: f32 = -64.0;
 @inline function softmaxUpdate(rec: usize, row: usize, vScales: usize, cn: i32, headDim: i32): void {
   const end = <usize>cn << 2;
   const quadEnd = <usize>(cn & ~3) << 2;
+  if (isNaN(load<f32>(rec))) {
+    // A bad head (see attnAccumulate) stays NaN; its value weights are zeroed so nothing is summed for it.
+    for (let j: usize = 0; j < end; j += 4) store<f32>(row + j, 0);
+    return;
+  }
   let mv = f32x4.splat(-Infinity);
   let j: usize = 0;
   for (; j < quadEnd; j += 16) mv = f32x4.pmax(mv, v128.load(row + j));

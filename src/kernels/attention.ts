@@ -33,7 +33,8 @@ export interface AttentionExports extends KernelExports {
  *
  * One KV head's keys are one contiguous stream of slots·headDim bytes, which is what attention reads.
  * The caller picks the slot: global layers use slot = position, sliding layers a ring, slot = position %
- * window. Dequantized value: x ≈ q · scale; an all-zero head has scale 0 and q = 0.
+ * window. Dequantized value: x ≈ q · scale; an all-zero head has scale 0 and q = 0, a head that held NaN or
+ * infinity scale NaN and q = 0.
  */
 export interface KvCacheShape {
   kvHeads: number;
@@ -172,14 +173,15 @@ export function kvStoreRef(cache: KvCacheLayerArrays, part: KvPart, src: Float32
   for (let h = 0; h < kvHeads; h++) {
     const x = h * headDim;
     let m = 0;
-    for (let d = 0; d < headDim; d++) m = Math.max(m, Math.abs(src[x + d]));
-    const scale = Math.fround(m / 127);
+    for (let d = 0; d < headDim; d++) m = Math.max(m, Math.abs(src[x + d])); // Math.max keeps a NaN
+    // A head holding NaN or infinity gets scale NaN and zeros: attention over it then gives NaN.
+    const scale = m < Infinity ? Math.fround(m / 127) : NaN;
     const row = h * slots + slot;
     scales[row] = scale;
     const dst = row * headDim;
     for (let d = 0; d < headDim; d++) {
       // f64 division of two f32 values, rounded once to f32, is the correctly rounded f32 quotient.
-      data[dst + d] = scale === 0 ? 0 : Math.min(127, Math.max(-127, roundHalfEven(Math.fround(src[x + d] / scale))));
+      data[dst + d] = !(scale > 0) ? 0 : Math.min(127, Math.max(-127, roundHalfEven(Math.fround(src[x + d] / scale))));
     }
   }
 }
@@ -264,7 +266,7 @@ export function attentionAccumulateRef(
 export function quantizeQueryRef(q: Float32Array, scaleFactor: number): { q16: Int16Array; qScale: number; c: number } {
   const f = Math.fround;
   let m = 0;
-  for (const x of q) m = Number.isNaN(x) || Number.isNaN(m) ? NaN : Math.max(m, Math.abs(x));
+  for (const x of q) m = Math.max(m, Math.abs(x)); // Math.max keeps a NaN
   const qScale = f(m / 32767);
   const q16 = new Int16Array(q.length);
   if (qScale > 0 && qScale < Infinity) {
@@ -280,13 +282,17 @@ function softmaxWeight(x: number): number {
   return x < SOFTMAX_FLOOR ? 0 : Math.exp(x);
 }
 
-/** out (f32 [nq][headDim]) = acc / l per query head; a head that saw no key gives zeros. */
+/**
+ * out (f32 [nq][headDim]) = acc / l per query head; a head that saw no key gives zeros, a head whose running
+ * max is NaN (a NaN or infinite query or key) gives NaN.
+ */
 export function attentionFinalizeRef(state: Float32Array, nq: number, headDim: number, out: Float32Array): void {
   const rec = attentionRecordFloats(headDim);
   if (state.length < nq * rec || out.length < nq * headDim) throw new RangeError(`attentionFinalizeRef: arrays too short`);
   for (let h = 0; h < nq; h++) {
     const l = state[h * rec + 1];
-    for (let d = 0; d < headDim; d++) out[h * headDim + d] = l > 0 ? state[h * rec + 4 + d] / l : 0;
+    const bad = Number.isNaN(state[h * rec]);
+    for (let d = 0; d < headDim; d++) out[h * headDim + d] = bad ? NaN : l > 0 ? state[h * rec + 4 + d] / l : 0;
   }
 }
 

@@ -320,6 +320,78 @@ describe.each(variants)("attention kernels (%s build)", (variant) => {
     expect(zeros).toBe(slots - 8);
   });
 
+  it("a key or value holding NaN or infinity is stored as scale NaN, and attention over it gives NaN", () => {
+    const headDim = 16;
+    const shape = { kvHeads: 2, headDim, slots: 3 };
+    for (const part of ["k", "v"] as const) {
+      for (const bad of [NaN, Infinity]) {
+        const twin = kvCacheLayerArrays(shape);
+        const cache = allocKvCacheLayer(wasm, shape);
+        const r = rng(5);
+        for (let j = 0; j < shape.slots; j++) {
+          for (const p of ["k", "v"] as const) {
+            const x = Float32Array.from({ length: 2 * headDim }, () => r() * 2 - 1);
+            if (p === part && j === 1) x[headDim + 3] = bad; // KV head 1, slot 1
+            kvStoreRef(twin, p, x, j);
+            kvStore(wasm, cache, p, allocF32(wasm, x), j);
+          }
+        }
+        expectCachesEqual(wasm, twin, cache);
+        const scales = part === "k" ? twin.kScales : twin.vScales;
+        expect(Number.isNaN(scales[1 * shape.slots + 1])).toBe(true);
+        const q = Float32Array.from({ length: headDim }, () => r() - 0.5);
+        for (const kvHead of [0, 1]) {
+          const state = allocAttentionState(wasm, 1, headDim);
+          const outPtr = wasm.alloc(headDim * 4);
+          attentionAccumulate(wasm, cache, kvHead, allocF32(wasm, q), 1, 0, shape.slots, 0.125, state);
+          attentionFinalize(wasm, state, 1, headDim, outPtr);
+          const got = wasm.f32.slice(outPtr >> 2, (outPtr >> 2) + headDim);
+          const tState = new Float32Array(attentionStateFloats(1, headDim));
+          attentionResetRef(tState, 1, headDim);
+          attentionAccumulateRef(twin, kvHead, q, 1, 0, shape.slots, 0.125, tState);
+          const want = new Float32Array(headDim);
+          attentionFinalizeRef(tState, 1, headDim, want);
+          for (const out of [got, want]) expect(out.every(kvHead === 1 ? Number.isNaN : Number.isFinite)).toBe(true);
+        }
+      }
+    }
+  });
+
+  it("a query head holding NaN or infinity gives NaN for that head only, in the kernel and the twin", () => {
+    const headDim = 32;
+    const nq = 3;
+    const shape = { kvHeads: 1, headDim, slots: 5 };
+    const twin = kvCacheLayerArrays(shape);
+    const cache = allocKvCacheLayer(wasm, shape);
+    const r = rng(3);
+    for (let j = 0; j < shape.slots; j++) {
+      for (const part of ["k", "v"] as const) {
+        const x = Float32Array.from({ length: headDim }, () => r() * 2 - 1);
+        kvStoreRef(twin, part, x, j);
+        kvStore(wasm, cache, part, allocF32(wasm, x), j);
+      }
+    }
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const q = Float32Array.from({ length: nq * headDim }, () => r() - 0.5);
+      q[headDim + 7] = bad;
+      const state = allocAttentionState(wasm, nq, headDim);
+      const outPtr = wasm.alloc(nq * headDim * 4);
+      attentionAccumulate(wasm, cache, 0, allocF32(wasm, q), nq, 0, shape.slots, 0.125, state);
+      attentionFinalize(wasm, state, nq, headDim, outPtr);
+      const got = wasm.f32.slice(outPtr >> 2, (outPtr >> 2) + nq * headDim);
+      const tState = new Float32Array(attentionStateFloats(nq, headDim));
+      attentionResetRef(tState, nq, headDim);
+      attentionAccumulateRef(twin, 0, q, nq, 0, shape.slots, 0.125, tState);
+      const want = new Float32Array(nq * headDim);
+      attentionFinalizeRef(tState, nq, headDim, want);
+      for (const out of [got, want]) {
+        expect(out.subarray(headDim, 2 * headDim).every(Number.isNaN)).toBe(true);
+        expect(out.subarray(0, headDim).every(Number.isFinite)).toBe(true);
+        expect(out.subarray(2 * headDim).every(Number.isFinite)).toBe(true);
+      }
+    }
+  });
+
   it("gives zeros for a state that saw no key, and an empty range changes nothing", () => {
     const headDim = 32;
     const nq = 3;
