@@ -10,6 +10,8 @@ const ROUND_MAGIC_BITS: i32 = 0x4b400000;
 /**
  * Quantizes x (f32 [tokens][cols]) into xq (int8 [tokens][cols]), xs (f32 scale per token) and xz
  * (i32 zero point per token), then runs prepare_act. All scalar steps are f32, rounding half to even.
+ * A row holding NaN or infinity gets scale NaN, zero point 0 and q = 0, so every product with it is NaN
+ * (pmin/pmax below would otherwise drop a NaN and quantize the rest into a finite, wrong row).
  */
 export function quantize_act(
   x: usize, tokens: i32, cols: i32, xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize,
@@ -23,10 +25,20 @@ export function quantize_act(
     // gives the same s, z and q as +0.
     let mnv = f32x4.splat(0);
     let mxv = f32x4.splat(0);
+    // The sum is a cheap screen for NaN and infinity (they reach it, while pmin/pmax may drop a NaN);
+    // a row it flags is checked element by element, so huge finite values are not mistaken for them.
+    let sum = f32x4.splat(0);
     for (let p = row; p < end; p += 16) {
       const v = v128.load(p);
       mnv = f32x4.pmin(mnv, v);
       mxv = f32x4.pmax(mxv, v);
+      sum = f32x4.add(sum, v);
+    }
+    if (!finite4(sum) && !rowFinite(row, end)) {
+      store<f32>(xs + (<usize>t << 2), NaN);
+      store<i32>(xz + (<usize>t << 2), 0);
+      memory.fill(xq + <usize>t * cols, 0, <usize>cols);
+      continue;
     }
     const mn = min<f32>(
       min<f32>(f32x4.extract_lane(mnv, 0), f32x4.extract_lane(mnv, 1)),
@@ -65,6 +77,19 @@ export function quantize_act(
     }
   }
   prepare_act(tokens, cols, xq, xw, xcorr);
+}
+
+/** True if all four lanes are finite (x - x is 0 exactly for finite x, NaN for NaN and infinity). */
+// @ts-ignore: decorator
+@inline function finite4(v: v128): bool {
+  const d = f32x4.sub(v, v);
+  return i32x4.all_true(f32x4.eq(d, d));
+}
+
+/** True if every f32 in [p, end) is finite. */
+function rowFinite(p: usize, end: usize): bool {
+  for (; p < end; p += 16) if (!finite4(v128.load(p))) return false;
+  return true;
 }
 
 /**

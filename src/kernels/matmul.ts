@@ -154,7 +154,8 @@ export const SCALE_MIN = 2 ** -23;
  *   z = round(clamp(-128 - mn/s if (-128 + mn/s) + (127 + mx/s) > 0 else 127 - mx/s, -128, 127))
  *   q = clamp(round(x / s) + z, -128, 127)
  * The eps clamp is the recipe's (the brief's "s = 1 or equivalent"): an all-zero row gets s = eps, z = 127,
- * q = 127, so q - z = 0 and every output is 0. Inputs must be finite.
+ * q = 127, so q - z = 0 and every output is 0. A row holding NaN or infinity gets s = NaN, z = 0 and q = 0,
+ * so every product with it is NaN instead of a finite value computed from the rest of the row.
  */
 export function quantizeActivationsRef(x: Float32Array, tokens: number, cols: number): Int8Tokens {
   requireShape("quantizeActivationsRef", tokens, cols, "tokens");
@@ -168,6 +169,10 @@ export function quantizeActivationsRef(x: Float32Array, tokens: number, cols: nu
     for (let i = 0; i < cols; i++) {
       mn = Math.min(mn, x[t * cols + i]);
       mx = Math.max(mx, x[t * cols + i]);
+    }
+    if (!Number.isFinite(mn) || !Number.isFinite(mx)) {
+      scale[t] = NaN; // zero[t] and q stay 0
+      continue;
     }
     let s = F(F(mx - mn) / 255);
     if (!(s >= SCALE_MIN)) s = SCALE_MIN;

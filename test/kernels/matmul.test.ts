@@ -189,7 +189,9 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
 
   it("quantize_act agrees exactly with the twin on q, scale and zero point", async () => {
     const k = await WasmKernels.create(variant);
-    const rowStyle = fc.constantFrom("gauss", "zero", "constant", "positive", "negative", "outlier", "ties");
+    // "huge": finite values whose f32 sum overflows (the kernel's screen flags the row, its check clears it);
+    // "nan" and "inf": one non-finite value among ordinary ones.
+    const rowStyle = fc.constantFrom("gauss", "zero", "constant", "positive", "negative", "outlier", "ties", "huge", "nan", "inf");
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), fc.integer(),
@@ -205,7 +207,8 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
               const s = styles[t];
               xs[t * cols + i] =
                 s === "zero" ? 0 : s === "constant" ? c : s === "positive" ? Math.abs(g) : s === "negative" ? -Math.abs(g)
-                : s === "outlier" ? (i === 3 ? 80 : g * 0.01) : s === "ties" ? tie(i, r) : g;
+                : s === "outlier" ? (i === 3 ? 80 : g * 0.01) : s === "ties" ? tie(i, r) : s === "huge" ? 1e37 * (1 + r())
+                : s === "nan" ? (i === cols - 2 ? NaN : g) : s === "inf" ? (i === 5 ? -Infinity : g) : g;
             }
           }
           const act = Int8Activations.alloc(k, tokens, cols);
@@ -217,10 +220,42 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
           expect(got.q).toEqual(want.q);
           expect(got.zero).toEqual(want.zero);
           expect(firstBitDifference(got.scale, want.scale)).toBe(-1);
+          for (let t = 0; t < tokens; t++) expect(Number.isNaN(got.scale[t])).toBe(styles[t] === "nan" || styles[t] === "inf");
         },
       ),
       { numRuns: RUNS },
     );
+  });
+
+  it("a token holding NaN or infinity gives NaN outputs in gemm and gemv, the other tokens are untouched", async () => {
+    const k = await WasmKernels.create(variant);
+    const rows = 6;
+    const cols = 64;
+    const tokens = 5;
+    const r = rng(11);
+    const w: Int4Weights = {
+      rows, cols,
+      q: Int8Array.from({ length: rows * cols }, () => Math.floor(r() * 16) - 8),
+      scales: Float32Array.from({ length: rows * 2 }, () => 0.01 + r() * 0.1),
+    };
+    const m = repackInt4(k, w);
+    const xs = Float32Array.from({ length: tokens * cols }, () => r() * 2 - 1);
+    xs[1 * cols + 40] = NaN;
+    xs[3 * cols + 7] = Infinity;
+    const act = Int8Activations.alloc(k, tokens, cols);
+    const xPtr = k.alloc(4 * xs.length);
+    k.f32.set(xs, xPtr >> 2);
+    quantizeActivations(k, xPtr, act);
+    const y = k.alloc(4 * rows * tokens);
+    gemm(k, m, act, y);
+    const got = k.f32.slice(y >> 2, (y >> 2) + rows * tokens);
+    const yv = k.alloc(4 * rows);
+    for (let t = 0; t < tokens; t++) {
+      const bad = t === 1 || t === 3;
+      expect(got.subarray(t * rows, (t + 1) * rows).every(bad ? Number.isNaN : Number.isFinite)).toBe(true);
+      gemv(k, m, act, yv, t);
+      expect(Array.from(k.f32.subarray(yv >> 2, (yv >> 2) + rows)).every(bad ? Number.isNaN : Number.isFinite)).toBe(true);
+    }
   });
 });
 
