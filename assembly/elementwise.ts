@@ -31,7 +31,8 @@ export function rmsnorm(x: usize, w: usize, out: usize, rows: i32, dim: i32, eps
       const v = load<f32>(x + j);
       ss += v * v;
     }
-    const r: f32 = 1.0 / Mathf.sqrt(ss / <f32>dim + eps);
+    let r: f32 = 1.0 / Mathf.sqrt(ss / <f32>dim + eps);
+    if (ss == Infinity) r = rsqrtLarge(x, rowBytes, dim, eps, r);
     const rv = f32x4.splat(r);
     let j: usize = 0;
     for (; j < quadEnd; j += 16) {
@@ -41,6 +42,23 @@ export function rmsnorm(x: usize, w: usize, out: usize, rows: i32, dim: i32, eps
     x += rowBytes;
     out += rowBytes;
   }
+}
+
+/**
+ * 1 / sqrt(mean(x²) + eps) for a finite row whose f32 sum of squares overflowed (|x| above ~1e17), the
+ * way the twin gets it in f64: from the squares of x / max|x|. A row holding infinity keeps `r` (0).
+ */
+function rsqrtLarge(x: usize, rowBytes: usize, dim: i32, eps: f32, r: f32): f32 {
+  let m: f32 = 0;
+  for (let j: usize = 0; j < rowBytes; j += 4) m = max<f32>(m, abs<f32>(load<f32>(x + j)));
+  if (!(m < Infinity)) return r;
+  let ss: f32 = 0;
+  for (let j: usize = 0; j < rowBytes; j += 4) {
+    const v = load<f32>(x + j) / m;
+    ss += v * v;
+  }
+  // eps / m² is far below the mean square here (it underflows to 0), as it is in the twin's sum.
+  return 1.0 / (m * Mathf.sqrt(ss / <f32>dim));
 }
 
 /**

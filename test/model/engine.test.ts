@@ -193,6 +193,26 @@ describe("bad input to the wasm backend", () => {
     await expect(loadModel(dir, { backend: "wasm" })).rejects.toThrow(/k_proj\.weight has shape \[64, 320\] but the config implies \[320, 320\]/);
   });
 
+  it("huge finite weights: still real logits, or NaN and a clear error once f32 overflows, never finite garbage", async () => {
+    const scaled = (f: number) =>
+      modelVariant({ tensor: (name, data, shape) => ({ name, shape, data: name.endsWith("down_proj.weight") ? data.map((x) => x * f) : data }) });
+    const ids = [5, 17, 42, 99, 7];
+    // ·1e30: residuals near 1e30, whose squares overflow f32. RMSNorm used to return 0 for them, and every
+    // logit came out equal; the twin (f64 sum) and the reference give real logits.
+    const big = await loadModel(await scaled(1e30), { backend: "wasm", contextLength: 64 });
+    for (const row of big.logits(ids, true)) {
+      expect(row.every(Number.isFinite)).toBe(true);
+      expect(Math.max(...row) - Math.min(...row)).toBeGreaterThan(1);
+    }
+    await big.dispose();
+    // ·1e38: the int4 products themselves overflow f32. NaN must reach the logits (quantize_act and attention
+    // used to drop it and quantize the rest into finite values), and sampling then refuses.
+    const huge = await loadModel(await scaled(1e38), { backend: "wasm", contextLength: 64 });
+    expect(huge.logits(ids, true).every((row) => row.every(Number.isNaN))).toBe(true);
+    await expect(huge.generate("ROMEO:", { maxNewTokens: 2, seed: 1 }).result).rejects.toThrow(/NaN/);
+    await huge.dispose();
+  });
+
   it("Wasm memory that cannot be grown: a clear error, no crash", async () => {
     const dir = await modelVariant({ config: (c) => ({ ...c, max_position_embeddings: 40_000_000 }) });
     await expect(loadModel(dir, { backend: "wasm", contextLength: 40_000_000 })).rejects.toThrow(/cannot allocate .* Wasm memory/);
