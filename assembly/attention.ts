@@ -25,10 +25,7 @@ export function kvQuantize(
     const x = src + <usize>h * headBytes;
     const row = <usize>h * <usize>slots + <usize>slot;
     const dst = data + row * <usize>headDim;
-    // max, not pmax: a NaN lane must reach the scale.
-    let m = f32x4.splat(0);
-    for (let d: usize = 0; d < headBytes; d += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + d)));
-    const mx = maxLane(m);
+    const mx = maxAbs(x, headBytes);
     const scale: f32 = mx < Infinity ? mx / 127.0 : NaN;
     store<f32>(scales + (row << 2), scale);
     if (!(scale > 0)) {
@@ -47,10 +44,12 @@ export function kvQuantize(
   }
 }
 
-/** Largest lane, NaN if any lane is NaN (hmax's pmax would drop it). */
+/** max|x| over `bytes` bytes of f32 at x (a multiple of 16); NaN if any value is NaN (pmax would drop it). */
 // @ts-ignore: decorator
-@inline function maxLane(v: v128): f32 {
-  const s = f32x4.max(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+@inline function maxAbs(x: usize, bytes: usize): f32 {
+  let m = f32x4.splat(0);
+  for (let d: usize = 0; d < bytes; d += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + d)));
+  const s = f32x4.max(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
   return max<f32>(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
 }
 
@@ -182,12 +181,7 @@ const Q16_MAX: f32 = 32767.0;
   for (let h = 0; h < nq; h++) {
     const x = q + <usize>h * headBytes;
     const dst = q16 + <usize>h * (<usize>headDim << 1);
-    // max (not pmax) so a NaN lane reaches the scale.
-    let m = f32x4.splat(0);
-    for (let d: usize = 0; d < headBytes; d += 16) m = f32x4.max(m, f32x4.abs(v128.load(x + d)));
-    const s = f32x4.max(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
-    const mx = max<f32>(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
-    const qScale: f32 = mx / Q16_MAX;
+    const qScale: f32 = maxAbs(x, headBytes) / Q16_MAX;
     store<f32>(c + (<usize>h << 2), qScale * scaleFactor);
     if (!(qScale > 0 && qScale < Infinity)) {
       for (let d = 0; d < headDim; d += 8) v128.store(dst + (<usize>d << 1), i32x4.splat(0));
