@@ -26,13 +26,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PRESETS, parseConfig, type ModelConfig } from "../src/model/config.js";
-import { synthesizeCheckpoint } from "../src/model/synth.js";
+import { synthesizeCheckpoint } from "../src/node/synth.js";
 import { WasmEngine } from "../src/model/engine.js";
 import { resolveTensorNames } from "../src/model/tensor-names.js";
 import type { SimdMode } from "../src/kernels/wasm.js";
 import type { Measured } from "./results.js";
 import { busyProcess, describeMachine, median, otherLoad, waitForQuiet, withElsewhere } from "./machine.js";
-import { openCheckpoint } from "../src/env/node.js";
+import { openCheckpoint } from "../src/node/folder.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);

@@ -16,7 +16,8 @@
 // Tensor data is produced by async iterables and written as it comes, so a 0.7 GB file never sits in memory.
 import type { ModelConfig } from "../src/model/config.js";
 import type { Checkpoint } from "../src/model/checkpoint/checkpoint.js";
-import { openFileSink, type ByteSink } from "../src/model/checkpoint/byte-source.js";
+import { openFileSink } from "../src/node/file-source.js";
+import { type ByteSink } from "../src/env/byte-source.js";
 import { f32ToF16Bits } from "../src/model/checkpoint/dtype.js";
 import type { TensorNames } from "../src/model/tensor-names.js";
 

@@ -40,13 +40,13 @@ import { pathToFileURL } from "node:url";
 import { Bench } from "tinybench";
 import { loadModel, type LoadOptions } from "../src/api.js";
 import { PRESETS } from "../src/model/config.js";
-import { loadConfig } from "../src/model/load.js";
-import { synthesizeCheckpoint } from "../src/model/synth.js";
+import { loadConfig } from "../src/node/bundled.js";
+import { synthesizeCheckpoint } from "../src/node/synth.js";
 import { resolveTensorNames } from "../src/model/tensor-names.js";
 import type { WasmEngine } from "../src/model/engine.js";
 import type { SimdMode } from "../src/kernels/wasm.js";
 import { encodeGgufHeader, llamaGguf, writeGguf } from "./gguf-writer.js";
-import { openCheckpoint } from "../src/env/node.js";
+import { openCheckpoint } from "../src/node/folder.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Options

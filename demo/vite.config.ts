@@ -93,27 +93,18 @@ function mobilellmAssets(): Plugin {
 }
 
 /**
- * The browser path must not import Node built-ins. One shared module reaches node:fs lazily (await import)
- * for its Node-only functions (openFileSource/openFileSink), which the browser never calls: those imports
- * become a stub that throws if ever used. Any other node: import fails the build.
+ * The browser path must not import Node built-ins: only src/node/ and src/cli/ do (the import rules in
+ * .dependency-cruiser.cjs), and neither is reachable from src/browser/. Should one slip in anyway, the
+ * build fails here and names the importer, instead of bundling a stub that throws at run time.
  */
 function noNodeBuiltins(): Plugin {
-  const LAZY_NODE_IMPORTERS = ["/src/model/checkpoint/byte-source.ts"];
-  const STUB = "\0node-builtin-stub:";
   return {
     name: "mobilellm-no-node-builtins",
     enforce: "pre",
     apply: "build",
     resolveId(id, importer) {
       if (!id.startsWith("node:")) return null;
-      const from = (importer ?? "").replace(/\\/g, "/");
-      if (LAZY_NODE_IMPORTERS.some((f) => from.endsWith(f))) return STUB + id;
-      this.error(`${id} is imported by ${importer ?? "?"}, which is on the browser path: move it behind the environment layer (src/env/)`);
-    },
-    load(id) {
-      if (!id.startsWith(STUB)) return null;
-      const name = id.slice(STUB.length);
-      return `const fail = () => { throw new Error(${JSON.stringify(`${name} is not available in a browser`)}); };\nexport default new Proxy({}, { get: fail });\nexport const readFile = fail, open = fail, stat = fail, mkdir = fail, rename = fail, rm = fail, join = fail, dirname = fail;\n`;
+      this.error(`${id} is imported by ${importer ?? "?"}, which is on the browser path: Node-only code belongs in src/node/`);
     },
   };
 }

@@ -1,7 +1,7 @@
 // Checkpoint folders in a browser, as ModelFolders (src/env/platform.ts): the files a user picked with
 // <input type=file webkitdirectory> or dropped on the page, or a URL base on a web server.
-import { blobSource, openHttpSource } from "../model/checkpoint/byte-source.js";
-import type { ModelFolder } from "../env/platform.js";
+import { blobSource, openHttpSource } from "../env/byte-source.js";
+import type { ModelFolder } from "../env/folder.js";
 
 /** A file and its path inside what was picked ("folder/config.json"). */
 export interface PickedFile {

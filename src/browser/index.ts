@@ -1,15 +1,18 @@
 // The browser build of the library: the same Model, engine and generation as on Node, loaded from a URL
 // base or from files the user picked, with no node:* module on the path. Run it in a Web Worker (worker.ts,
 // driven from the page by ModelClient) so the page never blocks; loadModelInBrowser also works directly.
-export { Model } from "../model/model.js";
-export type { ChatOptions, LoadOptions, ModelInfo } from "../model/model.js";
+export { Model } from "../session/model.js";
+export type { ChatOptions, ModelInfo } from "../session/model.js";
+export type { LoadOptions } from "../session/open.js";
 export { Generation } from "../generate/generate.js";
 export type { GenerateOptions, GenerationResult, GenerationStats, Piece, StopReason } from "../generate/generate.js";
 export type { SamplingOptions } from "../generate/sampler.js";
 export type { ChatMessage } from "../text/chat-template.js";
 export { parseConfig, parameterCount } from "../model/config.js";
-export type { ModelFolder, Platform } from "../env/platform.js";
-export { openModel, openFolderCheckpoint } from "../env/folder.js";
+export type { ModelFolder } from "../env/folder.js";
+export type { Platform } from "../session/platform.js";
+export { openModel } from "../session/open.js";
+export { openFolderCheckpoint } from "../model/checkpoint/folder.js";
 export { loadModelInBrowser, type BrowserLoadOptions } from "./load.js";
 export { folderFromFiles, folderFromUrl, filesFromDrop, type PickedFile } from "./folders.js";
 export { browserPlatform, browserDefaultThreads, type WasmSource } from "./platform.js";

@@ -1,9 +1,10 @@
 // Loading a model in a browser (in a Web Worker, or on a page that may block): a ModelFolder from a URL
 // base or picked files, the kernels fetched from a URL base (or given as bytes), threads as Web Workers
 // when cross-origin isolated.
-import { openModel } from "../env/folder.js";
-import type { ModelFolder } from "../env/platform.js";
-import type { LoadOptions, Model } from "../model/model.js";
+import { openModel } from "../session/open.js";
+import type { ModelFolder } from "../env/folder.js";
+import type { LoadOptions } from "../session/open.js";
+import type { Model } from "../session/model.js";
 import { folderFromFiles, folderFromUrl, type PickedFile } from "./folders.js";
 import { browserPlatform, type WasmSource } from "./platform.js";
 import { canUseThreads } from "./web-worker-spawn.js";

@@ -2,7 +2,7 @@
 // given as bytes), worker threads as Web Workers when the page is cross-origin isolated, one thread
 // otherwise.
 import type { WasmVariant } from "../kernels/wasm.js";
-import type { Platform } from "../env/platform.js";
+import type { Platform } from "../session/platform.js";
 import { canUseThreads, spawnWebWorker } from "./web-worker-spawn.js";
 
 /** Where the kernel builds come from: a URL base holding simd.wasm, relaxed.wasm, simd-shared.wasm, relaxed-shared.wasm, or their bytes. */

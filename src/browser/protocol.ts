@@ -2,7 +2,7 @@
 // cloneable: Files travel as they are, the model stays in the worker.
 import type { GenerationResult, StopReason } from "../generate/generate.js";
 import type { GenerateOptions } from "../generate/generate.js";
-import type { ChatOptions } from "../model/model.js";
+import type { ChatOptions } from "../session/model.js";
 import type { ChatMessage } from "../text/chat-template.js";
 import type { PickedFile } from "./folders.js";
 import type { WasmSource } from "./platform.js";

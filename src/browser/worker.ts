@@ -8,7 +8,7 @@
 import "./set-immediate.js";
 import { kvCacheBytes } from "../model/memory.js";
 import { parameterCount } from "../model/config.js";
-import type { Model } from "../model/model.js";
+import type { Model } from "../session/model.js";
 import type { Generation } from "../generate/generate.js";
 import { loadModelInBrowser } from "./load.js";
 import { folderFromFiles, folderFromUrl } from "./folders.js";

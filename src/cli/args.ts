@@ -1,8 +1,7 @@
 // Shared flag parsing for the commands: node:util parseArgs in strict mode, plus typed readers that
 // turn a bad value into a UsageError (printed as one line, exit code 2).
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { BACKENDS, type BackendName } from "../model/backend.js";
-import type { SimdMode } from "../kernels/wasm.js";
+import { BACKENDS, type BackendName, type SimdMode } from "../api.js";
 
 export class UsageError extends Error {
   constructor(message: string) {

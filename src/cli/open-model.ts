@@ -1,8 +1,7 @@
 // Loading a model for the text commands: the shared flags, the progress bar while the checkpoint is read
 // and quantized, and one line saying what runs.
 import { basename } from "node:path";
-import { loadModel, type Model } from "../api.js";
-import { parameterCount } from "../model/config.js";
+import { loadModel, type Model, parameterCount } from "../api.js";
 import { backendFlag, intFlag, simdFlag, type Values } from "./args.js";
 import { progressBar } from "./progress.js";
 

@@ -1,5 +1,5 @@
 // The generation flags shared by `generate` and `chat`, turned into GenerateOptions.
-import type { GenerateOptions } from "../generate/generate.js";
+import type { GenerateOptions } from "../api.js";
 import { intFlag, UsageError, type Options, type Values } from "./args.js";
 
 export const GENERATION_FLAGS = {

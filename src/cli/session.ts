@@ -1,7 +1,5 @@
 // What `generate` and `chat` share around a generation: Ctrl-C as an abort, the stop message, --stats.
-import type { Model } from "../api.js";
-import type { GenerationStats, StopReason } from "../generate/generate.js";
-import { kvCacheBytes } from "../model/memory.js";
+import { type Model, type GenerationStats, type StopReason, kvCacheBytes } from "../api.js";
 
 function bytes(n: number): string {
   return n < 2 ** 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;

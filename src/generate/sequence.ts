@@ -5,7 +5,7 @@
 // Every position is computed the same way whatever block it was run in (the engine's prefill equals
 // decode bit for bit), so reusing the cache gives exactly the logits of running the whole sequence afresh.
 import type { Backend } from "../model/backend.js";
-import { canResumeAt } from "../model/kv-cache.js";
+import { canResumeAt } from "../model/memory.js";
 
 export interface PrefillResult {
   /** Next-token logits after the last prompt token. */

@@ -27,7 +27,7 @@ import { spawnNodeWorker } from "../threads/node-worker.js";
 import type { RuntimeExports } from "../threads/runtime.js";
 import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
 import { allocAttentionState, kvStore } from "../kernels/attention.js";
-import { attentionTemperature, ropeInverseFrequencies } from "../reference/rope.js";
+import { attentionTemperature, ropeInverseFrequencies } from "./rope.js";
 
 /** Rows quantized per checkpoint read: bounds the f32 staging memory while loading (a multiple of 4). */
 const LOAD_ROWS = 2048;

@@ -87,20 +87,3 @@ export class KvCache {
     return { data, scales };
   }
 }
-
-/**
- * True when a cache holding positions [0, filled) can resume at position `pos` <= filled, i.e. drop
- * positions pos.. and run new tokens from there. Global layers keep every position, but a ring has
- * overwritten the oldest slots: the positions `pos` still needs (its window) must not be among them.
- */
-export function canResumeAt(c: ModelConfig, contextLength: number, filled: number, pos: number): boolean {
-  if (pos > filled || pos < 0) return false;
-  for (let l = 0; l < c.numLayers; l++) {
-    if (c.layerTypes[l] !== "sliding_attention" || c.slidingWindow === null) continue;
-    const slots = layerSlots(c, l, contextLength);
-    const oldestHeld = Math.max(0, filled - slots);
-    const oldestNeeded = Math.max(0, pos - c.slidingWindow + 1);
-    if (oldestNeeded < oldestHeld) return false;
-  }
-  return true;
-}

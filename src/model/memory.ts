@@ -1,5 +1,6 @@
 // Bytes a model occupies: its weights as a checkpoint stores them and as the int4 engine holds them, and
-// the KV cache for a context length.
+// the KV cache for a context length; and, from the same slot layout, when a cache can be resumed
+// (canResumeAt, the pure policy generate/sequence.ts applies without touching the cache itself).
 //
 // The conventions are the ones spec sections 4 and 5 derive and check against published figures:
 // - int4 weights are symmetric with one scale per (row, group of 32 inputs), for every linear layer AND for
@@ -131,4 +132,21 @@ export function kvCacheBytes(c: ModelConfig, contextLength: number, layout: KvLa
 /** Bytes as MiB with one decimal, the precision the published figures use. */
 export function mib(bytes: number): string {
   return (bytes / 2 ** 20).toFixed(1);
+}
+
+/**
+ * True when a cache holding positions [0, filled) can resume at position `pos` <= filled, i.e. drop
+ * positions pos.. and run new tokens from there. Global layers keep every position, but a ring has
+ * overwritten the oldest slots: the positions `pos` still needs (its window) must not be among them.
+ */
+export function canResumeAt(c: ModelConfig, contextLength: number, filled: number, pos: number): boolean {
+  if (pos > filled || pos < 0) return false;
+  for (let l = 0; l < c.numLayers; l++) {
+    if (c.layerTypes[l] !== "sliding_attention" || c.slidingWindow === null) continue;
+    const slots = layerSlots(c, l, contextLength);
+    const oldestHeld = Math.max(0, filled - slots);
+    const oldestNeeded = Math.max(0, pos - c.slidingWindow + 1);
+    if (oldestNeeded < oldestHeld) return false;
+  }
+  return true;
 }

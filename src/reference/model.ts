@@ -2,7 +2,8 @@
 // paper's diagram, read top to bottom in `forward`. It is the oracle the quantized engine is tested
 // against, so it favours obviousness over speed (sums are accumulated in double precision).
 import type { ModelConfig } from "../model/config.js";
-import { applyRope, attentionTemperature, ropeInverseFrequencies } from "./rope.js";
+import { attentionTemperature, ropeInverseFrequencies } from "../model/rope.js";
+import { applyRope } from "./rope.js";
 
 /** Row-major [out, in] matrices and norm vectors, as the checkpoint stores them. */
 export interface LayerWeights {

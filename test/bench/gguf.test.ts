@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { f16BitsToF32 } from "../../src/model/checkpoint/dtype.js";
-import { loadConfig } from "../../src/model/load.js";
+import { loadConfig } from "../../src/node/bundled.js";
 import { resolveTensorNames } from "../../src/model/tensor-names.js";
 import {
   encodeGgufHeader,
@@ -22,7 +22,7 @@ import {
   type GgufValue,
 } from "../../bench/gguf-writer.js";
 import { rng, gauss } from "../helpers/rng.js";
-import { openCheckpoint } from "../../src/env/node.js";
+import { openCheckpoint } from "../../src/node/folder.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "gguf-test-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

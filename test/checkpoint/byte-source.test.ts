@@ -1,7 +1,8 @@
 import { readdir, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { memorySource, openFileSink, openFileSource } from "../../src/model/checkpoint/byte-source.js";
+import { memorySource } from "../../src/env/byte-source.js";
+import { openFileSink, openFileSource } from "../../src/node/file-source.js";
 import { withTempDir } from "./helpers.js";
 
 describe("openFileSource", () => {

@@ -2,11 +2,12 @@ import { readdir, readFile, rm, writeFile, copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { CheckpointError, memorySource } from "../../src/model/checkpoint/byte-source.js";
+import { CheckpointError, memorySource } from "../../src/env/byte-source.js";
 import { Checkpoint, INDEX_FILE } from "../../src/model/checkpoint/checkpoint.js";
-import { shardedWrite, writeSafetensors, type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
+import { shardedWrite, writeSafetensors } from "../../src/node/safetensors-files.js";
+import { type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
 import { withTempDir } from "./helpers.js";
-import { openCheckpoint } from "../../src/env/node.js";
+import { openCheckpoint } from "../../src/node/folder.js";
 
 const MODEL_DIR = fileURLToPath(new URL("../../models/shakespeare-tiny/", import.meta.url));
 

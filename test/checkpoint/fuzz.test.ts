@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { CheckpointError } from "../../src/model/checkpoint/byte-source.js";
+import { CheckpointError } from "../../src/env/byte-source.js";
 import { parseSafetensors, readRowsF32, readTensorF32 } from "../../src/model/checkpoint/safetensors.js";
 import { f32Bytes, rawSafetensors, source } from "./helpers.js";
 

@@ -3,7 +3,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { memorySource, type ByteSource } from "../../src/model/checkpoint/byte-source.js";
+import { memorySource, type ByteSource } from "../../src/env/byte-source.js";
 
 /** u64 LE header length + JSON header + data, exactly as given (no padding, no validation). */
 export function rawSafetensors(header: unknown, data: Uint8Array = new Uint8Array(0), headerText?: string): Uint8Array {

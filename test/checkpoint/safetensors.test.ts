@@ -1,7 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { CheckpointError, openFileSource } from "../../src/model/checkpoint/byte-source.js";
+import { CheckpointError } from "../../src/env/byte-source.js";
+import { openFileSource } from "../../src/node/file-source.js";
 import { parseSafetensors, readRowsF32, readTensorF32, type TensorInfo } from "../../src/model/checkpoint/safetensors.js";
 import { counting, f32Bytes, rawSafetensors, source } from "./helpers.js";
 

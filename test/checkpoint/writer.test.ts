@@ -2,10 +2,12 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { CheckpointError, memorySource, openFileSource, type ByteSink } from "../../src/model/checkpoint/byte-source.js";
+import { CheckpointError, memorySource, type ByteSink } from "../../src/env/byte-source.js";
+import { openFileSource } from "../../src/node/file-source.js";
 import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, type DType } from "../../src/model/checkpoint/dtype.js";
 import { parseSafetensors, readTensorF32 } from "../../src/model/checkpoint/safetensors.js";
-import { writeSafetensors, writeSafetensorsTo, type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
+import { writeSafetensors } from "../../src/node/safetensors-files.js";
+import { writeSafetensorsTo, type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
 import { withTempDir } from "./helpers.js";
 
 function memorySink(): ByteSink & { bytes(): Uint8Array } {

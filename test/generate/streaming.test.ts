@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { IncrementalDecoder } from "../../src/generate/detokenizer.js";
 import { StopMatcher } from "../../src/generate/stop.js";
-import { loadText } from "../../src/model/load.js";
+import { loadText } from "../../src/node/bundled.js";
 
 const tok = loadText("models/shakespeare-tiny").tokenizer;
 const decode = (ids: readonly number[]) => tok.decode(ids, true);

@@ -1,12 +1,12 @@
 // The float32 reference running the weights the engine actually holds: every linear layer and the tied
 // table rounded to int4 g32 and back. Against it, what is left of the engine's error is its own
 // arithmetic (int8 activations, int8 KV cache, kernel rounding), not the weight format.
-import { loadConfig } from "../../src/model/load.js";
+import { loadConfig } from "../../src/node/bundled.js";
 import { resolveTensorNames } from "../../src/model/tensor-names.js";
-import { loadReferenceWeights } from "../../src/model/reference-backend.js";
+import { loadReferenceWeights } from "../../src/reference/backend.js";
 import { dequantizeInt4, quantizeInt4 } from "../../src/model/quantize.js";
 import { ReferenceModel, type Weights } from "../../src/reference/model.js";
-import { openCheckpoint } from "../../src/env/node.js";
+import { openCheckpoint } from "../../src/node/folder.js";
 
 export async function referenceModels(dir: string, ctx: number): Promise<{ float: ReferenceModel; int4: ReferenceModel }> {
   const c = loadConfig(dir);

@@ -2,8 +2,9 @@
 import { copyFileSync, mkdtempSync, readdirSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { shardedWrite, writeSafetensors, type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
-import { openCheckpoint } from "../../src/env/node.js";
+import { shardedWrite, writeSafetensors } from "../../src/node/safetensors-files.js";
+import { type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
+import { openCheckpoint } from "../../src/node/folder.js";
 import type { PickedFile } from "../../src/browser/folders.js";
 
 export const BUNDLED = "models/shakespeare-tiny";

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PRESETS } from "../../src/model/config.js";
-import { synthesizeCheckpoint } from "../../src/model/synth.js";
+import { synthesizeCheckpoint } from "../../src/node/synth.js";
 
 const heldout = readFileSync("models/shakespeare-tiny/heldout-short.txt", "utf8");
 

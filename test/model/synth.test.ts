@@ -6,12 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/api.js";
 import { parseConfig, MOBILELLM_PRO_CONFIG_JSON } from "../../src/model/config.js";
-import { bundledModelDir, loadText } from "../../src/model/load.js";
+import { bundledModelDir, loadText } from "../../src/node/bundled.js";
 import { expectedShapes, resolveTensorNames } from "../../src/model/tensor-names.js";
-import { specialBase, synthConfigJson, synthesizeCheckpoint, synthTokenizerFiles } from "../../src/model/synth.js";
+import { specialBase, synthConfigJson, synthesizeCheckpoint, synthTokenizerFiles } from "../../src/node/synth.js";
 import { TextTokenizer } from "../../src/text/tokenizer.js";
 import { cli } from "../helpers/cli.js";
-import { openCheckpoint } from "../../src/env/node.js";
+import { openCheckpoint } from "../../src/node/folder.js";
 
 
 // Each folder is tens of MB: remove them all when the file is done.

@@ -3,7 +3,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { ReferenceModel, rmsnorm } from "../../src/reference/model.js";
-import { applyRope, ropeInverseFrequencies } from "../../src/reference/rope.js";
+import { ropeInverseFrequencies } from "../../src/model/rope.js";
+import { applyRope } from "../../src/reference/rope.js";
 import { randomWeights, rng, smallConfig, type SmallModelSpec } from "../helpers/random-model.js";
 
 function run(spec: SmallModelSpec, seed: number, tokens: number[], weights = randomWeights(smallConfig(spec), seed)): Float32Array[] {

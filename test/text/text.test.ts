@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { TextTokenizer } from "../../src/text/tokenizer.js";
 import { ChatTemplate, findChatTemplate } from "../../src/text/chat-template.js";
-import { loadText } from "../../src/model/load.js";
+import { loadText } from "../../src/node/bundled.js";
 
 const tokenizerJson = JSON.parse(readFileSync("models/shakespeare-tiny/tokenizer.json", "utf8")) as unknown;
 const tokenizerConfig = JSON.parse(readFileSync("models/shakespeare-tiny/tokenizer_config.json", "utf8")) as Record<string, unknown>;

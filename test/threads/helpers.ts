@@ -2,14 +2,15 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeSafetensors, type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
-import { loadConfig } from "../../src/model/load.js";
+import { writeSafetensors } from "../../src/node/safetensors-files.js";
+import { type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
+import { loadConfig } from "../../src/node/bundled.js";
 import { resolveTensorNames, tensorNamesFor } from "../../src/model/tensor-names.js";
 import { WasmEngine, type EngineOptions } from "../../src/model/engine.js";
 import type { ModelConfig } from "../../src/model/config.js";
 import { randomWeights, smallConfig, type SmallModelSpec } from "../helpers/random-model.js";
 import { BUNDLED } from "../helpers/model-folder.js";
-import { openCheckpoint } from "../../src/env/node.js";
+import { openCheckpoint } from "../../src/node/folder.js";
 
 /** A folder holding model.safetensors with seeded random weights for `spec` (tied embeddings). */
 export async function randomModelFolder(spec: SmallModelSpec, seed: number): Promise<{ config: ModelConfig; dir: string; cleanup: () => void }> {

@@ -10,7 +10,7 @@ import { WasmEngine } from "../../src/model/engine.js";
 import { ThreadPool } from "../../src/threads/pool.js";
 import { spawnNodeWorker } from "../../src/threads/node-worker.js";
 import type { RuntimeExports } from "../../src/threads/runtime.js";
-import { loadConfig } from "../../src/model/load.js";
+import { loadConfig } from "../../src/node/bundled.js";
 import { BUNDLED } from "../helpers/model-folder.js";
 import { bundledEngine } from "./helpers.js";
 

@@ -1,11 +1,10 @@
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import type { ChatMessage } from "../../text/chat-template.js";
+import type { ChatMessage, Generation } from "../../api.js";
 import { MODEL_FLAG, parseFlags, UsageError } from "../args.js";
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from "../sampling-flags.js";
 import { openModel, RUN_FLAGS, RUN_HELP } from "../open-model.js";
 import { describeStop, formatStats, withCtrlC } from "../session.js";
-import type { Generation } from "../../generate/generate.js";
 
 export const help = `mobilellm chat [options]
 

@@ -1,11 +1,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { PRESETS, parameterCount, type ModelConfig } from "../../model/config.js";
-import { bundledModelDir, loadConfig, readJsonFile } from "../../model/load.js";
-import { INDEX_FILE, SINGLE_FILE } from "../../model/checkpoint/checkpoint.js";
-import { INT4_GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype } from "../../model/memory.js";
+import { PRESETS, parameterCount, type ModelConfig, bundledModelDir, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, INT4_GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint } from "../../api.js";
 import { intFlag, parseFlags, UsageError } from "../args.js";
-import { openCheckpoint } from "../../env/node.js";
 
 /** The context of the published KV-cache comparison ("8k" = 8000 tokens, spec section 5). */
 const DEFAULT_CTX = 8000;

@@ -1,6 +1,5 @@
 import { resolve } from "node:path";
-import { PRESETS } from "../../model/config.js";
-import { MIN_VOCAB, synthesizeCheckpoint } from "../../model/synth.js";
+import { PRESETS, MIN_VOCAB, synthesizeCheckpoint } from "../../api.js";
 import { intFlag, parseFlags, UsageError } from "../args.js";
 
 const DEFAULT_SHARD_MB = 1000;

@@ -1,6 +1,6 @@
 // A Hugging Face checkpoint: one model.safetensors, or shards listed by model.safetensors.index.json,
 // seen as a single name -> tensor map. All cross-file rules (index vs shards, duplicates) live here.
-import { CheckpointError, type ByteSource } from "./byte-source.js";
+import { CheckpointError, type ByteSource } from "../../env/byte-source.js";
 import {
   parseSafetensors,
   readRowsF32,

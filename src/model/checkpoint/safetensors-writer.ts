@@ -1,7 +1,7 @@
 // Streaming safetensors writer: the header is computed from shapes alone, then each tensor is converted
 // and written a chunk at a time, so a multi-GB synthetic checkpoint never exists in memory.
 // Also writes sharded checkpoints with model.safetensors.index.json, as Hugging Face lays them out.
-import { CheckpointError, openFileSink, type ByteSink } from "./byte-source.js";
+import { CheckpointError, type ByteSink } from "../../env/byte-source.js";
 import { bytesPerElement, encodeFromF32, type DType } from "./dtype.js";
 import { numel, showName } from "./safetensors.js";
 import { INDEX_FILE } from "./checkpoint.js";
@@ -101,15 +101,6 @@ export async function writeSafetensorsTo(
   }
 }
 
-/** Writes `path` (via `path.partial`, renamed when complete). */
-export async function writeSafetensors(
-  path: string,
-  tensors: readonly TensorToWrite[],
-  metadata?: Record<string, string>,
-): Promise<void> {
-  await writeSafetensorsTo(await openFileSink(path), tensors, metadata);
-}
-
 export interface ShardedWriteOptions {
   /** Tensor bytes per shard; a tensor larger than this gets a shard of its own. */
   maxShardBytes: number;
@@ -142,9 +133,12 @@ function planShards(tensors: readonly TensorToWrite[], maxShardBytes: number): T
   return groups;
 }
 
-/** Writes `dir/model-0000i-of-0000n.safetensors` shards and `dir/model.safetensors.index.json`. */
-export async function shardedWrite(
-  dir: string,
+/**
+ * Writes the shards `model-0000i-of-0000n.safetensors` and `model.safetensors.index.json`, each to the sink
+ * `openSink(fileName)` gives (Node's shardedWrite in src/node/safetensors-files.ts opens files in a folder).
+ */
+export async function shardedWriteTo(
+  openSink: (file: string) => Promise<ByteSink>,
   tensors: readonly TensorToWrite[],
   opts: ShardedWriteOptions,
 ): Promise<ShardedWriteResult> {
@@ -158,14 +152,14 @@ export async function shardedWrite(
   const weightMap: Record<string, string> = {};
   let total = 0;
   for (let i = 0; i < groups.length; i++) {
-    await writeSafetensors(`${dir}/${shards[i]}`, groups[i], opts.metadata ?? { format: "pt" });
+    await writeSafetensorsTo(await openSink(shards[i]), groups[i], opts.metadata ?? { format: "pt" });
     for (const t of groups[i]) {
       weightMap[t.name] = shards[i];
       total += byteLength(t);
     }
   }
   const index = { metadata: { total_size: total }, weight_map: weightMap };
-  const sink = await openFileSink(`${dir}/${INDEX_FILE}`);
+  const sink = await openSink(INDEX_FILE);
   try {
     await sink.write(new TextEncoder().encode(JSON.stringify(index, null, 2) + "\n"));
     await sink.close();

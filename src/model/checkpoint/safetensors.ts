@@ -12,7 +12,7 @@
 // - Unknown keys inside a tensor entry are ignored; unknown dtypes are an error at parse time, since this
 //   runtime could not read that tensor later anyway.
 // - Duplicate JSON keys are not detected (JSON.parse keeps the last one).
-import { CheckpointError, type ByteSource } from "./byte-source.js";
+import { CheckpointError, type ByteSource } from "../../env/byte-source.js";
 import { bytesPerElement, decodeToF32, firstNonFinite, parseDType, type DType } from "./dtype.js";
 
 export interface TensorInfo {

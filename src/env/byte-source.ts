@@ -1,8 +1,6 @@
-// The environment layer of the checkpoint reader: random-access byte sources and sequential byte sinks.
-//
-// Everything else in checkpoint/ talks to bytes only through these interfaces: memory, a Blob/File slice
-// reader and HTTP Range reads work anywhere (the browser build uses them); the Node file implementations
-// load node:fs lazily, which keeps this module importable from a browser bundle.
+// Random-access byte sources and sequential byte sinks: the only way the checkpoint readers and writers
+// (src/model/checkpoint/) touch bytes. Memory, a Blob/File slice reader and HTTP Range reads work anywhere
+// and live here; files on disk are Node's (src/node/file-source.ts).
 
 /** Every error the checkpoint reader raises on purpose; anything else escaping it is a bug. */
 export class CheckpointError extends Error {
@@ -132,85 +130,6 @@ export async function openHttpSource(url: string, init: { fetch?: typeof fetch }
     },
     async close() {
       closed = true;
-    },
-  };
-}
-
-/** Node: positional reads through one FileHandle, so concurrent reads need no seek bookkeeping. */
-export async function openFileSource(path: string): Promise<ByteSource> {
-  const fs = await import("node:fs/promises");
-  let handle: Awaited<ReturnType<typeof fs.open>>;
-  try {
-    handle = await fs.open(path, "r");
-  } catch (e) {
-    throw new CheckpointError(`cannot open ${path}: ${(e as Error).message}`);
-  }
-  const stat = await handle.stat();
-  if (!stat.isFile()) {
-    await handle.close();
-    throw new CheckpointError(`${path} is not a regular file`);
-  }
-  const where = { name: path, size: stat.size };
-  let closed = false;
-  return {
-    ...where,
-    async read(offset, length) {
-      if (closed) throw new CheckpointError(`${path}: read after close`);
-      checkRange(where, offset, length);
-      const out = new Uint8Array(length);
-      let got = 0;
-      // A regular file only returns fewer bytes at end of file, so a zero-byte read means the file shrank
-      // after it was opened; loop rather than trust one call to fill the buffer.
-      while (got < length) {
-        const { bytesRead } = await handle.read(out, got, length - got, offset + got);
-        if (bytesRead === 0) {
-          throw new CheckpointError(
-            `${path}: short read, got ${got} of ${length} bytes at offset ${offset} (file truncated while open?)`,
-          );
-        }
-        got += bytesRead;
-      }
-      return out;
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await handle.close();
-    },
-  };
-}
-
-/**
- * Node: writes to `path.partial` and renames on close, so a crash or an aborted synth never leaves a file
- * that looks complete. Creates missing parent folders.
- */
-export async function openFileSink(path: string): Promise<ByteSink> {
-  const fs = await import("node:fs/promises");
-  const { dirname } = await import("node:path");
-  await fs.mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.partial`;
-  const handle = await fs.open(tmp, "w");
-  let done = false;
-  return {
-    name: path,
-    async write(bytes) {
-      let written = 0;
-      while (written < bytes.length) {
-        const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
-        written += bytesWritten;
-      }
-    },
-    async close() {
-      if (done) return;
-      done = true;
-      await handle.close();
-      await fs.rename(tmp, path);
-    },
-    async abort() {
-      if (done) return;
-      done = true;
-      await handle.close().catch(() => undefined);
-      await fs.rm(tmp, { force: true });
     },
   };
 }

@@ -1,10 +1,10 @@
 // The float32 reference behind the Backend interface: weights read from the checkpoint as float32.
-import type { Backend } from "./backend.js";
-import { checkForwardRequest } from "./backend.js";
-import type { ModelConfig } from "./config.js";
-import type { Checkpoint } from "./checkpoint/checkpoint.js";
-import type { TensorNames } from "./tensor-names.js";
-import { ReferenceModel, type Weights } from "../reference/model.js";
+import type { Backend } from "../model/backend.js";
+import { checkForwardRequest } from "../model/backend.js";
+import type { ModelConfig } from "../model/config.js";
+import type { Checkpoint } from "../model/checkpoint/checkpoint.js";
+import type { TensorNames } from "../model/tensor-names.js";
+import { ReferenceModel, type Weights } from "./model.js";
 
 export async function loadReferenceWeights(ckpt: Checkpoint, names: TensorNames): Promise<Weights> {
   const embed = await ckpt.readF32(names.embed);

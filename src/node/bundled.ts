@@ -1,11 +1,11 @@
-// Reading pieces of a checkpoint folder on disk (Node) for the commands and tests that need one file of it
-// (config.json, the tokenizer) rather than a whole model; loadModel itself goes through the shared
-// openModel (src/env/folder.ts) over nodeFolder.
+// The bundled model's folder, and single files of a checkpoint folder on disk (config.json, the tokenizer)
+// for the commands and tests that need one of them rather than a whole model; loadModel itself goes through
+// the shared openModel (src/session/open.ts) over nodeFolder.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseConfig, type ModelConfig } from "./config.js";
-import { parseTextFiles, type BackendOptions, type TextFiles } from "./model.js";
+import { parseConfig, type ModelConfig } from "../model/config.js";
+import { parseTextFiles, type TextFiles } from "../session/open.js";
 
 /** The model shipped in the package (models/shakespeare-tiny), found from src/ or dist/src/. */
 export function bundledModelDir(): string {
@@ -16,6 +16,24 @@ export function bundledModelDir(): string {
     dir = dirname(dir);
   }
   throw new Error("the bundled model models/shakespeare-tiny is missing from the package");
+}
+
+/** The model that ships in the package, usable by name. */
+export const BUNDLED_MODEL = "shakespeare-tiny";
+
+/**
+ * The folder `dirOrName` names: the bundled model for its name (unless a folder of that name exists), else
+ * the path itself, which must exist. A preset's name is refused with how to get its weights.
+ */
+export function resolveModelDir(dirOrName: string, presets: readonly string[]): string {
+  if (dirOrName === BUNDLED_MODEL && !existsSync(dirOrName)) return bundledModelDir();
+  if (!existsSync(dirOrName) && presets.includes(dirOrName)) {
+    throw new Error(
+      `"${dirOrName}" is a configuration preset without weights: download the checkpoint (e.g. huggingface-cli download facebook/MobileLLM-Pro --local-dir DIR) and pass its folder, or write random weights with "mobilellm synth --preset ${dirOrName} --out DIR"`,
+    );
+  }
+  if (!existsSync(dirOrName)) throw new Error(`model folder ${dirOrName} does not exist`);
+  return dirOrName;
 }
 
 export function readJsonFile(path: string): unknown {
@@ -36,8 +54,6 @@ export function loadConfig(dir: string): ModelConfig {
   if (!existsSync(dir)) throw new Error(`model folder ${dir} does not exist`);
   return parseConfig(readJsonFile(join(dir, "config.json")), join(dir, "config.json"));
 }
-
-export type { BackendOptions, TextFiles };
 
 export function loadText(dir: string): TextFiles {
   const cfgPath = join(dir, "tokenizer_config.json");

@@ -1,19 +1,10 @@
-// Node's side of the environment seam: a checkpoint folder on disk as a ModelFolder, the cores this process
-// may use, and (by leaving wasmBytes and spawn unset) build/*.wasm read from disk and worker_threads.
-// loadModel (src/api.ts) is the shared openModel (src/env/folder.ts) over nodeFolder, so Node and the
-// browser load a checkpoint with the same code.
+// A checkpoint folder on disk as a ModelFolder, and its weights as a Checkpoint.
 import { readFile, stat } from "node:fs/promises";
-import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { openFileSource } from "../model/checkpoint/byte-source.js";
+import type { ModelFolder } from "../env/folder.js";
 import type { Checkpoint } from "../model/checkpoint/checkpoint.js";
-import { openFolderCheckpoint } from "./folder.js";
-import type { ModelFolder, Platform } from "./platform.js";
-
-export const nodePlatform: Platform = {
-  name: "node",
-  defaultThreads: () => availableParallelism(),
-};
+import { openFolderCheckpoint } from "../model/checkpoint/folder.js";
+import { openFileSource } from "./file-source.js";
 
 const isFile = (path: string) =>
   stat(path).then(

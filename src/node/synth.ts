@@ -7,11 +7,12 @@
 // depend on neither the chunk size nor the shard size, and the same seed gives byte-identical files.
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { parseConfig, type ModelConfig } from "./config.js";
-import { shardedWrite, type TensorToWrite } from "./checkpoint/safetensors-writer.js";
-import { INDEX_FILE, SINGLE_FILE } from "./checkpoint/checkpoint.js";
-import { expectedShapes, tensorNamesFor } from "./tensor-names.js";
-import { bundledModelDir } from "./load.js";
+import { parseConfig, type ModelConfig } from "../model/config.js";
+import type { TensorToWrite } from "../model/checkpoint/safetensors-writer.js";
+import { shardedWrite } from "./safetensors-files.js";
+import { INDEX_FILE, SINGLE_FILE } from "../model/checkpoint/checkpoint.js";
+import { expectedShapes, tensorNamesFor } from "../model/tensor-names.js";
+import { bundledModelDir } from "./bundled.js";
 
 type Json = Record<string, unknown>;
 

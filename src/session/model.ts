@@ -1,35 +1,17 @@
-// The model object and the environment-neutral part of building one: parsed config, tokenizer and chat
-// template, a Checkpoint over ByteSources, the engine. Nothing here touches node:* modules, so the browser
-// build (src/browser/) and Node's loadModel (src/api.ts, src/model/load.ts) share it unchanged.
-import type { Backend, BackendName } from "./backend.js";
-import type { SimdMode } from "../kernels/wasm.js";
-import type { ModelConfig } from "./config.js";
-import { kvCacheBytes } from "./memory.js";
-import { perplexity, type PerplexityResult } from "./perplexity.js";
-import { TextTokenizer } from "../text/tokenizer.js";
-import { ChatTemplate, PLAIN_DIALOGUE_STOP, PLAIN_DIALOGUE_TEMPLATE, findChatTemplate, type ChatMessage } from "../text/chat-template.js";
+// The model object: a loaded backend (the int4 engine or the float32 reference) with its tokenizer, chat
+// template and sampling defaults, serving generate, chat, logits and perplexity one request at a time.
+// It is built by openModel (src/session/open.ts) and never touches node:* modules, so Node's loadModel and
+// the browser share it unchanged.
+import type { Backend, BackendName } from "../model/backend.js";
+import type { ModelConfig } from "../model/config.js";
+import { kvCacheBytes } from "../model/memory.js";
+import { perplexity, type PerplexityResult } from "../model/perplexity.js";
+import type { TextTokenizer } from "../text/tokenizer.js";
+import { ChatTemplate, PLAIN_DIALOGUE_STOP, PLAIN_DIALOGUE_TEMPLATE, type ChatMessage } from "../text/chat-template.js";
 import { Generation, generateStream, type GenerateOptions } from "../generate/generate.js";
 import { CachedSequence } from "../generate/sequence.js";
 import type { GenerationDefaults } from "../generate/generation-config.js";
 import type { SamplingOptions } from "../generate/sampler.js";
-import type { Checkpoint } from "./checkpoint/checkpoint.js";
-import { resolveTensorNames } from "./tensor-names.js";
-import { ReferenceBackend, loadReferenceWeights } from "./reference-backend.js";
-import { WasmEngine } from "./engine.js";
-import type { Platform } from "../env/platform.js";
-
-export interface LoadOptions {
-  /** "wasm" (default): the int4 x int8 engine; "reference": the float32 oracle. */
-  backend?: BackendName;
-  /** Wasm build for the "wasm" backend: "auto" (default) picks relaxed SIMD where proven correct. */
-  simd?: SimdMode;
-  /** Positions the KV cache holds; defaults to min(max_position_embeddings, 4096). */
-  contextLength?: number;
-  /** Threads of the wasm engine (main thread + workers); defaults to the available cores. */
-  threads?: number;
-  /** Called as the checkpoint is read and quantized: `done` of `total` tensors. */
-  onProgress?: (done: number, total: number) => void;
-}
 
 export interface ChatOptions extends GenerateOptions {
   /** A Jinja chat template to use instead of the checkpoint's. */
@@ -176,55 +158,4 @@ export class Model {
     if (this.running) throw new Error("a generation is still running on this model: wait for its result or abort it first");
     this.running = true;
   }
-}
-
-
-export interface TextFiles {
-  tokenizer: TextTokenizer;
-  chatTemplate: ChatTemplate | null;
-}
-
-/**
- * The tokenizer and chat template from the folder's parsed tokenizer.json, tokenizer_config.json ({} when
- * absent) and chat_template.jinja (null when absent).
- */
-export function parseTextFiles(files: { tokenizer: unknown; tokenizerConfig: Record<string, unknown>; chatTemplateJinja: string | null }): TextFiles {
-  const tokenizer = new TextTokenizer({ tokenizer: files.tokenizer, tokenizerConfig: files.tokenizerConfig });
-  const source = findChatTemplate(files.tokenizerConfig, files.chatTemplateJinja);
-  const chatTemplate =
-    source === null ? null : new ChatTemplate(source, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken });
-  return { tokenizer, chatTemplate };
-}
-
-export interface BackendOptions {
-  backend: BackendName;
-  contextLength: number;
-  /** Threads for the wasm engine (ignored by the reference backend). */
-  threads?: number;
-  simd?: SimdMode;
-  onProgress?: (done: number, total: number) => void;
-}
-
-/** Throws when the requested context exceeds what the config allows (checked before any weight is read). */
-export function checkContextLength(config: ModelConfig, contextLength: number): void {
-  if (contextLength > config.maxPositions) {
-    throw new RangeError(`context ${contextLength} exceeds max_position_embeddings ${config.maxPositions}`);
-  }
-}
-
-/**
- * Builds the forward pass over an open checkpoint (the caller closes it): the float32 reference, or the
- * int4 x int8 Wasm engine with the platform's kernel bytes and worker threads (Node's defaults when absent).
- */
-export async function createBackend(config: ModelConfig, ckpt: Checkpoint, opts: BackendOptions, platform?: Platform): Promise<Backend> {
-  checkContextLength(config, opts.contextLength);
-  const names = resolveTensorNames(config, ckpt);
-  if (opts.backend === "reference") {
-    return new ReferenceBackend(config, await loadReferenceWeights(ckpt, names), opts.contextLength);
-  }
-  const threads = opts.threads ?? 1;
-  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be an integer >= 1, got ${threads}`);
-  const wasm = platform?.wasmBytes ? await platform.wasmBytes(threads > 1) : undefined;
-  const engineOpts = { contextLength: opts.contextLength, simd: opts.simd, onProgress: opts.onProgress, threads, wasm, spawn: platform?.spawn };
-  return await WasmEngine.load(config, ckpt, names, engineOpts);
 }

@@ -1,0 +1,37 @@
+// Rotary position embedding frequencies and Llama-4's attention temperature tuning: facts of the model
+// that the float32 reference (src/reference/) and the int4 engine (engine.ts, which tabulates cos/sin for
+// its RoPE kernel) both take from here.
+//
+// RoPE rotates pair i of each query and key head by the angle pos * omega_i. Temperature tuning scales the
+// queries of NoPE layers (the ones that skip RoPE) by tau(pos), which grows with the log of the position so
+// attention stays sharp over long contexts.
+import type { ModelConfig } from "./config.js";
+
+/**
+ * omega_i = theta^(-2i / headDim) for i < headDim / 2, with Llama-3 "llama3" scaling when the config has it:
+ * long wavelengths are slowed by `factor`, short ones kept, the band between blended smoothly.
+ */
+export function ropeInverseFrequencies(c: Pick<ModelConfig, "headDim" | "ropeTheta" | "ropeScaling">): Float64Array {
+  const half = c.headDim / 2;
+  const omega = new Float64Array(half);
+  for (let i = 0; i < half; i++) omega[i] = Math.pow(c.ropeTheta, (-2 * i) / c.headDim);
+  const s = c.ropeScaling;
+  if (s === null) return omega;
+  const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
+  const highWavelen = s.originalMaxPositions / s.highFreqFactor;
+  for (let i = 0; i < half; i++) {
+    const wavelen = (2 * Math.PI) / omega[i];
+    if (wavelen > lowWavelen) {
+      omega[i] /= s.factor;
+    } else if (wavelen >= highWavelen) {
+      const t = (s.originalMaxPositions / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      omega[i] = ((1 - t) * omega[i]) / s.factor + t * omega[i];
+    }
+  }
+  return omega;
+}
+
+/** tau(p) = ln(floor((p + 1) / floor_scale) + 1) * attn_scale + 1; equals 1 below floor_scale - 1. */
+export function attentionTemperature(pos: number, floorScale: number, attnScale: number): number {
+  return Math.log(Math.floor((pos + 1) / floorScale) + 1) * attnScale + 1;
+}

@@ -1,0 +1,129 @@
+// Building a Model: from a ModelFolder (a directory on disk, files a user picked, a URL base) and a
+// Platform, with the same checks and the same code on Node (src/api.ts) and in a browser (src/browser/).
+// Everything is checked against everything else (config, tokenizer, the tensors' names and shapes) before
+// a weight is read.
+import type { ModelFolder } from "../env/folder.js";
+import type { SimdMode } from "../kernels/wasm.js";
+import type { Backend, BackendName } from "../model/backend.js";
+import { parseConfig, type ModelConfig } from "../model/config.js";
+import type { Checkpoint } from "../model/checkpoint/checkpoint.js";
+import { openFolderCheckpoint } from "../model/checkpoint/folder.js";
+import { resolveTensorNames } from "../model/tensor-names.js";
+import { WasmEngine } from "../model/engine.js";
+import { ReferenceBackend, loadReferenceWeights } from "../reference/backend.js";
+import { TextTokenizer } from "../text/tokenizer.js";
+import { ChatTemplate, findChatTemplate } from "../text/chat-template.js";
+import { NO_GENERATION_CONFIG, parseGenerationConfig } from "../generate/generation-config.js";
+import { Model } from "./model.js";
+import type { Platform } from "./platform.js";
+
+export interface LoadOptions {
+  /** "wasm" (default): the int4 x int8 engine; "reference": the float32 oracle. */
+  backend?: BackendName;
+  /** Wasm build for the "wasm" backend: "auto" (default) picks relaxed SIMD where proven correct. */
+  simd?: SimdMode;
+  /** Positions the KV cache holds; defaults to min(max_position_embeddings, 4096). */
+  contextLength?: number;
+  /** Threads of the wasm engine (main thread + workers); defaults to the available cores. */
+  threads?: number;
+  /** Called as the checkpoint is read and quantized: `done` of `total` tensors. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** A JSON file of the folder, parsed; null when it is optional and absent. */
+async function readJson(folder: ModelFolder, file: string, required: true): Promise<unknown>;
+async function readJson(folder: ModelFolder, file: string, required: false): Promise<unknown | null>;
+async function readJson(folder: ModelFolder, file: string, required: boolean): Promise<unknown | null> {
+  const text = await folder.readText(file);
+  if (text === null) {
+    if (required) throw new Error(`${file} is missing from ${folder.name}: is this a Hugging Face checkpoint folder?`);
+    return null;
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${folder.name}/${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Loads a Hugging Face checkpoint folder: config.json, tokenizer.json (+ tokenizer_config.json,
+ * chat_template.jinja, generation_config.json when present) and the weights, checked against each other,
+ * then read and quantized. `platform` supplies the kernel bytes, worker threads and default thread count.
+ */
+export async function openModel(folder: ModelFolder, platform: Platform, opts: LoadOptions = {}): Promise<Model> {
+  const config = parseConfig(await readJson(folder, "config.json", true), `${folder.name}/config.json`);
+  const tokenizerConfig = ((await readJson(folder, "tokenizer_config.json", false)) ?? {}) as Record<string, unknown>;
+  const { tokenizer, chatTemplate } = parseTextFiles({
+    tokenizer: await readJson(folder, "tokenizer.json", true),
+    tokenizerConfig,
+    chatTemplateJinja: await folder.readText("chat_template.jinja"),
+  });
+  const generationConfig = await readJson(folder, "generation_config.json", false);
+  const defaults =
+    generationConfig === null ? NO_GENERATION_CONFIG : parseGenerationConfig(generationConfig, `${folder.name}/generation_config.json`);
+  const contextLength = opts.contextLength ?? Math.min(config.maxPositions, 4096);
+  checkContextLength(config, contextLength);
+  const ckpt = await openFolderCheckpoint(folder);
+  try {
+    const backend = await createBackend(
+      config,
+      ckpt,
+      { backend: opts.backend ?? "wasm", simd: opts.simd, contextLength, threads: opts.threads ?? platform.defaultThreads(), onProgress: opts.onProgress },
+      platform,
+    );
+    return new Model(folder.name, config, tokenizer, chatTemplate, backend, defaults);
+  } finally {
+    await ckpt.close();
+  }
+}
+
+export interface TextFiles {
+  tokenizer: TextTokenizer;
+  chatTemplate: ChatTemplate | null;
+}
+
+/**
+ * The tokenizer and chat template from the folder's parsed tokenizer.json, tokenizer_config.json ({} when
+ * absent) and chat_template.jinja (null when absent).
+ */
+export function parseTextFiles(files: { tokenizer: unknown; tokenizerConfig: Record<string, unknown>; chatTemplateJinja: string | null }): TextFiles {
+  const tokenizer = new TextTokenizer({ tokenizer: files.tokenizer, tokenizerConfig: files.tokenizerConfig });
+  const source = findChatTemplate(files.tokenizerConfig, files.chatTemplateJinja);
+  const chatTemplate =
+    source === null ? null : new ChatTemplate(source, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken });
+  return { tokenizer, chatTemplate };
+}
+
+export interface BackendOptions {
+  backend: BackendName;
+  contextLength: number;
+  /** Threads for the wasm engine (ignored by the reference backend). */
+  threads?: number;
+  simd?: SimdMode;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Throws when the requested context exceeds what the config allows (checked before any weight is read). */
+export function checkContextLength(config: ModelConfig, contextLength: number): void {
+  if (contextLength > config.maxPositions) {
+    throw new RangeError(`context ${contextLength} exceeds max_position_embeddings ${config.maxPositions}`);
+  }
+}
+
+/**
+ * Builds the forward pass over an open checkpoint (the caller closes it): the float32 reference, or the
+ * int4 x int8 Wasm engine with the platform's kernel bytes and worker threads (Node's defaults when absent).
+ */
+export async function createBackend(config: ModelConfig, ckpt: Checkpoint, opts: BackendOptions, platform?: Platform): Promise<Backend> {
+  checkContextLength(config, opts.contextLength);
+  const names = resolveTensorNames(config, ckpt);
+  if (opts.backend === "reference") {
+    return new ReferenceBackend(config, await loadReferenceWeights(ckpt, names), opts.contextLength);
+  }
+  const threads = opts.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be an integer >= 1, got ${threads}`);
+  const wasm = platform?.wasmBytes ? await platform.wasmBytes(threads > 1) : undefined;
+  const engineOpts = { contextLength: opts.contextLength, simd: opts.simd, onProgress: opts.onProgress, threads, wasm, spawn: platform?.spawn };
+  return await WasmEngine.load(config, ckpt, names, engineOpts);
+}
