@@ -2,7 +2,7 @@
 // the KV cache for a context length; and, from the same slot layout, when a cache can be resumed
 // (canResumeAt, the pure policy generate/sequence.ts applies without touching the cache itself).
 //
-// The conventions are the ones spec sections 4 and 5 derive and check against published figures:
+// The conventions are the ones that reproduce the technical report's figures (test/model/memory.test.ts):
 // - int4 weights are symmetric with one scale per (row, group of 32 inputs), for every linear layer AND for
 //   the embedding table; a tied table is one tensor serving as input embedding and output head, so it is
 //   counted once. Norm weights stay float32.
@@ -13,7 +13,7 @@
 import type { ModelConfig } from "./config.js";
 import { expectedShapes, tensorNamesFor } from "./tensor-names.js";
 
-/** Inputs sharing one int4 scale (the CPU recipe of spec section 4). */
+/** Inputs sharing one int4 scale (the CPU deployment recipe: symmetric int4, group 32). */
 export const INT4_GROUP = 32;
 
 export interface QuantizedWeightBytes {

@@ -1,6 +1,7 @@
 // Which tensors a checkpoint must hold for a config, under which names and with which shapes.
 //
-// Llama-4 checkpoints spell the MLP `feed_forward.*`, Llama ones `mlp.*` (spec 2.8): both are accepted,
+// Llama-4 checkpoints spell the MLP `feed_forward.*`, Llama ones `mlp.*`, and which one MobileLLM-Pro's
+// published files use could not be checked here (their weights are gated): both are accepted,
 // per layer. A tied model may still carry `lm_head.weight`; it is then an alias and is not read.
 import type { ModelConfig } from "./config.js";
 import type { Checkpoint } from "./checkpoint/checkpoint.js";

@@ -46,7 +46,10 @@ export class SynthError extends Error {
 /** The bundled tokenizer's 1000 BPE ranks need ids 0..999; 24 more hold the special block. */
 export const MIN_VOCAB = 1024;
 
-/** Llama-4 special tokens the bundled tokenizer has, by name, as offsets from <|begin_of_text|> (spec 3). */
+/**
+ * Llama-4 special tokens the bundled tokenizer has, by name, as offsets from <|begin_of_text|> (id 200000 in
+ * the real 202,048-token vocabulary: <|end_of_text|> 200001, <|eom|> 200007, <|eot|> 200008, pad 200018).
+ */
 const LLAMA4_SPECIAL_OFFSETS: Record<string, number> = {
   "<|begin_of_text|>": 0,
   "<|end_of_text|>": 1,
@@ -63,7 +66,7 @@ const LLAMA4_SPECIAL_OFFSETS: Record<string, number> = {
   "<|finetune_right_pad|>": 18,
 };
 
-/** <|text_post_train_reserved_special_token_0..5|> sit at these offsets in Llama-4 (spec 3). */
+/** <|text_post_train_reserved_special_token_0..5|> sit at these offsets (ids 200010-200015) in Llama-4. */
 const RESERVED_OFFSETS = [10, 11, 12, 13, 14, 15];
 
 /** Rows the special block takes at the top of a reduced vocabulary: offsets 0..18, then 5 padding rows. */
@@ -108,7 +111,7 @@ export function synthConfigJson(preset: Json, layers: number | undefined, vocab:
 }
 
 function generationConfigJson(config: Json): Json {
-  // The official demo's settings (spec section 3).
+  // The settings of Meta's MobileLLM-Pro demo: temperature 0.7, top-p 0.95, 256 new tokens.
   return {
     bos_token_id: config["bos_token_id"],
     eos_token_id: config["eos_token_id"],

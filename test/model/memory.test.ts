@@ -1,4 +1,5 @@
-// Memory accounting: the published MobileLLM-Pro KV-cache figures (spec section 5) reproduced exactly, and
+// Memory accounting: the MobileLLM-Pro technical report's KV-cache figures (8k tokens, int8: 117 MB with
+// every layer global, 40 MB with the 3:1 local/global layout) reproduced exactly, and
 // the int4 weight bytes, each written out as arithmetic independent of the implementation.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
