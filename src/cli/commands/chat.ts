@@ -3,7 +3,7 @@ import { createInterface } from "node:readline";
 import type { ChatMessage, Generation } from "../../api.js";
 import { MODEL_FLAG, parseFlags, UsageError } from "../args.js";
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from "../sampling-flags.js";
-import { openModel, RUN_FLAGS, RUN_HELP } from "../open-model.js";
+import { loadFromFlags, RUN_FLAGS, RUN_HELP } from "../load-flags.js";
 import { describeStop, formatStats, withCtrlC } from "../session.js";
 
 export const help = `mobilellm chat [options]
@@ -33,7 +33,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
     }
   }
   const log = (s: string) => process.stderr.write(s + "\n");
-  const model = await openModel(v, log);
+  const model = await loadFromFlags(v, log);
   const interactive = process.stdin.isTTY === true;
   const opening: ChatMessage[] = v.system === undefined ? [] : [{ role: "system", content: v.system as string }];
   let messages = [...opening];

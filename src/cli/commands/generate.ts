@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { MODEL_FLAG, parseFlags, UsageError } from "../args.js";
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from "../sampling-flags.js";
-import { openModel, RUN_FLAGS, RUN_HELP } from "../open-model.js";
+import { loadFromFlags, RUN_FLAGS, RUN_HELP } from "../load-flags.js";
 import { describeStop, formatStats, withCtrlC } from "../session.js";
 
 export const help = `mobilellm generate --prompt TEXT [options]
@@ -23,7 +23,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   if (prompt.length === 0) throw new Error("the prompt is empty");
   const opts = generationOptions(v);
   const log = (s: string) => process.stderr.write(s + "\n");
-  const model = await openModel(v, log);
+  const model = await loadFromFlags(v, log);
   try {
     const ac = new AbortController();
     const g = model.generate(prompt, { ...opts, signal: ac.signal });

@@ -18,7 +18,7 @@ export const RUN_HELP = `  --model DIR        checkpoint folder (default: the bu
   --simd S           auto (relaxed SIMD where proven correct), baseline or relaxed
   -q, --quiet        nothing on stderr but errors`;
 
-export async function openModel(v: Values, log: (s: string) => void): Promise<Model> {
+export async function loadFromFlags(v: Values, log: (s: string) => void): Promise<Model> {
   const bar = progressBar("loading");
   const t0 = performance.now();
   const model = await loadModel(v.model as string | undefined, {
