@@ -1,8 +1,12 @@
-// Parses and validates a Hugging Face config.json for MobileLLM-Pro (llama4_text with layer_types).
+// Parses and validates a Hugging Face config.json: MobileLLM-Pro (llama4_text with layer_types) or a plain
+// Llama (src/model/architectures.ts says what differs).
 //
-// Everything the config can say is read from it; a documented default is used only where a key is
-// absent, and every default taken is recorded in `defaulted` so `info` can show what was assumed
-// (spec section 8). Inconsistent configs fail here, with the key named, not deep in a kernel.
+// Everything the config can say is read from it; a default is used only where a key is absent, and every
+// default taken is recorded in `defaulted` so `info` can show what was assumed (MobileLLM-Pro's published
+// config.json does not show rope_theta, rms_norm_eps, use_qk_norm or no_rope_layers, so those are the ones
+// a real checkpoint is most likely to leave to the defaults). Inconsistent configs fail here, with the key
+// named, not deep in a kernel.
+import { architectureOf, type ArchitectureName, type RopeStyle } from "./architectures.js";
 
 export type LayerType = "full_attention" | "sliding_attention";
 
@@ -15,6 +19,10 @@ export interface Llama3RopeScaling {
 }
 
 export interface ModelConfig {
+  /** The model family (src/model/architectures.ts). */
+  architecture: ArchitectureName;
+  /** Which dimensions of a head RoPE rotates together, as the checkpoint's q and k rows are laid out. */
+  ropeStyle: RopeStyle;
   hiddenSize: number;
   intermediateSize: number;
   numLayers: number;
@@ -50,15 +58,15 @@ export class ConfigError extends Error {
   }
 }
 
-/** Documented defaults (spec section 8) for keys a config may omit. */
-export const CONFIG_DEFAULTS = {
-  rope_theta: 500000,
-  rms_norm_eps: 1e-5,
+/**
+ * Defaults of the Llama-4 extras for keys a config may omit (transformers' Llama4TextConfig values); the
+ * per-family ones (rope_theta, rms_norm_eps, tie_word_embeddings) are in src/model/architectures.ts.
+ */
+export const LLAMA4_DEFAULTS = {
   use_qk_norm: false,
   attn_temperature_tuning: false,
   floor_scale: 8192,
   attn_scale: 0.1,
-  tie_word_embeddings: true,
 } as const;
 
 type Json = Record<string, unknown>;
@@ -72,6 +80,30 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
   const fail = (msg: string): never => {
     throw new ConfigError(`${source}: ${msg}`);
   };
+  const found = architectureOf(c["model_type"], c["architectures"]);
+  if ("error" in found) fail(found.error);
+  const { arch, assumed } = found as Exclude<typeof found, { error: string }>;
+  if (assumed) defaulted.push("model_type");
+  // A Llama-4-only key in a plain Llama config is refused only when it asks for something this family
+  // cannot do; absent or at its neutral value, it changes nothing and is not reported as assumed.
+  const llama4Only = (key: string, neutral: (v: unknown) => boolean) => {
+    if (arch.llama4Extras || c[key] === undefined || c[key] === null || neutral(c[key])) return;
+    fail(`"${key}" is a Llama-4 feature; a ${arch.name} checkpoint cannot use it (got ${JSON.stringify(c[key]).slice(0, 80)})`);
+  };
+  llama4Only("layer_types", (v) => Array.isArray(v) && v.every((t) => t === "full_attention"));
+  llama4Only("no_rope_layers", (v) => Array.isArray(v) && v.every((t) => t === 1 || t === true));
+  llama4Only("use_qk_norm", (v) => v === false);
+  llama4Only("attn_temperature_tuning", (v) => v === false);
+  for (const key of ["attention_bias", "mlp_bias"]) {
+    if (c[key] !== undefined && c[key] !== null && c[key] !== false) {
+      fail(`"${key}": ${JSON.stringify(c[key])}: bias terms in the attention or MLP projections are not implemented`);
+    }
+  }
+  if (c["hidden_act"] !== undefined && c["hidden_act"] !== "silu") {
+    fail(`"hidden_act" ${JSON.stringify(c["hidden_act"])} is not supported: the MLP is SwiGLU (silu)`);
+  }
+  /** Reads a Llama-4-only key, or its neutral value without recording a default in a plain Llama config. */
+  const extra = <T>(read: () => T, neutral: T): T => (arch.llama4Extras ? read() : neutral);
 
   const positiveInt = (key: string, fallback?: number): number => {
     const v = c[key];
@@ -133,7 +165,7 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
   let layerTypes: LayerType[];
   const lt = c["layer_types"];
   if (lt === undefined || lt === null) {
-    defaulted.push("layer_types");
+    if (arch.llama4Extras) defaulted.push("layer_types");
     layerTypes = new Array<LayerType>(numLayers).fill("full_attention");
   } else {
     if (!Array.isArray(lt)) fail(`"layer_types" must be an array`);
@@ -162,7 +194,7 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
   let useRope: boolean[];
   const nr = c["no_rope_layers"];
   if (nr === undefined || nr === null || (Array.isArray(nr) && nr.length === 0)) {
-    defaulted.push("no_rope_layers");
+    if (arch.llama4Extras) defaulted.push("no_rope_layers");
     useRope = new Array<boolean>(numLayers).fill(true);
   } else {
     if (!Array.isArray(nr) || nr.length !== numLayers) {
@@ -183,6 +215,8 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
   const pad = c["pad_token_id"];
 
   return {
+    architecture: arch.name,
+    ropeStyle: arch.ropeStyle,
     hiddenSize,
     intermediateSize,
     numLayers,
@@ -191,17 +225,17 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
     headDim,
     vocabSize,
     maxPositions,
-    rmsNormEps: positiveNumber("rms_norm_eps", CONFIG_DEFAULTS.rms_norm_eps),
-    ropeTheta: positiveNumber("rope_theta", CONFIG_DEFAULTS.rope_theta),
+    rmsNormEps: positiveNumber("rms_norm_eps", arch.defaults.rms_norm_eps),
+    ropeTheta: positiveNumber("rope_theta", arch.defaults.rope_theta),
     ropeScaling,
     layerTypes,
     slidingWindow,
     useRope,
-    useQkNorm: bool("use_qk_norm", CONFIG_DEFAULTS.use_qk_norm),
-    attnTemperatureTuning: bool("attn_temperature_tuning", CONFIG_DEFAULTS.attn_temperature_tuning),
-    floorScale: positiveNumber("floor_scale", CONFIG_DEFAULTS.floor_scale),
-    attnScale: positiveNumber("attn_scale", CONFIG_DEFAULTS.attn_scale),
-    tieWordEmbeddings: bool("tie_word_embeddings", CONFIG_DEFAULTS.tie_word_embeddings),
+    useQkNorm: extra(() => bool("use_qk_norm", LLAMA4_DEFAULTS.use_qk_norm), false),
+    attnTemperatureTuning: extra(() => bool("attn_temperature_tuning", LLAMA4_DEFAULTS.attn_temperature_tuning), false),
+    floorScale: extra(() => positiveNumber("floor_scale", LLAMA4_DEFAULTS.floor_scale), LLAMA4_DEFAULTS.floor_scale),
+    attnScale: extra(() => positiveNumber("attn_scale", LLAMA4_DEFAULTS.attn_scale), LLAMA4_DEFAULTS.attn_scale),
+    tieWordEmbeddings: bool("tie_word_embeddings", arch.defaults.tie_word_embeddings),
     bosTokenId: bos === undefined || bos === null ? null : tokenId(bos, "bos_token_id"),
     eosTokenIds,
     padTokenId: pad === undefined || pad === null ? null : tokenId(pad, "pad_token_id"),
@@ -244,8 +278,8 @@ function mobilellmProLayerTypes(): LayerType[] {
 }
 
 /**
- * The published MobileLLM-Pro config.json, as far as the sources show it (spec section 1). Keys the
- * sources do not show (rope_theta, rms_norm_eps, use_qk_norm, no_rope_layers) are left out on purpose, so
+ * The published MobileLLM-Pro config.json, as far as the model card, the technical report and the
+ * published config files show it. Keys they do not show (rope_theta, rms_norm_eps, use_qk_norm, no_rope_layers) are left out on purpose, so
  * they take their documented defaults and `info` reports them as assumed.
  */
 export const MOBILELLM_PRO_CONFIG_JSON = {

@@ -1,6 +1,8 @@
-// The float32 reference forward pass of MobileLLM-Pro: plain loops, one function per block of the
-// paper's diagram, read top to bottom in `forward`. It is the oracle the quantized engine is tested
-// against, so it favours obviousness over speed (sums are accumulated in double precision).
+// The float32 reference forward pass of MobileLLM-Pro: plain loops, one function per block of the paper's
+// diagram, read top to bottom in `forward`. Plain Llama checkpoints run through the same pass: they differ
+// only in RoPE's pairing and in lacking the Llama-4 extras (src/model/architectures.ts). It is the oracle
+// the quantized engine is tested against, so it favours obviousness over speed (sums are accumulated in
+// double precision).
 import type { ModelConfig } from "../model/config.js";
 import { attentionTemperature, ropeInverseFrequencies } from "../model/rope.js";
 import { applyRope } from "./rope.js";
@@ -180,8 +182,8 @@ export class ReferenceModel {
 
       // RoPE (then the optional QK-norm), or NoPE with optional temperature tuning
       if (c.useRope[l]) {
-        applyRope(s.q, c.numHeads, c.headDim, pos, this.omega);
-        applyRope(s.k, c.numKvHeads, c.headDim, pos, this.omega);
+        applyRope(s.q, c.numHeads, c.headDim, pos, this.omega, c.ropeStyle);
+        applyRope(s.k, c.numKvHeads, c.headDim, pos, this.omega, c.ropeStyle);
         if (c.useQkNorm) {
           for (let h = 0; h < c.numHeads; h++) rmsnorm(s.q, s.q, null, c.rmsNormEps, h * c.headDim, c.headDim);
           for (let h = 0; h < c.numKvHeads; h++) rmsnorm(s.k, s.k, null, c.rmsNormEps, h * c.headDim, c.headDim);

@@ -100,9 +100,9 @@ describe("reference forward pass", () => {
 });
 
 describe("RoPE", () => {
-  it("makes q.k depend on the position difference only", () => {
+  it("makes q.k depend on the position difference only, in either pairing", () => {
     fc.assert(
-      fc.property(fc.integer(), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 1, max: 5000 }), (seed, i, j, shift) => {
+      fc.property(fc.integer(), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 1, max: 5000 }), fc.constantFrom("interleaved" as const, "rotate_half" as const), (seed, i, j, shift, style) => {
         const omega = ropeInverseFrequencies({ headDim: 16, ropeTheta: 10000, ropeScaling: null });
         const next = rng(seed);
         const q = Float32Array.from({ length: 16 }, () => next() - 0.5);
@@ -110,8 +110,8 @@ describe("RoPE", () => {
         const score = (pq: number, pk: number) => {
           const a = q.slice();
           const b = k.slice();
-          applyRope(a, 1, 16, pq, omega);
-          applyRope(b, 1, 16, pk, omega);
+          applyRope(a, 1, 16, pq, omega, style);
+          applyRope(b, 1, 16, pk, omega, style);
           return a.reduce((s, x, n) => s + x * b[n], 0);
         };
         expect(score(i + shift, j + shift)).toBeCloseTo(score(i, j), 4);
@@ -123,11 +123,21 @@ describe("RoPE", () => {
   it("rotates adjacent pairs (interleaved form), not halves", () => {
     const omega = ropeInverseFrequencies({ headDim: 4, ropeTheta: 10000, ropeScaling: null });
     const v = Float32Array.from([1, 0, 0, 0]);
-    applyRope(v, 1, 4, 1, omega);
+    applyRope(v, 1, 4, 1, omega, "interleaved");
     // pair (0, 1) turns by 1 radian (omega_0 = 1); element 2 (the other half's first) stays 0.
     expect(v[0]).toBeCloseTo(Math.cos(1), 6);
     expect(v[1]).toBeCloseTo(Math.sin(1), 6);
     expect(v[2]).toBe(0);
+  });
+
+  it("rotate_half pairs dimension i with i + headDim/2 (Hugging Face Llama's layout)", () => {
+    const omega = ropeInverseFrequencies({ headDim: 4, ropeTheta: 10000, ropeScaling: null });
+    const v = Float32Array.from([1, 0, 0, 0]);
+    applyRope(v, 1, 4, 1, omega, "rotate_half");
+    // pair (0, 2) turns by 1 radian; element 1 belongs to pair (1, 3) and stays 0.
+    expect(v[0]).toBeCloseTo(Math.cos(1), 6);
+    expect(v[2]).toBeCloseTo(Math.sin(1), 6);
+    expect(v[1]).toBe(0);
   });
 
   it("llama3 scaling slows long wavelengths by the factor and keeps short ones", () => {
