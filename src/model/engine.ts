@@ -27,10 +27,13 @@ import { spawnNodeWorker } from "../threads/node-worker.js";
 import type { RuntimeExports } from "../threads/runtime.js";
 import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
 import { allocAttentionState, kvStore } from "../kernels/attention.js";
-import { attentionTemperature, ropeInverseFrequencies } from "./rope.js";
+import { attentionTemperature, interleaveRopeRows, ropeInverseFrequencies } from "./rope.js";
 
 /** Rows quantized per checkpoint read: bounds the f32 staging memory while loading (a multiple of 4). */
 const LOAD_ROWS = 2048;
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
 /** Private output scratch of each worker thread (a chunk of rows x block tokens, or one attention head). */
 const WORKER_SCRATCH_BYTES = 128 << 10;
 
@@ -145,6 +148,11 @@ export class WasmEngine implements Backend {
     let done = 0;
     const step = () => opts.onProgress?.(++done, total);
 
+    // q and k rows of a rotate_half checkpoint are reordered for the interleaved RoPE kernel, whole heads
+    // per read: a block of LOAD_ROWS rounded down to a multiple of the head (and of the 4-row blocks).
+    const reorder = new Set(config.ropeStyle === "rotate_half" ? names.layers.flatMap((l) => [l.wq, l.wk]) : []);
+    const headRows = lcm(config.headDim, 4);
+    const ropeLoadRows = Math.max(1, Math.floor(LOAD_ROWS / headRows)) * headRows;
     const loadMatrix = async (parts: string[]): Promise<Int4Matrix> => {
       const infos = parts.map((p) => ckpt.info(p));
       const cols = infos[0].shape[1];
@@ -152,8 +160,10 @@ export class WasmEngine implements Backend {
       const m = allocInt4Matrix(k, rows, cols);
       let row0 = 0;
       for (const part of parts) {
-        for await (const b of ckpt.readRowsF32(part, LOAD_ROWS)) {
-          writeInt4Rows(k, m, row0 + b.row0, quantizeInt4(b.data, b.rows, cols));
+        const reordered = reorder.has(part);
+        for await (const b of ckpt.readRowsF32(part, reordered ? ropeLoadRows : LOAD_ROWS)) {
+          const data = reordered ? interleaveRopeRows(b.data, b.rows, cols, config.headDim) : b.data;
+          writeInt4Rows(k, m, row0 + b.row0, quantizeInt4(data, b.rows, cols));
         }
         row0 += ckpt.info(part).shape[0];
         step();
