@@ -1,12 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  GROUP, Int8Activations, allocInt4Matrix, dequantizeRowInto, repackInt4, writeInt4Rows, type Int4Weights,
+  Int8Activations, allocInt4Matrix, dequantizeRowInto, repackInt4, writeInt4Rows, type Int4Weights,
 } from "../../src/kernels/layout.js";
 import {
-  SCALE_MIN, TOLERANCE, firstBitDifference, gemm, gemmExactRef, gemmMagnitudeRef, gemmRef, gemv, quantizeActivations,
-  quantizeActivationsRef, readActivations, roundHalfEven, setActivations, type Int8Tokens,
+  TOLERANCE, gemm, gemmExactRef, gemmMagnitudeRef, gemmRef, gemv, gemvRef, quantizeActivations,
+  quantizeActivationsRef, readActivations, setActivations, type Int8Tokens,
 } from "../../src/kernels/matmul.js";
+import { GROUP, roundHalfEven, SCALE_MIN } from "../../src/kernels/numerics.js";
+import { firstBitDifference } from "../../src/kernels/probe.js";
 import { enableRelaxedSimd, WasmKernels, wasmBytes, type WasmVariant } from "../../src/kernels/wasm.js";
 import { rng } from "../helpers/rng.js";
 
@@ -187,7 +189,7 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
     expect(firstBitDifference(y, gemmRef(w, x))).toBe(-1);
   });
 
-  it("quantize_act agrees exactly with the twin on q, scale and zero point", async () => {
+  it("quantize_activations agrees exactly with the twin on q, scale and zero point", async () => {
     const k = await WasmKernels.create(variant);
     // "huge": finite values whose f32 sum overflows (the kernel's screen flags the row, its check clears it);
     // "nan" and "inf": one non-finite value among ordinary ones.
