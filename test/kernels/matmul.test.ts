@@ -161,15 +161,22 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
     );
   });
 
-  it("gemv matches the twin per token, exact with unit scales, within tolerance otherwise", async () => {
+  it("gemv matches its twin per token, exact with unit scales, within tolerance otherwise", async () => {
     const k = await WasmKernels.create(variant);
+    const gemvRefAll = (c: Case): Float32Array => {
+      const y = new Float32Array(c.x.tokens * c.w.rows);
+      for (let t = 0; t < c.x.tokens; t++) y.set(gemvRef(c.w, c.x, t), t * c.w.rows);
+      return y;
+    };
     fc.assert(
       fc.property(caseArb(true), caseArb(false), (unit, scaled) => {
         const u = runKernel(k, unit, "gemv");
-        expect(firstBitDifference(u.y, gemmRef(unit.w, unit.x))).toBe(-1);
+        expect(firstBitDifference(u.y, gemvRefAll(unit))).toBe(-1);
+        expect(firstBitDifference(gemvRefAll(unit), Float32Array.from(gemmExactRef(unit.w, unit.x)))).toBe(-1);
         expect(u.after).toBe(SENTINEL);
         const s = runKernel(k, scaled, "gemv");
         expectWithinTolerance(s.y, scaled);
+        expect(firstBitDifference(gemvRefAll(scaled), gemmRef(scaled.w, scaled.x))).toBe(-1);
         expect(s.after).toBe(SENTINEL);
       }),
       { numRuns: RUNS },

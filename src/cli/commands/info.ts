@@ -3,7 +3,8 @@ import { join, resolve } from "node:path";
 import { PRESETS, parameterCount, type ModelConfig } from "../../model/config.js";
 import { bundledModelDir, loadConfig, readJsonFile } from "../../model/load.js";
 import { INDEX_FILE, SINGLE_FILE } from "../../model/checkpoint/checkpoint.js";
-import { INT4_GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype } from "../../model/memory.js";
+import { GROUP } from "../../kernels/numerics.js";
+import { int4WeightBytes, kvCacheBytes, mib, storedDtype } from "../../model/memory.js";
 import { intFlag, parseFlags, UsageError } from "../args.js";
 import { openCheckpoint } from "../../env/node.js";
 
@@ -111,7 +112,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
       `norms        rms eps ${config.rmsNormEps}, qk-norm ${config.useQkNorm ? "on" : "off"}`,
       `defaults     ${config.defaulted.length ? config.defaulted.join(", ") : "none (every value came from config.json)"}`,
       `stored       ${bytes(stored.bytes)}: ${stored.from === "checkpoint" ? `sum of the checkpoint's tensors (${stored.dtype})` : `${fmt(params.total)} parameters x ${stored.bytes / params.total} B (${stored.dtype}), from the config`}`,
-      `int4         ${bytes(int4.recipe)}: int4 values ${fmt(int4.values)} + f32 scales ${fmt(int4.scales)} (one per row and ${INT4_GROUP} inputs; every linear layer and the ${config.tieWordEmbeddings ? "tied embedding/output table, counted once" : "embedding and lm_head tables"}) + f32 norms ${fmt(int4.norms)}; with f16 scales ${bytes(int4.totalF16Scales)}`,
+      `int4         ${bytes(int4.recipe)}: int4 values ${fmt(int4.values)} + f32 scales ${fmt(int4.scales)} (one per row and ${GROUP} inputs; every linear layer and the ${config.tieWordEmbeddings ? "tied embedding/output table, counted once" : "embedding and lm_head tables"}) + f32 norms ${fmt(int4.norms)}; with f16 scales ${bytes(int4.totalF16Scales)}`,
       `engine       ${bytes(int4.total)}: the int4 weights above + f32 row sums ${fmt(int4.rowSums)} (the kernels take the activation zero point out with them)`,
       `kv cache     ${fmt(ctx)} tokens, int8 K+V: ${bytes(hybrid.data)} hybrid (${hybridHow}) vs ${bytes(allGlobal.data)} all-global`,
       `kv scales    f32 per (token, KV head) for K and V, on top: ${bytes(hybrid.scales)} hybrid vs ${bytes(allGlobal.scales)} all-global`,
