@@ -18,7 +18,8 @@ import type { WasmKernels } from "./wasm.js";
  * One layer's int8 KV cache.
  *
  *   kData, vData     i8  [kvHeads][slots][headDim]   q = clamp(roundHalfEven(x / scale), -127, 127)
- *   kScales, vScales f32 [kvHeads][slots]            scale = max|x| / 127 (KV_Q_MAX) over that head's headDim values
+ *   kScales, vScales f32 [kvHeads][slots]            scale = max|x| / 127 over that head's headDim values
+ *                                                    (127 = KV_Q_MAX)
  *
  * One KV head's keys are one contiguous stream of slots·headDim bytes, which is what attention reads.
  * The caller picks the slot: global layers use slot = position, sliding layers a ring, slot = position %
@@ -54,8 +55,9 @@ export type KvPart = "k" | "v";
  *
  *   records  [nq][4 + headDim]   per head: m (running max score), l (running Σ e^(s - m)), 0, 0,
  *                                acc[headDim] (running Σ e^(s - m) · v)
- *   scratch  (nq + 2)·ATTENTION_CHUNK + headDim floats of scores and sinks, then the quantized queries (c: nq floats
- *            rounded up to 4; q16: nq·headDim i16), all for the kernel while it runs (no allocation in Wasm)
+ *   scratch  (nq + 2)·ATTENTION_CHUNK + headDim floats of scores and sinks, then the quantized queries
+ *            (c: nq floats rounded up to 4; q16: nq·headDim i16), all for the kernel while it runs (no
+ *            allocation in Wasm)
  *
  * Empty state: m = -inf, l = 0, acc = 0. The result is acc / l. The twin only reads the records.
  */
@@ -246,8 +248,8 @@ export function attentionAccumulateRef(
 }
 
 /**
- * One query head as the kernel scores it: q16 = roundHalfEven(q / qScale), qScale = f32(max|q| / QUERY_Q_MAX), and
- * c = f32(qScale · scaleFactor); q ≈ q16 · qScale. A zero head gives q16 = 0 and c = 0; NaN or infinity in
+ * One query head as the kernel scores it: q16 = roundHalfEven(q / qScale), qScale = f32(max|q| / QUERY_Q_MAX),
+ * and c = f32(qScale · scaleFactor); q ≈ q16 · qScale. A zero head gives q16 = 0 and c = 0; NaN or infinity in
  * the head makes every score NaN (c is NaN or infinite and q16 = 0), as a float dot would have.
  */
 export function quantizeQueryRef(q: Float32Array, scaleFactor: number): { q16: Int16Array; qScale: number; c: number } {
