@@ -21,8 +21,9 @@ const MASKS: usize = memory.data<u8>([
 /** 0x0F in every byte (relaxed build) or 0x000F in every i16 lane (baseline build). */
 // @ts-ignore: decorator
 @inline export function nibbleMask(): v128 {
-  // Every kernel starts here. The loops below and in quant-act.ts hard-wire groups of 32 (two 16-byte loads
-  // of int8 activations, 64 bytes of nibbles per block); a different GROUP must fail the build, not the math.
+  // Every matmul kernel calls this, so the check below is always compiled. The loops here and in quant-act.ts
+  // hard-wire groups of 32 (two 16-byte loads of int8 activations, 64 bytes of nibbles per block), so a
+  // different GROUP must fail the build rather than compute garbage. A constant-false branch emits no code.
   if (GROUP != 32) ERROR("the int4 x int8 kernels are written for GROUP = 32 (src/kernels/numerics.ts)");
   if (ASC_FEATURE_RELAXED_SIMD) return v128.load(MASKS);
   return v128.load(MASKS, 16);
