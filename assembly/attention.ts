@@ -1,10 +1,12 @@
 // Attention over the int8 KV cache, and the quantizer that fills it. Layouts (cache, state) are
 // documented once, at the types in src/kernels/attention.ts; this file only follows them.
 import { madd, hsum, hmax, exp4 } from "./simd-util";
+import { ATTENTION_CHUNK, KV_Q_MAX, QUERY_Q_MAX, SOFTMAX_FLOOR as SOFTMAX_FLOOR_I32 } from "../src/kernels/numerics";
 
-/** Keys scored per pass; the state's scratch holds one CHUNK-long row of scores per query head.
- * Must equal ATTENTION_CHUNK in src/kernels/attention.ts, which sizes that scratch. */
-const CHUNK: i32 = 64;
+/** Keys scored per pass; the state's scratch (sized by attentionStateFloats) holds one such row of scores per query head. */
+const CHUNK: i32 = ATTENTION_CHUNK;
+/** The int8 clamp of the cache, as f32. */
+const KV_LIM: f32 = <f32>KV_Q_MAX;
 /** Query heads handled together so each key row is widened to f32 once for all of them (GQA group). */
 const TILE: i32 = 5;
 
@@ -15,18 +17,18 @@ const TILE: i32 = 5;
  * instead of a finite answer. data is [kvHeads][slots][headDim] i8, scales [kvHeads][slots] f32.
  * headDim % 16 == 0.
  */
-export function kvQuantize(
+export function kv_store(
   src: usize, kvHeads: i32, headDim: i32, data: usize, scales: usize, slots: i32, slot: i32,
 ): void {
   const headBytes = <usize>headDim << 2;
-  const lim = f32x4.splat(127.0);
-  const nlim = f32x4.splat(-127.0);
+  const lim = f32x4.splat(KV_LIM);
+  const nlim = f32x4.splat(-KV_LIM);
   for (let h = 0; h < kvHeads; h++) {
     const x = src + <usize>h * headBytes;
     const row = <usize>h * <usize>slots + <usize>slot;
     const dst = data + row * <usize>headDim;
     const mx = maxAbs(x, headBytes);
-    const scale: f32 = mx < Infinity ? mx / 127.0 : NaN;
+    const scale: f32 = mx < Infinity ? mx / KV_LIM : NaN;
     store<f32>(scales + (row << 2), scale);
     if (!(scale > 0)) {
       for (let d = 0; d < headDim; d += 16) v128.store(dst + <usize>d, i32x4.splat(0));
@@ -81,7 +83,7 @@ function anyNaN(p: usize, n: i32): bool {
 }
 
 /** Sets every query head's record to the empty state (m = -inf, l = 0, acc = 0). */
-export function attnReset(state: usize, nq: i32, headDim: i32): void {
+export function attention_reset(state: usize, nq: i32, headDim: i32): void {
   const rec = <usize>recordFloats(headDim) << 2;
   for (let h = 0; h < nq; h++) {
     const p = state + <usize>h * rec;
@@ -97,7 +99,7 @@ export function attnReset(state: usize, nq: i32, headDim: i32): void {
  * out[h] = acc[h] / l[h] for the nq query heads, out f32 [nq][headDim]; a head that saw no key gives 0, a
  * head marked bad (m = NaN: a NaN or infinite query or key) gives NaN.
  */
-export function attnFinalize(state: usize, nq: i32, headDim: i32, out: usize): void {
+export function attention_finalize(state: usize, nq: i32, headDim: i32, out: usize): void {
   const rec = <usize>recordFloats(headDim) << 2;
   const headBytes = <usize>headDim << 2;
   for (let h = 0; h < nq; h++) {
@@ -123,7 +125,7 @@ export function attnFinalize(state: usize, nq: i32, headDim: i32, out: usize): v
  * kScales / vScales at its [slots] f32 row. q is f32 [nq][headDim]. Calls over disjoint ranges combine
  * exactly (up to float rounding).
  */
-export function attnAccumulate(
+export function attention_accumulate(
   q: usize, nq: i32, headDim: i32,
   k: usize, kScales: usize, v: usize, vScales: usize,
   slot0: i32, n: i32, scaleFactor: f32, state: usize,
@@ -141,7 +143,7 @@ export function attnAccumulate(
   for (let j: usize = 0; j < rowBytes; j += 16) v128.store(zeroWeights + j, f32x4.splat(0));
   quantizeQuery(q, nq, headDim, scaleFactor, q16, qScaled);
   // A head is marked bad (m = NaN) for good when its query held NaN or infinity (c not finite), and every
-  // head when a key of the range did (a NaN key scale, see kvQuantize): the output is then NaN, not finite.
+  // head when a key of the range did (a NaN key scale, see kv_store): the output is then NaN, not finite.
   const badKeys = anyNaN(kScales + (<usize>slot0 << 2), n);
   for (let h = 0; h < nq; h++) {
     if (badKeys || !(abs<f32>(load<f32>(qScaled + (<usize>h << 2))) < Infinity)) store<f32>(state + <usize>h * rec, NaN);
@@ -167,13 +169,13 @@ export function attnAccumulate(
 
 /** Largest |x| an i16 query lane holds: the integer dot with a key stays below headDim·32767·127 < 2^31 for
  * headDim <= 512 (MAX_HEAD_DIM in src/kernels/attention.ts). */
-const Q16_MAX: f32 = 32767.0;
+const Q16_MAX: f32 = <f32>QUERY_Q_MAX;
 
 /**
  * Quantizes each query head of q (f32 [nq][headDim]) to i16: qScale = max|q| / 32767, q16 =
  * roundHalfEven(q / qScale) (|q16| <= 32767), and c = qScale · scaleFactor per head (f32 [nq]). A zero head
  * gets q16 = 0 and c = 0. NaN or infinity in a head leaves q16 = 0 with c NaN or infinite, which
- * attnAccumulate turns into a NaN output for that head.
+ * attention_accumulate turns into a NaN output for that head.
  */
 // @ts-ignore: decorator
 @inline function quantizeQuery(q: usize, nq: i32, headDim: i32, scaleFactor: f32, q16: usize, c: usize): void {
@@ -277,7 +279,7 @@ function scoreTile(
  * microcode, and a decode step over a cache whose scores spread by more than ~87 ran 20-40% slower
  * (measured with random cache contents). A weight below e^-64 (1.6e-28) changes no output in f32.
  */
-const SOFTMAX_FLOOR: f32 = -64.0;
+const SOFTMAX_FLOOR: f32 = <f32>SOFTMAX_FLOOR_I32;
 
 /** e^x, or 0 where x < SOFTMAX_FLOOR (see above). */
 // @ts-ignore: decorator
@@ -294,7 +296,7 @@ const SOFTMAX_FLOOR: f32 = -64.0;
   const end = <usize>cn << 2;
   const quadEnd = <usize>(cn & ~3) << 2;
   if (isNaN(load<f32>(rec))) {
-    // A bad head (see attnAccumulate) stays NaN; its value weights are zeroed so nothing is summed for it.
+    // A bad head (see attention_accumulate) stays NaN; its value weights are zeroed so nothing is summed for it.
     for (let j: usize = 0; j < end; j += 4) store<f32>(row + j, 0);
     return;
   }

@@ -1,5 +1,6 @@
 // The Wasm module's exports: one line per kernel file. Kernels take raw pointers and never allocate.
-export { heapBase } from "./memory";
+// Their TypeScript signatures are declared once, in src/kernels/exports.ts (checked at instantiation).
+export { heap_base } from "./memory";
 export * from "./matmul";
 export * from "./attention";
 export * from "./elementwise";

@@ -2,6 +2,8 @@
 // index.ts: these helpers take v128 parameters, which cannot be wasm exports (AS112, probe pitfall 8).
 //
 // The byte layout is documented once, at Int4Matrix and Int8Activations in src/kernels/layout.ts.
+import { GROUP } from "../src/kernels/numerics";
+
 // One (4-row block, group) of weights is 64 bytes: 4 packed vectors, vector p holding bytes e < 4 of row i at
 // +4·i+e, with element 8p+e in the low nibble and 8p+4+e in the high one, each stored as q+8 in 0..15.
 
@@ -19,6 +21,10 @@ const MASKS: usize = memory.data<u8>([
 /** 0x0F in every byte (relaxed build) or 0x000F in every i16 lane (baseline build). */
 // @ts-ignore: decorator
 @inline export function nibbleMask(): v128 {
+  // Every matmul kernel calls this, so the check below is always compiled. The loops here and in quant-act.ts
+  // hard-wire groups of 32 (two 16-byte loads of int8 activations, 64 bytes of nibbles per block), so a
+  // different GROUP must fail the build rather than compute garbage. A constant-false branch emits no code.
+  if (GROUP != 32) ERROR("the int4 x int8 kernels are written for GROUP = 32 (src/kernels/numerics.ts)");
   if (ASC_FEATURE_RELAXED_SIMD) return v128.load(MASKS);
   return v128.load(MASKS, 16);
 }
@@ -43,7 +49,7 @@ const MASKS: usize = memory.data<u8>([
 // i16x8.relaxed_dot_i8x16_i7x16_s on raw int8 activations; two i16 lanes per row, widened once per group.
 // Baseline build: read as i16x8, lane l of packed vector p holds 4 nibbles of row l/2 (elements 8p+e, 8p+4+e,
 // 8p+e+1, 8p+5+e in bits 0-3, 4-7, 8-11, 12-15; e = 0 for even l, 2 for odd); each nibble position, cut
-// into i16 lanes, meets one i16 pair of x (xw: per 8 elements x[0,2,4,6,1,3,5,7], see prepare_act) in
+// into i16 lanes, meets one i16 pair of x (xw: per 8 elements x[0,2,4,6,1,3,5,7], see prepare_activations) in
 // pmaddwd, which leaves one i32 lane per row.
 // One packed vector per step, in a loop: with a whole group's dots in one block V8 issued every load and
 // cut first and spilled them (the reason blockDot also handles one group per iteration).

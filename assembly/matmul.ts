@@ -6,7 +6,7 @@
 // exact i32 group sums and the same f32 operations in the same order, so they agree bit for bit
 // (wsum[r] = Σ_g s_w[r][g] · Σ_{i∈g} q_w[r][i], the row's dequantized weight sum, computed at load).
 import { blockDot, blockTile4, finish, nibbleMask, storeRows } from "./matmul-core";
-export { quantize_act, prepare_act } from "./quant-act";
+export { quantize_activations, prepare_activations } from "./quant-act";
 
 /** 1 in the relaxed-SIMD build, 0 in the baseline SIMD128 build. */
 export function kernel_variant(): i32 {
@@ -17,7 +17,7 @@ export function kernel_variant(): i32 {
  * y[r] for one token, r < rows. wq/ws/wsum: the matrix's nibble, scale and row-sum regions;
  * xq/xw/xcorr/xs/xz: the token's int8 values, widened copy, group corrections, scale and zero point.
  */
-export function gemv_i4i8(
+export function gemv(
   wq: usize, ws: usize, wsum: usize, rows: i32, cols: i32,
   xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize,
 ): void {
@@ -41,19 +41,19 @@ const CHUNK_GROUPS = 64;
  * a block, one column chunk at a time, 4 tokens at a time, so each unpacked group serves 4 tokens and their
  * activations stay in L1. Leftover tokens go one by one over the whole row.
  */
-export function gemm_i4i8(
+export function gemm(
   wq: usize, ws: usize, wsum: usize, rows: i32, cols: i32, tokens: i32,
   xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize,
 ): void {
-  gemm_i4i8_ld(wq, ws, wsum, rows, cols, tokens, xq, xw, xcorr, xs, xz, y, rows);
+  gemm_ld(wq, ws, wsum, rows, cols, tokens, xq, xw, xcorr, xs, xz, y, rows);
 }
 
 /**
- * gemm_i4i8 with an explicit output stride: Y[t][r] is stored at y + 4·(t·ldy + r), ldy >= rows. A thread
+ * gemm with an explicit output stride: Y[t][r] is stored at y + 4·(t·ldy + r), ldy >= rows. A thread
  * computing rows [r0, r0 + n) of a larger product passes the sub-matrix's pointers, rows = n and either
  * the full product's row count (writing in place) or n (a private scratch block).
  */
-export function gemm_i4i8_ld(
+export function gemm_ld(
   wq: usize, ws: usize, wsum: usize, rows: i32, cols: i32, tokens: i32,
   xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize, ldy: i32,
 ): void {

@@ -1,19 +1,20 @@
 // Dynamic asymmetric per-token int8 quantization of activations (torchao 8da4w), plus the per-group
 // values the int4 kernels need. Twin: quantizeActivationsRef in src/kernels/matmul.ts.
 import { ROUND_MAGIC } from "./simd-util";
+import { SCALE_MIN as SCALE_MIN_F64 } from "../src/kernels/numerics";
 
 /** torch.finfo(float32).eps: the recipe's lower clamp on the scale, so an all-zero row gets s = eps, q = z. */
-const SCALE_MIN: f32 = 1.1920928955078125e-7;
-/** The bit pattern of ROUND_MAGIC (1.5·2^23): see quantize_act. */
+const SCALE_MIN: f32 = <f32>SCALE_MIN_F64;
+/** The bit pattern of ROUND_MAGIC (1.5·2^23): see quantize_activations. */
 const ROUND_MAGIC_BITS: i32 = 0x4b400000;
 
 /**
  * Quantizes x (f32 [tokens][cols]) into xq (int8 [tokens][cols]), xs (f32 scale per token) and xz
- * (i32 zero point per token), then runs prepare_act. All scalar steps are f32, rounding half to even.
+ * (i32 zero point per token), then runs prepare_activations. All scalar steps are f32, rounding half to even.
  * A row holding NaN or infinity gets scale NaN, zero point 0 and q = 0, so every product with it is NaN
  * (pmin/pmax below would otherwise drop a NaN and quantize the rest into a finite, wrong row).
  */
-export function quantize_act(
+export function quantize_activations(
   x: usize, tokens: i32, cols: i32, xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize,
 ): void {
   const rowBytes = <usize>cols << 2;
@@ -76,7 +77,7 @@ export function quantize_act(
       q += 16;
     }
   }
-  prepare_act(tokens, cols, xq, xw, xcorr);
+  prepare_activations(tokens, cols, xq, xw, xcorr);
 }
 
 /** True if all four lanes are finite (x - x is 0 exactly for finite x, NaN for NaN and infinity). */
@@ -100,7 +101,7 @@ function rowFinite(p: usize, end: usize): bool {
  * (i16 [tokens][cols], each run of 8 widened and reordered to x[0,2,4,6,1,3,5,7], the nibble order of the
  * packed weights read as i16 lanes).
  */
-export function prepare_act(tokens: i32, cols: i32, xq: usize, xw: usize, xcorr: usize): void {
+export function prepare_activations(tokens: i32, cols: i32, xq: usize, xw: usize, xcorr: usize): void {
   const groups = tokens * (cols >>> 5);
   for (let g = 0; g < groups; g++) {
     const x0 = v128.load(xq);

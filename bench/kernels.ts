@@ -7,9 +7,11 @@
 // Figures are tinybench medians (p50) of one run.
 import { Bench } from "tinybench";
 import { cpus } from "node:os";
-import { GROUP, Int4Matrix, Int8Activations } from "../src/kernels/layout.js";
-import { gemm, gemmRef, gemv, matmulExports, setActivations } from "../src/kernels/matmul.js";
+import { Int4Matrix, Int8Activations } from "../src/kernels/layout.js";
+import { gemm, gemmRef, gemv, setActivations } from "../src/kernels/matmul.js";
 import type { Int8Tokens } from "../src/kernels/matmul.js";
+import { GROUP } from "../src/kernels/numerics.js";
+import { probeMatmul } from "../src/kernels/probe.js";
 import { loadKernels, WasmKernels } from "../src/kernels/wasm.js";
 import type { WasmVariant } from "../src/kernels/wasm.js";
 
@@ -67,7 +69,7 @@ interface VariantResult {
 }
 
 function benchVariant(k: WasmKernels): VariantResult {
-  const e = matmulExports(k);
+  const e = k.exports;
   const region = k.alloc(REGION);
   // Every byte 0x30..0x3F: random low nibbles, and any 4 aligned bytes read as a normal f32 (no NaN or
   // subnormal scale can slow the float path), whichever matrix shape the region is viewed as.
@@ -169,7 +171,7 @@ async function main(): Promise<void> {
   console.log(`Node ${process.version}, V8 ${process.versions.v8}, ${cpus()[0]?.model ?? "?"} x${cpus().length}, one thread`);
   const results = new Map<WasmVariant, VariantResult>();
   results.set("simd", benchVariant(await WasmKernels.create("simd")));
-  const relaxed = await loadKernels("auto");
+  const relaxed = await loadKernels("auto", probeMatmul);
   console.log(`relaxed selection: ${relaxed.variant} (${relaxed.reason})`);
   if (relaxed.variant === "relaxed") results.set("relaxed", benchVariant(relaxed.kernels));
   const twin = benchTwin();

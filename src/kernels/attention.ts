@@ -10,26 +10,16 @@
 // the end. Finalized outputs agree within
 //   |kernel - twin| <= max|v| · (1e-5 + 4e-6 · E),   E = max_j |scaleFactor · kScale_j| · Σ_i |q_i k_ji|
 // (E bounds the score magnitude; a score error δ moves the softmax-weighted mean by at most ~2δ·max|v|).
-import type { KernelExports, WasmKernels } from "./wasm.js";
 import { requireCount, requireRegion } from "./checks.js";
-import { roundHalfEven } from "./matmul.js";
-
-/** The raw exports of assembly/attention.ts (pointers are byte offsets into the Wasm memory). */
-export interface AttentionExports extends KernelExports {
-  kvQuantize(src: number, kvHeads: number, headDim: number, data: number, scales: number, slots: number, slot: number): void;
-  attnReset(state: number, nq: number, headDim: number): void;
-  attnFinalize(state: number, nq: number, headDim: number, out: number): void;
-  attnAccumulate(
-    q: number, nq: number, headDim: number, k: number, kScales: number, v: number, vScales: number,
-    slot0: number, n: number, scaleFactor: number, state: number,
-  ): void;
-}
+import { ATTENTION_CHUNK, KV_Q_MAX, QUERY_Q_MAX, roundHalfEven, SOFTMAX_FLOOR } from "./numerics.js";
+import type { WasmKernels } from "./wasm.js";
 
 /**
  * One layer's int8 KV cache.
  *
  *   kData, vData     i8  [kvHeads][slots][headDim]   q = clamp(roundHalfEven(x / scale), -127, 127)
  *   kScales, vScales f32 [kvHeads][slots]            scale = max|x| / 127 over that head's headDim values
+ *                                                    (127 = KV_Q_MAX)
  *
  * One KV head's keys are one contiguous stream of slots·headDim bytes, which is what attention reads.
  * The caller picks the slot: global layers use slot = position, sliding layers a ring, slot = position %
@@ -65,13 +55,12 @@ export type KvPart = "k" | "v";
  *
  *   records  [nq][4 + headDim]   per head: m (running max score), l (running Σ e^(s - m)), 0, 0,
  *                                acc[headDim] (running Σ e^(s - m) · v)
- *   scratch  (nq + 2)·64 + headDim floats of scores and sinks, then the quantized queries (c: nq floats
- *            rounded up to 4; q16: nq·headDim i16), all for the kernel while it runs (no allocation in Wasm)
+ *   scratch  (nq + 2)·ATTENTION_CHUNK + headDim floats of scores and sinks, then the quantized queries
+ *            (c: nq floats rounded up to 4; q16: nq·headDim i16), all for the kernel while it runs (no
+ *            allocation in Wasm)
  *
  * Empty state: m = -inf, l = 0, acc = 0. The result is acc / l. The twin only reads the records.
  */
-export const ATTENTION_CHUNK = 64;
-
 export function attentionRecordFloats(headDim: number): number {
   return 4 + headDim;
 }
@@ -161,7 +150,7 @@ export function allocAttentionState(wasm: WasmKernels, nq: number, headDim: numb
 // ---------------------------------------------------------------------------------------------------
 // KV quantization
 
-/** Twin of kvQuantize: writes one token's K or V (f32 [kvHeads][headDim]) into `slot`. */
+/** Twin of kvStore: writes one token's K or V (f32 [kvHeads][headDim]) into `slot`. */
 export function kvStoreRef(cache: KvCacheLayerArrays, part: KvPart, src: Float32Array, slot: number): void {
   const fn = "kvStoreRef";
   checkShape(fn, cache);
@@ -175,18 +164,18 @@ export function kvStoreRef(cache: KvCacheLayerArrays, part: KvPart, src: Float32
     let m = 0;
     for (let d = 0; d < headDim; d++) m = Math.max(m, Math.abs(src[x + d])); // Math.max keeps a NaN
     // A head holding NaN or infinity gets scale NaN and zeros: attention over it then gives NaN.
-    const scale = m < Infinity ? Math.fround(m / 127) : NaN;
+    const scale = m < Infinity ? Math.fround(m / KV_Q_MAX) : NaN;
     const row = h * slots + slot;
     scales[row] = scale;
     const dst = row * headDim;
     for (let d = 0; d < headDim; d++) {
       // f64 division of two f32 values, rounded once to f32, is the correctly rounded f32 quotient.
-      data[dst + d] = !(scale > 0) ? 0 : Math.min(127, Math.max(-127, roundHalfEven(Math.fround(src[x + d] / scale))));
+      data[dst + d] = !(scale > 0) ? 0 : Math.min(KV_Q_MAX, Math.max(-KV_Q_MAX, roundHalfEven(Math.fround(src[x + d] / scale))));
     }
   }
 }
 
-/** Wasm kvQuantize: quantizes the f32 [kvHeads][headDim] at `src` into `slot` of the K or V part. */
+/** Wasm kv_store: quantizes the f32 [kvHeads][headDim] at `src` into `slot` of the K or V part. */
 export function kvStore(wasm: WasmKernels, cache: KvCacheLayer, part: KvPart, src: number, slot: number): void {
   const fn = "kvStore";
   checkShape(fn, cache);
@@ -197,7 +186,7 @@ export function kvStore(wasm: WasmKernels, cache: KvCacheLayer, part: KvPart, sr
   requireRegion(wasm, fn, "src", src, kvHeads * headDim * 4);
   requireRegion(wasm, fn, `${part}Data`, data, kvHeads * slots * headDim);
   requireRegion(wasm, fn, `${part}Scales`, scales, kvHeads * slots * 4);
-  (wasm.exports as unknown as AttentionExports).kvQuantize(src, kvHeads, headDim, data, scales, slots, slot);
+  wasm.exports.kv_store(src, kvHeads, headDim, data, scales, slots, slot);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -211,7 +200,7 @@ export function attentionResetRef(state: Float32Array, nq: number, headDim: numb
 }
 
 /**
- * Twin of attnAccumulate: folds slots [slot0, slot0 + n) of KV head `kvHead` into the state of the nq
+ * Twin of attentionAccumulate: folds slots [slot0, slot0 + n) of KV head `kvHead` into the state of the nq
  * query heads q (f32 [nq][headDim], RoPE applied).
  */
 export function attentionAccumulateRef(
@@ -259,15 +248,15 @@ export function attentionAccumulateRef(
 }
 
 /**
- * One query head as the kernel scores it: q16 = roundHalfEven(q / qScale), qScale = f32(max|q| / 32767), and
- * c = f32(qScale · scaleFactor); q ≈ q16 · qScale. A zero head gives q16 = 0 and c = 0; NaN or infinity in
+ * One query head as the kernel scores it: q16 = roundHalfEven(q / qScale), qScale = f32(max|q| / QUERY_Q_MAX),
+ * and c = f32(qScale · scaleFactor); q ≈ q16 · qScale. A zero head gives q16 = 0 and c = 0; NaN or infinity in
  * the head makes every score NaN (c is NaN or infinite and q16 = 0), as a float dot would have.
  */
 export function quantizeQueryRef(q: Float32Array, scaleFactor: number): { q16: Int16Array; qScale: number; c: number } {
   const f = Math.fround;
   let m = 0;
   for (const x of q) m = Math.max(m, Math.abs(x)); // Math.max keeps a NaN
-  const qScale = f(m / 32767);
+  const qScale = f(m / QUERY_Q_MAX);
   const q16 = new Int16Array(q.length);
   if (qScale > 0 && qScale < Infinity) {
     for (let d = 0; d < q.length; d++) q16[d] = Math.max(-32768, Math.min(32767, roundHalfEven(f(q[d] / qScale))));
@@ -275,9 +264,7 @@ export function quantizeQueryRef(q: Float32Array, scaleFactor: number): { q16: I
   return { q16, qScale, c: f(qScale * scaleFactor) };
 }
 
-/** Softmax weights below e^-64 are 0, as in the kernel (assembly/attention.ts: no subnormal products). */
-const SOFTMAX_FLOOR = -64;
-
+/** Softmax weights below e^SOFTMAX_FLOOR are 0, as in the kernel (assembly/attention.ts: no subnormal products). */
 function softmaxWeight(x: number): number {
   return x < SOFTMAX_FLOOR ? 0 : Math.exp(x);
 }
@@ -304,11 +291,11 @@ function checkState(wasm: WasmKernels, fn: string, state: number, nq: number, he
 
 export function attentionReset(wasm: WasmKernels, state: number, nq: number, headDim: number): void {
   checkState(wasm, "attentionReset", state, nq, headDim);
-  (wasm.exports as unknown as AttentionExports).attnReset(state, nq, headDim);
+  wasm.exports.attention_reset(state, nq, headDim);
 }
 
 /**
- * Wasm attnAccumulate over slots [slot0, slot0 + n) of KV head `kvHead`; q is f32 [nq][headDim] at `q`,
+ * Wasm attention_accumulate over slots [slot0, slot0 + n) of KV head `kvHead`; q is f32 [nq][headDim] at `q`,
  * state has attentionStateBytes(nq, headDim) bytes. A wrapped ring range is two calls.
  */
 export function attentionAccumulate(
@@ -326,7 +313,7 @@ export function attentionAccumulate(
   requireRegion(wasm, fn, "vScales", cache.vScales, cache.kvHeads * slots * 4);
   const dataOff = kvHead * slots * headDim;
   const scaleOff = kvHead * slots * 4;
-  (wasm.exports as unknown as AttentionExports).attnAccumulate(
+  wasm.exports.attention_accumulate(
     q, nq, headDim, cache.kData + dataOff, cache.kScales + scaleOff, cache.vData + dataOff, cache.vScales + scaleOff,
     slot0, n, scaleFactor, state,
   );
@@ -336,5 +323,5 @@ export function attentionFinalize(wasm: WasmKernels, state: number, nq: number, 
   const fn = "attentionFinalize";
   checkState(wasm, fn, state, nq, headDim);
   requireRegion(wasm, fn, "out", out, nq * headDim * 4);
-  (wasm.exports as unknown as AttentionExports).attnFinalize(state, nq, headDim, out);
+  wasm.exports.attention_finalize(state, nq, headDim, out);
 }

@@ -4,16 +4,8 @@
 //   rmsnorm  |kernel - twin| <= 1e-5 · |twin|                   (f32 sum of squares, dim <= 4096)
 //   rope     |kernel - twin| <= 2^-22 · (|x[2i]| + |x[2i+1]|)   (bit-exact in the 'simd' build)
 //   swiglu   |kernel - twin| <= 1e-6 · |twin| + 1e-30           (vector e^x, ~1 ulp)
-import type { KernelExports, WasmKernels } from "./wasm.js";
 import { requireCount, requireRegion } from "./checks.js";
-
-/** The raw exports of assembly/elementwise.ts (pointers are byte offsets into the Wasm memory). */
-export interface ElementwiseExports extends KernelExports {
-  rmsnorm(x: number, w: number, out: number, rows: number, dim: number, eps: number): void;
-  rope(x: number, rows: number, nHeads: number, headDim: number, table: number, pos0: number): void;
-  swiglu(gate: number, up: number, out: number, n: number): void;
-  add_into(dst: number, src: number, n: number): void;
-}
+import type { WasmKernels } from "./wasm.js";
 
 // ---------------------------------------------------------------------------------------------------
 // RMSNorm
@@ -40,7 +32,7 @@ export function rmsnorm(wasm: WasmKernels, x: number, w: number, out: number, ro
   requireRegion(wasm, fn, "x", x, rows * dim * 4);
   requireRegion(wasm, fn, "w", w, dim * 4);
   requireRegion(wasm, fn, "out", out, rows * dim * 4);
-  (wasm.exports as unknown as ElementwiseExports).rmsnorm(x, w, out, rows, dim, eps);
+  wasm.exports.rmsnorm(x, w, out, rows, dim, eps);
 }
 
 function checkRmsnorm(fn: string, rows: number, dim: number, eps: number): void {
@@ -135,7 +127,7 @@ export function rope(wasm: WasmKernels, x: number, rows: number, nHeads: number,
   checkRope(fn, rows, nHeads, headDim, table.positions, pos0);
   requireRegion(wasm, fn, "x", x, rows * nHeads * headDim * 4);
   requireRegion(wasm, fn, "table", table.ptr, table.positions * headDim * 4);
-  (wasm.exports as unknown as ElementwiseExports).rope(x, rows, nHeads, headDim, table.ptr, pos0);
+  wasm.exports.rope(x, rows, nHeads, headDim, table.ptr, pos0);
 }
 
 function checkRopeHeadDim(fn: string, headDim: number): void {
@@ -174,7 +166,7 @@ export function swiglu(wasm: WasmKernels, gate: number, up: number, out: number,
   requireRegion(wasm, fn, "gate", gate, n * 4);
   requireRegion(wasm, fn, "up", up, n * 4);
   requireRegion(wasm, fn, "out", out, n * 4);
-  (wasm.exports as unknown as ElementwiseExports).swiglu(gate, up, out, n);
+  wasm.exports.swiglu(gate, up, out, n);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -193,5 +185,5 @@ export function addInto(wasm: WasmKernels, dst: number, src: number, n: number):
   requireCount(fn, "n", n);
   requireRegion(wasm, fn, "dst", dst, n * 4);
   requireRegion(wasm, fn, "src", src, n * 4);
-  (wasm.exports as unknown as ElementwiseExports).add_into(dst, src, n);
+  wasm.exports.add_into(dst, src, n);
 }

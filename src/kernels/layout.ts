@@ -1,9 +1,7 @@
 // Where the int4 x int8 kernels (assembly/matmul.ts) expect their operands in Wasm memory, and the
 // load-time repack of int4 weights into that layout.
+import { GROUP } from "./numerics.js";
 import type { WasmKernels } from "./wasm.js";
-
-/** Elements per quantization group along the input dimension (weights: one scale; activations: one sum). */
-export const GROUP = 32;
 
 /**
  * An int4 weight matrix in its logical form, as a checkpoint loader produces it:
@@ -68,7 +66,7 @@ export class Int4Matrix {
  *   corr   u32 [tokens][G]     what a group's partial sums start from: -8 · Σ q over the group, taking the
  *                              weights' +8 nibble offset back out. Baseline build: one i32; relaxed build:
  *                              two i16 halves, the sums over the elements j with j % 4 < 2 (low) and the rest
- *                              (see prepare_act). Only the kernels read it
+ *                              (see prepare_activations). Only the kernels read it
  *   scale  f32 [tokens]
  *   zero   i32 [tokens]        in [-128, 127]
  *

@@ -16,40 +16,13 @@
 // bit. The tests still accept |kernel - twin| <= 1e-5 · M (TOLERANCE, M = gemmMagnitudeRef) so that a future
 // fused or reordered kernel only has to stay within that, not be rewritten; against the exact value, the f32
 // evaluation is within (2G + 4)·2^-24 · M.
-import { GROUP, Int8Activations, requireShape, repackInt4, type Int4Matrix } from "./layout.js";
-import type { Int4Weights } from "./layout.js";
-import type { KernelExports, WasmKernels } from "./wasm.js";
 import { requireRegion } from "./checks.js";
+import { type Int4Matrix, type Int4Weights, type Int8Activations, requireShape } from "./layout.js";
+import { GROUP, roundHalfEven, SCALE_MIN } from "./numerics.js";
+import type { WasmKernels } from "./wasm.js";
 
 /** Relative tolerance of float outputs, against s_x · Σ_g |s_w · D| (see the top of this file). */
 export const TOLERANCE = 1e-5;
-
-/** The raw exports of assembly/matmul.ts (pointers are byte offsets into the Wasm memory). */
-export interface MatmulExports extends KernelExports {
-  kernel_variant(): number;
-  gemv_i4i8(
-    wq: number, ws: number, wsum: number, rows: number, cols: number,
-    xq: number, xw: number, xcorr: number, xs: number, xz: number, y: number,
-  ): void;
-  gemm_i4i8(
-    wq: number, ws: number, wsum: number, rows: number, cols: number, tokens: number,
-    xq: number, xw: number, xcorr: number, xs: number, xz: number, y: number,
-  ): void;
-  quantize_act(x: number, tokens: number, cols: number, xq: number, xw: number, xcorr: number, xs: number, xz: number): void;
-  prepare_act(tokens: number, cols: number, xq: number, xw: number, xcorr: number): void;
-  read_bandwidth(ptr: number, bytes: number): number;
-}
-
-const EXPORTS = ["kernel_variant", "gemv_i4i8", "gemm_i4i8", "quantize_act", "prepare_act", "read_bandwidth"] as const;
-
-/** The matmul exports of `k`, checked once: a stale build/*.wasm fails here with a clear message. */
-export function matmulExports(k: WasmKernels): MatmulExports {
-  const e: KernelExports = k.exports;
-  for (const name of EXPORTS) {
-    if (typeof e[name] !== "function") throw new Error(`Wasm module lacks export ${name}: rebuild with "npm run build:wasm"`);
-  }
-  return e as MatmulExports;
-}
 
 /** Activations in logical form: x[t][i] ≈ (q[t·cols + i] - zero[t]) · scale[t]. */
 export interface Int8Tokens {
@@ -72,9 +45,8 @@ function requireTokens(fn: string, act: Int8Activations, first: number, count: n
 export function quantizeActivations(k: WasmKernels, xPtr: number, act: Int8Activations, count = act.tokens, first = 0): void {
   requireTokens("quantizeActivations", act, first, count);
   requireRegion(k, "quantizeActivations", "x", xPtr, count * act.cols * 4, 16);
-  const e = matmulExports(k);
   const t = tokenPtrs(act, first);
-  e.quantize_act(xPtr, count, act.cols, t.q, t.wide, t.corr, t.scale, t.zero);
+  k.exports.quantize_activations(xPtr, count, act.cols, t.q, t.wide, t.corr, t.scale, t.zero);
 }
 
 /** Stores already-quantized activations (for callers holding int8 values, and for tests). */
@@ -89,7 +61,7 @@ export function setActivations(k: WasmKernels, act: Int8Activations, x: Int8Toke
   k.i8.set(x.q, act.qPtr);
   k.f32.set(x.scale, act.scalePtr >> 2);
   k.i32.set(x.zero, act.zeroPtr >> 2);
-  matmulExports(k).prepare_act(act.tokens, act.cols, act.qPtr, act.widePtr, act.corrPtr);
+  k.exports.prepare_activations(act.tokens, act.cols, act.qPtr, act.widePtr, act.corrPtr);
 }
 
 /** Reads act's quantized values back into logical form. */
@@ -124,7 +96,7 @@ export function gemv(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: 
   requireTokens("gemv", act, token, 1);
   requireRegion(k, "gemv", "y", yPtr, 4 * m.rows, 4);
   const t = tokenPtrs(act, token);
-  matmulExports(k).gemv_i4i8(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, t.q, t.wide, t.corr, t.scale, t.zero, yPtr);
+  k.exports.gemv(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, t.q, t.wide, t.corr, t.scale, t.zero, yPtr);
 }
 
 /** Y (f32 [count][m.rows] at yPtr) for act's tokens [first, first + count). */
@@ -133,20 +105,12 @@ export function gemm(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: 
   requireTokens("gemm", act, first, count);
   requireRegion(k, "gemm", "y", yPtr, 4 * m.rows * count, 4);
   const t = tokenPtrs(act, first);
-  matmulExports(k).gemm_i4i8(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, count, t.q, t.wide, t.corr, t.scale, t.zero, yPtr);
+  k.exports.gemm(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, count, t.q, t.wide, t.corr, t.scale, t.zero, yPtr);
 }
 
 // ---- scalar twins: the readable specification ---------------------------------------------------------
 
-/** Round half to even, as torch.round and wasm f32.nearest do (Math.round rounds halves up). */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 const F = Math.fround;
-/** torch.finfo(torch.float32).eps, the recipe's lower clamp on the scale. */
-export const SCALE_MIN = 2 ** -23;
 
 /**
  * Dynamic asymmetric per-token quantization (torchao 8da4w), every step in f32:
@@ -215,20 +179,32 @@ export function rowWeightSumRef(w: Int4Weights, r: number): number {
   return acc;
 }
 
-/** Y[t][r] for every token of x: f32 [x.tokens][w.rows]. The twin of gemm (and, one token at a time, of gemv). */
+/** Y[t][r] for every token of x: f32 [x.tokens][w.rows]. The twin of gemm (and of gemm_ld, which only strides y). */
 export function gemmRef(w: Int4Weights, x: Int8Tokens): Float32Array {
   if (w.cols !== x.cols) throw new RangeError(`gemmRef: matrix has ${w.cols} columns, activations have ${x.cols}`);
-  const groups = w.cols / GROUP;
   const y = new Float32Array(x.tokens * w.rows);
   const wsum = Float32Array.from({ length: w.rows }, (_, r) => rowWeightSumRef(w, r));
-  for (let t = 0; t < x.tokens; t++) {
-    for (let r = 0; r < w.rows; r++) {
-      let acc = 0;
-      for (let g = 0; g < groups; g++) acc = F(acc + F(rawGroupDot(w, x, t, r, g) * w.scales[r * groups + g]));
-      y[t * w.rows + r] = F(F(acc - F(x.zero[t] * wsum[r])) * x.scale[t]);
-    }
-  }
+  for (let t = 0; t < x.tokens; t++) tokenRowsRef(w, x, t, wsum, y.subarray(t * w.rows, (t + 1) * w.rows));
   return y;
+}
+
+/** y[r] for token `token` of x: f32 [w.rows]. The twin of gemv. */
+export function gemvRef(w: Int4Weights, x: Int8Tokens, token: number): Float32Array {
+  if (w.cols !== x.cols) throw new RangeError(`gemvRef: matrix has ${w.cols} columns, activations have ${x.cols}`);
+  if (!Number.isInteger(token) || token < 0 || token >= x.tokens) throw new RangeError(`gemvRef: token ${token} outside [0, ${x.tokens})`);
+  const y = new Float32Array(w.rows);
+  tokenRowsRef(w, x, token, Float32Array.from({ length: w.rows }, (_, r) => rowWeightSumRef(w, r)), y);
+  return y;
+}
+
+/** Writes y[r] = s_x · (Σ_g s_w · P - z · wsum[r]) for token t, in the kernels' f32 order (top of this file). */
+function tokenRowsRef(w: Int4Weights, x: Int8Tokens, t: number, wsum: Float32Array, y: Float32Array): void {
+  const groups = w.cols / GROUP;
+  for (let r = 0; r < w.rows; r++) {
+    let acc = 0;
+    for (let g = 0; g < groups; g++) acc = F(acc + F(rawGroupDot(w, x, t, r, g) * w.scales[r * groups + g]));
+    y[r] = F(F(acc - F(x.zero[t] * wsum[r])) * x.scale[t]);
+  }
 }
 
 /**
@@ -264,71 +240,4 @@ export function gemmExactRef(w: Int4Weights, x: Int8Tokens): Float64Array {
     }
   }
   return y;
-}
-
-// ---- start-up probe ------------------------------------------------------------------------------------
-
-/**
- * Runs every matmul kernel of `k` on fixed inputs that reach the extremes (weights -8 and 7, activations
- * -128 and 127, zero points -128 and 127, negative activations, 7 rows, 5 tokens so both the 4-token tile
- * and the single-token path run) and compares with the twins bit for bit. Returns null when all agree,
- * otherwise what differed. Allocates in k's arena: run it on a throwaway instance.
- */
-export function probeMatmul(k: WasmKernels): string | null {
-  const rows = 7;
-  const cols = 64;
-  const tokens = 5;
-  const wq = new Int8Array(rows * cols);
-  const ws = new Float32Array(rows * (cols / GROUP));
-  for (let i = 0; i < wq.length; i++) wq[i] = ((i * 7 + (i >> 5)) % 16) - 8;
-  wq.fill(-8, 0, 32);
-  wq.fill(7, 32, 64);
-  for (let i = 0; i < ws.length; i++) ws[i] = 1 + (i % 3) * 0.25;
-  const w: Int4Weights = { rows, cols, q: wq, scales: ws };
-  const xq = new Int8Array(tokens * cols);
-  for (let i = 0; i < xq.length; i++) xq[i] = ((i * 37 + 11) % 256) - 128;
-  xq.fill(-128, 0, 32);
-  xq.fill(127, 32, 64);
-  const x: Int8Tokens = {
-    tokens, cols, q: xq,
-    scale: Float32Array.from([1, 0.5, 2, 1, 0.25]),
-    zero: Int32Array.from([-128, 127, 0, -3, 5]),
-  };
-  const m = repackInt4(k, w);
-  const act = Int8Activations.alloc(k, tokens, cols);
-  const y = k.alloc(4 * rows * tokens);
-  const xf = k.alloc(4 * tokens * cols);
-  setActivations(k, act, x);
-  const want = gemmRef(w, x);
-  gemm(k, m, act, y);
-  const got = k.f32.slice(y >> 2, (y >> 2) + rows * tokens);
-  const bad = firstBitDifference(got, want);
-  if (bad >= 0) return `gemm_i4i8: y[${bad}] = ${got[bad]}, expected ${want[bad]}`;
-  for (let t = 0; t < tokens; t++) {
-    k.f32.fill(0, y >> 2, (y >> 2) + rows);
-    gemv(k, m, act, y, t);
-    const g = k.f32.slice(y >> 2, (y >> 2) + rows);
-    const b = firstBitDifference(g, want.subarray(t * rows, (t + 1) * rows));
-    if (b >= 0) return `gemv_i4i8: token ${t} y[${b}] = ${g[b]}, expected ${want[t * rows + b]}`;
-  }
-  const xs = new Float32Array(tokens * cols);
-  for (let i = 0; i < xs.length; i++) xs[i] = Math.sin(i * 0.7) * (i % 5) - (i % 64 === 3 ? 9 : 0);
-  k.f32.set(xs, xf >> 2);
-  quantizeActivations(k, xf, act);
-  const qr = quantizeActivationsRef(xs, tokens, cols);
-  const qk = readActivations(k, act);
-  const qb = qk.q.findIndex((v, i) => v !== qr.q[i]);
-  if (qb >= 0 || firstBitDifference(qk.scale, qr.scale) >= 0 || qk.zero.some((v, i) => v !== qr.zero[i])) {
-    return `quantize_act: differs from the twin${qb >= 0 ? ` at q[${qb}] (${qk.q[qb]} vs ${qr.q[qb]})` : " in scale or zero point"}`;
-  }
-  return null;
-}
-
-/** Index of the first element whose f32 bit pattern differs, or -1. */
-export function firstBitDifference(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) return 0;
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return i;
-  return -1;
 }

@@ -3,8 +3,10 @@
 // One Wasm memory holds everything hot (packed weights, scales, KV cache, scratch). TypeScript owns the
 // layout through a bump arena; kernels only ever receive pointers. `memory.grow` detaches every typed-array
 // view, so views are re-derived here, in one place, and callers must fetch them after any allocation.
-import { instantiate } from "@assemblyscript/loader";
-import { probeMatmul } from "./matmul.js";
+//
+// This module knows no particular kernel: the exports' signatures live in exports.ts, and whoever loads the
+// kernels hands loadKernels the probe that vets the relaxed build (probeMatmul in probe.ts).
+import { checkExports, type WasmExports } from "./exports.js";
 
 export type WasmVariant = "simd" | "relaxed";
 
@@ -12,7 +14,7 @@ const PAGE = 65536;
 
 /**
  * Node built-ins, looked up on first use rather than imported, so that a browser bundle (which passes the
- * module bytes, LoadOptions.bytes) never loads node:fs or node:v8. Needs Node >= 20.16.
+ * module bytes, KernelLoadOptions.bytes) never loads node:fs or node:v8. Needs Node >= 20.16.
  */
 function nodeBuiltins() {
   const p = (globalThis as { process?: NodeJS.Process }).process;
@@ -44,20 +46,14 @@ export function wasmBytes(variant: WasmVariant, shared = false): Uint8Array<Arra
   return nodeBuiltins().fs.readFileSync(wasmPath(variant, shared));
 }
 
-/** Exports of the kernel module. Kernel files add their functions to this record. */
-export interface KernelExports {
-  heapBase(): number;
-  [name: string]: unknown;
-}
-
 /**
  * The instantiated module with a bump arena over its memory. A shared instance (`shared`) imports a
  * SharedArrayBuffer-backed memory declared with the 4 GiB maximum; worker threads instantiate the same
  * compiled `module` over the same `memory` (src/threads/), and only this instance's arena ever allocates.
  */
-export class WasmKernels<E extends KernelExports = KernelExports> {
+export class WasmKernels {
   readonly memory: WebAssembly.Memory;
-  readonly exports: E;
+  readonly exports: WasmExports;
   readonly variant: WasmVariant;
   /** The compiled module this instance runs (workers instantiate it again over `memory`). */
   readonly module: WebAssembly.Module;
@@ -69,33 +65,38 @@ export class WasmKernels<E extends KernelExports = KernelExports> {
   private _i32!: Int32Array;
   private _f32!: Float32Array;
 
-  private constructor(memory: WebAssembly.Memory, exports: E, variant: WasmVariant, module: WebAssembly.Module, shared: boolean) {
+  private constructor(memory: WebAssembly.Memory, exports: WasmExports, variant: WasmVariant, module: WebAssembly.Module, shared: boolean) {
     this.memory = memory;
     this.exports = exports;
     this.variant = variant;
     this.module = module;
     this.shared = shared;
-    this.top = align(exports.heapBase() >>> 0, 64);
+    this.top = align(exports.heap_base() >>> 0, 64);
     this.buffer = memory.buffer;
     this.deriveViews();
   }
 
   /**
    * Instantiates `variant` from its bytes, or from an already compiled module (the variant probe's).
-   * `shared` selects the build importing a shared memory (and the bytes default to it).
+   * `shared` selects the build importing a shared memory (and the bytes default to it). Throws if the module's
+   * exports do not match their declaration (exports.ts).
    */
-  static async create<E extends KernelExports = KernelExports>(
+  static async create(
     variant: WasmVariant = "simd",
     bytes?: Uint8Array | WebAssembly.Module,
     options: { shared?: boolean } = {},
-  ): Promise<WasmKernels<E>> {
+  ): Promise<WasmKernels> {
     const shared = options.shared ?? false;
     const module = bytes instanceof WebAssembly.Module ? bytes : await WebAssembly.compile(bufferSource(bytes ?? wasmBytes(variant, shared)));
     const memory = shared
       ? new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true })
       : new WebAssembly.Memory({ initial: 1 });
-    const { exports } = await instantiate<Record<string, unknown>>(module, { env: { memory } });
-    return new WasmKernels<E>(memory, exports as unknown as E, variant, module, shared);
+    // The module imports nothing but its memory and exports plain functions of numbers, so it needs no glue
+    // (@assemblyscript/loader's wrappers would hide each export's parameter count behind ...args); the worker
+    // threads instantiate it the same way.
+    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    const exports = instance.exports as Record<string, unknown>;
+    return new WasmKernels(memory, checkExports(exports), variant, module, shared);
   }
 
   /** Bytes handed out so far (the arena's high-water mark). */
@@ -183,9 +184,7 @@ export type SimdMode = "baseline" | "relaxed" | "auto";
 /** Checks an instantiated module; returns null when it computes correctly, otherwise what went wrong. */
 export type KernelProbe = (k: WasmKernels) => string | null;
 
-export interface LoadOptions {
-  /** Defaults to the matmul probe (probeMatmul in matmul.ts). */
-  probe?: KernelProbe;
+export interface KernelLoadOptions {
   /** Module bytes per build; defaults to build/<variant>.wasm (build/<variant>-shared.wasm when shared). */
   bytes?: Partial<Record<WasmVariant, Uint8Array>>;
   /**
@@ -224,21 +223,22 @@ function bufferSource(bytes: Uint8Array): BufferSource {
 
 /**
  * Instantiates the kernel build chosen by `mode`. Relaxed SIMD runs only when the engine validates it and a
- * throwaway instance of the same compiled module passes the probe: relaxed ops may legally differ between
- * engines, and Node 20's baseline tier miscompiles i32x4.relaxed_dot_i8x16_i7x16_add_s (probe pitfall 1).
+ * throwaway instance of the same compiled module passes `probe` (the engine passes probeMatmul, probe.ts):
+ * relaxed ops may legally differ between engines, and Node 20's baseline tier miscompiles
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s (probe pitfall 1).
  * auto falls back to the SIMD128 build and says why; relaxed throws instead of falling back.
  *
  * The probe runs once, right after compilation, i.e. in V8's baseline tier (Liftoff), where the known bug
  * lives; test/kernels/variant.test.ts pins each tier (Liftoff only, TurboFan only) and runs the same probe.
  */
-export async function loadKernels(mode: SimdMode = "auto", options: LoadOptions = {}): Promise<LoadedKernels> {
+export async function loadKernels(mode: SimdMode, probe: KernelProbe, options: KernelLoadOptions = {}): Promise<LoadedKernels> {
   const shared = options.shared ?? false;
   const bytesOf = (v: WasmVariant): Uint8Array => options.bytes?.[v] ?? wasmBytes(v, shared);
   const create = (v: WasmVariant, b: Uint8Array | WebAssembly.Module) => WasmKernels.create(v, b, { shared });
   if (mode === "baseline") {
     return { kernels: await create("simd", bytesOf("simd")), variant: "simd", reason: "SIMD128 build: forced by --simd baseline" };
   }
-  const rejected = await tryRelaxed(bytesOf("relaxed"), options.probe ?? probeMatmul, shared);
+  const rejected = await tryRelaxed(bytesOf("relaxed"), probe, shared);
   if (typeof rejected !== "string") {
     return { kernels: rejected, variant: "relaxed", reason: "relaxed-SIMD build: the engine validates it and the start-up probe matched the scalar twins" };
   }

@@ -22,9 +22,9 @@ import { quantizeInt4 } from "./quantize.js";
 import { loadKernels, type SimdMode, type WasmKernels, type WasmVariant } from "../kernels/wasm.js";
 import { allocInt4Matrix, dequantizeRowInto, writeInt4Rows, Int8Activations, type Int4Matrix } from "../kernels/layout.js";
 import { quantizeActivations } from "../kernels/matmul.js";
+import { probeMatmul } from "../kernels/probe.js";
 import { ThreadPool, type SpawnWorker } from "../threads/pool.js";
 import { spawnNodeWorker } from "../threads/node-worker.js";
-import type { RuntimeExports } from "../threads/runtime.js";
 import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
 import { allocAttentionState, kvStore } from "../kernels/attention.js";
 import { attentionTemperature, interleaveRopeRows, ropeInverseFrequencies } from "./rope.js";
@@ -128,7 +128,7 @@ export class WasmEngine implements Backend {
       threads: this.threads,
       module: k.module,
       memory: k.memory,
-      exports: k.exports as unknown as RuntimeExports,
+      exports: k.exports,
       states: this.s.states,
       scratch: this.s.workerScratch,
       scratchBytes: WORKER_SCRATCH_BYTES,
@@ -143,7 +143,10 @@ export class WasmEngine implements Backend {
       throw new RangeError(`context ${opts.contextLength} exceeds max_position_embeddings ${config.maxPositions}`);
     }
     const threads = checkThreads(opts.threads);
-    const { kernels: k, variant, reason } = await loadKernels(opts.simd ?? "auto", { shared: threads > 1, bytes: opts.wasm });
+    const { kernels: k, variant, reason } = await loadKernels(opts.simd ?? "auto", probeMatmul, {
+      shared: threads > 1,
+      bytes: opts.wasm,
+    });
     const total = names.layers.length * 7 + 2 + (names.lmHead ? 1 : 0);
     let done = 0;
     const step = () => opts.onProgress?.(++done, total);

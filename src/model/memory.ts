@@ -10,11 +10,9 @@
 //   each of K and V. Global layers keep every position; a sliding layer keeps a ring buffer of
 //   sliding_window slots, so min(N, window) positions.
 // - "MiB" is 2^20 bytes; the published "8k" is 8000 tokens.
+import { GROUP } from "../kernels/numerics.js";
 import type { ModelConfig } from "./config.js";
 import { expectedShapes, tensorNamesFor } from "./tensor-names.js";
-
-/** Inputs sharing one int4 scale (the CPU deployment recipe: symmetric int4, group 32). */
-export const INT4_GROUP = 32;
 
 export interface QuantizedWeightBytes {
   /** int4 values, two per byte. */
@@ -47,7 +45,7 @@ export function int4WeightBytes(c: ModelConfig): QuantizedWeightBytes {
     if (shape.length === 2) {
       const [outputs, inputs] = shape;
       values += outputs * Math.ceil(inputs / 2);
-      groups += outputs * Math.ceil(inputs / INT4_GROUP);
+      groups += outputs * Math.ceil(inputs / GROUP);
       rows += outputs;
     } else {
       normElements += shape.reduce((a, b) => a * b, 1);

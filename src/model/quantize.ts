@@ -4,8 +4,7 @@
 // Every linear layer and the tied embedding/output table use it. Rounding is half-to-even and the
 // division is done in f32, as torch does it, so a value exactly between two steps lands where QAT put it.
 import type { Int4Weights } from "../kernels/layout.js";
-import { GROUP } from "../kernels/layout.js";
-import { roundHalfEven, SCALE_MIN } from "../kernels/matmul.js";
+import { GROUP, roundHalfEven, SCALE_MIN } from "../kernels/numerics.js";
 
 const F = Math.fround;
 

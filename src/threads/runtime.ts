@@ -23,6 +23,8 @@
 // dropped, and it never wrote outside its scratch. Each output row still comes from one deterministic
 // computation (the same kernel call on the same 4-row blocks), so the bits do not depend on who ran it.
 
+import type { WasmExports } from "../kernels/exports.js";
+
 /** What a worker needs to join the pool (structured-cloneable: postMessage or workerData). */
 export interface WorkerInit {
   module: WebAssembly.Module;
@@ -39,15 +41,10 @@ export interface WorkerInit {
 }
 
 /** The Wasm exports the runtime calls (a subset of the kernel module's). */
-export interface RuntimeExports {
-  gemv_i4i8(wq: number, ws: number, wsum: number, rows: number, cols: number, xq: number, xw: number, xcorr: number, xs: number, xz: number, y: number): void;
-  gemm_i4i8_ld(wq: number, ws: number, wsum: number, rows: number, cols: number, tokens: number, xq: number, xw: number, xcorr: number, xs: number, xz: number, y: number, ldy: number): void;
-  copy_rows(dst: number, dstStride: number, src: number, srcStride: number, rowBytes: number, count: number): void;
-  attnReset(state: number, nq: number, headDim: number): void;
-  attnAccumulate(q: number, nq: number, headDim: number, k: number, kScales: number, v: number, vScales: number, slot0: number, n: number, scaleFactor: number, state: number): void;
-  attnFinalize(state: number, nq: number, headDim: number, out: number): void;
-  read_bandwidth(ptr: number, bytes: number): number;
-}
+export type RuntimeExports = Pick<
+  WasmExports,
+  "gemv" | "gemm_ld" | "copy_rows" | "attention_reset" | "attention_accumulate" | "attention_finalize" | "read_bandwidth"
+>;
 
 export type Runtime = ReturnType<typeof threadRuntime>;
 
@@ -146,9 +143,9 @@ export function threadRuntime() {
       const direct = scratch < 0;
       const y = direct ? (d[M_Y] >>> 0) + 4 * r0 : scratch;
       if (tokens === 1) {
-        e.gemv_i4i8(wq, ws, wsum, nr, cols, d[M_XQ], d[M_XW], d[M_XCORR], d[M_XS], d[M_XZ], y);
+        e.gemv(wq, ws, wsum, nr, cols, d[M_XQ], d[M_XW], d[M_XCORR], d[M_XS], d[M_XZ], y);
       } else {
-        e.gemm_i4i8_ld(wq, ws, wsum, nr, cols, tokens, d[M_XQ], d[M_XW], d[M_XCORR], d[M_XS], d[M_XZ], y, direct ? rows : nr);
+        e.gemm_ld(wq, ws, wsum, nr, cols, tokens, d[M_XQ], d[M_XW], d[M_XCORR], d[M_XS], d[M_XZ], y, direct ? rows : nr);
       }
     } else if (op === OP_ATTENTION) {
       const kvHeads = d[A_KV_HEADS];
@@ -171,15 +168,15 @@ export function threadRuntime() {
       const lo = window > 0 ? Math.max(0, pos - window + 1) : 0;
       const n = pos + 1 - lo;
       const s0 = lo % slots;
-      e.attnReset(state, group, dh);
+      e.attention_reset(state, group, dh);
       if (s0 + n <= slots) {
-        e.attnAccumulate(q, group, dh, k, ks, v, vs, s0, n, scale, state);
+        e.attention_accumulate(q, group, dh, k, ks, v, vs, s0, n, scale, state);
       } else {
-        e.attnAccumulate(q, group, dh, k, ks, v, vs, s0, slots - s0, scale, state);
-        e.attnAccumulate(q, group, dh, k, ks, v, vs, 0, n - (slots - s0), scale, state);
+        e.attention_accumulate(q, group, dh, k, ks, v, vs, s0, slots - s0, scale, state);
+        e.attention_accumulate(q, group, dh, k, ks, v, vs, 0, n - (slots - s0), scale, state);
       }
       const out = scratch < 0 ? (d[A_OUT] >>> 0) + t * d[A_OUT_STRIDE] + 4 * g * group * dh : scratch;
-      e.attnFinalize(state, group, dh, out);
+      e.attention_finalize(state, group, dh, out);
     } else if (op === OP_READ) {
       const chunk = d[R_CHUNK] >>> 0;
       const off = c * chunk;

@@ -1,12 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  GROUP, Int8Activations, allocInt4Matrix, dequantizeRowInto, repackInt4, writeInt4Rows, type Int4Weights,
+  Int8Activations, allocInt4Matrix, dequantizeRowInto, repackInt4, writeInt4Rows, type Int4Weights,
 } from "../../src/kernels/layout.js";
 import {
-  SCALE_MIN, TOLERANCE, firstBitDifference, gemm, gemmExactRef, gemmMagnitudeRef, gemmRef, gemv, quantizeActivations,
-  quantizeActivationsRef, readActivations, roundHalfEven, setActivations, type Int8Tokens,
+  TOLERANCE, gemm, gemmExactRef, gemmMagnitudeRef, gemmRef, gemv, gemvRef, quantizeActivations,
+  quantizeActivationsRef, readActivations, setActivations, type Int8Tokens,
 } from "../../src/kernels/matmul.js";
+import { GROUP, roundHalfEven, SCALE_MIN } from "../../src/kernels/numerics.js";
+import { firstBitDifference } from "../../src/kernels/probe.js";
 import { enableRelaxedSimd, WasmKernels, wasmBytes, type WasmVariant } from "../../src/kernels/wasm.js";
 import { rng } from "../helpers/rng.js";
 
@@ -159,15 +161,22 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
     );
   });
 
-  it("gemv matches the twin per token, exact with unit scales, within tolerance otherwise", async () => {
+  it("gemv matches its twin per token, exact with unit scales, within tolerance otherwise", async () => {
     const k = await WasmKernels.create(variant);
+    const gemvRefAll = (c: Case): Float32Array => {
+      const y = new Float32Array(c.x.tokens * c.w.rows);
+      for (let t = 0; t < c.x.tokens; t++) y.set(gemvRef(c.w, c.x, t), t * c.w.rows);
+      return y;
+    };
     fc.assert(
       fc.property(caseArb(true), caseArb(false), (unit, scaled) => {
         const u = runKernel(k, unit, "gemv");
-        expect(firstBitDifference(u.y, gemmRef(unit.w, unit.x))).toBe(-1);
+        expect(firstBitDifference(u.y, gemvRefAll(unit))).toBe(-1);
+        expect(firstBitDifference(gemvRefAll(unit), Float32Array.from(gemmExactRef(unit.w, unit.x)))).toBe(-1);
         expect(u.after).toBe(SENTINEL);
         const s = runKernel(k, scaled, "gemv");
         expectWithinTolerance(s.y, scaled);
+        expect(firstBitDifference(gemvRefAll(scaled), gemmRef(scaled.w, scaled.x))).toBe(-1);
         expect(s.after).toBe(SENTINEL);
       }),
       { numRuns: RUNS },
@@ -187,7 +196,7 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
     expect(firstBitDifference(y, gemmRef(w, x))).toBe(-1);
   });
 
-  it("quantize_act agrees exactly with the twin on q, scale and zero point", async () => {
+  it("quantize_activations agrees exactly with the twin on q, scale and zero point", async () => {
     const k = await WasmKernels.create(variant);
     // "huge": finite values whose f32 sum overflows (the kernel's screen flags the row, its check clears it);
     // "nan" and "inf": one non-finite value among ordinary ones.

@@ -3,47 +3,49 @@
 import { setFlagsFromString } from "node:v8";
 import { describe, expect, it } from "vitest";
 import { Int8Activations, repackInt4 } from "../../src/kernels/layout.js";
-import { firstBitDifference, gemm, matmulExports, probeMatmul, setActivations, type MatmulExports } from "../../src/kernels/matmul.js";
+import type { WasmExports } from "../../src/kernels/exports.js";
+import { gemm, setActivations } from "../../src/kernels/matmul.js";
+import { firstBitDifference, probeMatmul } from "../../src/kernels/probe.js";
 import { enableRelaxedSimd, loadKernels, WasmKernels, wasmBytes } from "../../src/kernels/wasm.js";
 
 const relaxedOk = enableRelaxedSimd(wasmBytes("relaxed"));
 
 /** k with its gemm export replaced: how a miscompiled relaxed op would look from the outside. */
-function withGemm(k: WasmKernels, gemm_i4i8: MatmulExports["gemm_i4i8"]): WasmKernels {
-  const exports = { ...matmulExports(k), gemm_i4i8 };
+function withGemm(k: WasmKernels, gemm: WasmExports["gemm"]): WasmKernels {
+  const exports = { ...k.exports, gemm };
   return Object.create(k, { exports: { value: exports } }) as WasmKernels;
 }
 
 describe("--simd selection", () => {
   it("baseline always runs the SIMD128 build, without probing", async () => {
     let probed = false;
-    const r = await loadKernels("baseline", { probe: () => ((probed = true), null) });
+    const r = await loadKernels("baseline", () => ((probed = true), null));
     expect(r.variant).toBe("simd");
     expect(r.reason).toMatch(/forced by --simd baseline/);
-    expect(matmulExports(r.kernels).kernel_variant()).toBe(0);
+    expect(r.kernels.exports.kernel_variant()).toBe(0);
     expect(probed).toBe(false);
   });
 
   it("auto picks relaxed on this engine only because the probe passed", async () => {
     expect(relaxedOk).toBe(true); // Node 20 with the flag set from inside the process (probe §2)
-    const r = await loadKernels("auto");
+    const r = await loadKernels("auto", probeMatmul);
     expect(r.variant).toBe("relaxed");
     expect(r.reason).toMatch(/start-up probe matched/);
-    expect(matmulExports(r.kernels).kernel_variant()).toBe(1);
+    expect(r.kernels.exports.kernel_variant()).toBe(1);
   });
 
   it("auto falls back to SIMD128 and says why when the probe fails; forced relaxed throws", async () => {
-    const probe = (): string => "gemm_i4i8: y[0] = -8, expected 96";
-    const r = await loadKernels("auto", { probe });
+    const probe = (): string => "gemm: y[0] = -8, expected 96";
+    const r = await loadKernels("auto", probe);
     expect(r.variant).toBe("simd");
-    expect(matmulExports(r.kernels).kernel_variant()).toBe(0);
+    expect(r.kernels.exports.kernel_variant()).toBe(0);
     expect(r.reason).toMatch(/relaxed SIMD computes wrong results.*y\[0\] = -8, expected 96/);
-    await expect(loadKernels("relaxed", { probe })).rejects.toThrow(/--simd relaxed: .*wrong results/);
+    await expect(loadKernels("relaxed", probe)).rejects.toThrow(/--simd relaxed: .*wrong results/);
   });
 
   it("auto falls back when the engine rejects the relaxed module", async () => {
     const notWasm = new Uint8Array([0, 97, 115, 109, 9, 9, 9, 9]);
-    const r = await loadKernels("auto", { bytes: { relaxed: notWasm } });
+    const r = await loadKernels("auto", probeMatmul, { bytes: { relaxed: notWasm } });
     expect(r.variant).toBe("simd");
     expect(r.reason).toMatch(/rejects relaxed SIMD/);
   });
@@ -51,14 +53,14 @@ describe("--simd selection", () => {
   it("the default probe catches a kernel that doubles its result (the Liftoff relaxed-dot bug's symptom)", async () => {
     const k = await WasmKernels.create("relaxed");
     expect(probeMatmul(k)).toBeNull();
-    const real = matmulExports(k).gemm_i4i8;
+    const real = k.exports.gemm;
     const doubled = withGemm(k, (...args) => {
       real(...args);
       const [, , , rows, , tokens, , , , , , y] = args;
       const f = k.f32;
       for (let i = 0; i < rows * tokens; i++) f[(y >> 2) + i] *= 2;
     });
-    expect(probeMatmul(doubled)).toMatch(/^gemm_i4i8: y\[\d+\] = /);
+    expect(probeMatmul(doubled)).toMatch(/^gemm: y\[\d+\] = /);
   });
 });
 
@@ -75,7 +77,7 @@ describe("results identical across builds", () => {
       zero: Int32Array.from([-128, 127, 0, 5, -7, 64]),
     };
     const run = async (variant: "simd" | "relaxed"): Promise<Float32Array> => {
-      const k = variant === "simd" ? (await loadKernels("baseline")).kernels : (await loadKernels("relaxed")).kernels;
+      const k = variant === "simd" ? (await loadKernels("baseline", probeMatmul)).kernels : (await loadKernels("relaxed", probeMatmul)).kernels;
       const m = repackInt4(k, { rows, cols, q, scales });
       const act = Int8Activations.alloc(k, x.tokens, cols);
       setActivations(k, act, x);

@@ -7,7 +7,7 @@ describe("wasm arena", () => {
     const a = k.alloc(100);
     const b = k.alloc(3, 16);
     const c = k.alloc(70000);
-    expect(a).toBeGreaterThanOrEqual(k.exports.heapBase());
+    expect(a).toBeGreaterThanOrEqual(k.exports.heap_base());
     expect(a % 64).toBe(0);
     expect(b % 16).toBe(0);
     expect(b).toBeGreaterThanOrEqual(a + 100);

@@ -205,8 +205,8 @@ describe("bad input to the wasm backend", () => {
       expect(Math.max(...row) - Math.min(...row)).toBeGreaterThan(1);
     }
     await big.dispose();
-    // ·1e38: the int4 products themselves overflow f32. NaN must reach the logits (quantize_act and attention
-    // used to drop it and quantize the rest into finite values), and sampling then refuses.
+    // ·1e38: the int4 products themselves overflow f32. NaN must reach the logits (quantize_activations and
+    // attention used to drop it and quantize the rest into finite values), and sampling then refuses.
     const huge = await loadModel(await scaled(1e38), { backend: "wasm", contextLength: 64 });
     expect(huge.logits(ids, true).every((row) => row.every(Number.isNaN))).toBe(true);
     await expect(huge.generate("ROMEO:", { maxNewTokens: 2, seed: 1 }).result).rejects.toThrow(/NaN/);

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { PRESETS, parameterCount, type ModelConfig, bundledModelDir, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, INT4_GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint } from "../../api.js";
+import { PRESETS, parameterCount, type ModelConfig, bundledModelDir, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint } from "../../api.js";
 import { intFlag, parseFlags, UsageError } from "../args.js";
 
 /** The context of the technical report's KV-cache comparison (its "8k" is 8000 tokens: 117 vs 40 MB). */
@@ -107,7 +107,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
       `norms        rms eps ${config.rmsNormEps}, qk-norm ${config.useQkNorm ? "on" : "off"}`,
       `defaults     ${config.defaulted.length ? config.defaulted.join(", ") : "none (every value came from config.json)"}`,
       `stored       ${bytes(stored.bytes)}: ${stored.from === "checkpoint" ? `sum of the checkpoint's tensors (${stored.dtype})` : `${fmt(params.total)} parameters x ${stored.bytes / params.total} B (${stored.dtype}), from the config`}`,
-      `int4         ${bytes(int4.recipe)}: int4 values ${fmt(int4.values)} + f32 scales ${fmt(int4.scales)} (one per row and ${INT4_GROUP} inputs; every linear layer and the ${config.tieWordEmbeddings ? "tied embedding/output table, counted once" : "embedding and lm_head tables"}) + f32 norms ${fmt(int4.norms)}; with f16 scales ${bytes(int4.totalF16Scales)}`,
+      `int4         ${bytes(int4.recipe)}: int4 values ${fmt(int4.values)} + f32 scales ${fmt(int4.scales)} (one per row and ${GROUP} inputs; every linear layer and the ${config.tieWordEmbeddings ? "tied embedding/output table, counted once" : "embedding and lm_head tables"}) + f32 norms ${fmt(int4.norms)}; with f16 scales ${bytes(int4.totalF16Scales)}`,
       `engine       ${bytes(int4.total)}: the int4 weights above + f32 row sums ${fmt(int4.rowSums)} (the kernels take the activation zero point out with them)`,
       `kv cache     ${fmt(ctx)} tokens, int8 K+V: ${bytes(hybrid.data)} hybrid (${hybridHow}) vs ${bytes(allGlobal.data)} all-global`,
       `kv scales    f32 per (token, KV head) for K and V, on top: ${bytes(hybrid.scales)} hybrid vs ${bytes(allGlobal.scales)} all-global`,
