@@ -13,7 +13,8 @@ import {
 import {
   buildRopeTables, rmsnorm, rmsnormRef, rope, ropeRef, swiglu, swigluRef, uploadRopeTable,
 } from "../src/kernels/elementwise.js";
-import { WasmKernels, wasmBytes, type WasmVariant } from "../src/kernels/wasm.js";
+import { WasmKernels, type WasmVariant } from "../src/kernels/wasm.js";
+import { wasmBytes } from "../src/node/wasm-files.js";
 import { rng } from "../test/helpers/rng.js";
 
 setFlagsFromString("--experimental-wasm-relaxed-simd");
@@ -71,7 +72,7 @@ const variants: WasmVariant[] = ["simd"];
 if (WebAssembly.validate(wasmBytes("relaxed"))) variants.push("relaxed");
 
 for (const variant of variants) {
-  const wasm = await WasmKernels.create(variant);
+  const wasm = await WasmKernels.create(variant, wasmBytes(variant));
   const cache = allocKvCacheLayer(wasm, { kvHeads: KV_HEADS, headDim: HEAD_DIM, slots: MAX_SLOTS });
   fillCache(wasm, cache, twinCache);
   const state = allocAttentionState(wasm, GROUP, HEAD_DIM);

@@ -33,6 +33,8 @@ import type { SimdMode } from "../src/kernels/wasm.js";
 import type { Measured } from "./results.js";
 import { busyProcess, describeMachine, median, otherLoad, waitForQuiet, withElsewhere } from "./machine.js";
 import { openCheckpoint } from "../src/node/folder.js";
+import { enableRelaxedSimd, kernelBytes } from "../src/node/wasm-files.js";
+import { spawnNodeWorker } from "../src/threads/node-worker.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -97,7 +99,7 @@ async function loadEngine(dir: string, config: ModelConfig, threads: number, sim
   const t0 = performance.now();
   const ckpt = await openCheckpoint(dir);
   try {
-    const engine = await WasmEngine.load(config, ckpt, resolveTensorNames(config, ckpt), { contextLength: context, threads, simd });
+    const engine = await WasmEngine.load(config, ckpt, resolveTensorNames(config, ckpt), { contextLength: context, threads, simd, wasm: kernelBytes(threads > 1), enableRelaxedSimd, spawn: spawnNodeWorker });
     return { engine, seconds: (performance.now() - t0) / 1000 };
   } finally {
     await ckpt.close();

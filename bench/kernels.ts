@@ -5,6 +5,7 @@
 // "From DRAM": every call reads the next matrix of a 1 GiB region (32 MiB L3), so no weight is cached.
 // Bytes counted: nibbles + scales + row sums (0.625 B/weight + 4 B/row). GOPS = 2·rows·cols·tokens / time.
 // Figures are tinybench medians (p50) of one run.
+import { enableRelaxedSimd, kernelBytes, wasmBytes } from "../src/node/wasm-files.js";
 import { Bench } from "tinybench";
 import { cpus } from "node:os";
 import { Int4Matrix, Int8Activations } from "../src/kernels/layout.js";
@@ -170,8 +171,8 @@ const f3 = (n: number): string => n.toFixed(3);
 async function main(): Promise<void> {
   console.log(`Node ${process.version}, V8 ${process.versions.v8}, ${cpus()[0]?.model ?? "?"} x${cpus().length}, one thread`);
   const results = new Map<WasmVariant, VariantResult>();
-  results.set("simd", benchVariant(await WasmKernels.create("simd")));
-  const relaxed = await loadKernels("auto", probeMatmul);
+  results.set("simd", benchVariant(await WasmKernels.create("simd", wasmBytes("simd"))));
+  const relaxed = await loadKernels("auto", probeMatmul, { bytes: kernelBytes(false), enableRelaxedSimd });
   console.log(`relaxed selection: ${relaxed.variant} (${relaxed.reason})`);
   if (relaxed.variant === "relaxed") results.set("relaxed", benchVariant(relaxed.kernels));
   const twin = benchTwin();

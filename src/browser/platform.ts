@@ -42,9 +42,9 @@ export function browserPlatform(wasm: WasmSource): Platform {
       const suffix = shared ? "-shared" : "";
       const [simd, relaxed] = await Promise.all([fetchBuild(`simd${suffix}.wasm`, false), fetchBuild(`relaxed${suffix}.wasm`, true)]);
       if (!simd) throw new Error(`the kernel build simd${suffix}.wasm was not given`);
+      // Without the relaxed build, "auto" runs SIMD128 and says why.
       const bytes: Partial<Record<WasmVariant, Uint8Array>> = { simd };
-      // Without the relaxed build, "auto" falls back to SIMD128 (its bytes fail to validate).
-      bytes.relaxed = relaxed ?? new Uint8Array(0);
+      if (relaxed) bytes.relaxed = relaxed;
       return bytes;
     },
     spawn: spawnWebWorker,

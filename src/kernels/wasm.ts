@@ -4,47 +4,18 @@
 // layout through a bump arena; kernels only ever receive pointers. `memory.grow` detaches every typed-array
 // view, so views are re-derived here, in one place, and callers must fetch them after any allocation.
 //
-// This module knows no particular kernel: the exports' signatures live in exports.ts, and whoever loads the
-// kernels hands loadKernels the probe that vets the relaxed build (probeMatmul in probe.ts).
+// This module knows no particular kernel and no environment: the exports' signatures live in exports.ts,
+// whoever loads the kernels hands loadKernels the probe that vets the relaxed build (probeMatmul in
+// probe.ts), and the module bytes come from the caller (build/*.wasm read by src/node/wasm-files.ts, or
+// fetched by the browser).
 import { checkExports, type WasmExports } from "./exports.js";
 
 export type WasmVariant = "simd" | "relaxed";
 
 const PAGE = 65536;
 
-/**
- * Node built-ins, looked up on first use rather than imported, so that a browser bundle (which passes the
- * module bytes, KernelLoadOptions.bytes) never loads node:fs or node:v8. Needs Node >= 20.16.
- */
-function nodeBuiltins() {
-  const p = (globalThis as { process?: NodeJS.Process }).process;
-  if (typeof p?.getBuiltinModule !== "function") {
-    throw new Error("reading build/*.wasm from disk needs Node >= 20.16; elsewhere pass the module bytes (loadKernels' bytes option)");
-  }
-  return { fs: p.getBuiltinModule("node:fs"), path: p.getBuiltinModule("node:path"), url: p.getBuiltinModule("node:url"), v8: p.getBuiltinModule("node:v8") };
-}
 /** wasm32 addresses 4 GiB at most. */
 export const MAX_PAGES = 65536;
-
-/**
- * Finds `build/<variant>.wasm` (or `build/<variant>-shared.wasm`, the build importing a shared memory for
- * worker threads) from either `src/kernels` (tests) or `dist/src/kernels` (installed CLI).
- */
-export function wasmPath(variant: WasmVariant, shared = false): string {
-  const file = `${variant}${shared ? "-shared" : ""}.wasm`;
-  const { fs, path, url } = nodeBuiltins();
-  let dir = path.dirname(url.fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const candidate = path.join(dir, "build", file);
-    if (fs.existsSync(candidate)) return candidate;
-    dir = path.dirname(dir);
-  }
-  throw new Error(`build/${file} not found: run "npm run build:wasm" first`);
-}
-
-export function wasmBytes(variant: WasmVariant, shared = false): Uint8Array<ArrayBuffer> {
-  return nodeBuiltins().fs.readFileSync(wasmPath(variant, shared));
-}
 
 /**
  * The instantiated module with a bump arena over its memory. A shared instance (`shared`) imports a
@@ -78,16 +49,12 @@ export class WasmKernels {
 
   /**
    * Instantiates `variant` from its bytes, or from an already compiled module (the variant probe's).
-   * `shared` selects the build importing a shared memory (and the bytes default to it). Throws if the module's
-   * exports do not match their declaration (exports.ts).
+   * `shared` says the build imports a shared memory (the *-shared.wasm builds, for worker threads). Throws if
+   * the module's exports do not match their declaration (exports.ts).
    */
-  static async create(
-    variant: WasmVariant = "simd",
-    bytes?: Uint8Array | WebAssembly.Module,
-    options: { shared?: boolean } = {},
-  ): Promise<WasmKernels> {
+  static async create(variant: WasmVariant, bytes: Uint8Array | WebAssembly.Module, options: { shared?: boolean } = {}): Promise<WasmKernels> {
     const shared = options.shared ?? false;
-    const module = bytes instanceof WebAssembly.Module ? bytes : await WebAssembly.compile(bufferSource(bytes ?? wasmBytes(variant, shared)));
+    const module = bytes instanceof WebAssembly.Module ? bytes : await WebAssembly.compile(bufferSource(bytes));
     const memory = shared
       ? new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true })
       : new WebAssembly.Memory({ initial: 1 });
@@ -185,8 +152,13 @@ export type SimdMode = "baseline" | "relaxed" | "auto";
 export type KernelProbe = (k: WasmKernels) => string | null;
 
 export interface KernelLoadOptions {
-  /** Module bytes per build; defaults to build/<variant>.wasm (build/<variant>-shared.wasm when shared). */
-  bytes?: Partial<Record<WasmVariant, Uint8Array>>;
+  /** Module bytes per build (of the shared-memory builds when `shared`); without a relaxed build, auto runs SIMD128. */
+  bytes: Partial<Record<WasmVariant, Uint8Array>>;
+  /**
+   * Makes the engine accept relaxed SIMD when it does not yet (Node 20 needs a V8 flag: src/node/wasm-files.ts);
+   * called at most once, only if the relaxed build does not validate.
+   */
+  enableRelaxedSimd?: () => void;
   /**
    * Load the builds importing a shared memory, for worker threads. The probe then runs on a throwaway
    * instance of the very module (shared build) that the engine and its workers instantiate.
@@ -202,21 +174,21 @@ export interface LoadedKernels {
 }
 
 /**
- * True when the engine accepts relaxed SIMD. Node 20 (V8 11.3) needs --experimental-wasm-relaxed-simd, which
- * NODE_OPTIONS refuses but v8.setFlagsFromString accepts before the module is compiled; later engines
- * validate without it, and then the flag is never touched.
+ * True when the engine accepts the relaxed build, after calling `enable` (the platform's way to switch
+ * relaxed SIMD on, if it has one) when it does not at first. Engines that validate it never see the call.
  */
-export function enableRelaxedSimd(relaxedBytes: Uint8Array): boolean {
+export function acceptsRelaxedSimd(relaxedBytes: Uint8Array, enable?: () => void): boolean {
   if (WebAssembly.validate(bufferSource(relaxedBytes))) return true;
+  if (enable === undefined) return false;
   try {
-    nodeBuiltins().v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+    enable();
   } catch {
     return false;
   }
   return WebAssembly.validate(bufferSource(relaxedBytes));
 }
 
-/** Module bytes come from readFileSync or the caller, never from a SharedArrayBuffer, which BufferSource excludes. */
+/** Module bytes are read or fetched into ordinary buffers, never a SharedArrayBuffer, which BufferSource excludes. */
 function bufferSource(bytes: Uint8Array): BufferSource {
   return bytes as Uint8Array<ArrayBuffer>;
 }
@@ -224,21 +196,26 @@ function bufferSource(bytes: Uint8Array): BufferSource {
 /**
  * Instantiates the kernel build chosen by `mode`. Relaxed SIMD runs only when the engine validates it and a
  * throwaway instance of the same compiled module passes `probe` (the engine passes probeMatmul, probe.ts):
- * relaxed ops may legally differ between engines, and Node 20's baseline tier miscompiles
- * i32x4.relaxed_dot_i8x16_i7x16_add_s (probe pitfall 1).
+ * relaxed ops may legally differ between engines, and Node 20's baseline tier (Liftoff) miscompiles
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s: it returns twice the dot product and drops the accumulator.
  * auto falls back to the SIMD128 build and says why; relaxed throws instead of falling back.
  *
  * The probe runs once, right after compilation, i.e. in V8's baseline tier (Liftoff), where the known bug
  * lives; test/kernels/variant.test.ts pins each tier (Liftoff only, TurboFan only) and runs the same probe.
  */
-export async function loadKernels(mode: SimdMode, probe: KernelProbe, options: KernelLoadOptions = {}): Promise<LoadedKernels> {
+export async function loadKernels(mode: SimdMode, probe: KernelProbe, options: KernelLoadOptions): Promise<LoadedKernels> {
   const shared = options.shared ?? false;
-  const bytesOf = (v: WasmVariant): Uint8Array => options.bytes?.[v] ?? wasmBytes(v, shared);
+  const bytesOf = (v: WasmVariant): Uint8Array => {
+    const b = options.bytes[v];
+    if (b === undefined) throw new Error(`no bytes were given for the ${v}${shared ? "-shared" : ""}.wasm kernel build`);
+    return b;
+  };
   const create = (v: WasmVariant, b: Uint8Array | WebAssembly.Module) => WasmKernels.create(v, b, { shared });
   if (mode === "baseline") {
     return { kernels: await create("simd", bytesOf("simd")), variant: "simd", reason: "SIMD128 build: forced by --simd baseline" };
   }
-  const rejected = await tryRelaxed(bytesOf("relaxed"), probe, shared);
+  const relaxed = options.bytes.relaxed;
+  const rejected = relaxed === undefined ? "no relaxed-SIMD build was given" : await tryRelaxed(relaxed, probe, shared, options.enableRelaxedSimd);
   if (typeof rejected !== "string") {
     return { kernels: rejected, variant: "relaxed", reason: "relaxed-SIMD build: the engine validates it and the start-up probe matched the scalar twins" };
   }
@@ -247,10 +224,10 @@ export async function loadKernels(mode: SimdMode, probe: KernelProbe, options: K
 }
 
 /** The relaxed instance, or why it cannot be used. */
-async function tryRelaxed(bytes: Uint8Array, probe: KernelProbe, shared: boolean): Promise<WasmKernels | string> {
+async function tryRelaxed(bytes: Uint8Array, probe: KernelProbe, shared: boolean, enable?: () => void): Promise<WasmKernels | string> {
   let module: WebAssembly.Module;
   try {
-    if (!enableRelaxedSimd(bytes)) return "this engine rejects relaxed SIMD even with --experimental-wasm-relaxed-simd";
+    if (!acceptsRelaxedSimd(bytes, enable)) return "this engine does not accept relaxed SIMD";
     module = await WebAssembly.compile(bufferSource(bytes));
   } catch (err) {
     return `relaxed SIMD failed to compile (${(err as Error).message})`;

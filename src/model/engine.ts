@@ -62,8 +62,10 @@ export interface EngineOptions {
   /** How long an idle worker spins before it sleeps (µs, default 300); a tuning knob for benchmarks. */
   spinMicros?: number;
   onProgress?: (done: number, total: number) => void;
-  /** Kernel module bytes per build (the shared builds when threads > 1); default: build/*.wasm from disk (Node). */
-  wasm?: Partial<Record<WasmVariant, Uint8Array>>;
+  /** Kernel module bytes per build (the shared builds when threads > 1). */
+  wasm: Partial<Record<WasmVariant, Uint8Array>>;
+  /** The platform's switch for relaxed SIMD, if the engine needs one (Node 20). */
+  enableRelaxedSimd?: () => void;
   /** Starts the pool's worker threads; default: Node's worker_threads (a browser passes Web Workers). */
   spawn?: SpawnWorker;
 }
@@ -146,6 +148,7 @@ export class WasmEngine implements Backend {
     const { kernels: k, variant, reason } = await loadKernels(opts.simd ?? "auto", probeMatmul, {
       shared: threads > 1,
       bytes: opts.wasm,
+      enableRelaxedSimd: opts.enableRelaxedSimd,
     });
     const total = names.layers.length * 7 + 2 + (names.lmHead ? 1 : 0);
     let done = 0;

@@ -1,9 +1,12 @@
-// Node's Platform: the cores this process may use; the kernels' bytes come from build/*.wasm on disk and
-// worker threads from worker_threads (the defaults below the session layer when a platform leaves them unset).
+// Node's Platform: the cores this process may use, the kernel builds from build/*.wasm, and worker threads
+// from worker_threads.
 import { availableParallelism } from "node:os";
 import type { Platform } from "../session/platform.js";
+import { enableRelaxedSimd, kernelBytes } from "./wasm-files.js";
 
 export const nodePlatform: Platform = {
   name: "node",
   defaultThreads: () => availableParallelism(),
+  wasmBytes: async (shared) => kernelBytes(shared),
+  enableRelaxedSimd,
 };

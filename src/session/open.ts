@@ -113,9 +113,9 @@ export function checkContextLength(config: ModelConfig, contextLength: number): 
 
 /**
  * Builds the forward pass over an open checkpoint (the caller closes it): the float32 reference, or the
- * int4 x int8 Wasm engine with the platform's kernel bytes and worker threads (Node's defaults when absent).
+ * int4 x int8 Wasm engine with the platform's kernel bytes and worker threads.
  */
-export async function createBackend(config: ModelConfig, ckpt: Checkpoint, opts: BackendOptions, platform?: Platform): Promise<Backend> {
+export async function createBackend(config: ModelConfig, ckpt: Checkpoint, opts: BackendOptions, platform: Platform): Promise<Backend> {
   checkContextLength(config, opts.contextLength);
   const names = resolveTensorNames(config, ckpt);
   if (opts.backend === "reference") {
@@ -123,7 +123,13 @@ export async function createBackend(config: ModelConfig, ckpt: Checkpoint, opts:
   }
   const threads = opts.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be an integer >= 1, got ${threads}`);
-  const wasm = platform?.wasmBytes ? await platform.wasmBytes(threads > 1) : undefined;
-  const engineOpts = { contextLength: opts.contextLength, simd: opts.simd, onProgress: opts.onProgress, threads, wasm, spawn: platform?.spawn };
-  return await WasmEngine.load(config, ckpt, names, engineOpts);
+  return await WasmEngine.load(config, ckpt, names, {
+    contextLength: opts.contextLength,
+    simd: opts.simd,
+    onProgress: opts.onProgress,
+    threads,
+    wasm: await platform.wasmBytes(threads > 1),
+    enableRelaxedSimd: platform.enableRelaxedSimd,
+    spawn: platform.spawn,
+  });
 }

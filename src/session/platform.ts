@@ -8,11 +8,10 @@ export interface Platform {
   readonly name: "node" | "browser";
   /** Threads the engine uses when the caller does not say. */
   defaultThreads(): number;
-  /**
-   * Module bytes of the kernel builds (the shared-memory builds when `shared`, for worker threads).
-   * Absent: the kernels read build/*.wasm from disk (Node).
-   */
-  wasmBytes?(shared: boolean): Promise<Partial<Record<WasmVariant, Uint8Array>>>;
+  /** Module bytes of the kernel builds (the shared-memory builds when `shared`, for worker threads). */
+  wasmBytes(shared: boolean): Promise<Partial<Record<WasmVariant, Uint8Array>>>;
+  /** Switches relaxed SIMD on where the engine needs telling (Node 20's V8 flag); browsers need nothing. */
+  enableRelaxedSimd?: () => void;
   /** Starts one worker thread of the engine's pool. Absent: Node's worker_threads. */
   spawn?: SpawnWorker;
 }

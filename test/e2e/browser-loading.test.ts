@@ -6,7 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { loadModel } from "../../src/api.js";
-import { wasmBytes } from "../../src/kernels/wasm.js";
+import { wasmBytes } from "../../src/node/wasm-files.js";
 import { openHttpSource } from "../../src/env/byte-source.js";
 import { openModel } from "../../src/session/open.js";
 import { nodeFolder } from "../../src/node/folder.js";

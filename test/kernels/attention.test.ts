@@ -1,3 +1,4 @@
+import { wasmBytes } from "../../src/node/wasm-files.js";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
@@ -178,7 +179,7 @@ describe.each(variants)("attention kernels (%s build)", (variant) => {
   let wasm: WasmKernels;
   let scratch: Scratch;
   beforeAll(async () => {
-    wasm = await WasmKernels.create(variant);
+    wasm = await WasmKernels.create(variant, wasmBytes(variant));
     scratch = Scratch.create(wasm, 16 << 20);
   });
 

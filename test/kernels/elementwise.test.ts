@@ -1,3 +1,4 @@
+import { wasmBytes } from "../../src/node/wasm-files.js";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
@@ -49,7 +50,7 @@ describe.each(variants)("element-wise kernels (%s build)", (variant) => {
   let table: RopeTable;
   let tablePtr: RopeTablePtr;
   beforeAll(async () => {
-    wasm = await WasmKernels.create(variant);
+    wasm = await WasmKernels.create(variant, wasmBytes(variant));
     scratch = Scratch.create(wasm, 8 << 20);
     table = buildRopeTables(128, 4096, geometricInvFreq(128, 500000));
     tablePtr = uploadRopeTable(wasm, table);

@@ -7,7 +7,8 @@ import * as elementwise from "../../src/kernels/elementwise.js";
 import { checkExports, WASM_EXPORT_ARITY } from "../../src/kernels/exports.js";
 import * as matmul from "../../src/kernels/matmul.js";
 import * as numerics from "../../src/kernels/numerics.js";
-import { enableRelaxedSimd, MAX_PAGES, WasmKernels, wasmBytes, type WasmVariant } from "../../src/kernels/wasm.js";
+import { acceptsRelaxedSimd, MAX_PAGES, WasmKernels, type WasmVariant } from "../../src/kernels/wasm.js";
+import { enableRelaxedSimd, wasmBytes } from "../../src/node/wasm-files.js";
 
 const BUILDS: Array<{ variant: WasmVariant; shared: boolean }> = [
   { variant: "simd", shared: false },
@@ -20,7 +21,7 @@ const DECLARED = Object.keys(WASM_EXPORT_ARITY).sort();
 const UNWRAPPED = ["heap_base", "kernel_variant", "gemm_ld", "prepare_activations", "read_bandwidth", "copy_rows"];
 
 describe("Wasm exports", () => {
-  expect(enableRelaxedSimd(wasmBytes("relaxed"))).toBe(true);
+  expect(acceptsRelaxedSimd(wasmBytes("relaxed"), enableRelaxedSimd)).toBe(true);
 
   it.each(BUILDS)("the $variant build (shared: $shared) exports exactly the declared functions, with their arity", async ({ variant, shared }) => {
     const module = await WebAssembly.compile(wasmBytes(variant, shared));
@@ -35,7 +36,7 @@ describe("Wasm exports", () => {
   });
 
   it("a module whose export is missing or takes other parameters is refused with the export's name", async () => {
-    const { exports } = await WasmKernels.create("simd");
+    const { exports } = await WasmKernels.create("simd", wasmBytes("simd"));
     const { gemv: _gemv, ...withoutGemv } = exports;
     expect(() => checkExports(withoutGemv)).toThrow(/^Wasm module lacks export gemv: rebuild/);
     expect(() => checkExports({ ...exports, kv_store: (a: number) => a })).toThrow(

@@ -9,7 +9,8 @@ import {
 } from "../../src/kernels/matmul.js";
 import { GROUP, roundHalfEven, SCALE_MIN } from "../../src/kernels/numerics.js";
 import { firstBitDifference } from "../../src/kernels/probe.js";
-import { enableRelaxedSimd, WasmKernels, wasmBytes, type WasmVariant } from "../../src/kernels/wasm.js";
+import { acceptsRelaxedSimd, WasmKernels, type WasmVariant } from "../../src/kernels/wasm.js";
+import { enableRelaxedSimd, wasmBytes } from "../../src/node/wasm-files.js";
 import { rng } from "../helpers/rng.js";
 
 const RUNS = 40;
@@ -100,13 +101,13 @@ function expectWithinTolerance(got: Float32Array, c: Case): void {
 
 // Relaxed runs whenever the engine accepts it; it is loaded directly, not through the start-up probe, so a
 // wrong relaxed kernel fails these tests instead of quietly falling back.
-const RELAXED = enableRelaxedSimd(wasmBytes("relaxed"));
+const RELAXED = acceptsRelaxedSimd(wasmBytes("relaxed"), enableRelaxedSimd);
 const VARIANTS: WasmVariant[] = RELAXED ? ["simd", "relaxed"] : ["simd"];
 
 describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
 
   it("gemm with unit scales gives the exact integer sums Σ q_w · (q_x - z), bit for bit", async () => {
-    const k = await WasmKernels.create(variant);
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
     fc.assert(
       fc.property(caseArb(true), (c) => {
         const { y, after } = runKernel(k, c, "gemm");
@@ -121,7 +122,7 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
   });
 
   it("gemm stays within (2G + 4)·2^-24 of the magnitude from the exact f64 value (the zero point split off)", async () => {
-    const k = await WasmKernels.create(variant);
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
     fc.assert(
       fc.property(caseArb(false, 200, 1), (c) => {
         const { y } = runKernel(k, c, "gemm");
@@ -138,7 +139,7 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
   });
 
   it("gemm matches the twin within the stated tolerance, never writing past the rows", async () => {
-    const k = await WasmKernels.create(variant);
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
     fc.assert(
       fc.property(caseArb(false), (c) => {
         const { y, after } = runKernel(k, c, "gemm");
@@ -150,7 +151,7 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
   });
 
   it("gemm over several 64-group column chunks (cols 2080..6400) matches the twin", async () => {
-    const k = await WasmKernels.create(variant);
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
     fc.assert(
       fc.property(caseArb(false, 200, 65), (c) => {
         const { y, after } = runKernel(k, c, "gemm");
@@ -162,7 +163,7 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
   });
 
   it("gemv matches its twin per token, exact with unit scales, within tolerance otherwise", async () => {
-    const k = await WasmKernels.create(variant);
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
     const gemvRefAll = (c: Case): Float32Array => {
       const y = new Float32Array(c.x.tokens * c.w.rows);
       for (let t = 0; t < c.x.tokens; t++) y.set(gemvRef(c.w, c.x, t), t * c.w.rows);
@@ -184,7 +185,7 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
   });
 
   it("keeps the largest sums exact: 6144 columns of -8 x (-128 - 127), 5 rows", async () => {
-    const k = await WasmKernels.create(variant);
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
     const rows = 5;
     const cols = 6144;
     const w: Int4Weights = { rows, cols, q: new Int8Array(rows * cols).fill(-8), scales: new Float32Array(rows * cols / GROUP).fill(1) };
@@ -197,7 +198,7 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
   });
 
   it("quantize_activations agrees exactly with the twin on q, scale and zero point", async () => {
-    const k = await WasmKernels.create(variant);
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
     // "huge": finite values whose f32 sum overflows (the kernel's screen flags the row, its check clears it);
     // "nan" and "inf": one non-finite value among ordinary ones.
     const rowStyle = fc.constantFrom("gauss", "zero", "constant", "positive", "negative", "outlier", "ties", "huge", "nan", "inf");
@@ -237,7 +238,7 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
   });
 
   it("a token holding NaN or infinity gives NaN outputs in gemm and gemv, the other tokens are untouched", async () => {
-    const k = await WasmKernels.create(variant);
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
     const rows = 6;
     const cols = 64;
     const tokens = 5;
@@ -270,8 +271,8 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
 
 describe.skipIf(!RELAXED)("builds agree", () => {
   it("relaxed and baseline give bit-identical gemm, gemv and quantization results", async () => {
-    const a = await WasmKernels.create("simd");
-    const b = await WasmKernels.create("relaxed");
+    const a = await WasmKernels.create("simd", wasmBytes("simd"));
+    const b = await WasmKernels.create("relaxed", wasmBytes("relaxed"));
     fc.assert(
       fc.property(caseArb(false), (c) => {
         expect(firstBitDifference(runKernel(a, c, "gemm").y, runKernel(b, c, "gemm").y)).toBe(-1);
@@ -330,7 +331,7 @@ describe("scalar twins", () => {
 
 describe("il4 repack", () => {
   it("streams rows in uneven chunks to the same bytes as one repack, and dequantizes any row back to q·s", async () => {
-    const k = await WasmKernels.create("simd");
+    const k = await WasmKernels.create("simd", wasmBytes("simd"));
     fc.assert(
       fc.property(caseArb(false), fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 13, maxLength: 13 }), (c, chunks) => {
         const { rows, cols } = c.w;
@@ -364,7 +365,7 @@ describe("il4 repack", () => {
 
 describe("wrapper validation", () => {
   it("rejects bad shapes, out-of-range weights and pointers with clear errors", async () => {
-    const k = await WasmKernels.create("simd");
+    const k = await WasmKernels.create("simd", wasmBytes("simd"));
     const w = (rows: number, cols: number): Int4Weights => ({ rows, cols, q: new Int8Array(rows * cols), scales: new Float32Array((rows * cols) / GROUP) });
     expect(() => repackInt4(k, w(4, 48))).toThrow(/cols must be a positive multiple of 32, got 48/);
     const bad = w(2, 32);

@@ -1,14 +1,16 @@
 // Build selection (--simd baseline|relaxed|auto). Runs in its own forked process (vitest pool: forks), so
 // the V8 flags set here affect only this file; the tier flags are set right before the compiles they target.
+import { NODE_KERNELS } from "../helpers/node-kernels.js";
 import { setFlagsFromString } from "node:v8";
 import { describe, expect, it } from "vitest";
 import { Int8Activations, repackInt4 } from "../../src/kernels/layout.js";
 import type { WasmExports } from "../../src/kernels/exports.js";
 import { gemm, setActivations } from "../../src/kernels/matmul.js";
 import { firstBitDifference, probeMatmul } from "../../src/kernels/probe.js";
-import { enableRelaxedSimd, loadKernels, WasmKernels, wasmBytes } from "../../src/kernels/wasm.js";
+import { acceptsRelaxedSimd, loadKernels, WasmKernels } from "../../src/kernels/wasm.js";
+import { enableRelaxedSimd, wasmBytes } from "../../src/node/wasm-files.js";
 
-const relaxedOk = enableRelaxedSimd(wasmBytes("relaxed"));
+const relaxedOk = acceptsRelaxedSimd(wasmBytes("relaxed"), enableRelaxedSimd);
 
 /** k with its gemm export replaced: how a miscompiled relaxed op would look from the outside. */
 function withGemm(k: WasmKernels, gemm: WasmExports["gemm"]): WasmKernels {
@@ -19,7 +21,7 @@ function withGemm(k: WasmKernels, gemm: WasmExports["gemm"]): WasmKernels {
 describe("--simd selection", () => {
   it("baseline always runs the SIMD128 build, without probing", async () => {
     let probed = false;
-    const r = await loadKernels("baseline", () => ((probed = true), null));
+    const r = await loadKernels("baseline", () => ((probed = true), null), NODE_KERNELS);
     expect(r.variant).toBe("simd");
     expect(r.reason).toMatch(/forced by --simd baseline/);
     expect(r.kernels.exports.kernel_variant()).toBe(0);
@@ -28,7 +30,7 @@ describe("--simd selection", () => {
 
   it("auto picks relaxed on this engine only because the probe passed", async () => {
     expect(relaxedOk).toBe(true); // Node 20 with the flag set from inside the process (probe §2)
-    const r = await loadKernels("auto", probeMatmul);
+    const r = await loadKernels("auto", probeMatmul, NODE_KERNELS);
     expect(r.variant).toBe("relaxed");
     expect(r.reason).toMatch(/start-up probe matched/);
     expect(r.kernels.exports.kernel_variant()).toBe(1);
@@ -36,22 +38,22 @@ describe("--simd selection", () => {
 
   it("auto falls back to SIMD128 and says why when the probe fails; forced relaxed throws", async () => {
     const probe = (): string => "gemm: y[0] = -8, expected 96";
-    const r = await loadKernels("auto", probe);
+    const r = await loadKernels("auto", probe, NODE_KERNELS);
     expect(r.variant).toBe("simd");
     expect(r.kernels.exports.kernel_variant()).toBe(0);
     expect(r.reason).toMatch(/relaxed SIMD computes wrong results.*y\[0\] = -8, expected 96/);
-    await expect(loadKernels("relaxed", probe)).rejects.toThrow(/--simd relaxed: .*wrong results/);
+    await expect(loadKernels("relaxed", probe, NODE_KERNELS)).rejects.toThrow(/--simd relaxed: .*wrong results/);
   });
 
   it("auto falls back when the engine rejects the relaxed module", async () => {
     const notWasm = new Uint8Array([0, 97, 115, 109, 9, 9, 9, 9]);
-    const r = await loadKernels("auto", probeMatmul, { bytes: { relaxed: notWasm } });
+    const r = await loadKernels("auto", probeMatmul, { ...NODE_KERNELS, bytes: { ...NODE_KERNELS.bytes, relaxed: notWasm } });
     expect(r.variant).toBe("simd");
-    expect(r.reason).toMatch(/rejects relaxed SIMD/);
+    expect(r.reason).toMatch(/does not accept relaxed SIMD/);
   });
 
   it("the default probe catches a kernel that doubles its result (the Liftoff relaxed-dot bug's symptom)", async () => {
-    const k = await WasmKernels.create("relaxed");
+    const k = await WasmKernels.create("relaxed", wasmBytes("relaxed"));
     expect(probeMatmul(k)).toBeNull();
     const real = k.exports.gemm;
     const doubled = withGemm(k, (...args) => {
@@ -77,7 +79,7 @@ describe("results identical across builds", () => {
       zero: Int32Array.from([-128, 127, 0, 5, -7, 64]),
     };
     const run = async (variant: "simd" | "relaxed"): Promise<Float32Array> => {
-      const k = variant === "simd" ? (await loadKernels("baseline", probeMatmul)).kernels : (await loadKernels("relaxed", probeMatmul)).kernels;
+      const k = variant === "simd" ? (await loadKernels("baseline", probeMatmul, NODE_KERNELS)).kernels : (await loadKernels("relaxed", probeMatmul, NODE_KERNELS)).kernels;
       const m = repackInt4(k, { rows, cols, q, scales });
       const act = Int8Activations.alloc(k, x.tokens, cols);
       setActivations(k, act, x);

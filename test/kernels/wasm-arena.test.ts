@@ -1,9 +1,10 @@
+import { wasmBytes } from "../../src/node/wasm-files.js";
 import { describe, expect, it } from "vitest";
 import { WasmKernels } from "../../src/kernels/wasm.js";
 
 describe("wasm arena", () => {
   it("hands out aligned, non-overlapping blocks above the static data", async () => {
-    const k = await WasmKernels.create("simd");
+    const k = await WasmKernels.create("simd", wasmBytes("simd"));
     const a = k.alloc(100);
     const b = k.alloc(3, 16);
     const c = k.alloc(70000);
@@ -16,7 +17,7 @@ describe("wasm arena", () => {
   });
 
   it("re-derives views after memory.grow", async () => {
-    const k = await WasmKernels.create("simd");
+    const k = await WasmKernels.create("simd", wasmBytes("simd"));
     const p = k.alloc(16);
     k.f32[p >> 2] = 1.5;
     const before = k.f32;
@@ -28,7 +29,7 @@ describe("wasm arena", () => {
   });
 
   it("refuses more than the 4 GiB wasm32 limit with a clear error", async () => {
-    const k = await WasmKernels.create("simd");
+    const k = await WasmKernels.create("simd", wasmBytes("simd"));
     expect(() => k.alloc(5 * 2 ** 30)).toThrow(/4 GiB wasm32 limit/);
   });
 });

@@ -1,5 +1,6 @@
 // The quantized Wasm engine against the float32 reference on the trained model, and the KV cache's
 // ring buffers against the sliding-window mask.
+import { wasmBytes } from "../../src/node/wasm-files.js";
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { loadModel } from "../../src/api.js";
@@ -169,7 +170,7 @@ describe("a synthetic checkpoint of the real layout", () => {
 
 describe("KV cache size", () => {
   it("at 8000 tokens of the preset holds exactly the published int8 bytes", async () => {
-    const k = await WasmKernels.create("simd");
+    const k = await WasmKernels.create("simd", wasmBytes("simd"));
     const hybrid = new KvCache(k, mobilellmPro, 8000).bytes();
     expect(hybrid.data).toBe(9 * 8000 * 512 + 21 * 512 * 512);
     expect(hybrid.data).toBe(42_369_024);
@@ -179,7 +180,7 @@ describe("KV cache size", () => {
   });
 
   it("refuses a context beyond max_position_embeddings and a position beyond the context", async () => {
-    const k = await WasmKernels.create("simd");
+    const k = await WasmKernels.create("simd", wasmBytes("simd"));
     expect(() => new KvCache(k, mobilellmPro, 131073)).toThrow(/exceeds max_position_embeddings 131072/);
     const kv = new KvCache(k, parseConfig(JSON.parse(readFileSync("models/shakespeare-tiny/config.json", "utf8"))), 100);
     expect(() => kv.slotOf(1, 100)).toThrow(/position 100 is beyond the context of 100 tokens/);

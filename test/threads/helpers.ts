@@ -1,4 +1,5 @@
 // Engines over small random models and over the bundled model, for the thread-pool tests.
+import { engineOptions } from "../helpers/node-kernels.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,16 +37,16 @@ export async function randomModelFolder(spec: SmallModelSpec, seed: number): Pro
   return { config, dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export async function engineFor(dir: string, config: ModelConfig, opts: EngineOptions): Promise<WasmEngine> {
+export async function engineFor(dir: string, config: ModelConfig, opts: Omit<EngineOptions, "wasm">): Promise<WasmEngine> {
   const ckpt = await openCheckpoint(dir);
   try {
-    return await WasmEngine.load(config, ckpt, resolveTensorNames(config, ckpt), opts);
+    return await WasmEngine.load(config, ckpt, resolveTensorNames(config, ckpt), engineOptions(opts));
   } finally {
     await ckpt.close();
   }
 }
 
-export async function bundledEngine(opts: EngineOptions): Promise<WasmEngine> {
+export async function bundledEngine(opts: Omit<EngineOptions, "wasm">): Promise<WasmEngine> {
   return engineFor(BUNDLED, loadConfig(BUNDLED), opts);
 }
 

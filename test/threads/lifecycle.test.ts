@@ -1,5 +1,6 @@
 // The pool's lifecycle: the threads option is validated, a worker's error reaches the caller with its
 // message, and neither dispose() nor a failed worker leaves a process hanging.
+import { engineOptions } from "../helpers/node-kernels.js";
 import { describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -53,9 +54,9 @@ describe("threads option", () => {
   it("rejects anything but an integer >= 1 with a RangeError", async () => {
     const config = loadConfig(BUNDLED);
     for (const threads of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "2" as unknown as number]) {
-      await expect(WasmEngine.load(config, null as never, null as never, { contextLength: 16, threads })).rejects.toThrow(RangeError);
+      await expect(WasmEngine.load(config, null as never, null as never, engineOptions({ contextLength: 16, threads }))).rejects.toThrow(RangeError);
     }
-    await expect(WasmEngine.load(config, null as never, null as never, { contextLength: 16, threads: 0 })).rejects.toThrow(/threads must be an integer >= 1, got 0/);
+    await expect(WasmEngine.load(config, null as never, null as never, engineOptions({ contextLength: 16, threads: 0 }))).rejects.toThrow(/threads must be an integer >= 1, got 0/);
   });
 
   it("defaults to one thread and reports the count", async () => {
