@@ -18,7 +18,7 @@ export async function referenceModels(dir: string, ctx: number): Promise<{ float
   const embed = r(w.embed, d);
   const rounded: Weights = {
     embed,
-    lmHead: embed,
+    lmHead: c.tieWordEmbeddings ? embed : r(w.lmHead, d),
     finalNorm: w.finalNorm,
     layers: w.layers.map((l) => ({
       ...l,

@@ -82,3 +82,46 @@ describe("the mobilellm-pro preset", () => {
     expect(mobilellmPro.defaulted).toEqual(expect.arrayContaining(["rope_theta", "rms_norm_eps", "use_qk_norm", "no_rope_layers"]));
   });
 });
+
+describe("architecture dispatch", () => {
+  const llama = {
+    model_type: "llama", architectures: ["LlamaForCausalLM"], hidden_size: 576, intermediate_size: 1536, num_attention_heads: 9,
+    num_key_value_heads: 3, num_hidden_layers: 2, vocab_size: 2048, max_position_embeddings: 8192,
+  };
+
+  it("reads a plain Llama config with transformers' LlamaConfig defaults and rotate_half RoPE", () => {
+    const c = parseConfig(llama);
+    expect(c).toMatchObject({ architecture: "llama", ropeStyle: "rotate_half", headDim: 64, ropeTheta: 10000, rmsNormEps: 1e-6, tieWordEmbeddings: false, slidingWindow: null, useQkNorm: false, attnTemperatureTuning: false });
+    expect(c.layerTypes.every((t) => t === "full_attention")).toBe(true);
+    expect(c.defaulted.sort()).toEqual(["head_dim", "rms_norm_eps", "rope_theta", "tie_word_embeddings"]);
+  });
+
+  it("takes MobileLLM-Pro's family from model_type or from the class name, and says when it assumed it", () => {
+    expect(parseConfig(tiny)).toMatchObject({ architecture: "llama4_text", ropeStyle: "interleaved" });
+    expect(parseConfig(without("model_type")).architecture).toBe("llama4_text");
+    expect(parseConfig(without("model_type")).defaulted).not.toContain("model_type");
+    const neither = Object.fromEntries(Object.entries(tiny).filter(([k]) => k !== "model_type" && k !== "architectures"));
+    expect(parseConfig(neither).defaulted).toContain("model_type");
+    expect(parseConfig({ ...llama, model_type: undefined }).architecture).toBe("llama");
+  });
+
+  it.each([
+    [{ model_type: "mistral" }, /model_type "mistral" is not supported; supported: model_type "llama4_text" \(MobileLLMP1ForCausalLM, Llama4ForCausalLM\), model_type "llama" \(LlamaForCausalLM\)/],
+    [{ model_type: undefined, architectures: ["GPT2LMHeadModel"] }, /architecture "GPT2LMHeadModel" is not supported/],
+    [{ architectures: ["MobileLLMP1ForCausalLM"] }, /name different model families/],
+    [{ model_type: 7 }, /"model_type" must be a string/],
+    [{ layer_types: ["full_attention", "sliding_attention"], sliding_window: 4 }, /"layer_types" is a Llama-4 feature; a llama checkpoint cannot use it/],
+    [{ no_rope_layers: [1, 0] }, /"no_rope_layers" is a Llama-4 feature/],
+    [{ use_qk_norm: true }, /"use_qk_norm" is a Llama-4 feature/],
+    [{ attention_bias: true }, /"attention_bias": true: bias terms .* are not implemented/],
+    [{ mlp_bias: true }, /"mlp_bias": true: bias terms/],
+    [{ hidden_act: "gelu" }, /"hidden_act" "gelu" is not supported/],
+  ])("refuses %j with a message naming it", (patch, message) => {
+    expect(() => parseConfig({ ...llama, ...patch })).toThrow(message);
+  });
+
+  it("accepts the Llama-4 keys in a plain Llama config at their neutral values", () => {
+    const c = parseConfig({ ...llama, layer_types: ["full_attention", "full_attention"], no_rope_layers: [1, 1], use_qk_norm: false, attention_bias: false, mlp_bias: false });
+    expect(c.architecture).toBe("llama");
+  });
+});
