@@ -100,6 +100,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   out(
     [
       `model        ${source}`,
+      `architecture ${config.architecture} (RoPE on ${config.ropeStyle === "interleaved" ? "adjacent pairs, as Llama-4 stores q and k" : "halves, as Hugging Face Llama stores q and k"})`,
       `parameters   ${fmt(params.total)} (embedding ${fmt(params.embedding)}, ${config.numLayers} layers x ${fmt(params.perLayer)}, final norm ${fmt(params.finalNorm)}${params.lmHead ? `, lm_head ${fmt(params.lmHead)}` : ", tied lm_head"})`,
       `shape        hidden ${config.hiddenSize}, ffn ${config.intermediateSize}, heads ${config.numHeads} (kv ${config.numKvHeads}) x ${config.headDim}, vocab ${fmt(config.vocabSize)}, positions ${fmt(config.maxPositions)}`,
       `layers       ${layerMap}  (G global: ${globalLayers.join(",")}; S sliding, window ${config.slidingWindow ?? "-"})`,
