@@ -19,7 +19,7 @@
 import { GROUP, Int8Activations, requireShape, repackInt4, type Int4Matrix } from "./layout.js";
 import type { Int4Weights } from "./layout.js";
 import type { KernelExports, WasmKernels } from "./wasm.js";
-import { requireRegion } from "./checks.js";
+import { requireCount, requireRegion } from "./checks.js";
 
 /** Relative tolerance of float outputs, against s_x · Σ_g |s_w · D| (see the top of this file). */
 export const TOLERANCE = 1e-5;
@@ -35,12 +35,17 @@ export interface MatmulExports extends KernelExports {
     wq: number, ws: number, wsum: number, rows: number, cols: number, tokens: number,
     xq: number, xw: number, xcorr: number, xs: number, xz: number, y: number,
   ): void;
+  gemm_i4i8_ld(
+    wq: number, ws: number, wsum: number, rows: number, cols: number, tokens: number,
+    xq: number, xw: number, xcorr: number, xs: number, xz: number, y: number, ldy: number,
+  ): void;
   quantize_act(x: number, tokens: number, cols: number, xq: number, xw: number, xcorr: number, xs: number, xz: number): void;
   prepare_act(tokens: number, cols: number, xq: number, xw: number, xcorr: number): void;
   read_bandwidth(ptr: number, bytes: number): number;
+  copy_rows(dst: number, dstStride: number, src: number, srcStride: number, rowBytes: number, count: number): void;
 }
 
-const EXPORTS = ["kernel_variant", "gemv_i4i8", "gemm_i4i8", "quantize_act", "prepare_act", "read_bandwidth"] as const;
+const EXPORTS = ["kernel_variant", "gemv_i4i8", "gemm_i4i8", "gemm_i4i8_ld", "quantize_act", "prepare_act", "read_bandwidth", "copy_rows"] as const;
 
 /** The matmul exports of `k`, checked once: a stale build/*.wasm fails here with a clear message. */
 export function matmulExports(k: WasmKernels): MatmulExports {
@@ -127,13 +132,38 @@ export function gemv(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: 
   matmulExports(k).gemv_i4i8(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, t.q, t.wide, t.corr, t.scale, t.zero, yPtr);
 }
 
-/** Y (f32 [count][m.rows] at yPtr) for act's tokens [first, first + count). */
-export function gemm(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: number, count = act.tokens, first = 0): void {
+/**
+ * Y (f32 [count][m.rows] at yPtr) for act's tokens [first, first + count). Token t's row starts at
+ * yPtr + 4·t·ldy: ldy > m.rows writes a block of rows (Int4Matrix.rowBlock) in place in a wider product.
+ */
+export function gemm(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: number, count = act.tokens, first = 0, ldy = m.rows): void {
   requireMatch("gemm", m, act);
   requireTokens("gemm", act, first, count);
-  requireRegion(k, "gemm", "y", yPtr, 4 * m.rows * count, 4);
+  if (!Number.isInteger(ldy) || ldy < m.rows) throw new RangeError(`gemm: output stride ${ldy} is less than the ${m.rows} rows`);
+  requireRegion(k, "gemm", "y", yPtr, 4 * (ldy * (count - 1) + m.rows), 4);
   const t = tokenPtrs(act, first);
-  matmulExports(k).gemm_i4i8(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, count, t.q, t.wide, t.corr, t.scale, t.zero, yPtr);
+  matmulExports(k).gemm_i4i8_ld(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, count, t.q, t.wide, t.corr, t.scale, t.zero, yPtr, ldy);
+}
+
+/** Copies `count` rows of rowBytes bytes from src (row stride srcStride bytes) to dst (dstStride). */
+export function copyRows(k: WasmKernels, dst: number, dstStride: number, src: number, srcStride: number, rowBytes: number, count: number): void {
+  requireCount("copyRows", "rowBytes", rowBytes);
+  requireCount("copyRows", "count", count, 1);
+  requireCount("copyRows", "dstStride", dstStride);
+  requireCount("copyRows", "srcStride", srcStride);
+  requireRegion(k, "copyRows", "dst", dst, dstStride * (count - 1) + rowBytes, 1);
+  requireRegion(k, "copyRows", "src", src, srcStride * (count - 1) + rowBytes, 1);
+  matmulExports(k).copy_rows(dst, dstStride, src, srcStride, rowBytes, count);
+}
+
+/**
+ * Reads [ptr, ptr + bytes) with v128 loads (the memory roofline); returns a value derived from the data.
+ * The kernel reads whole 64-byte lines, so the region checked is bytes rounded up to 64.
+ */
+export function readBandwidth(k: WasmKernels, ptr: number, bytes: number): number {
+  requireCount("readBandwidth", "bytes", bytes);
+  requireRegion(k, "readBandwidth", "data", ptr, Math.ceil(bytes / 64) * 64, 16);
+  return matmulExports(k).read_bandwidth(ptr, bytes);
 }
 
 // ---- scalar twins: the readable specification ---------------------------------------------------------

@@ -82,18 +82,19 @@ export class WasmKernels<E extends KernelExports = KernelExports> {
 
   /**
    * Instantiates `variant` from its bytes, or from an already compiled module (the variant probe's).
-   * `shared` selects the build importing a shared memory (and the bytes default to it).
+   * `shared` selects the build importing a shared memory (and the bytes default to it). `memory`: join an
+   * existing shared memory instead of creating one (a worker thread; it must never allocate from it).
    */
   static async create<E extends KernelExports = KernelExports>(
     variant: WasmVariant = "simd",
     bytes?: Uint8Array | WebAssembly.Module,
-    options: { shared?: boolean } = {},
+    options: { shared?: boolean; memory?: WebAssembly.Memory } = {},
   ): Promise<WasmKernels<E>> {
-    const shared = options.shared ?? false;
+    const shared = options.shared ?? options.memory !== undefined;
     const module = bytes instanceof WebAssembly.Module ? bytes : await WebAssembly.compile(bufferSource(bytes ?? wasmBytes(variant, shared)));
-    const memory = shared
+    const memory = options.memory ?? (shared
       ? new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true })
-      : new WebAssembly.Memory({ initial: 1 });
+      : new WebAssembly.Memory({ initial: 1 }));
     const { exports } = await instantiate<Record<string, unknown>>(module, { env: { memory } });
     return new WasmKernels<E>(memory, exports as unknown as E, variant, module, shared);
   }

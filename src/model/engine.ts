@@ -24,7 +24,6 @@ import { allocInt4Matrix, dequantizeRowInto, writeInt4Rows, Int8Activations, typ
 import { quantizeActivations } from "../kernels/matmul.js";
 import { ThreadPool, type SpawnWorker } from "../threads/pool.js";
 import { spawnNodeWorker } from "../threads/node-worker.js";
-import type { RuntimeExports } from "../threads/runtime.js";
 import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
 import { allocAttentionState, kvStore } from "../kernels/attention.js";
 import { attentionTemperature, ropeInverseFrequencies } from "../reference/rope.js";
@@ -123,9 +122,7 @@ export class WasmEngine implements Backend {
     const k = this.k;
     this.pool = await ThreadPool.start({
       threads: this.threads,
-      module: k.module,
-      memory: k.memory,
-      exports: k.exports as unknown as RuntimeExports,
+      kernels: k,
       states: this.s.states,
       scratch: this.s.workerScratch,
       scratchBytes: WORKER_SCRATCH_BYTES,
@@ -309,7 +306,7 @@ export class WasmEngine implements Backend {
     const group = c.numHeads / c.numKvHeads;
     const cache = this.kv.layers[l];
     const ring = cache.slots < this.contextLength;
-    const window = this.kv.isSliding(l) ? (c.slidingWindow as number) : 0;
+    const window = this.kv.windowOf(l);
     for (let t = 0; t < T; ) {
       let end = t + 1;
       while (end < T && !(ring && pos0 + end >= cache.slots)) end++;
@@ -319,11 +316,11 @@ export class WasmEngine implements Backend {
         kvStore(k, cache, "k", row + 4 * qDim, slot);
         kvStore(k, cache, "v", row + 4 * (qDim + kvDim), slot);
       }
+      // Tokens [t, end) of the block: their query heads lead their qkv rows, their outputs fill att rows.
       this.threadPool.attention({
-        qkv: s.qkv, qkvStride: 4 * s.qkvWidth, kvHeads: c.numKvHeads, group, headDim: dh,
-        kData: cache.kData, kScales: cache.kScales, vData: cache.vData, vScales: cache.vScales,
-        slots: cache.slots, window, pos0, tBase: t, tokens: end - t, scale: 1 / Math.sqrt(dh),
-        out: s.att, outStride: 4 * qDim,
+        cache, window, position: pos0 + t, tokens: end - t, group, scale: 1 / Math.sqrt(dh),
+        queries: { ptr: s.qkv + 4 * t * s.qkvWidth, stride: 4 * s.qkvWidth },
+        out: { ptr: s.att + 4 * t * qDim, stride: 4 * qDim },
       });
       t = end;
     }

@@ -16,6 +16,31 @@ export interface SlotRange {
   n: number;
 }
 
+/**
+ * First position a query at `pos` sees when it sees the last `window` positions, itself included (i - j <
+ * window). Global layers pass the context length as the window: every earlier position.
+ */
+export function windowStart(window: number, pos: number): number {
+  return Math.max(0, pos - window + 1);
+}
+
+/**
+ * The slots of a cache of `slots` slots (slot = position % slots) holding positions [lo, hi), as at most
+ * two runs: a ring range may wrap. Those positions must still be in the cache (hi - lo <= slots).
+ */
+export function slotRanges(slots: number, lo: number, hi: number): SlotRange[] {
+  if (hi <= lo) return [];
+  if (hi - lo > slots) throw new RangeError(`positions [${lo}, ${hi}) no longer fit the cache's ${slots} slots`);
+  const s = lo % slots;
+  const n = hi - lo;
+  return s + n <= slots ? [{ slot0: s, n }] : [{ slot0: s, n: slots - s }, { slot0: 0, n: n - (slots - s) }];
+}
+
+/** The slots a query at `pos` reads: its window, wrapped around the ring. */
+export function visibleSlots(slots: number, window: number, pos: number): SlotRange[] {
+  return slotRanges(slots, windowStart(window, pos), pos + 1);
+}
+
 export class KvCache {
   readonly layers: KvCacheLayer[];
   readonly contextLength: number;
@@ -46,28 +71,14 @@ export class KvCache {
     return layerSlots(this.config, layer, this.contextLength);
   }
 
-  /** First position the query at `pos` may see in `layer`: i - j < window on sliding layers (spec 2.6). */
-  firstVisible(layer: number, pos: number): number {
-    return this.isSliding(layer) ? Math.max(0, pos - (this.config.slidingWindow as number) + 1) : 0;
+  /** Positions a query sees in `layer`, itself included: the sliding window, or the whole context. */
+  windowOf(layer: number): number {
+    return this.isSliding(layer) ? (this.config.slidingWindow as number) : this.contextLength;
   }
 
   slotOf(layer: number, pos: number): number {
     this.checkPosition(pos);
     return pos % this.slotsOf(layer);
-  }
-
-  /**
-   * The slots holding positions [lo, hi) of `layer`, as at most two runs (a ring range may wrap).
-   * The positions must still be in the cache: hi - lo never exceeds the layer's slots.
-   */
-  ranges(layer: number, lo: number, hi: number): SlotRange[] {
-    if (hi <= lo) return [];
-    const slots = this.slotsOf(layer);
-    if (hi - lo > slots) throw new RangeError(`positions [${lo}, ${hi}) no longer fit layer ${layer}'s ${slots} slots`);
-    this.checkPosition(hi - 1);
-    const s = lo % slots;
-    const n = hi - lo;
-    return s + n <= slots ? [{ slot0: s, n }] : [{ slot0: s, n: slots - s }, { slot0: 0, n: n - (slots - s) }];
   }
 
   checkPosition(pos: number): void {
@@ -99,7 +110,7 @@ export function canResumeAt(c: ModelConfig, contextLength: number, filled: numbe
     if (c.layerTypes[l] !== "sliding_attention" || c.slidingWindow === null) continue;
     const slots = layerSlots(c, l, contextLength);
     const oldestHeld = Math.max(0, filled - slots);
-    const oldestNeeded = Math.max(0, pos - c.slidingWindow + 1);
+    const oldestNeeded = windowStart(c.slidingWindow, pos);
     if (oldestNeeded < oldestHeld) return false;
   }
   return true;
