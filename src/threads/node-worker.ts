@@ -1,36 +1,46 @@
 // The Node-specific part of the thread pool: a worker_threads Worker running worker.ts's runWorker with its
-// WorkerInit as workerData. The worker is a small bootstrap (evaluated code) that imports worker.ts next
-// to this file: worker.js in the compiled dist/, worker.ts when running from the TypeScript sources (vitest,
-// tsx). Node 20 ignores a loader given to a worker in execArgv for the worker's own entry, so from the
-// sources the bootstrap imports it through tsx's API (tsImport) instead.
+// WorkerInit. The worker evaluates a small bootstrap that imports the worker module and runs it:
+// - from the compiled dist/: worker.js next to this file;
+// - from the TypeScript sources (vitest, tsx): Node cannot import .ts itself, and loading the module graph
+//   through tsx in every worker costs about a second per worker (its loader starts in each worker, and
+//   Node 20 ignores a loader given in execArgv for a worker's entry). So worker.ts is bundled once per
+//   process with esbuild (tsx's own compiler, present wherever tsx is) and imported as a data: URL.
 import type { PoolWorker, SpawnWorker, WorkerEvents, WorkerInit } from "./pool.js";
 import type { WorkerMessage } from "./protocol.js";
 
-/** The worker module's URL, and how to import it (tsx's API, when it is TypeScript). */
-function workerEntry(): { url: string; tsx: string | null } {
-  const fromSources = import.meta.url.endsWith(".ts");
-  const url = new URL(fromSources ? "./worker.ts" : "./worker.js", import.meta.url).href;
-  return { url, tsx: fromSources ? import.meta.resolve("tsx/esm/api") : null };
+let sourceBundle: string | null = null;
+
+/** The URL of the worker module (worker.ts or worker.js) this file's copy of the pool runs. */
+function workerModuleUrl(): string {
+  if (!import.meta.url.endsWith(".ts")) return new URL("./worker.js", import.meta.url).href;
+  if (sourceBundle === null) {
+    const { createRequire } = process.getBuiltinModule("node:module");
+    const esbuild = createRequire(import.meta.url)("esbuild") as typeof import("esbuild");
+    const { fileURLToPath } = process.getBuiltinModule("node:url");
+    const out = esbuild.buildSync({
+      entryPoints: [fileURLToPath(new URL("./worker.ts", import.meta.url))],
+      bundle: true, format: "esm", platform: "neutral", target: "es2022", write: false, logLevel: "silent",
+    });
+    sourceBundle = `data:text/javascript;base64,${Buffer.from(out.outputFiles[0].contents).toString("base64")}`;
+  }
+  return sourceBundle;
 }
 
-/** Evaluated in the worker: loads the worker module and runs it on workerData. */
-function bootstrap(entry: { url: string; tsx: string | null }): string {
-  const load = entry.tsx === null
-    ? `import(${JSON.stringify(entry.url)})`
-    : `import(${JSON.stringify(entry.tsx)}).then((tsx) => tsx.tsImport(${JSON.stringify(entry.url)}, ${JSON.stringify(entry.url)}))`;
-  // process.getBuiltinModule, not require: an eval worker is an ES module when the parent process runs
-  // with --input-type=module (or is itself an ES module given by -e), and then require does not exist.
-  return `const { parentPort, workerData } = process.getBuiltinModule("node:worker_threads");
+// process.getBuiltinModule, not require: an eval worker is an ES module when the parent process runs with
+// --input-type=module (or is itself an ES module given by -e), and then require does not exist.
+const BOOTSTRAP = `const { parentPort, workerData } = process.getBuiltinModule("node:worker_threads");
 const post = (m) => parentPort.postMessage(m);
-${load}.then((m) => m.runWorker(workerData, post), (err) => post({ type: "error", message: "cannot load the worker module: " + err.message }));
+import(workerData.module).then(
+  (m) => m.runWorker(workerData.init, post),
+  (err) => post({ type: "error", message: "cannot load the worker module: " + err.message }),
+);
 `;
-}
 
 export const spawnNodeWorker: SpawnWorker = (init: WorkerInit, events: WorkerEvents): PoolWorker => {
   // Looked up on first use, not imported: engine.ts imports this module, and a browser bundle of the engine
   // (which passes its own SpawnWorker) must not import node:worker_threads.
   const { Worker } = process.getBuiltinModule("node:worker_threads");
-  const worker = new Worker(bootstrap(workerEntry()), { eval: true, workerData: init });
+  const worker = new Worker(BOOTSTRAP, { eval: true, workerData: { module: workerModuleUrl(), init } });
   worker.on("message", (m: WorkerMessage) => {
     if (m?.type === "ready") events.ready();
     else if (m?.type === "error") events.error(String(m.message));
