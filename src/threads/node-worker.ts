@@ -15,13 +15,18 @@ function workerModuleUrl(): string {
   if (!import.meta.url.endsWith(".ts")) return new URL("./worker.js", import.meta.url).href;
   if (sourceBundle === null) {
     const { createRequire } = process.getBuiltinModule("node:module");
-    const esbuild = createRequire(import.meta.url)("esbuild") as typeof import("esbuild");
     const { fileURLToPath } = process.getBuiltinModule("node:url");
-    const out = esbuild.buildSync({
-      entryPoints: [fileURLToPath(new URL("./worker.ts", import.meta.url))],
-      bundle: true, format: "esm", platform: "neutral", target: "es2022", write: false, logLevel: "silent",
-    });
-    sourceBundle = `data:text/javascript;base64,${Buffer.from(out.outputFiles[0].contents).toString("base64")}`;
+    let code: Uint8Array;
+    try {
+      const esbuild = createRequire(import.meta.url)("esbuild") as typeof import("esbuild");
+      code = esbuild.buildSync({
+        entryPoints: [fileURLToPath(new URL("./worker.ts", import.meta.url))],
+        bundle: true, format: "esm", platform: "neutral", target: "es2022", write: false, logLevel: "silent",
+      }).outputFiles[0].contents;
+    } catch (err) {
+      throw new Error(`threads from the TypeScript sources need esbuild to bundle the worker module: ${(err as Error).message}`);
+    }
+    sourceBundle = `data:text/javascript;base64,${Buffer.from(code).toString("base64")}`;
   }
   return sourceBundle;
 }

@@ -17,12 +17,14 @@
 // the OS (a busy machine) therefore never stalls the main thread: its late result fails the commit and is
 // dropped, and it never wrote outside its scratch.
 
+import type { WasmVariant } from "../kernels/wasm.js";
+
 /** What a worker needs to join the pool (structured-cloneable: postMessage or workerData). */
 export interface WorkerInit {
   /** The main thread's compiled kernel module and shared memory, and the build's name (for messages). */
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
-  variant: "simd" | "relaxed";
+  variant: WasmVariant;
   control: SharedArrayBuffer;
   /** 1 .. threads-1 (the main thread is 0). */
   index: number;
