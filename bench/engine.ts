@@ -34,7 +34,7 @@ import type { Measured } from "./results.js";
 import { busyProcess, describeMachine, median, otherLoad, waitForQuiet, withElsewhere } from "./machine.js";
 import { openCheckpoint } from "../src/node/folder.js";
 import { enableRelaxedSimd, kernelBytes } from "../src/node/wasm-files.js";
-import { spawnNodeWorker } from "../src/threads/node-worker.js";
+import { spawnNodeWorker } from "../src/node/worker-thread.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);

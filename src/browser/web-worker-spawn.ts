@@ -1,9 +1,11 @@
-// The browser's SpawnWorker for the engine's thread pool (src/threads/pool.ts): a Web Worker started from a
-// Blob URL of the pool's self-contained runtime source. It receives its WorkerInit (the compiled module, the
-// shared Wasm memory, the control block) by postMessage, which needs a cross-origin isolated page
-// (COOP/COEP headers) for SharedArrayBuffer and shared WebAssembly.Memory.
-import type { PoolWorker, SpawnWorker, WorkerEvents } from "../threads/pool.js";
-import type { WorkerInit } from "../threads/runtime.js";
+// The browser's SpawnWorker for the engine's thread pool (src/threads/pool.ts): a module Web Worker running
+// pool-worker.ts. It receives its WorkerInit (the compiled module, the shared Wasm memory, the control
+// block) by postMessage, which needs a cross-origin isolated page (COOP/COEP headers) for
+// SharedArrayBuffer and shared WebAssembly.Memory. The `new Worker(new URL("./pool-worker.js",
+// import.meta.url), { type: "module" })` form is the one bundlers (Vite, webpack) recognize: they bundle
+// the worker module and rewrite the URL, and in the compiled dist/ it names the file next to this one.
+import type { PoolWorker, SpawnWorker, WorkerEvents, WorkerInit } from "../threads/pool.js";
+import type { WorkerMessage } from "../threads/protocol.js";
 
 /** True where threads can run: shared memory is available (a cross-origin isolated page or worker). */
 export function canUseThreads(): boolean {
@@ -11,18 +13,10 @@ export function canUseThreads(): boolean {
   return g.crossOriginIsolated === true && typeof g.SharedArrayBuffer === "function" && typeof g.Worker === "function";
 }
 
-export const spawnWebWorker: SpawnWorker = (source: string, init: WorkerInit, events: WorkerEvents): PoolWorker => {
-  const code = `${source}\nself.onmessage = (e) => { self.onmessage = null; runWorker(e.data, (m) => self.postMessage(m)); };\n`;
-  const url = URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
-  let worker: Worker;
-  try {
-    worker = new Worker(url, { name: `mobilellm-thread-${init.index}` });
-  } finally {
-    // The worker has fetched its script by the time it runs; revoking now is allowed once it started loading.
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
-  }
+export const spawnWebWorker: SpawnWorker = (init: WorkerInit, events: WorkerEvents): PoolWorker => {
+  const worker = new Worker(new URL("./pool-worker.js", import.meta.url), { type: "module", name: `mobilellm-thread-${init.index}` });
   let exited = false;
-  worker.onmessage = (e: MessageEvent<{ type?: string; message?: string }>) => {
+  worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
     const m = e.data;
     if (m?.type === "ready") events.ready();
     else if (m?.type === "error") events.error(String(m.message));

@@ -53,6 +53,18 @@ export class Int4Matrix {
   get streamBytes(): number {
     return this.blocks * (this.groups * (64 + 16) + 16);
   }
+
+  /**
+   * Rows [row0, row0 + rows) as a matrix of their own (the same memory): what one thread computes of a
+   * product split by rows. row0 must start a 4-row block, since blocks are interleaved.
+   */
+  rowBlock(row0: number, rows: number): Int4Matrix {
+    if (!Number.isInteger(row0) || row0 < 0 || row0 % 4 !== 0 || !Number.isInteger(rows) || rows < 1 || row0 + rows > this.rows) {
+      throw new RangeError(`Int4Matrix.rowBlock: rows [${row0}, ${row0 + rows}) are not whole 4-row blocks inside the matrix's ${this.rows}`);
+    }
+    const cells = (row0 / 4) * this.groups;
+    return new Int4Matrix(rows, this.cols, this.qsPtr + cells * 64, this.scalesPtr + cells * 16, this.wsumPtr + 4 * row0);
+  }
 }
 
 /**

@@ -16,7 +16,7 @@
 // bit. The tests still accept |kernel - twin| <= 1e-5 · M (TOLERANCE, M = gemmMagnitudeRef) so that a future
 // fused or reordered kernel only has to stay within that, not be rewritten; against the exact value, the f32
 // evaluation is within (2G + 4)·2^-24 · M.
-import { requireRegion } from "./checks.js";
+import { requireCount, requireRegion } from "./checks.js";
 import { type Int4Matrix, type Int4Weights, type Int8Activations, requireShape } from "./layout.js";
 import { GROUP, roundHalfEven, SCALE_MIN } from "./numerics.js";
 import type { WasmKernels } from "./wasm.js";
@@ -99,13 +99,38 @@ export function gemv(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: 
   k.exports.gemv(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, t.q, t.wide, t.corr, t.scale, t.zero, yPtr);
 }
 
-/** Y (f32 [count][m.rows] at yPtr) for act's tokens [first, first + count). */
-export function gemm(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: number, count = act.tokens, first = 0): void {
+/**
+ * Y (f32 [count][m.rows] at yPtr) for act's tokens [first, first + count). Token t's row starts at
+ * yPtr + 4·t·ldy: ldy > m.rows writes a block of rows (Int4Matrix.rowBlock) in place in a wider product.
+ */
+export function gemm(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: number, count = act.tokens, first = 0, ldy = m.rows): void {
   requireMatch("gemm", m, act);
   requireTokens("gemm", act, first, count);
-  requireRegion(k, "gemm", "y", yPtr, 4 * m.rows * count, 4);
+  if (!Number.isInteger(ldy) || ldy < m.rows) throw new RangeError(`gemm: output stride ${ldy} is less than the ${m.rows} rows`);
+  requireRegion(k, "gemm", "y", yPtr, 4 * (ldy * (count - 1) + m.rows), 4);
   const t = tokenPtrs(act, first);
-  k.exports.gemm(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, count, t.q, t.wide, t.corr, t.scale, t.zero, yPtr);
+  k.exports.gemm_ld(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, count, t.q, t.wide, t.corr, t.scale, t.zero, yPtr, ldy);
+}
+
+/** Copies `count` rows of rowBytes bytes from src (row stride srcStride bytes) to dst (dstStride). */
+export function copyRows(k: WasmKernels, dst: number, dstStride: number, src: number, srcStride: number, rowBytes: number, count: number): void {
+  requireCount("copyRows", "rowBytes", rowBytes);
+  requireCount("copyRows", "count", count, 1);
+  requireCount("copyRows", "dstStride", dstStride);
+  requireCount("copyRows", "srcStride", srcStride);
+  requireRegion(k, "copyRows", "dst", dst, dstStride * (count - 1) + rowBytes, 1);
+  requireRegion(k, "copyRows", "src", src, srcStride * (count - 1) + rowBytes, 1);
+  k.exports.copy_rows(dst, dstStride, src, srcStride, rowBytes, count);
+}
+
+/**
+ * Reads [ptr, ptr + bytes) with v128 loads (the memory roofline); returns a value derived from the data.
+ * The kernel reads whole 64-byte lines, so the region checked is bytes rounded up to 64.
+ */
+export function readBandwidth(k: WasmKernels, ptr: number, bytes: number): number {
+  requireCount("readBandwidth", "bytes", bytes);
+  requireRegion(k, "readBandwidth", "data", ptr, Math.ceil(bytes / 64) * 64, 16);
+  return k.exports.read_bandwidth(ptr, bytes);
 }
 
 // ---- scalar twins: the readable specification ---------------------------------------------------------

@@ -49,15 +49,20 @@ export class WasmKernels {
 
   /**
    * Instantiates `variant` from its bytes, or from an already compiled module (the variant probe's).
-   * `shared` says the build imports a shared memory (the *-shared.wasm builds, for worker threads). Throws if
-   * the module's exports do not match their declaration (exports.ts).
+   * `shared` says the build imports a shared memory (the *-shared.wasm builds, for worker threads); `memory`
+   * joins an existing shared memory instead of creating one (a worker thread, which never allocates from
+   * it). Throws if the module's exports do not match their declaration (exports.ts).
    */
-  static async create(variant: WasmVariant, bytes: Uint8Array | WebAssembly.Module, options: { shared?: boolean } = {}): Promise<WasmKernels> {
-    const shared = options.shared ?? false;
+  static async create(
+    variant: WasmVariant,
+    bytes: Uint8Array | WebAssembly.Module,
+    options: { shared?: boolean; memory?: WebAssembly.Memory } = {},
+  ): Promise<WasmKernels> {
+    const shared = options.shared ?? options.memory !== undefined;
     const module = bytes instanceof WebAssembly.Module ? bytes : await WebAssembly.compile(bufferSource(bytes));
-    const memory = shared
-      ? new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true })
-      : new WebAssembly.Memory({ initial: 1 });
+    const memory =
+      options.memory ??
+      (shared ? new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true }) : new WebAssembly.Memory({ initial: 1 }));
     // The module imports nothing but its memory and exports plain functions of numbers, so it needs no glue
     // (@assemblyscript/loader's wrappers would hide each export's parameter count behind ...args); the worker
     // threads instantiate it the same way.

@@ -24,7 +24,6 @@ import { allocInt4Matrix, dequantizeRowInto, writeInt4Rows, Int8Activations, typ
 import { quantizeActivations } from "../kernels/matmul.js";
 import { probeMatmul } from "../kernels/probe.js";
 import { ThreadPool, type SpawnWorker } from "../threads/pool.js";
-import { spawnNodeWorker } from "../threads/node-worker.js";
 import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
 import { allocAttentionState, kvStore } from "../kernels/attention.js";
 import { attentionTemperature, interleaveRopeRows, ropeInverseFrequencies } from "./rope.js";
@@ -66,7 +65,7 @@ export interface EngineOptions {
   wasm: Partial<Record<WasmVariant, Uint8Array>>;
   /** The platform's switch for relaxed SIMD, if the engine needs one (Node 20). */
   enableRelaxedSimd?: () => void;
-  /** Starts the pool's worker threads; default: Node's worker_threads (a browser passes Web Workers). */
+  /** Starts the pool's worker threads (Node's worker_threads, a browser's Web Workers); needed when threads > 1. */
   spawn?: SpawnWorker;
 }
 
@@ -124,13 +123,11 @@ export class WasmEngine implements Backend {
   }
 
   /** Starts the thread pool (threads-1 workers over the same compiled module and memory). */
-  private async startPool(spinMicros: number | undefined, spawn: SpawnWorker = spawnNodeWorker): Promise<void> {
+  private async startPool(spinMicros: number | undefined, spawn: SpawnWorker | undefined): Promise<void> {
     const k = this.k;
     this.pool = await ThreadPool.start({
       threads: this.threads,
-      module: k.module,
-      memory: k.memory,
-      exports: k.exports,
+      kernels: k,
       states: this.s.states,
       scratch: this.s.workerScratch,
       scratchBytes: WORKER_SCRATCH_BYTES,
@@ -325,7 +322,7 @@ export class WasmEngine implements Backend {
     const group = c.numHeads / c.numKvHeads;
     const cache = this.kv.layers[l];
     const ring = cache.slots < this.contextLength;
-    const window = this.kv.isSliding(l) ? (c.slidingWindow as number) : 0;
+    const window = this.kv.windowOf(l);
     for (let t = 0; t < T; ) {
       let end = t + 1;
       while (end < T && !(ring && pos0 + end >= cache.slots)) end++;
@@ -335,11 +332,11 @@ export class WasmEngine implements Backend {
         kvStore(k, cache, "k", row + 4 * qDim, slot);
         kvStore(k, cache, "v", row + 4 * (qDim + kvDim), slot);
       }
+      // Tokens [t, end) of the block: their query heads lead their qkv rows, their outputs fill att rows.
       this.threadPool.attention({
-        qkv: s.qkv, qkvStride: 4 * s.qkvWidth, kvHeads: c.numKvHeads, group, headDim: dh,
-        kData: cache.kData, kScales: cache.kScales, vData: cache.vData, vScales: cache.vScales,
-        slots: cache.slots, window, pos0, tBase: t, tokens: end - t, scale: 1 / Math.sqrt(dh),
-        out: s.att, outStride: 4 * qDim,
+        cache, window, position: pos0 + t, tokens: end - t, group, scale: 1 / Math.sqrt(dh),
+        queries: { ptr: s.qkv + 4 * t * s.qkvWidth, stride: 4 * s.qkvWidth },
+        out: { ptr: s.att + 4 * t * qDim, stride: 4 * qDim },
       });
       t = end;
     }

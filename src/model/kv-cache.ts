@@ -10,12 +10,6 @@ import { layerSlots } from "./memory.js";
 import type { WasmKernels } from "../kernels/wasm.js";
 import { allocKvCacheLayer, type KvCacheLayer } from "../kernels/attention.js";
 
-/** A run of consecutive cache slots. */
-export interface SlotRange {
-  slot0: number;
-  n: number;
-}
-
 export class KvCache {
   readonly layers: KvCacheLayer[];
   readonly contextLength: number;
@@ -46,28 +40,14 @@ export class KvCache {
     return layerSlots(this.config, layer, this.contextLength);
   }
 
-  /** First position the query at `pos` may see in `layer`: i - j < window on sliding layers (spec 2.6). */
-  firstVisible(layer: number, pos: number): number {
-    return this.isSliding(layer) ? Math.max(0, pos - (this.config.slidingWindow as number) + 1) : 0;
+  /** Positions a query sees in `layer`, itself included: the sliding window, or the whole context. */
+  windowOf(layer: number): number {
+    return this.isSliding(layer) ? (this.config.slidingWindow as number) : this.contextLength;
   }
 
   slotOf(layer: number, pos: number): number {
     this.checkPosition(pos);
     return pos % this.slotsOf(layer);
-  }
-
-  /**
-   * The slots holding positions [lo, hi) of `layer`, as at most two runs (a ring range may wrap).
-   * The positions must still be in the cache: hi - lo never exceeds the layer's slots.
-   */
-  ranges(layer: number, lo: number, hi: number): SlotRange[] {
-    if (hi <= lo) return [];
-    const slots = this.slotsOf(layer);
-    if (hi - lo > slots) throw new RangeError(`positions [${lo}, ${hi}) no longer fit layer ${layer}'s ${slots} slots`);
-    this.checkPosition(hi - 1);
-    const s = lo % slots;
-    const n = hi - lo;
-    return s + n <= slots ? [{ slot0: s, n }] : [{ slot0: s, n: slots - s }, { slot0: 0, n: n - (slots - s) }];
   }
 
   checkPosition(pos: number): void {

@@ -13,6 +13,7 @@
 import { GROUP } from "../kernels/numerics.js";
 import type { ModelConfig } from "./config.js";
 import { expectedShapes, tensorNamesFor } from "./tensor-names.js";
+import { windowStart } from "../kernels/kv-slots.js";
 
 export interface QuantizedWeightBytes {
   /** int4 values, two per byte. */
@@ -143,7 +144,7 @@ export function canResumeAt(c: ModelConfig, contextLength: number, filled: numbe
     if (c.layerTypes[l] !== "sliding_attention" || c.slidingWindow === null) continue;
     const slots = layerSlots(c, l, contextLength);
     const oldestHeld = Math.max(0, filled - slots);
-    const oldestNeeded = Math.max(0, pos - c.slidingWindow + 1);
+    const oldestNeeded = windowStart(c.slidingWindow, pos);
     if (oldestNeeded < oldestHeld) return false;
   }
   return true;

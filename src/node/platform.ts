@@ -3,10 +3,12 @@
 import { availableParallelism } from "node:os";
 import type { Platform } from "../session/platform.js";
 import { enableRelaxedSimd, kernelBytes } from "./wasm-files.js";
+import { spawnNodeWorker } from "./worker-thread.js";
 
 export const nodePlatform: Platform = {
   name: "node",
   defaultThreads: () => availableParallelism(),
   wasmBytes: async (shared) => kernelBytes(shared),
   enableRelaxedSimd,
+  spawn: spawnNodeWorker,
 };

@@ -2,7 +2,7 @@
 // build/*.wasm from disk, Node 20's relaxed-SIMD switch, worker_threads.
 import type { KernelLoadOptions } from "../../src/kernels/wasm.js";
 import type { EngineOptions } from "../../src/model/engine.js";
-import { spawnNodeWorker } from "../../src/threads/node-worker.js";
+import { spawnNodeWorker } from "../../src/node/worker-thread.js";
 import { enableRelaxedSimd, kernelBytes } from "../../src/node/wasm-files.js";
 
 /** loadKernels' options for the private-memory builds. */

@@ -9,8 +9,8 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { WasmEngine } from "../../src/model/engine.js";
 import { ThreadPool } from "../../src/threads/pool.js";
-import { spawnNodeWorker } from "../../src/threads/node-worker.js";
-import type { RuntimeExports } from "../../src/threads/runtime.js";
+import { spawnNodeWorker } from "../../src/node/worker-thread.js";
+import type { WasmKernels } from "../../src/kernels/wasm.js";
 import { loadConfig } from "../../src/node/bundled.js";
 import { BUNDLED } from "../helpers/model-folder.js";
 import { bundledEngine } from "./helpers.js";
@@ -102,7 +102,7 @@ describe("worker errors", () => {
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
     await expect(
       ThreadPool.start({
-        threads: 2, module, memory, exports: {} as RuntimeExports, states: [0, 0], scratch: [0], scratchBytes: 1024, spawn: spawnNodeWorker,
+        threads: 2, kernels: { variant: "simd", memory } as WasmKernels, module, states: [0, 0], scratch: [0], scratchBytes: 1024, spawn: spawnNodeWorker,
       }),
     ).rejects.toThrow(/worker thread 1 failed: worker 1 could not instantiate the kernels: .*missing/);
   });

@@ -1,0 +1,84 @@
+// Computing one chunk of a job (jobs.ts), on any thread, through the same checked kernel wrappers the
+// kernel tests call (src/kernels/*.ts): they own the operand layouts and refuse any region outside the
+// Wasm memory. The main thread computes its chunks in place; a worker computes into its private scratch
+// and, once the protocol lets it commit (protocol.ts), copies the result into place. The same kernel call
+// on the same inputs either way, so the bits do not depend on which thread ran the chunk.
+import type { WasmKernels } from "../kernels/wasm.js";
+import { copyRows, gemm, gemv, readBandwidth } from "../kernels/matmul.js";
+import { attentionAccumulate, attentionFinalize, attentionReset } from "../kernels/attention.js";
+import { visibleSlots } from "../kernels/kv-slots.js";
+import type { AttentionJob, Job, MatmulJob } from "./jobs.js";
+
+/** Where a chunk's output goes: in place (the main thread), or a worker's scratch address. */
+export type ChunkTarget = "in place" | number;
+
+/**
+ * Runs chunk c of `job` into `target`. `state` is the calling thread's own attention state
+ * (attentionStateBytes(group, headDim) bytes).
+ */
+export function runChunk(k: WasmKernels, job: Job, c: number, target: ChunkTarget, state: number): void {
+  switch (job.kind) {
+    case "matmul":
+      return matmulChunk(k, job, c, target);
+    case "attention":
+      return attentionChunk(k, job, c, target, state);
+    case "read":
+      readBandwidth(k, job.ptr + c * job.chunkBytes, Math.min(job.chunkBytes, job.bytes - c * job.chunkBytes));
+      return;
+  }
+}
+
+/** Copies chunk c, which a worker computed into `scratch`, into place. */
+export function commitChunk(k: WasmKernels, job: Job, c: number, scratch: number): void {
+  switch (job.kind) {
+    case "matmul": {
+      const { row0, rows } = matmulRows(job, c);
+      const full = job.matrix.rows;
+      copyRows(k, job.y + 4 * row0, 4 * full, scratch, 4 * rows, 4 * rows, job.tokens);
+      return;
+    }
+    case "attention": {
+      const { token, kvHead } = attentionPair(job, c);
+      const width = 4 * job.group * job.cache.headDim;
+      copyRows(k, job.out.ptr + token * job.out.stride + kvHead * width, 0, scratch, 0, width, 1);
+      return;
+    }
+    case "read":
+      return; // nothing to copy
+  }
+}
+
+/** Rows [row0, row0 + rows) of the product: chunk c. */
+function matmulRows(job: MatmulJob, c: number): { row0: number; rows: number } {
+  const row0 = c * job.chunkRows;
+  return { row0, rows: Math.min(job.chunkRows, job.matrix.rows - row0) };
+}
+
+function matmulChunk(k: WasmKernels, job: MatmulJob, c: number, target: ChunkTarget): void {
+  const { row0, rows } = matmulRows(job, c);
+  const block = job.matrix.rowBlock(row0, rows);
+  // In place, token t's rows sit in the full product's row t; in scratch, the block's rows are packed.
+  const y = target === "in place" ? job.y + 4 * row0 : target;
+  const ldy = target === "in place" ? job.matrix.rows : rows;
+  if (job.tokens === 1) gemv(k, block, job.act, y, job.first);
+  else gemm(k, block, job.act, y, job.tokens, job.first, ldy);
+}
+
+/** Chunk c of an attention job: (token, KV head), token-major. */
+function attentionPair(job: AttentionJob, c: number): { token: number; kvHead: number } {
+  const kvHeads = job.cache.kvHeads;
+  return { token: Math.floor(c / kvHeads), kvHead: c % kvHeads };
+}
+
+function attentionChunk(k: WasmKernels, job: AttentionJob, c: number, target: ChunkTarget, state: number): void {
+  const { token, kvHead } = attentionPair(job, c);
+  const { cache, group } = job;
+  const headOffset = 4 * kvHead * group * cache.headDim;
+  const q = job.queries.ptr + token * job.queries.stride + headOffset;
+  attentionReset(k, state, group, cache.headDim);
+  for (const r of visibleSlots(cache.slots, job.window, job.position + token)) {
+    attentionAccumulate(k, cache, kvHead, q, group, r.slot0, r.n, job.scale, state);
+  }
+  const out = target === "in place" ? job.out.ptr + token * job.out.stride + headOffset : target;
+  attentionFinalize(k, state, group, cache.headDim, out);
+}

@@ -1,0 +1,170 @@
+// What one region of the pool computes, as typed jobs, and the codec that carries a job to the workers
+// through the control block (protocol.ts: JOB_WORDS Int32 words). The main thread encodes, every worker
+// decodes once per region; both then run the same chunks of the same job (chunks.ts). Every field is a
+// non-negative integer below 2^32 (a count or a Wasm byte address) except the attention scale, an f32
+// carried by its bits.
+//
+// Chunks: a matmul chunk is a run of whole 4-row blocks of the matrix, an attention chunk one (token, KV
+// head) pair, a read chunk a run of bytes. The kernels compute every 4-row block and every head on its own,
+// so each output's bits do not depend on how the job was cut or which thread ran a chunk.
+import { Int4Matrix, Int8Activations } from "../kernels/layout.js";
+import type { KvCacheLayer } from "../kernels/attention.js";
+import { JOB_WORDS } from "./protocol.js";
+
+/** Y (f32 [tokens][matrix.rows] at y) = matrix times act's tokens [first, first + tokens). */
+export interface MatmulJob {
+  kind: "matmul";
+  matrix: Int4Matrix;
+  act: Int8Activations;
+  first: number;
+  tokens: number;
+  y: number;
+  /** Rows per chunk: a multiple of 4 (the last chunk may be shorter). */
+  chunkRows: number;
+}
+
+/** Rows of f32 in Wasm memory: row i starts at ptr + i·stride (bytes). */
+export interface Rows {
+  ptr: number;
+  stride: number;
+}
+
+/**
+ * Attention of `tokens` consecutive tokens of one layer, whose keys and values are already in `cache`:
+ * token i is at position `position + i`, reads the last `window` positions (itself included) and writes
+ * the heads of its query row to its out row.
+ */
+export interface AttentionJob {
+  kind: "attention";
+  cache: KvCacheLayer;
+  /** Positions a query sees, itself included: the sliding window, or the context length (KvCache.windowOf). */
+  window: number;
+  position: number;
+  tokens: number;
+  /** Token i's query heads, f32 [kvHeads · group][headDim] (RoPE applied). */
+  queries: Rows;
+  /** Query heads per KV head. */
+  group: number;
+  /** The score scale, 1/sqrt(headDim). */
+  scale: number;
+  /** Token i's output heads, same layout as its queries. */
+  out: Rows;
+}
+
+/** Reads [ptr, ptr + bytes) (the memory-read roofline), chunkBytes (a multiple of 64) per chunk. */
+export interface ReadJob {
+  kind: "read";
+  ptr: number;
+  bytes: number;
+  chunkBytes: number;
+}
+
+export type Job = MatmulJob | AttentionJob | ReadJob;
+
+export function chunkCount(job: Job): number {
+  switch (job.kind) {
+    case "matmul":
+      return Math.ceil(job.matrix.rows / job.chunkRows);
+    case "attention":
+      return job.tokens * job.cache.kvHeads;
+    case "read":
+      return Math.ceil(job.bytes / job.chunkBytes);
+  }
+}
+
+/** Output bytes of the largest chunk of `job`: what a worker's scratch must hold. */
+export function chunkOutputBytes(job: Job): number {
+  switch (job.kind) {
+    case "matmul":
+      return 4 * Math.min(job.chunkRows, job.matrix.rows) * job.tokens;
+    case "attention":
+      return 4 * job.group * job.cache.headDim;
+    case "read":
+      return 0;
+  }
+}
+
+// ---- codec ---------------------------------------------------------------------------------------------
+
+const KIND = { matmul: 1, attention: 2, read: 3 } as const;
+
+const f32 = new Float32Array(1);
+const f32Bits = new Int32Array(f32.buffer);
+
+/** Reads or writes consecutive words; encode and decode below visit the fields in the same order. */
+class Words {
+  private i = 0;
+
+  constructor(private readonly w: Int32Array) {}
+
+  put(...values: number[]): void {
+    if (this.i + values.length > JOB_WORDS) throw new RangeError(`a job needs more than ${JOB_WORDS} words`);
+    for (const v of values) this.w[this.i++] = v; // ToInt32: addresses >= 2^31 wrap, u32() undoes it
+  }
+
+  u32(): number {
+    return this.w[this.i++] >>> 0;
+  }
+
+  putF32(x: number): void {
+    f32[0] = x;
+    this.put(f32Bits[0]);
+  }
+
+  getF32(): number {
+    f32Bits[0] = this.w[this.i++];
+    return f32[0];
+  }
+}
+
+/** Writes `job` into `words` (JOB_WORDS long). */
+export function encodeJob(job: Job, words: Int32Array): void {
+  const w = new Words(words);
+  w.put(KIND[job.kind]);
+  switch (job.kind) {
+    case "matmul": {
+      const { matrix: m, act: a } = job;
+      w.put(m.rows, m.cols, m.qsPtr, m.scalesPtr, m.wsumPtr);
+      w.put(a.tokens, a.cols, a.qPtr, a.widePtr, a.corrPtr, a.scalePtr, a.zeroPtr);
+      w.put(job.first, job.tokens, job.y, job.chunkRows);
+      return;
+    }
+    case "attention": {
+      const c = job.cache;
+      w.put(c.kvHeads, c.headDim, c.slots, c.kData, c.kScales, c.vData, c.vScales);
+      w.put(job.window, job.position, job.tokens, job.queries.ptr, job.queries.stride, job.group);
+      w.putF32(job.scale);
+      w.put(job.out.ptr, job.out.stride);
+      return;
+    }
+    case "read":
+      w.put(job.ptr, job.bytes, job.chunkBytes);
+      return;
+  }
+}
+
+/** The job encodeJob wrote into `words`. */
+export function decodeJob(words: Int32Array): Job {
+  const w = new Words(words);
+  const kind = w.u32();
+  switch (kind) {
+    case KIND.matmul: {
+      const matrix = new Int4Matrix(w.u32(), w.u32(), w.u32(), w.u32(), w.u32());
+      const act = new Int8Activations(w.u32(), w.u32(), w.u32(), w.u32(), w.u32(), w.u32(), w.u32());
+      return { kind: "matmul", matrix, act, first: w.u32(), tokens: w.u32(), y: w.u32(), chunkRows: w.u32() };
+    }
+    case KIND.attention: {
+      const cache: KvCacheLayer = {
+        kvHeads: w.u32(), headDim: w.u32(), slots: w.u32(), kData: w.u32(), kScales: w.u32(), vData: w.u32(), vScales: w.u32(),
+      };
+      return {
+        kind: "attention", cache, window: w.u32(), position: w.u32(), tokens: w.u32(),
+        queries: { ptr: w.u32(), stride: w.u32() }, group: w.u32(), scale: w.getF32(), out: { ptr: w.u32(), stride: w.u32() },
+      };
+    }
+    case KIND.read:
+      return { kind: "read", ptr: w.u32(), bytes: w.u32(), chunkBytes: w.u32() };
+    default:
+      throw new Error(`unknown job kind ${kind} in the control block`);
+  }
+}

@@ -1,0 +1,199 @@
+// The job codec and the chunks: a job survives the trip through the control block field for field, every
+// chunk (in place, or into a worker's scratch and then committed) writes exactly the bits the scalar twin
+// or the unsplit kernel calls give, and the pool's production path refuses regions outside the memory.
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WasmKernels } from "../../src/kernels/wasm.js";
+import { Int4Matrix, Int8Activations, repackInt4, type Int4Weights } from "../../src/kernels/layout.js";
+import { gemmRef, setActivations, type Int8Tokens } from "../../src/kernels/matmul.js";
+import { firstBitDifference } from "../../src/kernels/probe.js";
+import { wasmBytes } from "../../src/node/wasm-files.js";
+import {
+  allocAttentionState, allocKvCacheLayer, attentionAccumulate, attentionFinalize, attentionReset, kvStore,
+  type KvCacheLayer,
+} from "../../src/kernels/attention.js";
+import { commitChunk, runChunk } from "../../src/threads/chunks.js";
+import { chunkCount, decodeJob, encodeJob, type AttentionJob, type Job, type MatmulJob } from "../../src/threads/jobs.js";
+import { JOB_WORDS } from "../../src/threads/protocol.js";
+import { ThreadPool } from "../../src/threads/pool.js";
+import { spawnNodeWorker } from "../../src/node/worker-thread.js";
+import { gauss, rng } from "../helpers/rng.js";
+
+const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
+/** Plain objects, as the engine builds them (fast-check's records may otherwise lack a prototype). */
+const plain = { noNullPrototype: true } as const;
+
+const jobArb: fc.Arbitrary<Job> = fc.oneof(
+  fc.record({
+    matrix: fc.tuple(u32, u32, u32, u32, u32).map(([a, b, c, d, e]) => new Int4Matrix(a, b, c, d, e)),
+    act: fc.tuple(u32, u32, u32, u32, u32, u32, u32).map(([a, b, c, d, e, f, g]) => new Int8Activations(a, b, c, d, e, f, g)),
+    first: u32, tokens: u32, y: u32, chunkRows: u32,
+  }, plain).map((j): Job => ({ kind: "matmul", ...j })),
+  fc.record({
+    cache: fc.record({ kvHeads: u32, headDim: u32, slots: u32, kData: u32, kScales: u32, vData: u32, vScales: u32 }, plain),
+    window: u32, position: u32, tokens: u32,
+    queries: fc.record({ ptr: u32, stride: u32 }, plain),
+    group: u32,
+    scale: fc.float({ noNaN: true }),
+    out: fc.record({ ptr: u32, stride: u32 }, plain),
+  }, plain).map((j): Job => ({ kind: "attention", ...j })),
+  fc.record({ ptr: u32, bytes: u32, chunkBytes: u32 }, plain).map((j): Job => ({ kind: "read", ...j })),
+);
+
+describe("job codec", () => {
+  it("decodes every field of every kind as encoded, addresses above 2^31 included (fast-check)", () => {
+    fc.assert(
+      fc.property(jobArb, (job) => {
+        const words = new Int32Array(JOB_WORDS).fill(-1);
+        encodeJob(job, words);
+        expect(decodeJob(words)).toStrictEqual(job);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("refuses a control block that holds no job it knows", () => {
+    expect(() => decodeJob(new Int32Array(JOB_WORDS))).toThrow(/unknown job kind 0/);
+  });
+});
+
+let k: WasmKernels;
+beforeAll(async () => {
+  k = await WasmKernels.create("simd", wasmBytes("simd"));
+});
+
+function randomWeights(r: () => number, rows: number, cols: number): Int4Weights {
+  const q = Int8Array.from({ length: rows * cols }, () => Math.floor(r() * 16) - 8);
+  const scales = Float32Array.from({ length: (rows * cols) / 32 }, () => 0.01 + r());
+  return { rows, cols, q, scales };
+}
+
+function randomTokens(r: () => number, tokens: number, cols: number): Int8Tokens {
+  return {
+    tokens, cols,
+    q: Int8Array.from({ length: tokens * cols }, () => Math.floor(r() * 256) - 128),
+    scale: Float32Array.from({ length: tokens }, () => 0.001 + r()),
+    zero: Int32Array.from({ length: tokens }, () => Math.floor(r() * 256) - 128),
+  };
+}
+
+/** Runs every chunk of `job`: in place on even chunks, and through a worker's scratch and commit on odd ones. */
+function runAllChunks(job: Job, state: number, scratch: number): void {
+  for (let c = 0; c < chunkCount(job); c++) {
+    if (c % 2 === 0) {
+      runChunk(k, job, c, "in place", state);
+    } else {
+      runChunk(k, job, c, scratch, state);
+      commitChunk(k, job, c, scratch);
+    }
+  }
+}
+
+describe("chunks", () => {
+  it("matmul: every row block, in place or committed from scratch, has the twin's bits (fast-check)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 37 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 5 }), fc.integer(),
+        (rows, groups, held, blocks, firstPick, seed) => {
+          const r = rng(seed);
+          const cols = 32 * groups;
+          const first = firstPick % held;
+          const tokens = 1 + ((seed >>> 0) % (held - first));
+          const w = randomWeights(r, rows, cols);
+          const x = randomTokens(r, held, cols);
+          const matrix = repackInt4(k, w);
+          const act = Int8Activations.alloc(k, held, cols);
+          setActivations(k, act, x);
+          const y = k.alloc(4 * rows * tokens);
+          k.f32.fill(Number.NaN, y >> 2, (y >> 2) + rows * tokens);
+          const job: MatmulJob = { kind: "matmul", matrix, act, first, tokens, y, chunkRows: 4 * blocks };
+          runAllChunks(job, 0, k.alloc(4 * 4 * blocks * tokens));
+          const want = gemmRef(w, x).subarray(first * rows, (first + tokens) * rows);
+          expect(firstBitDifference(k.f32.slice(y >> 2, (y >> 2) + rows * tokens), want)).toBe(-1);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it("attention: every (token, KV head) reads its window of the ring and writes its own heads (fast-check)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 0, max: 30 }), fc.integer({ min: 1, max: 4 }), fc.integer(),
+        (kvHeads, group, slots, windowPick, position, tokens, seed) => {
+          const r = rng(seed);
+          const headDim = 16;
+          // A window never reaches past what the ring holds (KvCache sizes a sliding layer's ring to its window).
+          const window = Math.min(windowPick, slots);
+          const cache: KvCacheLayer = allocKvCacheLayer(k, { kvHeads, headDim, slots });
+          const src = k.alloc(4 * kvHeads * headDim);
+          for (let slot = 0; slot < slots; slot++) {
+            for (const part of ["k", "v"] as const) {
+              k.f32.set(Float32Array.from({ length: kvHeads * headDim }, () => gauss(r)), src >> 2);
+              kvStore(k, cache, part, src, slot);
+            }
+          }
+          const width = kvHeads * group * headDim;
+          const queries = { ptr: k.alloc(4 * width * tokens), stride: 4 * width };
+          k.f32.set(Float32Array.from({ length: width * tokens }, () => gauss(r)), queries.ptr >> 2);
+          const out = { ptr: k.alloc(4 * width * tokens), stride: 4 * width };
+          const state = allocAttentionState(k, group, headDim);
+          const job: AttentionJob = { kind: "attention", cache, window, position, tokens, queries, group, scale: Math.fround(0.25), out };
+          runAllChunks(job, state, k.alloc(4 * group * headDim));
+          const got = k.f32.slice(out.ptr >> 2, (out.ptr >> 2) + width * tokens);
+          // Expected: the positions max(0, pos - window + 1) .. pos, mapped to ring slots one by one, cut
+          // where the slot sequence wraps, each run one accumulate call.
+          const want = new Float32Array(width * tokens);
+          const wantPtr = k.alloc(4 * group * headDim);
+          for (let t = 0; t < tokens; t++) {
+            const pos = position + t;
+            const slotsSeen: number[] = [];
+            for (let p = 0; p <= pos; p++) if (pos - p < window) slotsSeen.push(p % slots);
+            const runs: Array<[number, number]> = [];
+            for (const s of slotsSeen) {
+              const last = runs[runs.length - 1];
+              if (last && last[0] + last[1] === s) last[1]++;
+              else runs.push([s, 1]);
+            }
+            for (let g = 0; g < kvHeads; g++) {
+              const q = queries.ptr + t * queries.stride + 4 * g * group * headDim;
+              attentionReset(k, state, group, headDim);
+              for (const [s0, n] of runs) attentionAccumulate(k, cache, g, q, group, s0, n, 0.25, state);
+              attentionFinalize(k, state, group, headDim, wantPtr);
+              want.set(k.f32.subarray(wantPtr >> 2, (wantPtr >> 2) + group * headDim), t * width + g * group * headDim);
+            }
+          }
+          expect(firstBitDifference(got, want)).toBe(-1);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe("region checks on the pool's path", () => {
+  const pools: ThreadPool[] = [];
+  afterAll(async () => {
+    for (const p of pools) await p.terminate();
+  });
+
+  for (const threads of [1, 2]) {
+    it(`a product whose output runs past the Wasm memory is refused, not computed (${threads} thread(s))`, async () => {
+      const kernels = await WasmKernels.create("simd", wasmBytes("simd", true), { shared: true });
+      const w = randomWeights(rng(7), 64, 64);
+      const matrix = repackInt4(kernels, w);
+      const act = Int8Activations.alloc(kernels, 1, 64);
+      setActivations(kernels, act, randomTokens(rng(8), 1, 64));
+      const states = [allocAttentionState(kernels, 1, 16), allocAttentionState(kernels, 1, 16)];
+      const pool = await ThreadPool.start({
+        threads, kernels, states, scratch: [kernels.alloc(4096)], scratchBytes: 4096, spawn: spawnNodeWorker,
+      });
+      pools.push(pool);
+      const size = kernels.memory.buffer.byteLength;
+      const y = size - 4 * 32; // room for 32 of the 64 outputs
+      expect(() => pool.matmul(matrix, act, y, 1)).toThrow(/lies outside the Wasm memory/);
+    });
+  }
+});
