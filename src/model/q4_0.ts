@@ -1,0 +1,52 @@
+// The engine's int4 recipe (src/model/quantize.ts) written as ggml Q4_0 blocks, for the GGUF file.
+//
+// A Q4_0 block holds 32 consecutive weights of a row in 18 bytes: the scale d as an IEEE half, then 16
+// bytes where byte j holds element j in its low nibble and element j + 16 in its high nibble; a weight is
+// (nibble - 8) * d. The recipe's q = clamp(round(w / s), -8, 7) with s = max|w| / 7.5 (in f32, at least
+// SCALE_MIN) is exactly nibble - 8, so the blocks store the recipe's q unchanged and s rounded to the
+// nearest half: q is computed with the f32 scale, as the folder path computes it, and only the stored
+// scale changes. (ggml's own Q4_0 quantizer picks d = max / -8 instead; these files do not use it.)
+import { Q4_0_BLOCK, Q4_0_BLOCK_BYTES } from "./checkpoint/gguf-format.js";
+import { f32ToF16Bits } from "./checkpoint/dtype.js";
+import { roundHalfEven, SCALE_MIN } from "../kernels/matmul.js";
+
+const F = Math.fround;
+
+/** Bytes of one row of `cols` weights as Q4_0 blocks. */
+export function q4_0RowBytes(cols: number): number {
+  return (cols / Q4_0_BLOCK) * Q4_0_BLOCK_BYTES;
+}
+
+/**
+ * Encodes `rows` rows of `cols` f32 weights (row-major, `cols` a multiple of 32) as Q4_0 blocks, rows laid
+ * end to end. A non-finite weight, or a scale too large for a half (max|w| above about 491,000), is a
+ * RangeError: the file could not hold what the folder path would compute.
+ */
+export function quantizeRowsQ4_0(w: Float32Array, rows: number, cols: number, out: Uint8Array = new Uint8Array(rows * q4_0RowBytes(cols))): Uint8Array {
+  if (cols % Q4_0_BLOCK !== 0) throw new RangeError(`Q4_0 needs a multiple of ${Q4_0_BLOCK} columns, got ${cols}`);
+  if (w.length !== rows * cols) throw new RangeError(`quantizeRowsQ4_0: ${w.length} values for ${rows} x ${cols}`);
+  const blocks = (rows * cols) / Q4_0_BLOCK;
+  if (out.length < blocks * Q4_0_BLOCK_BYTES) throw new RangeError(`quantizeRowsQ4_0: output of ${out.length} bytes is too small for ${blocks} blocks`);
+  const nib = new Uint8Array(Q4_0_BLOCK);
+  for (let b = 0; b < blocks; b++) {
+    const base = b * Q4_0_BLOCK;
+    let max = 0;
+    for (let i = 0; i < Q4_0_BLOCK; i++) {
+      const a = Math.abs(w[base + i]);
+      if (!(a <= max)) {
+        max = a;
+        if (a !== a) break; // NaN: refused below
+      }
+    }
+    if (!Number.isFinite(max)) throw new RangeError(`quantizeRowsQ4_0: non-finite weight in row ${Math.floor(base / cols)}`);
+    const s = Math.max(F(max / 7.5), SCALE_MIN);
+    const h = f32ToF16Bits(s);
+    if ((h & 0x7c00) === 0x7c00) throw new RangeError(`quantizeRowsQ4_0: scale ${s} (row ${Math.floor(base / cols)}) overflows a half`);
+    for (let i = 0; i < Q4_0_BLOCK; i++) nib[i] = Math.max(-8, Math.min(7, roundHalfEven(F(w[base + i] / s)))) + 8;
+    const o = b * Q4_0_BLOCK_BYTES;
+    out[o] = h & 0xff;
+    out[o + 1] = h >>> 8;
+    for (let j = 0; j < 16; j++) out[o + 2 + j] = nib[j] | (nib[j + 16] << 4);
+  }
+  return out;
+}
