@@ -77,34 +77,51 @@ class ByteWriter {
     this.pos = 0;
   }
   scalar(type: Exclude<GgufScalarType, "string">, v: number | bigint | boolean): void {
-    const w = this.view;
+    // room() may swap the buffer, so it runs before this.view is read.
     switch (type) {
       case "u8":
-        return w.setUint8(this.room(1), v as number);
+        return this.view.setUint8(this.room(1), v as number);
       case "i8":
-        return w.setInt8(this.room(1), v as number);
+        return this.view.setInt8(this.room(1), v as number);
       case "bool":
-        return w.setUint8(this.room(1), v ? 1 : 0);
-      case "u16":
-        return w.setUint16(this.room(2), v as number, true);
-      case "i16":
-        return w.setInt16(this.room(2), v as number, true);
-      case "u32":
-        return w.setUint32(this.room(4), v as number, true);
-      case "i32":
-        return w.setInt32(this.room(4), v as number, true);
-      case "f32":
-        return w.setFloat32(this.room(4), v as number, true);
-      case "f64":
-        return w.setFloat64(this.room(8), v as number, true);
-      case "u64":
-        return w.setBigUint64(this.room(8), BigInt(v as number | bigint), true);
-      case "i64":
-        return w.setBigInt64(this.room(8), BigInt(v as number | bigint), true);
+        return this.view.setUint8(this.room(1), v ? 1 : 0);
+      case "u16": {
+        const at = this.room(2);
+        return this.view.setUint16(at, v as number, true);
+      }
+      case "i16": {
+        const at = this.room(2);
+        return this.view.setInt16(at, v as number, true);
+      }
+      case "u32": {
+        const at = this.room(4);
+        return this.view.setUint32(at, v as number, true);
+      }
+      case "i32": {
+        const at = this.room(4);
+        return this.view.setInt32(at, v as number, true);
+      }
+      case "f32": {
+        const at = this.room(4);
+        return this.view.setFloat32(at, v as number, true);
+      }
+      case "f64": {
+        const at = this.room(8);
+        return this.view.setFloat64(at, v as number, true);
+      }
+      case "u64": {
+        const at = this.room(8);
+        return this.view.setBigUint64(at, BigInt(v as number | bigint), true);
+      }
+      case "i64": {
+        const at = this.room(8);
+        return this.view.setBigInt64(at, BigInt(v as number | bigint), true);
+      }
     }
   }
   bytes(b: Uint8Array): void {
-    this.buf.set(b, this.room(b.length));
+    const at = this.room(b.length);
+    this.buf.set(b, at);
   }
   string(s: string): void {
     const b = new TextEncoder().encode(s);

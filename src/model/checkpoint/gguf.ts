@@ -185,7 +185,16 @@ class HeaderCursor {
       this.fail(`the file ends inside ${what} at offset ${this.pos} (${n} bytes needed, ${this.remaining} left)`);
     }
     const length = Math.max(n, Math.min(HEADER_CHUNK, this.remaining));
-    this.buf = await this.source.read(this.pos, length);
+    // The unread tail of the buffer is kept, so no byte of the file is read twice.
+    const keep = Math.max(0, this.bufStart + this.buf.length - this.pos);
+    const rest = await this.source.read(this.pos + keep, length - keep);
+    if (keep === 0) this.buf = rest;
+    else {
+      const next = new Uint8Array(length);
+      next.set(this.buf.subarray(this.pos - this.bufStart), 0);
+      next.set(rest, keep);
+      this.buf = next;
+    }
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
     this.bufStart = this.pos;
   }
