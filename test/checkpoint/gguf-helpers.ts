@@ -2,6 +2,8 @@
 // validation, so a test can declare counts, lengths, types and offsets no writer would produce. Written
 // from the format description, independently of src/model/checkpoint/gguf-writer.ts.
 import { memorySource, type ByteSink, type ByteSource } from "../../src/model/checkpoint/byte-source.js";
+import { GgufFile, type GgufValue } from "../../src/model/checkpoint/gguf.js";
+import { writeGgufTo, type GgufTensorToWrite } from "../../src/model/checkpoint/gguf-writer.js";
 
 export class RawGguf {
   private bytes: number[] = [];
@@ -101,4 +103,31 @@ export function memorySink(name = "memory.gguf"): ByteSink & { bytes(): Uint8Arr
       return out;
     },
   };
+}
+
+export interface GgufEdit {
+  /** Edits the metadata entries in place (order kept). */
+  metadata?: (entries: Array<[string, GgufValue]>) => void;
+  /** Edits the tensor list in place; each keeps its original bytes unless `data` is replaced. */
+  tensors?: (tensors: GgufTensorToWrite[]) => void;
+}
+
+/** Reads a GGUF, applies `edit`, writes it again through the project's writer. */
+export async function rewriteGguf(bytes: Uint8Array, edit: GgufEdit): Promise<Uint8Array> {
+  const f = await GgufFile.open(memorySource("in.gguf", bytes));
+  const entries: Array<[string, GgufValue]> = f.metadata.keys().map((k) => [k, f.metadata.get(k)!]);
+  const tensors: GgufTensorToWrite[] = f.tensors.map((t) => ({
+    name: t.name,
+    dims: t.dims,
+    type: t.type as GgufTensorToWrite["type"],
+    data: async function* () {
+      yield bytes.subarray(t.offset, t.offset + t.bytes);
+    },
+  }));
+  edit.metadata?.(entries);
+  edit.tensors?.(tensors);
+  const sink = memorySink();
+  await writeGgufTo(sink, entries, tensors);
+  await sink.close();
+  return sink.bytes();
 }
