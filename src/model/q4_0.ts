@@ -12,6 +12,15 @@ import { roundHalfEven, SCALE_MIN } from "../kernels/matmul.js";
 
 const F = Math.fround;
 
+/** The recipe's q of one weight, plus 8: clamp(round-half-even(w / s), -8, 7) + 8, the division in f32. */
+function nibble(w: number, s: number): number {
+  const x = F(w / s);
+  let r = roundHalfEven(x);
+  if (r < -8) r = -8;
+  else if (r > 7) r = 7;
+  return r + 8;
+}
+
 /** Bytes of one row of `cols` weights as Q4_0 blocks. */
 export function q4_0RowBytes(cols: number): number {
   return (cols / Q4_0_BLOCK) * Q4_0_BLOCK_BYTES;
@@ -27,7 +36,6 @@ export function quantizeRowsQ4_0(w: Float32Array, rows: number, cols: number, ou
   if (w.length !== rows * cols) throw new RangeError(`quantizeRowsQ4_0: ${w.length} values for ${rows} x ${cols}`);
   const blocks = (rows * cols) / Q4_0_BLOCK;
   if (out.length < blocks * Q4_0_BLOCK_BYTES) throw new RangeError(`quantizeRowsQ4_0: output of ${out.length} bytes is too small for ${blocks} blocks`);
-  const nib = new Uint8Array(Q4_0_BLOCK);
   for (let b = 0; b < blocks; b++) {
     const base = b * Q4_0_BLOCK;
     let max = 0;
@@ -42,11 +50,10 @@ export function quantizeRowsQ4_0(w: Float32Array, rows: number, cols: number, ou
     const s = Math.max(F(max / 7.5), SCALE_MIN);
     const h = f32ToF16Bits(s);
     if ((h & 0x7c00) === 0x7c00) throw new RangeError(`quantizeRowsQ4_0: scale ${s} (row ${Math.floor(base / cols)}) overflows a half`);
-    for (let i = 0; i < Q4_0_BLOCK; i++) nib[i] = Math.max(-8, Math.min(7, roundHalfEven(F(w[base + i] / s)))) + 8;
     const o = b * Q4_0_BLOCK_BYTES;
     out[o] = h & 0xff;
     out[o + 1] = h >>> 8;
-    for (let j = 0; j < 16; j++) out[o + 2 + j] = nib[j] | (nib[j + 16] << 4);
+    for (let j = 0; j < 16; j++) out[o + 2 + j] = nibble(w[base + j], s) | (nibble(w[base + j + 16], s) << 4);
   }
   return out;
 }
