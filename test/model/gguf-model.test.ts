@@ -211,6 +211,30 @@ describe("a variant with every optional feature", () => {
   });
 });
 
+describe("convert refuses weights the file could not hold as the folder path computes them", () => {
+  it("a NaN weight or a scale past the largest half fails the conversion and leaves nothing behind", async () => {
+    for (const [poison, message] of [
+      [NaN, /tensor model\.layers\.2\.self_attn\.v_proj\.weight contains NaN\/Inf at index 7/],
+      [6e5, /tensor model\.layers\.2\.self_attn\.v_proj\.weight, rows from 0: quantizeRowsQ4_0: scale [\d.]+ \(row 0\) overflows a half/],
+    ] as const) {
+      const dir = await modelVariant({ tensor: (name, data, shape) => (name === "model.layers.2.self_attn.v_proj.weight" ? (data.set([poison], 7), { name, data, shape }) : { name, data, shape }) });
+      try {
+        const sink = memorySink();
+        let aborted = false;
+        const abort = sink.abort;
+        sink.abort = async () => {
+          aborted = true;
+          await abort();
+        };
+        await expect(convertToGguf(nodeFolder(dir), sink, { name: "x" })).rejects.toThrow(message);
+        expect(aborted).toBe(true);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
+});
+
 describe("a full-width synthetic checkpoint", () => {
   it("round-trips the preset's widths and special ids", async () => {
     const dir = join(tmp, "synth");
