@@ -7,8 +7,9 @@
 // nearest half: q is computed with the f32 scale, as the folder path computes it, and only the stored
 // scale changes. (ggml's own Q4_0 quantizer picks d = max / -8 instead; these files do not use it.)
 import { Q4_0_BLOCK, Q4_0_BLOCK_BYTES } from "./checkpoint/gguf-format.js";
-import { f32ToF16Bits } from "./checkpoint/dtype.js";
+import { f16BitsToF32, f32ToF16Bits } from "./checkpoint/dtype.js";
 import { roundHalfEven, SCALE_MIN } from "../kernels/matmul.js";
+import type { Int4Weights } from "../kernels/layout.js";
 
 const F = Math.fround;
 
@@ -56,4 +57,28 @@ export function quantizeRowsQ4_0(w: Float32Array, rows: number, cols: number, ou
     for (let j = 0; j < 16; j++) out[o + 2 + j] = nibble(w[base + j], s) | (nibble(w[base + j + 16], s) << 4);
   }
   return out;
+}
+
+/**
+ * Q4_0 blocks of a [rows, cols] matrix back into the engine's int4 form: q = nibble - 8 and one f32 scale
+ * per (row, group of 32) (the half widened exactly). The scalar statement of what loading a GGUF matrix
+ * means, for tests of faster repacks and for paths that want f32 weights (dequantizeInt4).
+ */
+export function decodeQ4_0(bytes: Uint8Array, rows: number, cols: number): Int4Weights {
+  if (cols % Q4_0_BLOCK !== 0) throw new RangeError(`Q4_0 needs a multiple of ${Q4_0_BLOCK} columns, got ${cols}`);
+  const blocks = (rows * cols) / Q4_0_BLOCK;
+  if (bytes.length !== blocks * Q4_0_BLOCK_BYTES) throw new RangeError(`decodeQ4_0: ${bytes.length} bytes for ${rows} x ${cols} (${blocks * Q4_0_BLOCK_BYTES} expected)`);
+  const q = new Int8Array(rows * cols);
+  const scales = new Float32Array(blocks);
+  for (let b = 0; b < blocks; b++) {
+    const o = b * Q4_0_BLOCK_BYTES;
+    scales[b] = f16BitsToF32(bytes[o] | (bytes[o + 1] << 8));
+    const base = b * Q4_0_BLOCK;
+    for (let j = 0; j < 16; j++) {
+      const v = bytes[o + 2 + j];
+      q[base + j] = (v & 15) - 8;
+      q[base + j + 16] = (v >> 4) - 8;
+    }
+  }
+  return { rows, cols, q, scales };
 }

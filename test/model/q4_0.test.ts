@@ -3,7 +3,7 @@
 // 7), the scale rounded to the nearest half) and against the folder path's quantizer.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { quantizeRowsQ4_0, q4_0RowBytes } from "../../src/model/q4_0.js";
+import { decodeQ4_0, quantizeRowsQ4_0, q4_0RowBytes } from "../../src/model/q4_0.js";
 import { quantizeInt4 } from "../../src/model/quantize.js";
 import { f16BitsToF32 } from "../../src/model/checkpoint/dtype.js";
 
@@ -111,6 +111,23 @@ describe("quantizeRowsQ4_0", () => {
     order[16] = -7.5;
     const bytes = quantizeRowsQ4_0(order, 1, 32);
     expect(bytes[2]).toBe(15 | (0 << 4));
+  });
+
+  it("decodes back to the folder path's q and its scales rounded to a half", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.array(fc.float({ noNaN: true, noDefaultInfinity: true, min: -100, max: 100 }), { minLength: 32, maxLength: 32 }), (rows, groups, seed) => {
+        const cols = 32 * groups;
+        const w = Float32Array.from({ length: rows * cols }, (_, i) => seed[i % 32] * (1 + (i % 7)));
+        const back = decodeQ4_0(quantizeRowsQ4_0(w, rows, cols), rows, cols);
+        const engine = quantizeInt4(w, rows, cols);
+        expect(back.rows).toBe(rows);
+        expect(back.cols).toBe(cols);
+        expect(Array.from(back.q)).toEqual(Array.from(engine.q));
+        expect(Array.from(back.scales)).toEqual(Array.from(engine.scales, nearestHalf));
+      }),
+      { numRuns: 200 },
+    );
+    expect(() => decodeQ4_0(new Uint8Array(17), 1, 32)).toThrow(/17 bytes for 1 x 32 \(18 expected\)/);
   });
 
   it("refuses what a half scale or the format cannot hold", () => {
