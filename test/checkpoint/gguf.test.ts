@@ -1,10 +1,12 @@
 // The GGUF container: writer -> reader round trips, and the reader against hand-built hostile headers, each
 // refused with one line naming the problem.
 import { describe, expect, it } from "vitest";
-import { CheckpointError } from "../../src/model/checkpoint/byte-source.js";
+import { CheckpointError, openFileSource } from "../../src/model/checkpoint/byte-source.js";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { GgufFile } from "../../src/model/checkpoint/gguf.js";
 import { bool, bools, f32, f32s, i32, i32s, str, strings, u32, u32s, u64, u8, writeGgufTo, type GgufTensorToWrite, type GgufValue } from "../../src/model/checkpoint/gguf-writer.js";
-import { counting } from "./helpers.js";
+import { counting, withTempDir } from "./helpers.js";
 import { RawGguf, ggufSource, memorySink } from "./gguf-helpers.js";
 
 async function* once(b: Uint8Array): AsyncIterable<Uint8Array> {
@@ -130,6 +132,37 @@ describe("GGUF writer -> reader", () => {
     expect(f.metadata.string("k.big").length).toBe(3 << 20);
     expect(Math.max(...src.reads.map((r) => r.length))).toBeLessThanOrEqual(3 << 20);
     expect(src.reads.reduce((n, r) => n + r.length, 0)).toBeLessThanOrEqual(bytes.length);
+  });
+
+  it("copies tensor bytes the same way from a file (straight into the output) and from a source without readInto", async () => {
+    const a = bytesOf(36 * 5, 4);
+    const b = bytesOf(12, 5);
+    const bytes = await written([], [
+      { name: "a", dims: [32, 10], type: "Q4_0", data: () => once(a) },
+      { name: "b", dims: [3], type: "F32", data: () => once(b) },
+    ]);
+    await withTempDir(async (dir) => {
+      const path = join(dir, "x.gguf");
+      writeFileSync(path, bytes);
+      const fromFile = await GgufFile.open(await openFileSource(path));
+      const plain = counting(ggufSource(bytes)); // counting() passes on read only, so readInto is absent
+      const fromPlain = await GgufFile.open(plain);
+      for (const f of [fromFile, fromPlain]) {
+        const out = new Uint8Array(200);
+        await f.readTensorBytes("a", out, 10);
+        expect(out.subarray(10, 190)).toEqual(a);
+        await f.readTensorBytes("b", out, 0, { begin: 4, length: 8 });
+        expect(out.subarray(0, 8)).toEqual(b.subarray(4, 12));
+      }
+      expect(plain.reads.some((r) => r.length === 180)).toBe(true);
+      await fromFile.close();
+      // a file source refuses a range past the end before touching the output
+      const src = await openFileSource(path);
+      const out = new Uint8Array(8).fill(7);
+      await expect(src.readInto!(bytes.length - 4, out)).rejects.toThrow(/goes past the end of the file/);
+      expect(Array.from(out)).toEqual(new Array(8).fill(7));
+      await src.close();
+    });
   });
 
   it("refuses what the writer cannot represent", async () => {

@@ -466,8 +466,9 @@ export class GgufFile {
   }
 
   /**
-   * Copies a tensor's bytes (or the `begin`/`length` part of them) into `out` at `outOffset`, reading in
-   * bounded chunks, so a caller can fill its own memory (a Wasm heap) without a staging copy of the tensor.
+   * Copies a tensor's bytes (or the `begin`/`length` part of them) into `out` at `outOffset`, in bounded
+   * chunks, so a caller can fill its own memory (a Wasm heap) without a staging copy of the tensor; a source
+   * with readInto (a file) writes into `out` directly.
    */
   async readTensorBytes(tensor: GgufTensorInfo | string, out: Uint8Array, outOffset = 0, opts: ReadTensorOptions = {}): Promise<void> {
     const t = typeof tensor === "string" ? this.tensor(tensor) : tensor;
@@ -480,9 +481,14 @@ export class GgufFile {
     if (!Number.isSafeInteger(outOffset) || outOffset < 0 || outOffset + length > out.length) {
       throw new CheckpointError(`${this.source.name}: ${length} bytes of tensor ${showName(t.name)} do not fit the output at ${outOffset}`);
     }
+    // Straight into `out` when the source can (a file); else through the source's own buffers.
+    const into = this.source.readInto?.bind(this.source);
     for (let done = 0; done < length; ) {
       const n = Math.min(TENSOR_CHUNK, length - done);
-      out.set(await this.source.read(t.offset + begin + done, n), outOffset + done);
+      const at = t.offset + begin + done;
+      const dst = out.subarray(outOffset + done, outOffset + done + n);
+      if (into) await into(at, dst);
+      else dst.set(await this.source.read(at, n));
       done += n;
     }
   }
