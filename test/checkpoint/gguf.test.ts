@@ -188,8 +188,9 @@ describe("GGUF reader on hostile headers", () => {
     ["another format", () => new RawGguf().raw([0x50, 0x4b, 3, 4]).u32(3).u64(0).u64(0).build(), /not a GGUF file/],
     ["version 1", () => new RawGguf().header(0, 0, 1).build(), /version 1 is not supported/],
     ["a big-endian file", () => new RawGguf().header(0, 0, 0x03000000).build(), /big-endian/],
-    ["a metadata count near 2^64", () => new RawGguf().header(0, 2n ** 64n - 1n).zeros(64).build(), /18446744073709551615 metadata entries .* cannot fit/],
-    ["a tensor count near 2^63", () => new RawGguf().header(2n ** 63n, 0).zeros(64).build(), /9223372036854775808 tensors cannot fit/],
+    ["a metadata count near 2^64", () => new RawGguf().header(0, 2n ** 64n - 1n).zeros(64).build(), /18446744073709551615 metadata entries, more than the 65536 this reader accepts/],
+    ["a tensor count near 2^63", () => new RawGguf().header(2n ** 63n, 0).zeros(64).build(), /9223372036854775808 tensors, more than the 65536/],
+    ["more entries than the file can hold", () => new RawGguf().header(1000, 1000).zeros(64).build(), /1000 metadata entries and 1000 tensors cannot fit in the 64 bytes after the header/],
     ["a key length near 2^64", () => new RawGguf().header(0, 1).u64(2n ** 64n - 1n).zeros(16).build(), /metadata key 0 at offset 24 declares 18446744073709551615 bytes, past the end/],
     ["a key length one past the end", () => new RawGguf().header(0, 1).u64(14).raw(new TextEncoder().encode("abcdefghijklm")).build(), /declares 14 bytes, past the end of the file \(13 bytes left\)/],
     ["a key of invalid UTF-8", () => new RawGguf().header(0, 1).u64(2).raw([0xc3, 0x28]).u32(4).u32(1).build(), /metadata key 0 at offset 24 is not valid UTF-8/],
@@ -239,7 +240,7 @@ describe("GGUF reader on hostile headers", () => {
 
   it("names the file in every message", async () => {
     try {
-      await GgufFile.open(ggufSource(new RawGguf().header(0, 2n ** 60n).build(), "/models/x.gguf"));
+      await GgufFile.open(ggufSource(new RawGguf().header(0, 60).build(), "/models/x.gguf"));
       throw new Error("accepted");
     } catch (e) {
       expect((e as Error).message).toMatch(/^\/models\/x\.gguf: /);

@@ -67,6 +67,13 @@ export interface GgufTensorInfo {
 const HEADER_CHUNK = 1 << 20;
 /** Bytes per read when copying a tensor out. */
 const TENSOR_CHUNK = 8 << 20;
+/**
+ * Entries this reader accepts. Each becomes a JS object or Map entry several times its smallest size in the
+ * file, so without a cap a file of tiny entries would cost many times its own size; real files have tens of
+ * keys and hundreds to a few thousand tensors (this model at full size: 273).
+ */
+export const MAX_METADATA_ENTRIES = 1 << 16;
+export const MAX_TENSORS = 1 << 16;
 /** The fewest bytes a metadata entry (1-byte key, type, 1-byte value) and a tensor info can take. */
 const MIN_KV_BYTES = 8 + 1 + 4 + 1;
 const MIN_TENSOR_INFO_BYTES = 8 + 1 + 4 + 8 + 4 + 8;
@@ -376,7 +383,9 @@ export class GgufFile {
     }
     const tensorCount = await c.u64("the tensor count");
     const kvCount = await c.u64("the metadata count");
-    // Both counts checked against the file before either drives a loop or an allocation.
+    // Both counts checked before either drives a loop or an allocation.
+    if (kvCount > BigInt(MAX_METADATA_ENTRIES)) fail(`${kvCount} metadata entries, more than the ${MAX_METADATA_ENTRIES} this reader accepts`);
+    if (tensorCount > BigInt(MAX_TENSORS)) fail(`${tensorCount} tensors, more than the ${MAX_TENSORS} this reader accepts`);
     const minBytes = kvCount * BigInt(MIN_KV_BYTES) + tensorCount * BigInt(MIN_TENSOR_INFO_BYTES);
     if (minBytes > BigInt(c.remaining)) {
       fail(`${kvCount} metadata entries and ${tensorCount} tensors cannot fit in the ${c.remaining} bytes after the header`);
