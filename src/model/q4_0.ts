@@ -1,11 +1,14 @@
-// The engine's int4 recipe (src/model/quantize.ts) written as ggml Q4_0 blocks, for the GGUF file.
+// The engine's int4 recipe (src/model/quantize.ts) with f16 scales, written as ggml Q4_0 blocks for the
+// GGUF file.
 //
 // A Q4_0 block holds 32 consecutive weights of a row in 18 bytes: the scale d as an IEEE half, then 16
 // bytes where byte j holds element j in its low nibble and element j + 16 in its high nibble; a weight is
-// (nibble - 8) * d. The recipe's q = clamp(round(w / s), -8, 7) with s = max|w| / 7.5 (in f32, at least
-// SCALE_MIN) is exactly nibble - 8, so the blocks store the recipe's q unchanged and s rounded to the
-// nearest half: q is computed with the f32 scale, as the folder path computes it, and only the stored
-// scale changes. (ggml's own Q4_0 quantizer picks d = max / -8 instead; these files do not use it.)
+// (nibble - 8) * d. The recipe with f16 scales (docs/quantization.md, "f16 scales"; the folder path's
+// f16Scales option computes the same numbers):
+//   s = max(f32(max|w| / 7.5), 2^-23),   d = s rounded to the nearest half,
+//   q = clamp(round_half_even(f32(w / d)), -8, 7),   nibble = q + 8.
+// q is computed against the stored d, so what the file holds is exactly what the engine multiplies.
+// (ggml's own Q4_0 quantizer picks d = max / -8 instead; these files do not use it.)
 import { Q4_0_BLOCK, Q4_0_BLOCK_BYTES } from "./checkpoint/gguf-format.js";
 import { f16BitsToF32, f32ToF16Bits } from "./checkpoint/dtype.js";
 import { roundHalfEven, SCALE_MIN } from "../kernels/matmul.js";
@@ -13,9 +16,9 @@ import type { Int4Weights } from "../kernels/layout.js";
 
 const F = Math.fround;
 
-/** The recipe's q of one weight, plus 8: clamp(round-half-even(w / s), -8, 7) + 8, the division in f32. */
-function nibble(w: number, s: number): number {
-  const x = F(w / s);
+/** The recipe's q of one weight, plus 8: clamp(round-half-even(w / d), -8, 7) + 8, the division in f32. */
+function nibble(w: number, d: number): number {
+  const x = F(w / d);
   let r = roundHalfEven(x);
   if (r < -8) r = -8;
   else if (r > 7) r = 7;
@@ -51,10 +54,12 @@ export function quantizeRowsQ4_0(w: Float32Array, rows: number, cols: number, ou
     const s = Math.max(F(max / 7.5), SCALE_MIN);
     const h = f32ToF16Bits(s);
     if ((h & 0x7c00) === 0x7c00) throw new RangeError(`quantizeRowsQ4_0: scale ${s} (row ${Math.floor(base / cols)}) overflows a half`);
+    // s >= 2^-23, itself a (subnormal) half, so d is never 0; d may sit below s, and the clamp keeps q in range.
+    const d = f16BitsToF32(h);
     const o = b * Q4_0_BLOCK_BYTES;
     out[o] = h & 0xff;
     out[o + 1] = h >>> 8;
-    for (let j = 0; j < 16; j++) out[o + 2 + j] = nibble(w[base + j], s) | (nibble(w[base + j + 16], s) << 4);
+    for (let j = 0; j < 16; j++) out[o + 2 + j] = nibble(w[base + j], d) | (nibble(w[base + j + 16], d) << 4);
   }
   return out;
 }

@@ -1,5 +1,5 @@
 // A checkpoint folder -> GGUF (convert) -> back: the file holds every key docs/gguf.md lists with the
-// values the folder implies, the Q4_0 blocks hold the folder path's int4 values, and the reader gives back
+// values the folder implies, the Q4_0 blocks hold the int4 recipe with f16 scales, and the reader gives back
 // the folder's config, tokenizer, template and generation defaults. Files that break the layout are refused
 // with one line.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -7,13 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CheckpointError, memorySource } from "../../src/model/checkpoint/byte-source.js";
+import { f16BitsToF32 } from "../../src/model/checkpoint/dtype.js";
 import { GgufFile, type GgufValue } from "../../src/model/checkpoint/gguf.js";
-import { f32ToF16Bits } from "../../src/model/checkpoint/dtype.js";
 import { bools, str, u32, u32s, u64, type GgufTensorToWrite } from "../../src/model/checkpoint/gguf-writer.js";
 import { convertToGguf } from "../../src/model/convert.js";
 import { GGUF_ARCHITECTURE, ggufTensorNames, readGgufModel } from "../../src/model/gguf-model.js";
 import { loadConfig, loadText } from "../../src/model/load.js";
-import { quantizeInt4 } from "../../src/model/quantize.js";
+import { expectedQ4_0 } from "../helpers/q4_0-reference.js";
 import { PRESETS } from "../../src/model/config.js";
 import { synthesizeCheckpoint } from "../../src/model/synth.js";
 import { resolveTensorNames, expectedShapes } from "../../src/model/tensor-names.js";
@@ -35,13 +35,13 @@ async function open(bytes: Uint8Array): Promise<GgufFile> {
   return GgufFile.open(memorySource("model.gguf", bytes));
 }
 
-/** Signed q (nibble - 8) and half-scale bits of Q4_0 bytes. */
-function q4_0(bytes: Uint8Array): { q: Int8Array; d: Uint16Array } {
+/** Signed q (nibble - 8) and half scales of Q4_0 bytes. */
+function q4_0(bytes: Uint8Array): { q: Int8Array; d: Float64Array } {
   const blocks = bytes.length / 18;
   const q = new Int8Array(blocks * 32);
-  const d = new Uint16Array(blocks);
+  const d = new Float64Array(blocks);
   for (let b = 0; b < blocks; b++) {
-    d[b] = bytes[b * 18] | (bytes[b * 18 + 1] << 8);
+    d[b] = f16BitsToF32(bytes[b * 18] | (bytes[b * 18 + 1] << 8));
     for (let j = 0; j < 16; j++) {
       q[b * 32 + j] = (bytes[b * 18 + 2 + j] & 15) - 8;
       q[b * 32 + 16 + j] = (bytes[b * 18 + 2 + j] >> 4) - 8;
@@ -136,7 +136,7 @@ describe("the bundled model as GGUF", () => {
     expect(m.names).toEqual(ggufTensorNames(m.config));
   });
 
-  it("stores the folder path's int4 values with each scale rounded to a half, and the norms as F32", async () => {
+  it("stores the int4 recipe with f16 scales (as the folder path's f16Scales computes it), and the norms as F32", async () => {
     const config = loadConfig(BUNDLED);
     const ckpt = await openCheckpoint(BUNDLED);
     try {
@@ -155,10 +155,10 @@ describe("the bundled model as GGUF", () => {
         }
         expect(t.type).toBe("Q4_0");
         expect(t.dims).toEqual([shape[1], shape[0]]);
-        const engine = quantizeInt4(w, shape[0], shape[1]);
+        const want = expectedQ4_0(w, shape[0], shape[1]);
         const { q, d } = q4_0(got);
-        expect([hf, firstDifference(q, engine.q)]).toEqual([hf, -1]);
-        expect([hf, firstDifference(d, Uint16Array.from(engine.scales, f32ToF16Bits))]).toEqual([hf, -1]);
+        expect([hf, firstDifference(q, want.q)]).toEqual([hf, -1]);
+        expect([hf, firstDifference(d, want.d)]).toEqual([hf, -1]);
       }
     } finally {
       await ckpt.close();
@@ -255,9 +255,9 @@ describe("a full-width synthetic checkpoint", () => {
       const wk = await ckpt.readF32("model.layers.0.self_attn.k_proj.weight");
       const t = f.tensor("blk.0.attn_k.weight");
       const { q, d } = q4_0(bytes.subarray(t.offset, t.offset + t.bytes));
-      const engine = quantizeInt4(wk, 256, 1280);
-      expect(firstDifference(q, engine.q)).toBe(-1);
-      expect(firstDifference(d, Uint16Array.from(engine.scales, f32ToF16Bits))).toBe(-1);
+      const want = expectedQ4_0(wk, 256, 1280);
+      expect(firstDifference(q, want.q)).toBe(-1);
+      expect(firstDifference(d, want.d)).toBe(-1);
     } finally {
       await ckpt.close();
     }

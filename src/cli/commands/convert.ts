@@ -9,7 +9,7 @@ import { progressBar } from "../progress.js";
 export const help = `mobilellm convert --model DIR --out FILE.gguf [--force]
 
 Writes the checkpoint folder DIR as one GGUF file: every matrix as Q4_0 blocks holding the engine's own
-int4 values (symmetric, group 32) with the scale rounded to f16, the norms as F32, the hyperparameters
+int4 recipe (symmetric, group 32) with f16 scales, the norms as F32, the hyperparameters
 under GGUF's keys, and config.json, tokenizer.json, tokenizer_config.json, generation_config.json and the
 chat template carried whole. docs/gguf.md lists every key.
 
