@@ -3,7 +3,7 @@
 //
 //  1. The full-size synthetic MobileLLM-Pro checkpoint (seeded bf16, src/model/synth.ts) is written once.
 //  2. Its weights are streamed into a llama-architecture GGUF (Q4_0 matrices, F32 norms, tied head) by
-//     bench/gguf-writer.ts. llama.cpp has no MobileLLM-Pro support, so every layer is global there.
+//     bench/llama-gguf.ts. llama.cpp has no MobileLLM-Pro support, so every layer is global there.
 //  3. node-llama-cpp is installed on demand into a temporary folder (never into this repo): npm with
 //     --omit=optional, so none of the CUDA/Vulkan/other-OS binary packages come along, plus the one prebuilt
 //     CPU package of this platform; --ignore-scripts, and getLlama({ gpu: false, build: "never" }), so
@@ -45,7 +45,9 @@ import { synthesizeCheckpoint } from "../src/node/synth.js";
 import { resolveTensorNames } from "../src/model/tensor-names.js";
 import type { WasmEngine } from "../src/model/engine.js";
 import type { SimdMode } from "../src/kernels/wasm.js";
-import { encodeGgufHeader, llamaGguf, writeGguf } from "./gguf-writer.js";
+import { llamaGguf } from "./llama-gguf.js";
+import { encodeGgufHeader } from "../src/model/checkpoint/gguf-writer.js";
+import { writeGgufFile } from "../src/node/gguf-files.js";
 import { openCheckpoint } from "../src/node/folder.js";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -135,7 +137,7 @@ async function ggufFile(dir: string): Promise<string> {
     const free = freeBytes(resolve(path, ".."));
     if (free !== null && free < expected * 1.2) throw new Error(`${(free / 1e9).toFixed(1)} GB free next to ${path}, the GGUF needs ${(expected / 1e9).toFixed(2)} GB`);
     const t0 = performance.now();
-    await writeGguf(path, metadata, tensors);
+    await writeGgufFile(path, metadata, tensors);
     console.log(`GGUF (llama, Q4_0, ${tensors.length} tensors, ${(expected / 1e9).toFixed(2)} GB) written to ${path} in ${seconds(t0)} s`);
     return path;
   } finally {

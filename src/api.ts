@@ -33,6 +33,10 @@ export { GROUP } from "./kernels/numerics.js";
 export { INDEX_FILE, SINGLE_FILE } from "./model/checkpoint/checkpoint.js";
 export { BUNDLED_MODEL, bundledModelDir, loadConfig, readJsonFile } from "./node/bundled.js";
 export { openCheckpoint } from "./node/folder.js";
+export { openFileSource } from "./node/file-source.js";
+export { GgufFile } from "./model/checkpoint/gguf.js";
+export { readGgufModel } from "./session/gguf-model.js";
+export { convertFolder, writeGgufFile } from "./node/gguf-files.js";
 export { MIN_VOCAB, synthesizeCheckpoint } from "./node/synth.js";
 
 /**

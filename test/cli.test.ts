@@ -126,7 +126,7 @@ describe("mobilellm CLI", () => {
   });
 
   it("every command has --help", async () => {
-    for (const c of ["generate", "chat", "logits", "perplexity", "info", "synth"]) {
+    for (const c of ["generate", "chat", "logits", "perplexity", "info", "synth", "convert"]) {
       const r = await cli(c, "--help");
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`mobilellm ${c}`);

@@ -3,6 +3,7 @@
 // stderr and a non-zero exit code (2 for usage mistakes, 1 for everything else).
 import { UsageError } from "./args.js";
 import * as chat from "./commands/chat.js";
+import * as convert from "./commands/convert.js";
 import * as generate from "./commands/generate.js";
 import * as info from "./commands/info.js";
 import * as logits from "./commands/logits.js";
@@ -14,7 +15,7 @@ interface Command {
   run(argv: string[], out: (s: string) => void): Promise<void>;
 }
 
-const COMMANDS: Record<string, Command> = { generate, chat, logits, perplexity, info, synth };
+const COMMANDS: Record<string, Command> = { generate, chat, logits, perplexity, info, synth, convert };
 
 const USAGE = `usage: mobilellm <command> [options]
 
@@ -25,6 +26,7 @@ commands:
   perplexity   held-out perplexity of a text file
   info         parameters, layer map, assumed config values, weight and KV-cache memory
   synth        write a random-weight checkpoint folder in the Hugging Face layout (for loading tests)
+  convert      write a checkpoint folder as one quantized GGUF file (Q4_0 matrices, F32 norms)
 
 mobilellm <command> --help shows a command's options.`;
 

@@ -14,6 +14,11 @@ export interface ByteSource {
   readonly size: number;
   /** Exactly `length` bytes starting at `offset`, or a CheckpointError. The result is never shared. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Optional: exactly `out.length` bytes starting at `offset` written into `out` (a view of the caller's
+   * memory, a Wasm heap), with no buffer of its own in between. Readers fall back to `read` without it.
+   */
+  readInto?(offset: number, out: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,6 +52,11 @@ export function memorySource(name: string, bytes: Uint8Array): ByteSource {
       if (closed) throw new CheckpointError(`${name}: read after close`);
       checkRange(where, offset, length);
       return bytes.slice(offset, offset + length);
+    },
+    async readInto(offset, out) {
+      if (closed) throw new CheckpointError(`${name}: read after close`);
+      checkRange(where, offset, out.length);
+      out.set(bytes.subarray(offset, offset + out.length));
     },
     async close() {
       closed = true;

@@ -18,26 +18,31 @@ export async function openFileSource(path: string): Promise<ByteSource> {
   }
   const where = { name: path, size: stat.size };
   let closed = false;
+  const readInto = async (offset: number, out: Uint8Array): Promise<void> => {
+    if (closed) throw new CheckpointError(`${path}: read after close`);
+    const length = out.length;
+    checkRange(where, offset, length);
+    let got = 0;
+    // A regular file only returns fewer bytes at end of file, so a zero-byte read means the file shrank
+    // after it was opened; loop rather than trust one call to fill the buffer.
+    while (got < length) {
+      const { bytesRead } = await handle.read(out, got, length - got, offset + got);
+      if (bytesRead === 0) {
+        throw new CheckpointError(`${path}: short read, got ${got} of ${length} bytes at offset ${offset} (file truncated while open?)`);
+      }
+      got += bytesRead;
+    }
+  };
   return {
     ...where,
     async read(offset, length) {
       if (closed) throw new CheckpointError(`${path}: read after close`);
-      checkRange(where, offset, length);
+      checkRange(where, offset, length); // before the allocation
       const out = new Uint8Array(length);
-      let got = 0;
-      // A regular file only returns fewer bytes at end of file, so a zero-byte read means the file shrank
-      // after it was opened; loop rather than trust one call to fill the buffer.
-      while (got < length) {
-        const { bytesRead } = await handle.read(out, got, length - got, offset + got);
-        if (bytesRead === 0) {
-          throw new CheckpointError(
-            `${path}: short read, got ${got} of ${length} bytes at offset ${offset} (file truncated while open?)`,
-          );
-        }
-        got += bytesRead;
-      }
+      await readInto(offset, out);
       return out;
     },
+    readInto,
     async close() {
       if (closed) return;
       closed = true;

@@ -1,4 +1,5 @@
-// The GGUF writer behind `npm run bench:peer`: Q4_0 against a scalar reference of the format, and files read
+// The GGUF writer (src/model/checkpoint/gguf-writer.ts) and the llama-architecture file behind `npm run
+// bench:peer`: Q4_0 against a scalar reference of the format, and files read
 // back through a small reader written here from the format description (not from the writer's code).
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,19 +9,22 @@ import fc from "fast-check";
 import { f16BitsToF32 } from "../../src/model/checkpoint/dtype.js";
 import { loadConfig } from "../../src/node/bundled.js";
 import { resolveTensorNames } from "../../src/model/tensor-names.js";
+import { llamaGguf, quantizeQ4_0 } from "../../bench/llama-gguf.js";
 import {
   encodeGgufHeader,
-  GgufError,
-  llamaGguf,
-  quantizeQ4_0,
   str,
   u32,
   f32,
   bool,
-  writeGguf,
-  type GgufTensor,
+  u64,
+  strings,
+  f32s,
+  i32s,
+  type GgufTensorToWrite as GgufTensor,
   type GgufValue,
-} from "../../bench/gguf-writer.js";
+} from "../../src/model/checkpoint/gguf-writer.js";
+import { writeGgufFile as writeGguf } from "../../src/node/gguf-files.js";
+import { CheckpointError as GgufError } from "../../src/env/byte-source.js";
 import { rng, gauss } from "../helpers/rng.js";
 import { openCheckpoint } from "../../src/node/folder.js";
 
@@ -238,12 +242,12 @@ describe("GGUF files", () => {
       ["general.alignment", u32(64)],
       ["some.float", f32(1e-5)],
       ["some.bool", bool(true)],
-      ["some.int", { type: "int32", value: -5 }],
-      ["some.big", { type: "uint64", value: 2 ** 40 + 3 }],
+      ["some.int", { type: "i32", value: -5 }],
+      ["some.big", u64(2 ** 40 + 3)],
       ["some.text", str("héllo ▁ world")],
-      ["some.strings", { type: "string[]", value: ["a", "", "<0x0A>", "ü"] }],
-      ["some.floats", { type: "float32[]", value: [0.5, -2] }],
-      ["some.ints", { type: "int32[]", value: Int32Array.from([1, -1, 6]) }],
+      ["some.strings", strings(["a", "", "<0x0A>", "ü"])],
+      ["some.floats", f32s([0.5, -2])],
+      ["some.ints", i32s([1, -1, 6])],
     ];
     const tensors: GgufTensor[] = [
       { name: "a_norm", dims: [7], type: "F32", data: () => once(new Uint8Array(norm.buffer)) },

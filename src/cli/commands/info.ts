@@ -1,12 +1,12 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { PRESETS, parameterCount, type ModelConfig, bundledModelDir, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint } from "../../api.js";
+import { PRESETS, parameterCount, type ModelConfig, bundledModelDir, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint, openFileSource, GgufFile, readGgufModel } from "../../api.js";
 import { intFlag, parseFlags, UsageError } from "../args.js";
 
 /** The context of the technical report's KV-cache comparison (its "8k" is 8000 tokens: 117 vs 40 MB). */
 const DEFAULT_CTX = 8000;
 
-export const help = `mobilellm info [--model DIR | --preset mobilellm-pro] [--ctx N] [--json]
+export const help = `mobilellm info [--model DIR | --model FILE.gguf | --preset mobilellm-pro] [--ctx N] [--json]
 
 Parameter count, the layer map (G = global, S = sliding window), which config values were absent
 from config.json and took their documented default, and memory:
@@ -18,7 +18,41 @@ from config.json and took their documented default, and memory:
                min(N, sliding_window); the config's layout ("hybrid") vs every layer global
   kv scales    the f32 scale per (token, KV head) of K and of V, on top of the kv cache line
 
+For a GGUF file (mobilellm convert), stored is the sum of its tensors, and two more lines show the file:
+  gguf file    size, format version, alignment and where the tensor data starts
+  tensors      per ggml tensor type: how many tensors and their bytes
+
 --ctx N      context length for the KV cache (default min(max_position_embeddings, ${DEFAULT_CTX}))`;
+
+interface GgufSummary {
+  fileBytes: number;
+  version: number;
+  alignment: number;
+  dataOffset: number;
+  /** ggml type name -> tensors of that type and their bytes. */
+  types: Record<string, { tensors: number; bytes: number }>;
+}
+
+/** A GGUF file's config (from the config.json it carries, checked against its keys) and tensor totals. */
+async function readGgufInfo(path: string): Promise<{ config: ModelConfig; rawConfig: Record<string, unknown>; stored: StoredWeights; gguf: GgufSummary }> {
+  const file = await GgufFile.open(await openFileSource(path));
+  try {
+    const model = readGgufModel(file);
+    const types: GgufSummary["types"] = {};
+    let bytes = 0;
+    for (const t of file.tensors) {
+      const entry = (types[t.type] ??= { tensors: 0, bytes: 0 });
+      entry.tensors++;
+      entry.bytes += t.bytes;
+      bytes += t.bytes;
+    }
+    const stored: StoredWeights = { bytes, dtype: Object.keys(types).join("+"), from: "checkpoint" };
+    const gguf = { fileBytes: file.source.size, version: file.version, alignment: file.alignment, dataOffset: file.dataOffset, types };
+    return { config: model.config, rawConfig: model.configJson, stored, gguf };
+  } finally {
+    await file.close();
+  }
+}
 
 interface StoredWeights {
   bytes: number;
@@ -60,7 +94,15 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   let source: string;
   let dir: string | null = null;
   let rawConfig: Record<string, unknown>;
-  if (v.preset !== undefined) {
+  let gguf: GgufSummary | null = null;
+  let ggufStored: StoredWeights | null = null;
+  const modelPath = v.model === undefined ? null : resolve(v.model as string);
+  if (modelPath !== null && existsSync(modelPath) && statSync(modelPath).isFile()) {
+    const read = await readGgufInfo(modelPath);
+    ({ config, rawConfig, gguf } = read);
+    ggufStored = read.stored;
+    source = modelPath;
+  } else if (v.preset !== undefined) {
     const p = PRESETS[v.preset as string];
     if (!p) throw new UsageError(`unknown preset "${String(v.preset)}" (known: ${Object.keys(PRESETS).join(", ")})`);
     config = p.config;
@@ -80,13 +122,13 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   const params = parameterCount(config);
   const layerMap = config.layerTypes.map((t) => (t === "full_attention" ? "G" : "S")).join("");
   const globalLayers = config.layerTypes.flatMap((t, i) => (t === "full_attention" ? [i] : []));
-  const stored = await storedWeights(dir, rawConfig, params.total);
+  const stored = ggufStored ?? (await storedWeights(dir, rawConfig, params.total));
   const int4 = int4WeightBytes(config);
   const hybrid = kvCacheBytes(config, ctx, "hybrid");
   const allGlobal = kvCacheBytes(config, ctx, "all-global");
   if (v.json) {
     const memory = { contextLength: ctx, storedWeights: stored, int4Weights: int4, kvCache: { hybrid, allGlobal } };
-    out(JSON.stringify({ source, parameters: params, layerMap, globalLayers, slidingWindow: config.slidingWindow, defaulted: config.defaulted, config, memory }));
+    out(JSON.stringify({ source, parameters: params, layerMap, globalLayers, slidingWindow: config.slidingWindow, defaulted: config.defaulted, config, memory, ...(gguf ? { gguf } : {}) }));
     return;
   }
   const fmt = (n: number) => n.toLocaleString("en-US");
@@ -97,6 +139,12 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
     slidingLayers === 0
       ? `every layer global: ${config.numLayers} x ${fmt(ctx)} positions`
       : `${globalLayers.length} global x ${fmt(ctx)} + ${slidingLayers} sliding x ${fmt(Math.min(ctx, window))} positions`;
+  const ggufLines = gguf
+    ? [
+        `gguf file    ${bytes(gguf.fileBytes)}: GGUF v${gguf.version}, alignment ${gguf.alignment}, tensor data from byte ${fmt(gguf.dataOffset)}`,
+        `tensors      ${Object.entries(gguf.types).map(([type, t]) => `${type} ${t.tensors} tensor${t.tensors === 1 ? "" : "s"}, ${bytes(t.bytes)}`).join("; ")}`,
+      ]
+    : [];
   out(
     [
       `model        ${source}`,
@@ -112,6 +160,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
       `engine       ${bytes(int4.total)}: the int4 weights above + f32 row sums ${fmt(int4.rowSums)} (the kernels take the activation zero point out with them)`,
       `kv cache     ${fmt(ctx)} tokens, int8 K+V: ${bytes(hybrid.data)} hybrid (${hybridHow}) vs ${bytes(allGlobal.data)} all-global`,
       `kv scales    f32 per (token, KV head) for K and V, on top: ${bytes(hybrid.scales)} hybrid vs ${bytes(allGlobal.scales)} all-global`,
+      ...ggufLines,
     ].join("\n"),
   );
 }

@@ -1,0 +1,218 @@
+// The GGUF behind `npm run bench:peer`: the checkpoint's weights as a llama.cpp "llama" model, so llama.cpp
+// runs the same matrices our engine loads. The container itself is src/model/checkpoint/gguf-writer.ts; this
+// file adds what only llama.cpp needs: ggml's own Q4_0 rounding, a synthetic SentencePiece-style vocabulary,
+// and llama.cpp's "llama" keys.
+//
+// Q4_0 (ggml type 2): blocks of 32 consecutive values of a row, 18 bytes each: the scale d as an IEEE half,
+// then 16 bytes where byte j holds element j in its low nibble and element j + 16 in its high nibble; the
+// value is (nibble - 8) * d. d = m / -8 where m is the value of largest magnitude (sign kept), so that value
+// maps to nibble 0 exactly; the quantizer below follows ggml's reference rounding in f32. (The project's own
+// files use the engine's recipe instead: src/model/q4_0.ts.)
+import type { ModelConfig } from "../src/model/config.js";
+import type { Checkpoint } from "../src/model/checkpoint/checkpoint.js";
+import { CheckpointError } from "../src/env/byte-source.js";
+import { f32ToF16Bits } from "../src/model/checkpoint/dtype.js";
+import { Q4_0_BLOCK, Q4_0_BLOCK_BYTES, GGUF_DEFAULT_ALIGNMENT } from "../src/model/checkpoint/gguf-format.js";
+import { bool, f32, f32s, i32s, str, strings, u32, type GgufTensorToWrite, type GgufValue } from "../src/model/checkpoint/gguf-writer.js";
+import type { TensorNames } from "../src/model/tensor-names.js";
+
+// ---------------------------------------------------------------------------------------------------------
+// Q4_0
+
+const F = Math.fround;
+
+/**
+ * Quantizes `x` (a whole number of 32-value blocks, rows laid end to end) into Q4_0 blocks. Arithmetic is
+ * done in f32 like ggml's reference quantizer, so the bytes match what llama.cpp's own quantizer writes.
+ */
+export function quantizeQ4_0(x: Float32Array, out: Uint8Array = new Uint8Array((x.length / Q4_0_BLOCK) * Q4_0_BLOCK_BYTES)): Uint8Array {
+  if (x.length % Q4_0_BLOCK !== 0) throw new CheckpointError(`Q4_0: ${x.length} values is not a multiple of ${Q4_0_BLOCK}`);
+  const blocks = x.length / Q4_0_BLOCK;
+  if (out.length < blocks * Q4_0_BLOCK_BYTES) throw new CheckpointError(`Q4_0: output of ${out.length} bytes is too small for ${blocks} blocks`);
+  for (let b = 0; b < blocks; b++) {
+    const base = b * Q4_0_BLOCK;
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < Q4_0_BLOCK; j++) {
+      const v = x[base + j];
+      const a = Math.abs(v);
+      if (amax < a) {
+        amax = a;
+        max = v;
+      }
+    }
+    const d = F(max / -8);
+    const id = d !== 0 ? F(1 / d) : 0;
+    const o = b * Q4_0_BLOCK_BYTES;
+    const h = f32ToF16Bits(d);
+    out[o] = h & 0xff;
+    out[o + 1] = h >>> 8;
+    for (let j = 0; j < 16; j++) {
+      // (int8_t)(x * id + 8.5f) truncates toward zero; the sum lies in [0.5, 16.5] so it is never negative.
+      const lo = Math.min(15, Math.trunc(F(F(x[base + j] * id) + 8.5)));
+      const hi = Math.min(15, Math.trunc(F(F(x[base + 16 + j] * id) + 8.5)));
+      out[o + 2 + j] = lo | (hi << 4);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A MobileLLM-Pro checkpoint as a llama.cpp "llama" model
+
+/**
+ * Special tokens at their Llama-4 offsets from <|begin_of_text|> (spec section 3), so the GGUF's BOS/EOS ids
+ * are the config's. The rest of the vocabulary is synthetic: the benchmark feeds token ids, never text.
+ */
+const SPECIAL_OFFSETS: ReadonlyArray<readonly [number, string]> = [
+  [0, "<|begin_of_text|>"],
+  [1, "<|end_of_text|>"],
+  [2, "<|fim_prefix|>"],
+  [3, "<|fim_middle|>"],
+  [4, "<|fim_suffix|>"],
+  [5, "<|header_start|>"],
+  [6, "<|header_end|>"],
+  [7, "<|eom|>"],
+  [8, "<|eot|>"],
+  [9, "<|step|>"],
+  [16, "<|python_start|>"],
+  [17, "<|python_end|>"],
+  [18, "<|finetune_right_pad|>"],
+];
+
+/** llama_token_type values of tokenizer.ggml.token_type. */
+const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, BYTE: 6 } as const;
+
+/**
+ * A SentencePiece-style ("llama") vocabulary of exactly `vocab` tokens: <unk> at 0, the 256 byte tokens
+ * <0x00>..<0xFF> at 1..256 (llama.cpp looks up <0x0A> for its newline token), control tokens at the
+ * config's special ids, and unique filler pieces everywhere else.
+ */
+export function syntheticVocab(config: ModelConfig): { tokens: string[]; types: Int32Array; scores: Float32Array; specials: Map<string, number> } {
+  const n = config.vocabSize;
+  if (n < 257 + SPECIAL_OFFSETS.length) throw new CheckpointError(`a synthetic vocabulary needs at least ${257 + SPECIAL_OFFSETS.length} tokens, got ${n}`);
+  const tokens = new Array<string>(n);
+  const types = new Int32Array(n).fill(TOKEN_TYPE.NORMAL);
+  const scores = new Float32Array(n);
+  tokens[0] = "<unk>";
+  types[0] = TOKEN_TYPE.UNKNOWN;
+  for (let b = 0; b < 256; b++) {
+    tokens[1 + b] = `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`;
+    types[1 + b] = TOKEN_TYPE.BYTE;
+  }
+  const specials = new Map<string, number>();
+  const bos = config.bosTokenId ?? n - 24;
+  for (const [offset, text] of SPECIAL_OFFSETS) {
+    const id = bos + offset;
+    if (id < 257 || id >= n) continue;
+    tokens[id] = text;
+    types[id] = TOKEN_TYPE.CONTROL;
+    specials.set(text, id);
+  }
+  for (let i = 257; i < n; i++) {
+    if (tokens[i] === undefined) {
+      tokens[i] = `\u2581t${i}`;
+      scores[i] = -i;
+    }
+  }
+  return { tokens, types, scores, specials };
+}
+
+export interface LlamaGgufOptions {
+  ckpt: Checkpoint;
+  config: ModelConfig;
+  names: TensorNames;
+  /** general.name */
+  name: string;
+  /** Rows read (and quantized) per checkpoint read. */
+  rowsPerRead?: number;
+}
+
+/**
+ * The metadata and tensors of a llama.cpp "llama" GGUF holding the checkpoint's weights: Q4_0 matrices, F32
+ * norms. Every layer is global attention (llama.cpp has no MobileLLM-Pro sliding pattern). q/k rows are
+ * written as they are: our RoPE rotates adjacent pairs (2i, 2i+1), which is what llama.cpp's llama
+ * architecture (rope type NORM) does with GGUF weights; the permutation llama.cpp's converter applies to
+ * Hugging Face Llama checkpoints undoes HF's rotate-half layout, which this checkpoint does not use
+ * (spec 2.4). A tied model gets no output.weight: llama.cpp then reads the head from token_embd.
+ */
+export function llamaGguf(o: LlamaGgufOptions): { metadata: Array<[string, GgufValue]>; tensors: GgufTensorToWrite[] } {
+  const c = o.config;
+  if (c.ropeScaling !== null) throw new CheckpointError("rope_scaling is not carried over to the GGUF (llama.cpp would need rope_freqs.weight)");
+  if (c.useQkNorm) throw new CheckpointError("use_qk_norm has no equivalent in llama.cpp's llama architecture");
+  if (c.useRope.some((r) => !r)) throw new CheckpointError("NoPE layers have no equivalent in llama.cpp's llama architecture");
+  const rowsPerRead = o.rowsPerRead ?? 4096;
+  const vocab = syntheticVocab(c);
+  const specialId = (t: string) => vocab.specials.get(t);
+  const eos = c.eosTokenIds[0] ?? specialId("<|end_of_text|>");
+  const metadata: Array<[string, GgufValue]> = [
+    ["general.architecture", str("llama")],
+    ["general.name", str(o.name)],
+    ["general.alignment", u32(GGUF_DEFAULT_ALIGNMENT)],
+    ["general.file_type", u32(2)], // LLAMA_FTYPE_MOSTLY_Q4_0
+    ["general.quantization_version", u32(2)],
+    ["llama.context_length", u32(c.maxPositions)],
+    ["llama.embedding_length", u32(c.hiddenSize)],
+    ["llama.block_count", u32(c.numLayers)],
+    ["llama.feed_forward_length", u32(c.intermediateSize)],
+    ["llama.attention.head_count", u32(c.numHeads)],
+    ["llama.attention.head_count_kv", u32(c.numKvHeads)],
+    ["llama.attention.key_length", u32(c.headDim)],
+    ["llama.attention.value_length", u32(c.headDim)],
+    ["llama.rope.dimension_count", u32(c.headDim)],
+    ["llama.rope.freq_base", f32(c.ropeTheta)],
+    ["llama.attention.layer_norm_rms_epsilon", f32(c.rmsNormEps)],
+    ["llama.vocab_size", u32(c.vocabSize)],
+    ["tokenizer.ggml.model", str("llama")],
+    ["tokenizer.ggml.tokens", strings(vocab.tokens)],
+    ["tokenizer.ggml.scores", f32s(vocab.scores)],
+    ["tokenizer.ggml.token_type", i32s(vocab.types)],
+    ["tokenizer.ggml.unknown_token_id", u32(0)],
+    ["tokenizer.ggml.add_bos_token", bool(false)],
+    ["tokenizer.ggml.add_eos_token", bool(false)],
+  ];
+  if (c.bosTokenId !== null && c.bosTokenId < c.vocabSize) metadata.push(["tokenizer.ggml.bos_token_id", u32(c.bosTokenId)]);
+  if (eos !== undefined && eos < c.vocabSize) metadata.push(["tokenizer.ggml.eos_token_id", u32(eos)]);
+  if (c.padTokenId !== null && c.padTokenId < c.vocabSize) metadata.push(["tokenizer.ggml.padding_token_id", u32(c.padTokenId)]);
+
+  const matrix = (gguf: string, hf: string): GgufTensorToWrite => {
+    const [rows, cols] = o.ckpt.info(hf).shape;
+    return {
+      name: gguf,
+      dims: [cols, rows],
+      type: "Q4_0",
+      data: async function* () {
+        for await (const b of o.ckpt.readRowsF32(hf, rowsPerRead)) yield quantizeQ4_0(b.data);
+      },
+    };
+  };
+  const vector = (gguf: string, hf: string): GgufTensorToWrite => ({
+    name: gguf,
+    dims: [o.ckpt.info(hf).shape[0]],
+    type: "F32",
+    data: async function* () {
+      const v = await o.ckpt.readF32(hf);
+      yield new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    },
+  });
+
+  const n = o.names;
+  const tensors: GgufTensorToWrite[] = [matrix("token_embd.weight", n.embed)];
+  n.layers.forEach((l, i) => {
+    const p = `blk.${i}`;
+    tensors.push(
+      vector(`${p}.attn_norm.weight`, l.attnNorm),
+      matrix(`${p}.attn_q.weight`, l.wq),
+      matrix(`${p}.attn_k.weight`, l.wk),
+      matrix(`${p}.attn_v.weight`, l.wv),
+      matrix(`${p}.attn_output.weight`, l.wo),
+      vector(`${p}.ffn_norm.weight`, l.ffnNorm),
+      matrix(`${p}.ffn_gate.weight`, l.wGate),
+      matrix(`${p}.ffn_up.weight`, l.wUp),
+      matrix(`${p}.ffn_down.weight`, l.wDown),
+    );
+  });
+  tensors.push(vector("output_norm.weight", n.finalNorm));
+  if (n.lmHead) tensors.push(matrix("output.weight", n.lmHead));
+  return { metadata, tensors };
+}

@@ -1,0 +1,352 @@
+// MobileLLM-Pro as one GGUF file: which metadata keys and tensors the file holds (docs/gguf.md is the table
+// of them), written from a checkpoint folder and read back into what loading a folder produces.
+//
+// config.json is carried verbatim and stays the one definition of the model: the reader parses it with the
+// same parseConfig as a folder, so `info` and the engine see identical numbers (and the same "defaulted"
+// keys). The hyperparameters are also written under GGUF's conventional keys, for tools that read GGUF; the
+// reader recomputes every one of them from the carried config.json and refuses a file where a key is
+// missing, has another type, or disagrees. The same goes for the tensors: each must be present, with the
+// shape the config implies and the type this layout gives it (Q4_0 matrices, F32 norms), and nothing else.
+import { CheckpointError } from "../env/byte-source.js";
+import type { Checkpoint } from "../model/checkpoint/checkpoint.js";
+import { Q4_0_BLOCK } from "../model/checkpoint/gguf-format.js";
+import type { GgufFile, GgufValue } from "../model/checkpoint/gguf.js";
+import { bool, bools, f32, str, u32, u32s, i32, type GgufMetadataToWrite, type GgufTensorToWrite } from "../model/checkpoint/gguf-writer.js";
+import { ConfigError, parseConfig, type ModelConfig } from "../model/config.js";
+import { quantizeRowsQ4_0 } from "../model/q4_0.js";
+import { expectedShapes, resolveTensorNames, type TensorNames } from "../model/tensor-names.js";
+import { NO_GENERATION_CONFIG, parseGenerationConfig, type GenerationDefaults } from "../generate/generation-config.js";
+import { TextTokenizer } from "../text/tokenizer.js";
+import { ChatTemplate, findChatTemplate } from "../text/chat-template.js";
+
+/**
+ * general.architecture of these files. llama.cpp has no architecture for this model (its "llama4" is the
+ * MoE Scout/Maverick graph with chunked attention), so a name of its own makes other GGUF readers refuse
+ * the file instead of running the wrong graph; the GGUF format asks for [a-z0-9]+ only.
+ */
+export const GGUF_ARCHITECTURE = "mobilellmpro";
+const A = GGUF_ARCHITECTURE;
+
+export const GGUF_KEYS = {
+  architecture: "general.architecture",
+  name: "general.name",
+  alignment: "general.alignment",
+  fileType: "general.file_type",
+  quantizationVersion: "general.quantization_version",
+  tokenizerJson: "tokenizer.huggingface.json",
+  chatTemplate: "tokenizer.chat_template",
+  configJson: `${A}.source.config_json`,
+  tokenizerConfigJson: `${A}.source.tokenizer_config_json`,
+  generationConfigJson: `${A}.source.generation_config_json`,
+} as const;
+
+/** llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_0: every matrix Q4_0, the 1-D tensors F32. */
+const FILE_TYPE_Q4_0 = 2;
+/** ggml's quantization format version of Q4_0 blocks as written here. */
+const QUANTIZATION_VERSION = 2;
+
+/** The files of a checkpoint folder the GGUF carries, as their text (null when the folder has none). */
+export interface ModelSourceFiles {
+  configJson: string;
+  tokenizerJson: string;
+  tokenizerConfigJson: string | null;
+  generationConfigJson: string | null;
+  /** The chat template as a folder load finds it (chat_template.jinja, else tokenizer_config.json's). */
+  chatTemplate: string | null;
+}
+
+/** The tensor names of the file, llama.cpp's names (token_embd, blk.N.attn_q, ...), in TensorNames form. */
+export function ggufTensorNames(config: ModelConfig): TensorNames {
+  return {
+    embed: "token_embd.weight",
+    layers: Array.from({ length: config.numLayers }, (_, l) => {
+      const p = `blk.${l}`;
+      return {
+        attnNorm: `${p}.attn_norm.weight`,
+        wq: `${p}.attn_q.weight`,
+        wk: `${p}.attn_k.weight`,
+        wv: `${p}.attn_v.weight`,
+        wo: `${p}.attn_output.weight`,
+        ffnNorm: `${p}.ffn_norm.weight`,
+        wGate: `${p}.ffn_gate.weight`,
+        wUp: `${p}.ffn_up.weight`,
+        wDown: `${p}.ffn_down.weight`,
+      };
+    }),
+    finalNorm: "output_norm.weight",
+    lmHead: config.tieWordEmbeddings ? null : "output.weight",
+  };
+}
+
+function integer(key: string, v: number, max = 2 ** 32 - 1): number {
+  if (!Number.isInteger(v) || v < 0 || v > max) throw new CheckpointError(`${key}: ${v} cannot be stored as a u32`);
+  return v;
+}
+
+/**
+ * Every hyperparameter key, with its type and value, as the config implies it. The writer writes exactly
+ * these; the reader requires exactly these.
+ */
+export function hyperparameterKeys(c: ModelConfig): Array<[string, GgufValue]> {
+  const kv: Array<[string, GgufValue]> = [
+    [`${A}.vocab_size`, u32(c.vocabSize)],
+    [`${A}.context_length`, u32(c.maxPositions)],
+    [`${A}.embedding_length`, u32(c.hiddenSize)],
+    [`${A}.block_count`, u32(c.numLayers)],
+    [`${A}.feed_forward_length`, u32(c.intermediateSize)],
+    [`${A}.attention.head_count`, u32(c.numHeads)],
+    [`${A}.attention.head_count_kv`, u32(c.numKvHeads)],
+    [`${A}.attention.key_length`, u32(c.headDim)],
+    [`${A}.attention.value_length`, u32(c.headDim)],
+    [`${A}.attention.layer_norm_rms_epsilon`, f32(c.rmsNormEps)],
+    [`${A}.attention.use_qk_norm`, bool(c.useQkNorm)],
+    [`${A}.attention.temperature_tuning`, bool(c.attnTemperatureTuning)],
+    [`${A}.attention.temperature_scale`, f32(c.attnScale)],
+    [`${A}.attention.temperature_length`, u32(integer("floor_scale", c.floorScale))],
+    [`${A}.attention.sliding_window_pattern`, bools(c.layerTypes.map((t) => t === "sliding_attention"))],
+    [`${A}.attention.rope_pattern`, bools(c.useRope)],
+    [`${A}.rope.dimension_count`, u32(c.headDim)],
+    [`${A}.rope.freq_base`, f32(c.ropeTheta)],
+  ];
+  if (c.slidingWindow !== null) kv.push([`${A}.attention.sliding_window`, u32(c.slidingWindow)]);
+  const r = c.ropeScaling;
+  if (r === null) kv.push([`${A}.rope.scaling.type`, str("none")]);
+  else {
+    kv.push(
+      [`${A}.rope.scaling.type`, str("llama3")],
+      [`${A}.rope.scaling.factor`, f32(r.factor)],
+      [`${A}.rope.scaling.low_freq_factor`, f32(r.lowFreqFactor)],
+      [`${A}.rope.scaling.high_freq_factor`, f32(r.highFreqFactor)],
+      [`${A}.rope.scaling.original_context_length`, u32(integer("rope_scaling.original_max_position_embeddings", r.originalMaxPositions))],
+    );
+  }
+  if (c.bosTokenId !== null) kv.push(["tokenizer.ggml.bos_token_id", u32(integer("bos_token_id", c.bosTokenId))]);
+  if (c.eosTokenIds.length > 0) {
+    kv.push(["tokenizer.ggml.eos_token_id", u32(integer("eos_token_id", c.eosTokenIds[0]))]);
+    kv.push([`${A}.eos_token_ids`, u32s(c.eosTokenIds.map((id) => integer("eos_token_id", id)))]);
+  }
+  if (c.padTokenId !== null) kv.push(["tokenizer.ggml.padding_token_id", u32(integer("pad_token_id", c.padTokenId))]);
+  return kv;
+}
+
+/** general.sampling.* as llama.cpp reads them, from the generation defaults (informative: the reader uses
+ * the carried generation_config.json). */
+function samplingKeys(g: GenerationDefaults): Array<[string, GgufValue]> {
+  const s = g.sampling;
+  const kv: Array<[string, GgufValue]> = [["general.sampling.temp", f32(s.temperature ?? 0)]];
+  if (s.topK !== undefined) kv.push(["general.sampling.top_k", i32(s.topK)]);
+  if (s.topP !== undefined) kv.push(["general.sampling.top_p", f32(s.topP)]);
+  if (s.minP !== undefined) kv.push(["general.sampling.min_p", f32(s.minP)]);
+  if (s.repetitionPenalty !== undefined) kv.push(["general.sampling.penalty_repeat", f32(s.repetitionPenalty)]);
+  return kv;
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new CheckpointError(`${what} is not valid JSON: ${(err as Error).message.split("\n")[0]}`);
+  }
+}
+
+function parseConfigText(text: string, what: string): ModelConfig {
+  try {
+    return parseConfig(parseJson(text, what), what);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CheckpointError(err.message);
+    throw err;
+  }
+}
+
+export interface ModelGgufOptions {
+  /** general.name */
+  name: string;
+  /** Rows read and quantized per checkpoint read (default: about 4 MiB of f32 per read). */
+  rowsPerRead?: number;
+}
+
+/** The metadata and tensors of the GGUF file for a checkpoint folder's files and weights. */
+export function modelGguf(files: ModelSourceFiles, ckpt: Checkpoint, opts: ModelGgufOptions): { metadata: GgufMetadataToWrite; tensors: GgufTensorToWrite[]; config: ModelConfig } {
+  const config = parseConfigText(files.configJson, "config.json");
+  const generation = files.generationConfigJson === null ? NO_GENERATION_CONFIG : parseGenerationConfig(parseJson(files.generationConfigJson, "generation_config.json"));
+  const metadata: Array<[string, GgufValue]> = [
+    [GGUF_KEYS.architecture, str(A)],
+    [GGUF_KEYS.name, str(opts.name)],
+    [GGUF_KEYS.alignment, u32(32)],
+    [GGUF_KEYS.fileType, u32(FILE_TYPE_Q4_0)],
+    [GGUF_KEYS.quantizationVersion, u32(QUANTIZATION_VERSION)],
+    ...hyperparameterKeys(config),
+    ...samplingKeys(generation),
+    [GGUF_KEYS.tokenizerJson, str(files.tokenizerJson)],
+  ];
+  if (files.chatTemplate !== null) metadata.push([GGUF_KEYS.chatTemplate, str(files.chatTemplate)]);
+  metadata.push([GGUF_KEYS.configJson, str(files.configJson)]);
+  if (files.tokenizerConfigJson !== null) metadata.push([GGUF_KEYS.tokenizerConfigJson, str(files.tokenizerConfigJson)]);
+  if (files.generationConfigJson !== null) metadata.push([GGUF_KEYS.generationConfigJson, str(files.generationConfigJson)]);
+
+  const from = resolveTensorNames(config, ckpt);
+  const to = ggufTensorNames(config);
+  const hfShapes = expectedShapes(config, from);
+  const ggufNames = expectedShapes(config, to).map(([n]) => n);
+  const tensors = hfShapes.map(([hf, shape], i): GgufTensorToWrite => {
+    const name = ggufNames[i];
+    if (shape.length === 1) {
+      return {
+        name,
+        dims: shape,
+        type: "F32",
+        data: async function* () {
+          const v = await ckpt.readF32(hf);
+          yield new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+        },
+      };
+    }
+    const [rows, cols] = shape;
+    if (cols % Q4_0_BLOCK !== 0) throw new CheckpointError(`tensor ${hf}: ${cols} columns is not a multiple of the Q4_0 block of ${Q4_0_BLOCK}`);
+    const rowsPerRead = opts.rowsPerRead ?? Math.max(1, Math.floor((4 << 20) / (4 * cols)));
+    return {
+      name,
+      dims: [cols, rows],
+      type: "Q4_0",
+      data: async function* () {
+        for await (const block of ckpt.readRowsF32(hf, rowsPerRead, { checkFinite: true })) {
+          try {
+            yield quantizeRowsQ4_0(block.data, block.rows, cols);
+          } catch (err) {
+            throw new CheckpointError(`tensor ${hf}, rows from ${block.row0}: ${(err as Error).message}`);
+          }
+        }
+      },
+    };
+  });
+  return { metadata, tensors, config };
+}
+
+/** What a GGUF file of this layout holds besides tensor data: everything a folder load reads from text. */
+export interface GgufModel {
+  config: ModelConfig;
+  /** config.json as carried in the file, parsed. */
+  configJson: Record<string, unknown>;
+  tokenizer: TextTokenizer;
+  tokenizerJson: unknown;
+  tokenizerConfig: Record<string, unknown>;
+  chatTemplate: ChatTemplate | null;
+  chatTemplateSource: string | null;
+  generation: GenerationDefaults;
+  /** The file's tensor names, each checked for presence, shape and type. */
+  names: TensorNames;
+}
+
+function sameValue(a: GgufValue, b: GgufValue): boolean {
+  if (a.type !== b.type) return false;
+  if (a.type === "array" && b.type === "array") {
+    if (a.itemType !== b.itemType || a.value.length !== b.value.length) return false;
+    for (let i = 0; i < a.value.length; i++) if (a.value[i] !== b.value[i]) return false;
+    return true;
+  }
+  // f32 values are compared as the file stores them.
+  if (a.type === "f32") return Math.fround(a.value as number) === Math.fround(b.value as number);
+  return a.value === b.value;
+}
+
+function showValue(v: GgufValue): string {
+  if (v.type === "array") {
+    const items = Array.from(v.value as ArrayLike<unknown>, (x) => (typeof x === "string" ? JSON.stringify(x) : String(x)));
+    return `[${items.length > 8 ? [...items.slice(0, 8), "..."].join(", ") : items.join(", ")}]`;
+  }
+  return typeof v.value === "string" ? JSON.stringify(v.value) : String(v.value);
+}
+
+/**
+ * Reads and checks a GGUF of this layout: the model's config, tokenizer, chat template and generation
+ * defaults, and the tensor names a loader reads. Any missing or wrongly typed key, any key disagreeing with
+ * the carried config.json, a tokenizer or template that does not parse, and any missing, misshapen,
+ * mistyped or unexpected tensor is one CheckpointError line.
+ */
+export function readGgufModel(file: GgufFile): GgufModel {
+  const md = file.metadata;
+  const where = file.source.name;
+  const fail: (msg: string) => never = (msg) => {
+    throw new CheckpointError(`${where}: ${msg}`);
+  };
+  const arch = md.string(GGUF_KEYS.architecture);
+  if (arch !== A) fail(`general.architecture is ${JSON.stringify(arch)}, expected ${JSON.stringify(A)} (a file of another model)`);
+
+  const configText = md.string(GGUF_KEYS.configJson);
+  const config = parseConfigText(configText, `${where}: ${GGUF_KEYS.configJson}`);
+  const configJson = JSON.parse(configText) as Record<string, unknown>;
+  const expected = hyperparameterKeys(config);
+  for (const [key, want] of expected) {
+    const got = md.get(key);
+    if (got === undefined) fail(`missing required metadata key ${key}`);
+    if (got.type !== want.type || (got.type === "array" && want.type === "array" && got.itemType !== want.itemType)) {
+      fail(`metadata key ${key} is ${got.type === "array" ? `${got.itemType}[]` : got.type}, expected ${want.type === "array" ? `${want.itemType}[]` : want.type}`);
+    }
+    if (!sameValue(got, want)) fail(`metadata key ${key} is ${showValue(got)} but the carried config.json implies ${showValue(want)}`);
+  }
+  // Keys that only make sense with some configs must not appear with others.
+  const expectedKeys = new Set(expected.map(([k]) => k));
+  for (const key of md.keys()) {
+    if ((key.startsWith(`${A}.attention.`) || key.startsWith(`${A}.rope.`)) && !expectedKeys.has(key)) {
+      fail(`metadata key ${key} does not fit the carried config.json`);
+    }
+  }
+
+  const tokenizerJson = parseJson(md.string(GGUF_KEYS.tokenizerJson), `${where}: ${GGUF_KEYS.tokenizerJson}`);
+  const tcText = md.string(GGUF_KEYS.tokenizerConfigJson, "optional");
+  const tokenizerConfig = tcText === undefined ? {} : parseJson(tcText, `${where}: ${GGUF_KEYS.tokenizerConfigJson}`);
+  if (typeof tokenizerConfig !== "object" || tokenizerConfig === null || Array.isArray(tokenizerConfig)) {
+    fail(`${GGUF_KEYS.tokenizerConfigJson} is not a JSON object`);
+  }
+  let tokenizer: TextTokenizer;
+  try {
+    tokenizer = new TextTokenizer({ tokenizer: tokenizerJson, tokenizerConfig: tokenizerConfig as Record<string, unknown> });
+  } catch (err) {
+    fail(`${GGUF_KEYS.tokenizerJson}: ${(err as Error).message.split("\n")[0]}`);
+  }
+  const templateInFile = md.string(GGUF_KEYS.chatTemplate, "optional") ?? null;
+  const chatTemplateSource = findChatTemplate(tokenizerConfig as Record<string, unknown>, templateInFile);
+  let chatTemplate: ChatTemplate | null = null;
+  if (chatTemplateSource !== null) {
+    try {
+      chatTemplate = new ChatTemplate(chatTemplateSource, { bos_token: tokenizer!.bosToken, eos_token: tokenizer!.eosToken });
+    } catch (err) {
+      fail(`${GGUF_KEYS.chatTemplate}: ${(err as Error).message.split("\n")[0]}`);
+    }
+  }
+  const genText = md.string(GGUF_KEYS.generationConfigJson, "optional");
+  let generation = NO_GENERATION_CONFIG;
+  if (genText !== undefined) {
+    try {
+      generation = parseGenerationConfig(parseJson(genText, GGUF_KEYS.generationConfigJson), GGUF_KEYS.generationConfigJson);
+    } catch (err) {
+      fail((err as Error).message.split("\n")[0]);
+    }
+  }
+
+  const names = ggufTensorNames(config);
+  const wanted = new Set<string>();
+  for (const [name, shape] of expectedShapes(config, names)) {
+    wanted.add(name);
+    if (!file.has(name)) fail(`missing tensor ${name}`);
+    const t = file.tensor(name);
+    const type = shape.length === 1 ? "F32" : "Q4_0";
+    if (t.type !== type) fail(`tensor ${name} is ${t.type}, expected ${type}`);
+    if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
+      fail(`tensor ${name} has shape [${t.shape.join(", ")}] but the config implies [${shape.join(", ")}]`);
+    }
+  }
+  for (const t of file.tensors) if (!wanted.has(t.name)) fail(`unexpected tensor ${JSON.stringify(t.name)} (not in this model's layout)`);
+
+  return {
+    config,
+    configJson,
+    tokenizer: tokenizer!,
+    tokenizerJson,
+    tokenizerConfig: tokenizerConfig as Record<string, unknown>,
+    chatTemplate,
+    chatTemplateSource,
+    generation,
+    names,
+  };
+}
