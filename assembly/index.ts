@@ -3,3 +3,4 @@ export { heapBase } from "./memory";
 export * from "./matmul";
 export * from "./attention";
 export * from "./elementwise";
+export * from "./quantize";
