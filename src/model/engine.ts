@@ -18,9 +18,11 @@ import type { ModelConfig } from "./config.js";
 import type { Checkpoint } from "./checkpoint/checkpoint.js";
 import type { TensorNames } from "./tensor-names.js";
 import { KvCache } from "./kv-cache.js";
-import { quantizeInt4 } from "./quantize.js";
+import { showName } from "./checkpoint/safetensors.js";
+import { bytesPerElement } from "./checkpoint/dtype.js";
 import { loadKernels, type SimdMode, type WasmKernels, type WasmVariant } from "../kernels/wasm.js";
-import { allocInt4Matrix, dequantizeRowInto, writeInt4Rows, Int8Activations, type Int4Matrix } from "../kernels/layout.js";
+import { allocInt4Matrix, dequantizeRowInto, Int8Activations, type Int4Matrix } from "../kernels/layout.js";
+import { quantizeRows } from "../kernels/quantize.js";
 import { quantizeActivations } from "../kernels/matmul.js";
 import { ThreadPool, type SpawnWorker } from "../threads/pool.js";
 import { spawnNodeWorker } from "../threads/node-worker.js";
@@ -29,8 +31,11 @@ import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type 
 import { allocAttentionState, kvStore } from "../kernels/attention.js";
 import { attentionTemperature, ropeInverseFrequencies } from "../reference/rope.js";
 
-/** Rows quantized per checkpoint read: bounds the f32 staging memory while loading (a multiple of 4). */
-const LOAD_ROWS = 2048;
+/**
+ * Bytes of checkpoint rows staged in Wasm memory per read for the quantizer (as many whole rows as fit; a
+ * larger region only if one row needs it). The arena never frees, so the region stays allocated: keep it small.
+ */
+const STAGING_BYTES = 4 << 20;
 /** Private output scratch of each worker thread (a chunk of rows x block tokens, or one attention head). */
 const WORKER_SCRATCH_BYTES = 128 << 10;
 
@@ -59,6 +64,11 @@ export interface EngineOptions {
   /** How long an idle worker spins before it sleeps (µs, default 300); a tuning knob for benchmarks. */
   spinMicros?: number;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Round each weight group's scale to f16 before quantizing it, as a GGUF Q4_0 block stores it (default
+   * false: the scale stays f32). See src/kernels/quantize.ts for the exact rule.
+   */
+  f16Scales?: boolean;
   /** Kernel module bytes per build (the shared builds when threads > 1); default: build/*.wasm from disk (Node). */
   wasm?: Partial<Record<WasmVariant, Uint8Array>>;
   /** Starts the pool's worker threads; default: Node's worker_threads (a browser passes Web Workers). */
@@ -145,17 +155,28 @@ export class WasmEngine implements Backend {
     let done = 0;
     const step = () => opts.onProgress?.(++done, total);
 
+    // The raw rows (bf16, f16 or f32) go through Wasm memory into the SIMD quantizer, which also refuses
+    // NaN and infinity, naming the tensor and row.
+    let staging = { ptr: 0, bytes: 0 };
     const loadMatrix = async (parts: string[]): Promise<Int4Matrix> => {
       const infos = parts.map((p) => ckpt.info(p));
       const cols = infos[0].shape[1];
       const rows = infos.reduce((n, i) => n + i.shape[0], 0);
       const m = allocInt4Matrix(k, rows, cols);
       let row0 = 0;
-      for (const part of parts) {
-        for await (const b of ckpt.readRowsF32(part, LOAD_ROWS)) {
-          writeInt4Rows(k, m, row0 + b.row0, quantizeInt4(b.data, b.rows, cols));
+      for (const info of infos) {
+        if (info.shape.length !== 2 || info.shape[1] !== cols) {
+          throw new RangeError(`tensor ${showName(info.name)} has shape ${JSON.stringify(info.shape)}; the matrix it belongs to has ${cols} columns`);
         }
-        row0 += ckpt.info(part).shape[0];
+        const rowBytes = cols * bytesPerElement(info.dtype);
+        if (staging.bytes < rowBytes) staging = { ptr: k.alloc(Math.max(STAGING_BYTES, rowBytes)), bytes: Math.max(STAGING_BYTES, rowBytes) };
+        const source = { name: `tensor ${showName(info.name)}`, row0: 0 };
+        for await (const b of ckpt.readRowBytes(info.name, Math.floor(staging.bytes / rowBytes))) {
+          k.u8.set(b.bytes, staging.ptr);
+          source.row0 = b.row0;
+          quantizeRows(k, m, row0 + b.row0, staging.ptr, b.rows, info.dtype, { f16Scales: opts.f16Scales, source });
+        }
+        row0 += info.shape[0];
         step();
       }
       return m;
