@@ -297,6 +297,20 @@ describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
     expect(k.u8[m.qsPtr] & 15).toBe(7 + 8);
   });
 
+  it("f16 scales round ties to even: s = 1 + 2^-11 -> 1, s = 1 + 3 · 2^-11 -> 1 + 2^-9, s = 2^-23 + 2^-25 -> 2^-23", async () => {
+    const k = await WasmKernels.create(variant);
+    // max|w| = 7.5 · s is exact in f32 for each, so f32(max|w| / 7.5) is exactly the tie
+    const cases = [[1 + 2 ** -11, 1], [1 + 3 * 2 ** -11, 1 + 2 ** -9], [2 ** -23 + 2 ** -25, 2 ** -23], [3 * 2 ** -24 + 2 ** -25, 2 ** -22]];
+    const w = new Float32Array(32 * cases.length);
+    cases.forEach(([s], g) => (w[32 * g + 5] = -7.5 * s));
+    const bytes = new Uint8Array(w.buffer);
+    const m = allocInt4Matrix(k, 1, w.length);
+    quantizeRows(k, m, 0, put(k, bytes), 1, "F32", { f16Scales: true });
+    const want = cases.map(([, s16]) => s16);
+    expect(cases.map((_, g) => k.f32[(m.scalesPtr >> 2) + 4 * g])).toEqual(want);
+    expect(Array.from(quantizeRowsRef(bytes, "F32", 1, w.length, { f16Scales: true }).scales)).toEqual(want);
+  });
+
   it("repackQ4_0 refuses a NaN or infinite block scale, naming the row and block", async () => {
     const k = await WasmKernels.create(variant);
     for (const d of [0x7c00, 0xfc00, 0x7e00]) {
