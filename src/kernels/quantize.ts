@@ -93,7 +93,7 @@ export function quantizeRows(
   k: WasmKernels, m: Int4Matrix, row0: number, srcPtr: number, rows: number, dtype: DType, opts: QuantizeOptions = {},
 ): void {
   const fn = "quantizeRows";
-  if (!(dtype in DTYPE_CODE)) throw new RangeError(`${fn}: unsupported element type ${String(dtype)}`);
+  if (!Object.hasOwn(DTYPE_CODE, dtype)) throw new RangeError(`${fn}: unsupported element type ${String(dtype)}`);
   requireRows(fn, m, row0, rows);
   const size = ELEMENT_BYTES[dtype];
   requireRegion(k, fn, "src", srcPtr, rows * m.cols * size, size);

@@ -332,6 +332,7 @@ describe("wrapper validation", () => {
     expect(() => quantizeRows(k, m, 3, src, 3, "F32")).toThrow(/rows \[3, 6\) outside the matrix's 5/);
     expect(() => quantizeRows(k, m, 0, src, 0, "F32")).toThrow(/rows must be a positive integer/);
     expect(() => quantizeRows(k, m, 0, src, 1, "F8" as DType)).toThrow(/unsupported element type F8/);
+    expect(() => quantizeRows(k, m, 0, src, 1, "toString" as DType)).toThrow(/unsupported element type toString/);
     expect(() => quantizeRows(k, m, 0, src + 2, 1, "F32")).toThrow(/src pointer \d+ is not 4-byte aligned/);
     expect(() => quantizeRows(k, m, 0, k.memory.buffer.byteLength - 64, 1, "BF16")).toThrow(/src .* lies outside the Wasm memory/);
     expect(() => repackQ4_0(k, m, 0, k.memory.buffer.byteLength - 18, 1)).toThrow(/src .* lies outside the Wasm memory/);
