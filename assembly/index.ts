@@ -4,3 +4,4 @@ export { heap_base } from "./memory";
 export * from "./matmul";
 export * from "./attention";
 export * from "./elementwise";
+export * from "./quantize";

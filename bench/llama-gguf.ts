@@ -11,7 +11,7 @@
 import type { ModelConfig } from "../src/model/config.js";
 import type { Checkpoint } from "../src/model/checkpoint/checkpoint.js";
 import { CheckpointError } from "../src/env/byte-source.js";
-import { f32ToF16Bits } from "../src/model/checkpoint/dtype.js";
+import { f32ToF16Bits } from "../src/kernels/dtype.js";
 import { Q4_0_BLOCK, Q4_0_BLOCK_BYTES, GGUF_DEFAULT_ALIGNMENT } from "../src/model/checkpoint/gguf-format.js";
 import { bool, f32, f32s, i32s, str, strings, u32, type GgufTensorToWrite, type GgufValue } from "../src/model/checkpoint/gguf-writer.js";
 import type { TensorNames } from "../src/model/tensor-names.js";

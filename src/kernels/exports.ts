@@ -32,6 +32,13 @@ export interface WasmExports {
   read_bandwidth(ptr: number, bytes: number): number;
   /** `count` rows of `rowBytes` from src (stride srcStride) to dst (stride dstStride): a worker's commit. */
   copy_rows(dst: number, dstStride: number, src: number, srcStride: number, rowBytes: number, count: number): void;
+  /** Returns -1, or the index (within the call) of the first row it refused. */
+  quantize_rows(
+    src: number, dtype: number, rows: number, cols: number, row0: number, f16Scales: number,
+    qs: number, scales: number, wsum: number,
+  ): number;
+  /** Returns -1, or the index (within the call) of the first row with a non-finite scale. */
+  repack_q4_0(src: number, rows: number, cols: number, row0: number, qs: number, scales: number, wsum: number): number;
 
   // assembly/attention.ts; layouts: KvCacheLayer and the attention state (attention.ts)
   kv_store(src: number, kvHeads: number, headDim: number, data: number, scales: number, slots: number, slot: number): void;
@@ -63,6 +70,8 @@ export const WASM_EXPORT_ARITY: { readonly [K in keyof WasmExports]: Parameters<
   prepare_activations: 5,
   read_bandwidth: 2,
   copy_rows: 6,
+  quantize_rows: 9,
+  repack_q4_0: 7,
   kv_store: 7,
   attention_reset: 3,
   attention_accumulate: 11,

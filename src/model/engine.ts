@@ -18,9 +18,11 @@ import type { ModelConfig } from "./config.js";
 import type { Checkpoint } from "./checkpoint/checkpoint.js";
 import type { TensorNames } from "./tensor-names.js";
 import { KvCache } from "./kv-cache.js";
-import { quantizeInt4 } from "./quantize.js";
+import { showName } from "./checkpoint/safetensors.js";
+import { bytesPerElement } from "../kernels/dtype.js";
 import { loadKernels, type SimdMode, type WasmKernels, type WasmVariant } from "../kernels/wasm.js";
-import { allocInt4Matrix, dequantizeRowInto, writeInt4Rows, Int8Activations, type Int4Matrix } from "../kernels/layout.js";
+import { allocInt4Matrix, dequantizeRowInto, Int8Activations, type Int4Matrix } from "../kernels/layout.js";
+import { quantizeRows } from "../kernels/quantize.js";
 import { quantizeActivations } from "../kernels/matmul.js";
 import { probeMatmul } from "../kernels/probe.js";
 import { ThreadPool, type SpawnWorker } from "../threads/pool.js";
@@ -28,8 +30,11 @@ import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type 
 import { allocAttentionState, kvStore } from "../kernels/attention.js";
 import { attentionTemperature, interleaveRopeRows, ropeInverseFrequencies } from "./rope.js";
 
-/** Rows quantized per checkpoint read: bounds the f32 staging memory while loading (a multiple of 4). */
-const LOAD_ROWS = 2048;
+/**
+ * Bytes of checkpoint rows staged in Wasm memory per read for the quantizer (as many whole rows as fit; a
+ * larger region only if one row needs it). The arena never frees, so the region stays allocated: keep it small.
+ */
+const STAGING_BYTES = 4 << 20;
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
@@ -61,6 +66,11 @@ export interface EngineOptions {
   /** How long an idle worker spins before it sleeps (µs, default 300); a tuning knob for benchmarks. */
   spinMicros?: number;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Round each weight group's scale to f16 before quantizing it, as a GGUF Q4_0 block stores it (default
+   * false: the scale stays f32). See src/kernels/quantize.ts for the exact rule.
+   */
+  f16Scales?: boolean;
   /** Kernel module bytes per build (the shared builds when threads > 1). */
   wasm: Partial<Record<WasmVariant, Uint8Array>>;
   /** The platform's switch for relaxed SIMD, if the engine needs one (Node 20). */
@@ -151,24 +161,36 @@ export class WasmEngine implements Backend {
     let done = 0;
     const step = () => opts.onProgress?.(++done, total);
 
-    // q and k rows of a rotate_half checkpoint are reordered for the interleaved RoPE kernel, whole heads
-    // per read: a block of LOAD_ROWS rounded down to a multiple of the head (and of the 4-row blocks).
+    // The raw rows (bf16, f16 or f32) go through Wasm memory into the SIMD quantizer, which also refuses
+    // NaN and infinity, naming the tensor and row. q and k rows of a rotate_half checkpoint are reordered
+    // for the interleaved RoPE kernel on the way, whole heads per read (and whole 4-row blocks).
+    let staging = { ptr: 0, bytes: 0 };
     const reorder = new Set(config.ropeStyle === "rotate_half" ? names.layers.flatMap((l) => [l.wq, l.wk]) : []);
     const headRows = lcm(config.headDim, 4);
-    const ropeLoadRows = Math.max(1, Math.floor(LOAD_ROWS / headRows)) * headRows;
     const loadMatrix = async (parts: string[]): Promise<Int4Matrix> => {
       const infos = parts.map((p) => ckpt.info(p));
       const cols = infos[0].shape[1];
       const rows = infos.reduce((n, i) => n + i.shape[0], 0);
       const m = allocInt4Matrix(k, rows, cols);
       let row0 = 0;
-      for (const part of parts) {
-        const reordered = reorder.has(part);
-        for await (const b of ckpt.readRowsF32(part, reordered ? ropeLoadRows : LOAD_ROWS)) {
-          const data = reordered ? interleaveRopeRows(b.data, b.rows, cols, config.headDim) : b.data;
-          writeInt4Rows(k, m, row0 + b.row0, quantizeInt4(data, b.rows, cols));
+      for (const info of infos) {
+        if (info.shape.length !== 2 || info.shape[1] !== cols) {
+          throw new RangeError(`tensor ${showName(info.name)} has shape ${JSON.stringify(info.shape)}; the matrix it belongs to has ${cols} columns`);
         }
-        row0 += ckpt.info(part).shape[0];
+        const rowBytes = cols * bytesPerElement(info.dtype);
+        const reordered = reorder.has(info.name);
+        const minRows = reordered ? headRows : 1;
+        const need = Math.max(STAGING_BYTES, minRows * rowBytes);
+        if (staging.bytes < need) staging = { ptr: k.alloc(need), bytes: need };
+        const fit = Math.floor(staging.bytes / rowBytes);
+        const perRead = reordered ? Math.floor(fit / headRows) * headRows : fit;
+        const source = { name: `tensor ${showName(info.name)}`, row0: 0 };
+        for await (const b of ckpt.readRowBytes(info.name, perRead)) {
+          k.u8.set(reordered ? interleaveRopeRows(b.bytes, b.rows, rowBytes, config.headDim) : b.bytes, staging.ptr);
+          source.row0 = b.row0;
+          quantizeRows(k, m, row0 + b.row0, staging.ptr, b.rows, info.dtype, { f16Scales: opts.f16Scales, source });
+        }
+        row0 += info.shape[0];
         step();
       }
       return m;

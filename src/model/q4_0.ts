@@ -10,7 +10,7 @@
 // q is computed against the stored d, so what the file holds is exactly what the engine multiplies.
 // (ggml's own Q4_0 quantizer picks d = max / -8 instead; these files do not use it.)
 import { Q4_0_BLOCK, Q4_0_BLOCK_BYTES } from "./checkpoint/gguf-format.js";
-import { f16BitsToF32, f32ToF16Bits } from "./checkpoint/dtype.js";
+import { f16BitsToF32, f32ToF16Bits } from "../kernels/dtype.js";
 import { roundHalfEven, SCALE_MIN } from "../kernels/numerics.js";
 import type { Int4Weights } from "../kernels/layout.js";
 

@@ -3,6 +3,8 @@
 //   s = max|w| / 7.5,  q = clamp(round(w / s), -8, 7),  w ~ s * q.
 // Every linear layer and the tied embedding/output table use it. Rounding is half-to-even and the
 // division is done in f32, as torch does it, so a value exactly between two steps lands where QAT put it.
+// The loader runs the same recipe as a Wasm SIMD kernel (quantizeRows in src/kernels/quantize.ts), whose
+// twin test/kernels/quantize.test.ts holds to this function bit for bit.
 import type { Int4Weights } from "../kernels/layout.js";
 import { GROUP, roundHalfEven, SCALE_MIN } from "../kernels/numerics.js";
 

@@ -37,20 +37,22 @@ export function attentionTemperature(pos: number, floorScale: number, attnScale:
 }
 
 /**
- * The rows of a q or k projection ([heads * headDim, cols], whole heads) reordered from the rotate_half
- * layout to the interleaved one: row i of each head moves to 2i and row i + headDim/2 to 2i + 1. The int4
- * engine's RoPE kernel rotates adjacent pairs only, so a Hugging Face Llama checkpoint's q and k are
- * reordered this way once, at load (llama.cpp's converter does the same to its GGUF files). Scores are
- * unchanged: q and k move alike and a dot product does not depend on the order of its terms.
+ * The rows of a q or k projection ([heads * headDim, cols], whole heads, `rowBytes` bytes per row in any
+ * element type) reordered from the rotate_half layout to the interleaved one: row i of each head moves to
+ * 2i and row i + headDim/2 to 2i + 1. The int4 engine's RoPE kernel rotates adjacent pairs only, so a
+ * Hugging Face Llama checkpoint's q and k are reordered this way once, at load (llama.cpp's converter does
+ * the same to its GGUF files). Scores are unchanged: q and k move alike and a dot product does not depend
+ * on the order of its terms.
  */
-export function interleaveRopeRows(w: Float32Array, rows: number, cols: number, headDim: number): Float32Array {
-  if (rows % headDim !== 0) throw new RangeError(`${rows} rows are not whole heads of ${headDim}`);
-  const out = new Float32Array(w.length);
+export function interleaveRopeRows(rows: Uint8Array, count: number, rowBytes: number, headDim: number): Uint8Array {
+  if (count % headDim !== 0) throw new RangeError(`${count} rows are not whole heads of ${headDim}`);
+  const out = new Uint8Array(count * rowBytes);
   const half = headDim / 2;
-  for (let h = 0; h < rows; h += headDim) {
+  const row = (r: number) => rows.subarray(r * rowBytes, (r + 1) * rowBytes);
+  for (let h = 0; h < count; h += headDim) {
     for (let i = 0; i < half; i++) {
-      out.set(w.subarray((h + i) * cols, (h + i + 1) * cols), (h + 2 * i) * cols);
-      out.set(w.subarray((h + half + i) * cols, (h + half + i + 1) * cols), (h + 2 * i + 1) * cols);
+      out.set(row(h + i), (h + 2 * i) * rowBytes);
+      out.set(row(h + half + i), (h + 2 * i + 1) * rowBytes);
     }
   }
   return out;

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { f16BitsToF32 } from "../../src/model/checkpoint/dtype.js";
+import { f16BitsToF32 } from "../../src/kernels/dtype.js";
 import { loadConfig } from "../../src/node/bundled.js";
 import { resolveTensorNames } from "../../src/model/tensor-names.js";
 import { llamaGguf, quantizeQ4_0 } from "../../bench/llama-gguf.js";

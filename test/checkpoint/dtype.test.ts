@@ -9,7 +9,7 @@ import {
   f32ToF16Bits,
   firstNonFinite,
   parseDType,
-} from "../../src/model/checkpoint/dtype.js";
+} from "../../src/kernels/dtype.js";
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { CheckpointError, memorySource, type ByteSink } from "../../src/env/byte-source.js";
 import { openFileSource } from "../../src/node/file-source.js";
-import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, type DType } from "../../src/model/checkpoint/dtype.js";
+import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, type DType } from "../../src/kernels/dtype.js";
 import { parseSafetensors, readTensorF32 } from "../../src/model/checkpoint/safetensors.js";
 import { writeSafetensors } from "../../src/node/safetensors-files.js";
 import { writeSafetensorsTo, type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CheckpointError, memorySource } from "../../src/env/byte-source.js";
-import { f16BitsToF32 } from "../../src/model/checkpoint/dtype.js";
+import { f16BitsToF32 } from "../../src/kernels/dtype.js";
 import { GgufFile, type GgufValue } from "../../src/model/checkpoint/gguf.js";
 import { bools, str, u32, u32s, u64, type GgufTensorToWrite } from "../../src/model/checkpoint/gguf-writer.js";
 import { convertToGguf } from "../../src/session/convert.js";

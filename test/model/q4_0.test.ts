@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { decodeQ4_0, quantizeRowsQ4_0, q4_0RowBytes } from "../../src/model/q4_0.js";
 import { quantizeInt4 } from "../../src/model/quantize.js";
-import { f16BitsToF32 } from "../../src/model/checkpoint/dtype.js";
+import { f16BitsToF32 } from "../../src/kernels/dtype.js";
 import { expectedQ4_0, nearestHalf } from "../helpers/q4_0-reference.js";
 
 /** Expected blocks of a matrix: the half scale and the 32 signed q per block. */

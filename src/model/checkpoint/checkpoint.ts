@@ -3,11 +3,13 @@
 import { CheckpointError, type ByteSource } from "../../env/byte-source.js";
 import {
   parseSafetensors,
+  readRowBytes,
   readRowsF32,
   readTensorF32,
   showName,
   type ReadOptions,
   type RowBlock,
+  type RowBytes,
   type TensorInfo,
 } from "./safetensors.js";
 
@@ -142,6 +144,11 @@ export class Checkpoint {
     opts?: Pick<ReadOptions, "checkFinite">,
   ): AsyncGenerator<RowBlock, void, undefined> {
     yield* readRowsF32(this.info(name), rowsPerBlock, opts);
+  }
+
+  /** The rows' raw bytes (the tensor's dtype), unchecked: see readRowBytes. */
+  async *readRowBytes(name: string, rowsPerBlock: number): AsyncGenerator<RowBytes, void, undefined> {
+    yield* readRowBytes(this.info(name), rowsPerBlock);
   }
 
   async close(): Promise<void> {

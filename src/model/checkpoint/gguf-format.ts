@@ -114,9 +114,12 @@ export const GGML_TYPES: ReadonlyMap<number, GgmlTypeInfo> = new Map(
 export const GgmlType = { F32: 0, F16: 1, Q4_0: 2 } as const;
 export type GgmlTypeName = keyof typeof GgmlType;
 
-/** Q4_0: 32 values per block, an f16 scale d and 16 bytes of nibbles; the value is (nibble - 8) * d. */
-export const Q4_0_BLOCK = 32;
-export const Q4_0_BLOCK_BYTES = 18;
+/**
+ * Q4_0: 32 values per block (the int4 group), an f16 scale d and 16 bytes of nibbles; the value is
+ * (nibble - 8) * d. The kernels that read these blocks (src/kernels/quantize.ts) own the byte count.
+ */
+export { GROUP as Q4_0_BLOCK } from "../../kernels/numerics.js";
+export { Q4_0_BLOCK_BYTES } from "../../kernels/quantize.js";
 
 export function alignUp(n: number, alignment: number): number {
   return Math.ceil(n / alignment) * alignment;

@@ -2,7 +2,7 @@
 // and written a chunk at a time, so a multi-GB synthetic checkpoint never exists in memory.
 // Also writes sharded checkpoints with model.safetensors.index.json, as Hugging Face lays them out.
 import { CheckpointError, type ByteSink } from "../../env/byte-source.js";
-import { bytesPerElement, encodeFromF32, type DType } from "./dtype.js";
+import { bytesPerElement, encodeFromF32, type DType } from "../../kernels/dtype.js";
 import { numel, showName } from "./safetensors.js";
 import { INDEX_FILE } from "./checkpoint.js";
 

@@ -13,7 +13,7 @@
 //   runtime could not read that tensor later anyway.
 // - Duplicate JSON keys are not detected (JSON.parse keeps the last one).
 import { CheckpointError, type ByteSource } from "../../env/byte-source.js";
-import { bytesPerElement, decodeToF32, firstNonFinite, parseDType, type DType } from "./dtype.js";
+import { bytesPerElement, decodeToF32, firstNonFinite, parseDType, type DType } from "../../kernels/dtype.js";
 
 export interface TensorInfo {
   name: string;
@@ -201,8 +201,15 @@ export interface RowBlock {
   data: Float32Array;
 }
 
+/** A block of rows as the file stores them (little-endian elements of the tensor's dtype). */
+export interface RowBytes {
+  row0: number;
+  rows: number;
+  bytes: Uint8Array;
+}
+
 /**
- * A 2-D tensor `rowsPerBlock` rows at a time. Each read is exactly one block (at most
+ * A 2-D tensor `rowsPerBlock` rows at a time, as float32. Each read is exactly one block (at most
  * rowsPerBlock * columns * element size bytes); the next block is fetched while the caller works on the
  * current one, so at most two blocks are in memory. A tensor with zero columns yields no blocks.
  */
@@ -211,8 +218,26 @@ export async function* readRowsF32(
   rowsPerBlock: number,
   opts: Pick<ReadOptions, "checkFinite"> = {},
 ): AsyncGenerator<RowBlock, void, undefined> {
+  const cols = info.shape[1];
+  for await (const { row0, rows, bytes } of rowBytes(info, rowsPerBlock, "readRowsF32")) {
+    const data = new Float32Array(rows * cols);
+    decodeToF32(info.dtype, bytes, data, 0);
+    if (opts.checkFinite !== false) checkFinite(info, data, row0 * cols);
+    yield { row0, rows, data };
+  }
+}
+
+/**
+ * readRowsF32's blocks undecoded: the raw bytes, for a consumer that converts them itself (the Wasm
+ * quantizer). Nothing is checked for NaN or infinity here.
+ */
+export function readRowBytes(info: TensorInfo, rowsPerBlock: number): AsyncGenerator<RowBytes, void, undefined> {
+  return rowBytes(info, rowsPerBlock, "readRowBytes");
+}
+
+async function* rowBytes(info: TensorInfo, rowsPerBlock: number, fn: string): AsyncGenerator<RowBytes, void, undefined> {
   if (info.shape.length !== 2) {
-    throw new CheckpointError(`tensor ${showName(info.name)}: readRowsF32 needs a 2-D tensor, shape is ${JSON.stringify(info.shape)}`);
+    throw new CheckpointError(`tensor ${showName(info.name)}: ${fn} needs a 2-D tensor, shape is ${JSON.stringify(info.shape)}`);
   }
   if (!Number.isSafeInteger(rowsPerBlock) || rowsPerBlock < 1) {
     throw new CheckpointError(`tensor ${showName(info.name)}: rowsPerBlock ${rowsPerBlock} is not a positive integer`);
@@ -230,11 +255,7 @@ export async function* readRowsF32(
       const bytes: Uint8Array = await pending!;
       const next = row0 + rowsPerBlock;
       pending = next < rows ? fetch(next) : undefined;
-      const n = Math.min(rowsPerBlock, rows - row0);
-      const data = new Float32Array(n * cols);
-      decodeToF32(info.dtype, bytes, data, 0);
-      if (opts.checkFinite !== false) checkFinite(info, data, row0 * cols);
-      yield { row0, rows: n, data };
+      yield { row0, rows: Math.min(rowsPerBlock, rows - row0), bytes };
     }
   } finally {
     // The caller stopped early or a block failed: the prefetch must not surface as an unhandled rejection.

@@ -3,7 +3,7 @@
 // All three are little-endian in the file. Conversions go through typed-array views of the host's memory,
 // which is little-endian on every platform a JS engine ships on; a big-endian host is refused rather than
 // silently byte-swapped.
-import { CheckpointError } from "../../env/byte-source.js";
+import { CheckpointError } from "../env/byte-source.js";
 
 export type DType = "F32" | "F16" | "BF16";
 

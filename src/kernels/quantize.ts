@@ -1,0 +1,210 @@
+// Load-time weight quantization into the kernels' il4 layout (Int4Matrix in layout.ts): typed wrappers
+// around assembly/quantize.ts and their scalar TypeScript twins.
+//
+// quantizeRows: float rows (bf16, f16 or f32 bytes as a safetensors file stores them) -> int4, the model's
+// recipe (src/model/quantize.ts), per row and group of 32 consecutive inputs, every step in f32:
+//
+//   s = max(f32(max|w| / 7.5), SCALE_MIN)          SCALE_MIN = 2^-23 (float32 eps, torchao's clamp)
+//   q = clamp(round_half_even(f32(w / s)), -8, 7)  w ≈ q · s
+//
+// With f16Scales, the scale is rounded to f16 (as a GGUF Q4_0 block stores it) BEFORE the group is
+// quantized, so that quantizing a checkpoint and repacking the Q4_0 file written from it give the same
+// bits:
+//
+//   s16 = f16(s)   (s as above, rounded to the nearest f16, ties to even)
+//   q   = clamp(round_half_even(f32(w / s16)), -8, 7),  stored scale = s16 (exact in f32)
+//
+// Edges of that rule: s16 may be below s, so |w| / s16 can exceed 7.5 (by up to 2^-11 relative for a
+// normal f16, by up to 25% where s16 is subnormal, i.e. max|w| < 7.5 · 2^-14); the clamp keeps q in range.
+// s >= SCALE_MIN = 2^-23, itself an f16 (subnormal), so s16 is never 0. s >= 65520 (max|w| >= 491,400)
+// rounds to infinity: no Q4_0 block can hold it, and the wrapper refuses the row rather than saturate to
+// 65504 (weights that large are not a trained model's; a clamped scale would silently change them).
+//
+// repackQ4_0: ggml Q4_0 blocks (18 bytes per 32 weights: f16 d, then byte j = (q[j] + 8) | (q[j + 16] + 8) << 4,
+// w = q · d) -> il4 with scale f32(d); a NaN or infinite d is refused. Both compute the row sums wsum as
+// writeInt4Rows does (layout.ts), so a kernel's output equals writeInt4Rows of its twin's, byte for byte.
+import { decodeToF32, f16BitsToF32, f32ToF16Bits, type DType } from "./dtype.js";
+import { requireShape, type Int4Matrix, type Int4Weights } from "./layout.js";
+import { GROUP, roundHalfEven, SCALE_MIN } from "./numerics.js";
+import { requireRegion } from "./checks.js";
+import type { WasmKernels } from "./wasm.js";
+
+/** quantize_rows' element type codes. */
+const DTYPE_CODE: Record<DType, number> = { F32: 0, F16: 1, BF16: 2 };
+const ELEMENT_BYTES: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 };
+
+/** Bytes per ggml Q4_0 block (32 weights): an f16 scale and 16 bytes of nibbles. */
+export const Q4_0_BLOCK_BYTES = 18;
+
+/** s = max|w| / 7.5 reaches this (and max|w| this · 7.5) where f16(s) becomes infinity. */
+const F16_SCALE_OVERFLOW = 65520;
+
+export interface QuantizeOptions {
+  /** Round each group's scale to f16 before quantizing the group (the GGUF Q4_0 rule; default false). */
+  f16Scales?: boolean;
+  /** What the rows are and the number of the first, for error messages (default: the matrix rows written). */
+  source?: { name: string; row0: number };
+}
+
+// ---- typed wrappers ----------------------------------------------------------------------------------
+
+function requireRows(fn: string, m: Int4Matrix, row0: number, rows: number): void {
+  requireShape(fn, rows, m.cols, "rows");
+  if (!Number.isInteger(row0) || row0 < 0 || row0 + rows > m.rows) {
+    throw new RangeError(`${fn}: rows [${row0}, ${row0 + rows}) outside the matrix's ${m.rows}`);
+  }
+}
+
+function requireMatrix(k: WasmKernels, fn: string, m: Int4Matrix): void {
+  const cells = m.blocks * m.groups;
+  requireRegion(k, fn, "matrix qs", m.qsPtr, cells * 64, 16);
+  requireRegion(k, fn, "matrix scales", m.scalesPtr, cells * 16, 16);
+  requireRegion(k, fn, "matrix wsum", m.wsumPtr, m.blocks * 16, 16);
+}
+
+/**
+ * Quantizes `rows` rows of m.cols weights (`dtype`, little-endian, row-major at srcPtr in Wasm memory) into
+ * rows [row0, row0 + rows) of m. Throws, naming the row and column, on NaN or infinity, and with f16Scales
+ * on a group whose scale overflows f16; rows before the bad one are written by then.
+ */
+export function quantizeRows(
+  k: WasmKernels, m: Int4Matrix, row0: number, srcPtr: number, rows: number, dtype: DType, opts: QuantizeOptions = {},
+): void {
+  const fn = "quantizeRows";
+  if (!Object.hasOwn(DTYPE_CODE, dtype)) throw new RangeError(`${fn}: unsupported element type ${String(dtype)}`);
+  requireRows(fn, m, row0, rows);
+  const size = ELEMENT_BYTES[dtype];
+  requireRegion(k, fn, "src", srcPtr, rows * m.cols * size, size);
+  requireMatrix(k, fn, m);
+  const f16 = opts.f16Scales ?? false;
+  const bad = k.exports.quantize_rows(srcPtr, DTYPE_CODE[dtype], rows, m.cols, row0, f16 ? 1 : 0, m.qsPtr, m.scalesPtr, m.wsumPtr);
+  if (bad >= 0) {
+    const rowBytes = m.cols * size;
+    const row = k.u8.slice(srcPtr + bad * rowBytes, srcPtr + (bad + 1) * rowBytes);
+    const where = opts.source ?? { name: fn, row0 };
+    throw new RangeError(rowError(where.name, where.row0 + bad, decodeRow(row, dtype, m.cols), f16) ?? `${where.name}: row ${where.row0 + bad} refused`);
+  }
+}
+
+/**
+ * Repacks `rows` rows of Q4_0 blocks (m.cols / 32 blocks per row, at srcPtr in Wasm memory) into rows
+ * [row0, row0 + rows) of m. Throws, naming the row and block, on a NaN or infinite scale.
+ */
+export function repackQ4_0(
+  k: WasmKernels, m: Int4Matrix, row0: number, srcPtr: number, rows: number, opts: Pick<QuantizeOptions, "source"> = {},
+): void {
+  const fn = "repackQ4_0";
+  requireRows(fn, m, row0, rows);
+  requireRegion(k, fn, "src", srcPtr, rows * m.groups * Q4_0_BLOCK_BYTES, 1);
+  requireMatrix(k, fn, m);
+  const bad = k.exports.repack_q4_0(srcPtr, rows, m.cols, row0, m.qsPtr, m.scalesPtr, m.wsumPtr);
+  if (bad >= 0) {
+    const rowBytes = m.groups * Q4_0_BLOCK_BYTES;
+    const row = k.u8.slice(srcPtr + bad * rowBytes, srcPtr + (bad + 1) * rowBytes);
+    const where = opts.source ?? { name: fn, row0 };
+    throw new RangeError(q4RowError(where.name, where.row0 + bad, row) ?? `${where.name}: row ${where.row0 + bad} refused`);
+  }
+}
+
+// ---- scalar twins: the readable specification ---------------------------------------------------------
+
+/**
+ * The twin of quantizeRows: `rows` x `cols` weights given as `dtype` bytes -> int4 values and scales (the
+ * rule at the top of this file). Without f16Scales it equals quantizeInt4 (src/model/quantize.ts) on the
+ * decoded values. Throws the wrapper's message on a row it refuses.
+ */
+export function quantizeRowsRef(bytes: Uint8Array, dtype: DType, rows: number, cols: number, opts: QuantizeOptions = {}): Int4Weights {
+  const fn = "quantizeRowsRef";
+  requireShape(fn, rows, cols, "rows");
+  if (bytes.length !== rows * cols * ELEMENT_BYTES[dtype]) {
+    throw new RangeError(`${fn}: ${bytes.length} bytes for ${rows} x ${cols} ${dtype}`);
+  }
+  const f16 = opts.f16Scales ?? false;
+  const where = opts.source ?? { name: fn, row0: 0 };
+  const w = new Float32Array(rows * cols);
+  decodeToF32(dtype, bytes, w, 0);
+  const groups = cols / GROUP;
+  const q = new Int8Array(rows * cols);
+  const scales = new Float32Array(rows * groups);
+  for (let r = 0; r < rows; r++) {
+    const err = rowError(where.name, where.row0 + r, w.subarray(r * cols, (r + 1) * cols), f16);
+    if (err !== null) throw new RangeError(err);
+    for (let g = 0; g < groups; g++) {
+      const base = r * cols + g * GROUP;
+      const s = groupScale(w.subarray(base, base + GROUP), f16);
+      scales[r * groups + g] = s;
+      for (let i = 0; i < GROUP; i++) q[base + i] = Math.max(-8, Math.min(7, roundHalfEven(Math.fround(w[base + i] / s))));
+    }
+  }
+  return { rows, cols, q, scales };
+}
+
+/** The twin of repackQ4_0: `rows` rows of Q4_0 blocks -> int4 values and the f32 value of each block's d. */
+export function repackQ4_0Ref(bytes: Uint8Array, rows: number, cols: number, opts: Pick<QuantizeOptions, "source"> = {}): Int4Weights {
+  const fn = "repackQ4_0Ref";
+  requireShape(fn, rows, cols, "rows");
+  const groups = cols / GROUP;
+  const rowBytes = groups * Q4_0_BLOCK_BYTES;
+  if (bytes.length !== rows * rowBytes) throw new RangeError(`${fn}: ${bytes.length} bytes for ${rows} x ${cols} in Q4_0 blocks`);
+  const where = opts.source ?? { name: fn, row0: 0 };
+  const q = new Int8Array(rows * cols);
+  const scales = new Float32Array(rows * groups);
+  for (let r = 0; r < rows; r++) {
+    const err = q4RowError(where.name, where.row0 + r, bytes.subarray(r * rowBytes, (r + 1) * rowBytes));
+    if (err !== null) throw new RangeError(err);
+    for (let g = 0; g < groups; g++) {
+      const b = r * rowBytes + g * Q4_0_BLOCK_BYTES;
+      scales[r * groups + g] = f16BitsToF32(bytes[b] | (bytes[b + 1] << 8));
+      for (let j = 0; j < 16; j++) {
+        const byte = bytes[b + 2 + j];
+        q[r * cols + g * GROUP + j] = (byte & 15) - 8;
+        q[r * cols + g * GROUP + 16 + j] = (byte >> 4) - 8;
+      }
+    }
+  }
+  return { rows, cols, q, scales };
+}
+
+/** A group's scale: max(f32(max|w| / 7.5), SCALE_MIN), then with f16 rounded to the nearest f16. */
+function groupScale(w: Float32Array, f16: boolean): number {
+  const s = Math.max(Math.fround(maxAbs(w) / 7.5), SCALE_MIN);
+  return f16 ? f16BitsToF32(f32ToF16Bits(s)) : s;
+}
+
+function maxAbs(w: Float32Array): number {
+  let max = 0;
+  for (const v of w) max = Math.max(max, Math.abs(v));
+  return max;
+}
+
+/** Why a row of weights is refused (the first NaN or infinity, or an f16 scale overflow), or null. */
+function rowError(name: string, row: number, w: Float32Array, f16: boolean): string | null {
+  for (let c = 0; c < w.length; c++) {
+    if (!Number.isFinite(w[c])) return `${name}: row ${row} contains NaN/Inf at column ${c} (value ${w[c]})`;
+  }
+  if (!f16) return null;
+  for (let g = 0; g < w.length / GROUP; g++) {
+    const max = maxAbs(w.subarray(g * GROUP, (g + 1) * GROUP));
+    const s = Math.fround(max / 7.5);
+    if (s >= F16_SCALE_OVERFLOW) {
+      return `${name}: row ${row}, columns ${g * GROUP}-${g * GROUP + GROUP - 1}: max|w| = ${max} needs a scale of ` +
+        `${s}, beyond f16 (65504), where a Q4_0 block keeps it; weights this large are not a trained model's`;
+    }
+  }
+  return null;
+}
+
+/** Why a row of Q4_0 blocks is refused (the first NaN or infinite scale), or null. */
+function q4RowError(name: string, row: number, blocks: Uint8Array): string | null {
+  for (let g = 0; g * Q4_0_BLOCK_BYTES < blocks.length; g++) {
+    const d = blocks[g * Q4_0_BLOCK_BYTES] | (blocks[g * Q4_0_BLOCK_BYTES + 1] << 8);
+    if ((d & 0x7fff) >= 0x7c00) return `${name}: row ${row}, block ${g}: the Q4_0 scale is ${f16BitsToF32(d)} (f16 bits 0x${d.toString(16)})`;
+  }
+  return null;
+}
+
+function decodeRow(bytes: Uint8Array, dtype: DType, cols: number): Float32Array {
+  const w = new Float32Array(cols);
+  decodeToF32(dtype, bytes, w, 0);
+  return w;
+}
