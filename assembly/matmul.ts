@@ -37,23 +37,14 @@ export function gemv(
 const CHUNK_GROUPS = 64;
 
 /**
- * Y[t][r] for tokens t < tokens. Walks the matrix one 4-row block at a time (its weights stay in L2); within
- * a block, one column chunk at a time, 4 tokens at a time, so each unpacked group serves 4 tokens and their
- * activations stay in L1. Leftover tokens go one by one over the whole row.
+ * Y[t][r] for tokens t < tokens, stored at y + 4·(t·ldy + r), ldy >= rows: ldy = rows for a whole product;
+ * a thread computing rows [r0, r0 + n) of a larger one passes the sub-matrix's pointers, rows = n and either
+ * the full product's row count (writing in place) or n (a private scratch block). Walks the matrix one 4-row
+ * block at a time (its weights stay in L2); within a block, one column chunk at a time, 4 tokens at a time,
+ * so each unpacked group serves 4 tokens and their activations stay in L1. Leftover tokens go one by one
+ * over the whole row.
  */
 export function gemm(
-  wq: usize, ws: usize, wsum: usize, rows: i32, cols: i32, tokens: i32,
-  xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize,
-): void {
-  gemm_ld(wq, ws, wsum, rows, cols, tokens, xq, xw, xcorr, xs, xz, y, rows);
-}
-
-/**
- * gemm with an explicit output stride: Y[t][r] is stored at y + 4·(t·ldy + r), ldy >= rows. A thread
- * computing rows [r0, r0 + n) of a larger product passes the sub-matrix's pointers, rows = n and either
- * the full product's row count (writing in place) or n (a private scratch block).
- */
-export function gemm_ld(
   wq: usize, ws: usize, wsum: usize, rows: i32, cols: i32, tokens: i32,
   xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize, ldy: i32,
 ): void {

@@ -14,12 +14,8 @@ export interface WasmExports {
     wq: number, ws: number, wsum: number, rows: number, cols: number,
     xq: number, xw: number, xcorr: number, xs: number, xz: number, y: number,
   ): void;
+  /** Y[t][r] at y + 4·(t·ldy + r): ldy = rows for a whole product, larger for a thread's block of rows. */
   gemm(
-    wq: number, ws: number, wsum: number, rows: number, cols: number, tokens: number,
-    xq: number, xw: number, xcorr: number, xs: number, xz: number, y: number,
-  ): void;
-  /** gemm writing Y[t][r] at y + 4·(t·ldy + r): a thread's block of rows of a larger product. */
-  gemm_ld(
     wq: number, ws: number, wsum: number, rows: number, cols: number, tokens: number,
     xq: number, xw: number, xcorr: number, xs: number, xz: number, y: number, ldy: number,
   ): void;
@@ -64,8 +60,7 @@ export const WASM_EXPORT_ARITY: { readonly [K in keyof WasmExports]: Parameters<
   heap_base: 0,
   kernel_variant: 0,
   gemv: 11,
-  gemm: 12,
-  gemm_ld: 13,
+  gemm: 13,
   quantize_activations: 8,
   prepare_activations: 5,
   read_bandwidth: 2,

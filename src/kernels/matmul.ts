@@ -109,7 +109,7 @@ export function gemm(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: 
   if (!Number.isInteger(ldy) || ldy < m.rows) throw new RangeError(`gemm: output stride ${ldy} is less than the ${m.rows} rows`);
   requireRegion(k, "gemm", "y", yPtr, 4 * (ldy * (count - 1) + m.rows), 4);
   const t = tokenPtrs(act, first);
-  k.exports.gemm_ld(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, count, t.q, t.wide, t.corr, t.scale, t.zero, yPtr, ldy);
+  k.exports.gemm(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, count, t.q, t.wide, t.corr, t.scale, t.zero, yPtr, ldy);
 }
 
 /** Copies `count` rows of rowBytes bytes from src (row stride srcStride bytes) to dst (dstStride). */
@@ -204,7 +204,7 @@ export function rowWeightSumRef(w: Int4Weights, r: number): number {
   return acc;
 }
 
-/** Y[t][r] for every token of x: f32 [x.tokens][w.rows]. The twin of gemm (and of gemm_ld, which only strides y). */
+/** Y[t][r] for every token of x: f32 [x.tokens][w.rows]. The twin of gemm (whose ldy only strides y). */
 export function gemmRef(w: Int4Weights, x: Int8Tokens): Float32Array {
   if (w.cols !== x.cols) throw new RangeError(`gemmRef: matrix has ${w.cols} columns, activations have ${x.cols}`);
   const y = new Float32Array(x.tokens * w.rows);
