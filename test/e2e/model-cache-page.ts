@@ -1,0 +1,81 @@
+// The page (and its worker) that test/e2e/model-cache.test.ts bundles with esbuild and drives: it loads a
+// model by URL through a ModelCache, in the window (OPFS's asynchronous API) or in a dedicated worker (its
+// synchronous access handle), and returns the logits, where each file came from and the cache's warnings.
+import "../../src/browser/set-immediate.js";
+import { loadModelInBrowser } from "../../src/browser/load.js";
+import { ModelCache, type CacheOrigin, type CachedModel } from "../../src/browser/model-cache.js";
+
+export interface LoadResult {
+  logits: number[];
+  opened: { url: string; origin: CacheOrigin; bytes: number }[];
+  warnings: string[];
+  crossOriginIsolated: boolean;
+}
+
+export interface LoadRequest {
+  model: string;
+  wasm: string;
+  prompt: number[];
+  /** Pretend the origin's quota is this many bytes (navigator.storage.estimate), to test the quota check. */
+  quota?: number;
+}
+
+async function load(req: LoadRequest): Promise<LoadResult> {
+  if (req.quota !== undefined) {
+    const quota = req.quota;
+    navigator.storage.estimate = async () => ({ usage: 0, quota });
+  }
+  const opened: LoadResult["opened"] = [];
+  const warnings: string[] = [];
+  const cache = new ModelCache({ onOpen: (url, origin, bytes) => opened.push({ url, origin, bytes }), onWarning: (w) => warnings.push(w) });
+  const m = await loadModelInBrowser(req.model, { wasm: req.wasm, cache, threads: 1, contextLength: 64 });
+  try {
+    return { logits: Array.from(m.logits(req.prompt)[0]), opened, warnings, crossOriginIsolated };
+  } finally {
+    await m.dispose();
+  }
+}
+
+/** Cuts the stored bytes of `url` to `bytes`, as a page killed mid-write would leave them (its .json kept). */
+async function truncateEntry(url: string, bytes: number): Promise<number> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(url)));
+  const key = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle("mobilellm-models");
+  const handle = await dir.getFileHandle(`${key}.bin`);
+  const w = await handle.createWritable({ keepExistingData: true });
+  await w.truncate(bytes);
+  await w.close();
+  return (await handle.getFile()).size;
+}
+
+const inWorker = typeof window === "undefined";
+if (inWorker) {
+  const scope = globalThis as unknown as { onmessage: ((e: MessageEvent<LoadRequest>) => void) | null; postMessage(m: unknown): void };
+  scope.onmessage = (e) =>
+    load(e.data).then(
+      (r) => scope.postMessage({ ok: r }),
+      (err: Error) => scope.postMessage({ error: err.message }),
+    );
+} else {
+  const cache = new ModelCache();
+  Object.assign(window, {
+    loadInWindow: load,
+    loadInWorker: (req: LoadRequest) =>
+      new Promise<LoadResult>((ok, fail) => {
+        const w = new Worker(import.meta.url, { type: "module" });
+        w.onmessage = (e: MessageEvent<{ ok?: LoadResult; error?: string }>) => {
+          w.terminate();
+          if (e.data.ok) ok(e.data.ok);
+          else fail(new Error(e.data.error));
+        };
+        w.onerror = (e) => fail(new Error(`the worker failed: ${e.message}`));
+        w.postMessage(req);
+      }),
+    listCache: (): Promise<CachedModel[]> => cache.list(),
+    deleteCached: (url: string) => cache.delete(url),
+    clearCache: () => cache.clear(),
+    estimateCache: () => cache.estimate(),
+    persistCache: () => cache.persist(),
+    truncateEntry,
+  });
+}
