@@ -501,7 +501,6 @@ class Download {
         this.written += value.length;
         this.wake();
       }
-      if (this.closed) throw new CheckpointError(`${this.url}: the download was abandoned`);
       if (this.size !== null && this.written !== this.size) {
         throw new CheckpointError(`${this.url}: the download ended after ${this.written} of ${this.size} bytes`);
       }
@@ -515,7 +514,6 @@ class Download {
       await this.reader.cancel().catch(() => undefined);
       await this.store.discard().catch(() => undefined);
       await this.discardEntry().catch(() => undefined);
-      if (this.closed) return this.settle.fail(e);
       const quota = (e as Error).name === "QuotaExceededError";
       this.failure = quota
         ? e
@@ -562,8 +560,10 @@ class Download {
       close: async () => {
         if (this.closed) return;
         this.closed = true;
-        // A load that stops early abandons the download: the entry stays incomplete and is never used.
-        if (!this.committed && this.failure === null) await this.reader?.cancel().catch(() => undefined);
+        // A loader may close the file before its last bytes arrive (it needed none of them, or it failed):
+        // the download still runs to the end and commits, so the next visit finds it whole. Waiting here
+        // keeps the file's handle (a lock) until then, and a worker ended right after the load has no
+        // download left half-done.
         await this.finished.catch(() => undefined);
         await this.stored?.close();
         if (this.stored === null && this.failure === null) await this.store.discard().catch(() => undefined);

@@ -10,6 +10,8 @@ export interface LoadResult {
   opened: { url: string; origin: CacheOrigin; bytes: number }[];
   warnings: string[];
   crossOriginIsolated: boolean;
+  /** Milliseconds from the call to the loaded model. */
+  loadMs: number;
 }
 
 export interface LoadRequest {
@@ -18,6 +20,8 @@ export interface LoadRequest {
   prompt: number[];
   /** Pretend the origin's quota is this many bytes (navigator.storage.estimate), to test the quota check. */
   quota?: number;
+  /** "reference" (the float32 oracle, quick to load) or the default int4 engine, which needs the kernels. */
+  backend?: "reference" | "wasm";
 }
 
 async function load(req: LoadRequest): Promise<LoadResult> {
@@ -25,12 +29,14 @@ async function load(req: LoadRequest): Promise<LoadResult> {
     const quota = req.quota;
     navigator.storage.estimate = async () => ({ usage: 0, quota });
   }
+  const t0 = performance.now();
   const opened: LoadResult["opened"] = [];
   const warnings: string[] = [];
-  const cache = new ModelCache({ onOpen: (url, origin, bytes) => opened.push({ url, origin, bytes }), onWarning: (w) => warnings.push(w) });
-  const m = await loadModelInBrowser(req.model, { wasm: req.wasm, cache, threads: 1, contextLength: 64 });
+  const cache = new ModelCache({ onOpen: (url, origin, bytes) => opened.push({ url, origin, bytes, at: Math.round(performance.now() - t0) } as never), onWarning: (w) => warnings.push(w) });
+  const m = await loadModelInBrowser(req.model, { wasm: req.wasm, cache, threads: 1, contextLength: 64, backend: req.backend });
+  const loadMs = performance.now() - t0;
   try {
-    return { logits: Array.from(m.logits(req.prompt)[0]), opened, warnings, crossOriginIsolated };
+    return { logits: Array.from(m.logits(req.prompt)[0]), opened, warnings, crossOriginIsolated, loadMs };
   } finally {
     await m.dispose();
   }
