@@ -4,6 +4,7 @@
 import "../../src/browser/set-immediate.js";
 import { loadModelInBrowser } from "../../src/browser/load.js";
 import { ModelCache, type CacheOrigin, type CachedModel } from "../../src/browser/model-cache.js";
+import { ModelClient, type LoadedModel } from "../../src/browser/client.js";
 
 export interface LoadResult {
   logits: number[];
@@ -32,7 +33,7 @@ async function load(req: LoadRequest): Promise<LoadResult> {
   const t0 = performance.now();
   const opened: LoadResult["opened"] = [];
   const warnings: string[] = [];
-  const cache = new ModelCache({ onOpen: (url, origin, bytes) => opened.push({ url, origin, bytes, at: Math.round(performance.now() - t0) } as never), onWarning: (w) => warnings.push(w) });
+  const cache = new ModelCache({ onOpen: (url, origin, bytes) => opened.push({ url, origin, bytes }), onWarning: (w) => warnings.push(w) });
   const m = await loadModelInBrowser(req.model, { wasm: req.wasm, cache, threads: 1, contextLength: 64, backend: req.backend });
   const loadMs = performance.now() - t0;
   try {
@@ -77,6 +78,17 @@ if (inWorker) {
         w.onerror = (e) => fail(new Error(`the worker failed: ${e.message}`));
         w.postMessage(req);
       }),
+    /** Through the library's own worker (served as /worker.js) and ModelClient, with `cache: true`. */
+    loadViaClient: async (req: LoadRequest, prompt: string): Promise<{ model: LoadedModel; text: string }> => {
+      const client = new ModelClient(new Worker("/worker.js", { type: "module" }));
+      try {
+        const model = await client.load({ url: req.model }, { wasm: req.wasm, cache: true, threads: 1, contextLength: 64, backend: req.backend });
+        const result = await client.generate(prompt, { maxNewTokens: 8, seed: 1 });
+        return { model, text: result.text };
+      } finally {
+        await client.terminate();
+      }
+    },
     listCache: (): Promise<CachedModel[]> => cache.list(),
     deleteCached: (url: string) => cache.delete(url),
     clearCache: () => cache.clear(),

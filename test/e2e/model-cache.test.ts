@@ -45,11 +45,14 @@ let etagVersion = 1;
 let cutWeightsAt: number | null = null;
 let server: Server;
 let origin: string;
-let bundle: string;
+/** The esbuild output: /app.js (the test page) and /worker.js (src/browser/worker.ts). */
+const scripts = new Map<string, string>();
 let context: BrowserContext;
 /** Node's logits for PROMPT: the int4 engine's, and the float32 reference's (quicker to load, used by most tests). */
 let expected: number[];
 let expectedReference: number[];
+/** The reference model's text for "ROMEO:" (8 tokens, seed 1). */
+let expectedText: string;
 const profile = mkdtempSync(join(tmpdir(), "mobilellm-cache-profile-"));
 
 function fileFor(path: string): string | null {
@@ -65,9 +68,19 @@ beforeAll(async () => {
   await node.dispose();
   const reference = await loadModel(MODEL_DIR, { backend: "reference", contextLength: 64 });
   expectedReference = Array.from(reference.logits(PROMPT)[0]);
+  expectedText = await reference.generate("ROMEO:", { maxNewTokens: 8, seed: 1 }).text();
   await reference.dispose();
-  const out = await build({ entryPoints: [resolve("test/e2e/model-cache-page.ts")], bundle: true, format: "esm", platform: "browser", target: "es2022", write: false, logLevel: "silent" });
-  bundle = out.outputFiles[0].text;
+  const out = await build({
+    entryPoints: { app: resolve("test/e2e/model-cache-page.ts"), worker: resolve("src/browser/worker.ts") },
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    outdir: "/bundle",
+    write: false,
+    logLevel: "silent",
+  });
+  for (const f of out.outputFiles) scripts.set(f.path.replace(/^\/bundle/, ""), f.text);
   server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const send = (status: number, type: string, body: Buffer | string) => {
@@ -76,7 +89,8 @@ beforeAll(async () => {
       res.end(req.method === "HEAD" ? undefined : body);
     };
     if (path === "/") return send(200, "text/html", `<!doctype html><meta charset=utf-8><script type=module src="/app.js"></script>`);
-    if (path === "/app.js") return send(200, "text/javascript", bundle);
+    const script = scripts.get(path);
+    if (script !== undefined) return send(200, "text/javascript", script);
     const file = fileFor(path);
     if (file === null) return send(404, "text/plain", "not found");
     const bytes = readFileSync(file);
@@ -230,6 +244,28 @@ describe("the model cache in headless Chromium", () => {
     const warning = r.warnings.find((w) => w.includes(WEIGHTS)) ?? "";
     expect(warning).toMatch(/not caching .*model\.safetensors: it needs 11\.9 MiB and this origin has 1\.0 MiB free .*navigator\.storage\.estimate\(\)/);
     expect((await list(page)).some((e) => e.url.endsWith(WEIGHTS))).toBe(false);
+    await page.close();
+  });
+
+  it("ModelClient with cache: true says where the model came from: the network, then the cache", async () => {
+    let page = await visit();
+    await clear(page);
+    type Via = { model: { source: string; cacheWarnings: string[] }; text: string };
+    const via = (p: Page) => {
+      served = new Map();
+      return p.evaluate(([r, prompt]) => (window as unknown as { loadViaClient(r: LoadRequest, p: string): Promise<Via> }).loadViaClient(r as LoadRequest, prompt as string), [request({}), "ROMEO:"] as const);
+    };
+    const first = await via(page);
+    expect(first.model.source).toBe("network");
+    expect(first.model.cacheWarnings).toEqual([]);
+    expect(first.text).toBe(expectedText);
+    expect(served.get(`/model/${WEIGHTS}`)).toBe(WEIGHTS_BYTES);
+    await page.close();
+    page = await visit();
+    const second = await via(page);
+    expect(second.model.source).toBe("cache");
+    expect(modelBytes()).toBe(0);
+    expect(second.text).toBe(expectedText);
     await page.close();
   });
 
