@@ -310,7 +310,7 @@ export class ModelCache {
       this.warn(`not caching ${url}: ${errorText(e)}`);
       return this.uncached(url);
     }
-    const store = hasSyncAccess(handle) ? await syncStore(handle).catch(() => null) : await asyncStore(handle);
+    const store = await (hasSyncAccess(handle) ? syncStore(handle) : asyncStore(handle)).catch(() => null);
     if (store === null) {
       await r.body.cancel();
       this.warn(`not caching ${url}: its cache entry is open elsewhere (another tab loading it?)`);
@@ -472,7 +472,7 @@ class Download {
     private readonly size: number | null,
     /** Commits the entry (writes its .json). */
     private readonly onComplete: (bytes: number) => Promise<void>,
-    /** Removes what a failed or abandoned download left. */
+    /** Removes what a failed download left. */
     private readonly discardEntry: () => Promise<void>,
     /** Where reads go once the quota ran out mid-download (an uncached source), or null to fail them. */
     private readonly onQuota: (written: number) => Promise<ByteSource | null>,
@@ -511,14 +511,18 @@ class Download {
       writeFailed = false;
       this.settle.ok(this.written);
     } catch (e) {
-      await this.reader.cancel().catch(() => undefined);
-      await this.store.discard().catch(() => undefined);
-      await this.discardEntry().catch(() => undefined);
       const quota = (e as Error).name === "QuotaExceededError";
       this.failure = quota
         ? e
         : new CheckpointError(`cannot ${writeFailed ? "store" : "download"} ${this.url}: ${errorText(e)} (after ${this.written} bytes)`);
-      this.fallback = quota ? this.onQuota(this.written) : Promise.resolve(null);
+      // Set before the first await, so that a read from now on goes here rather than to the closing handle.
+      this.fallback = (async () => {
+        await this.reader?.cancel().catch(() => undefined);
+        await this.store.discard().catch(() => undefined);
+        await this.discardEntry().catch(() => undefined);
+        return quota ? this.onQuota(this.written) : null;
+      })();
+      await this.fallback.catch(() => undefined);
       this.settle.fail(this.failure);
     }
     this.wake(true);
@@ -532,12 +536,8 @@ class Download {
   }
 
   private until(end: number): Promise<void> {
-    if (end <= this.store.readable(this.written, this.committed) || this.fallback !== null || this.settledOk) return Promise.resolve();
+    if (end <= this.store.readable(this.written, this.committed) || this.fallback !== null) return Promise.resolve();
     return new Promise((wake) => this.waiters.push({ end, wake }));
-  }
-
-  private get settledOk(): boolean {
-    return this.committed && this.failure === null;
   }
 
   source(size: number): CachedSource {
@@ -549,13 +549,18 @@ class Download {
         if (this.closed) throw new CheckpointError(`${this.url}: read after close`);
         checkRange(where, offset, length);
         await this.until(offset + length);
-        if (this.fallback !== null) {
-          const fb = await this.fallback;
-          if (fb === null) throw this.failure;
-          return fb.read(offset, length);
+        if (this.fallback === null) {
+          try {
+            this.stored ??= await this.store.source(this.url, size, () => this.store.readable(this.written, this.committed));
+            return await this.stored.read(offset, length);
+          } catch (e) {
+            if (this.fallback === null) throw e;
+            // The download failed while this read waited: its handle is closing; read where the rest goes.
+          }
         }
-        this.stored ??= await this.store.source(this.url, size, () => this.store.readable(this.written, this.committed));
-        return this.stored.read(offset, length);
+        const fb = await this.fallback;
+        if (fb === null) throw this.failure;
+        return fb.read(offset, length);
       },
       close: async () => {
         if (this.closed) return;

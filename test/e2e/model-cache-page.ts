@@ -21,6 +21,8 @@ export interface LoadRequest {
   prompt: number[];
   /** Pretend the origin's quota is this many bytes (navigator.storage.estimate), to test the quota check. */
   quota?: number;
+  /** Make OPFS writes (a worker's synchronous handle) throw QuotaExceededError once this many bytes were written. */
+  failWritesAfter?: number;
   /** "reference" (the float32 oracle, quick to load) or the default int4 engine, which needs the kernels. */
   backend?: "reference" | "wasm";
 }
@@ -31,6 +33,7 @@ async function load(req: LoadRequest): Promise<LoadResult> {
     navigator.storage.estimate = async () => ({ usage: 0, quota });
   }
   const t0 = performance.now();
+  if (req.failWritesAfter !== undefined) quotaRunsOutAfter(req.failWritesAfter);
   const opened: LoadResult["opened"] = [];
   const warnings: string[] = [];
   const cache = new ModelCache({ onOpen: (url, origin, bytes) => opened.push({ url, origin, bytes }), onWarning: (w) => warnings.push(w) });
@@ -41,6 +44,19 @@ async function load(req: LoadRequest): Promise<LoadResult> {
   } finally {
     await m.dispose();
   }
+}
+
+/** A disk that fills up mid-download: every synchronous OPFS write past `limit` bytes in total fails. */
+function quotaRunsOutAfter(limit: number): void {
+  type Write = (buffer: Uint8Array, options: { at: number }) => number;
+  const proto = (globalThis as unknown as { FileSystemSyncAccessHandle: { prototype: { write: Write } } }).FileSystemSyncAccessHandle.prototype;
+  const write = proto.write;
+  let written = 0;
+  proto.write = function (this: unknown, buffer, options) {
+    written += buffer.byteLength;
+    if (written > limit) throw new DOMException("the origin's quota ran out (simulated)", "QuotaExceededError");
+    return write.call(this, buffer, options);
+  };
 }
 
 /** Cuts the stored bytes of `url` to `bytes`, as a page killed mid-write would leave them (its .json kept). */

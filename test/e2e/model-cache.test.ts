@@ -247,6 +247,16 @@ describe("the model cache in headless Chromium", () => {
     await page.close();
   });
 
+  it("a quota that runs out mid-download: the load goes on uncached, says so, and leaves no entry", async () => {
+    const page = await visit();
+    await clear(page);
+    const r = await load(page, "worker", { failWritesAfter: 1_000_000 });
+    expect(r.logits).toEqual(expectedReference);
+    expect(r.warnings.find((w) => w.includes(WEIGHTS))).toMatch(/not caching .*model\.safetensors: it needs 11\.9 MiB and this origin has [\d.]+ MiB free .*loading it from the network without caching/);
+    expect((await list(page)).some((e) => e.url.endsWith(WEIGHTS))).toBe(false);
+    await page.close();
+  });
+
   it("ModelClient with cache: true says where the model came from: the network, then the cache", async () => {
     let page = await visit();
     await clear(page);
