@@ -1,15 +1,20 @@
 // Model files (and the kernels' .wasm) kept across page visits, in the Origin Private File System.
 //
-// Why OPFS and not the Cache API: bench/browser-storage.ts wrote 256 MiB from a stream of 4 MiB chunks
-// and read it back in a new page, headless Chromium 156 with an on-disk profile, this 2-core machine
-// (shared, so noisy): OPFS through a worker's synchronous access handle wrote 224-462 MB/s and read
-// 968-2165 MB/s (first 4 MiB in ~60 ms) with +8..42 MiB of browser memory; the Cache API wrote 35-42 MB/s
-// and read 48-128 MB/s; OPFS's asynchronous API (createWritable / getFile, all a window has) wrote
-// 13-21 MB/s and read 52-101 MB/s, both with +110..205 MiB of memory. Only the synchronous handle is
-// faster than fetching from localhost (~119 MB/s in one GET), and it also reads bytes already written
-// while the rest is still arriving, so a load can start before the download ends. It exists only in
-// dedicated workers, which is where ModelClient loads models; on a window this falls back to OPFS's
-// asynchronous API (slower, still one download and zero bytes on the next visit).
+// Why OPFS and not the Cache API: bench/browser-storage.ts writes 256 MiB or 1 GiB from a stream of 4 MiB
+// chunks (as a download arrives) and reads it back in 4 MiB slices in a new page, in headless Chromium 156
+// with an on-disk profile, on a 2-core machine shared with other jobs (so the figures are noisy):
+//
+//                                     write MB/s   read MB/s    first 4 MiB   browser memory
+//   OPFS, a worker's sync handle      224-653      968-14278    19-62 ms      +8..45 MiB
+//   Cache API (put / match + blob)    34-42        48-128       27-115 ms     +108..263 MiB
+//   OPFS, async (createWritable)      12-21        39-101       13-138 ms     +119..237 MiB
+//
+// (The top read figure is the OS page cache serving a file just written.) Only the synchronous access handle
+// is faster than fetching from localhost (~119 MB/s in one GET), and it also reads bytes already written
+// while the rest is still arriving, so a load starts before the download ends. It exists only in dedicated
+// workers, which is where ModelClient loads models; in a window this falls back to OPFS's asynchronous API
+// (slower; still one download, and zero bytes from the network on the next visit), so one store serves both
+// and the entries are shared between them.
 //
 // Layout: a directory (default "mobilellm-models") holding, per URL, <key>.bin (the bytes) and <key>.json
 // (url, size, ETag, Last-Modified, when), key = SHA-256 of the URL. The .json is written last, after
