@@ -16,11 +16,11 @@ export function browserDefaultThreads(): number {
   return Math.max(1, Math.min(8, cores));
 }
 
-/** `cache`: keep the kernel builds fetched by URL across visits too (src/browser/model-cache.ts). */
+/** Kernel builds fetched by URL go through `options.cache` when given, so that they too are kept across visits. */
 export function browserPlatform(wasm: WasmSource, options: { cache?: ModelCache } = {}): Platform {
-  const cache = new Map<string, Promise<Uint8Array | undefined>>();
+  const fetched = new Map<string, Promise<Uint8Array | undefined>>();
   const fetchBuild = (file: string, optional: boolean): Promise<Uint8Array | undefined> => {
-    let p = cache.get(file);
+    let p = fetched.get(file);
     if (!p) {
       p = (async () => {
         if (typeof wasm === "object" && !(wasm instanceof URL)) return wasm[file.replace(/\.wasm$/, "") as keyof typeof wasm];
@@ -38,7 +38,7 @@ export function browserPlatform(wasm: WasmSource, options: { cache?: ModelCache 
         }
         return new Uint8Array(await r.arrayBuffer());
       })();
-      cache.set(file, p);
+      fetched.set(file, p);
     }
     return p;
   };
