@@ -12,6 +12,7 @@ import type { Model } from "../session/model.js";
 import type { Generation } from "../generate/generate.js";
 import { loadModelInBrowser } from "./load.js";
 import { folderFromFiles, folderFromUrl } from "./folders.js";
+import { ModelCache, type CacheOrigin } from "./model-cache.js";
 import { canUseThreads } from "./web-worker-spawn.js";
 import type { Reply, Request } from "./protocol.js";
 
@@ -38,9 +39,16 @@ async function load(id: number, req: Extract<Request, { type: "load" }>): Promis
   model = null;
   await old?.dispose();
   const t0 = performance.now();
-  const folder = "url" in req.source ? folderFromUrl(req.source.url) : folderFromFiles(req.source.files, req.source.label);
+  const { cache: cached, ...options } = req.options;
+  const origins = new Set<CacheOrigin>();
+  const cacheWarnings: string[] = [];
+  const cache = cached
+    ? new ModelCache({ directory: cached === true ? undefined : cached.directory, onOpen: (_url, from) => origins.add(from), onWarning: (w) => cacheWarnings.push(w) })
+    : undefined;
+  const folder = "url" in req.source ? folderFromUrl(req.source.url, { cache }) : folderFromFiles(req.source.files, req.source.label);
   const m = await loadModelInBrowser(folder, {
-    ...req.options,
+    ...options,
+    cache,
     onProgress: (done, total) => post({ type: "progress", id, done, total }),
   });
   model = m;
@@ -59,6 +67,8 @@ async function load(id: number, req: Extract<Request, { type: "load" }>): Promis
       kvCacheBytes: info.kvCacheBytes,
       vocabSize: m.config.vocabSize,
       loadMs: performance.now() - t0,
+      source: "files" in req.source ? "files" : cache && !origins.has("network") ? "cache" : "network",
+      cacheWarnings,
     },
   });
 }
