@@ -4,7 +4,7 @@
 import type { Backend, BackendName } from "./backend.js";
 import type { SimdMode } from "../kernels/wasm.js";
 import type { ModelConfig } from "./config.js";
-import { kvCacheBytes } from "./memory.js";
+import { checkWasmBudget, kvCacheBytes } from "./memory.js";
 import { perplexity, type PerplexityResult } from "./perplexity.js";
 import { TextTokenizer } from "../text/tokenizer.js";
 import { ChatTemplate, PLAIN_DIALOGUE_STOP, PLAIN_DIALOGUE_TEMPLATE, findChatTemplate, type ChatMessage } from "../text/chat-template.js";
@@ -218,6 +218,7 @@ export function checkContextLength(config: ModelConfig, contextLength: number): 
  */
 export async function createBackend(config: ModelConfig, ckpt: Checkpoint, opts: BackendOptions, platform?: Platform): Promise<Backend> {
   checkContextLength(config, opts.contextLength);
+  if (opts.backend !== "reference") checkWasmBudget(config, opts.contextLength);
   const names = resolveTensorNames(config, ckpt);
   if (opts.backend === "reference") {
     return new ReferenceBackend(config, await loadReferenceWeights(ckpt, names), opts.contextLength);

@@ -17,6 +17,9 @@ export interface LayerTensorNames {
   wDown: string;
 }
 
+/** Tensors every layer stores (the fields of LayerTensorNames). */
+export const LAYER_TENSORS = 9;
+
 export interface TensorNames {
   embed: string;
   layers: LayerTensorNames[];
@@ -34,6 +37,13 @@ export class CheckpointShapeError extends Error {
 
 /** Resolves the names present in `ckpt` and checks that every expected tensor has the expected shape. */
 export function resolveTensorNames(config: ModelConfig, ckpt: Checkpoint): TensorNames {
+  // Before any per-layer name is built: a config can claim more layers than the file has tensors for.
+  const needed = LAYER_TENSORS * config.numLayers + 2;
+  if (ckpt.tensorCount < needed) {
+    throw new CheckpointShapeError(
+      `num_hidden_layers ${config.numLayers} needs at least ${needed} tensors (${LAYER_TENSORS} per layer, the embedding and the final norm) but the checkpoint has ${ckpt.tensorCount}`,
+    );
+  }
   const names = tensorNamesFor(config, (l) =>
     ckpt.has(`model.layers.${l}.feed_forward.gate_proj.weight`) ? "feed_forward" : "mlp",
   );

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { TextTokenizer } from "../../src/text/tokenizer.js";
-import { ChatTemplate, findChatTemplate } from "../../src/text/chat-template.js";
+import { ChatTemplate, TemplateLimitError, findChatTemplate } from "../../src/text/chat-template.js";
 import { loadText } from "../../src/model/load.js";
 
 const tokenizerJson = JSON.parse(readFileSync("models/shakespeare-tiny/tokenizer.json", "utf8")) as unknown;
@@ -78,3 +78,53 @@ describe("chat template", () => {
     expect(() => new ChatTemplate("{% for %}", { bos_token: null, eos_token: null })).toThrow(/chat template does not parse/);
   });
 });
+
+describe("chat template limits", () => {
+  const special = { bos_token: "<s>", eos_token: "</s>" };
+  const hi = [{ role: "user" as const, content: "Hi" }];
+  const CHATML = `{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}`;
+  // The shape of Llama 3.1's template: namespace, slicing, strftime_now, raise_exception, tojson.
+  const LLAMA3 = `{{- bos_token }}
+{%- set ns = namespace(sys='') %}
+{%- if messages[0]['role'] == 'system' %}{%- set ns.sys = messages[0]['content'] | trim %}{%- set messages = messages[1:] %}{%- endif %}
+{{- '<|start_header_id|>system<|end_header_id|>\n\nToday Date: ' + strftime_now('%d %b %Y') + '\n\n' + ns.sys + '<|eot_id|>' }}
+{%- for message in messages %}
+{%- if message['role'] not in ['user', 'assistant'] %}{{ raise_exception('bad role ' + message['role']) }}{% endif %}
+{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}
+{%- if loop.last and message['role'] == 'user' %}{{- '' ~ (messages | length) | tojson }}{% endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}`;
+
+  it("still renders ChatML and Llama-3 style templates", () => {
+    expect(new ChatTemplate(CHATML, special).render(hi)).toBe("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    const out = new ChatTemplate(LLAMA3, special).render([{ role: "system", content: " Be brief. " }, ...hi]);
+    expect(out).toMatch(/^<s><\|start_header_id\|>system<\|end_header_id\|>\n\nToday Date: \d\d [A-Z][a-z]{2} \d{4}\n\nBe brief\.<\|eot_id\|>/);
+    expect(out.endsWith("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>1<|start_header_id|>assistant<|end_header_id|>\n\n")).toBe(true);
+    expect(() => new ChatTemplate(LLAMA3, special).render([{ role: "tool", content: "x" }])).toThrow(/chat template failed: chat template raised: bad role tool/);
+  });
+
+  it("renders a 200-turn conversation well inside the limits", () => {
+    const turns = Array.from({ length: 200 }, (_, i) => ({ role: (i % 2 ? "assistant" : "user") as "user", content: "word ".repeat(100) }));
+    expect(new ChatTemplate(LLAMA3, special).render(turns).length).toBeGreaterThan(200 * 500);
+  });
+
+  const refuse = (source: string, message: RegExp) => {
+    const t0 = performance.now();
+    expect(() => new ChatTemplate(source, special).render(hi)).toThrow(message);
+    expect(performance.now() - t0).toBeLessThan(5000);
+  };
+
+  it("refuses loops past the step budget: range(10^9), nested 10^5 loops, a loop over a long list", () => {
+    refuse("{% for i in range(1000000000) %}x{% endfor %}", /number 1000000000 is out of range/);
+    refuse("{% for i in range(999999) %}{% endfor %}{% for i in range(999999) %}{% endfor %}", TemplateLimitError);
+    refuse("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", /runs too long: .* past 1000000 steps/);
+    refuse("{% set xs = range(900000) | list %}{% for a in xs %}{% endfor %}", /runs too long: a for loop/);
+  });
+
+  it("refuses strings, lists and widths past the size caps", () => {
+    refuse("{% set s = 'x' %}{% for i in range(40) %}{% set s = s ~ s %}{% endfor %}{{ s }}", /output too large: a string of 16777216 characters/);
+    refuse("{{ 'a' | indent(500000000, true) }}", /number 500000000 is out of range/);
+    refuse("{{ 'a' | indent(999 * 999 * 999, true) }}", /number 997002999 is out of range/);
+  });
+});
+

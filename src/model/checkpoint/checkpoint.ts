@@ -113,6 +113,11 @@ export class Checkpoint {
     return new Checkpoint(tensors, [...files], metadata, indexMetadata);
   }
 
+  /** Number of tensors in all files. */
+  get tensorCount(): number {
+    return this.tensors.size;
+  }
+
   has(name: string): boolean {
     return this.tensors.has(name);
   }
