@@ -75,12 +75,26 @@ describe("mobilellm CLI", () => {
     expect(byPrompt.tokens).toEqual(m.encode("ROMEO:"));
   });
 
+  it("logits --all writes one row per line, so no single write grows with the number of tokens", async () => {
+    const { run } = await import("../src/cli/commands/logits.js");
+    const writes: string[] = [];
+    await run(["--tokens", "1000,872,266,300,301", "--all"], (s) => writes.push(s));
+    expect(writes).toHaveLength(5 + 2);
+    const m = await loadModel(undefined, { contextLength: 8 });
+    const want = m.logits([1000, 872, 266, 300, 301], true).map((r) => Array.from(r));
+    await m.dispose();
+    expect(JSON.parse(writes.join("\n"))).toEqual({ tokens: [1000, 872, 266, 300, 301], shape: [5, 1024], logits: want });
+    const row = Math.max(...want.map((r) => JSON.stringify(r).length));
+    expect(Math.max(...writes.map((w) => w.length))).toBeLessThanOrEqual(row + 1);
+  });
+
   it("perplexity follows the chunking protocol and prints JSON", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ppl-"));
     const file = join(dir, "t.txt");
     writeFileSync(file, "ROMEO:\nWhat light through yonder window breaks? It is the east.\n".repeat(3));
     const r = JSON.parse((await cli("perplexity", "--file", file, "--ctx", "16", "--json")).stdout) as { tokens: number; nll: number; perplexity: number };
-    const m = await loadModel(undefined, { contextLength: 17 });
+    // A chunk's last id is only predicted, never run: 16 positions are enough for --ctx 16.
+    const m = await loadModel(undefined, { contextLength: 16 });
     const n = m.encode("ROMEO:\nWhat light through yonder window breaks? It is the east.\n".repeat(3)).length;
     expect(r.tokens).toBe(n - 1); // every id but the first is predicted exactly once
     expect(r.perplexity).toBeCloseTo(Math.exp(r.nll), 9);

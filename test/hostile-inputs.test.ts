@@ -6,7 +6,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { boundedCli, type BoundedRun } from "./helpers/bounded-cli.js";
-import { BUNDLED } from "./helpers/model-folder.js";
+import { BUNDLED, modelVariant } from "./helpers/model-folder.js";
 
 /** A copy of the bundled model folder with `patch` applied to its config.json (and `files` written). */
 function folderWith(patch: Record<string, unknown>, files: Record<string, string> = {}): string {
@@ -73,5 +73,17 @@ describe("hostile inputs to the CLI", () => {
     const dir = folderWith({ max_position_embeddings: 2 ** 40 });
     const r = await boundedCli(["generate", "-q", "--model", dir, "--prompt", "x", "--ctx", "10000000"], { seconds: 5 });
     expectRefused(r, /the wasm engine needs at least \d+\.\d MiB for context 10000000 .*more than the 4096 MiB of wasm32 memory/, 5, 300);
+  });
+
+  it("logits and perplexity refuse non-finite results (finite weights that overflow) instead of printing NaN", async () => {
+    // bf16 weights near their maximum: finite in the file, beyond float32 once multiplied in the engine.
+    const dir = await modelVariant({ tensor: (name, data, shape) => ({ name, shape, data: name === "model.norm.weight" ? data.fill(3e38) : data }) });
+    const logits = await boundedCli(["logits", "--model", dir, "--tokens", "1000,872,266", "--all"], { seconds: 20 });
+    expectRefused(logits, /mobilellm logits: the logits are not finite \((NaN|-?Infinity) at position \d, token \d+\)/, 20, 400);
+    expect(logits.stdout).toBe("");
+    const text = file("ROMEO:\nWhat light through yonder window breaks?\n");
+    const ppl = await boundedCli(["perplexity", "--model", dir, "--file", text, "--ctx", "8"], { seconds: 20 });
+    expectRefused(ppl, /mobilellm perplexity: perplexity: the log-probability of token \d+ is (NaN|-?Infinity)/, 20, 400);
+    expect(ppl.stdout).toBe("");
   });
 });
