@@ -35,6 +35,16 @@ describe("mobilellm CLI", () => {
     expect(a.stderr).toMatch(/engine +wasm, (relaxed SIMD|SIMD128), \d+ threads?/);
   });
 
+  it("--stats counts the positions the KV cache holds: a full context of 16 holds 16", async () => {
+    const r = await cli("generate", "--prompt", "ROMEO:\nWhat say you", "--ctx", "16", "-n", "100", "--temp", "0", "--stats");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/stopped: the context of 16 tokens is full/);
+    expect(r.stderr).toMatch(/kv cache .* holding 16 positions, [\d.]+ KiB allocated for 16 /);
+    const short = await cli("generate", "--prompt", "KING:", "-n", "3", "--temp", "0", "--stats");
+    const prompt = Number(/prompt +(\d+) tokens/.exec(short.stderr)?.[1]);
+    expect(short.stderr).toMatch(new RegExp(`holding ${prompt + 2} positions`));
+  });
+
   it("chat answers each stdin line and reuses the KV cache from the second turn on", async () => {
     const r = await cli({ input: "Good morrow, sir.\nWhat news?\n" }, "chat", "--seed", "1", "-n", "40");
     expect(r.code).toBe(0);
@@ -132,6 +142,10 @@ describe("mobilellm CLI", () => {
     [["chat", "--model", "/no/such/dir"], 1, /does not exist/],
     [["chat", "--template", "/no/such/file"], 2, /cannot read --template/],
     [["perplexity", "--file", "/no/such/file"], 1, /cannot read \/no\/such\/file: ENOENT/],
+    // A negative number after a flag is its value (parseArgs alone says "argument is ambiguous").
+    [["generate", "--prompt", "x", "--ctx", "-1"], 2, /^mobilellm generate: --ctx must be an integer >= 1, got "-1"$/m],
+    [["generate", "--prompt", "x", "-n", "-5"], 2, /-n must be an integer >= 0, got "-5"/],
+    [["perplexity", "--file", "models/shakespeare-tiny/heldout-short.txt", "--ctx", "5000"], 1, /^mobilellm perplexity: context 5000 exceeds max_position_embeddings 4096$/m],
   ])("%j fails with exit code %i and one clear line", async (args, code, message) => {
     const r = await cli(...args);
     expect(r.code).toBe(code);
