@@ -86,4 +86,21 @@ describe("hostile inputs to the CLI", () => {
     expectRefused(ppl, /mobilellm perplexity: perplexity: the log-probability of token \d+ is (NaN|-?Infinity)/, 20, 400);
     expect(ppl.stdout).toBe("");
   });
+
+  it("a tokenizer.json whose Split pattern backtracks catastrophically is refused at load, not hung on the prompt", async () => {
+    const t = JSON.parse(readFileSync(join(BUNDLED, "tokenizer.json"), "utf8"));
+    t.pre_tokenizer.pretokenizers[0].pattern = { Regex: "(a+)+$" };
+    const dir = folderWith({}, { "tokenizer.json": JSON.stringify(t) });
+    const r = await boundedCli(["generate", "-q", "--model", dir, "--prompt", "a".repeat(34) + "!"], { seconds: 5 });
+    expectRefused(r, /pre_tokenizer\.pretokenizers\[0\]\.pattern\.Regex is refused, as it could backtrack .*nested quantifiers/, 5, 300);
+  });
+
+  it("an added token id at or beyond vocab_size is refused at load", async () => {
+    const t = JSON.parse(readFileSync(join(BUNDLED, "tokenizer.json"), "utf8"));
+    t.added_tokens.push({ id: 5000, content: "<|far|>", special: true });
+    const dir = folderWith({}, { "tokenizer.json": JSON.stringify(t) });
+    const r = await boundedCli(["generate", "-q", "--model", dir, "--prompt", "x"], { seconds: 5 });
+    expectRefused(r, /token id 5000 \("<\|far\|>"\) is not below the model's vocab_size 1024/, 5, 300);
+  });
 });
+

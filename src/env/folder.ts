@@ -80,6 +80,7 @@ export async function openModel(folder: ModelFolder, platform: Platform, opts: L
     tokenizerConfig,
     chatTemplateJinja: await folder.readText("chat_template.jinja"),
   });
+  tokenizer.checkFitsVocabulary(config.vocabSize);
   const generationConfig = await readJson(folder, "generation_config.json", false);
   const defaults =
     generationConfig === null ? NO_GENERATION_CONFIG : parseGenerationConfig(generationConfig, `${folder.name}/generation_config.json`);
