@@ -102,5 +102,10 @@ describe("hostile inputs to the CLI", () => {
     const r = await boundedCli(["generate", "-q", "--model", dir, "--prompt", "x"], { seconds: 5 });
     expectRefused(r, /token id 5000 \("<\|far\|>"\) is not below the model's vocab_size 1024/, 5, 300);
   });
+
+  it("--threads 4096 is refused before loading, within 3 s and 200 MB", async () => {
+    const r = await boundedCli(["generate", "-q", "--prompt", "x", "--threads", "4096"], { seconds: 3 });
+    expectRefused(r, /^mobilellm generate: threads 4096 is more than this machine can use: at most \d+ \(twice the \d+ available cores, and never more than 64\)$/, 3, 200);
+  });
 });
 

@@ -7,6 +7,7 @@ import { CheckpointError, type ByteSource } from "../model/checkpoint/byte-sourc
 import { NO_GENERATION_CONFIG, parseGenerationConfig } from "../generate/generation-config.js";
 import { Model, checkContextLength, createBackend, parseTextFiles, type LoadOptions } from "../model/model.js";
 import type { ModelFolder, Platform } from "./platform.js";
+import { checkLoadOptions } from "../model/load-options.js";
 
 /** A JSON file of the folder, parsed; null when it is optional and absent. */
 async function readJson(folder: ModelFolder, file: string, required: true): Promise<unknown>;
@@ -73,6 +74,7 @@ export async function openFolderCheckpoint(folder: ModelFolder): Promise<Checkpo
  * then read and quantized. `platform` supplies the kernel bytes, worker threads and default thread count.
  */
 export async function openModel(folder: ModelFolder, platform: Platform, opts: LoadOptions = {}): Promise<Model> {
+  checkLoadOptions(opts, platform.defaultThreads());
   const config = parseConfig(await readJson(folder, "config.json", true), `${folder.name}/config.json`);
   const tokenizerConfig = ((await readJson(folder, "tokenizer_config.json", false)) ?? {}) as Record<string, unknown>;
   const { tokenizer, chatTemplate } = parseTextFiles({

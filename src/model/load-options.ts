@@ -1,0 +1,38 @@
+// Checks the options of loadModel / loadModelInBrowser before any file is read: a typo ("gpu", "avx") or
+// an impossible value (contextLength 0, 4096 threads) is refused at once, not after reading and
+// quantizing a whole checkpoint, and never silently replaced by a default.
+import { BACKENDS } from "./backend.js";
+import type { LoadOptions } from "./model.js";
+
+/** Engine threads never exceed this, whatever the machine: each one is a worker with its own heap. */
+export const MAX_THREADS = 64;
+
+const SIMD_MODES = ["auto", "baseline", "relaxed"];
+
+/**
+ * Throws a RangeError or TypeError naming the option. `cores` is what the platform offers (its default
+ * thread count); more than twice that many threads only queue for the same cores.
+ */
+export function checkLoadOptions(opts: LoadOptions, cores: number): void {
+  if (typeof opts !== "object" || opts === null) throw new TypeError("the load options must be an object");
+  const { backend, simd, contextLength, threads, onProgress } = opts;
+  if (backend !== undefined && !BACKENDS.includes(backend)) {
+    throw new RangeError(`backend must be one of ${BACKENDS.join(", ")}, got ${JSON.stringify(backend)}`);
+  }
+  if (simd !== undefined && !SIMD_MODES.includes(simd)) {
+    throw new RangeError(`simd must be one of ${SIMD_MODES.join(", ")}, got ${JSON.stringify(simd)}`);
+  }
+  if (contextLength !== undefined && (typeof contextLength !== "number" || !Number.isSafeInteger(contextLength) || contextLength < 1)) {
+    throw new RangeError(`contextLength must be an integer >= 1, got ${String(contextLength)}`);
+  }
+  if (threads !== undefined) {
+    if (typeof threads !== "number" || !Number.isInteger(threads) || threads < 1) {
+      throw new RangeError(`threads must be an integer >= 1, got ${String(threads)}`);
+    }
+    const limit = Math.min(MAX_THREADS, 2 * Math.max(1, cores));
+    if (threads > limit) {
+      throw new RangeError(`threads ${threads} is more than this machine can use: at most ${limit} (twice the ${cores} available cores, and never more than ${MAX_THREADS})`);
+    }
+  }
+  if (onProgress !== undefined && typeof onProgress !== "function") throw new TypeError("onProgress must be a function");
+}
