@@ -29,6 +29,7 @@ export { Generation } from "./generate/generate.js";
 export { BACKENDS } from "./model/backend.js";
 export { PRESETS, parseConfig, mobilellmPro, parameterCount } from "./model/config.js";
 export { int4WeightBytes, kvCacheBytes, mib, storedDtype } from "./model/memory.js";
+export { firstNonFinite } from "./kernels/dtype.js";
 export { GROUP } from "./kernels/numerics.js";
 export { INDEX_FILE, SINGLE_FILE } from "./model/checkpoint/checkpoint.js";
 export { BUNDLED_MODEL, bundledModelDir, loadConfig, readJsonFile } from "./node/bundled.js";

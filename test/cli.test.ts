@@ -35,6 +35,16 @@ describe("mobilellm CLI", () => {
     expect(a.stderr).toMatch(/engine +wasm, (relaxed SIMD|SIMD128), \d+ threads?/);
   });
 
+  it("--stats counts the positions the KV cache holds: a full context of 16 holds 16", async () => {
+    const r = await cli("generate", "--prompt", "ROMEO:\nWhat say you", "--ctx", "16", "-n", "100", "--temp", "0", "--stats");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/stopped: the context of 16 tokens is full/);
+    expect(r.stderr).toMatch(/kv cache .* holding 16 positions, [\d.]+ KiB allocated for 16 /);
+    const short = await cli("generate", "--prompt", "KING:", "-n", "3", "--temp", "0", "--stats");
+    const prompt = Number(/prompt +(\d+) tokens/.exec(short.stderr)?.[1]);
+    expect(short.stderr).toMatch(new RegExp(`holding ${prompt + 2} positions`));
+  });
+
   it("chat answers each stdin line and reuses the KV cache from the second turn on", async () => {
     const r = await cli({ input: "Good morrow, sir.\nWhat news?\n" }, "chat", "--seed", "1", "-n", "40");
     expect(r.code).toBe(0);
@@ -75,12 +85,26 @@ describe("mobilellm CLI", () => {
     expect(byPrompt.tokens).toEqual(m.encode("ROMEO:"));
   });
 
+  it("logits --all writes one row per line, so no single write grows with the number of tokens", async () => {
+    const { run } = await import("../src/cli/commands/logits.js");
+    const writes: string[] = [];
+    await run(["--tokens", "1000,872,266,300,301", "--all"], (s) => writes.push(s));
+    expect(writes).toHaveLength(5 + 2);
+    const m = await loadModel(undefined, { contextLength: 8 });
+    const want = m.logits([1000, 872, 266, 300, 301], true).map((r) => Array.from(r));
+    await m.dispose();
+    expect(JSON.parse(writes.join("\n"))).toEqual({ tokens: [1000, 872, 266, 300, 301], shape: [5, 1024], logits: want });
+    const row = Math.max(...want.map((r) => JSON.stringify(r).length));
+    expect(Math.max(...writes.map((w) => w.length))).toBeLessThanOrEqual(row + 1);
+  });
+
   it("perplexity follows the chunking protocol and prints JSON", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ppl-"));
     const file = join(dir, "t.txt");
     writeFileSync(file, "ROMEO:\nWhat light through yonder window breaks? It is the east.\n".repeat(3));
     const r = JSON.parse((await cli("perplexity", "--file", file, "--ctx", "16", "--json")).stdout) as { tokens: number; nll: number; perplexity: number };
-    const m = await loadModel(undefined, { contextLength: 17 });
+    // A chunk's last id is only predicted, never run: 16 positions are enough for --ctx 16.
+    const m = await loadModel(undefined, { contextLength: 16 });
     const n = m.encode("ROMEO:\nWhat light through yonder window breaks? It is the east.\n".repeat(3)).length;
     expect(r.tokens).toBe(n - 1); // every id but the first is predicted exactly once
     expect(r.perplexity).toBeCloseTo(Math.exp(r.nll), 9);
@@ -118,6 +142,10 @@ describe("mobilellm CLI", () => {
     [["chat", "--model", "/no/such/dir"], 1, /does not exist/],
     [["chat", "--template", "/no/such/file"], 2, /cannot read --template/],
     [["perplexity", "--file", "/no/such/file"], 1, /cannot read \/no\/such\/file: ENOENT/],
+    // A negative number after a flag is its value (parseArgs alone says "argument is ambiguous").
+    [["generate", "--prompt", "x", "--ctx", "-1"], 2, /^mobilellm generate: --ctx must be an integer >= 1, got "-1"$/m],
+    [["generate", "--prompt", "x", "-n", "-5"], 2, /-n must be an integer >= 0, got "-5"/],
+    [["perplexity", "--file", "models/shakespeare-tiny/heldout-short.txt", "--ctx", "5000"], 1, /^mobilellm perplexity: context 5000 exceeds max_position_embeddings 4096$/m],
   ])("%j fails with exit code %i and one clear line", async (args, code, message) => {
     const r = await cli(...args);
     expect(r.code).toBe(code);

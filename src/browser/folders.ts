@@ -2,6 +2,7 @@
 // <input type=file webkitdirectory> or dropped on the page, or a URL base on a web server.
 import { blobSource, openHttpSource } from "../env/byte-source.js";
 import type { ModelFolder } from "../env/folder.js";
+import type { ModelCache } from "./model-cache.js";
 
 /** A file and its path inside what was picked ("folder/config.json"). */
 export interface PickedFile {
@@ -42,13 +43,30 @@ export function folderFromFiles(files: Iterable<File | PickedFile>, label?: stri
   };
 }
 
+export interface UrlFolderOptions {
+  /** Keep the files across visits (src/browser/model-cache.ts): each is then fetched whole, once, with one GET. */
+  cache?: ModelCache;
+}
+
 /**
  * A folder served over HTTP (e.g. "/models/shakespeare-tiny/" or a Hugging Face "resolve/main/" URL). Files
- * are fetched by name; a 404 means absent. Weights are read with Range requests, a tensor block at a time.
+ * are fetched by name; a 404 means absent. Weights are read with Range requests, a tensor block at a time,
+ * unless a cache is given.
  */
-export function folderFromUrl(base: string | URL): ModelFolder {
+export function folderFromUrl(base: string | URL, options: UrlFolderOptions = {}): ModelFolder {
   const href = (globalThis as { location?: { href: string } }).location?.href;
   const root = new URL(String(base).endsWith("/") ? String(base) : `${String(base)}/`, href);
+  const cache = options.cache;
+  if (cache) {
+    return {
+      name: root.href.replace(/\/$/, ""),
+      async readText(file) {
+        const bytes = await cache.bytes(new URL(file, root).href);
+        return bytes === null ? null : new TextDecoder().decode(bytes);
+      },
+      open: (file) => cache.open(new URL(file, root).href),
+    };
+  }
   return {
     name: root.href.replace(/\/$/, ""),
     async readText(file) {

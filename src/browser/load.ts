@@ -7,11 +7,14 @@ import type { LoadOptions } from "../session/open.js";
 import type { Model } from "../session/model.js";
 import { folderFromFiles, folderFromUrl, type PickedFile } from "./folders.js";
 import { browserPlatform, type WasmSource } from "./platform.js";
+import type { ModelCache } from "./model-cache.js";
 import { canUseThreads } from "./web-worker-spawn.js";
 
 export interface BrowserLoadOptions extends LoadOptions {
   /** Kernel builds: a URL base with simd.wasm, relaxed.wasm, simd-shared.wasm, relaxed-shared.wasm, or bytes. */
   wasm: WasmSource;
+  /** Keep the model's files (of a URL source) and the kernel builds (of a URL base) across visits. */
+  cache?: ModelCache;
 }
 
 /**
@@ -23,14 +26,14 @@ export async function loadModelInBrowser(
   opts: BrowserLoadOptions,
 ): Promise<Model> {
   const folder =
-    typeof source === "string" || source instanceof URL ? folderFromUrl(source) : isFolder(source) ? source : folderFromFiles(source);
-  const { wasm, ...rest } = opts;
+    typeof source === "string" || source instanceof URL ? folderFromUrl(source, { cache: opts.cache }) : isFolder(source) ? source : folderFromFiles(source);
+  const { wasm, cache, ...rest } = opts;
   if (rest.threads !== undefined && rest.threads > 1 && !canUseThreads()) {
     throw new Error(
       `${rest.threads} threads need shared memory, which a browser gives only to a cross-origin isolated page (serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp); use 1 thread here`,
     );
   }
-  return openModel(folder, browserPlatform(wasm), rest);
+  return openModel(folder, browserPlatform(wasm, { cache }), rest);
 }
 
 function isFolder(s: unknown): s is ModelFolder {

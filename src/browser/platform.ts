@@ -4,6 +4,7 @@
 import type { WasmVariant } from "../kernels/wasm.js";
 import type { Platform } from "../session/platform.js";
 import { canUseThreads, spawnWebWorker } from "./web-worker-spawn.js";
+import type { ModelCache } from "./model-cache.js";
 
 /** Where the kernel builds come from: a URL base holding simd.wasm, relaxed.wasm, simd-shared.wasm, relaxed-shared.wasm, or their bytes. */
 export type WasmSource = string | URL | Partial<Record<"simd" | "relaxed" | "simd-shared" | "relaxed-shared", Uint8Array>>;
@@ -15,15 +16,21 @@ export function browserDefaultThreads(): number {
   return Math.max(1, Math.min(8, cores));
 }
 
-export function browserPlatform(wasm: WasmSource): Platform {
-  const cache = new Map<string, Promise<Uint8Array | undefined>>();
+/** Kernel builds fetched by URL go through `options.cache` when given, so that they too are kept across visits. */
+export function browserPlatform(wasm: WasmSource, options: { cache?: ModelCache } = {}): Platform {
+  const fetched = new Map<string, Promise<Uint8Array | undefined>>();
   const fetchBuild = (file: string, optional: boolean): Promise<Uint8Array | undefined> => {
-    let p = cache.get(file);
+    let p = fetched.get(file);
     if (!p) {
       p = (async () => {
         if (typeof wasm === "object" && !(wasm instanceof URL)) return wasm[file.replace(/\.wasm$/, "") as keyof typeof wasm];
         const dir = String(wasm).endsWith("/") ? String(wasm) : `${String(wasm)}/`;
         const url = new URL(file, new URL(dir, (globalThis as { location?: { href: string } }).location?.href));
+        if (options.cache) {
+          const bytes = await options.cache.bytes(url.href);
+          if (bytes === null && !optional) throw new Error(`cannot fetch the kernels ${url}: HTTP 404`);
+          return bytes ?? undefined;
+        }
         const r = await fetch(url);
         if (!r.ok) {
           if (optional) return undefined;
@@ -31,7 +38,7 @@ export function browserPlatform(wasm: WasmSource): Platform {
         }
         return new Uint8Array(await r.arrayBuffer());
       })();
-      cache.set(file, p);
+      fetched.set(file, p);
     }
     return p;
   };

@@ -20,6 +20,11 @@ export interface WorkerLoadOptions {
   contextLength?: number;
   simd?: SimdMode;
   backend?: BackendName;
+  /**
+   * Keep the model's files (a URL source) and the kernels (a URL base) across visits, in the Origin
+   * Private File System (model-cache.ts); a directory name picks a cache other than the default one.
+   */
+  cache?: boolean | { directory: string };
 }
 
 /** Generation options that cross the worker boundary (the AbortSignal is replaced by a stop message). */
@@ -52,6 +57,10 @@ export interface LoadedModel {
   kvCacheBytes: number | null;
   vocabSize: number;
   loadMs: number;
+  /** Where the model's bytes came from: "cache" when no file needed the network, "files" when picked. */
+  source: "network" | "cache" | "files";
+  /** What the cache could not do as asked (no quota, no OPFS, an entry locked by another tab). */
+  cacheWarnings: string[];
 }
 
 /** Live numbers sent with every streamed piece. */

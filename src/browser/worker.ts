@@ -12,6 +12,7 @@ import type { Model } from "../session/model.js";
 import type { Generation } from "../generate/generate.js";
 import { loadModelInBrowser } from "./load.js";
 import { folderFromFiles, folderFromUrl } from "./folders.js";
+import { ModelCache, type CacheOrigin } from "./model-cache.js";
 import { canUseThreads } from "./web-worker-spawn.js";
 import type { Reply, Request } from "./protocol.js";
 
@@ -23,7 +24,14 @@ const scope = globalThis as unknown as Scope;
 const post = (m: Reply) => scope.postMessage(m);
 
 let model: Model | null = null;
+/** The latest load (or dispose) in progress; generations wait for it. Never rejects. */
 let loading: Promise<unknown> = Promise.resolve();
+/**
+ * Numbers load and dispose requests. The latest request wins: a load whose number is no longer the latest
+ * stops at its next tensor (or, if it already finished, disposes what it built) and answers with an error,
+ * so a superseded model never stays behind holding its Wasm memory and threads.
+ */
+let latestLoad = 0;
 let running: { id: number; abort: AbortController } | null = null;
 /** Generations stopped before they started running (a stop can overtake a generate still waiting for a load). */
 const stopBeforeStart = new Set<number>();
@@ -32,17 +40,45 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-async function load(id: number, req: Extract<Request, { type: "load" }>): Promise<void> {
+class Superseded extends Error {
+  constructor() {
+    super("load cancelled: a later load or dispose request replaced it");
+  }
+}
+
+/**
+ * Runs after the previous load has ended (one load at a time, so two models are never in memory at once;
+ * a superseded load ends at its next tensor).
+ */
+async function load(id: number, req: Extract<Request, { type: "load" }>, ticket: number, previous: Promise<unknown>): Promise<void> {
+  await previous;
+  const superseded = () => ticket !== latestLoad;
+  if (superseded()) throw new Superseded();
   running?.abort.abort();
   const old = model;
   model = null;
   await old?.dispose();
   const t0 = performance.now();
-  const folder = "url" in req.source ? folderFromUrl(req.source.url) : folderFromFiles(req.source.files, req.source.label);
+  const { cache: cached, ...options } = req.options;
+  const origins = new Set<CacheOrigin>();
+  const cacheWarnings: string[] = [];
+  const cache = cached
+    ? new ModelCache({ directory: cached === true ? undefined : cached.directory, onOpen: (_url, from) => origins.add(from), onWarning: (w) => cacheWarnings.push(w) })
+    : undefined;
+  const folder = "url" in req.source ? folderFromUrl(req.source.url, { cache }) : folderFromFiles(req.source.files, req.source.label);
   const m = await loadModelInBrowser(folder, {
-    ...req.options,
-    onProgress: (done, total) => post({ type: "progress", id, done, total }),
+    ...options,
+    cache,
+    onProgress: (done, total) => {
+      // Throwing here abandons the engine being built before it starts any thread.
+      if (superseded()) throw new Superseded();
+      post({ type: "progress", id, done, total });
+    },
   });
+  if (superseded()) {
+    await m.dispose();
+    throw new Superseded();
+  }
   model = m;
   const info = m.info;
   post({
@@ -59,12 +95,18 @@ async function load(id: number, req: Extract<Request, { type: "load" }>): Promis
       kvCacheBytes: info.kvCacheBytes,
       vocabSize: m.config.vocabSize,
       loadMs: performance.now() - t0,
+      source: "files" in req.source ? "files" : cache && !origins.has("network") ? "cache" : "network",
+      cacheWarnings,
     },
   });
 }
 
 async function stream(id: number, start: (m: Model, signal: AbortSignal) => Generation): Promise<void> {
-  await loading;
+  // A load requested while this one waited replaces `loading`: wait for the latest.
+  for (let l = loading; ; l = loading) {
+    await l;
+    if (l === loading) break;
+  }
   if (model === null) throw new Error("no model is loaded");
   if (running !== null) throw new Error("a generation is still running: stop it first");
   const abort = new AbortController();
@@ -105,9 +147,11 @@ scope.onmessage = (e: MessageEvent<Request>) => {
   const id = req.id;
   const fail = (err: unknown) => post({ type: "error", id, message: message(err) });
   switch (req.type) {
-    case "load":
-      loading = load(id, req).catch(fail);
+    case "load": {
+      const ticket = ++latestLoad;
+      loading = load(id, req, ticket, loading).catch(fail);
       break;
+    }
     case "generate":
       stream(id, (m, signal) => m.generate(req.prompt, { ...req.options, signal })).catch(fail);
       break;
@@ -119,14 +163,18 @@ scope.onmessage = (e: MessageEvent<Request>) => {
       else if (req.target !== undefined) stopBeforeStart.add(req.target);
       post({ type: "stopped", id });
       break;
-    case "dispose":
+    case "dispose": {
       running?.abort.abort();
-      void (async () => {
+      latestLoad++; // a load still running is cancelled
+      const previous = loading;
+      loading = (async () => {
+        await previous;
         const m = model;
         model = null;
         await m?.dispose();
         post({ type: "disposed", id });
       })().catch(fail);
       break;
+    }
   }
 };

@@ -13,9 +13,35 @@ export class UsageError extends Error {
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
+/**
+ * parseArgs reads "--ctx -1" as the flag --ctx followed by the option -1 and says "argument is ambiguous";
+ * a number after a flag that takes a value is that value, so it is passed as "--ctx=-1" or "-n-1" (then refused
+ * or accepted by the flag's own reader, with its own message).
+ */
+function attachNegativeValues(argv: string[], options: Options): string[] {
+  const takesValue = (arg: string): boolean => {
+    const long = /^--([^=]+)$/.exec(arg);
+    if (long) return options[long[1]]?.type === "string";
+    const short = /^-([^-])$/.exec(arg);
+    return short !== null && Object.values(options).some((o) => o.short === short[1] && o.type === "string");
+  };
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const next = argv[i + 1];
+    if (next !== undefined && /^-[\d.]/.test(next) && takesValue(argv[i])) {
+      out.push(argv[i].startsWith("--") ? `${argv[i]}=${next}` : `${argv[i]}${next}`); // -n-5 is -n with -5
+      i++;
+    } else {
+      out.push(argv[i]);
+    }
+  }
+  return out;
+}
+
 export function parseFlags(argv: string[], options: Options): Values {
   try {
-    const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    const args = attachNegativeValues(argv, options);
+    const { values, positionals } = parseArgs({ args, options, strict: true, allowPositionals: true });
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
     return values as Values;
   } catch (err) {

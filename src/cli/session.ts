@@ -29,8 +29,17 @@ export function describeStop(reason: StopReason, contextLength: number): string 
   return null;
 }
 
+/**
+ * Positions a generation left in the KV cache: the prompt and every generated token but the last, which
+ * was sampled from the logits of the one before and never run.
+ */
+export function cachedPositions(s: GenerationStats): number {
+  return s.promptTokens + Math.max(0, s.generatedTokens - 1);
+}
+
 /** --stats: speeds, time to first token and KV cache bytes, one line each. */
-export function formatStats(s: GenerationStats, model: Model, positions: number): string {
+export function formatStats(s: GenerationStats, model: Model): string {
+  const positions = cachedPositions(s);
   const i = model.info;
   const f1 = (x: number) => x.toFixed(1);
   const lines = [
@@ -40,7 +49,7 @@ export function formatStats(s: GenerationStats, model: Model, positions: number)
     `decode     ${f1(s.decodeTokensPerSecond)} tokens/s (${s.generatedTokens} tokens in ${f1(s.decodeMs)} ms after the first)`,
   ];
   if (i.kvCacheBytes !== null) {
-    const used = kvCacheBytes(model.config, Math.max(1, Math.min(positions, i.contextLength)));
+    const used = kvCacheBytes(model.config, Math.max(1, positions));
     lines.push(`kv cache   ${bytes(used.data + used.scales)} holding ${positions} positions, ${bytes(i.kvCacheBytes)} allocated for ${i.contextLength} (int8 + f32 scales)`);
   }
   const build = i.simd ? `, ${i.simd.variant === "relaxed" ? "relaxed SIMD" : "SIMD128"}` : "";

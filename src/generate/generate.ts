@@ -11,8 +11,8 @@ export type StopReason = "eos" | "stop" | "length" | "context" | "aborted";
 export interface GenerateOptions extends SamplingOptions {
   /** New tokens at most (default 256). */
   maxNewTokens?: number;
-  /** Strings that end generation; matched across token boundaries and never part of the output. */
-  stop?: readonly string[];
+  /** Strings that end generation (or one string); matched across token boundaries and never part of the output. */
+  stop?: string | readonly string[];
   /** Aborting ends generation after the current token (or prefill block) with stopReason "aborted". */
   signal?: AbortSignal;
 }
@@ -54,6 +54,8 @@ export interface LoopContext {
   eosTokenIds: readonly number[];
   /** 1 for ids that may be sampled (not vocabulary padding). */
   allowed: Uint8Array;
+  /** Aborted when the consumer of the Generation went away (left its for-await loop): stops as an abort does. */
+  cancel?: AbortSignal;
 }
 
 class Aborted extends Error {}
@@ -75,9 +77,10 @@ export async function* generateStream(
   const detok = new IncrementalDecoder(ctx.decode);
   const seq = ctx.sequence;
   const signal = opts.signal;
+  const aborted = () => signal?.aborted === true || ctx.cancel?.aborted === true;
   const between = async () => {
     await yieldToEventLoop();
-    if (signal?.aborted) throw new Aborted();
+    if (aborted()) throw new Aborted();
   };
 
   const t0 = performance.now();
@@ -89,7 +92,7 @@ export async function* generateStream(
   let tPrefill = t0;
   let tFirst = t0;
   try {
-    if (signal?.aborted) throw new Aborted();
+    if (aborted()) throw new Aborted();
     const p = await seq.prefill(prompt, between);
     reused = p.reused;
     prefilled = p.prefilled;
@@ -169,6 +172,8 @@ export class Generation implements AsyncIterable<Piece> {
     onEnd: () => void,
     /** Tokens of the prompt as the model runs it (a chat's rendered template included). */
     readonly promptTokens: number,
+    /** Stops the stream (the LoopContext's `cancel`); called when the iterating loop exits early. */
+    private readonly cancel: () => void = () => {},
   ) {
     this.result = (async () => {
       try {
@@ -188,21 +193,35 @@ export class Generation implements AsyncIterable<Piece> {
     this.result.catch(() => {});
   }
 
+  /**
+   * The streamed pieces. Leaving the loop early (break, return, a throw in its body) stops the generation
+   * as an abort does (stopReason "aborted"), and the loop exit waits until it has stopped, so the model
+   * takes the next request at once.
+   */
   async *[Symbol.asyncIterator](): AsyncGenerator<Piece, void, undefined> {
     if (this.iterated) throw new Error("a generation can be iterated only once");
     this.iterated = true;
-    for (;;) {
-      const piece = this.queue.shift();
-      if (piece !== undefined) {
-        yield piece;
-        continue;
+    let completed = false;
+    try {
+      for (;;) {
+        const piece = this.queue.shift();
+        if (piece !== undefined) {
+          yield piece;
+          continue;
+        }
+        if (this.finished) {
+          completed = true;
+          await this.result; // rethrows a generation error
+          return;
+        }
+        await new Promise<void>((r) => (this.wake = r));
+        this.wake = null;
       }
-      if (this.finished) {
-        await this.result; // rethrows a generation error
-        return;
+    } finally {
+      if (!completed) {
+        this.cancel();
+        await this.result.catch(() => undefined);
       }
-      await new Promise<void>((r) => (this.wake = r));
-      this.wake = null;
     }
   }
 

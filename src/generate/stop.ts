@@ -3,13 +3,27 @@
 // Text that could still turn out to be the start of a stop string is held back until the next piece
 // decides it; the rest is released at once, so streaming is delayed by at most the longest stop string.
 
+/**
+ * The stop strings of an option that may be one string or a list. A lone string is one stop string (JS
+ * would otherwise spread "xa" into the stops "x" and "a").
+ */
+export function stopStrings(stop: string | readonly string[] | undefined): string[] {
+  if (stop === undefined) return [];
+  const list = typeof stop === "string" ? [stop] : stop;
+  if (!Array.isArray(list)) throw new TypeError("stop must be a string or an array of strings");
+  for (const s of list) {
+    if (typeof s !== "string") throw new TypeError(`stop must be a string or an array of strings, got an element ${JSON.stringify(s)}`);
+    if (s.length === 0) throw new RangeError("a stop string must not be empty");
+  }
+  return [...list];
+}
+
 export class StopMatcher {
   private held = "";
   private readonly stops: string[];
 
-  constructor(stops: readonly string[]) {
-    for (const s of stops) if (s.length === 0) throw new RangeError("a stop string must not be empty");
-    this.stops = [...stops];
+  constructor(stops: string | readonly string[]) {
+    this.stops = stopStrings(stops);
   }
 
   /**

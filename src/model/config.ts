@@ -69,6 +69,27 @@ export const LLAMA4_DEFAULTS = {
   attn_scale: 0.1,
 } as const;
 
+/**
+ * Ranges a config must keep to, checked when it is parsed: a config.json comes with a download, and a
+ * value outside these either allocates in proportion to itself before any tensor is checked (a layer
+ * count builds per-layer tables) or overflows float32 in the engine and turns every logit into NaN.
+ * Real checkpoints sit far inside them (MobileLLM-Pro: 30 layers, rope_theta 500000, llama3 factor 8).
+ */
+export const CONFIG_LIMITS = {
+  /** num_hidden_layers at most (the deepest published transformers have about 130). */
+  maxLayers: 1024,
+  /** rope_theta at least 1: below it the inverse frequencies exceed 1 and position x frequency overflows. */
+  minRopeTheta: 1,
+  /** rope_scaling.factor at least 1: it divides the frequencies (a context extension, never a squeeze). */
+  minRopeFactor: 1,
+  /** rms_norm_eps within [1e-30, 1]: smaller rounds to 0 in float32 (a zero row then divides by zero). */
+  minRmsNormEps: 1e-30,
+  maxRmsNormEps: 1,
+  /** attn_scale at most 10 and floor_scale at least 1: the query temperature stays below ~400. */
+  maxAttnScale: 10,
+  minFloorScale: 1,
+} as const;
+
 type Json = Record<string, unknown>;
 
 export function parseConfig(json: unknown, source = "config.json"): ModelConfig {
@@ -117,7 +138,7 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
     }
     return v as number;
   };
-  const positiveNumber = (key: string, fallback: number): number => {
+  const positiveNumber = (key: string, fallback: number, min = 0, max = Infinity): number => {
     const v = c[key];
     if (v === undefined || v === null) {
       defaulted.push(key);
@@ -125,6 +146,9 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
     }
     if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
       fail(`"${key}" must be a positive number, got ${JSON.stringify(v)}`);
+    }
+    if ((v as number) < min || (v as number) > max) {
+      fail(`"${key}" is ${String(v)}, outside the range this engine computes in float32 without overflow: [${min}, ${max}]`);
     }
     return v as number;
   };
@@ -146,6 +170,7 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
 
   const hiddenSize = positiveInt("hidden_size");
   const numLayers = positiveInt("num_hidden_layers");
+  if (numLayers > CONFIG_LIMITS.maxLayers) fail(`"num_hidden_layers" is ${numLayers}, more than the ${CONFIG_LIMITS.maxLayers} this engine accepts`);
   const numHeads = positiveInt("num_attention_heads");
   const numKvHeads = positiveInt("num_key_value_heads", numHeads);
   // Llama-4 dense layers use intermediate_size_mlp; plain Llama configs only have intermediate_size.
@@ -225,16 +250,16 @@ export function parseConfig(json: unknown, source = "config.json"): ModelConfig 
     headDim,
     vocabSize,
     maxPositions,
-    rmsNormEps: positiveNumber("rms_norm_eps", arch.defaults.rms_norm_eps),
-    ropeTheta: positiveNumber("rope_theta", arch.defaults.rope_theta),
+    rmsNormEps: positiveNumber("rms_norm_eps", arch.defaults.rms_norm_eps, CONFIG_LIMITS.minRmsNormEps, CONFIG_LIMITS.maxRmsNormEps),
+    ropeTheta: positiveNumber("rope_theta", arch.defaults.rope_theta, CONFIG_LIMITS.minRopeTheta),
     ropeScaling,
     layerTypes,
     slidingWindow,
     useRope,
     useQkNorm: extra(() => bool("use_qk_norm", LLAMA4_DEFAULTS.use_qk_norm), false),
     attnTemperatureTuning: extra(() => bool("attn_temperature_tuning", LLAMA4_DEFAULTS.attn_temperature_tuning), false),
-    floorScale: extra(() => positiveNumber("floor_scale", LLAMA4_DEFAULTS.floor_scale), LLAMA4_DEFAULTS.floor_scale),
-    attnScale: extra(() => positiveNumber("attn_scale", LLAMA4_DEFAULTS.attn_scale), LLAMA4_DEFAULTS.attn_scale),
+    floorScale: extra(() => positiveNumber("floor_scale", LLAMA4_DEFAULTS.floor_scale, CONFIG_LIMITS.minFloorScale), LLAMA4_DEFAULTS.floor_scale),
+    attnScale: extra(() => positiveNumber("attn_scale", LLAMA4_DEFAULTS.attn_scale, 0, CONFIG_LIMITS.maxAttnScale), LLAMA4_DEFAULTS.attn_scale),
     tieWordEmbeddings: bool("tie_word_embeddings", arch.defaults.tie_word_embeddings),
     bosTokenId: bos === undefined || bos === null ? null : tokenId(bos, "bos_token_id"),
     eosTokenIds,
@@ -266,6 +291,9 @@ function parseRopeScaling(v: unknown, fail: (msg: string) => never): Llama3RopeS
     highFreqFactor: num("high_freq_factor"),
     originalMaxPositions: num("original_max_position_embeddings"),
   };
+  if (scaling.factor < CONFIG_LIMITS.minRopeFactor) {
+    fail(`rope_scaling.factor is ${scaling.factor}: it must be at least ${CONFIG_LIMITS.minRopeFactor} (it divides the RoPE frequencies)`);
+  }
   if (scaling.highFreqFactor <= scaling.lowFreqFactor) {
     fail(`rope_scaling.high_freq_factor must exceed low_freq_factor`);
   }

@@ -149,3 +149,27 @@ export function canResumeAt(c: ModelConfig, contextLength: number, filled: numbe
   }
   return true;
 }
+
+/** wasm32 addresses 4 GiB: the int4 engine's weights, KV cache and tables all live in one such memory. */
+export const WASM_MEMORY_BYTES = 2 ** 32;
+
+/**
+ * Wasm memory the int4 engine needs at least for `contextLength`: its weights, the KV cache and the RoPE
+ * table (f32 cos and sin per position and rotation pair). Scratch buffers come on top.
+ */
+export function wasmEngineBytes(c: ModelConfig, contextLength: number): { weights: number; kvCache: number; ropeTable: number; total: number } {
+  const weights = int4WeightBytes(c).total;
+  const kv = kvCacheBytes(c, contextLength);
+  const ropeTable = contextLength * c.headDim * 4;
+  return { weights, kvCache: kv.data + kv.scales, ropeTable, total: weights + kv.data + kv.scales + ropeTable };
+}
+
+/** Throws before anything is read or allocated when the engine could not fit in Wasm memory. */
+export function checkWasmBudget(c: ModelConfig, contextLength: number): void {
+  const b = wasmEngineBytes(c, contextLength);
+  if (b.total > WASM_MEMORY_BYTES) {
+    throw new RangeError(
+      `the wasm engine needs at least ${mib(b.total)} MiB for context ${contextLength} (weights ${mib(b.weights)}, KV cache ${mib(b.kvCache)}, RoPE table ${mib(b.ropeTable)}), more than the 4096 MiB of wasm32 memory; lower the context length`,
+    );
+  }
+}

@@ -12,8 +12,9 @@ export interface PerplexityResult {
 
 export function perplexity(backend: Backend, ids: readonly number[], ctx: number): PerplexityResult {
   if (!Number.isInteger(ctx) || ctx < 1) throw new RangeError(`--ctx must be a positive integer, got ${ctx}`);
-  if (ctx + 1 > backend.contextLength) {
-    throw new RangeError(`--ctx ${ctx} needs ${ctx + 1} positions but the context holds ${backend.contextLength}`);
+  // A chunk is ctx + 1 ids, but its last id is only predicted, never run: ctx positions suffice.
+  if (ctx > backend.contextLength) {
+    throw new RangeError(`--ctx ${ctx} is more than the ${backend.contextLength} positions the context holds`);
   }
   if (ids.length < 2) throw new RangeError("perplexity needs at least two tokens");
   let total = 0;
@@ -22,7 +23,12 @@ export function perplexity(backend: Backend, ids: readonly number[], ctx: number
     const chunk = ids.slice(start, start + ctx + 1);
     const logits = backend.forward(chunk.slice(0, -1), 0, true);
     for (let i = 1; i < chunk.length; i++) {
-      total -= logSoftmaxAt(logits[i - 1], chunk[i]);
+      const lp = logSoftmaxAt(logits[i - 1], chunk[i]);
+      // Finite logits always give a finite log-probability; anything else is an overflow in the engine.
+      if (!Number.isFinite(lp)) {
+        throw new RangeError(`perplexity: the log-probability of token ${start + i} is ${lp}: the logits are not finite (the weights or config overflow float32 in this engine)`);
+      }
+      total -= lp;
       count++;
     }
   }

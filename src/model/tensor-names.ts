@@ -18,6 +18,9 @@ export interface LayerTensorNames {
   wDown: string;
 }
 
+/** Tensors every layer stores (the fields of LayerTensorNames). */
+export const LAYER_TENSORS = 9;
+
 export interface TensorNames {
   embed: string;
   layers: LayerTensorNames[];
@@ -35,6 +38,19 @@ export class CheckpointShapeError extends Error {
 
 /** Resolves the names present in `ckpt` and checks that every expected tensor has the expected shape. */
 export function resolveTensorNames(config: ModelConfig, ckpt: Checkpoint): TensorNames {
+  // Before any per-layer name is built or looked up: a config can claim more layers than the file holds.
+  if (ckpt.tensorCount < LAYER_TENSORS * config.numLayers + 2) {
+    const layers = new Set<string>();
+    for (const name of ckpt.names()) {
+      const m = /^model\.layers\.(\d+)\./.exec(name);
+      if (m) layers.add(m[1]);
+    }
+    if (layers.size < config.numLayers) {
+      throw new CheckpointShapeError(
+        `num_hidden_layers is ${config.numLayers} but the checkpoint has tensors for ${layers.size} layers (${ckpt.tensorCount} tensors; each layer needs ${LAYER_TENSORS})`,
+      );
+    }
+  }
   const names = tensorNamesFor(config, (l) =>
     ckpt.has(`model.layers.${l}.feed_forward.gate_proj.weight`) ? "feed_forward" : "mlp",
   );

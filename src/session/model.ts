@@ -10,6 +10,7 @@ import type { TextTokenizer } from "../text/tokenizer.js";
 import { ChatTemplate, PLAIN_DIALOGUE_STOP, PLAIN_DIALOGUE_TEMPLATE, type ChatMessage } from "../text/chat-template.js";
 import { Generation, generateStream, type GenerateOptions } from "../generate/generate.js";
 import { CachedSequence } from "../generate/sequence.js";
+import { stopStrings } from "../generate/stop.js";
 import type { GenerationDefaults } from "../generate/generation-config.js";
 import type { SamplingOptions } from "../generate/sampler.js";
 
@@ -113,7 +114,7 @@ export class Model {
     const ids = this.encode(template.render(messages, true), false);
     if (ids.length === 0) throw new RangeError("the chat template rendered an empty prompt");
     const { template: _, ...rest } = opts;
-    return this.run(ids, { ...rest, stop: [...template.stop, ...(opts.stop ?? [])] });
+    return this.run(ids, { ...rest, stop: [...template.stop, ...stopStrings(opts.stop)] });
   }
 
   /** The format chat falls back to when the checkpoint has no template (see PLAIN_DIALOGUE_TEMPLATE). */
@@ -145,12 +146,13 @@ export class Model {
     this.claim();
     const eos = [...new Set([...this.config.eosTokenIds, ...this.defaults.eosTokenIds])];
     const sampling = this.samplingFor(opts);
+    const cancel = new AbortController();
     const stream = generateStream(
-      { sequence: this.sequence, decode: (t) => this.tokenizer.decode(t, true), eosTokenIds: eos, allowed: this.allowed },
+      { sequence: this.sequence, decode: (t) => this.tokenizer.decode(t, true), eosTokenIds: eos, allowed: this.allowed, cancel: cancel.signal },
       ids,
       { ...opts, ...sampling, maxNewTokens: opts.maxNewTokens ?? this.defaults.maxNewTokens },
     );
-    return new Generation(stream, () => (this.running = false), ids.length);
+    return new Generation(stream, () => (this.running = false), ids.length, () => cancel.abort());
   }
 
   private claim(): void {

@@ -6,6 +6,7 @@ import type { ModelFolder } from "../env/folder.js";
 import type { SimdMode } from "../kernels/wasm.js";
 import type { Backend, BackendName } from "../model/backend.js";
 import { parseConfig, type ModelConfig } from "../model/config.js";
+import { checkWasmBudget } from "../model/memory.js";
 import type { Checkpoint } from "../model/checkpoint/checkpoint.js";
 import { openFolderCheckpoint } from "../model/checkpoint/folder.js";
 import { resolveTensorNames } from "../model/tensor-names.js";
@@ -16,19 +17,9 @@ import { ChatTemplate, findChatTemplate } from "../text/chat-template.js";
 import { NO_GENERATION_CONFIG, parseGenerationConfig } from "../generate/generation-config.js";
 import { Model } from "./model.js";
 import type { Platform } from "./platform.js";
+import { checkLoadOptions, type LoadOptions } from "./load-options.js";
 
-export interface LoadOptions {
-  /** "wasm" (default): the int4 x int8 engine; "reference": the float32 oracle. */
-  backend?: BackendName;
-  /** Wasm build for the "wasm" backend: "auto" (default) picks relaxed SIMD where proven correct. */
-  simd?: SimdMode;
-  /** Positions the KV cache holds; defaults to min(max_position_embeddings, 4096). */
-  contextLength?: number;
-  /** Threads of the wasm engine (main thread + workers); defaults to the available cores. */
-  threads?: number;
-  /** Called as the checkpoint is read and quantized: `done` of `total` tensors. */
-  onProgress?: (done: number, total: number) => void;
-}
+export type { LoadOptions };
 
 /** A JSON file of the folder, parsed; null when it is optional and absent. */
 async function readJson(folder: ModelFolder, file: string, required: true): Promise<unknown>;
@@ -52,6 +43,7 @@ async function readJson(folder: ModelFolder, file: string, required: boolean): P
  * then read and quantized. `platform` supplies the kernel bytes, worker threads and default thread count.
  */
 export async function openModel(folder: ModelFolder, platform: Platform, opts: LoadOptions = {}): Promise<Model> {
+  checkLoadOptions(opts, platform.defaultThreads());
   const config = parseConfig(await readJson(folder, "config.json", true), `${folder.name}/config.json`);
   const tokenizerConfig = ((await readJson(folder, "tokenizer_config.json", false)) ?? {}) as Record<string, unknown>;
   const { tokenizer, chatTemplate } = parseTextFiles({
@@ -59,6 +51,7 @@ export async function openModel(folder: ModelFolder, platform: Platform, opts: L
     tokenizerConfig,
     chatTemplateJinja: await folder.readText("chat_template.jinja"),
   });
+  tokenizer.checkFitsVocabulary(config.vocabSize);
   const generationConfig = await readJson(folder, "generation_config.json", false);
   const defaults =
     generationConfig === null ? NO_GENERATION_CONFIG : parseGenerationConfig(generationConfig, `${folder.name}/generation_config.json`);
@@ -117,6 +110,7 @@ export function checkContextLength(config: ModelConfig, contextLength: number): 
  */
 export async function createBackend(config: ModelConfig, ckpt: Checkpoint, opts: BackendOptions, platform: Platform): Promise<Backend> {
   checkContextLength(config, opts.contextLength);
+  if (opts.backend !== "reference") checkWasmBudget(config, opts.contextLength);
   const names = resolveTensorNames(config, ckpt);
   if (opts.backend === "reference") {
     return new ReferenceBackend(config, await loadReferenceWeights(ckpt, names), opts.contextLength);

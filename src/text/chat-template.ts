@@ -1,7 +1,15 @@
 // Renders a checkpoint's Jinja chat template (@huggingface/jinja), the way transformers'
 // apply_chat_template does: the template writes BOS and the role headers itself, so its output is
 // tokenized without adding special tokens again.
-import { Template } from "@huggingface/jinja";
+//
+// A template comes from a downloaded file, and Jinja has loops: `{% for i in range(10**9) %}` or nested
+// loops would hang the process or exhaust memory. @huggingface/jinja has no limits of its own, so rendering
+// runs on a subclass of its interpreter that charges one step per evaluated node, per loop iteration (the
+// whole iterable up front, before the first iteration) and per item range() would make (before making
+// it), and checks every string and list a node produces against a size cap. Past a limit the render stops
+// with a TemplateLimitError; the limits are far above what real chat templates need (a 60-turn Llama-4
+// conversation takes about 2,000 steps).
+import { Environment as JinjaEnvironment, Interpreter as JinjaInterpreter, Template } from "@huggingface/jinja";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "ipython" | "tool";
@@ -27,6 +35,10 @@ export class ChatTemplate {
     }
   }
 
+  /**
+   * @throws TemplateLimitError when the template runs past TEMPLATE_LIMITS, Error when it fails otherwise
+   *   (raise_exception, a type error): both with a one-line message.
+   */
   render(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
     if (messages.length === 0) throw new Error("chat: no messages to render");
     for (const m of messages) {
@@ -34,13 +46,161 @@ export class ChatTemplate {
         throw new TypeError("chat: each message needs a string role and a string content");
       }
     }
-    return this.template.render({
+    return renderBounded(this.template, {
       messages,
       add_generation_prompt: addGenerationPrompt,
       bos_token: this.specialTokens.bos_token ?? "",
       eos_token: this.specialTokens.eos_token ?? "",
     });
   }
+}
+
+/** What one render may do; a template past any of them is refused. */
+export const TEMPLATE_LIMITS = {
+  /** Evaluated nodes + LOOP_ITERATION_STEPS per loop iteration + range() items: about a second of work. */
+  steps: 1_000_000,
+  /** Characters of any string a node produces, the output included (16 MiB as UTF-16 at most x2). */
+  chars: 8 * 1024 * 1024,
+  /** Items of any list a node produces. */
+  items: 1_000_000,
+  /** Wall-clock time, a backstop for work inside one step (a filter over a large string). */
+  ms: 5_000,
+  /** Integers written or computed in the template: widths (indent, tojson) allocate this many characters. */
+  integer: 1_000_000,
+} as const;
+
+export class TemplateLimitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TemplateLimitError";
+  }
+}
+
+/** A loop iteration costs the library about as much as 8 node evaluations (it builds a scope per item). */
+const LOOP_ITERATION_STEPS = 8;
+
+// The package's type declarations import their siblings without file extensions, which NodeNext
+// resolution cannot follow; these are the few shapes used here, as the package's runtime.ts defines them.
+interface Node {
+  type: string;
+}
+interface Value {
+  type: string;
+  value: unknown;
+}
+interface Environment {
+  set(name: string, value: unknown): unknown;
+}
+interface Interpreter {
+  run(program: unknown): Value;
+  evaluate(node: Node | undefined, env: Environment): Value;
+}
+const Interpreter = JinjaInterpreter as unknown as new (env: Environment) => Interpreter;
+const Environment = JinjaEnvironment as unknown as new () => Environment;
+
+/** The library's interpreter with a step budget, size caps and a deadline (see the file comment). */
+class BoundedInterpreter extends Interpreter {
+  private steps = 0;
+  private readonly deadline = Date.now() + TEMPLATE_LIMITS.ms;
+  /** Iterables of the for loops met so far: their length is charged when they are evaluated. */
+  private readonly loopIterables = new WeakSet<object>();
+
+  charge(n: number, what: string): void {
+    this.steps += n;
+    if (this.steps > TEMPLATE_LIMITS.steps) {
+      throw new TemplateLimitError(`chat template runs too long: ${what} goes past ${TEMPLATE_LIMITS.steps} steps`);
+    }
+  }
+
+  override evaluate(node: Node | undefined, env: Environment): Value {
+    this.charge(1, "rendering");
+    if ((this.steps & 1023) === 0 && Date.now() > this.deadline) {
+      throw new TemplateLimitError(`chat template runs too long: past ${TEMPLATE_LIMITS.ms} ms`);
+    }
+    if (node !== undefined && node.type === "For") {
+      const f = node as unknown as { iterable: { type: string; lhs?: object } };
+      // `for x in xs if test` evaluates the select expression's left side as the iterable.
+      this.loopIterables.add(f.iterable.type === "SelectExpression" && f.iterable.lhs ? f.iterable.lhs : f.iterable);
+    }
+    const v = super.evaluate(node, env);
+    const value: unknown = v.value;
+    if (typeof value === "string") {
+      if (value.length > TEMPLATE_LIMITS.chars) {
+        throw new TemplateLimitError(`chat template output too large: a string of ${value.length} characters (limit ${TEMPLATE_LIMITS.chars})`);
+      }
+    } else if (Array.isArray(value) || value instanceof Map) {
+      const n = Array.isArray(value) ? value.length : value.size;
+      if (n > TEMPLATE_LIMITS.items) {
+        throw new TemplateLimitError(`chat template output too large: a list of ${n} items (limit ${TEMPLATE_LIMITS.items})`);
+      }
+      if (node !== undefined && this.loopIterables.has(node)) this.charge(n * LOOP_ITERATION_STEPS, "a for loop");
+    } else if (typeof value === "number" && Math.abs(value) > TEMPLATE_LIMITS.integer && node !== undefined && node.type !== "Identifier" && node.type !== "MemberExpression") {
+      // Numbers the caller passed in (read through an identifier or a member) are data; numbers the
+      // template writes or computes can become a width that allocates that many characters.
+      throw new TemplateLimitError(`chat template number ${value} is out of range (|n| <= ${TEMPLATE_LIMITS.integer})`);
+    }
+    return v;
+  }
+}
+
+/** Python's range(), refusing before it allocates a list past the budget. */
+function boundedRange(interp: BoundedInterpreter): (...args: unknown[]) => number[] {
+  return (...args: unknown[]) => {
+    if (args.length < 1 || args.length > 3 || !args.every((a) => typeof a === "number" && Number.isSafeInteger(a))) {
+      throw new Error("range() takes one to three integers");
+    }
+    const [start, stop, step] = args.length === 1 ? [0, args[0] as number, 1] : [args[0] as number, args[1] as number, (args[2] as number | undefined) ?? 1];
+    if (step === 0) throw new Error("range() step must not be zero");
+    const n = Math.max(0, Math.ceil((stop - start) / step));
+    if (n > TEMPLATE_LIMITS.items) throw new TemplateLimitError(`chat template range() of ${n} items (limit ${TEMPLATE_LIMITS.items})`);
+    interp.charge(n, "range()");
+    return Array.from({ length: n }, (_, i) => start + i * step);
+  };
+}
+
+/** Python's strftime for the codes chat templates use (Llama 3.1 writes the date with "%d %b %Y"). */
+function strftimeNow(format: unknown): string {
+  if (typeof format !== "string") throw new Error("strftime_now() takes a format string");
+  const d = new Date();
+  const pad = (n: number) => String(n).padStart(2, "0");
+  const month = (style: "long" | "short") => new Intl.DateTimeFormat("en-US", { month: style }).format(d);
+  return format.replace(/%[YmdbBHM%]/g, (c) =>
+    c === "%Y" ? String(d.getFullYear()) : c === "%m" ? pad(d.getMonth() + 1) : c === "%d" ? pad(d.getDate()) : c === "%b" ? month("short") : c === "%B" ? month("long") : c === "%H" ? pad(d.getHours()) : c === "%M" ? pad(d.getMinutes()) : "%",
+  );
+}
+
+/**
+ * Template.render with the bounded interpreter. The globals are the library's own set (its setupGlobals
+ * is not exported) with range() bounded.
+ */
+function renderBounded(template: Template, items: Record<string, unknown>): string {
+  const env = new Environment();
+  const interp = new BoundedInterpreter(env);
+  const globals: Record<string, unknown> = {
+    false: false,
+    true: true,
+    none: null,
+    False: false,
+    True: true,
+    None: null,
+    raise_exception: (msg: unknown) => {
+      throw new Error(`chat template raised: ${String(msg)}`);
+    },
+    range: boundedRange(interp),
+    strftime_now: strftimeNow,
+    ...items,
+  };
+  for (const [k, v] of Object.entries(globals)) env.set(k, v);
+  let out: Value;
+  try {
+    out = interp.run((template as unknown as { parsed: unknown }).parsed);
+  } catch (err) {
+    if (err instanceof TemplateLimitError) throw err;
+    // A RangeError here is V8's "Invalid string length" or a call stack overflow from deep recursion.
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new Error(`chat template failed: ${msg.split("\n")[0]}`);
+  }
+  return String(out.value);
 }
 
 /**

@@ -4,6 +4,7 @@
 // without special tokens and BOS prepended by hand, so a post-processor cannot add a second one);
 // otherwise the tokenizer.json post-processor does what it was built to do.
 import { Tokenizer } from "@huggingface/tokenizers";
+import { TokenizerError, checkTokenizerConfig, checkTokenizerJson } from "./tokenizer-json.js";
 
 export interface TokenizerFiles {
   /** Parsed tokenizer.json. */
@@ -24,12 +25,18 @@ export class TextTokenizer {
   private readonly known: Set<number>;
 
   constructor(files: TokenizerFiles) {
-    const tj = files.tokenizer;
-    if (typeof tj !== "object" || tj === null || !("model" in tj)) {
-      throw new Error("tokenizer.json: not a Hugging Face tokenizer (no \"model\" key)");
-    }
+    // Malformed files are refused here, with the key named, rather than inside the library (see tokenizer-json.ts).
+    const tj = checkTokenizerJson(files.tokenizer);
     const cfg = files.tokenizerConfig;
-    this.tok = new Tokenizer(tj, cfg);
+    if (typeof cfg !== "object" || cfg === null || Array.isArray(cfg)) throw new TokenizerError("tokenizer_config.json: expected a JSON object");
+    checkTokenizerConfig(cfg);
+    const extra = cfg["additional_special_tokens"];
+    const libraryConfig = Array.isArray(extra) ? { ...cfg, additional_special_tokens: extra.map(specialTokenString) } : cfg;
+    try {
+      this.tok = new Tokenizer(tj, libraryConfig);
+    } catch (err) {
+      throw new TokenizerError(`tokenizer.json: cannot be built: ${(err as Error).message.split("\n")[0]}`);
+    }
     this.bosToken = specialTokenString(cfg["bos_token"]);
     this.eosToken = specialTokenString(cfg["eos_token"]);
     this.bosTokenId = this.bosToken === null ? null : (this.tok.token_to_id(this.bosToken) ?? null);
@@ -66,6 +73,18 @@ export class TextTokenizer {
   /** True when no text maps to `id`: such rows of the embedding table must never be sampled. */
   isPadding(id: number): boolean {
     return !this.known.has(id);
+  }
+
+  /**
+   * Throws when a token id is not below the model's vocab_size (its embedding table has no row for it);
+   * checked at load, before any prompt could contain that token.
+   */
+  checkFitsVocabulary(vocabSize: number): void {
+    let max = -1;
+    for (const id of this.known) if (id > max) max = id;
+    if (max >= vocabSize) {
+      throw new TokenizerError(`tokenizer.json: token id ${max} (${JSON.stringify(this.tok.id_to_token(max))}) is not below the model's vocab_size ${vocabSize}`);
+    }
   }
 
   /** Number of ids that have a token string (regular + added tokens). */

@@ -6,8 +6,8 @@ import { CheckpointError, memorySource } from "../../src/env/byte-source.js";
 import { Checkpoint, INDEX_FILE } from "../../src/model/checkpoint/checkpoint.js";
 import { shardedWrite, writeSafetensors } from "../../src/node/safetensors-files.js";
 import { type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
-import { withTempDir } from "./helpers.js";
 import { openCheckpoint } from "../../src/node/folder.js";
+import { rawSafetensors, withTempDir } from "./helpers.js";
 
 const MODEL_DIR = fileURLToPath(new URL("../../models/shakespeare-tiny/", import.meta.url));
 
@@ -56,6 +56,34 @@ describe("openCheckpoint (a folder on disk)", () => {
     } finally {
       await ckpt.close();
     }
+  });
+
+  it("suggests similar names in bounded time and space, whatever the names in the header", async () => {
+    const empty = { dtype: "F32", shape: [0], data_offsets: [0, 0] };
+    const header: Record<string, unknown> = { ["model.layers.0." + "x".repeat(4_000_000)]: empty, "model.layers.0.feed_forward.up_proj.weight": empty };
+    for (let i = 0; i < 200_000; i++) header[`model.layers.${i}.self_attn.q_proj.weight`] = empty;
+    const ckpt = await Checkpoint.fromSources([memorySource("big.safetensors", rawSafetensors(header))]);
+    const t0 = performance.now();
+    let message = "";
+    try {
+      ckpt.info("model.layers.0.mlp.up_proj.weight");
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    // Before: an edit distance over every name, the 4-million-character one included (tens of seconds).
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(message).toMatch(/^missing tensor model\.layers\.0\.mlp\.up_proj\.weight; similar names: model\.layers\.0\.feed_forward\.up_proj\.weight, /);
+    expect(message.length).toBeLessThan(1000);
+  });
+
+  it("cuts a very long tensor name in messages", async () => {
+    const entry = { dtype: "F32", shape: [1], data_offsets: [0, 4] };
+    const long = "w".repeat(1_000_000);
+    const bytes = rawSafetensors({ [long]: entry }, new Uint8Array(4));
+    const a = memorySource("a.safetensors", bytes);
+    const b = memorySource("b.safetensors", bytes);
+    const err = await Checkpoint.fromSources([a, b]).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/^tensor "w{200}"\.\.\. \(1000000 characters\) is defined twice: in a\.safetensors and in b\.safetensors$/);
   });
 
   it("reports a folder with neither file", async () => {

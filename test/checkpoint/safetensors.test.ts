@@ -4,6 +4,8 @@ import { describe, expect, it } from "vitest";
 import { CheckpointError } from "../../src/env/byte-source.js";
 import { openFileSource } from "../../src/node/file-source.js";
 import { parseSafetensors, readRowBytes, readRowsF32, readTensorF32, type TensorInfo } from "../../src/model/checkpoint/safetensors.js";
+import fc from "fast-check";
+import { firstDuplicateKey } from "../../src/model/checkpoint/duplicate-keys.js";
 import { counting, f32Bytes, rawSafetensors, source } from "./helpers.js";
 
 const MODEL_DIR = fileURLToPath(new URL("../../models/shakespeare-tiny/", import.meta.url));
@@ -199,6 +201,44 @@ describe("header validation", () => {
       return b;
     }, close: async () => undefined };
     await rejects(parseSafetensors(big), /big\.safetensors: header length 209715200 exceeds the 104857600-byte cap/);
+  });
+
+  it("rejects a tensor or an entry field given twice (JSON.parse would keep the last copy)", async () => {
+    const entry = '{"dtype":"F32","shape":[2],"data_offsets":[0,8]}';
+    await rejects(parseBytes(rawSafetensors(null, data, `{"a":${entry},"a":${entry}}`)), /^test\.safetensors: tensor a is defined twice in the header$/);
+    // Escapes spell the same key: "\u0061" is "a".
+    await rejects(parseBytes(rawSafetensors(null, data, `{"a":${entry},"\\u0061":${entry}}`)), /tensor a is defined twice/);
+    await rejects(
+      parseBytes(rawSafetensors(null, data, '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"data_offsets":[0,4]}}')),
+      /^test\.safetensors: header entry a gives data_offsets twice$/,
+    );
+    // Keys inside strings and arrays, and the same key in different objects, are not duplicates.
+    const fine = `{"__metadata__":{"a":"\\"a\\":","b":"x"},"a":${entry},"b":{"dtype":"F32","shape":[0],"data_offsets":[8,8]}}`;
+    expect([...(await parseBytes(rawSafetensors(null, data, fine))).tensors.keys()]).toEqual(["a", "b"]);
+  });
+
+  it("finds duplicate keys in one pass: a 10 MB header within twice JSON.parse's time", () => {
+    const n = 150_000;
+    const parts = Array.from({ length: n }, (_, i) => `"model.layers.${i}.w":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`);
+    const text = `{${parts.join(",")},"model.layers.7.w":{}}`;
+    expect(text.length).toBeGreaterThan(10_000_000);
+    let t0 = performance.now();
+    JSON.parse(text);
+    const parse = performance.now() - t0;
+    t0 = performance.now();
+    expect(firstDuplicateKey(text)).toEqual({ key: "model.layers.7.w", path: "" });
+    expect(performance.now() - t0).toBeLessThan(2 * parse + 100);
+  });
+
+  it("agrees with a reference on random JSON: no duplicate in what JSON.stringify writes, one found where a key is repeated", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.string(), (v, k) => {
+        expect(firstDuplicateKey(JSON.stringify(v))).toBeNull();
+        const doubled = `{${JSON.stringify(k)}:${JSON.stringify(v)},${JSON.stringify(k)}:1}`;
+        expect(firstDuplicateKey(doubled)).toEqual({ key: k, path: "" });
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("rejects headers that are not a UTF-8 JSON object", async () => {

@@ -97,6 +97,50 @@ describe("generate", () => {
     expect((await m.generate("ROMEO:", { signal: pre.signal }).result).tokens).toEqual([]);
   });
 
+  it("leaving a for-await loop early stops the generation as an abort does, and the model takes the next request", async () => {
+    const m = await loadModel(undefined, { contextLength: 2048 });
+    const g = m.generate("ROMEO:", { seed: 1, maxNewTokens: 2000, stop: [] });
+    let n = 0;
+    for await (const _ of g) if (++n === 3) break;
+    // No await between the loop and the next request: the loop exit waited for the stop.
+    const next = m.generate("KING:", { temperature: 0, maxNewTokens: 2 });
+    const r = await g.result;
+    expect(r.stopReason).toBe("aborted");
+    expect(r.tokens.length).toBeLessThanOrEqual(4);
+    expect((await next.result).tokens).toHaveLength(2);
+    // A throw inside the loop body leaves it too.
+    const h = m.generate("ROMEO:", { seed: 2, maxNewTokens: 2000, stop: [] });
+    await expect(
+      (async () => {
+        for await (const _ of h) throw new Error("consumer failed");
+      })(),
+    ).rejects.toThrow("consumer failed");
+    expect((await h.result).stopReason).toBe("aborted");
+    expect(m.logits([1000])).toHaveLength(1);
+    await m.dispose();
+  });
+
+  it("a stop given as one string is one stop string, not its characters", async () => {
+    const m = await loadModel(undefined, { contextLength: 128 });
+    const free = await m.generate("ROMEO:", { temperature: 0, maxNewTokens: 40 }).result;
+    // Two characters of the text whose first character comes earlier on its own: split into characters,
+    // the stop would end the text at that earlier character.
+    let at = -1;
+    for (let i = 1; i + 2 <= free.text.length && at < 0; i++) {
+      const s = free.text.slice(i, i + 2);
+      if (free.text.indexOf(s[0]) < i && free.text.indexOf(s) === i && s.trim().length === 2) at = i;
+    }
+    expect(at).toBeGreaterThan(0);
+    const stop = free.text.slice(at, at + 2);
+    const r = await m.generate("ROMEO:", { temperature: 0, maxNewTokens: 40, stop }).result;
+    expect(r.stopReason).toBe("stop");
+    expect(r.text).toBe(free.text.slice(0, at));
+    const c = await m.chat([{ role: "user", content: "Speak." }], { temperature: 0, maxNewTokens: 20, stop: "zq" }).result;
+    expect(c.text).not.toBe("");
+    await expect(m.generate("ROMEO:", { stop: [1 as unknown as string] }).result).rejects.toThrow(/stop must be a string or an array of strings/);
+    await m.dispose();
+  });
+
   it("refuses a second request while one runs, and any request after dispose", async () => {
     const m = await loadModel(undefined, { contextLength: 64 });
     const g = m.generate("ROMEO:", { maxNewTokens: 5 });

@@ -62,6 +62,35 @@ describe("config.json parsing", () => {
   });
 });
 
+describe("config values the engine cannot compute with", () => {
+  const llama3 = { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+
+  it("refuses a layer count past the cap before allocating per-layer tables", () => {
+    const t0 = performance.now();
+    expect(() => parseConfig(withKey({ num_hidden_layers: 1e8, layer_types: undefined, no_rope_layers: undefined }))).toThrow(/"num_hidden_layers" is 100000000, more than the 1024/);
+    expect(performance.now() - t0).toBeLessThan(100);
+  });
+
+  it("refuses rope_theta, rms_norm_eps, attn_scale and floor_scale that overflow float32", () => {
+    expect(() => parseConfig(withKey({ rope_theta: 1e-300 }))).toThrow(/"rope_theta" is 1e-300, outside the range .*\[1, Infinity\]/);
+    expect(() => parseConfig(withKey({ rope_theta: 0.5 }))).toThrow(/rope_theta/);
+    expect(() => parseConfig(withKey({ rms_norm_eps: 1e-300 }))).toThrow(/"rms_norm_eps" is 1e-300/);
+    expect(() => parseConfig(withKey({ rms_norm_eps: 5 }))).toThrow(/"rms_norm_eps" is 5/);
+    expect(() => parseConfig(withKey({ attn_scale: 1e300 }))).toThrow(/"attn_scale" is 1e\+300/);
+    expect(() => parseConfig(withKey({ floor_scale: 1e-300 }))).toThrow(/"floor_scale" is 1e-300/);
+  });
+
+  it("refuses a llama3 rope factor below 1", () => {
+    expect(() => parseConfig(withKey({ rope_scaling: { ...llama3, factor: 1e-308 } }))).toThrow(/rope_scaling.factor is 1e-308: it must be at least 1/);
+    expect(parseConfig(withKey({ rope_scaling: { ...llama3, factor: 1 } })).ropeScaling?.factor).toBe(1);
+  });
+
+  it("accepts the limits themselves", () => {
+    const c = parseConfig(withKey({ rope_theta: 1, rms_norm_eps: 1e-30, attn_scale: 10, floor_scale: 1 }));
+    expect([c.ropeTheta, c.rmsNormEps, c.attnScale, c.floorScale]).toEqual([1, 1e-30, 10, 1]);
+  });
+});
+
 describe("the mobilellm-pro preset", () => {
   it("is the published architecture", () => {
     const c = mobilellmPro;

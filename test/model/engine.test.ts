@@ -216,7 +216,8 @@ describe("bad input to the wasm backend", () => {
 
   it("Wasm memory that cannot be grown: a clear error, no crash", async () => {
     const dir = await modelVariant({ config: (c) => ({ ...c, max_position_embeddings: 40_000_000 }) });
-    await expect(loadModel(dir, { backend: "wasm", contextLength: 40_000_000 })).rejects.toThrow(/cannot allocate .* Wasm memory/);
+    // Refused from the config before any weight is read (the budget check in src/model/memory.ts).
+    await expect(loadModel(dir, { backend: "wasm", contextLength: 40_000_000 })).rejects.toThrow(/the wasm engine needs at least .* more than the 4096 MiB of wasm32 memory/);
   });
 
   it("token ids out of range and positions past the context", async () => {

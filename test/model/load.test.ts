@@ -2,6 +2,10 @@
 import { describe, expect, it } from "vitest";
 import { loadModel } from "../../src/api.js";
 import { BUNDLED, modelVariant } from "../helpers/model-folder.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { availableParallelism } from "node:os";
 
 const PROMPT_TOKENS = [1000, 872, 266, 471];
 
@@ -36,6 +40,27 @@ describe("checkpoint folder layouts", () => {
 });
 
 describe("bad checkpoints and requests fail with a clear message", () => {
+  it("bad load options, before any file is read (an empty folder still reports the option)", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "mobilellm-empty-"));
+    const cores = availableParallelism();
+    const limit = Math.min(64, 2 * cores);
+    for (const [opts, message] of [
+      [{ contextLength: 0 }, /^contextLength must be an integer >= 1, got 0$/],
+      [{ contextLength: 1.5 }, /^contextLength must be an integer >= 1, got 1\.5$/],
+      [{ backend: "gpu" }, /^backend must be one of reference, wasm, got "gpu"$/],
+      [{ simd: "avx" }, /^simd must be one of auto, baseline, relaxed, got "avx"$/],
+      [{ threads: 0 }, /^threads must be an integer >= 1, got 0$/],
+      [{ threads: 4096 }, new RegExp(`^threads 4096 is more than this machine can use: at most ${limit} \\(twice the ${cores} available cores, and never more than 64\\)$`)],
+      [{ onProgress: 5 }, /^onProgress must be a function$/],
+    ] as const) {
+      await expect(loadModel(empty, opts as never)).rejects.toThrow(message);
+    }
+    // Within the limit, threads load.
+    const m = await loadModel(BUNDLED, { threads: limit, contextLength: 16 });
+    expect(m.info.threads).toBe(limit);
+    await m.dispose();
+  });
+
   it("a missing tensor", async () => {
     const dir = await modelVariant({ tensor: (name, data, shape) => (name === "model.layers.2.self_attn.k_proj.weight" ? null : { name, data, shape }) });
     await expect(loadModel(dir)).rejects.toThrow(/model\.layers\.2\.self_attn\.k_proj\.weight/);

@@ -77,7 +77,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
         }
         const why = describeStop(result.stopReason, model.info.contextLength);
         if (why) log(result.stopReason === "context" ? `${why}; /reset starts a new conversation` : why);
-        if (v.stats) log(formatStats(s, model, s.promptTokens + result.tokens.length));
+        if (v.stats) log(formatStats(s, model));
       }
       if (interactive) process.stdout.write("> ");
     }

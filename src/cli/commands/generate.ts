@@ -35,7 +35,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
     out("");
     const why = describeStop(result.stopReason, model.info.contextLength);
     if (why) log(why);
-    if (v.stats) log(formatStats(result.stats, model, result.tokens.length + result.stats.promptTokens));
+    if (v.stats) log(formatStats(result.stats, model));
   } finally {
     await model.dispose();
   }

@@ -18,7 +18,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   } catch (err) {
     throw new Error(`cannot read ${String(v.file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const model = await loadModel(v.model as string | undefined, { backend: backendFlag(v, "wasm"), simd: simdFlag(v), contextLength: ctx + 1 });
+  const model = await loadModel(v.model as string | undefined, { backend: backendFlag(v, "wasm"), simd: simdFlag(v), contextLength: ctx });
   try {
     const r = model.perplexity(text, ctx);
     if (v.json) out(JSON.stringify(r));

@@ -52,6 +52,11 @@ function baseName(path: string): string {
   return path.slice(Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1);
 }
 
+/** Names longer than this are never suggested (real ones are under 100 characters). */
+const SUGGEST_MAX_NAME = 256;
+/** Names, among those sharing the most segments, whose edit distance is computed. */
+const SUGGEST_CANDIDATES = 64;
+
 function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
@@ -115,6 +120,11 @@ export class Checkpoint {
     return new Checkpoint(tensors, [...files], metadata, indexMetadata);
   }
 
+  /** Number of tensors in all files. */
+  get tensorCount(): number {
+    return this.tensors.size;
+  }
+
   has(name: string): boolean {
     return this.tensors.has(name);
   }
@@ -157,12 +167,22 @@ export class Checkpoint {
 
   /**
    * Tensor names are dotted paths, and the usual mistake is one wrong segment (mlp vs feed_forward), which
-   * plain edit distance ranks below same-length strangers; so rank by shared segments first.
+   * plain edit distance ranks below same-length strangers; so rank by shared segments first. The work is
+   * bounded whatever the header holds: names longer than SUGGEST_MAX_NAME are skipped, and the quadratic
+   * edit distance runs only for the SUGGEST_CANDIDATES names sharing the most segments.
    */
   private similarNames(name: string, max: number): string[] {
+    if (name.length > SUGGEST_MAX_NAME) return [];
     const wanted = new Set(name.split("."));
-    return this.names()
-      .map((n) => ({ n, shared: n.split(".").filter((seg) => wanted.has(seg)).length, d: editDistance(name, n) }))
+    const ranked: Array<{ n: string; shared: number }> = [];
+    for (const n of this.tensors.keys()) {
+      if (n.length > SUGGEST_MAX_NAME) continue;
+      ranked.push({ n, shared: n.split(".").filter((seg) => wanted.has(seg)).length });
+    }
+    return ranked
+      .sort((a, b) => b.shared - a.shared)
+      .slice(0, SUGGEST_CANDIDATES)
+      .map((x) => ({ ...x, d: editDistance(name, x.n) }))
       .sort((a, b) => b.shared - a.shared || a.d - b.d)
       .slice(0, max)
       .map((x) => showName(x.n));

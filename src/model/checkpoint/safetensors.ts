@@ -11,7 +11,9 @@
 // - Zero-element tensors occupy no bytes, so they are exempt from the overlap check.
 // - Unknown keys inside a tensor entry are ignored; unknown dtypes are an error at parse time, since this
 //   runtime could not read that tensor later anyway.
-// - Duplicate JSON keys are not detected (JSON.parse keeps the last one).
+// - Duplicate JSON keys (a tensor named twice, a field given twice in one entry) are rejected: JSON.parse
+//   would keep the last copy, and another reader may keep the first.
+import { firstDuplicateKey } from "./duplicate-keys.js";
 import { CheckpointError, type ByteSource } from "../../env/byte-source.js";
 import { bytesPerElement, decodeToF32, firstNonFinite, parseDType, type DType } from "../../kernels/dtype.js";
 
@@ -36,8 +38,12 @@ export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 /** Default bound on a single read while decoding a tensor. */
 export const DEFAULT_MAX_READ_BYTES = 8 * 1024 * 1024;
 
-/** Tensor names come from untrusted JSON; quote only the ones that would garble a message. */
+/** Longest tensor name shown whole in a message; a longer one is cut (a header may hold a 60 MB name). */
+export const SHOWN_NAME_CHARS = 200;
+
+/** Tensor names come from untrusted JSON; quote only the ones that would garble a message, cut long ones. */
 export function showName(name: string): string {
+  if (name.length > SHOWN_NAME_CHARS) return `${JSON.stringify(name.slice(0, SHOWN_NAME_CHARS))}... (${name.length} characters)`;
   return /^[\x21-\x7e]+$/.test(name) ? name : JSON.stringify(name);
 }
 
@@ -86,6 +92,10 @@ export async function parseSafetensors(source: ByteSource): Promise<SafetensorsF
     fail(`header is not valid JSON (${(e as Error).message})`);
   }
   if (!isRecord(header)) fail("header is not a JSON object");
+  const dup = firstDuplicateKey(text);
+  if (dup !== null) {
+    fail(dup.path === "" ? `tensor ${showName(dup.key)} is defined twice in the header` : `header entry ${showName(dup.path)} gives ${showName(dup.key)} twice`);
+  }
   const entries = header as Record<string, unknown>;
 
   const metadata: Record<string, string> = {};

@@ -1,0 +1,584 @@
+// Model files (and the kernels' .wasm) kept across page visits, in the Origin Private File System.
+//
+// Why OPFS and not the Cache API: bench/browser-storage.ts writes 256 MiB or 1 GiB from a stream of 4 MiB
+// chunks (as a download arrives) and reads it back in 4 MiB slices in a new page, in headless Chromium 156
+// with an on-disk profile, on a 2-core machine shared with other jobs (so the figures are noisy):
+//
+//                                     write MB/s   read MB/s    first 4 MiB   browser memory
+//   OPFS, a worker's sync handle      224-653      968-14278    19-62 ms      +8..45 MiB
+//   Cache API (put / match + blob)    34-42        48-128       27-115 ms     +108..263 MiB
+//   OPFS, async (createWritable)      12-21        39-101       13-138 ms     +119..237 MiB
+//
+// (The top read figure is the OS page cache serving a file just written.) Only the synchronous access handle
+// is faster than fetching from localhost (~119 MB/s in one GET), and it also reads bytes already written
+// while the rest is still arriving, so a load starts before the download ends. It exists only in dedicated
+// workers, which is where ModelClient loads models; in a window this falls back to OPFS's asynchronous API
+// (slower; still one download, and zero bytes from the network on the next visit), so one store serves both
+// and the entries are shared between them.
+//
+// Layout: a directory (default "mobilellm-models") holding, per URL, <key>.bin (the bytes) and <key>.json
+// (url, size, ETag, Last-Modified, when), key = SHA-256 of the URL. The .json is written last, after
+// every byte is on disk, and removed before a download starts: an entry without it (the page was killed
+// mid-download), or whose .bin has the wrong size, is never read, and the next open downloads again.
+import { CheckpointError, blobSource, checkRange, openHttpSource, type ByteSource } from "../env/byte-source.js";
+
+/** Where the bytes of an opened file come from. */
+export type CacheOrigin = "cache" | "network";
+
+/** A complete cache entry. */
+export interface CachedModel {
+  url: string;
+  bytes: number;
+  /** When it was stored (ms since the epoch). */
+  storedAt: number;
+  etag: string | null;
+  lastModified: string | null;
+}
+
+/** A file opened through the cache: a ByteSource that also says where its bytes come from. */
+export interface CachedSource extends ByteSource {
+  readonly origin: CacheOrigin;
+}
+
+export interface ModelCacheOptions {
+  /** The OPFS directory (default "mobilellm-models"). */
+  directory?: string;
+  fetch?: typeof fetch;
+  /** Told when something is not cached as asked (no quota, OPFS locked or missing) or cannot be validated. */
+  onWarning?: (message: string) => void;
+  /** Told for every file opened, with where its bytes come from. */
+  onOpen?: (url: string, origin: CacheOrigin, bytes: number) => void;
+}
+
+// The parts of OPFS this file uses that TypeScript's DOM library leaves out (the synchronous handle is
+// declared only for workers, directory iteration only with DOM.AsyncIterable).
+interface SyncAccessHandle {
+  read(buffer: Uint8Array, options: { at: number }): number;
+  write(buffer: Uint8Array, options: { at: number }): number;
+  truncate(size: number): void;
+  getSize(): number;
+  flush(): void;
+  close(): void;
+}
+type SyncFileHandle = FileSystemFileHandle & { createSyncAccessHandle(options?: { mode?: string }): Promise<SyncAccessHandle> };
+type IterableDirectory = FileSystemDirectoryHandle & { keys(): AsyncIterable<string> };
+
+interface Meta extends CachedModel {
+  version: 1;
+}
+
+interface Validators {
+  size: number | null;
+  etag: string | null;
+  lastModified: string | null;
+}
+
+function validatorsOf(r: Response): Validators {
+  const length = r.headers.get("content-length");
+  // A compressed response's length is not the file's.
+  const size = length !== null && !r.headers.get("content-encoding") ? Number(length) : null;
+  return { size: size !== null && Number.isSafeInteger(size) ? size : null, etag: r.headers.get("etag"), lastModified: r.headers.get("last-modified") };
+}
+
+/** Whether the server's headers describe the stored entry (same size, same ETag, else same Last-Modified). */
+function fresh(meta: Meta, now: Validators): boolean {
+  if (now.size !== null && now.size !== meta.bytes) return false;
+  if (meta.etag !== null && now.etag !== null) return meta.etag === now.etag;
+  if (meta.lastModified !== null && now.lastModified !== null) return meta.lastModified === now.lastModified;
+  return now.size !== null; // nothing but the size to go by
+}
+
+const MIB = 1 << 20;
+const mib = (n: number) => `${(n / MIB).toFixed(1)} MiB`;
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? `${e.name === "Error" ? "" : `${e.name}: `}${e.message}` : String(e);
+}
+
+/** Whether this context has the Origin Private File System (a secure context: https or localhost). */
+export function modelCacheSupported(): boolean {
+  const storage = (globalThis as { navigator?: { storage?: StorageManager } }).navigator?.storage;
+  return typeof storage?.getDirectory === "function";
+}
+
+export class ModelCache {
+  private readonly dirName: string;
+  private readonly get: typeof fetch;
+  private dir: Promise<FileSystemDirectoryHandle> | null = null;
+
+  constructor(private readonly options: ModelCacheOptions = {}) {
+    this.dirName = options.directory ?? "mobilellm-models";
+    this.get = options.fetch ?? ((input, init) => fetch(input, init));
+  }
+
+  /**
+   * A file by URL, from the cache when its entry is complete and the server's HEAD still describes it
+   * (size, ETag or Last-Modified); else fetched with one GET and stored as it arrives. Null when the
+   * server answers 404. Falls back to uncached Range reads, with a warning, when the file does not fit the
+   * origin's quota or the cache cannot be used.
+   */
+  async open(url: string): Promise<CachedSource | null> {
+    url = new URL(url, (globalThis as { location?: { href: string } }).location?.href).href;
+    if (!modelCacheSupported()) {
+      this.warn(`not caching ${url}: this context has no Origin Private File System (it needs https or localhost)`);
+      return this.uncached(url);
+    }
+    const key = await keyOf(url);
+    const meta = await this.readMeta(key);
+    if (meta !== null && meta.url === url) {
+      const stored = await this.storedSize(key);
+      if (stored === meta.bytes) {
+        const verdict = await this.validate(url, meta);
+        if (verdict === "gone") {
+          await this.remove(key);
+          return null;
+        }
+        if (verdict === "fresh") {
+          const source = await this.openStored(url, key, meta.bytes).catch((e) => {
+            this.warn(`cannot read the cached ${url} (${errorText(e)}): fetching it again`);
+            return null;
+          });
+          if (source !== null) {
+            this.options.onOpen?.(url, "cache", meta.bytes);
+            return source;
+          }
+        }
+      }
+    }
+    await this.remove(key).catch(() => undefined);
+    return this.download(url, key);
+  }
+
+  /** A whole (small) file by URL through the cache, e.g. a JSON file or a kernel build; null on 404. */
+  async bytes(url: string): Promise<Uint8Array | null> {
+    const source = await this.open(url);
+    if (source === null) return null;
+    try {
+      return await source.read(0, source.size);
+    } finally {
+      await source.close();
+    }
+  }
+
+  /** The complete entries. */
+  async list(): Promise<CachedModel[]> {
+    if (!modelCacheSupported()) return [];
+    const dir = (await this.directory()) as IterableDirectory;
+    const out: CachedModel[] = [];
+    for await (const name of dir.keys()) {
+      if (!name.endsWith(".json")) continue;
+      const meta = await this.readMeta(name.slice(0, -".json".length));
+      if (meta !== null) out.push({ url: meta.url, bytes: meta.bytes, storedAt: meta.storedAt, etag: meta.etag, lastModified: meta.lastModified });
+    }
+    return out.sort((a, b) => a.url.localeCompare(b.url));
+  }
+
+  /** Removes one URL's entry; false when there was none. */
+  async delete(url: string): Promise<boolean> {
+    if (!modelCacheSupported()) return false;
+    const key = await keyOf(new URL(url, (globalThis as { location?: { href: string } }).location?.href).href);
+    const had = (await this.readMeta(key)) !== null;
+    await this.remove(key);
+    return had;
+  }
+
+  /** Removes every entry (and any partial download). A file still open (a load running) cannot be removed. */
+  async clear(): Promise<void> {
+    if (!modelCacheSupported()) return;
+    const root = await navigator.storage.getDirectory();
+    this.dir = null;
+    try {
+      await root.removeEntry(this.dirName, { recursive: true });
+    } catch (e) {
+      if ((e as Error).name !== "NotFoundError") throw new Error(`cannot clear the model cache: ${errorText(e)}`);
+    }
+  }
+
+  /** The origin's storage use and quota in bytes (navigator.storage.estimate()). */
+  async estimate(): Promise<{ usage: number; quota: number }> {
+    const e = await navigator.storage.estimate();
+    return { usage: e.usage ?? 0, quota: e.quota ?? 0 };
+  }
+
+  /** Asks the browser not to evict this origin's storage under pressure; whether it agreed. */
+  async persist(): Promise<boolean> {
+    return typeof navigator.storage?.persist === "function" ? navigator.storage.persist() : false;
+  }
+
+  private warn(message: string): void {
+    this.options.onWarning?.(message);
+  }
+
+  private async uncached(url: string): Promise<CachedSource | null> {
+    const source = await openHttpSource(url, { fetch: this.get });
+    if (source === null) return null;
+    this.options.onOpen?.(url, "network", source.size);
+    return Object.assign(source, { origin: "network" as const });
+  }
+
+  private directory(): Promise<FileSystemDirectoryHandle> {
+    this.dir ??= navigator.storage.getDirectory().then((root) => root.getDirectoryHandle(this.dirName, { create: true }));
+    return this.dir;
+  }
+
+  private async readMeta(key: string): Promise<Meta | null> {
+    try {
+      const file = await (await (await this.directory()).getFileHandle(`${key}.json`)).getFile();
+      const meta = JSON.parse(await file.text()) as Meta;
+      return meta.version === 1 && typeof meta.url === "string" && Number.isSafeInteger(meta.bytes) ? meta : null;
+    } catch {
+      return null; // absent, or not ours: either way not a usable entry
+    }
+  }
+
+  private async storedSize(key: string): Promise<number | null> {
+    try {
+      return (await (await (await this.directory()).getFileHandle(`${key}.bin`)).getFile()).size;
+    } catch {
+      return null;
+    }
+  }
+
+  private async remove(key: string): Promise<void> {
+    const dir = await this.directory();
+    for (const name of [`${key}.json`, `${key}.bin`]) {
+      try {
+        await dir.removeEntry(name);
+      } catch (e) {
+        if ((e as Error).name !== "NotFoundError") throw new Error(`cannot remove the cache entry ${name}: ${errorText(e)}`);
+      }
+    }
+  }
+
+  /** "fresh", "stale", or "gone" (404); offline or a HEAD the server refuses keeps the entry, with a warning. */
+  private async validate(url: string, meta: Meta): Promise<"fresh" | "stale" | "gone"> {
+    let r: Response;
+    try {
+      r = await this.get(url, { method: "HEAD", cache: "no-store" });
+    } catch (e) {
+      this.warn(`cannot check ${url} with the server (${errorText(e)}): using the cached copy`);
+      return "fresh";
+    }
+    if (r.status === 404 || r.status === 410) return "gone";
+    if (!r.ok) {
+      this.warn(`cannot check ${url} with the server (HEAD: HTTP ${r.status}): using the cached copy`);
+      return "fresh";
+    }
+    return fresh(meta, validatorsOf(r)) ? "fresh" : "stale";
+  }
+
+  private async openStored(url: string, key: string, size: number): Promise<CachedSource> {
+    const handle = await (await this.directory()).getFileHandle(`${key}.bin`);
+    if (hasSyncAccess(handle)) {
+      // "read-only" lets several tabs read one entry (browsers that do not know the mode lock it instead).
+      const access = await handle.createSyncAccessHandle({ mode: "read-only" });
+      if (access.getSize() !== size) {
+        access.close();
+        throw new Error(`the entry holds ${access.getSize()} of ${size} bytes`);
+      }
+      return { ...syncSource(url, size, access, () => size), origin: "cache" };
+    }
+    const file = await handle.getFile();
+    if (file.size !== size) throw new Error(`the entry holds ${file.size} of ${size} bytes`);
+    return { ...blobSource(url, file), origin: "cache" };
+  }
+
+  /** One GET, its body written into <key>.bin as it arrives; reads wait for the bytes they need. */
+  private async download(url: string, key: string): Promise<CachedSource | null> {
+    let r: Response;
+    try {
+      r = await this.get(url, { cache: "no-store" });
+    } catch (e) {
+      throw new CheckpointError(`cannot fetch ${url}: ${(e as Error).message}`);
+    }
+    if (r.status === 404 || r.status === 410) {
+      await r.body?.cancel();
+      return null;
+    }
+    if (!r.ok || r.body === null) throw new CheckpointError(`cannot fetch ${url}: HTTP ${r.status} ${r.statusText}`);
+    const validators = validatorsOf(r);
+    const size = validators.size;
+    // Without a length up front (a compressed or chunked answer) the size is known only at the end.
+    if (size !== null) {
+      const { usage, quota } = await this.estimate();
+      if (quota > 0 && size > quota - usage) {
+        await r.body.cancel();
+        this.warn(quotaMessage(url, size, usage, quota));
+        return this.uncached(url);
+      }
+    }
+    let handle: FileSystemFileHandle;
+    try {
+      handle = await (await this.directory()).getFileHandle(`${key}.bin`, { create: true });
+    } catch (e) {
+      await r.body.cancel();
+      this.warn(`not caching ${url}: ${errorText(e)}`);
+      return this.uncached(url);
+    }
+    const store = await (hasSyncAccess(handle) ? syncStore(handle) : asyncStore(handle)).catch(() => null);
+    if (store === null) {
+      await r.body.cancel();
+      this.warn(`not caching ${url}: its cache entry is open elsewhere (another tab loading it?)`);
+      return this.uncached(url);
+    }
+    const dl = new Download(
+      url,
+      r.body,
+      store,
+      size,
+      async (bytes) => {
+        const meta: Meta = { version: 1, url, bytes, storedAt: Date.now(), etag: validators.etag, lastModified: validators.lastModified };
+        await writeText(await this.directory(), `${key}.json`, JSON.stringify(meta));
+      },
+      () => this.remove(key),
+      async (written) => {
+        const { usage, quota } = await this.estimate().catch(() => ({ usage: 0, quota: 0 }));
+        this.warn(quotaMessage(url, size ?? written, usage, quota));
+        return this.uncached(url);
+      },
+    );
+    dl.start();
+    const total = size ?? (await dl.finished);
+    this.options.onOpen?.(url, "network", total);
+    return dl.source(total);
+  }
+}
+
+function quotaMessage(url: string, needed: number, usage: number, quota: number): string {
+  return (
+    `not caching ${url}: it needs ${mib(needed)} and this origin has ${mib(Math.max(0, quota - usage))} free ` +
+    `(${mib(usage)} used of its ${mib(quota)} quota, navigator.storage.estimate()); loading it from the network without caching`
+  );
+}
+
+function hasSyncAccess(h: FileSystemFileHandle): h is SyncFileHandle {
+  return typeof (h as Partial<SyncFileHandle>).createSyncAccessHandle === "function";
+}
+
+async function keyOf(url: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(url)));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function writeText(dir: FileSystemDirectoryHandle, name: string, text: string): Promise<void> {
+  const handle = await dir.getFileHandle(name, { create: true });
+  if (hasSyncAccess(handle)) {
+    const access = await handle.createSyncAccessHandle();
+    try {
+      const bytes = new TextEncoder().encode(text);
+      access.truncate(0);
+      access.write(bytes, { at: 0 });
+      access.flush();
+    } finally {
+      access.close();
+    }
+    return;
+  }
+  const w = await handle.createWritable();
+  await w.write(text);
+  await w.close();
+}
+
+/** Where a download's bytes go, and how the bytes written so far are read back. */
+interface Store {
+  write(bytes: Uint8Array, at: number): Promise<void>;
+  /** Makes every byte durable; afterwards `source` serves them. */
+  commit(): Promise<void>;
+  /** Bytes that reads may already use (all written ones for a synchronous handle, none before commit otherwise). */
+  readable(written: number, committed: boolean): number;
+  source(url: string, size: number, readable: () => number): Promise<ByteSource>;
+  discard(): Promise<void>;
+}
+
+async function syncStore(handle: SyncFileHandle): Promise<Store> {
+  const access = await handle.createSyncAccessHandle();
+  access.truncate(0);
+  return {
+    async write(bytes, at) {
+      access.write(bytes, { at });
+    },
+    async commit() {
+      access.flush();
+    },
+    readable: (written) => written,
+    async source(url, size, readable) {
+      return syncSource(url, size, access, readable);
+    },
+    async discard() {
+      access.close();
+    },
+  };
+}
+
+async function asyncStore(handle: FileSystemFileHandle): Promise<Store> {
+  const w = await handle.createWritable();
+  let open = true;
+  return {
+    async write(bytes) {
+      await w.write(bytes as Uint8Array<ArrayBuffer>);
+    },
+    async commit() {
+      open = false;
+      await w.close(); // a writable's bytes replace the file only now
+    },
+    readable: (_written, committed) => (committed ? Number.MAX_SAFE_INTEGER : 0),
+    async source(url) {
+      return blobSource(url, await handle.getFile());
+    },
+    async discard() {
+      if (open) await w.abort().catch(() => undefined);
+    },
+  };
+}
+
+/** Reads from a synchronous access handle, up to the bytes `readable()` says are there; close releases it. */
+function syncSource(name: string, size: number, access: SyncAccessHandle, readable: () => number): ByteSource {
+  let closed = false;
+  const where = { name, size };
+  return {
+    ...where,
+    async read(offset, length) {
+      if (closed) throw new CheckpointError(`${name}: read after close`);
+      checkRange(where, offset, length);
+      if (offset + length > readable()) throw new CheckpointError(`${name}: read past the bytes downloaded so far`);
+      const out = new Uint8Array(length);
+      const got = length === 0 ? 0 : access.read(out, { at: offset });
+      if (got !== length) throw new CheckpointError(`${name}: short read from the cache, got ${got} of ${length} bytes at offset ${offset}`);
+      return out;
+    },
+    async close() {
+      if (!closed) access.close();
+      closed = true;
+    },
+  };
+}
+
+/**
+ * A GET's body going into a Store. Reads wait until the bytes they ask for are readable; a failed write
+ * (QuotaExceededError) can hand the reads over to an uncached source; a failed download fails them.
+ */
+class Download {
+  private written = 0;
+  private committed = false;
+  private failure: unknown = null;
+  private fallback: Promise<ByteSource | null> | null = null;
+  private stored: ByteSource | null = null;
+  private waiters: { end: number; wake: () => void }[] = [];
+  private closed = false;
+  private reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  /** Resolves with the byte count once every byte is stored; rejects when the download fails. */
+  readonly finished: Promise<number>;
+  private settle!: { ok(n: number): void; fail(e: unknown): void };
+
+  constructor(
+    private readonly url: string,
+    private readonly body: ReadableStream<Uint8Array>,
+    private readonly store: Store,
+    private readonly size: number | null,
+    /** Commits the entry (writes its .json). */
+    private readonly onComplete: (bytes: number) => Promise<void>,
+    /** Removes what a failed download left. */
+    private readonly discardEntry: () => Promise<void>,
+    /** Where reads go once the quota ran out mid-download (an uncached source), or null to fail them. */
+    private readonly onQuota: (written: number) => Promise<ByteSource | null>,
+  ) {
+    this.finished = new Promise((ok, fail) => (this.settle = { ok, fail }));
+    this.finished.catch(() => undefined); // observed through the reads
+  }
+
+  start(): void {
+    void this.run();
+  }
+
+  private async run(): Promise<void> {
+    this.reader = this.body.getReader();
+    let writeFailed = false;
+    try {
+      for (;;) {
+        const { done, value } = await this.reader.read();
+        if (done) break;
+        if (this.size !== null && this.written + value.length > this.size) {
+          throw new CheckpointError(`${this.url}: the server sent more than the ${this.size} bytes it announced`);
+        }
+        writeFailed = true;
+        await this.store.write(value, this.written);
+        writeFailed = false;
+        this.written += value.length;
+        this.wake();
+      }
+      if (this.size !== null && this.written !== this.size) {
+        throw new CheckpointError(`${this.url}: the download ended after ${this.written} of ${this.size} bytes`);
+      }
+      writeFailed = true;
+      await this.store.commit();
+      this.committed = true;
+      await this.onComplete(this.written);
+      writeFailed = false;
+      this.settle.ok(this.written);
+    } catch (e) {
+      const quota = (e as Error).name === "QuotaExceededError";
+      this.failure = quota
+        ? e
+        : new CheckpointError(`cannot ${writeFailed ? "store" : "download"} ${this.url}: ${errorText(e)} (after ${this.written} bytes)`);
+      // Set before the first await, so that a read from now on goes here rather than to the closing handle.
+      this.fallback = (async () => {
+        await this.reader?.cancel().catch(() => undefined);
+        await this.store.discard().catch(() => undefined);
+        await this.discardEntry().catch(() => undefined);
+        return quota ? this.onQuota(this.written) : null;
+      })();
+      await this.fallback.catch(() => undefined);
+      this.settle.fail(this.failure);
+    }
+    this.wake(true);
+  }
+
+  private wake(all = false): void {
+    const now = this.store.readable(this.written, this.committed);
+    const ready = this.waiters.filter((w) => all || w.end <= now);
+    this.waiters = this.waiters.filter((w) => !ready.includes(w));
+    for (const w of ready) w.wake();
+  }
+
+  private until(end: number): Promise<void> {
+    if (end <= this.store.readable(this.written, this.committed) || this.fallback !== null) return Promise.resolve();
+    return new Promise((wake) => this.waiters.push({ end, wake }));
+  }
+
+  source(size: number): CachedSource {
+    const where = { name: this.url, size };
+    return {
+      ...where,
+      origin: "network",
+      read: async (offset, length) => {
+        if (this.closed) throw new CheckpointError(`${this.url}: read after close`);
+        checkRange(where, offset, length);
+        await this.until(offset + length);
+        if (this.fallback === null) {
+          try {
+            this.stored ??= await this.store.source(this.url, size, () => this.store.readable(this.written, this.committed));
+            return await this.stored.read(offset, length);
+          } catch (e) {
+            if (this.fallback === null) throw e;
+            // The download failed while this read waited: its handle is closing; read where the rest goes.
+          }
+        }
+        const fb = await this.fallback;
+        if (fb === null) throw this.failure;
+        return fb.read(offset, length);
+      },
+      close: async () => {
+        if (this.closed) return;
+        this.closed = true;
+        // A loader may close the file before its last bytes arrive (it needed none of them, or it failed):
+        // the download still runs to the end and commits, so the next visit finds it whole. Waiting here
+        // keeps the file's handle (a lock) until then, and a worker ended right after the load has no
+        // download left half-done.
+        await this.finished.catch(() => undefined);
+        await this.stored?.close();
+        if (this.stored === null && this.failure === null) await this.store.discard().catch(() => undefined);
+        await (await this.fallback)?.close();
+      },
+    };
+  }
+}
