@@ -1,5 +1,6 @@
 // Inner loops of the int4 x int8 kernels (assembly/matmul.ts). Only ever imported, never re-exported from
-// index.ts: these helpers take v128 parameters, which cannot be wasm exports (AS112, probe pitfall 8).
+// index.ts: these helpers take v128 parameters, which cannot be wasm exports (asc refuses an exported
+// function with v128 parameters: error AS112).
 //
 // The byte layout is documented once, at Int4Matrix and Int8Activations in src/kernels/layout.ts.
 import { GROUP } from "../src/kernels/numerics";
@@ -11,7 +12,8 @@ import { GROUP } from "../src/kernels/numerics";
 export const BLOCK_GROUP_BYTES: usize = 64;
 
 // Masks live in memory rather than as v128 constants: Binaryen folds a constant splat into v128.const and
-// V8 then re-materialises it inside the loop (probe pitfall 10). A load at function entry stays in a register.
+// V8 then re-materialises it inside the loop (three instructions per use, seen with --print-wasm-code). A
+// load at function entry stays in a register.
 const MASKS: usize = memory.data<u8>([
   0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f,
   0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00,
@@ -80,7 +82,7 @@ const MASKS: usize = memory.data<u8>([
   return v128.and(v, m);
 }
 
-/** The nibbles `bits` up (i16x8.shr_u + and: V8 lowers i8x16.shr_u to five instructions, probe pitfall 10). */
+/** The nibbles `bits` up (i16x8.shr_u + and: V8 lowers i8x16.shr_u to five x64 instructions). */
 // @ts-ignore: decorator
 @inline function cut(v: v128, bits: i32, m: v128): v128 {
   return v128.and(i16x8.shr_u(v, bits), m);

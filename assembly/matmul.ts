@@ -101,7 +101,7 @@ export function read_bandwidth(ptr: usize, bytes: usize): i32 {
 
 /**
  * Copies `count` rows of `rowBytes` bytes from src (stride srcStride) to dst (stride dstStride): a worker
- * thread commits the block it computed in private scratch (src/threads/executor.ts).
+ * thread commits the block it computed in private scratch (commitChunk in src/threads/chunks.ts).
  */
 export function copy_rows(dst: usize, dstStride: i32, src: usize, srcStride: i32, rowBytes: i32, count: i32): void {
   for (let i = 0; i < count; i++) {

@@ -1,6 +1,6 @@
 // Vector helpers shared by attention.ts and elementwise.ts. This module is only ever imported, never
 // re-exported from index.ts: a function with v128 parameters that became a wasm export would fail with
-// AS112 (probe pitfall 8).
+// AS112 (asc refuses v128 parameters on an export).
 
 /**
  * a * b + c. The relaxed build lets V8 fuse it into one vfmadd (one rounding instead of two); the

@@ -61,7 +61,7 @@ export function quantizeQ4_0(x: Float32Array, out: Uint8Array = new Uint8Array((
 // A MobileLLM-Pro checkpoint as a llama.cpp "llama" model
 
 /**
- * Special tokens at their Llama-4 offsets from <|begin_of_text|> (spec section 3), so the GGUF's BOS/EOS ids
+ * Special tokens at their Llama-4 offsets from <|begin_of_text|> (200000 in the real vocabulary), so the GGUF's BOS/EOS ids
  * are the config's. The rest of the vocabulary is synthetic: the benchmark feeds token ids, never text.
  */
 const SPECIAL_OFFSETS: ReadonlyArray<readonly [number, string]> = [
@@ -134,7 +134,7 @@ export interface LlamaGgufOptions {
  * written as they are: our RoPE rotates adjacent pairs (2i, 2i+1), which is what llama.cpp's llama
  * architecture (rope type NORM) does with GGUF weights; the permutation llama.cpp's converter applies to
  * Hugging Face Llama checkpoints undoes HF's rotate-half layout, which this checkpoint does not use
- * (spec 2.4). A tied model gets no output.weight: llama.cpp then reads the head from token_embd.
+ * (it is stored for interleaved pairs, as Llama-4 checkpoints are). A tied model gets no output.weight: llama.cpp then reads the head from token_embd.
  */
 export function llamaGguf(o: LlamaGgufOptions): { metadata: Array<[string, GgufValue]>; tensors: GgufTensorToWrite[] } {
   const c = o.config;

@@ -142,7 +142,7 @@ const F = Math.fround;
  *   mn = min(min x, 0), mx = max(max x, 0), s = max((mx - mn) / 255, eps)
  *   z = round(clamp(-128 - mn/s if (-128 + mn/s) + (127 + mx/s) > 0 else 127 - mx/s, -128, 127))
  *   q = clamp(round(x / s) + z, -128, 127)
- * The eps clamp is the recipe's (the brief's "s = 1 or equivalent"): an all-zero row gets s = eps, z = 127,
+ * The eps clamp stands in for torchao's guard against a zero range: an all-zero row gets s = eps, z = 127,
  * q = 127, so q - z = 0 and every output is 0. A row holding NaN or infinity gets s = NaN, z = 0 and q = 0,
  * so every product with it is NaN instead of a finite value computed from the rest of the row.
  */

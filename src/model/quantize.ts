@@ -1,4 +1,5 @@
-// The weight recipe MobileLLM-Pro was quantization-aware trained for (spec section 4, CPU variant):
+// The weight recipe MobileLLM-Pro was quantization-aware trained for (its CPU deployment; the accelerator
+// variant uses one scale per row instead):
 // symmetric int4, one scale per group of 32 consecutive input weights of a row,
 //   s = max|w| / 7.5,  q = clamp(round(w / s), -8, 7),  w ~ s * q.
 // Every linear layer and the tied embedding/output table use it. Rounding is half-to-even and the

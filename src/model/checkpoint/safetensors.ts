@@ -5,7 +5,7 @@
 // then the data section; data_offsets are relative to the start of the data section.
 //
 // Decisions the format leaves open:
-// - Gaps in the data section are allowed (the spec says it should be fully covered, but a gap cannot
+// - Gaps in the data section are allowed (the format says it should be fully covered, but a gap cannot
 //   make a tensor read wrong bytes); overlaps are always rejected, because two tensors sharing bytes is
 //   either corruption or an attack on a naive writer-side mmap.
 // - Zero-element tensors occupy no bytes, so they are exempt from the overlap check.
