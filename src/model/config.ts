@@ -343,6 +343,19 @@ export const PRESETS: Record<string, { json: Json; config: ModelConfig }> = {
   "mobilellm-pro": { json: MOBILELLM_PRO_CONFIG_JSON, config: mobilellmPro },
 };
 
+/**
+ * Throws a RangeError unless `contextLength` (the positions a KV cache holds) is an integer from 1 to the
+ * config's max_position_embeddings: the one check every layer that sizes a cache or a RoPE table calls.
+ */
+export function checkContextLength(c: ModelConfig, contextLength: number): void {
+  if (typeof contextLength !== "number" || !Number.isSafeInteger(contextLength) || contextLength < 1) {
+    throw new RangeError(`context length must be a positive integer, got ${String(contextLength)}`);
+  }
+  if (contextLength > c.maxPositions) {
+    throw new RangeError(`context ${contextLength} exceeds max_position_embeddings ${c.maxPositions}`);
+  }
+}
+
 /** Parameters by part; `total` is what the checkpoint stores (1,084,453,120 for the preset). */
 export function parameterCount(c: ModelConfig): {
   embedding: number;

@@ -11,7 +11,7 @@
 //   sliding_window slots, so min(N, window) positions.
 // - "MiB" is 2^20 bytes; the published "8k" is 8000 tokens.
 import { GROUP } from "../kernels/numerics.js";
-import type { ModelConfig } from "./config.js";
+import { checkContextLength, type ModelConfig } from "./config.js";
 import { expectedShapes, tensorNamesFor } from "./tensor-names.js";
 import { windowStart } from "../kernels/kv-slots.js";
 
@@ -111,12 +111,7 @@ export function layerSlots(c: ModelConfig, layer: number, contextLength: number,
  * same model with every layer global, the comparison the model card makes.
  */
 export function kvCacheBytes(c: ModelConfig, contextLength: number, layout: KvLayout = "hybrid"): KvCacheBytes {
-  if (!Number.isSafeInteger(contextLength) || contextLength < 1) {
-    throw new RangeError(`context length must be a positive integer, got ${contextLength}`);
-  }
-  if (contextLength > c.maxPositions) {
-    throw new RangeError(`context ${contextLength} exceeds max_position_embeddings ${c.maxPositions}`);
-  }
+  checkContextLength(c, contextLength);
   let positions = 0;
   for (let l = 0; l < c.numLayers; l++) positions += layerSlots(c, l, contextLength, layout);
   return {

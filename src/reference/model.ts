@@ -3,7 +3,7 @@
 // only in RoPE's pairing and in lacking the Llama-4 extras (src/model/architectures.ts). It is the oracle
 // the quantized engine is tested against, so it favours obviousness over speed (sums are accumulated in
 // double precision).
-import type { ModelConfig } from "../model/config.js";
+import { checkContextLength, type ModelConfig } from "../model/config.js";
 import { attentionTemperature, ropeInverseFrequencies } from "../model/rope.js";
 import { applyRope } from "./rope.js";
 
@@ -137,9 +137,7 @@ export class ReferenceModel {
   private readonly omega: Float64Array;
 
   constructor(config: ModelConfig, weights: Weights, contextLength: number) {
-    if (!Number.isInteger(contextLength) || contextLength < 1 || contextLength > config.maxPositions) {
-      throw new RangeError(`context length ${contextLength} must be between 1 and max_position_embeddings ${config.maxPositions}`);
-    }
+    checkContextLength(config, contextLength);
     this.config = config;
     this.weights = weights;
     this.contextLength = contextLength;
