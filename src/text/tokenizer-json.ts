@@ -91,12 +91,90 @@ export function checkTokenizerJson(tj: unknown): Record<string, unknown> {
     }
   });
 
+  for (const key of ["fuse_unk", "byte_fallback", "ignore_merges"]) {
+    if (m[key] !== undefined && m[key] !== null && typeof m[key] !== "boolean") fail(`model.${key} must be true or false, got ${show(m[key])}`);
+  }
   for (const part of ["normalizer", "pre_tokenizer", "post_processor", "decoder"]) {
     const v = t[part];
-    if (v !== undefined && v !== null && !(isRecord(v) && typeof v.type === "string")) fail(`"${part}" must be null or an object with a "type", got ${show(v)}`);
+    if (v !== undefined && v !== null) checkComponent(v, part, fail);
     checkPatterns(v, part, fail);
   }
   return { ...t, added_tokens: added };
+}
+
+/** Lists of sub-components, by the key a Sequence keeps them under. */
+const SEQUENCE_KEYS = ["normalizers", "pretokenizers", "processors", "decoders"];
+/** Fields of normalizers, pre-tokenizers, post-processors and decoders, by name, and what they must hold. */
+const FIELD_KINDS: Record<string, "string" | "boolean" | "count" | "positive" | "string-or-null" | "boolean-or-null"> = {
+  content: "string",
+  prepend: "string",
+  replacement: "string",
+  str_rep: "string",
+  prepend_scheme: "string",
+  behavior: "string",
+  suffix: "string",
+  prefix: "string",
+  pad_token: "string",
+  word_delimiter_token: "string",
+  precompiled_charsmap: "string-or-null",
+  add_prefix_space: "boolean",
+  trim_offsets: "boolean",
+  use_regex: "boolean",
+  invert: "boolean",
+  individual_digits: "boolean",
+  strip_left: "boolean",
+  strip_right: "boolean",
+  cleanup: "boolean",
+  lowercase: "boolean",
+  clean_text: "boolean",
+  handle_chinese_chars: "boolean",
+  strip_accents: "boolean-or-null",
+  start: "count",
+  stop: "count",
+  // FixedLength splits the text every `length` characters: 0 would never advance.
+  length: "positive",
+};
+
+/** A normalizer / pre-tokenizer / post-processor / decoder object, its fields and its sub-components. */
+function checkComponent(v: unknown, path: string, fail: (msg: string) => never): void {
+  if (!isRecord(v) || typeof v.type !== "string") fail(`${path} must be null or an object with a "type", got ${show(v)}`);
+  const c = v as Record<string, unknown>;
+  for (const [key, kind] of Object.entries(FIELD_KINDS)) {
+    const x = c[key];
+    if (x === undefined) continue;
+    const ok =
+      kind === "string" ? typeof x === "string"
+      : kind === "string-or-null" ? x === null || typeof x === "string"
+      : kind === "boolean" ? typeof x === "boolean"
+      : kind === "boolean-or-null" ? x === null || typeof x === "boolean"
+      : kind === "count" ? Number.isSafeInteger(x) && (x as number) >= 0
+      : Number.isSafeInteger(x) && (x as number) >= 1;
+    if (!ok) fail(`${path}.${key} must be ${kind === "count" ? "an integer >= 0" : kind === "positive" ? "an integer >= 1" : kind.replace("-or-", " or ").replace(/^(string|boolean)/, "a $1")}, got ${show(x)}`);
+  }
+  if ((c.type === "Split" || c.type === "Replace") && c.pattern === undefined) fail(`${path} (${c.type}) has no "pattern"`);
+  for (const key of SEQUENCE_KEYS) {
+    if (c[key] === undefined) continue;
+    if (!Array.isArray(c[key])) fail(`${path}.${key} must be a list, got ${show(c[key])}`);
+    (c[key] as unknown[]).forEach((e, i) => checkComponent(e, `${path}.${key}[${i}]`, fail));
+  }
+  if (c.type === "TemplateProcessing") {
+    for (const key of ["single", "pair"]) {
+      const list = c[key];
+      if (list === undefined && key === "pair") continue;
+      if (!Array.isArray(list)) fail(`${path}.${key} must be a list, got ${show(list)}`);
+      (list as unknown[]).forEach((e, i) => {
+        const special = isRecord(e) && isRecord(e.SpecialToken) && typeof e.SpecialToken.id === "string" && Number.isSafeInteger(e.SpecialToken.type_id);
+        const sequence = isRecord(e) && isRecord(e.Sequence) && (e.Sequence.id === "A" || e.Sequence.id === "B") && Number.isSafeInteger(e.Sequence.type_id);
+        if (!special && !sequence) {
+          fail(`${path}.${key}[${i}] must be {"SpecialToken": {"id": string, "type_id": integer}} or {"Sequence": {"id": "A" or "B", "type_id": integer}}, got ${show(e)}`);
+        }
+      });
+    }
+  }
+  for (const key of ["sep", "cls"]) {
+    const x = c[key];
+    if (x !== undefined && !(Array.isArray(x) && x.length === 2 && typeof x[0] === "string" && isId(x[1]))) fail(`${path}.${key} must be [token, id], got ${show(x)}`);
+  }
 }
 
 /** Every {"Regex": ...} / {"String": ...} pattern inside `v` (Split, Replace), with its path for messages. */

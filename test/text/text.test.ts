@@ -148,8 +148,11 @@ describe("malformed and hostile tokenizers are refused at load", () => {
     expect(load(patched((t) => delete t.model.merges))).toThrow(/model\.merges must be a list/);
     expect(load(patched((t) => (t.added_tokens[0].content = 7)))).toThrow(/added_tokens\[0\]\.content must be a non-empty string/);
     expect(load(patched((t) => (t.added_tokens = "x")))).toThrow(/"added_tokens" must be a list/);
-    expect(load(patched((t) => (t.pre_tokenizer = "Split")))).toThrow(/"pre_tokenizer" must be null or an object with a "type"/);
+    expect(load(patched((t) => (t.pre_tokenizer = "Split")))).toThrow(/^tokenizer\.json: pre_tokenizer must be null or an object with a "type", got "Split"$/);
     expect(load(patched((t) => (t.pre_tokenizer = { type: "Nonsense" })))).toThrow(/^tokenizer\.json: cannot be built: Unknown PreTokenizer type: Nonsense$/);
+    expect(load(patched((t) => (t.post_processor.single[0] = { SpecialToken: "x" })))).toThrow(/^tokenizer\.json: post_processor\.single\[0\] must be \{"SpecialToken"/);
+    expect(load(patched((t) => (t.pre_tokenizer = { type: "FixedLength", length: 0 })))).toThrow(/^tokenizer\.json: pre_tokenizer\.length must be an integer >= 1, got 0$/);
+    expect(load(patched((t) => (t.pre_tokenizer.pretokenizers[0].behavior = 3)))).toThrow(/^tokenizer\.json: pre_tokenizer\.pretokenizers\[0\]\.behavior must be a string, got 3$/);
     expect(load(tokenizerJson, { ...tokenizerConfig, additional_special_tokens: "x" })).toThrow(/^tokenizer_config\.json: additional_special_tokens must be a list/);
     expect(load(tokenizerJson, { ...tokenizerConfig, bos_token: 5 })).toThrow(/^tokenizer_config\.json: bos_token must be a string/);
   });
