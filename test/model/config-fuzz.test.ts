@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { MOBILELLM_PRO_CONFIG_JSON, parameterCount, parseConfig } from "../../src/model/config.js";
 import { int4WeightBytes, kvCacheBytes, wasmEngineBytes } from "../../src/model/memory.js";
-import { ropeInverseFrequencies } from "../../src/reference/rope.js";
+import { ropeInverseFrequencies } from "../../src/model/rope.js";
 import { classify, mutate, mutation } from "../helpers/json-mutation.js";
 
 const tiny = JSON.parse(readFileSync("models/shakespeare-tiny/config.json", "utf8")) as unknown;
