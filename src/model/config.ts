@@ -6,7 +6,7 @@
 // config.json does not show rope_theta, rms_norm_eps, use_qk_norm or no_rope_layers, so those are the ones
 // a real checkpoint is most likely to leave to the defaults). Inconsistent configs fail here, with the key
 // named, not deep in a kernel.
-import { architectureOf, type ArchitectureName, type RopeStyle } from "./architectures.js";
+import { architectureOf, type Architecture, type ArchitectureName, type RopeStyle } from "./architectures.js";
 
 export type LayerType = "full_attention" | "sliding_attention";
 
@@ -92,180 +92,191 @@ export const CONFIG_LIMITS = {
 
 type Json = Record<string, unknown>;
 
+/**
+ * The keys of one config.json, read with the rules every key follows: a missing key takes its default and
+ * is recorded in `defaulted`; a present one must have the right type and range, or parsing fails with the
+ * file and the key named.
+ */
+class ConfigReader {
+  readonly defaulted: string[] = [];
+
+  constructor(
+    readonly c: Json,
+    private readonly source: string,
+  ) {}
+
+  fail(msg: string): never {
+    throw new ConfigError(`${this.source}: ${msg}`);
+  }
+
+  has(key: string): boolean {
+    return this.c[key] !== undefined && this.c[key] !== null;
+  }
+
+  positiveInt(key: string, fallback?: number): number {
+    const v = this.c[key];
+    if (v === undefined || v === null) {
+      if (fallback === undefined) this.fail(`missing required key "${key}"`);
+      this.defaulted.push(key);
+      return fallback as number;
+    }
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) this.fail(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+    return v as number;
+  }
+
+  positiveNumber(key: string, fallback: number, min = 0, max = Infinity): number {
+    const v = this.c[key];
+    if (v === undefined || v === null) {
+      this.defaulted.push(key);
+      return fallback;
+    }
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) this.fail(`"${key}" must be a positive number, got ${JSON.stringify(v)}`);
+    if ((v as number) < min || (v as number) > max) {
+      this.fail(`"${key}" is ${String(v)}, outside the range this engine computes in float32 without overflow: [${min}, ${max}]`);
+    }
+    return v as number;
+  }
+
+  bool(key: string, fallback: boolean): boolean {
+    const v = this.c[key];
+    if (v === undefined || v === null) {
+      this.defaulted.push(key);
+      return fallback;
+    }
+    if (typeof v !== "boolean") this.fail(`"${key}" must be true or false, got ${JSON.stringify(v)}`);
+    return v as boolean;
+  }
+
+  tokenId(v: unknown, key: string): number {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) this.fail(`"${key}" must be a non-negative integer token id, got ${JSON.stringify(v)}`);
+    return v as number;
+  }
+
+  optionalTokenId(key: string): number | null {
+    return this.has(key) ? this.tokenId(this.c[key], key) : null;
+  }
+}
+
 export function parseConfig(json: unknown, source = "config.json"): ModelConfig {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new ConfigError(`${source}: expected a JSON object`);
   }
-  const c = json as Json;
-  const defaulted: string[] = [];
-  const fail = (msg: string): never => {
-    throw new ConfigError(`${source}: ${msg}`);
+  const r = new ConfigReader(json as Json, source);
+  const arch = readArchitecture(r);
+  const shape = readShape(r);
+  const layerTypes = readLayerTypes(r, arch, shape.numLayers);
+  const slidingWindow = readSlidingWindow(r, layerTypes);
+  const useRope = readUseRope(r, arch, shape.numLayers);
+  const ropeScaling = parseRopeScaling(r.c["rope_scaling"], (msg) => r.fail(msg));
+  /** A Llama-4-only key: read as usual, or its neutral value (and no default recorded) in a plain Llama config. */
+  const extra = <T>(read: () => T, neutral: T): T => (arch.llama4Extras ? read() : neutral);
+  const eos = r.c["eos_token_id"];
+  return {
+    architecture: arch.name,
+    ropeStyle: arch.ropeStyle,
+    ...shape,
+    rmsNormEps: r.positiveNumber("rms_norm_eps", arch.defaults.rms_norm_eps, CONFIG_LIMITS.minRmsNormEps, CONFIG_LIMITS.maxRmsNormEps),
+    ropeTheta: r.positiveNumber("rope_theta", arch.defaults.rope_theta, CONFIG_LIMITS.minRopeTheta),
+    ropeScaling,
+    layerTypes,
+    slidingWindow,
+    useRope,
+    useQkNorm: extra(() => r.bool("use_qk_norm", LLAMA4_DEFAULTS.use_qk_norm), false),
+    attnTemperatureTuning: extra(() => r.bool("attn_temperature_tuning", LLAMA4_DEFAULTS.attn_temperature_tuning), false),
+    floorScale: extra(() => r.positiveNumber("floor_scale", LLAMA4_DEFAULTS.floor_scale, CONFIG_LIMITS.minFloorScale), LLAMA4_DEFAULTS.floor_scale),
+    attnScale: extra(() => r.positiveNumber("attn_scale", LLAMA4_DEFAULTS.attn_scale, 0, CONFIG_LIMITS.maxAttnScale), LLAMA4_DEFAULTS.attn_scale),
+    tieWordEmbeddings: r.bool("tie_word_embeddings", arch.defaults.tie_word_embeddings),
+    bosTokenId: r.optionalTokenId("bos_token_id"),
+    eosTokenIds: eos === undefined || eos === null ? [] : (Array.isArray(eos) ? eos : [eos]).map((v) => r.tokenId(v, "eos_token_id")),
+    padTokenId: r.optionalTokenId("pad_token_id"),
+    defaulted: r.defaulted,
   };
-  const found = architectureOf(c["model_type"], c["architectures"]);
-  if ("error" in found) fail(found.error);
+}
+
+/** The family the config names, and what it refuses: Llama-4 extras in a plain Llama, biases, non-SwiGLU MLPs. */
+function readArchitecture(r: ConfigReader): Architecture {
+  const found = architectureOf(r.c["model_type"], r.c["architectures"]);
+  if ("error" in found) r.fail(found.error);
   const { arch, assumed } = found as Exclude<typeof found, { error: string }>;
-  if (assumed) defaulted.push("model_type");
+  if (assumed) r.defaulted.push("model_type");
   // A Llama-4-only key in a plain Llama config is refused only when it asks for something this family
   // cannot do; absent or at its neutral value, it changes nothing and is not reported as assumed.
   const llama4Only = (key: string, neutral: (v: unknown) => boolean) => {
-    if (arch.llama4Extras || c[key] === undefined || c[key] === null || neutral(c[key])) return;
-    fail(`"${key}" is a Llama-4 feature; a ${arch.name} checkpoint cannot use it (got ${JSON.stringify(c[key]).slice(0, 80)})`);
+    if (arch.llama4Extras || !r.has(key) || neutral(r.c[key])) return;
+    r.fail(`"${key}" is a Llama-4 feature; a ${arch.name} checkpoint cannot use it (got ${JSON.stringify(r.c[key]).slice(0, 80)})`);
   };
   llama4Only("layer_types", (v) => Array.isArray(v) && v.every((t) => t === "full_attention"));
   llama4Only("no_rope_layers", (v) => Array.isArray(v) && v.every((t) => t === 1 || t === true));
   llama4Only("use_qk_norm", (v) => v === false);
   llama4Only("attn_temperature_tuning", (v) => v === false);
   for (const key of ["attention_bias", "mlp_bias"]) {
-    if (c[key] !== undefined && c[key] !== null && c[key] !== false) {
-      fail(`"${key}": ${JSON.stringify(c[key])}: bias terms in the attention or MLP projections are not implemented`);
+    if (r.has(key) && r.c[key] !== false) {
+      r.fail(`"${key}": ${JSON.stringify(r.c[key])}: bias terms in the attention or MLP projections are not implemented`);
     }
   }
-  if (c["hidden_act"] !== undefined && c["hidden_act"] !== "silu") {
-    fail(`"hidden_act" ${JSON.stringify(c["hidden_act"])} is not supported: the MLP is SwiGLU (silu)`);
+  if (r.c["hidden_act"] !== undefined && r.c["hidden_act"] !== "silu") {
+    r.fail(`"hidden_act" ${JSON.stringify(r.c["hidden_act"])} is not supported: the MLP is SwiGLU (silu)`);
   }
-  /** Reads a Llama-4-only key, or its neutral value without recording a default in a plain Llama config. */
-  const extra = <T>(read: () => T, neutral: T): T => (arch.llama4Extras ? read() : neutral);
+  return arch;
+}
 
-  const positiveInt = (key: string, fallback?: number): number => {
-    const v = c[key];
-    if (v === undefined || v === null) {
-      if (fallback === undefined) fail(`missing required key "${key}"`);
-      defaulted.push(key);
-      return fallback as number;
-    }
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
-      fail(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
-    }
-    return v as number;
-  };
-  const positiveNumber = (key: string, fallback: number, min = 0, max = Infinity): number => {
-    const v = c[key];
-    if (v === undefined || v === null) {
-      defaulted.push(key);
-      return fallback;
-    }
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
-      fail(`"${key}" must be a positive number, got ${JSON.stringify(v)}`);
-    }
-    if ((v as number) < min || (v as number) > max) {
-      fail(`"${key}" is ${String(v)}, outside the range this engine computes in float32 without overflow: [${min}, ${max}]`);
-    }
-    return v as number;
-  };
-  const bool = (key: string, fallback: boolean): boolean => {
-    const v = c[key];
-    if (v === undefined || v === null) {
-      defaulted.push(key);
-      return fallback;
-    }
-    if (typeof v !== "boolean") fail(`"${key}" must be true or false, got ${JSON.stringify(v)}`);
-    return v as boolean;
-  };
-  const tokenId = (v: unknown, key: string): number => {
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
-      fail(`"${key}" must be a non-negative integer token id, got ${JSON.stringify(v)}`);
-    }
-    return v as number;
-  };
-
-  const hiddenSize = positiveInt("hidden_size");
-  const numLayers = positiveInt("num_hidden_layers");
-  if (numLayers > CONFIG_LIMITS.maxLayers) fail(`"num_hidden_layers" is ${numLayers}, more than the ${CONFIG_LIMITS.maxLayers} this engine accepts`);
-  const numHeads = positiveInt("num_attention_heads");
-  const numKvHeads = positiveInt("num_key_value_heads", numHeads);
+/** The sizes of the network, checked against each other. */
+function readShape(r: ConfigReader) {
+  const hiddenSize = r.positiveInt("hidden_size");
+  const numLayers = r.positiveInt("num_hidden_layers");
+  if (numLayers > CONFIG_LIMITS.maxLayers) r.fail(`"num_hidden_layers" is ${numLayers}, more than the ${CONFIG_LIMITS.maxLayers} this engine accepts`);
+  const numHeads = r.positiveInt("num_attention_heads");
+  const numKvHeads = r.positiveInt("num_key_value_heads", numHeads);
   // Llama-4 dense layers use intermediate_size_mlp; plain Llama configs only have intermediate_size.
-  const intermediateSize =
-    c["intermediate_size_mlp"] !== undefined ? positiveInt("intermediate_size_mlp") : positiveInt("intermediate_size");
-  const vocabSize = positiveInt("vocab_size");
-  const maxPositions = positiveInt("max_position_embeddings");
-  if (hiddenSize % numHeads !== 0 && c["head_dim"] === undefined) {
-    fail(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} and no head_dim is given`);
+  const intermediateSize = r.c["intermediate_size_mlp"] !== undefined ? r.positiveInt("intermediate_size_mlp") : r.positiveInt("intermediate_size");
+  const vocabSize = r.positiveInt("vocab_size");
+  const maxPositions = r.positiveInt("max_position_embeddings");
+  if (hiddenSize % numHeads !== 0 && r.c["head_dim"] === undefined) {
+    r.fail(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} and no head_dim is given`);
   }
-  const headDim = positiveInt("head_dim", hiddenSize / numHeads);
-  if (headDim % 2 !== 0) fail(`head_dim must be even for RoPE's pairs, got ${headDim}`);
-  if (numHeads % numKvHeads !== 0) {
-    fail(`num_attention_heads ${numHeads} is not divisible by num_key_value_heads ${numKvHeads}`);
-  }
+  const headDim = r.positiveInt("head_dim", hiddenSize / numHeads);
+  if (headDim % 2 !== 0) r.fail(`head_dim must be even for RoPE's pairs, got ${headDim}`);
+  if (numHeads % numKvHeads !== 0) r.fail(`num_attention_heads ${numHeads} is not divisible by num_key_value_heads ${numKvHeads}`);
+  return { hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, vocabSize, maxPositions };
+}
 
-  let layerTypes: LayerType[];
-  const lt = c["layer_types"];
+function readLayerTypes(r: ConfigReader, arch: Architecture, numLayers: number): LayerType[] {
+  const lt = r.c["layer_types"];
   if (lt === undefined || lt === null) {
-    if (arch.llama4Extras) defaulted.push("layer_types");
-    layerTypes = new Array<LayerType>(numLayers).fill("full_attention");
-  } else {
-    if (!Array.isArray(lt)) fail(`"layer_types" must be an array`);
-    const arr = lt as unknown[];
-    if (arr.length !== numLayers) {
-      fail(`"layer_types" has ${arr.length} entries but num_hidden_layers is ${numLayers}`);
-    }
-    layerTypes = arr.map((t, i) => {
-      if (t !== "full_attention" && t !== "sliding_attention") {
-        fail(`layer_types[${i}] is ${JSON.stringify(t)}: expected "full_attention" or "sliding_attention"`);
-      }
-      return t as LayerType;
-    });
+    if (arch.llama4Extras) r.defaulted.push("layer_types");
+    return new Array<LayerType>(numLayers).fill("full_attention");
   }
+  if (!Array.isArray(lt)) r.fail(`"layer_types" must be an array`);
+  const arr = lt as unknown[];
+  if (arr.length !== numLayers) r.fail(`"layer_types" has ${arr.length} entries but num_hidden_layers is ${numLayers}`);
+  return arr.map((t, i) => {
+    if (t !== "full_attention" && t !== "sliding_attention") {
+      r.fail(`layer_types[${i}] is ${JSON.stringify(t)}: expected "full_attention" or "sliding_attention"`);
+    }
+    return t as LayerType;
+  });
+}
 
-  let slidingWindow: number | null = null;
+function readSlidingWindow(r: ConfigReader, layerTypes: LayerType[]): number | null {
   if (layerTypes.includes("sliding_attention")) {
-    if (c["sliding_window"] === undefined || c["sliding_window"] === null) {
-      fail(`layer_types has sliding_attention layers but "sliding_window" is missing`);
-    }
-    slidingWindow = positiveInt("sliding_window");
-  } else if (typeof c["sliding_window"] === "number") {
-    slidingWindow = positiveInt("sliding_window");
+    if (!r.has("sliding_window")) r.fail(`layer_types has sliding_attention layers but "sliding_window" is missing`);
+    return r.positiveInt("sliding_window");
   }
+  return typeof r.c["sliding_window"] === "number" ? r.positiveInt("sliding_window") : null;
+}
 
-  let useRope: boolean[];
-  const nr = c["no_rope_layers"];
+/** useRope[l] is false for NoPE layers (`no_rope_layers[l] == 0`). */
+function readUseRope(r: ConfigReader, arch: Architecture, numLayers: number): boolean[] {
+  const nr = r.c["no_rope_layers"];
   if (nr === undefined || nr === null || (Array.isArray(nr) && nr.length === 0)) {
-    if (arch.llama4Extras) defaulted.push("no_rope_layers");
-    useRope = new Array<boolean>(numLayers).fill(true);
-  } else {
-    if (!Array.isArray(nr) || nr.length !== numLayers) {
-      fail(`"no_rope_layers" must be an array of ${numLayers} entries (1 = RoPE, 0 = NoPE)`);
-    }
-    useRope = (nr as unknown[]).map((v, i) => {
-      if (v !== 0 && v !== 1 && v !== true && v !== false) fail(`no_rope_layers[${i}] must be 0 or 1, got ${JSON.stringify(v)}`);
-      return v === 1 || v === true;
-    });
+    if (arch.llama4Extras) r.defaulted.push("no_rope_layers");
+    return new Array<boolean>(numLayers).fill(true);
   }
-
-  const ropeScaling = parseRopeScaling(c["rope_scaling"], fail);
-
-  const eos = c["eos_token_id"];
-  const eosTokenIds =
-    eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos.map((v) => tokenId(v, "eos_token_id")) : [tokenId(eos, "eos_token_id")];
-  const bos = c["bos_token_id"];
-  const pad = c["pad_token_id"];
-
-  return {
-    architecture: arch.name,
-    ropeStyle: arch.ropeStyle,
-    hiddenSize,
-    intermediateSize,
-    numLayers,
-    numHeads,
-    numKvHeads,
-    headDim,
-    vocabSize,
-    maxPositions,
-    rmsNormEps: positiveNumber("rms_norm_eps", arch.defaults.rms_norm_eps, CONFIG_LIMITS.minRmsNormEps, CONFIG_LIMITS.maxRmsNormEps),
-    ropeTheta: positiveNumber("rope_theta", arch.defaults.rope_theta, CONFIG_LIMITS.minRopeTheta),
-    ropeScaling,
-    layerTypes,
-    slidingWindow,
-    useRope,
-    useQkNorm: extra(() => bool("use_qk_norm", LLAMA4_DEFAULTS.use_qk_norm), false),
-    attnTemperatureTuning: extra(() => bool("attn_temperature_tuning", LLAMA4_DEFAULTS.attn_temperature_tuning), false),
-    floorScale: extra(() => positiveNumber("floor_scale", LLAMA4_DEFAULTS.floor_scale, CONFIG_LIMITS.minFloorScale), LLAMA4_DEFAULTS.floor_scale),
-    attnScale: extra(() => positiveNumber("attn_scale", LLAMA4_DEFAULTS.attn_scale, 0, CONFIG_LIMITS.maxAttnScale), LLAMA4_DEFAULTS.attn_scale),
-    tieWordEmbeddings: bool("tie_word_embeddings", arch.defaults.tie_word_embeddings),
-    bosTokenId: bos === undefined || bos === null ? null : tokenId(bos, "bos_token_id"),
-    eosTokenIds,
-    padTokenId: pad === undefined || pad === null ? null : tokenId(pad, "pad_token_id"),
-    defaulted,
-  };
+  if (!Array.isArray(nr) || nr.length !== numLayers) r.fail(`"no_rope_layers" must be an array of ${numLayers} entries (1 = RoPE, 0 = NoPE)`);
+  return (nr as unknown[]).map((v, i) => {
+    if (v !== 0 && v !== 1 && v !== true && v !== false) r.fail(`no_rope_layers[${i}] must be 0 or 1, got ${JSON.stringify(v)}`);
+    return v === 1 || v === true;
+  });
 }
 
 function parseRopeScaling(v: unknown, fail: (msg: string) => never): Llama3RopeScaling | null {
