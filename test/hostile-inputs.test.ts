@@ -79,7 +79,7 @@ describe("hostile inputs to the CLI", () => {
     expectRefused(r, /the wasm engine needs at least \d+\.\d MiB for context 10000000 .*more than the 4096 MiB of wasm32 memory/, 15, 300);
   });
 
-  it("logits and perplexity refuse non-finite results (finite weights that overflow) instead of printing NaN", async () => {
+  it("logits, perplexity and generate refuse non-finite results (finite weights that overflow) instead of printing NaN or the prompt", async () => {
     // bf16 weights near their maximum: finite in the file, beyond float32 once multiplied in the engine.
     const dir = await modelVariant({ tensor: (name, data, shape) => ({ name, shape, data: name === "model.norm.weight" ? data.fill(3e38) : data }) });
     const logits = await boundedCli(["logits", "--model", dir, "--tokens", "1000,872,266", "--all"], { seconds: 60 });
@@ -89,6 +89,9 @@ describe("hostile inputs to the CLI", () => {
     const ppl = await boundedCli(["perplexity", "--model", dir, "--file", text, "--ctx", "8"], { seconds: 60 });
     expectRefused(ppl, /mobilellm perplexity: perplexity: the log-probability of token \d+ is (NaN|-?Infinity)/, 60, 400);
     expect(ppl.stdout).toBe("");
+    const gen = await boundedCli(["generate", "--model", dir, "--prompt", "ROMEO:", "-n", "4"], { seconds: 60 });
+    expectRefused(gen, /mobilellm generate: no token can be sampled: every allowed logit is -Infinity or NaN/, 60, 400);
+    expect(gen.stdout).toBe(""); // the prompt was echoed before the error
   });
 
   it("a tokenizer.json whose Split pattern backtracks catastrophically is refused at load, not hung on the prompt", async () => {

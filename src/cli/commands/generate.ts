@@ -28,9 +28,20 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
     const ac = new AbortController();
     const g = model.generate(prompt, { ...opts, signal: ac.signal });
     const result = await withCtrlC(ac, async () => {
-      process.stdout.write(prompt);
-      for await (const piece of g) process.stdout.write(piece.text);
-      return g.result;
+      // The prompt is echoed once the model has produced something (or finished cleanly), so a model whose
+      // logits are not finite fails with nothing on stdout.
+      let echoed = false;
+      const echo = () => {
+        if (!echoed) process.stdout.write(prompt);
+        echoed = true;
+      };
+      for await (const piece of g) {
+        echo();
+        process.stdout.write(piece.text);
+      }
+      const r = await g.result;
+      echo();
+      return r;
     });
     out("");
     const why = describeStop(result.stopReason, model.info.contextLength);
