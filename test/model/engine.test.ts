@@ -14,26 +14,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PRESETS } from "../../src/model/config.js";
 import { synthesizeCheckpoint } from "../../src/node/synth.js";
+import { argmax, cosine } from "../helpers/compare.js";
 
 const heldout = readFileSync("models/shakespeare-tiny/heldout-short.txt", "utf8");
 
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
-function argmax(a: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
-  return best;
-}
 
 function maxRelDiff(a: Float32Array, b: Float32Array): number {
   let m = 0;

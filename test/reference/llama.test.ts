@@ -11,6 +11,7 @@ import { LLAMA_SHAPES, writeLlamaFolder, type LlamaFolder, type LlamaShape } fro
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { allLogits, referenceModels } from "../helpers/int4-reference.js";
+import { argmax, cosine } from "../helpers/compare.js";
 
 const TOKENS = [1000, 17, 402, 999, 3, 511, 77, 1023];
 
@@ -118,23 +119,7 @@ function relativeError(a: Float32Array[], b: Float64Array[]): number {
   return num / den;
 }
 
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
-function argmax(a: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
-  return best;
-}
 
 const CASES: Array<[LlamaShape, number]> = [
   ["SmolLM2-135M", 2],
