@@ -68,7 +68,7 @@ describe("loading a GGUF the browser way", () => {
   });
 
   it("from a picked .gguf file (and from the Blob itself): the folder's logits", async () => {
-    const file = new Blob([gguf]);
+    const file = new Blob([new Uint8Array(gguf)]);
     for (const source of [[{ path: "downloads/shakespeare-tiny.gguf", file }], file]) {
       const m = await loadModelInBrowser(source, { wasm: WASM, threads: 1, contextLength: 64 });
       try {
@@ -81,7 +81,7 @@ describe("loading a GGUF the browser way", () => {
 
   it("a .gguf URL that is not there, and a file that is not a GGUF: one clear line each", async () => {
     await expect(loadModelInBrowser(`${base}missing.gguf`, { wasm: WASM, threads: 1 })).rejects.toThrow(/cannot fetch .*missing\.gguf: not found/);
-    const notGguf = [{ path: "x.gguf", file: new Blob([readFileSync(join(BUNDLED, "config.json"))]) }];
+    const notGguf = [{ path: "x.gguf", file: new Blob([readFileSync(join(BUNDLED, "config.json"), "utf8")]) }];
     await expect(loadModelInBrowser(notGguf, { wasm: WASM, threads: 1 })).rejects.toThrow(/x\.gguf: not a GGUF file/);
   });
 
