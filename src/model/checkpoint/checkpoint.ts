@@ -5,13 +5,11 @@ import { bytesPerElement } from "../../kernels/dtype.js";
 import type { WeightInfo, WeightSource } from "../weights.js";
 import {
   parseSafetensors,
-  readRowBytes,
   readRowsF32,
   readTensorF32,
   showName,
   type ReadOptions,
   type RowBlock,
-  type RowBytes,
   type TensorInfo,
 } from "./safetensors.js";
 
@@ -178,11 +176,6 @@ export class Checkpoint implements WeightSource {
     opts?: Pick<ReadOptions, "checkFinite">,
   ): AsyncGenerator<RowBlock, void, undefined> {
     yield* readRowsF32(this.info(name), rowsPerBlock, opts);
-  }
-
-  /** The rows' raw bytes (the tensor's dtype), unchecked: see readRowBytes. */
-  async *readRowBytes(name: string, rowsPerBlock: number): AsyncGenerator<RowBytes, void, undefined> {
-    yield* readRowBytes(this.info(name), rowsPerBlock);
   }
 
   async close(): Promise<void> {
