@@ -75,6 +75,8 @@ describe("mobilellm convert", () => {
     expect(await both("generate", "--prompt", "ROMEO:", "-n", "24", "--seed", "42", "--threads", "1")).toMatch(/^ROMEO:/);
     expect(JSON.parse(await both("logits", "--tokens", "1000,872,266,471", "--all")).shape).toEqual([4, 1024]);
     expect(await both("perplexity", "--file", "models/shakespeare-tiny/heldout-short.txt", "--ctx", "64")).toMatch(/^tokens \d+\nnll [\d.]+\nperplexity [\d.]+\n$/);
+    const missing = await cli("generate", "--prompt", "x", "--model", join(tmp, "missing.gguf"));
+    expect(missing.stderr).toMatch(/^mobilellm generate: GGUF file .*missing\.gguf does not exist\n$/);
     const chat = async (model: string) => (await cli({ input: "Good morrow, sir.\n" }, "chat", "--seed", "7", "-n", "16", "--model", model)).stdout;
     expect(await chat(gguf)).toBe(await chat("models/shakespeare-tiny"));
   });

@@ -41,7 +41,7 @@ export function resolveModelDir(dirOrName: string, presets: readonly string[]): 
       `"${dirOrName}" is a configuration preset without weights: download the checkpoint (e.g. huggingface-cli download facebook/MobileLLM-Pro --local-dir DIR) and pass its folder, or write random weights with "mobilellm synth --preset ${dirOrName} --out DIR"`,
     );
   }
-  if (!existsSync(dirOrName)) throw new Error(`model folder ${dirOrName} does not exist`);
+  if (!existsSync(dirOrName)) throw new Error(`${/\.gguf$/i.test(dirOrName) ? "GGUF file" : "model folder"} ${dirOrName} does not exist`);
   return dirOrName;
 }
 
