@@ -13,6 +13,7 @@ const ui = {
   error: $<HTMLDivElement>("error"),
   drop: $<HTMLDivElement>("drop-zone"),
   folder: $<HTMLInputElement>("folder-input"),
+  gguf: $<HTMLInputElement>("gguf-input"),
   urlForm: $<HTMLFormElement>("url-form"),
   url: $<HTMLInputElement>("url-input"),
   threads: $<HTMLSelectElement>("threads-select"),
@@ -178,6 +179,13 @@ ui.folder.addEventListener("change", () => {
   ui.folder.value = "";
   void load({ files, label: top }, top);
 });
+// One .gguf file (mobilellm convert's) is a whole model: the worker loads it as a GGUF.
+ui.gguf.addEventListener("change", () => {
+  const file = ui.gguf.files?.[0];
+  if (!file) return;
+  ui.gguf.value = "";
+  void load({ files: [{ path: file.name, file }], label: file.name }, file.name);
+});
 ui.drop.addEventListener("dragover", (e) => {
   e.preventDefault();
   ui.drop.classList.add("over");
@@ -188,7 +196,7 @@ ui.drop.addEventListener("drop", (e) => {
   ui.drop.classList.remove("over");
   if (!e.dataTransfer) return;
   void filesFromDrop(e.dataTransfer).then((files) => {
-    if (files.length === 0) return showError("Nothing was dropped: drop a model folder.");
+    if (files.length === 0) return showError("Nothing was dropped: drop a model folder or a .gguf file.");
     const top = files[0].path.includes("/") ? files[0].path.split("/")[0] : "the dropped files";
     return load({ files, label: top }, top);
   });

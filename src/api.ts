@@ -1,19 +1,20 @@
-// The library's Node face: load a checkpoint folder, then stream text, chat, or ask for logits and
-// perplexity.
+// The library's Node face: load a checkpoint folder or a GGUF file, then stream text, chat, or ask for
+// logits and perplexity.
 //
 //   const model = await loadModel();                        // the bundled Shakespeare model
 //   for await (const piece of model.generate("ROMEO:", { maxNewTokens: 40, seed: 1 })) write(piece.text);
 //   await model.dispose();
 //
-// loadModel is the environment-neutral openModel (src/session/open.ts) over a folder on disk and Node's
-// platform (src/node/); the browser's face is src/browser/index.ts. The command-line tool (src/cli/) uses
+// loadModel is the environment-neutral openModel / openGgufModel (src/session/open.ts) over a folder or
+// file on disk and Node's platform (src/node/); the browser's face is src/browser/index.ts. The command-line tool (src/cli/) uses
 // only what this module exports, so everything a command can do, a program can do too.
 import { PRESETS } from "./model/config.js";
-import { BUNDLED_MODEL, resolveModelDir } from "./node/bundled.js";
+import { BUNDLED_MODEL, resolveModelPath } from "./node/bundled.js";
+import { openFileSource } from "./node/file-source.js";
 import { nodeFolder } from "./node/folder.js";
 import { nodePlatform } from "./node/platform.js";
 import type { Model } from "./session/model.js";
-import { openModel, type LoadOptions } from "./session/open.js";
+import { openGgufModel, openModel, type LoadOptions } from "./session/open.js";
 
 export type { BackendName } from "./model/backend.js";
 export type { SimdMode } from "./kernels/wasm.js";
@@ -34,17 +35,19 @@ export { GROUP } from "./kernels/numerics.js";
 export { INDEX_FILE, SINGLE_FILE } from "./model/checkpoint/checkpoint.js";
 export { BUNDLED_MODEL, bundledModelDir, loadConfig, readJsonFile } from "./node/bundled.js";
 export { openCheckpoint } from "./node/folder.js";
-export { openFileSource } from "./node/file-source.js";
+export { openFileSource };
 export { GgufFile } from "./model/checkpoint/gguf.js";
 export { readGgufModel } from "./session/gguf-model.js";
 export { convertFolder, writeGgufFile } from "./node/gguf-files.js";
 export { MIN_VOCAB, synthesizeCheckpoint } from "./node/synth.js";
 
 /**
- * Loads a Hugging Face checkpoint folder, or the bundled model by name (default). Checks config,
- * tokenizer and weights against each other, then reads and quantizes the weights.
+ * Loads a Hugging Face checkpoint folder, a GGUF file (`mobilellm convert`'s), or the bundled model by name
+ * (default). Checks config, tokenizer and weights against each other, then reads and quantizes (or, for a
+ * GGUF's Q4_0 blocks, repacks) the weights. A GGUF converted from a folder gives the folder's logits.
  */
 export async function loadModel(dirOrName: string = BUNDLED_MODEL, opts: LoadOptions = {}): Promise<Model> {
-  const dir = resolveModelDir(dirOrName, Object.keys(PRESETS));
-  return openModel(nodeFolder(dir), nodePlatform, opts);
+  const { path, kind } = resolveModelPath(dirOrName, Object.keys(PRESETS));
+  if (kind === "file") return openGgufModel(await openFileSource(path), nodePlatform, opts);
+  return openModel(nodeFolder(path), nodePlatform, opts);
 }

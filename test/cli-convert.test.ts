@@ -60,4 +60,24 @@ describe("mobilellm convert", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^mobilellm info: .*junk\.gguf: not a GGUF file \(it does not start with "GGUF"\)\n$/);
   });
+
+  it("generate, chat, logits and perplexity take --model FILE.gguf and answer as for the folder", async () => {
+    const gguf = join(tmp, "run.gguf");
+    expect((await cli("convert", "--model", "models/shakespeare-tiny", "--out", gguf)).code).toBe(0);
+    const both = async (...args: string[]) => {
+      const folder = await cli(...args, "--model", "models/shakespeare-tiny");
+      const file = await cli(...args, "--model", gguf);
+      expect(folder.code).toBe(0);
+      expect(file.code).toBe(0);
+      expect(file.stdout).toBe(folder.stdout);
+      return file.stdout;
+    };
+    expect(await both("generate", "--prompt", "ROMEO:", "-n", "24", "--seed", "42", "--threads", "1")).toMatch(/^ROMEO:/);
+    expect(JSON.parse(await both("logits", "--tokens", "1000,872,266,471", "--all")).shape).toEqual([4, 1024]);
+    expect(await both("perplexity", "--file", "models/shakespeare-tiny/heldout-short.txt", "--ctx", "64")).toMatch(/^tokens \d+\nnll [\d.]+\nperplexity [\d.]+\n$/);
+    const missing = await cli("generate", "--prompt", "x", "--model", join(tmp, "missing.gguf"));
+    expect(missing.stderr).toMatch(/^mobilellm generate: GGUF file .*missing\.gguf does not exist\n$/);
+    const chat = async (model: string) => (await cli({ input: "Good morrow, sir.\n" }, "chat", "--seed", "7", "-n", "16", "--model", model)).stdout;
+    expect(await chat(gguf)).toBe(await chat("models/shakespeare-tiny"));
+  });
 });

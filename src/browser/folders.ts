@@ -1,6 +1,7 @@
 // Checkpoint folders in a browser, as ModelFolders (src/env/platform.ts): the files a user picked with
-// <input type=file webkitdirectory> or dropped on the page, or a URL base on a web server.
-import { blobSource, openHttpSource } from "../env/byte-source.js";
+// <input type=file webkitdirectory> or dropped on the page, or a URL base on a web server. A GGUF file
+// (one .gguf picked, dropped or served) is a ByteSource instead.
+import { blobSource, openHttpSource, type ByteSource } from "../env/byte-source.js";
 import type { ModelFolder } from "../env/folder.js";
 import type { ModelCache } from "./model-cache.js";
 
@@ -41,6 +42,34 @@ export function folderFromFiles(files: Iterable<File | PickedFile>, label?: stri
       return blob === undefined ? null : blobSource(`${name}/${file}`, blob);
     },
   };
+}
+
+/** True for a file name or URL path ending in .gguf (any query or fragment of a URL aside). */
+export function isGgufName(nameOrUrl: string): boolean {
+  return /\.gguf$/i.test(nameOrUrl.replace(/[?#].*$/, ""));
+}
+
+/**
+ * The picked or dropped GGUF file, when that is what was given: exactly one file ending in .gguf and no
+ * config.json (else the files are a folder, and a stray .gguf in it is ignored). Null otherwise.
+ */
+export function ggufFromFiles(files: Iterable<File | PickedFile>): ByteSource | null {
+  const all = [...files].map(pathOf);
+  const name = (p: PickedFile) => p.path.split("/").filter((s) => s.length > 0).pop() ?? "";
+  if (all.some((p) => name(p) === "config.json")) return null;
+  const gguf = all.filter((p) => isGgufName(name(p)));
+  return gguf.length === 1 ? blobSource(name(gguf[0]), gguf[0].file) : null;
+}
+
+/**
+ * A GGUF file behind a URL: read with HTTP Range requests, a tensor block at a time, or through the cache
+ * (fetched whole, once, and kept). A 404 is an error naming the URL.
+ */
+export async function ggufFromUrl(url: string | URL, options: UrlFolderOptions = {}): Promise<ByteSource> {
+  const href = new URL(String(url), (globalThis as { location?: { href: string } }).location?.href).href;
+  const source = options.cache ? await options.cache.open(href) : await openHttpSource(href);
+  if (source === null) throw new Error(`cannot fetch ${href}: not found (HTTP 404)`);
+  return source;
 }
 
 export interface UrlFolderOptions {

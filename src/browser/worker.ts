@@ -11,7 +11,7 @@ import { parameterCount } from "../model/config.js";
 import type { Model } from "../session/model.js";
 import type { Generation } from "../generate/generate.js";
 import { loadModelInBrowser } from "./load.js";
-import { folderFromFiles, folderFromUrl } from "./folders.js";
+import { folderFromFiles, ggufFromFiles } from "./folders.js";
 import { ModelCache, type CacheOrigin } from "./model-cache.js";
 import { canUseThreads } from "./web-worker-spawn.js";
 import type { Reply, Request } from "./protocol.js";
@@ -65,8 +65,9 @@ async function load(id: number, req: Extract<Request, { type: "load" }>, ticket:
   const cache = cached
     ? new ModelCache({ directory: cached === true ? undefined : cached.directory, onOpen: (_url, from) => origins.add(from), onWarning: (w) => cacheWarnings.push(w) })
     : undefined;
-  const folder = "url" in req.source ? folderFromUrl(req.source.url, { cache }) : folderFromFiles(req.source.files, req.source.label);
-  const m = await loadModelInBrowser(folder, {
+  // A URL is a served folder or, ending in .gguf, one GGUF file; picked files are a folder or one .gguf.
+  const source = "url" in req.source ? req.source.url : (ggufFromFiles(req.source.files) ?? folderFromFiles(req.source.files, req.source.label));
+  const m = await loadModelInBrowser(source, {
     ...options,
     cache,
     onProgress: (done, total) => {

@@ -11,7 +11,8 @@ export const RUN_FLAGS = {
   quiet: { type: "boolean", short: "q" },
 } as const;
 
-export const RUN_HELP = `  --model DIR        checkpoint folder (default: the bundled models/shakespeare-tiny)
+export const RUN_HELP = `  --model PATH       checkpoint folder or GGUF file (mobilellm convert); default: the bundled
+                     models/shakespeare-tiny
   --ctx N            positions the KV cache holds (default min(max_position_embeddings, 4096))
   --threads N        threads for the wasm engine (default: the available cores)
   --backend B        wasm (int4 x int8 engine, default) or reference (float32 oracle)

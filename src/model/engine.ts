@@ -15,14 +15,13 @@
 import type { Backend } from "./backend.js";
 import { checkForwardRequest } from "./backend.js";
 import type { ModelConfig } from "./config.js";
-import type { Checkpoint } from "./checkpoint/checkpoint.js";
+import { rowBytes, type WeightSource } from "./weights.js";
 import type { TensorNames } from "./tensor-names.js";
 import { KvCache } from "./kv-cache.js";
 import { showName } from "./checkpoint/safetensors.js";
-import { bytesPerElement } from "../kernels/dtype.js";
 import { loadKernels, type SimdMode, type WasmKernels, type WasmVariant } from "../kernels/wasm.js";
 import { allocInt4Matrix, dequantizeRowInto, Int8Activations, type Int4Matrix } from "../kernels/layout.js";
-import { quantizeRows } from "../kernels/quantize.js";
+import { quantizeRows, repackQ4_0 } from "../kernels/quantize.js";
 import { quantizeActivations } from "../kernels/matmul.js";
 import { probeMatmul } from "../kernels/probe.js";
 import { ThreadPool, type SpawnWorker } from "../threads/pool.js";
@@ -68,7 +67,9 @@ export interface EngineOptions {
   onProgress?: (done: number, total: number) => void;
   /**
    * Round each weight group's scale to f16 before quantizing it, as a GGUF Q4_0 block stores it (default
-   * false: the scale stays f32). See src/kernels/quantize.ts for the exact rule.
+   * true), so that a folder and the GGUF converted from it load to the same bits and give the same logits;
+   * false keeps the f32 scale. See src/kernels/quantize.ts for the exact rule. Q4_0 matrices of a GGUF
+   * carry f16 scales whatever this says.
    */
   f16Scales?: boolean;
   /** Kernel module bytes per build (the shared builds when threads > 1). */
@@ -146,8 +147,11 @@ export class WasmEngine implements Backend {
     });
   }
 
-  /** Reads, quantizes and repacks every weight of the checkpoint into Wasm memory. */
-  static async load(config: ModelConfig, ckpt: Checkpoint, names: TensorNames, opts: EngineOptions): Promise<WasmEngine> {
+  /**
+   * Reads every weight into Wasm memory: float matrices (a folder's, or a GGUF's F32/F16/BF16 ones) are
+   * quantized, Q4_0 matrices (a GGUF's) repacked, norms copied as float32.
+   */
+  static async load(config: ModelConfig, weights: WeightSource, names: TensorNames, opts: EngineOptions): Promise<WasmEngine> {
     if (opts.contextLength > config.maxPositions) {
       throw new RangeError(`context ${opts.contextLength} exceeds max_position_embeddings ${config.maxPositions}`);
     }
@@ -160,15 +164,18 @@ export class WasmEngine implements Backend {
     const total = names.layers.length * 7 + 2 + (names.lmHead ? 1 : 0);
     let done = 0;
     const step = () => opts.onProgress?.(++done, total);
+    const f16Scales = opts.f16Scales ?? true;
 
-    // The raw rows (bf16, f16 or f32) go through Wasm memory into the SIMD quantizer, which also refuses
-    // NaN and infinity, naming the tensor and row. q and k rows of a rotate_half checkpoint are reordered
-    // for the interleaved RoPE kernel on the way, whole heads per read (and whole 4-row blocks).
+    // The stored rows are read straight into a staging region of Wasm memory, then quantized by the SIMD
+    // quantizer (which also refuses NaN and infinity, naming the tensor and row) or, for Q4_0 blocks,
+    // repacked. q and k rows of a rotate_half checkpoint are reordered for the interleaved RoPE kernel on
+    // the way, whole heads per read (and whole 4-row blocks); a GGUF written by convert stores the rows as
+    // the folder does, so the same reordering applies to it.
     let staging = { ptr: 0, bytes: 0 };
     const reorder = new Set(config.ropeStyle === "rotate_half" ? names.layers.flatMap((l) => [l.wq, l.wk]) : []);
     const headRows = lcm(config.headDim, 4);
     const loadMatrix = async (parts: string[]): Promise<Int4Matrix> => {
-      const infos = parts.map((p) => ckpt.info(p));
+      const infos = parts.map((p) => weights.weight(p));
       const cols = infos[0].shape[1];
       const rows = infos.reduce((n, i) => n + i.shape[0], 0);
       const m = allocInt4Matrix(k, rows, cols);
@@ -177,26 +184,34 @@ export class WasmEngine implements Backend {
         if (info.shape.length !== 2 || info.shape[1] !== cols) {
           throw new RangeError(`tensor ${showName(info.name)} has shape ${JSON.stringify(info.shape)}; the matrix it belongs to has ${cols} columns`);
         }
-        const rowBytes = cols * bytesPerElement(info.dtype);
+        const bytes = rowBytes(info);
         const reordered = reorder.has(info.name);
         const minRows = reordered ? headRows : 1;
-        const need = Math.max(STAGING_BYTES, minRows * rowBytes);
+        const need = Math.max(STAGING_BYTES, minRows * bytes);
         if (staging.bytes < need) staging = { ptr: k.alloc(need), bytes: need };
-        const fit = Math.floor(staging.bytes / rowBytes);
+        const fit = Math.floor(staging.bytes / bytes);
         const perRead = reordered ? Math.floor(fit / headRows) * headRows : fit;
         const source = { name: `tensor ${showName(info.name)}`, row0: 0 };
-        for await (const b of ckpt.readRowBytes(info.name, perRead)) {
-          k.u8.set(reordered ? interleaveRopeRows(b.bytes, b.rows, rowBytes, config.headDim) : b.bytes, staging.ptr);
-          source.row0 = b.row0;
-          quantizeRows(k, m, row0 + b.row0, staging.ptr, b.rows, info.dtype, { f16Scales: opts.f16Scales, source });
+        const tensorRows = info.shape[0];
+        for (let r = 0; r < tensorRows; r += perRead) {
+          const n = Math.min(perRead, tensorRows - r);
+          // Nothing allocates in Wasm memory while the read is under way, so the view stays valid.
+          await weights.readRowsInto(info.name, r, n, k.u8, staging.ptr);
+          if (reordered) {
+            const region = k.u8.subarray(staging.ptr, staging.ptr + n * bytes);
+            region.set(interleaveRopeRows(region, n, bytes, config.headDim));
+          }
+          source.row0 = r;
+          if (info.encoding === "Q4_0") repackQ4_0(k, m, row0 + r, staging.ptr, n, { source });
+          else quantizeRows(k, m, row0 + r, staging.ptr, n, info.encoding, { f16Scales, source });
         }
-        row0 += info.shape[0];
+        row0 += tensorRows;
         step();
       }
       return m;
     };
     const loadVector = async (name: string): Promise<number> => {
-      const v = await ckpt.readF32(name);
+      const v = await weights.readF32(name);
       const ptr = k.alloc(v.byteLength);
       k.f32.set(v, ptr >> 2);
       return ptr;

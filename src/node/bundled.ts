@@ -1,7 +1,7 @@
 // The bundled model's folder, and single files of a checkpoint folder on disk (config.json, the tokenizer)
 // for the commands and tests that need one of them rather than a whole model; loadModel itself goes through
 // the shared openModel (src/session/open.ts) over nodeFolder.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseConfig, type ModelConfig } from "../model/config.js";
@@ -22,6 +22,15 @@ export function bundledModelDir(): string {
 export const BUNDLED_MODEL = "shakespeare-tiny";
 
 /**
+ * What `dirOrName` names: the bundled model's folder for its name (unless a path of that name exists), else
+ * the path itself, which must exist: a checkpoint folder, or a file (a GGUF).
+ */
+export function resolveModelPath(dirOrName: string, presets: readonly string[]): { path: string; kind: "folder" | "file" } {
+  const path = resolveModelDir(dirOrName, presets);
+  return { path, kind: statSync(path).isFile() ? "file" : "folder" };
+}
+
+/**
  * The folder `dirOrName` names: the bundled model for its name (unless a folder of that name exists), else
  * the path itself, which must exist. A preset's name is refused with how to get its weights.
  */
@@ -32,7 +41,7 @@ export function resolveModelDir(dirOrName: string, presets: readonly string[]): 
       `"${dirOrName}" is a configuration preset without weights: download the checkpoint (e.g. huggingface-cli download facebook/MobileLLM-Pro --local-dir DIR) and pass its folder, or write random weights with "mobilellm synth --preset ${dirOrName} --out DIR"`,
     );
   }
-  if (!existsSync(dirOrName)) throw new Error(`model folder ${dirOrName} does not exist`);
+  if (!existsSync(dirOrName)) throw new Error(`${/\.gguf$/i.test(dirOrName) ? "GGUF file" : "model folder"} ${dirOrName} does not exist`);
   return dirOrName;
 }
 

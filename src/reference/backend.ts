@@ -1,12 +1,13 @@
-// The float32 reference behind the Backend interface: weights read from the checkpoint as float32.
+// The float32 reference behind the Backend interface: weights read from the checkpoint as float32 (a GGUF's
+// Q4_0 matrices dequantized).
 import type { Backend } from "../model/backend.js";
 import { checkForwardRequest } from "../model/backend.js";
 import type { ModelConfig } from "../model/config.js";
-import type { Checkpoint } from "../model/checkpoint/checkpoint.js";
+import type { WeightSource } from "../model/weights.js";
 import type { TensorNames } from "../model/tensor-names.js";
 import { ReferenceModel, type Weights } from "./model.js";
 
-export async function loadReferenceWeights(ckpt: Checkpoint, names: TensorNames): Promise<Weights> {
+export async function loadReferenceWeights(ckpt: WeightSource, names: TensorNames): Promise<Weights> {
   const embed = await ckpt.readF32(names.embed);
   const layers = [];
   for (const l of names.layers) {

@@ -6,7 +6,8 @@
 // keys). The hyperparameters are also written under GGUF's conventional keys, for tools that read GGUF; the
 // reader recomputes every one of them from the carried config.json and refuses a file where a key is
 // missing, has another type, or disagrees. The same goes for the tensors: each must be present, with the
-// shape the config implies and the type this layout gives it (Q4_0 matrices, F32 norms), and nothing else.
+// shape the config implies and a type this layout allows (Q4_0 matrices, or F32/F16/BF16 ones quantized at
+// load; F32 norms), and nothing else.
 import { CheckpointError } from "../env/byte-source.js";
 import type { Checkpoint } from "../model/checkpoint/checkpoint.js";
 import { Q4_0_BLOCK } from "../model/checkpoint/gguf-format.js";
@@ -330,8 +331,9 @@ export function readGgufModel(file: GgufFile): GgufModel {
     wanted.add(name);
     if (!file.has(name)) fail(`missing tensor ${name}`);
     const t = file.tensor(name);
-    const type = shape.length === 1 ? "F32" : "Q4_0";
-    if (t.type !== type) fail(`tensor ${name} is ${t.type}, expected ${type}`);
+    // convert writes Q4_0 matrices; float ones (another writer's) are quantized at load like a folder's.
+    const types = shape.length === 1 ? ["F32"] : ["Q4_0", "F32", "F16", "BF16"];
+    if (!types.includes(t.type)) fail(`tensor ${name} is ${t.type}, expected ${types.join(" or ")}`);
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
       fail(`tensor ${name} has shape [${t.shape.join(", ")}] but the config implies [${shape.join(", ")}]`);
     }

@@ -1,15 +1,19 @@
-// Building a Model: from a ModelFolder (a directory on disk, files a user picked, a URL base) and a
-// Platform, with the same checks and the same code on Node (src/api.ts) and in a browser (src/browser/).
-// Everything is checked against everything else (config, tokenizer, the tensors' names and shapes) before
-// a weight is read.
+// Building a Model: from a ModelFolder (a directory on disk, files a user picked, a URL base) or a GGUF file
+// (any ByteSource), and a Platform, with the same checks and the same code on Node (src/api.ts) and in a
+// browser (src/browser/). Everything is checked against everything else (config, tokenizer, the tensors'
+// names and shapes) before a weight is read, and both kinds of input load through one createBackend: a
+// GGUF converted from a folder gives the folder's logits, bit for bit.
 import type { ModelFolder } from "../env/folder.js";
+import type { ByteSource } from "../env/byte-source.js";
 import type { SimdMode } from "../kernels/wasm.js";
 import type { Backend, BackendName } from "../model/backend.js";
 import { parseConfig, type ModelConfig } from "../model/config.js";
 import { checkWasmBudget } from "../model/memory.js";
-import type { Checkpoint } from "../model/checkpoint/checkpoint.js";
 import { openFolderCheckpoint } from "../model/checkpoint/folder.js";
-import { resolveTensorNames } from "../model/tensor-names.js";
+import { GgufFile } from "../model/checkpoint/gguf.js";
+import { GgufWeights } from "../model/checkpoint/gguf-weights.js";
+import type { WeightSource } from "../model/weights.js";
+import { resolveTensorNames, type TensorNames } from "../model/tensor-names.js";
 import { WasmEngine } from "../model/engine.js";
 import { ReferenceBackend, loadReferenceWeights } from "../reference/backend.js";
 import { TextTokenizer } from "../text/tokenizer.js";
@@ -18,6 +22,7 @@ import { NO_GENERATION_CONFIG, parseGenerationConfig } from "../generate/generat
 import { Model } from "./model.js";
 import type { Platform } from "./platform.js";
 import { checkLoadOptions, type LoadOptions } from "./load-options.js";
+import { readGgufModel } from "./gguf-model.js";
 
 export type { LoadOptions };
 
@@ -55,20 +60,45 @@ export async function openModel(folder: ModelFolder, platform: Platform, opts: L
   const generationConfig = await readJson(folder, "generation_config.json", false);
   const defaults =
     generationConfig === null ? NO_GENERATION_CONFIG : parseGenerationConfig(generationConfig, `${folder.name}/generation_config.json`);
-  const contextLength = opts.contextLength ?? Math.min(config.maxPositions, 4096);
-  checkContextLength(config, contextLength);
+  const backendOpts = backendOptions(config, opts, platform);
   const ckpt = await openFolderCheckpoint(folder);
   try {
-    const backend = await createBackend(
-      config,
-      ckpt,
-      { backend: opts.backend ?? "wasm", simd: opts.simd, contextLength, threads: opts.threads ?? platform.defaultThreads(), onProgress: opts.onProgress },
-      platform,
-    );
+    const backend = await createBackend(config, ckpt, resolveTensorNames(config, ckpt), backendOpts, platform);
     return new Model(folder.name, config, tokenizer, chatTemplate, backend, defaults);
   } finally {
     await ckpt.close();
   }
+}
+
+/**
+ * Loads a GGUF file of this project's layout (src/session/gguf-model.ts, written by `mobilellm convert`):
+ * the config, tokenizer, chat template and generation defaults it carries, checked as a folder's are, and
+ * its tensors. `source` is closed when the load ends, whether it succeeded or not.
+ */
+export async function openGgufModel(source: ByteSource, platform: Platform, opts: LoadOptions = {}): Promise<Model> {
+  let file: GgufFile;
+  try {
+    checkLoadOptions(opts, platform.defaultThreads());
+    file = await GgufFile.open(source);
+  } catch (err) {
+    await source.close().catch(() => undefined);
+    throw err;
+  }
+  try {
+    const m = readGgufModel(file);
+    m.tokenizer.checkFitsVocabulary(m.config.vocabSize);
+    const backend = await createBackend(m.config, new GgufWeights(file), m.names, backendOptions(m.config, opts, platform), platform);
+    return new Model(source.name, m.config, m.tokenizer, m.chatTemplate, backend, m.generation);
+  } finally {
+    await file.close();
+  }
+}
+
+/** The backend options a load's options mean for this config (the context checked against it). */
+function backendOptions(config: ModelConfig, opts: LoadOptions, platform: Platform): BackendOptions {
+  const contextLength = opts.contextLength ?? Math.min(config.maxPositions, 4096);
+  checkContextLength(config, contextLength);
+  return { backend: opts.backend ?? "wasm", simd: opts.simd, contextLength, threads: opts.threads ?? platform.defaultThreads(), onProgress: opts.onProgress };
 }
 
 export interface TextFiles {
@@ -105,19 +135,19 @@ export function checkContextLength(config: ModelConfig, contextLength: number): 
 }
 
 /**
- * Builds the forward pass over an open checkpoint (the caller closes it): the float32 reference, or the
- * int4 x int8 Wasm engine with the platform's kernel bytes and worker threads.
+ * Builds the forward pass over open weights (a folder's checkpoint or a GGUF; the caller closes them) whose
+ * `names` were checked against the config: the float32 reference, or the int4 x int8 Wasm engine with the
+ * platform's kernel bytes and worker threads.
  */
-export async function createBackend(config: ModelConfig, ckpt: Checkpoint, opts: BackendOptions, platform: Platform): Promise<Backend> {
+export async function createBackend(config: ModelConfig, weights: WeightSource, names: TensorNames, opts: BackendOptions, platform: Platform): Promise<Backend> {
   checkContextLength(config, opts.contextLength);
   if (opts.backend !== "reference") checkWasmBudget(config, opts.contextLength);
-  const names = resolveTensorNames(config, ckpt);
   if (opts.backend === "reference") {
-    return new ReferenceBackend(config, await loadReferenceWeights(ckpt, names), opts.contextLength);
+    return new ReferenceBackend(config, await loadReferenceWeights(weights, names), opts.contextLength);
   }
   const threads = opts.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be an integer >= 1, got ${threads}`);
-  return await WasmEngine.load(config, ckpt, names, {
+  return await WasmEngine.load(config, weights, names, {
     contextLength: opts.contextLength,
     simd: opts.simd,
     onProgress: opts.onProgress,

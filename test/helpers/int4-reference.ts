@@ -1,10 +1,12 @@
 // The float32 reference running the weights the engine actually holds: every linear layer and the tied
-// table rounded to int4 g32 and back. Against it, what is left of the engine's error is its own
+// table rounded to int4 g32 with f16 scales (the engine's default, as a GGUF Q4_0 block stores them) and
+// back, by the quantizer's scalar twin. Against it, what is left of the engine's error is its own
 // arithmetic (int8 activations, int8 KV cache, kernel rounding), not the weight format.
 import { loadConfig } from "../../src/node/bundled.js";
 import { resolveTensorNames } from "../../src/model/tensor-names.js";
 import { loadReferenceWeights } from "../../src/reference/backend.js";
-import { dequantizeInt4, quantizeInt4 } from "../../src/model/quantize.js";
+import { dequantizeInt4 } from "../../src/model/quantize.js";
+import { quantizeRowsRef } from "../../src/kernels/quantize.js";
 import { ReferenceModel, type Weights } from "../../src/reference/model.js";
 import { openCheckpoint } from "../../src/node/folder.js";
 
@@ -13,7 +15,8 @@ export async function referenceModels(dir: string, ctx: number): Promise<{ float
   const ckpt = await openCheckpoint(dir);
   const w = await loadReferenceWeights(ckpt, resolveTensorNames(c, ckpt));
   await ckpt.close();
-  const r = (a: Float32Array, cols: number) => dequantizeInt4(quantizeInt4(a, a.length / cols, cols));
+  const r = (a: Float32Array, cols: number) =>
+    dequantizeInt4(quantizeRowsRef(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), "F32", a.length / cols, cols, { f16Scales: true }));
   const d = c.hiddenSize;
   const embed = r(w.embed, d);
   const rounded: Weights = {

@@ -2,7 +2,7 @@ import { firstNonFinite, loadModel } from "../../api.js";
 import { MODEL_FLAG, simdFlag, UsageError, backendFlag, parseFlags, tokenListFlag } from "../args.js";
 
 
-export const help = `mobilellm logits [--model DIR] (--tokens 1,2,3 | --prompt TEXT) [--backend wasm|reference] [--simd auto|baseline|relaxed] [--all]
+export const help = `mobilellm logits [--model DIR | --model FILE.gguf] (--tokens 1,2,3 | --prompt TEXT) [--backend wasm|reference] [--simd auto|baseline|relaxed] [--all]
 
 Prints one JSON object {"tokens":[...],"shape":[T,V],"logits":[[...]]}: the next-token logits of the
 last position (T = 1), or of every position with --all (T = number of tokens). --prompt is encoded

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { loadModel } from "../../api.js";
 import { MODEL_FLAG, simdFlag, backendFlag, intFlag, parseFlags, UsageError } from "../args.js";
 
-export const help = `mobilellm perplexity [--model DIR] --file F [--ctx N] [--backend wasm|reference] [--simd auto|baseline|relaxed] [--json]
+export const help = `mobilellm perplexity [--model DIR | --model FILE.gguf] --file F [--ctx N] [--backend wasm|reference] [--simd auto|baseline|relaxed] [--json]
 
 Tokenizes F once, cuts the ids into chunks of N+1 overlapping by one, runs each chunk from position 0,
 and predicts every id of a chunk but its first (the last partial chunk included). N defaults to 256.

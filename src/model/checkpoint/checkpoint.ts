@@ -1,15 +1,15 @@
 // A Hugging Face checkpoint: one model.safetensors, or shards listed by model.safetensors.index.json,
 // seen as a single name -> tensor map. All cross-file rules (index vs shards, duplicates) live here.
 import { CheckpointError, type ByteSource } from "../../env/byte-source.js";
+import { bytesPerElement } from "../../kernels/dtype.js";
+import type { WeightInfo, WeightSource } from "../weights.js";
 import {
   parseSafetensors,
-  readRowBytes,
   readRowsF32,
   readTensorF32,
   showName,
   type ReadOptions,
   type RowBlock,
-  type RowBytes,
   type TensorInfo,
 } from "./safetensors.js";
 
@@ -69,7 +69,7 @@ function editDistance(a: string, b: string): number {
   return prev[b.length];
 }
 
-export class Checkpoint {
+export class Checkpoint implements WeightSource {
   private constructor(
     private readonly tensors: Map<string, TensorInfo>,
     private readonly sources: ByteSource[],
@@ -138,6 +138,28 @@ export class Checkpoint {
     );
   }
 
+  weight(name: string): WeightInfo {
+    const t = this.info(name);
+    return { name, shape: t.shape, encoding: t.dtype };
+  }
+
+  async readRowsInto(name: string, row0: number, rows: number, out: Uint8Array, outOffset: number): Promise<void> {
+    const t = this.info(name);
+    if (t.shape.length !== 2) throw new CheckpointError(`tensor ${showName(name)}: rows of a ${t.shape.length}-D tensor`);
+    const rowBytes = t.shape[1] * bytesPerElement(t.dtype);
+    if (!Number.isSafeInteger(row0) || !Number.isSafeInteger(rows) || row0 < 0 || rows < 0 || row0 + rows > t.shape[0]) {
+      throw new CheckpointError(`tensor ${showName(name)}: rows ${row0}..${row0 + rows} are outside its ${t.shape[0]}`);
+    }
+    const length = rows * rowBytes;
+    if (!Number.isSafeInteger(outOffset) || outOffset < 0 || outOffset + length > out.length) {
+      throw new CheckpointError(`tensor ${showName(name)}: ${length} bytes do not fit the output at ${outOffset}`);
+    }
+    const at = t.begin + row0 * rowBytes;
+    const dst = out.subarray(outOffset, outOffset + length);
+    if (t.source.readInto) await t.source.readInto(at, dst);
+    else dst.set(await t.source.read(at, length));
+  }
+
   /** In file order (then header order), which for HF checkpoints follows the layer order. */
   names(): string[] {
     return [...this.tensors.keys()];
@@ -154,11 +176,6 @@ export class Checkpoint {
     opts?: Pick<ReadOptions, "checkFinite">,
   ): AsyncGenerator<RowBlock, void, undefined> {
     yield* readRowsF32(this.info(name), rowsPerBlock, opts);
-  }
-
-  /** The rows' raw bytes (the tensor's dtype), unchecked: see readRowBytes. */
-  async *readRowBytes(name: string, rowsPerBlock: number): AsyncGenerator<RowBytes, void, undefined> {
-    yield* readRowBytes(this.info(name), rowsPerBlock);
   }
 
   async close(): Promise<void> {

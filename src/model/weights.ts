@@ -1,0 +1,38 @@
+// What loading reads of a model's weights, whatever file holds them: a tensor's shape and encoding, the
+// bytes of some of its rows as stored, and the whole tensor as float32. A safetensors checkpoint
+// (checkpoint/checkpoint.ts) and a GGUF file (checkpoint/gguf-weights.ts) implement it; the int4 engine
+// and the float32 reference read weights only through it, so both load either kind of file with one code
+// path.
+import type { DType } from "../kernels/dtype.js";
+import { bytesPerElement } from "../kernels/dtype.js";
+import { Q4_0_BLOCK_BYTES } from "../kernels/quantize.js";
+import { GROUP } from "../kernels/numerics.js";
+
+/** How a tensor's elements are stored: plain floats, or ggml Q4_0 blocks (32 int4 values and an f16 scale). */
+export type WeightEncoding = DType | "Q4_0";
+
+export interface WeightInfo {
+  name: string;
+  /** Outermost axis first: a matrix is [rows, cols], each row contiguous. */
+  shape: readonly number[];
+  encoding: WeightEncoding;
+}
+
+export interface WeightSource {
+  /** The tensor's shape and encoding; a missing tensor is a CheckpointError. */
+  weight(name: string): WeightInfo;
+  /** The whole tensor as float32 (Q4_0 blocks dequantized), NaN and infinity refused. */
+  readF32(name: string): Promise<Float32Array>;
+  /**
+   * The stored bytes of rows [row0, row0 + rows) of a 2-D tensor (rowBytes(info) each, rows end to end),
+   * written into `out` at `outOffset`: the caller's own memory (the engine's Wasm heap), with no copy of
+   * the tensor in between where the file allows it. Not checked for NaN or infinity.
+   */
+  readRowsInto(name: string, row0: number, rows: number, out: Uint8Array, outOffset: number): Promise<void>;
+}
+
+/** Bytes one row of a 2-D tensor takes as stored (cols a multiple of 32 for Q4_0). */
+export function rowBytes(info: WeightInfo): number {
+  const cols = info.shape[info.shape.length - 1];
+  return info.encoding === "Q4_0" ? (cols / GROUP) * Q4_0_BLOCK_BYTES : cols * bytesPerElement(info.encoding);
+}
