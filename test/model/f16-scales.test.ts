@@ -1,16 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { bundledEngine } from "../threads/helpers.js";
+import { cosine } from "../helpers/compare.js";
 
-/** cos(a, b) in f64. */
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 describe("EngineOptions.f16Scales", () => {
   it("rounds the weight scales to f16: logits move by the rounding (close, not the same bits), and f16 is the default", async () => {
