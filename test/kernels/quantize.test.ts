@@ -25,7 +25,11 @@ type Style = (typeof STYLES)[number];
 
 /** Largest |w| a style may produce for a dtype (f16 holds up to 65504; an f16 scale needs max|w| < 491400). */
 function limit(dtype: DType, f16Scales: boolean): number {
-  return dtype === "F16" ? 65504 : f16Scales ? 491000 : 3e38;
+  // bf16 stores 8 significant bits: near 2^19 its values are 2048 apart, so 491000 would round up to 491520,
+  // past the f16 limit; 489000 rounds to 489472 at most.
+  if (dtype === "F16") return 65504;
+  if (!f16Scales) return 3e38;
+  return dtype === "BF16" ? 489000 : 491000;
 }
 
 function fillGroup(r: () => number, s: Style, out: Float32Array, base: number, max: number): void {
