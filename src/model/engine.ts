@@ -24,7 +24,7 @@ import { allocInt4Matrix, dequantizeRowInto, Int8Activations, type Int4Matrix } 
 import { quantizeRows, repackQ4_0 } from "../kernels/quantize.js";
 import { quantizeActivations } from "../kernels/matmul.js";
 import { probeMatmul } from "../kernels/probe.js";
-import { ThreadPool, type SpawnWorker } from "../threads/pool.js";
+import { checkThreads, ThreadPool, type SpawnWorker } from "../threads/pool.js";
 import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
 import { allocAttentionState, kvStore } from "../kernels/attention.js";
 import { attentionTemperature, interleaveRopeRows, ropeInverseFrequencies } from "./rope.js";
@@ -80,15 +80,6 @@ export interface EngineOptions {
   spawn?: SpawnWorker;
 }
 
-/** Throws a RangeError unless `threads` is an integer >= 1 (undefined means 1). */
-export function checkThreads(threads: number | undefined): number {
-  const t = threads ?? 1;
-  if (typeof t !== "number" || !Number.isInteger(t) || t < 1) {
-    throw new RangeError(`threads must be an integer >= 1, got ${String(threads)}`);
-  }
-  return t;
-}
-
 export class WasmEngine implements Backend {
   readonly name = "wasm" as const;
   readonly contextLength: number;
@@ -117,7 +108,7 @@ export class WasmEngine implements Backend {
     simd: { variant: string; reason: string },
   ) {
     this._k = k;
-    this.threads = checkThreads(opts.threads);
+    this.threads = checkThreads(opts.threads ?? 1);
     this.simd = simd;
     this.contextLength = opts.contextLength;
     this.layers = weights.layers;
@@ -155,7 +146,7 @@ export class WasmEngine implements Backend {
     if (opts.contextLength > config.maxPositions) {
       throw new RangeError(`context ${opts.contextLength} exceeds max_position_embeddings ${config.maxPositions}`);
     }
-    const threads = checkThreads(opts.threads);
+    const threads = checkThreads(opts.threads ?? 1);
     const { kernels: k, variant, reason } = await loadKernels(opts.simd ?? "auto", probeMatmul, {
       shared: threads > 1,
       bytes: opts.wasm,

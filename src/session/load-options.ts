@@ -3,6 +3,7 @@
 // quantizing a whole checkpoint, and never silently replaced by a default.
 import { BACKENDS, type BackendName } from "../model/backend.js";
 import type { SimdMode } from "../kernels/wasm.js";
+import { checkThreads } from "../threads/pool.js";
 
 export interface LoadOptions {
   /** "wasm" (default): the int4 x int8 engine; "reference": the float32 oracle. */
@@ -40,9 +41,7 @@ export function checkLoadOptions(opts: LoadOptions, cores: number): void {
     throw new RangeError(`contextLength must be an integer >= 1, got ${String(contextLength)}`);
   }
   if (threads !== undefined) {
-    if (typeof threads !== "number" || !Number.isInteger(threads) || threads < 1) {
-      throw new RangeError(`threads must be an integer >= 1, got ${String(threads)}`);
-    }
+    checkThreads(threads);
     const limit = Math.min(MAX_THREADS, 2 * Math.max(1, cores));
     if (threads > limit) {
       throw new RangeError(`threads ${threads} is more than this machine can use: at most ${limit} (twice the ${cores} available cores, and never more than ${MAX_THREADS})`);

@@ -146,7 +146,6 @@ export async function createBackend(config: ModelConfig, weights: WeightSource, 
     return new ReferenceBackend(config, await loadReferenceWeights(weights, names), opts.contextLength);
   }
   const threads = opts.threads ?? 1;
-  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be an integer >= 1, got ${threads}`);
   return await WasmEngine.load(config, weights, names, {
     contextLength: opts.contextLength,
     simd: opts.simd,

@@ -144,6 +144,19 @@ const COMMIT_GIVE_UP_MS = 10_000;
 /** Bytes per chunk of a memory-read sweep: large enough that the claim is noise next to the reads. */
 const READ_CHUNK = 4 << 20;
 
+/**
+ * Returns `threads` when it is a thread count the pool can run (an integer from 1 to one more than the
+ * chunks a region can hold), else throws a RangeError; the one check of a thread count's form (the session
+ * adds the machine's bound, src/session/load-options.ts).
+ */
+export function checkThreads(threads: number): number {
+  if (typeof threads !== "number" || !Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(`threads must be an integer >= 1, got ${String(threads)}`);
+  }
+  if (threads > 1 + MAX_CHUNKS) throw new RangeError(`threads must be at most ${1 + MAX_CHUNKS}, got ${threads}`);
+  return threads;
+}
+
 /** How one parallel region went, for the statistics and the solo policy. */
 interface RegionOutcome {
   mine: number;
@@ -200,8 +213,7 @@ export class ThreadPool {
 
   /** Starts threads-1 workers and resolves once every one has instantiated the kernels. */
   static async start(o: PoolOptions): Promise<ThreadPool> {
-    if (!Number.isInteger(o.threads) || o.threads < 1) throw new RangeError(`threads must be an integer >= 1, got ${o.threads}`);
-    if (o.threads > 1 + MAX_CHUNKS) throw new RangeError(`threads must be at most ${1 + MAX_CHUNKS}, got ${o.threads}`);
+    checkThreads(o.threads);
     if (o.states.length < o.threads) throw new RangeError(`need ${o.threads} attention states, got ${o.states.length}`);
     const pool = new ThreadPool(o);
     if (o.threads === 1) return pool;
