@@ -14,7 +14,7 @@
 // main thread.
 import type { Backend } from "./backend.js";
 import { checkForwardRequest } from "./backend.js";
-import type { ModelConfig } from "./config.js";
+import { checkContextLength, type ModelConfig } from "./config.js";
 import { rowBytes, type WeightSource } from "./weights.js";
 import type { TensorNames } from "./tensor-names.js";
 import { KvCache } from "./kv-cache.js";
@@ -143,9 +143,7 @@ export class WasmEngine implements Backend {
    * quantized, Q4_0 matrices (a GGUF's) repacked, norms copied as float32.
    */
   static async load(config: ModelConfig, weights: WeightSource, names: TensorNames, opts: EngineOptions): Promise<WasmEngine> {
-    if (opts.contextLength > config.maxPositions) {
-      throw new RangeError(`context ${opts.contextLength} exceeds max_position_embeddings ${config.maxPositions}`);
-    }
+    checkContextLength(config, opts.contextLength);
     const threads = checkThreads(opts.threads ?? 1);
     const { kernels: k, variant, reason } = await loadKernels(opts.simd ?? "auto", probeMatmul, {
       shared: threads > 1,

@@ -7,7 +7,7 @@ import type { ModelFolder } from "../env/folder.js";
 import type { ByteSource } from "../env/byte-source.js";
 import type { SimdMode } from "../kernels/wasm.js";
 import type { Backend, BackendName } from "../model/backend.js";
-import { parseConfig, type ModelConfig } from "../model/config.js";
+import { checkContextLength, parseConfig, type ModelConfig } from "../model/config.js";
 import { checkWasmBudget } from "../model/memory.js";
 import { openFolderCheckpoint } from "../model/checkpoint/folder.js";
 import { GgufFile } from "../model/checkpoint/gguf.js";
@@ -125,13 +125,6 @@ export interface BackendOptions {
   threads?: number;
   simd?: SimdMode;
   onProgress?: (done: number, total: number) => void;
-}
-
-/** Throws when the requested context exceeds what the config allows (checked before any weight is read). */
-export function checkContextLength(config: ModelConfig, contextLength: number): void {
-  if (contextLength > config.maxPositions) {
-    throw new RangeError(`context ${contextLength} exceeds max_position_embeddings ${config.maxPositions}`);
-  }
 }
 
 /**
