@@ -16,7 +16,7 @@ import { nodePlatform } from "./node/platform.js";
 import type { Model } from "./session/model.js";
 import { openGgufModel, openModel, type LoadOptions } from "./session/open.js";
 
-export type { BackendName } from "./model/backend.js";
+export type { BackendName, LoadTimes } from "./model/backend.js";
 export type { SimdMode } from "./kernels/wasm.js";
 export type { ModelConfig } from "./model/config.js";
 export type { ChatOptions, ModelInfo } from "./session/model.js";

@@ -23,7 +23,7 @@ describe("mobilellm CLI", () => {
     expect(r.stderr).toBe("");
   });
 
-  it("generate with a seed is reproducible and --stats reports speeds, first-token time and KV bytes", async () => {
+  it("generate with a seed is reproducible and --stats reports speeds, first-token time, KV bytes and the load breakdown", async () => {
     const a = await cli("generate", "--prompt", "ROMEO:", "-n", "24", "--seed", "7", "--top-k", "40", "--stats");
     const b = await cli("generate", "--prompt", "ROMEO:", "-n", "24", "--seed", "7", "--top-k", "40");
     expect(a.code).toBe(0);
@@ -33,6 +33,12 @@ describe("mobilellm CLI", () => {
     expect(a.stderr).toMatch(/first tok +[\d.]+ ms/);
     expect(a.stderr).toMatch(/kv cache .* KiB holding \d+ positions, [\d.]+ MiB allocated for 4096/);
     expect(a.stderr).toMatch(/engine +wasm, (relaxed SIMD|SIMD128), \d+ threads?/);
+    const load = /load +([\d.]+) s: kernels ([\d.]+) s, read ([\d.]+) s, quantize\/repack ([\d.]+) s, threads ([\d.]+) s/.exec(a.stderr);
+    expect(load).not.toBeNull();
+    const [total, ...parts] = load!.slice(1).map(Number);
+    // The parts are disjoint stretches of the load, so they add up to no more than the whole (2 decimals).
+    expect(parts.reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(total + 0.02);
+    expect(parts[1] + parts[2]).toBeGreaterThan(0);
   });
 
   it("--stats counts the positions the KV cache holds: a full context of 16 holds 16", async () => {

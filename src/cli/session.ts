@@ -54,5 +54,10 @@ export function formatStats(s: GenerationStats, model: Model): string {
   }
   const build = i.simd ? `, ${i.simd.variant === "relaxed" ? "relaxed SIMD" : "SIMD128"}` : "";
   lines.push(`engine     ${i.backend}${build}, ${i.threads} thread${i.threads === 1 ? "" : "s"}`);
+  const t = i.loadTimes;
+  if (t !== null) {
+    const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+    lines.push(`load       ${s(t.total)}: kernels ${s(t.kernels)}, read ${s(t.read)}, quantize/repack ${s(t.quantize)}, threads ${s(t.threads)}`);
+  }
   return lines.join("\n");
 }

@@ -4,11 +4,30 @@ import type { ModelConfig } from "./config.js";
 export type BackendName = "reference" | "wasm";
 export const BACKENDS: readonly BackendName[] = ["reference", "wasm"];
 
+/** Where a load's time went, in ms: what `--stats` prints as the load breakdown. */
+export interface LoadTimes {
+  total: number;
+  /** Compiling and probing the Wasm kernels. */
+  kernels: number;
+  /** Waiting for weight bytes (file or network reads). */
+  read: number;
+  /** Quantizing float rows or repacking Q4_0 blocks into the kernels' layout. */
+  quantize: number;
+  /** Starting the worker threads. */
+  threads: number;
+}
+
 export interface Backend {
   readonly name: BackendName;
   readonly config: ModelConfig;
   /** Positions this instance can hold (its KV cache length). */
   readonly contextLength: number;
+  /** Threads running the forward pass (the main thread included). */
+  readonly threads: number;
+  /** The Wasm build in use and why, or null for a backend without kernels. */
+  readonly simd: { variant: string; reason: string } | null;
+  /** The load's breakdown, where the backend measured it. */
+  readonly loadTimes: LoadTimes | null;
   /**
    * Runs `tokens` at positions startPos, startPos + 1, ... on top of the cached positions before
    * startPos, and returns the next-token logits of every position (`all`) or of the last one only.

@@ -12,7 +12,7 @@
 // every output row or head is computed by one kernel call on the same inputs whichever thread runs it, so
 // the logits are bit-identical for any thread count. Norms, RoPE, SwiGLU and quantization stay on the
 // main thread.
-import type { Backend } from "./backend.js";
+import type { Backend, LoadTimes } from "./backend.js";
 import { checkForwardRequest } from "./backend.js";
 import { checkContextLength, type ModelConfig } from "./config.js";
 import { rowBytes, type WeightSource } from "./weights.js";
@@ -99,6 +99,8 @@ export class WasmEngine implements Backend {
   private disposed = false;
   /** Which Wasm build runs and why (the start-up probe's verdict). */
   readonly simd: { variant: string; reason: string };
+  /** Where the load's time went (set once the load has finished). */
+  loadTimes: LoadTimes | null = null;
 
   private constructor(
     readonly config: ModelConfig,
@@ -145,11 +147,23 @@ export class WasmEngine implements Backend {
   static async load(config: ModelConfig, weights: WeightSource, names: TensorNames, opts: EngineOptions): Promise<WasmEngine> {
     checkContextLength(config, opts.contextLength);
     const threads = checkThreads(opts.threads ?? 1);
+    const started = performance.now();
+    const times: LoadTimes = { total: 0, kernels: 0, read: 0, quantize: 0, threads: 0 };
+    /** Runs `f`, adding its time to `times[part]`. */
+    const timed = async <T>(part: "read" | "quantize" | "threads", f: () => T | Promise<T>): Promise<T> => {
+      const t0 = performance.now();
+      try {
+        return await f();
+      } finally {
+        times[part] += performance.now() - t0;
+      }
+    };
     const { kernels: k, variant, reason } = await loadKernels(opts.simd ?? "auto", probeMatmul, {
       shared: threads > 1,
       bytes: opts.wasm,
       enableRelaxedSimd: opts.enableRelaxedSimd,
     });
+    times.kernels = performance.now() - started;
     const total = names.layers.length * 7 + 2 + (names.lmHead ? 1 : 0);
     let done = 0;
     const step = () => opts.onProgress?.(++done, total);
@@ -185,14 +199,17 @@ export class WasmEngine implements Backend {
         for (let r = 0; r < tensorRows; r += perRead) {
           const n = Math.min(perRead, tensorRows - r);
           // Nothing allocates in Wasm memory while the read is under way, so the view stays valid.
-          await weights.readRowsInto(info.name, r, n, k.u8, staging.ptr);
+          await timed("read", () => weights.readRowsInto(info.name, r, n, k.u8, staging.ptr));
           if (reordered) {
             const region = k.u8.subarray(staging.ptr, staging.ptr + n * bytes);
             region.set(interleaveRopeRows(region, n, bytes, config.headDim));
           }
           source.row0 = r;
-          if (info.encoding === "Q4_0") repackQ4_0(k, m, row0 + r, staging.ptr, n, { source });
-          else quantizeRows(k, m, row0 + r, staging.ptr, n, info.encoding, { f16Scales, source });
+          await timed("quantize", () =>
+            info.encoding === "Q4_0"
+              ? repackQ4_0(k, m, row0 + r, staging.ptr, n, { source })
+              : quantizeRows(k, m, row0 + r, staging.ptr, n, info.encoding, { f16Scales, source }),
+          );
         }
         row0 += tensorRows;
         step();
@@ -200,7 +217,7 @@ export class WasmEngine implements Backend {
       return m;
     };
     const loadVector = async (name: string): Promise<number> => {
-      const v = await weights.readF32(name);
+      const v = await timed("read", () => weights.readF32(name));
       const ptr = k.alloc(v.byteLength);
       k.f32.set(v, ptr >> 2);
       return ptr;
@@ -222,7 +239,9 @@ export class WasmEngine implements Backend {
     step();
     const head = names.lmHead ? await loadMatrix([names.lmHead]) : embed;
     const engine = new WasmEngine(config, k, { layers, embed, head, finalNorm }, opts, { variant, reason });
-    await engine.startPool(opts.spinMicros, opts.spawn);
+    await timed("threads", () => engine.startPool(opts.spinMicros, opts.spawn));
+    times.total = performance.now() - started;
+    engine.loadTimes = times;
     return engine;
   }
 

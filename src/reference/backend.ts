@@ -30,6 +30,9 @@ export async function loadReferenceWeights(ckpt: WeightSource, names: TensorName
 
 export class ReferenceBackend implements Backend {
   readonly name = "reference" as const;
+  readonly threads = 1;
+  readonly simd = null;
+  readonly loadTimes = null;
   readonly model: ReferenceModel;
 
   constructor(

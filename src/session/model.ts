@@ -2,7 +2,7 @@
 // template and sampling defaults, serving generate, chat, logits and perplexity one request at a time.
 // It is built by openModel (src/session/open.ts) and never touches node:* modules, so Node's loadModel and
 // the browser share it unchanged.
-import type { Backend, BackendName } from "../model/backend.js";
+import type { Backend, BackendName, LoadTimes } from "../model/backend.js";
 import type { ModelConfig } from "../model/config.js";
 import { kvCacheBytes } from "../model/memory.js";
 import { perplexity, type PerplexityResult } from "../model/perplexity.js";
@@ -27,6 +27,8 @@ export interface ModelInfo {
   threads: number;
   /** KV cache bytes allocated (int8 data + f32 scales) for the context, wasm backend. */
   kvCacheBytes: number | null;
+  /** Where the load's time went (ms), for the wasm backend. */
+  loadTimes: LoadTimes | null;
 }
 
 export class Model {
@@ -51,14 +53,15 @@ export class Model {
   }
 
   get info(): ModelInfo {
-    const simd = "simd" in this.backend ? (this.backend as { simd: { variant: string; reason: string } }).simd : null;
-    const kv = kvCacheBytes(this.config, this.backend.contextLength);
+    const b = this.backend;
+    const kv = kvCacheBytes(this.config, b.contextLength);
     return {
-      backend: this.backend.name,
-      simd,
-      contextLength: this.backend.contextLength,
-      threads: "threads" in this.backend ? (this.backend as { threads: number }).threads : 1,
-      kvCacheBytes: this.backend.name === "wasm" ? kv.data + kv.scales : null,
+      backend: b.name,
+      simd: b.simd,
+      contextLength: b.contextLength,
+      threads: b.threads,
+      kvCacheBytes: b.name === "wasm" ? kv.data + kv.scales : null,
+      loadTimes: b.loadTimes,
     };
   }
 

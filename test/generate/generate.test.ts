@@ -157,6 +157,9 @@ describe("generate", () => {
       name: "reference",
       config: { vocabSize: 4 } as Backend["config"],
       contextLength: 32,
+      threads: 1,
+      simd: null,
+      loadTimes: null,
       forward: (tokens, start) => [Float32Array.from([0, 0, start + tokens.length >= 5 ? 9 : 0, 5])],
       dispose: () => {},
     };
