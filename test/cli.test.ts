@@ -1,10 +1,11 @@
 // The CLI run as a child process, the way a user runs it (from the built dist/, as `npx mobilellm` does).
 import { describe, expect, it } from "vitest";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../src/api.js";
 import { cli } from "./helpers/cli.js";
+import { BUNDLED } from "./helpers/model-folder.js";
 
 
 describe("mobilellm CLI", () => {
@@ -70,6 +71,19 @@ describe("mobilellm CLI", () => {
     expect(r.stderr).toMatch(/the prompt has \d+ tokens but the context holds 48.*\/reset starts a new conversation/);
     expect(r.stderr).toMatch(/conversation reset/);
     expect(r.stderr).toMatch(/\[turn 1: prompt \d+ tokens/);
+  });
+
+  it("a folder without tokenizer.json gives logits for token ids; a text command says the tokenizer is missing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mobilellm-no-tokenizer-"));
+    for (const f of readdirSync(BUNDLED)) if (f !== "tokenizer.json") copyFileSync(join(BUNDLED, f), join(dir, f));
+    const want = (await cli("logits", "--tokens", "1000,872,266")).stdout;
+    const got = await cli("logits", "--model", dir, "--tokens", "1000,872,266");
+    expect(got.code).toBe(0);
+    expect(got.stdout).toBe(want);
+    const text = await cli("generate", "--model", dir, "--prompt", "ROMEO:", "-n", "2");
+    expect(text.code).toBe(1);
+    expect(text.stderr).toMatch(/has no tokenizer\.json: text in or out needs a tokenizer/);
+    expect(text.stdout).toBe("");
   });
 
   it("logits prints {tokens, shape, logits} for the last position, or every position with --all", async () => {

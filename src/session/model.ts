@@ -40,7 +40,8 @@ export class Model {
   constructor(
     readonly dir: string,
     readonly config: ModelConfig,
-    readonly tokenizer: TextTokenizer,
+    /** Null for a folder without tokenizer.json: logits(ids) still works, text in or out does not. */
+    readonly tokenizer: TextTokenizer | null,
     /** The checkpoint's chat template, or null when it has none (chat then uses a plain dialogue format). */
     readonly chatTemplate: ChatTemplate | null,
     readonly backend: Backend,
@@ -49,7 +50,7 @@ export class Model {
   ) {
     this.sequence = new CachedSequence(backend);
     this.allowed = new Uint8Array(config.vocabSize);
-    for (let id = 0; id < config.vocabSize; id++) this.allowed[id] = tokenizer.isPadding(id) ? 0 : 1;
+    for (let id = 0; id < config.vocabSize; id++) this.allowed[id] = tokenizer?.isPadding(id) ? 0 : 1;
   }
 
   get info(): ModelInfo {
@@ -67,11 +68,19 @@ export class Model {
 
   /** Token ids of `text`; BOS as tokenizer_config.json says unless `addSpecialTokens` is false. */
   encode(text: string, addSpecialTokens = true): number[] {
-    return this.tokenizer.encode(text, addSpecialTokens);
+    return this.text().encode(text, addSpecialTokens);
   }
 
   decode(ids: readonly number[], skipSpecialTokens = false): string {
-    return this.tokenizer.decode(ids, skipSpecialTokens);
+    return this.text().decode(ids, skipSpecialTokens);
+  }
+
+  /** The tokenizer, or an error saying that only id-level work is possible without one. */
+  private text(): TextTokenizer {
+    if (this.tokenizer === null) {
+      throw new Error(`${this.dir} has no tokenizer.json: text in or out needs a tokenizer (logits of token ids work without one)`);
+    }
+    return this.tokenizer;
   }
 
   /** Next-token logits of the last position, or of every position with `all`, for a fresh sequence. */
@@ -112,7 +121,7 @@ export class Model {
    * prefills only the new tokens: the earlier turns are still in the KV cache (`stats.reusedTokens`).
    */
   chat(messages: readonly ChatMessage[], opts: ChatOptions = {}): Generation {
-    const special = { bos_token: this.tokenizer.bosToken, eos_token: this.tokenizer.eosToken };
+    const special = { bos_token: this.text().bosToken, eos_token: this.text().eosToken };
     const template = opts.template !== undefined ? new ChatTemplate(opts.template, special) : (this.chatTemplate ?? this.plainDialogue());
     const ids = this.encode(template.render(messages, true), false);
     if (ids.length === 0) throw new RangeError("the chat template rendered an empty prompt");
@@ -122,7 +131,8 @@ export class Model {
 
   /** The format chat falls back to when the checkpoint has no template (see PLAIN_DIALOGUE_TEMPLATE). */
   plainDialogue(): ChatTemplate {
-    return new ChatTemplate(PLAIN_DIALOGUE_TEMPLATE, { bos_token: this.tokenizer.bosToken, eos_token: this.tokenizer.eosToken }, PLAIN_DIALOGUE_STOP);
+    const t = this.text();
+    return new ChatTemplate(PLAIN_DIALOGUE_TEMPLATE, { bos_token: t.bosToken, eos_token: t.eosToken }, PLAIN_DIALOGUE_STOP);
   }
 
   /** Frees the engine (its Wasm memory and worker threads); the model cannot be used afterwards. */
@@ -150,8 +160,9 @@ export class Model {
     const eos = [...new Set([...this.config.eosTokenIds, ...this.defaults.eosTokenIds])];
     const sampling = this.samplingFor(opts);
     const cancel = new AbortController();
+    const tokenizer = this.text();
     const stream = generateStream(
-      { sequence: this.sequence, decode: (t) => this.tokenizer.decode(t, true), eosTokenIds: eos, allowed: this.allowed, cancel: cancel.signal },
+      { sequence: this.sequence, decode: (t) => tokenizer.decode(t, true), eosTokenIds: eos, allowed: this.allowed, cancel: cancel.signal },
       ids,
       { ...opts, ...sampling, maxNewTokens: opts.maxNewTokens ?? this.defaults.maxNewTokens },
     );

@@ -50,13 +50,20 @@ async function readJson(folder: ModelFolder, file: string, required: boolean): P
 export async function openModel(folder: ModelFolder, platform: Platform, opts: LoadOptions = {}): Promise<Model> {
   checkLoadOptions(opts, platform.defaultThreads());
   const config = parseConfig(await readJson(folder, "config.json", true), `${folder.name}/config.json`);
-  const tokenizerConfig = ((await readJson(folder, "tokenizer_config.json", false)) ?? {}) as Record<string, unknown>;
-  const { tokenizer, chatTemplate } = parseTextFiles({
-    tokenizer: await readJson(folder, "tokenizer.json", true),
-    tokenizerConfig,
-    chatTemplateJinja: await folder.readText("chat_template.jinja"),
-  });
-  tokenizer.checkFitsVocabulary(config.vocabSize);
+  // Without tokenizer.json the model still serves id-level work (logits of given token ids); text in or
+  // out then fails with a message saying the tokenizer is missing (Model.encode).
+  const tokenizerJson = await readJson(folder, "tokenizer.json", false);
+  let tokenizer: TextTokenizer | null = null;
+  let chatTemplate: ChatTemplate | null = null;
+  if (tokenizerJson !== null) {
+    const tokenizerConfig = ((await readJson(folder, "tokenizer_config.json", false)) ?? {}) as Record<string, unknown>;
+    ({ tokenizer, chatTemplate } = parseTextFiles({
+      tokenizer: tokenizerJson,
+      tokenizerConfig,
+      chatTemplateJinja: await folder.readText("chat_template.jinja"),
+    }));
+    tokenizer.checkFitsVocabulary(config.vocabSize);
+  }
   const generationConfig = await readJson(folder, "generation_config.json", false);
   const defaults =
     generationConfig === null ? NO_GENERATION_CONFIG : parseGenerationConfig(generationConfig, `${folder.name}/generation_config.json`);

@@ -15,7 +15,7 @@ async function collect(g: AsyncIterable<Piece>): Promise<Piece[]> {
 
 function argmaxAllowed(m: Model, logits: Float32Array): number {
   let best = -1;
-  for (let i = 0; i < logits.length; i++) if (!m.tokenizer.isPadding(i) && (best < 0 || logits[i] > logits[best])) best = i;
+  for (let i = 0; i < logits.length; i++) if (!m.tokenizer!.isPadding(i) && (best < 0 || logits[i] > logits[best])) best = i;
   return best;
 }
 
