@@ -7,6 +7,7 @@ import type { DType } from "../kernels/dtype.js";
 import { bytesPerElement } from "../kernels/dtype.js";
 import { Q4_0_BLOCK_BYTES } from "../kernels/quantize.js";
 import { GROUP } from "../kernels/numerics.js";
+import { showName } from "./checkpoint/safetensors.js";
 
 /** How a tensor's elements are stored: plain floats, or ggml Q4_0 blocks (32 int4 values and an f16 scale). */
 export type WeightEncoding = DType | "Q4_0";
@@ -35,4 +36,16 @@ export interface WeightSource {
 export function rowBytes(info: WeightInfo): number {
   const cols = info.shape[info.shape.length - 1];
   return info.encoding === "Q4_0" ? (cols / GROUP) * Q4_0_BLOCK_BYTES : cols * bytesPerElement(info.encoding);
+}
+
+/**
+ * Why rows [row0, row0 + rows) cannot be read from this tensor, or null when they can: the one check
+ * behind every WeightSource's readRowsInto (each adds its own file prefix).
+ */
+export function rowRangeProblem(info: WeightInfo, row0: number, rows: number): string | null {
+  if (info.shape.length !== 2) return `tensor ${showName(info.name)}: rows of a ${info.shape.length}-D tensor`;
+  if (!Number.isSafeInteger(row0) || !Number.isSafeInteger(rows) || row0 < 0 || rows < 0 || row0 + rows > info.shape[0]) {
+    return `tensor ${showName(info.name)}: rows ${row0}..${row0 + rows} are outside its ${info.shape[0]}`;
+  }
+  return null;
 }

@@ -34,7 +34,7 @@ export function resolveModelPath(dirOrName: string, presets: readonly string[]):
  * The folder `dirOrName` names: the bundled model for its name (unless a folder of that name exists), else
  * the path itself, which must exist. A preset's name is refused with how to get its weights.
  */
-export function resolveModelDir(dirOrName: string, presets: readonly string[]): string {
+function resolveModelDir(dirOrName: string, presets: readonly string[]): string {
   if (dirOrName === BUNDLED_MODEL && !existsSync(dirOrName)) return bundledModelDir();
   if (!existsSync(dirOrName) && presets.includes(dirOrName)) {
     throw new Error(

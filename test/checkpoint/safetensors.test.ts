@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { CheckpointError } from "../../src/env/byte-source.js";
 import { openFileSource } from "../../src/node/file-source.js";
-import { parseSafetensors, readRowBytes, readRowsF32, readTensorF32, type TensorInfo } from "../../src/model/checkpoint/safetensors.js";
+import { parseSafetensors, readRowsF32, readTensorF32, type TensorInfo } from "../../src/model/checkpoint/safetensors.js";
 import fc from "fast-check";
 import { firstDuplicateKey } from "../../src/model/checkpoint/duplicate-keys.js";
 import { counting, f32Bytes, rawSafetensors, source } from "./helpers.js";
@@ -125,22 +125,6 @@ describe("readRowsF32", () => {
     await rejects(readRowsF32(tensors.get("v")!, 1).next(), /tensor v: readRowsF32 needs a 2-D tensor/);
     const m: TensorInfo = { ...tensors.get("v")!, shape: [2, 1] };
     await rejects(readRowsF32(m, 0).next(), /rowsPerBlock 0/);
-  });
-});
-
-describe("readRowBytes", () => {
-  it("yields the file's bytes of each block of rows, unchecked, and refuses what readRowsF32 refuses", async () => {
-    const values = Array.from({ length: 40 }, (_, i) => i);
-    values[13] = NaN; // raw bytes are not checked: the Wasm quantizer refuses NaN itself
-    const data = f32Bytes(values);
-    const { tensors } = await parseBytes(rawSafetensors({ w: { dtype: "F32", shape: [10, 4], data_offsets: [0, 160] } }, data));
-    const blocks: { row0: number; rows: number; bytes: number[] }[] = [];
-    for await (const b of readRowBytes(tensors.get("w")!, 3)) blocks.push({ row0: b.row0, rows: b.rows, bytes: Array.from(b.bytes) });
-    expect(blocks.map((b) => [b.row0, b.rows])).toEqual([[0, 3], [3, 3], [6, 3], [9, 1]]);
-    blocks.forEach((b) => expect(b.bytes).toEqual(Array.from(data.subarray(b.row0 * 16, (b.row0 + b.rows) * 16))));
-    const v = await parseBytes(rawSafetensors({ v: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }, f32Bytes([1, 2])));
-    await rejects(readRowBytes(v.tensors.get("v")!, 1).next(), /tensor v: readRowBytes needs a 2-D tensor/);
-    await rejects(readRowBytes(tensors.get("w")!, 0).next(), /rowsPerBlock 0/);
   });
 });
 

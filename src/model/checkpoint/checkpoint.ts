@@ -1,8 +1,7 @@
 // A Hugging Face checkpoint: one model.safetensors, or shards listed by model.safetensors.index.json,
 // seen as a single name -> tensor map. All cross-file rules (index vs shards, duplicates) live here.
 import { CheckpointError, type ByteSource } from "../../env/byte-source.js";
-import { bytesPerElement } from "../../kernels/dtype.js";
-import type { WeightInfo, WeightSource } from "../weights.js";
+import { rowBytes, rowRangeProblem, type WeightInfo, type WeightSource } from "../weights.js";
 import {
   parseSafetensors,
   readRowsF32,
@@ -145,16 +144,15 @@ export class Checkpoint implements WeightSource {
 
   async readRowsInto(name: string, row0: number, rows: number, out: Uint8Array, outOffset: number): Promise<void> {
     const t = this.info(name);
-    if (t.shape.length !== 2) throw new CheckpointError(`tensor ${showName(name)}: rows of a ${t.shape.length}-D tensor`);
-    const rowBytes = t.shape[1] * bytesPerElement(t.dtype);
-    if (!Number.isSafeInteger(row0) || !Number.isSafeInteger(rows) || row0 < 0 || rows < 0 || row0 + rows > t.shape[0]) {
-      throw new CheckpointError(`tensor ${showName(name)}: rows ${row0}..${row0 + rows} are outside its ${t.shape[0]}`);
-    }
-    const length = rows * rowBytes;
+    const w = this.weight(name);
+    const problem = rowRangeProblem(w, row0, rows);
+    if (problem !== null) throw new CheckpointError(problem);
+    const bytes = rowBytes(w);
+    const length = rows * bytes;
     if (!Number.isSafeInteger(outOffset) || outOffset < 0 || outOffset + length > out.length) {
       throw new CheckpointError(`tensor ${showName(name)}: ${length} bytes do not fit the output at ${outOffset}`);
     }
-    const at = t.begin + row0 * rowBytes;
+    const at = t.begin + row0 * bytes;
     const dst = out.subarray(outOffset, outOffset + length);
     if (t.source.readInto) await t.source.readInto(at, dst);
     else dst.set(await t.source.read(at, length));

@@ -6,7 +6,7 @@ import { CheckpointError } from "../../env/byte-source.js";
 import { decodeToF32, firstNonFinite, type DType } from "../../kernels/dtype.js";
 import { dequantizeInt4 } from "../quantize.js";
 import { decodeQ4_0 } from "../q4_0.js";
-import { rowBytes, type WeightEncoding, type WeightInfo, type WeightSource } from "../weights.js";
+import { rowBytes, rowRangeProblem, type WeightEncoding, type WeightInfo, type WeightSource } from "../weights.js";
 import type { GgufFile, GgufTensorInfo } from "./gguf.js";
 import { showName } from "./safetensors.js";
 
@@ -31,10 +31,8 @@ export class GgufWeights implements WeightSource {
 
   async readRowsInto(name: string, row0: number, rows: number, out: Uint8Array, outOffset: number): Promise<void> {
     const { t, info } = this.tensor(name);
-    if (t.shape.length !== 2) this.fail(`tensor ${showName(name)}: rows of a ${t.shape.length}-D tensor`);
-    if (!Number.isSafeInteger(row0) || !Number.isSafeInteger(rows) || row0 < 0 || rows < 0 || row0 + rows > t.shape[0]) {
-      this.fail(`tensor ${showName(name)}: rows ${row0}..${row0 + rows} are outside its ${t.shape[0]}`);
-    }
+    const problem = rowRangeProblem(info, row0, rows);
+    if (problem !== null) this.fail(problem);
     const bytes = rowBytes(info);
     await this.file.readTensorBytes(t, out, outOffset, { begin: row0 * bytes, length: rows * bytes });
   }

@@ -212,7 +212,7 @@ export interface RowBlock {
 }
 
 /** A block of rows as the file stores them (little-endian elements of the tensor's dtype). */
-export interface RowBytes {
+interface RowBytes {
   row0: number;
   rows: number;
   bytes: Uint8Array;
@@ -229,7 +229,7 @@ export async function* readRowsF32(
   opts: Pick<ReadOptions, "checkFinite"> = {},
 ): AsyncGenerator<RowBlock, void, undefined> {
   const cols = info.shape[1];
-  for await (const { row0, rows, bytes } of rowBytes(info, rowsPerBlock, "readRowsF32")) {
+  for await (const { row0, rows, bytes } of rowBytes(info, rowsPerBlock)) {
     const data = new Float32Array(rows * cols);
     decodeToF32(info.dtype, bytes, data, 0);
     if (opts.checkFinite !== false) checkFinite(info, data, row0 * cols);
@@ -237,17 +237,10 @@ export async function* readRowsF32(
   }
 }
 
-/**
- * readRowsF32's blocks undecoded: the raw bytes, for a consumer that converts them itself (the Wasm
- * quantizer). Nothing is checked for NaN or infinity here.
- */
-export function readRowBytes(info: TensorInfo, rowsPerBlock: number): AsyncGenerator<RowBytes, void, undefined> {
-  return rowBytes(info, rowsPerBlock, "readRowBytes");
-}
-
-async function* rowBytes(info: TensorInfo, rowsPerBlock: number, fn: string): AsyncGenerator<RowBytes, void, undefined> {
+/** readRowsF32's blocks as stored, one prefetched read ahead. */
+async function* rowBytes(info: TensorInfo, rowsPerBlock: number): AsyncGenerator<RowBytes, void, undefined> {
   if (info.shape.length !== 2) {
-    throw new CheckpointError(`tensor ${showName(info.name)}: ${fn} needs a 2-D tensor, shape is ${JSON.stringify(info.shape)}`);
+    throw new CheckpointError(`tensor ${showName(info.name)}: readRowsF32 needs a 2-D tensor, shape is ${JSON.stringify(info.shape)}`);
   }
   if (!Number.isSafeInteger(rowsPerBlock) || rowsPerBlock < 1) {
     throw new CheckpointError(`tensor ${showName(info.name)}: rowsPerBlock ${rowsPerBlock} is not a positive integer`);
