@@ -1,5 +1,5 @@
-// End-to-end engine benchmark on a full-size synthetic MobileLLM-Pro (random bf16 weights in the real
-// layout, written once into a temporary folder by `synth`), for 1 and 2 threads:
+// End-to-end engine benchmark on a full-size synthetic checkpoint (random bf16 weights in the real layout of
+// MobileLLM-Pro or, with --preset, another model; written once into a temporary folder by `synth`), for 1 and 2 threads:
 //
 //   - the Wasm memory-read roofline (v128 loads over 512 MiB, threads 1 and 2), measured in the same run;
 //   - decode at 512, 2k, 8k and 32k positions, both thread counts loaded side by side and measured in
@@ -19,6 +19,7 @@
 //   npm run bench -- --simd auto --threads 1,2        # one build
 //   npm run bench -- --positions 512,2048 --no-prefill --no-busy --no-layouts --no-rss
 //   BENCH_MODEL_DIR=/path npm run bench               # reuse a folder written by `mobilellm synth`
+//   npm run bench -- --preset llama-3.2-1b --no-layouts # another synth preset (see `mobilellm synth --help`)
 //   npm run bench -- --json /tmp/bench.json && npx tsx bench/plot-context.ts /tmp/bench.json
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -48,6 +49,10 @@ const THREADS = list("--threads", "1,2").map(Number);
 const POSITIONS = list("--positions", "512,2048,8192,32768").map(Number);
 const PREFILL = Number(arg("--prefill") ?? 2048);
 const ROUNDS = Number(arg("--rounds") ?? 3);
+const PRESET = arg("--preset") ?? "mobilellm-pro";
+if (!Object.hasOwn(PRESETS, PRESET)) throw new Error(`unknown --preset ${PRESET} (known: ${Object.keys(PRESETS).join(", ")})`);
+/** Token ids the benchmark feeds stay inside the preset's vocabulary. */
+const VOCAB = PRESETS[PRESET].config.vocabSize;
 const STEPS = Number(arg("--steps") ?? 4);
 const ROOFLINE_BYTES = 512 << 20;
 const CONTEXT = Math.max(...POSITIONS, PREFILL) + 64;
@@ -84,8 +89,8 @@ async function syntheticModel(): Promise<string> {
   const dir = given ? resolve(given) : mkdtempSync(join(tmpdir(), "mobilellm-bench-"));
   if (!given) cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const t0 = performance.now();
-  await synthesizeCheckpoint({ presetJson: PRESETS["mobilellm-pro"].json, presetName: "mobilellm-pro", outDir: dir, seed: 1, maxShardBytes: 1e9 });
-  console.log(`synthetic mobilellm-pro checkpoint written to ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  await synthesizeCheckpoint({ presetJson: PRESETS[PRESET].json, presetName: PRESET, outDir: dir, seed: 1, maxShardBytes: 1e9 });
+  console.log(`synthetic ${PRESET} checkpoint written to ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return dir;
 }
 
@@ -132,7 +137,7 @@ function decodeSteps(engine: WasmEngine, pos: number, n: number): number[] {
   const ms: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    engine.forward([(pos + i) % 200000], pos + i, false);
+    engine.forward([(pos + i) % VOCAB], pos + i, false);
     ms.push(performance.now() - t0);
   }
   return ms;
@@ -233,7 +238,7 @@ async function runBuild(dir: string, simd: SimdMode, opts: { prefill: boolean; b
 
     if (opts.prefill) {
       console.log(`\nprefill of a ${PREFILL}-token prompt (one run each, after a 64-token warm-up)`);
-      const prompt = Array.from({ length: PREFILL }, (_, i) => (i * 7919) % 200000);
+      const prompt = Array.from({ length: PREFILL }, (_, i) => (i * 7919) % VOCAB);
       for (const { engine, label } of engines) {
         engine.forward(prompt.slice(0, 64), 0, false);
         const m = withElsewhere(() => engine.forward(prompt, 0, false));
@@ -339,7 +344,7 @@ function report(): void {
 async function main(): Promise<void> {
   const child = arg("--rss-child");
   if (child) return rssChild(Number(child));
-  console.log(`${results.machine}\ncontext ${CONTEXT}; builds ${MODES.join(", ")}; threads ${THREADS.join(", ")}; full-size synthetic MobileLLM-Pro`);
+  console.log(`${results.machine}\ncontext ${CONTEXT}; builds ${MODES.join(", ")}; threads ${THREADS.join(", ")}; full-size synthetic ${PRESET}`);
   const quiet = await waitForQuiet(0.1, 60_000);
   console.log(`other processes before the run: ${quiet === null ? "unknown" : `${quiet.toFixed(2)} cores busy`}`);
   const dir = await syntheticModel();

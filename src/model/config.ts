@@ -350,8 +350,43 @@ export const MOBILELLM_PRO_CONFIG_JSON = {
 
 export const mobilellmPro: ModelConfig = parseConfig(MOBILELLM_PRO_CONFIG_JSON, "mobilellm-pro preset");
 
+/**
+ * config.json of the Llama-architecture on-device models, as published on Hugging Face (the keys the forward
+ * pass and the tokenizer ids read; HuggingFaceTB/SmolLM2-135M and -360M, amd/AMD-Llama-135m,
+ * meta-llama/Llama-3.2-1B). `mobilellm synth` writes random-weight folders in these shapes.
+ */
+export const LLAMA_CONFIG_JSONS = {
+  "smollm2-135m": {
+    architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 576, intermediate_size: 1536, num_attention_heads: 9,
+    num_key_value_heads: 3, num_hidden_layers: 30, vocab_size: 49152, max_position_embeddings: 8192, rope_theta: 100000,
+    rms_norm_eps: 1e-5, tie_word_embeddings: true, hidden_act: "silu", attention_bias: false, mlp_bias: false,
+    bos_token_id: 0, eos_token_id: 0, torch_dtype: "bfloat16",
+  },
+  "smollm2-360m": {
+    architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 960, intermediate_size: 2560, num_attention_heads: 15,
+    num_key_value_heads: 5, num_hidden_layers: 32, vocab_size: 49152, max_position_embeddings: 8192, rope_theta: 100000,
+    rms_norm_eps: 1e-5, tie_word_embeddings: true, hidden_act: "silu", attention_bias: false, mlp_bias: false,
+    bos_token_id: 0, eos_token_id: 0, torch_dtype: "bfloat16",
+  },
+  "amd-llama-135m": {
+    architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 768, intermediate_size: 2048, num_attention_heads: 12,
+    num_key_value_heads: 12, num_hidden_layers: 12, vocab_size: 32000, max_position_embeddings: 2048, rope_theta: 10000,
+    rms_norm_eps: 1e-5, tie_word_embeddings: false, hidden_act: "silu", bos_token_id: 1, eos_token_id: 2,
+  },
+  "llama-3.2-1b": {
+    architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 2048, intermediate_size: 8192, num_attention_heads: 32,
+    num_key_value_heads: 8, head_dim: 64, num_hidden_layers: 16, vocab_size: 128256, max_position_embeddings: 131072,
+    rope_theta: 500000, rms_norm_eps: 1e-5, tie_word_embeddings: true, hidden_act: "silu", attention_bias: false, mlp_bias: false,
+    rope_scaling: { rope_type: "llama3", factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+    bos_token_id: 128000, eos_token_id: 128001, torch_dtype: "bfloat16",
+  },
+} as const;
+
 export const PRESETS: Record<string, { json: Json; config: ModelConfig }> = {
   "mobilellm-pro": { json: MOBILELLM_PRO_CONFIG_JSON, config: mobilellmPro },
+  ...Object.fromEntries(
+    Object.entries(LLAMA_CONFIG_JSONS).map(([name, json]) => [name, { json: json as Json, config: parseConfig(json as Json, `${name} preset`) }]),
+  ),
 };
 
 /**

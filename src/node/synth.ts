@@ -77,6 +77,9 @@ const SPECIAL_BLOCK_ROWS = 24;
  * of a reduced vocabulary, keeping the Llama-4 offsets inside the block (pad = base + 18).
  */
 export function specialBase(vocab: number, presetBos: number): number {
+  // A preset whose BOS sits among the bundled tokenizer's BPE ranks (SmolLM2's is 0, AMD-Llama's 1) gets the
+  // block at the top, like a reduced vocabulary.
+  if (presetBos < MIN_VOCAB) return vocab - SPECIAL_BLOCK_ROWS;
   return Math.min(presetBos, vocab - SPECIAL_BLOCK_ROWS);
 }
 
@@ -96,17 +99,19 @@ export function synthConfigJson(preset: Json, layers: number | undefined, vocab:
   const base = specialBase(v, presetBos);
   const remap = (id: unknown): unknown => (typeof id === "number" ? id - presetBos + base : id);
   const eos = preset["eos_token_id"];
+  const layerTypes = preset["layer_types"];
   return {
     ...preset,
     bos_token_id: remap(preset["bos_token_id"]),
     eos_token_id: Array.isArray(eos) ? eos.map(remap) : remap(eos),
     pad_token_id: remap(preset["pad_token_id"]),
-    layer_types: (preset["layer_types"] as unknown[]).slice(0, n),
+    ...(Array.isArray(layerTypes) ? { layer_types: layerTypes.slice(0, n) } : {}),
     num_hidden_layers: n,
     vocab_size: v,
-    // The sources do not show these two; writing the documented defaults makes the folder self-describing.
-    rope_theta: 500000.0,
-    rms_norm_eps: 1e-5,
+    // MobileLLM-Pro's sources do not show these two; writing the documented defaults makes the folder
+    // self-describing. The Llama presets publish theirs.
+    rope_theta: preset["rope_theta"] ?? 500000.0,
+    rms_norm_eps: preset["rms_norm_eps"] ?? 1e-5,
   };
 }
 
@@ -249,11 +254,11 @@ model.safetensors.index.json, config.json, tokenizer) without downloading the ga
   vocabulary ${config.vocabSize}, rope_theta ${config.ropeTheta} and rms_norm_eps ${config.rmsNormEps} written explicitly.
 - Weights: embedding and linear layers approximately normal with mean 0 and std ${init.std} (initializer_range);
   norm weights 1 + ${init.normNoise} x noise. Stored as bfloat16. The same seed gives byte-identical files.
-- Tokenizer: NOT the Llama-4 tokenizer (not available offline). It is the bundled shakespeare-tiny byte-level
+- Tokenizer: NOT the model's tokenizer (not available offline). It is the bundled shakespeare-tiny byte-level
   BPE (1000 ranks, ids 0-999) with its 13 special tokens moved to the Llama-4 ids
   (<|begin_of_text|> = ${base}, <|end_of_text|> = ${base + 1}, <|eot|> = ${base + 8}, <|finetune_right_pad|> = ${base + 18}),
   plus the six reserved tokens Llama-4 has at ${base + 10}-${base + 15}.
-  Ids with no token string are padding rows, as in the real 202,048-entry vocabulary.
+  Ids with no token string are padding rows (the real vocabulary has ${config.vocabSize} entries).
 `;
 }
 

@@ -8,25 +8,13 @@ import { writeSafetensors } from "../../src/node/safetensors-files.js";
 import type { TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
 import { BUNDLED } from "./model-folder.js";
 import { rng } from "./rng.js";
+import { LLAMA_CONFIG_JSONS } from "../../src/model/config.js";
 
-/** config.json of each model as published on Hugging Face (the keys the forward pass reads). */
+/** config.json of each model as published on Hugging Face (the presets `mobilellm synth` writes). */
 export const LLAMA_SHAPES = {
-  "SmolLM2-135M": {
-    architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 576, intermediate_size: 1536, num_attention_heads: 9,
-    num_key_value_heads: 3, num_hidden_layers: 30, vocab_size: 49152, max_position_embeddings: 8192, rope_theta: 100000,
-    rms_norm_eps: 1e-5, tie_word_embeddings: true, hidden_act: "silu", attention_bias: false, mlp_bias: false,
-  },
-  "AMD-Llama-135m": {
-    architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 768, intermediate_size: 2048, num_attention_heads: 12,
-    num_key_value_heads: 12, num_hidden_layers: 12, vocab_size: 32000, max_position_embeddings: 2048, rope_theta: 10000,
-    rms_norm_eps: 1e-5, tie_word_embeddings: false, hidden_act: "silu",
-  },
-  "Llama-3.2-1B": {
-    architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 2048, intermediate_size: 8192, num_attention_heads: 32,
-    num_key_value_heads: 8, head_dim: 64, num_hidden_layers: 16, vocab_size: 128256, max_position_embeddings: 131072,
-    rope_theta: 500000, rms_norm_eps: 1e-5, tie_word_embeddings: true, hidden_act: "silu", attention_bias: false, mlp_bias: false,
-    rope_scaling: { rope_type: "llama3", factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
-  },
+  "SmolLM2-135M": LLAMA_CONFIG_JSONS["smollm2-135m"],
+  "AMD-Llama-135m": LLAMA_CONFIG_JSONS["amd-llama-135m"],
+  "Llama-3.2-1B": LLAMA_CONFIG_JSONS["llama-3.2-1b"],
 } as const;
 
 export type LlamaShape = keyof typeof LLAMA_SHAPES;

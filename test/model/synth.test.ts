@@ -5,12 +5,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadModel } from "../../src/api.js";
-import { parseConfig, MOBILELLM_PRO_CONFIG_JSON } from "../../src/model/config.js";
+import { parseConfig, MOBILELLM_PRO_CONFIG_JSON, PRESETS } from "../../src/model/config.js";
 import { bundledModelDir, loadText } from "../../src/node/bundled.js";
 import { expectedShapes, resolveTensorNames } from "../../src/model/tensor-names.js";
 import { specialBase, synthConfigJson, synthesizeCheckpoint, synthTokenizerFiles } from "../../src/node/synth.js";
 import { TextTokenizer } from "../../src/text/tokenizer.js";
 import { cli } from "../helpers/cli.js";
+import { cosine } from "../helpers/compare.js";
+import { allLogits, referenceModels } from "../helpers/int4-reference.js";
 import { openCheckpoint } from "../../src/node/folder.js";
 
 
@@ -232,6 +234,47 @@ describe("the full-vocabulary layout (no weights written)", () => {
     expect(tok.tokenString(1000)).toBeUndefined();
     expect(tok.isPadding(1000)).toBe(true);
     expect(tok.isPadding(200019)).toBe(true);
+  });
+});
+
+describe("synth of the Llama presets", () => {
+  it("config.json is the published one (theta, eps, no layer_types), BOS moved off the BPE ranks", () => {
+    const smol = synthConfigJson(PRESETS["smollm2-135m"].json, 2, 2048);
+    expect(smol["rope_theta"]).toBe(100000);
+    expect(smol["layer_types"]).toBeUndefined();
+    // SmolLM2's BOS and EOS are both id 0, which the bundled tokenizer uses for a BPE rank.
+    expect([smol["bos_token_id"], smol["eos_token_id"]]).toEqual([2048 - 24, 2048 - 24]);
+    const c = parseConfig(smol);
+    expect([c.architecture, c.ropeStyle, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize]).toEqual(["llama", "rotate_half", 9, 3, 64, 576]);
+    expect(c.layerTypes).toEqual(["full_attention", "full_attention"]);
+    const llama = parseConfig(synthConfigJson(PRESETS["llama-3.2-1b"].json, undefined, undefined));
+    expect([llama.bosTokenId, llama.eosTokenIds, llama.vocabSize, llama.ropeTheta]).toEqual([128000, [128001], 128256, 500000]);
+    expect(llama.ropeScaling?.factor).toBe(32);
+  });
+
+  it("an untied AMD-Llama folder loads in both backends; the engine matches the reference on its int4 weights", async () => {
+    const dir = tmp("synth-amd-");
+    await synthesizeCheckpoint({ presetJson: PRESETS["amd-llama-135m"].json, presetName: "amd-llama-135m", outDir: dir, seed: 5, layers: 1, vocab: 1024, maxShardBytes: 1e9 });
+    const ckpt = await openCheckpoint(dir);
+    try {
+      expect(ckpt.has("lm_head.weight")).toBe(true);
+    } finally {
+      await ckpt.close();
+    }
+    const { int4 } = await referenceModels(dir, 16);
+    const wasm = await loadModel(dir, { backend: "wasm", contextLength: 16, threads: 1 });
+    try {
+      const ids = wasm.encode("ROMEO:");
+      expect(ids[0]).toBe(1000);
+      const want = allLogits(int4, ids);
+      const got = wasm.logits(ids, true);
+      for (let t = 0; t < ids.length; t++) {
+        expect(stats(got[t]).std).toBeGreaterThan(0.1);
+        expect(cosine(want[t], got[t])).toBeGreaterThan(0.99);
+      }
+    } finally {
+      await wasm.dispose();
+    }
   });
 });
 

@@ -4,12 +4,14 @@ import { intFlag, parseFlags, UsageError } from "../args.js";
 
 const DEFAULT_SHARD_MB = 1000;
 
-export const help = `mobilellm synth --preset mobilellm-pro --out DIR [--seed S] [--layers N] [--vocab V] [--shard-mb M] [--force]
+export const help = `mobilellm synth --preset NAME --out DIR [--seed S] [--layers N] [--vocab V] [--shard-mb M] [--force]
 
 Writes a checkpoint folder in the Hugging Face layout with seeded RANDOM bf16 weights, to exercise the
 real-size loading path without the gated download: config.json, model-0000i-of-0000n.safetensors shards
 with model.safetensors.index.json, generation_config.json, tokenizer.json, tokenizer_config.json and a
-README.md saying what the folder is. The full preset is about 2.17 GB.
+README.md saying what the folder is. The full mobilellm-pro preset is about 2.17 GB.
+
+--preset NAME ${Object.keys(PRESETS).join(", ")}: the published config.json of the model
 
 --seed S      PRNG seed (default 0); the same seed gives byte-identical files
 --layers N    keep the first N layers of the preset (1..its layer count), same layout otherwise
