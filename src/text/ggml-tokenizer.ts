@@ -95,9 +95,9 @@ export function ggmlPreTokenizers(): ReadonlyMap<string, Record<string, unknown>
 
 const SUPPORTED_MODELS = '"gpt2" (byte-level BPE) and "llama" (SentencePiece)';
 
-const fail = (msg: string): never => {
+function fail(msg: string): never {
   throw new CheckpointError(`GGUF tokenizer: ${msg}`);
-};
+}
 
 const show = (s: string): string => {
   const j = JSON.stringify(s);
@@ -133,8 +133,8 @@ export function tokenizerFromGgml(md: GgufMetadata): { tokenizerJson: Record<str
 
   const tokensValue = md.get("tokenizer.ggml.tokens");
   if (tokensValue === undefined) fail("tokenizer.ggml.tokens is missing");
-  if (tokensValue!.type !== "array" || tokensValue!.itemType !== "string") fail("tokenizer.ggml.tokens must be a string[]");
-  const tokens = tokensValue!.value as string[];
+  if (tokensValue.type !== "array" || tokensValue.itemType !== "string") fail("tokenizer.ggml.tokens must be a string[]");
+  const tokens = tokensValue.value as string[];
   const n = tokens.length;
   if (n === 0) fail("tokenizer.ggml.tokens is empty");
   if (n > MAX_TOKEN_ID) fail(`tokenizer.ggml.tokens has ${n} tokens, more than ${MAX_TOKEN_ID}`);
@@ -184,7 +184,7 @@ export function tokenizerFromGgml(md: GgufMetadata): { tokenizerJson: Record<str
     const scores = perToken(md, "tokenizer.ggml.scores", n, ["f32", "i32"]) ?? fail("tokenizer.ggml.scores is missing (a SentencePiece vocabulary merges by score)");
     const addSpacePrefix = md.bool("tokenizer.ggml.add_space_prefix", "optional") ?? true;
     const hasBytes = types !== undefined && Array.prototype.some.call(types, (t: number) => t === GgmlTokenType.BYTE);
-    model = { type: "BPE", dropout: null, unk_token: unk === undefined ? null : tokens[unk], continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: hasBytes, ignore_merges: false, vocab, merges: scoreMerges(tokens, ids, scores!, typeOf) };
+    model = { type: "BPE", dropout: null, unk_token: unk === undefined ? null : tokens[unk], continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: hasBytes, ignore_merges: false, vocab, merges: scoreMerges(tokens, ids, scores, typeOf) };
     const escape = { type: "Replace", pattern: { String: " " }, content: "▁" };
     normalizer = { type: "Sequence", normalizers: addSpacePrefix ? [{ type: "Prepend", prepend: "▁" }, escape] : [escape] };
     const unescape = [{ type: "Replace", pattern: { String: "▁" }, content: " " }, { type: "ByteFallback" }, { type: "Fuse" }];
@@ -217,7 +217,7 @@ export function tokenizerFromGgml(md: GgufMetadata): { tokenizerJson: Record<str
     added_tokens: added,
     normalizer,
     pre_tokenizer: preTokenizer,
-    post_processor: postProcessor(addBos ? tokens[bos!] : null, addEos ? tokens[eos!] : null, addBos ? bos! : 0, addEos ? eos! : 0),
+    post_processor: postProcessor(addBos ? bos : undefined, addEos ? eos : undefined, tokens),
     decoder,
     model,
   };
@@ -239,8 +239,8 @@ export function tokenizerFromGgml(md: GgufMetadata): { tokenizerJson: Record<str
 function checkedMerges(md: GgufMetadata, ids: ReadonlyMap<string, number>): [string, string][] {
   const v = md.get("tokenizer.ggml.merges");
   if (v === undefined) fail("tokenizer.ggml.merges is missing (a gpt2 vocabulary needs its merges)");
-  if (v!.type !== "array" || v!.itemType !== "string") fail("tokenizer.ggml.merges must be a string[]");
-  const list = v!.value as string[];
+  if (v.type !== "array" || v.itemType !== "string") fail("tokenizer.ggml.merges must be a string[]");
+  const list = v.value as string[];
   const out: [string, string][] = new Array(list.length);
   for (let i = 0; i < list.length; i++) {
     const m = list[i];
@@ -280,9 +280,11 @@ function scoreMerges(tokens: readonly string[], ids: ReadonlyMap<string, number>
   return found.map((m) => [m.left, m.right]);
 }
 
-/** BOS / EOS around each sequence, or no post-processor when neither is added. */
-function postProcessor(bos: string | null, eos: string | null, bosId: number, eosId: number): Record<string, unknown> | null {
-  if (bos === null && eos === null) return null;
+/** BOS / EOS (ids, when added) around each sequence, or no post-processor when neither is added. */
+function postProcessor(bosId: number | undefined, eosId: number | undefined, tokens: readonly string[]): Record<string, unknown> | null {
+  if (bosId === undefined && eosId === undefined) return null;
+  const bos = bosId === undefined ? null : tokens[bosId];
+  const eos = eosId === undefined ? null : tokens[eosId];
   const around = (seq: "A" | "B", typeId: number): unknown[] => [
     ...(bos === null ? [] : [{ SpecialToken: { id: bos, type_id: typeId } }]),
     { Sequence: { id: seq, type_id: typeId } },
