@@ -2,11 +2,14 @@
 // score-ordered SentencePiece merges, special tokens, BOS/EOS, and the refusals of malformed metadata.
 // Expected ids are worked out by hand from the vocabularies below.
 import { describe, expect, it } from "vitest";
+import fc from "fast-check";
 import { CheckpointError } from "../../src/env/byte-source.js";
+import { GgufMetadata } from "../../src/model/checkpoint/gguf.js";
 import { bool, f32s, i32s, str, strings, u32, u8, type GgufValue } from "../../src/model/checkpoint/gguf-writer.js";
 import { MAX_MERGE_WORK, ggmlPreTokenizers, tokenizerFromGgml } from "../../src/text/ggml-tokenizer.js";
 import { backtrackingRisk } from "../../src/text/regex-safety.js";
 import { TextTokenizer } from "../../src/text/tokenizer.js";
+import { TokenizerError } from "../../src/text/tokenizer-json.js";
 import { ggufMetadata } from "../helpers/ggml-vocab.js";
 
 /** GPT-2's byte -> character table: printable Latin-1 bytes stand for themselves, the rest for U+0100.. in order. */
@@ -258,4 +261,100 @@ describe("malformed tokenizer.ggml.* metadata", () => {
       expect((err as Error).message).not.toContain("\n");
     });
   }
+});
+
+describe("properties", () => {
+  /** Random merges over the byte alphabet: each joins two tokens present so far into a new one. */
+  const vocabulary = fc.array(fc.tuple(fc.nat(), fc.nat()), { maxLength: 60 }).map((pairs) => {
+    const tokens = [...BYTE_CHARS];
+    const merges: string[] = [];
+    for (const [a, b] of pairs) {
+      const left = tokens[a % tokens.length];
+      const right = tokens[b % tokens.length];
+      if (tokens.includes(left + right)) continue;
+      tokens.push(left + right);
+      merges.push(`${left} ${right}`);
+    }
+    return { tokens, merges };
+  });
+  const pre = fc.constantFrom(...ggmlPreTokenizers().keys());
+  const text = fc.oneof(fc.string({ unit: "grapheme", maxLength: 30 }), fc.string({ unit: "binary", maxLength: 30 }), fc.stringMatching(/^[hel0-9 \n.!]{0,30}$/));
+
+  it("any byte-level vocabulary and pre-tokenizer encodes any text to ids that decode back to it", () => {
+    fc.assert(
+      fc.property(vocabulary, pre, fc.array(text, { minLength: 1, maxLength: 5 }), ({ tokens, merges }, p, texts) => {
+        const md = new GgufMetadata("t.gguf", new Map<string, GgufValue>([
+          ["tokenizer.ggml.model", str("gpt2")],
+          ["tokenizer.ggml.pre", str(p)],
+          ["tokenizer.ggml.tokens", strings([...tokens, "<|bos|>"])],
+          ["tokenizer.ggml.token_type", i32s([...tokens.map(() => NORMAL), CONTROL])],
+          ["tokenizer.ggml.merges", strings(merges)],
+          ["tokenizer.ggml.bos_token_id", u32(tokens.length)],
+        ]));
+        const b = tokenizerFromGgml(md);
+        // Cleanup (" ." -> ".") is lossy on purpose; the round trip is the tokenizer's own.
+        const tok = new TextTokenizer({ tokenizer: b.tokenizerJson, tokenizerConfig: { ...b.tokenizerConfig, clean_up_tokenization_spaces: false } });
+        for (const t of texts) {
+          const ids = tok.encode(t, false);
+          expect(ids.every((id) => id >= 0 && id < tokens.length)).toBe(true);
+          expect(tok.decode(ids)).toBe(t);
+        }
+      }),
+      { numRuns: 150, seed: 21 },
+    );
+  });
+
+  it("any SentencePiece vocabulary with byte fallback encodes any text to ids that decode back to it", () => {
+    const pieces = fc.uniqueArray(fc.tuple(fc.stringMatching(/^[▁abc\u00e9]{1,4}$/), fc.float({ min: -100, max: 0, noNaN: true })), { selector: ([p]) => p, maxLength: 30 });
+    fc.assert(
+      fc.property(pieces, fc.array(text, { minLength: 1, maxLength: 5 }), (ps, texts) => {
+        // Every SentencePiece vocabulary has "▁" (a space) as a piece.
+        const withSpace: Array<[string, number]> = ps.some(([p]) => p === "▁") ? ps : [["▁", -1], ...ps];
+        const md = new GgufMetadata("t.gguf", new Map(spmEntries(withSpace)));
+        const b = tokenizerFromGgml(md);
+        const tok = new TextTokenizer({ tokenizer: b.tokenizerJson, tokenizerConfig: b.tokenizerConfig });
+        for (const t of texts) {
+          // Text that spells a special token is that token, not its characters; a "▁" in the text is a
+          // space to SentencePiece.
+          if (/<s>|<\/s>|<unk>|▁/.test(t)) continue;
+          expect(tok.decode(tok.encode(t), true)).toBe(t);
+        }
+      }),
+      { numRuns: 150, seed: 22 },
+    );
+  });
+
+  it("metadata with any key replaced by any value builds, or is refused with one CheckpointError line", () => {
+    const base = bpeEntries("llama-bpe", [["tokenizer.chat_template", str("x")]]);
+    const value: fc.Arbitrary<GgufValue> = fc.oneof(
+      fc.string({ maxLength: 8 }).map(str),
+      fc.nat({ max: 300 }).map(u32),
+      fc.integer({ min: -5, max: 300 }).map((v) => ({ type: "i32", value: v }) as GgufValue),
+      fc.boolean().map(bool),
+      fc.array(fc.string({ maxLength: 4 }), { maxLength: 300 }).map(strings),
+      fc.array(fc.integer({ min: -2, max: 8 }), { maxLength: 300 }).map(i32s),
+      fc.array(fc.float({ noDefaultInfinity: false }), { maxLength: 300 }).map(f32s),
+    );
+    const keys = fc.constantFrom(...base.map(([k]) => k), "tokenizer.ggml.scores", "tokenizer.ggml.add_eos_token", "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.add_space_prefix");
+    fc.assert(
+      fc.property(fc.array(fc.tuple(keys, fc.option(value)), { minLength: 1, maxLength: 3 }), (changes) => {
+        const md = new GgufMetadata("t.gguf", new Map(edit(base, changes.map(([k, v]) => [k, v ?? undefined]))));
+        let built;
+        try {
+          built = tokenizerFromGgml(md);
+        } catch (err) {
+          expect(err).toBeInstanceOf(CheckpointError);
+          expect((err as Error).message).not.toContain("\n");
+          return;
+        }
+        try {
+          const tok = new TextTokenizer({ tokenizer: built.tokenizerJson, tokenizerConfig: built.tokenizerConfig });
+          tok.decode(tok.encode("hello 123 <|bos|> x"));
+        } catch (err) {
+          expect(err).toBeInstanceOf(TokenizerError);
+        }
+      }),
+      { numRuns: 400, seed: 23 },
+    );
+  });
 });
