@@ -25,7 +25,7 @@ import type { GgufMetadata, GgufValue } from "../model/checkpoint/gguf.js";
 import { MAX_TOKEN_ID } from "./tokenizer-json.js";
 
 /** llama.cpp's token types (tokenizer.ggml.token_type), as its converter writes them. */
-export const GgmlTokenType = {
+const GgmlTokenType = {
   UNDEFINED: 0,
   NORMAL: 1,
   UNKNOWN: 2,
