@@ -125,6 +125,15 @@ describe("GGUF writer -> reader", () => {
     await f.close();
   });
 
+  it("keeps a string's leading U+FEFF (Llama 2's vocabulary has it as a token)", async () => {
+    const sink = memorySink();
+    await writeGgufTo(sink, [["k", str("\ufeff")], ["ks", strings(["\ufeffa", "b"])]], []);
+    await sink.close();
+    const md = (await GgufFile.open(ggufSource(sink.bytes()))).metadata;
+    expect(md.string("k")).toBe("\ufeff");
+    expect(md.array("ks", "string")).toEqual(["\ufeffa", "b"]);
+  });
+
   it("reads the header in bounded chunks and never past what it needs", async () => {
     const big = "x".repeat(3 << 20); // a 3 MiB string: one read of exactly its size, not more
     const bytes = await written([["k.big", str(big)], ["k.small", u32(1)]], [{ name: "t", dims: [4], type: "F32", data: () => once(new Uint8Array(16)) }]);

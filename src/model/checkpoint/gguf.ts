@@ -78,7 +78,9 @@ export const MAX_TENSORS = 1 << 16;
 const MIN_KV_BYTES = 8 + 1 + 4 + 1;
 const MIN_TENSOR_INFO_BYTES = 8 + 1 + 4 + 8 + 4 + 8;
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a string may start with U+FEFF (Llama 2's vocabulary has it as a token), which the
+// decoder would otherwise drop.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function describe(v: GgufValue): string {
   return v.type === "array" ? `${v.itemType}[]` : v.type;
