@@ -180,9 +180,11 @@ describe("the packed package in a fresh Vite app", () => {
     expect(existsSync(join(app, "public"))).toBe(false);
   });
 
-  it("ships LICENSE, and the sources of its source maps", () => {
+  it("ships LICENSE, the sources of its source maps, and exports its kernels", () => {
     const pkg = join(app, "node_modules", "mobilellm-wasm");
     expect(readFileSync(join(pkg, "LICENSE"), "utf8")).toMatch(/^MIT License/);
+    const kernel = createRequire(join(app, "package.json")).resolve("mobilellm-wasm/build/simd.wasm");
+    expect(readFileSync(kernel)).toEqual(readFileSync(join(REPO, "build", "simd.wasm")));
     const maps = readdirSync(join(pkg, "dist", "src"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".js.map"));
     expect(maps.length).toBeGreaterThan(20);
     const missing = maps.flatMap((m) => {
