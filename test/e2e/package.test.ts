@@ -135,8 +135,7 @@ beforeAll(async () => {
   await run("npm", ["install", "--offline", "--no-audit", "--no-fund", tarball], { cwd: app });
   const built = await run(process.execPath, [VITE, "build"], { cwd: app, env: { ...process.env, NO_COLOR: "1" } });
   buildLog = built.stdout + built.stderr;
-  const models = dirname(dirname(createRequire(join(app, "package.json")).resolve("mobilellm-wasm/models/shakespeare-tiny/config.json")));
-  server = serve(join(app, "dist"), models);
+  server = serve(join(app, "dist"), join(app, "node_modules", "mobilellm-wasm", "models"));
   await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -183,8 +182,9 @@ describe("the packed package in a fresh Vite app", () => {
   it("ships LICENSE, the sources of its source maps, and exports its kernels", () => {
     const pkg = join(app, "node_modules", "mobilellm-wasm");
     expect(readFileSync(join(pkg, "LICENSE"), "utf8")).toMatch(/^MIT License/);
-    const kernel = createRequire(join(app, "package.json")).resolve("mobilellm-wasm/build/simd.wasm");
-    expect(readFileSync(kernel)).toEqual(readFileSync(join(REPO, "build", "simd.wasm")));
+    const resolveInApp = createRequire(join(app, "package.json")).resolve;
+    expect(readFileSync(resolveInApp("mobilellm-wasm/build/simd.wasm"))).toEqual(readFileSync(join(REPO, "build", "simd.wasm")));
+    expect(existsSync(resolveInApp("mobilellm-wasm/models/shakespeare-tiny/config.json"))).toBe(true);
     const maps = readdirSync(join(pkg, "dist", "src"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".js.map"));
     expect(maps.length).toBeGreaterThan(20);
     const missing = maps.flatMap((m) => {
