@@ -78,39 +78,85 @@ export interface UrlFolderOptions {
 }
 
 /**
+ * True when a file's text is an HTML document: what a dev server or a single-page app's host answers for a
+ * path it does not have (its index.html, with status 200). JSON never starts with "<", and a chat template
+ * that starts with an HTML doctype or <html> tag is not one.
+ */
+function isHtmlPage(text: string): boolean {
+  return /^\s*<(!doctype\s+html|html[\s>])/i.test(text.slice(0, 512));
+}
+
+/**
+ * True when tokenizer_config.json has a `chat_template` key (a template, a list of them, or null for a
+ * model without one). Checkpoints written by transformers carry the template either there or in
+ * chat_template.jinja, never both, so a URL folder whose tokenizer_config.json has the key spares the
+ * chat_template.jinja request, which would otherwise be a 404 (logged in the console) on every load.
+ */
+function declaresChatTemplate(tokenizerConfig: string | null): boolean {
+  if (tokenizerConfig === null) return false;
+  try {
+    const c = JSON.parse(tokenizerConfig) as unknown;
+    return typeof c === "object" && c !== null && Object.hasOwn(c, "chat_template");
+  } catch {
+    return false; // the loader reports the bad JSON itself when it parses the file
+  }
+}
+
+/**
  * A folder served over HTTP (e.g. "/models/shakespeare-tiny/" or a Hugging Face "resolve/main/" URL). Files
- * are fetched by name; a 404 means absent. Weights are read with Range requests, a tensor block at a time,
- * unless a cache is given.
+ * are fetched by name; a 404, or an HTML page where a JSON or template file should be, means absent, except
+ * for config.json, whose absence means no model folder is at that URL: that is an error saying what the
+ * server answered. Weights are read with Range requests, a tensor block at a time, unless a cache is given.
  */
 export function folderFromUrl(base: string | URL, options: UrlFolderOptions = {}): ModelFolder {
   const href = (globalThis as { location?: { href: string } }).location?.href;
   const root = new URL(String(base).endsWith("/") ? String(base) : `${String(base)}/`, href);
+  const name = root.href.replace(/\/$/, "");
   const cache = options.cache;
-  if (cache) {
-    return {
-      name: root.href.replace(/\/$/, ""),
-      async readText(file) {
-        const bytes = await cache.bytes(new URL(file, root).href);
-        return bytes === null ? null : new TextDecoder().decode(bytes);
-      },
-      open: (file) => cache.open(new URL(file, root).href),
-    };
-  }
+  const notAFolder = (url: URL, answer: string) => new Error(`no model folder at ${name}: ${url} was not found (${answer})`);
+  /** The file's text, null on 404 or 410; throws (with the URL) on another failure. */
+  const fetchText = async (file: string): Promise<string | null> => {
+    const url = new URL(file, root);
+    if (cache) {
+      const bytes = await cache.bytes(url.href);
+      if (bytes === null && file === "config.json") throw notAFolder(url, "HTTP 404");
+      return bytes === null ? null : new TextDecoder().decode(bytes);
+    }
+    let r: Response;
+    try {
+      r = await fetch(url);
+    } catch (e) {
+      throw new Error(`cannot fetch ${url}: ${(e as Error).message}`);
+    }
+    if (r.status === 404 || r.status === 410) {
+      if (file === "config.json") throw notAFolder(url, `HTTP ${r.status}`);
+      return null;
+    }
+    if (!r.ok) throw new Error(`cannot fetch ${url}: HTTP ${r.status} ${r.statusText}`);
+    return r.text();
+  };
+  const texts = new Map<string, Promise<string | null>>();
+  const readText = (file: string): Promise<string | null> => {
+    let p = texts.get(file);
+    if (!p) {
+      p = (async () => {
+        if (file === "chat_template.jinja" && declaresChatTemplate(await readText("tokenizer_config.json"))) return null;
+        const text = await fetchText(file);
+        if (text === null || file.endsWith(".html") || !isHtmlPage(text)) return text;
+        if (file === "config.json") throw notAFolder(new URL(file, root), "the server answered with an HTML page, as a dev server does for a path it does not have");
+        return null;
+      })();
+      // Each file is read once (tokenizer_config.json is read by the loader and by the check above); a
+      // failed read is not kept, so a retry asks the server again.
+      texts.set(file, p);
+      p.catch(() => texts.delete(file));
+    }
+    return p;
+  };
   return {
-    name: root.href.replace(/\/$/, ""),
-    async readText(file) {
-      const url = new URL(file, root);
-      let r: Response;
-      try {
-        r = await fetch(url);
-      } catch (e) {
-        throw new Error(`cannot fetch ${url}: ${(e as Error).message}`);
-      }
-      if (r.status === 404 || r.status === 410) return null;
-      if (!r.ok) throw new Error(`cannot fetch ${url}: HTTP ${r.status} ${r.statusText}`);
-      return r.text();
-    },
-    open: (file) => openHttpSource(new URL(file, root).href),
+    name,
+    readText,
+    open: (file) => (cache ? cache.open(new URL(file, root).href) : openHttpSource(new URL(file, root).href)),
   };
 }
 

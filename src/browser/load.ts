@@ -12,8 +12,8 @@ import type { ModelCache } from "./model-cache.js";
 import { canUseThreads } from "./web-worker-spawn.js";
 
 export interface BrowserLoadOptions extends LoadOptions {
-  /** Kernel builds: a URL base with simd.wasm, relaxed.wasm, simd-shared.wasm, relaxed-shared.wasm, or bytes. */
-  wasm: WasmSource;
+  /** Kernel builds: a URL base with simd.wasm, relaxed.wasm, simd-shared.wasm, relaxed-shared.wasm, or bytes; default: the package's own. */
+  wasm?: WasmSource;
   /** Keep the model's files (of a URL source) and the kernel builds (of a URL base) across visits. */
   cache?: ModelCache;
 }

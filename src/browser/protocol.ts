@@ -13,8 +13,8 @@ import type { SimdMode } from "../kernels/wasm.js";
 export type ModelSource = { url: string } | { files: PickedFile[]; label?: string };
 
 export interface WorkerLoadOptions {
-  /** Kernel builds: a URL base with simd.wasm, relaxed.wasm, simd-shared.wasm, relaxed-shared.wasm, or bytes. */
-  wasm: WasmSource;
+  /** Kernel builds: a URL base with simd.wasm, relaxed.wasm, simd-shared.wasm, relaxed-shared.wasm, or bytes; default: the package's own. */
+  wasm?: WasmSource;
   /** Engine threads; default: the cores when the page is cross-origin isolated, else 1. */
   threads?: number;
   contextLength?: number;

@@ -81,7 +81,8 @@ describe("loading a model the browser way", () => {
     const weights = requests.filter((r) => r.url.endsWith("model.safetensors"));
     expect(weights.length).toBeGreaterThan(3);
     expect(weights.every((r) => r.range !== undefined)).toBe(true);
-    expect(requests.some((r) => r.url.endsWith("chat_template.jinja"))).toBe(true); // optional, answered 404
+    // tokenizer_config.json says "chat_template": null, so the optional template is not asked for (no 404).
+    expect(requests.some((r) => r.url.endsWith("chat_template.jinja"))).toBe(false);
   });
 
   it("from a server that ignores Range (the whole file, once)", async () => {
@@ -138,5 +139,65 @@ describe("loading a model the browser way", () => {
     expect(() => folderFromFiles([])).toThrow(/no files were given/);
     // Threads need shared memory, which a browser gives only to a cross-origin isolated page (Node has no crossOriginIsolated).
     await expect(loadModelInBrowser(picked(BUNDLED, "m"), { wasm: WASM, threads: 2 })).rejects.toThrow(/cross-origin isolated/);
+  });
+});
+
+describe("a URL folder on a server that answers every unknown path with its index.html (a dev server)", () => {
+  const PAGE = "<!DOCTYPE html>\n<html><head><title>app</title></head><body></body></html>";
+  const config = readFileSync(join(BUNDLED, "config.json"), "utf8");
+  const { chat_template: _, ...withoutTemplateKey } = JSON.parse(readFileSync(join(BUNDLED, "tokenizer_config.json"), "utf8")) as Record<string, unknown>;
+  /** Folder name -> file -> text; anything else is the page (status 200), or a 404 under /gone/. */
+  const folders: Record<string, Record<string, string>> = {
+    "with-key": { "config.json": config, "tokenizer_config.json": JSON.stringify({ ...withoutTemplateKey, chat_template: "{{ 'T' }}" }), "chat_template.jinja": "{{ 'J' }}" },
+    "without-key": { "config.json": config, "tokenizer_config.json": JSON.stringify(withoutTemplateKey) },
+    "with-jinja": { "config.json": config, "tokenizer_config.json": JSON.stringify(withoutTemplateKey), "chat_template.jinja": "{{ 'J' }}" },
+  };
+  let spa: Server;
+  let root: string;
+  const asked: string[] = [];
+
+  beforeAll(async () => {
+    spa = createServer((req, res) => {
+      const path = decodeURIComponent(req.url ?? "");
+      asked.push(path);
+      const [, folder, file] = /^\/([^/]+)\/(.*)$/.exec(path) ?? [];
+      const text = folders[folder]?.[file];
+      if (text !== undefined) return res.end(text);
+      if (folder === "gone") {
+        res.statusCode = 404;
+        return res.end("not found");
+      }
+      res.setHeader("Content-Type", "text/html");
+      res.end(PAGE);
+    });
+    await new Promise<void>((ok) => spa.listen(0, "127.0.0.1", ok));
+    root = `http://127.0.0.1:${(spa.address() as AddressInfo).port}/`;
+  });
+  afterAll(() => new Promise<void>((ok) => spa.close(() => ok())));
+
+  it("a missing folder is an error saying config.json was not found, for an HTML page as for a 404", async () => {
+    await expect(loadModelInBrowser(`${root}missing/`, { wasm: WASM, threads: 1 })).rejects.toThrow(
+      new RegExp(`^no model folder at ${root}missing: ${root}missing/config\\.json was not found \\(the server answered with an HTML page`),
+    );
+    await expect(loadModelInBrowser(`${root}gone/`, { wasm: WASM, threads: 1 })).rejects.toThrow(
+      new RegExp(`^no model folder at ${root}gone: ${root}gone/config\\.json was not found \\(HTTP 404\\)$`),
+    );
+  });
+
+  it("an optional file answered with the page is absent, never parsed as JSON or used as the chat template", async () => {
+    const f = folderFromUrl(`${root}without-key/`);
+    expect(await f.readText("config.json")).toBe(config);
+    expect(await f.readText("generation_config.json")).toBeNull();
+    expect(await f.readText("chat_template.jinja")).toBeNull();
+    expect(await f.readText("index.html")).toBe(PAGE);
+  });
+
+  it("asks for chat_template.jinja only when tokenizer_config.json has no chat_template key, and reads each file once", async () => {
+    asked.length = 0;
+    expect(await folderFromUrl(`${root}with-key/`).readText("chat_template.jinja")).toBeNull();
+    const jinja = folderFromUrl(`${root}with-jinja/`);
+    expect(await jinja.readText("tokenizer_config.json")).toBe(folders["with-jinja"]["tokenizer_config.json"]);
+    expect(await jinja.readText("chat_template.jinja")).toBe("{{ 'J' }}");
+    expect(asked).toEqual(["/with-key/tokenizer_config.json", "/with-jinja/tokenizer_config.json", "/with-jinja/chat_template.jinja"]);
   });
 });

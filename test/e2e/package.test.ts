@@ -1,0 +1,226 @@
+// The packed package in someone else's app, as its README tells an app author to use it: `npm pack`, a
+// fresh Vite app in a temporary folder that imports "mobilellm-wasm/browser" and starts the model worker
+// from "mobilellm-wasm/browser/worker", no file copied into the app, `vite build`, the built site served by
+// a small Node server (with and without the COOP/COEP headers), and headless Chromium (playwright-core,
+// Debian's /usr/bin/chromium as in demo.test.ts) generating greedily from the bundled model: the page's text
+// must be the Node API's for the same prompt.
+//
+// Offline: the tarball is installed with `npm install --offline`, and the package's runtime dependencies
+// are given to that install as `file:` links to this repository's own node_modules (the versions this
+// repository tests with), so nothing is fetched from a registry. Vite is this repository's, run with the
+// app folder as its working directory, as `npx vite build` would run the app's own.
+//
+// Needs a built repository (dist/, dist/build/*.wasm: `npm run build`, which `npm test` runs first).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, extname, join, resolve, sep } from "node:path";
+import { promisify } from "node:util";
+import { chromium, type Browser } from "playwright-core";
+import { loadModel } from "../../src/api.js";
+
+const run = promisify(execFile);
+const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
+const REPO = resolve(".");
+const VITE = join(REPO, "node_modules", "vite", "bin", "vite.js");
+const PROMPT = "ROMEO:\nWhat light through yonder window";
+const OPTIONS = { temperature: 0, maxNewTokens: 16 };
+
+if (!existsSync(CHROMIUM)) {
+  throw new Error(`the package test drives Debian's Chromium at ${CHROMIUM}, which is not installed: install it with "sudo apt-get install -y chromium"`);
+}
+for (const f of ["dist/src/browser/index.js", "dist/build/simd.wasm"]) {
+  if (!existsSync(f)) throw new Error(`${f} is missing: run "npm run build" first (npm test does)`);
+}
+
+/** The app, as an app author writes it: the client in the page, the model in the package's worker. */
+const MAIN_TS = `import { ModelClient } from "mobilellm-wasm/browser";
+
+const out = document.getElementById("out") as HTMLElement;
+const client = new ModelClient(new Worker(new URL("mobilellm-wasm/browser/worker", import.meta.url), { type: "module" }));
+
+async function main(): Promise<void> {
+  const url = new URLSearchParams(location.search).get("model") ?? "./models/shakespeare-tiny/";
+  const model = await client.load({ url }, {});
+  document.body.dataset.threads = String(model.threads);
+  await client.generate(${JSON.stringify(PROMPT)}, ${JSON.stringify(OPTIONS)}, (piece) => out.append(piece.text));
+}
+
+main().then(
+  () => (document.body.dataset.state = "done"),
+  (err: Error) => {
+    (document.getElementById("error") as HTMLElement).textContent = err.message;
+    document.body.dataset.state = "error";
+  },
+);
+`;
+const INDEX_HTML = `<!doctype html>
+<html>
+  <head><meta charset="utf-8"><link rel="icon" href="data:,"><title>an app using mobilellm-wasm</title></head>
+  <body><pre id="out"></pre><p id="error"></p><script type="module" src="/src/main.ts"></script></body>
+</html>
+`;
+const TYPES: Record<string, string> = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
+
+const tmp = mkdtempSync(join(tmpdir(), "mobilellm-package-"));
+const app = join(tmp, "app");
+let buildLog = "";
+let expected: string;
+let server: Server;
+let base: string;
+let browser: Browser;
+/** Every request the server answered, with its status. */
+const served: { path: string; status: number }[] = [];
+
+/**
+ * Serves the built app, and under /models/ the model folder the package ships (as an app's host serves a
+ * model). A page opened with ?coi=0 (and what it loads) gets no COOP/COEP headers: not cross-origin isolated.
+ */
+function serve(site: string, models: string): Server {
+  return createServer((req, res) => {
+    const [path, query = ""] = (req.url ?? "/").split("?");
+    const referer = new URL(req.headers.referer ?? "http://x/").search;
+    if (!/(^|&)coi=0(&|$)/.test(query) && !/[?&]coi=0(&|$)/.test(referer)) {
+      res.setHeader("Cross-Origin-Opener-Policy", "same-origin");
+      res.setHeader("Cross-Origin-Embedder-Policy", "require-corp");
+    }
+    const answer = (status: number, body: Buffer | string, type = "text/plain") => {
+      served.push({ path, status });
+      res.statusCode = status;
+      res.setHeader("Content-Type", type);
+      res.end(body);
+    };
+    const rel = decodeURIComponent(path);
+    const file = rel.startsWith("/models/") ? join(models, rel.slice("/models/".length)) : join(site, rel === "/" ? "index.html" : rel);
+    if (!file.startsWith(site + sep) && !file.startsWith(models + sep)) return answer(403, "forbidden");
+    // Like a dev server, /app/... answers every path it does not have with the app's page.
+    if (rel.startsWith("/app/")) return answer(200, readFileSync(join(site, "index.html")), "text/html");
+    if (!existsSync(file) || !statSync(file).isFile()) return answer(404, "not found");
+    const bytes = readFileSync(file);
+    res.setHeader("Accept-Ranges", "bytes");
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
+    if (range) {
+      const start = Number(range[1]);
+      const end = range[2] === "" ? bytes.length - 1 : Math.min(Number(range[2]), bytes.length - 1);
+      res.setHeader("Content-Range", `bytes ${start}-${end}/${bytes.length}`);
+      return answer(206, bytes.subarray(start, end + 1), "application/octet-stream");
+    }
+    answer(200, bytes, TYPES[extname(file)] ?? "application/octet-stream");
+  });
+}
+
+beforeAll(async () => {
+  const node = (async () => {
+    const m = await loadModel();
+    try {
+      return (await m.generate(PROMPT, OPTIONS).result).text;
+    } finally {
+      await m.dispose();
+    }
+  })();
+  // --ignore-scripts: `prepare` would rebuild what `npm test` has just built.
+  const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", tmp], { maxBuffer: 16 << 20 });
+  const tarball = join(tmp, (JSON.parse(stdout) as { filename: string }[])[0].filename);
+  mkdirSync(join(app, "src"), { recursive: true });
+  const runtime = Object.keys((JSON.parse(readFileSync("package.json", "utf8")) as { dependencies: Record<string, string> }).dependencies);
+  const links = Object.fromEntries(runtime.map((d) => [d, `file:${realpathSync(join(REPO, "node_modules", d))}`]));
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "an-app", private: true, type: "module", dependencies: links }, null, 2));
+  writeFileSync(join(app, "index.html"), INDEX_HTML);
+  writeFileSync(join(app, "src", "main.ts"), MAIN_TS);
+  await run("npm", ["install", "--offline", "--no-audit", "--no-fund", tarball], { cwd: app });
+  const built = await run(process.execPath, [VITE, "build"], { cwd: app, env: { ...process.env, NO_COLOR: "1" } });
+  buildLog = built.stdout + built.stderr;
+  server = serve(join(app, "dist"), join(app, "node_modules", "mobilellm-wasm", "models"));
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  expected = await node;
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise<void>((ok) => (server ? server.close(() => ok()) : ok()));
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Opens the app at `query`, waits for it to finish; returns what it shows and the console's errors. */
+async function openApp(query = ""): Promise<{ state: string; text: string; error: string; threads: string; isolated: boolean; consoleErrors: string[] }> {
+  const page = await browser.newPage();
+  const consoleErrors: string[] = [];
+  page.on("console", (m) => void (m.type() === "error" && consoleErrors.push(m.text())));
+  page.on("pageerror", (e) => consoleErrors.push(e.message));
+  try {
+    await page.goto(base + query);
+    await page.waitForFunction(() => document.body.dataset.state !== undefined, undefined, { timeout: 60_000 });
+    const shown = await page.evaluate(() => ({
+      state: document.body.dataset.state ?? "",
+      threads: document.body.dataset.threads ?? "",
+      text: document.getElementById("out")?.textContent ?? "",
+      error: document.getElementById("error")?.textContent ?? "",
+      isolated: crossOriginIsolated,
+    }));
+    return { ...shown, consoleErrors };
+  } finally {
+    await page.close();
+  }
+}
+
+describe("the packed package in a fresh Vite app", () => {
+  it("builds with no warning about Node built-ins or unresolvable assets, the kernels emitted as assets", () => {
+    expect(buildLog).toMatch(/built in/);
+    expect(buildLog).not.toMatch(/externalized for browser compatibility|node:|doesn't exist at build time/);
+    const assets = readdirSync(join(app, "dist", "assets"));
+    for (const k of ["simd", "relaxed", "simd-shared", "relaxed-shared"]) expect(assets.some((a) => new RegExp(`^${k}-[\\w-]+\\.wasm$`).test(a))).toBe(true);
+    expect(existsSync(join(app, "public"))).toBe(false);
+  });
+
+  it("ships LICENSE, the sources of its source maps, and exports its kernels", () => {
+    const pkg = join(app, "node_modules", "mobilellm-wasm");
+    expect(readFileSync(join(pkg, "LICENSE"), "utf8")).toMatch(/^MIT License/);
+    const resolveInApp = createRequire(join(app, "package.json")).resolve;
+    expect(readFileSync(resolveInApp("mobilellm-wasm/build/simd.wasm"))).toEqual(readFileSync(join(REPO, "build", "simd.wasm")));
+    expect(existsSync(resolveInApp("mobilellm-wasm/models/shakespeare-tiny/config.json"))).toBe(true);
+    const maps = readdirSync(join(pkg, "dist", "src"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".js.map"));
+    expect(maps.length).toBeGreaterThan(20);
+    const missing = maps.flatMap((m) => {
+      const file = join(pkg, "dist", "src", m);
+      return (JSON.parse(readFileSync(file, "utf8")) as { sources: string[] }).sources.map((s) => resolve(dirname(file), s)).filter((s) => !existsSync(s));
+    });
+    expect(missing).toEqual([]);
+  });
+
+  it("generates in the page, with threads when cross-origin isolated, exactly the Node API's text, with no 404 and no console error", async () => {
+    served.length = 0;
+    const got = await openApp();
+    expect(got.error).toBe("");
+    expect(got.isolated).toBe(true);
+    expect(Number(got.threads)).toBeGreaterThan(1);
+    expect(got.text).toBe(expected);
+    expect(expected.length).toBeGreaterThan(0);
+    expect(got.consoleErrors).toEqual([]);
+    expect(served.filter((r) => r.status >= 400)).toEqual([]);
+    expect(served.some((r) => /^\/assets\/simd-shared-[\w-]+\.wasm$/.test(r.path))).toBe(true);
+  });
+
+  it("falls back to one thread without COOP/COEP, with the same text", async () => {
+    const got = await openApp("?coi=0");
+    expect(got.error).toBe("");
+    expect(got.isolated).toBe(false);
+    expect(got.threads).toBe("1");
+    expect(got.text).toBe(expected);
+  });
+
+  it("a model URL with nothing behind it says not found, for a 404 as for a dev server's HTML page", async () => {
+    const gone = await openApp("?model=/models/missing/");
+    expect(gone.state).toBe("error");
+    expect(gone.error).toBe(`no model folder at ${base}models/missing: ${base}models/missing/config.json was not found (HTTP 404)`);
+    const page = await openApp("?model=/app/models/missing/");
+    expect(page.state).toBe("error");
+    expect(page.error).toMatch(new RegExp(`^no model folder at ${base}app/models/missing: .* was not found \\(the server answered with an HTML page`));
+  });
+});
