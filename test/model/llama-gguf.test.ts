@@ -8,11 +8,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import fc from "fast-check";
 import { loadModel, type Model } from "../../src/api.js";
-import { memorySource } from "../../src/env/byte-source.js";
+import { CheckpointError, memorySource } from "../../src/env/byte-source.js";
 import { GgufFile } from "../../src/model/checkpoint/gguf.js";
-import type { GgufTensorToWrite } from "../../src/model/checkpoint/gguf-writer.js";
+import { f32, str, u32, u32s, type GgufTensorToWrite, type GgufValue } from "../../src/model/checkpoint/gguf-writer.js";
 import { DEQUANTIZED_TYPES, type DequantizedType } from "../../src/model/checkpoint/ggml-dequantize.js";
 import { quantizeRowsQ4_0 } from "../../src/model/q4_0.js";
 import { ropeInverseFrequencies } from "../../src/model/rope.js";
@@ -21,6 +22,7 @@ import { loadConfig } from "../../src/node/bundled.js";
 import { openCheckpoint } from "../../src/node/folder.js";
 import { writeGgufFile } from "../../src/node/gguf-files.js";
 import { readLlamaGgufModel } from "../../src/session/llama-gguf-model.js";
+import { readAnyGgufModel } from "../../src/session/open.js";
 import { run as info } from "../../src/cli/commands/info.js";
 import { llamaGguf, ropeFrequencyDivisors, type LlamaGgufOptions } from "../../bench/llama-gguf.js";
 import { writeLlamaFolder, type LlamaShape } from "../helpers/llama-folder.js";
@@ -255,3 +257,94 @@ function once(b: Uint8Array): GgufTensorToWrite["data"] {
     yield b;
   };
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Hostile and unsupported files
+
+describe("a llama.cpp file this loader cannot run is refused with one line", () => {
+  let base: Uint8Array;
+  beforeAll(async () => {
+    base = new Uint8Array(readFileSync(await writeLlamaCppFile(await folder("SmolLM2-135M", 11), recipeQ4_0)));
+  }, 60_000);
+
+  /** The CheckpointError message of reading `bytes`, or "ok". */
+  async function outcome(bytes: Uint8Array): Promise<string> {
+    try {
+      await readAnyGgufModel(await GgufFile.open(memorySource("bad.gguf", bytes)));
+      return "ok";
+    } catch (err) {
+      if (!(err instanceof CheckpointError)) throw err;
+      expect(err.message).not.toContain("\n");
+      return err.message;
+    }
+  }
+  const setKey = (key: string, v: GgufValue | null) => (entries: Array<[string, GgufValue]>) => {
+    const i = entries.findIndex(([k]) => k === key);
+    if (v === null) entries.splice(i, 1);
+    else if (i < 0) entries.push([key, v]);
+    else entries[i] = [key, v];
+  };
+  const withKey = async (key: string, v: GgufValue | null) => outcome(await rewriteGguf(base, { metadata: setKey(key, v) }));
+
+  it("reads the unedited file", async () => {
+    expect(await outcome(base)).toBe("ok");
+  });
+
+  it("keys: missing, wrongly typed, out of range, disagreeing", async () => {
+    expect(await withKey("llama.block_count", null)).toMatch(/missing required metadata key llama\.block_count$/);
+    expect(await withKey("llama.attention.head_count", str("9"))).toMatch(/llama\.attention\.head_count is string, expected an integer/);
+    expect(await withKey("llama.attention.head_count", u32s([9, 9]))).toMatch(/llama\.attention\.head_count is an array \(per-layer values are not supported\)/);
+    expect(await withKey("llama.attention.head_count_kv", u32(4))).toMatch(/num_attention_heads 9 is not divisible by num_key_value_heads 4/);
+    expect(await withKey("llama.attention.layer_norm_rms_epsilon", u32(1))).toMatch(/layer_norm_rms_epsilon is u32, expected f32/);
+    expect(await withKey("llama.attention.layer_norm_rms_epsilon", f32(0))).toMatch(/"rms_norm_eps" must be a positive number/);
+    expect(await withKey("llama.vocab_size", u32(999))).toMatch(/llama\.vocab_size is 999 but token_embd\.weight has 1024 rows/);
+    expect(await withKey("llama.block_count", u32(1e9))).toMatch(/"num_hidden_layers" is 1000000000, more than the 1024/);
+    expect(await withKey("llama.feed_forward_length", u32(1024))).toMatch(/tensor blk\.0\.ffn_gate\.weight has shape \[1536, 576\] but the file's keys imply \[1024, 576\]/);
+    expect(await withKey("llama.attention.value_length", u32(32))).toMatch(/value_length 32 differs from the key length 64/);
+    expect(await withKey("llama.rope.dimension_count", u32(32))).toMatch(/partial RoPE is not supported/);
+    expect(await withKey("tokenizer.ggml.bos_token_id", u32(5000))).toMatch(/bos_token_id 5000 is outside the vocabulary of 1024/);
+  });
+
+  it("models of another kind: mixture of experts, unsupported RoPE scaling, another architecture", async () => {
+    expect(await withKey("llama.expert_count", u32(8))).toMatch(/llama\.expert_count is 8: mixture-of-experts models are not supported/);
+    expect(await withKey("llama.rope.scaling.type", str("yarn"))).toMatch(/llama\.rope\.scaling\.type "yarn" is not supported/);
+    expect(await withKey("llama.expert_count", u32(0))).toBe("ok");
+    expect(await withKey("general.architecture", str("qwen2"))).toMatch(/general\.architecture is "qwen2"; this loader reads "mobilellmpro" \(mobilellm convert\) and "llama"/);
+  });
+
+  it("tensors: missing, unexpected, misshapen, of an unreadable type, a bad rope_freqs", async () => {
+    const edit = async (f: (ts: GgufTensorToWrite[]) => void) => outcome(await rewriteGguf(base, { tensors: f }));
+    expect(await edit((ts) => ts.splice(ts.findIndex((t) => t.name === "blk.1.ffn_up.weight"), 1))).toMatch(/missing tensor blk\.1\.ffn_up\.weight$/);
+    expect(await edit((ts) => ts.splice(ts.findIndex((t) => t.name === "token_embd.weight"), 1))).toMatch(/missing tensor token_embd\.weight$/);
+    const bias = { name: "blk.0.attn_q.bias", dims: [576], type: "F32" as const, data: once(new Uint8Array(576 * 4)) };
+    expect(await edit((ts) => ts.push(bias))).toMatch(/unexpected tensor "blk\.0\.attn_q\.bias"/);
+    // ffn_down's rows (1536 values) are whole 256-value super-blocks, so it can be declared Q5_K.
+    const q5 = (ts: GgufTensorToWrite[]) => {
+      const t = ts.find((x) => x.name === "blk.0.ffn_down.weight")!;
+      Object.assign(t, { type: "Q5_K", data: once(new Uint8Array((1536 / 256) * 176 * 576)) });
+    };
+    expect(await edit(q5)).toMatch(/tensor blk\.0\.ffn_down\.weight is Q5_K; this loader reads F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K$/);
+    const norm = (ts: GgufTensorToWrite[]) => Object.assign(ts.find((x) => x.name === "output_norm.weight")!, { type: "Q4_0", dims: [576], data: once(new Uint8Array(18 * 18)) });
+    expect(await edit(norm)).toMatch(/tensor output_norm\.weight is Q4_0; this loader reads F32, F16 and BF16 vectors/);
+    const freqs = (values: number[]) => (ts: GgufTensorToWrite[]) =>
+      ts.push({ name: "rope_freqs.weight", dims: [values.length], type: "F32", data: once(new Uint8Array(Float32Array.from(values).buffer)) });
+    expect(await edit(freqs(new Array(16).fill(2)))).toMatch(/tensor rope_freqs\.weight is F32 \[16\], expected F32 \[32\]/);
+    expect(await edit(freqs([...new Array(31).fill(2), 0.5]))).toMatch(/rope_freqs\.weight\[31\] is 0\.5: every RoPE frequency divisor must be at least 1/);
+    expect(await edit(freqs([...new Array(31).fill(2), NaN]))).toMatch(/tensor rope_freqs\.weight contains NaN\/Inf at index 31/);
+    expect(await edit(freqs(new Array(32).fill(1)))).toBe("ok");
+  });
+
+  it("mutated headers end as ok or one CheckpointError line, quickly", async () => {
+    const headerBytes = (await GgufFile.open(memorySource("h.gguf", base))).dataOffset;
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.nat(headerBytes - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), async (edits) => {
+        const bytes = base.slice();
+        for (const [at, v] of edits) bytes[at] = v;
+        const t0 = performance.now();
+        await outcome(bytes);
+        expect(performance.now() - t0).toBeLessThan(2000);
+      }),
+      { numRuns: 40 },
+    );
+  }, 120_000);
+});
