@@ -27,6 +27,7 @@ import { GgufWeights } from "../../src/model/checkpoint/gguf-weights.js";
 import { WasmEngine } from "../../src/model/engine.js";
 import { ReferenceBackend, loadReferenceWeights } from "../../src/reference/backend.js";
 import { engineOptions } from "../helpers/node-kernels.js";
+import { argmax, cosine } from "../helpers/compare.js";
 import { run as info } from "../../src/cli/commands/info.js";
 import { llamaGguf, ropeFrequencyDivisors, type LlamaGgufOptions } from "../../bench/llama-gguf.js";
 import { writeLlamaFolder, type LlamaShape } from "../helpers/llama-folder.js";
@@ -117,6 +118,15 @@ describe("llama.cpp GGUF files of Llama models", () => {
       expect(relError(await logits(unpermuted, "wasm"), fromFolder)).toBeGreaterThan(1e-2);
     }, 120_000);
   }
+
+  it("ggml-rounded Q4_0 (as llama-quantize writes it): the engine matches the reference on the same blocks (cosine >= 0.999, same top-1)", async () => {
+    const file = await writeLlamaCppFile(await folder("SmolLM2-135M"), { matrices: "Q4_0" });
+    const [got, want] = [await logits(file, "wasm"), await logits(file, "reference")];
+    want.forEach((w, t) => {
+      expect(cosine(w, got[t])).toBeGreaterThan(0.999);
+      expect(argmax(got[t])).toBe(argmax(w));
+    });
+  }, 120_000);
 
   it("the reference from an F32 file gives the folder's logits to float32 rounding (and from F16 nearly)", async () => {
     const dir = await folder("SmolLM2-135M");
