@@ -130,7 +130,11 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
   const bos = tokenId(K.bosTokenId);
   const eos = tokenId(K.eosTokenId);
   const eot = tokenId(K.eotTokenId);
-  const pad = tokenId(K.padTokenId);
+  // A padding id outside the vocabulary (some converters wrote -1 as a u32) is ignored, as llama.cpp does:
+  // nothing here reads it.
+  const padValue = md.get(K.padTokenId);
+  const padId = padValue !== undefined && INTEGER_TYPES.has(padValue.type) ? Number(padValue.value) : -1;
+  const pad = padId >= 0 && padId < vocab ? padId : undefined;
 
   // The config.json a Hugging Face folder of this model would carry; absent optional keys stay absent so
   // parseConfig takes transformers' defaults (which are llama.cpp's: head_count_kv = head_count,
