@@ -1,7 +1,8 @@
 // The GGUF behind `npm run bench:peer`: the checkpoint's weights as a llama.cpp "llama" model, so llama.cpp
-// runs the same matrices our engine loads. The container itself is src/model/checkpoint/gguf-writer.ts; this
-// file adds what only llama.cpp needs: ggml's own Q4_0 rounding, a synthetic SentencePiece-style vocabulary,
-// and llama.cpp's "llama" keys.
+// runs the same matrices our engine loads; the tests of the llama.cpp reader (src/session/llama-gguf-model.ts)
+// write their files with it too. The container itself is src/model/checkpoint/gguf-writer.ts, the key names
+// the reader's; this file adds what only llama.cpp needs: ggml's own Q4_0 rounding, a synthetic
+// SentencePiece-style vocabulary, the q/k row order of llama.cpp's converter and its rope_freqs tensor.
 //
 // Q4_0 (ggml type 2): blocks of 32 consecutive values of a row, 18 bytes each: the scale d as an IEEE half,
 // then 16 bytes where byte j holds element j in its low nibble and element j + 16 in its high nibble; the
@@ -15,6 +16,9 @@ import { f32ToF16Bits } from "../src/kernels/dtype.js";
 import { Q4_0_BLOCK, Q4_0_BLOCK_BYTES, GGUF_DEFAULT_ALIGNMENT } from "../src/model/checkpoint/gguf-format.js";
 import { bool, f32, f32s, i32s, str, strings, u32, type GgufTensorToWrite, type GgufValue } from "../src/model/checkpoint/gguf-writer.js";
 import type { TensorNames } from "../src/model/tensor-names.js";
+import { interleaveRopeRows, ropeInverseFrequencies } from "../src/model/rope.js";
+import { ggufTensorNames } from "../src/session/gguf-model.js";
+import { LLAMA_CPP_KEYS as K, ROPE_FREQS_TENSOR } from "../src/session/llama-gguf-model.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Q4_0
@@ -126,19 +130,37 @@ export interface LlamaGgufOptions {
   name: string;
   /** Rows read (and quantized) per checkpoint read. */
   rowsPerRead?: number;
+  /** How the matrices are stored (default Q4_0); the norms and rope_freqs are F32 whatever this says. */
+  matrices?: "Q4_0" | "F32" | "F16";
+  /**
+   * The Q4_0 encoder of `rows` rows of `cols` values (default quantizeQ4_0 above: ggml's rounding, as
+   * llama-quantize writes). A test passes the engine recipe's (src/model/q4_0.ts) to get loads that are
+   * bit-identical to the folder's.
+   */
+  q4_0?: (x: Float32Array, rows: number, cols: number) => Uint8Array;
 }
 
 /**
- * The metadata and tensors of a llama.cpp "llama" GGUF holding the checkpoint's weights: Q4_0 matrices, F32
- * norms. Every layer is global attention (llama.cpp has no MobileLLM-Pro sliding pattern). q/k rows are
- * written as they are: our RoPE rotates adjacent pairs (2i, 2i+1), which is what llama.cpp's llama
- * architecture (rope type NORM) does with GGUF weights; the permutation llama.cpp's converter applies to
- * Hugging Face Llama checkpoints undoes HF's rotate-half layout, which this checkpoint does not use
- * (it is stored for interleaved pairs, as Llama-4 checkpoints are). A tied model gets no output.weight: llama.cpp then reads the head from token_embd.
+ * RoPE's per-frequency divisors as llama.cpp's converter writes them to rope_freqs.weight for a llama3
+ * rope_scaling: the unscaled frequency over the scaled one.
+ */
+export function ropeFrequencyDivisors(c: ModelConfig): Float32Array {
+  const scaled = ropeInverseFrequencies(c);
+  const plain = ropeInverseFrequencies({ ...c, ropeScaling: null });
+  return Float32Array.from(plain, (w, i) => w / scaled[i]);
+}
+
+/**
+ * The metadata and tensors of a llama.cpp "llama" GGUF holding the checkpoint's weights: Q4_0 matrices (or
+ * F32/F16 ones), F32 norms. Every layer is global attention (llama.cpp has no MobileLLM-Pro sliding
+ * pattern). llama.cpp's llama architecture (rope type NORM) rotates adjacent pairs (2i, 2i+1), so q/k rows
+ * stored for that (a Llama-4 checkpoint's) are written as they are, and a Hugging Face Llama checkpoint's
+ * (rotate_half) are reordered as llama.cpp's converter does (LlamaModel.permute: row i of each head to 2i,
+ * row i + headDim/2 to 2i + 1). llama3 RoPE scaling becomes rope_freqs.weight, as the converter writes it.
+ * A tied model gets no output.weight: llama.cpp then reads the head from token_embd.
  */
 export function llamaGguf(o: LlamaGgufOptions): { metadata: Array<[string, GgufValue]>; tensors: GgufTensorToWrite[] } {
   const c = o.config;
-  if (c.ropeScaling !== null) throw new CheckpointError("rope_scaling is not carried over to the GGUF (llama.cpp would need rope_freqs.weight)");
   if (c.useQkNorm) throw new CheckpointError("use_qk_norm has no equivalent in llama.cpp's llama architecture");
   if (c.useRope.some((r) => !r)) throw new CheckpointError("NoPE layers have no equivalent in llama.cpp's llama architecture");
   const rowsPerRead = o.rowsPerRead ?? 4096;
@@ -151,38 +173,55 @@ export function llamaGguf(o: LlamaGgufOptions): { metadata: Array<[string, GgufV
     ["general.alignment", u32(GGUF_DEFAULT_ALIGNMENT)],
     ["general.file_type", u32(2)], // LLAMA_FTYPE_MOSTLY_Q4_0
     ["general.quantization_version", u32(2)],
-    ["llama.context_length", u32(c.maxPositions)],
-    ["llama.embedding_length", u32(c.hiddenSize)],
-    ["llama.block_count", u32(c.numLayers)],
-    ["llama.feed_forward_length", u32(c.intermediateSize)],
-    ["llama.attention.head_count", u32(c.numHeads)],
-    ["llama.attention.head_count_kv", u32(c.numKvHeads)],
-    ["llama.attention.key_length", u32(c.headDim)],
-    ["llama.attention.value_length", u32(c.headDim)],
-    ["llama.rope.dimension_count", u32(c.headDim)],
-    ["llama.rope.freq_base", f32(c.ropeTheta)],
-    ["llama.attention.layer_norm_rms_epsilon", f32(c.rmsNormEps)],
-    ["llama.vocab_size", u32(c.vocabSize)],
+    [K.contextLength, u32(c.maxPositions)],
+    [K.embeddingLength, u32(c.hiddenSize)],
+    [K.blockCount, u32(c.numLayers)],
+    [K.feedForwardLength, u32(c.intermediateSize)],
+    [K.headCount, u32(c.numHeads)],
+    [K.headCountKv, u32(c.numKvHeads)],
+    [K.keyLength, u32(c.headDim)],
+    [K.valueLength, u32(c.headDim)],
+    [K.ropeDimensionCount, u32(c.headDim)],
+    [K.ropeFreqBase, f32(c.ropeTheta)],
+    [K.rmsNormEps, f32(c.rmsNormEps)],
+    [K.vocabSize, u32(c.vocabSize)],
     ["tokenizer.ggml.model", str("llama")],
-    ["tokenizer.ggml.tokens", strings(vocab.tokens)],
+    [K.tokens, strings(vocab.tokens)],
     ["tokenizer.ggml.scores", f32s(vocab.scores)],
     ["tokenizer.ggml.token_type", i32s(vocab.types)],
     ["tokenizer.ggml.unknown_token_id", u32(0)],
     ["tokenizer.ggml.add_bos_token", bool(false)],
     ["tokenizer.ggml.add_eos_token", bool(false)],
   ];
-  if (c.bosTokenId !== null && c.bosTokenId < c.vocabSize) metadata.push(["tokenizer.ggml.bos_token_id", u32(c.bosTokenId)]);
-  if (eos !== undefined && eos < c.vocabSize) metadata.push(["tokenizer.ggml.eos_token_id", u32(eos)]);
-  if (c.padTokenId !== null && c.padTokenId < c.vocabSize) metadata.push(["tokenizer.ggml.padding_token_id", u32(c.padTokenId)]);
+  if (c.bosTokenId !== null && c.bosTokenId < c.vocabSize) metadata.push([K.bosTokenId, u32(c.bosTokenId)]);
+  if (eos !== undefined && eos < c.vocabSize) metadata.push([K.eosTokenId, u32(eos)]);
+  if (c.padTokenId !== null && c.padTokenId < c.vocabSize) metadata.push([K.padTokenId, u32(c.padTokenId)]);
 
+  const type = o.matrices ?? "Q4_0";
+  const q4_0 = o.q4_0 ?? ((x: Float32Array) => quantizeQ4_0(x));
+  const encode = (x: Float32Array, rows: number, cols: number): Uint8Array => {
+    if (type === "Q4_0") return q4_0(x, rows, cols);
+    if (type === "F32") return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+    const h = new Uint16Array(x.length);
+    for (let i = 0; i < x.length; i++) h[i] = f32ToF16Bits(x[i]);
+    return new Uint8Array(h.buffer);
+  };
+  const permuted = new Set(c.ropeStyle === "rotate_half" ? o.names.layers.flatMap((l) => [l.wq, l.wk]) : []);
   const matrix = (gguf: string, hf: string): GgufTensorToWrite => {
     const [rows, cols] = o.ckpt.info(hf).shape;
     return {
       name: gguf,
       dims: [cols, rows],
-      type: "Q4_0",
+      type,
       data: async function* () {
-        for await (const b of o.ckpt.readRowsF32(hf, rowsPerRead)) yield quantizeQ4_0(b.data);
+        if (permuted.has(hf)) {
+          // Whole heads at a time: the reorder moves rows within a head.
+          const w = await o.ckpt.readF32(hf);
+          const rowsBytes = interleaveRopeRows(new Uint8Array(w.buffer, w.byteOffset, w.byteLength), rows, cols * 4, c.headDim);
+          yield encode(new Float32Array(rowsBytes.buffer), rows, cols);
+          return;
+        }
+        for await (const b of o.ckpt.readRowsF32(hf, rowsPerRead)) yield encode(b.data, b.rows, cols);
       },
     };
   };
@@ -197,22 +236,27 @@ export function llamaGguf(o: LlamaGgufOptions): { metadata: Array<[string, GgufV
   });
 
   const n = o.names;
-  const tensors: GgufTensorToWrite[] = [matrix("token_embd.weight", n.embed)];
+  const to = ggufTensorNames(c);
+  const tensors: GgufTensorToWrite[] = [matrix(to.embed, n.embed)];
   n.layers.forEach((l, i) => {
-    const p = `blk.${i}`;
+    const g = to.layers[i];
     tensors.push(
-      vector(`${p}.attn_norm.weight`, l.attnNorm),
-      matrix(`${p}.attn_q.weight`, l.wq),
-      matrix(`${p}.attn_k.weight`, l.wk),
-      matrix(`${p}.attn_v.weight`, l.wv),
-      matrix(`${p}.attn_output.weight`, l.wo),
-      vector(`${p}.ffn_norm.weight`, l.ffnNorm),
-      matrix(`${p}.ffn_gate.weight`, l.wGate),
-      matrix(`${p}.ffn_up.weight`, l.wUp),
-      matrix(`${p}.ffn_down.weight`, l.wDown),
+      vector(g.attnNorm, l.attnNorm),
+      matrix(g.wq, l.wq),
+      matrix(g.wk, l.wk),
+      matrix(g.wv, l.wv),
+      matrix(g.wo, l.wo),
+      vector(g.ffnNorm, l.ffnNorm),
+      matrix(g.wGate, l.wGate),
+      matrix(g.wUp, l.wUp),
+      matrix(g.wDown, l.wDown),
     );
   });
-  tensors.push(vector("output_norm.weight", n.finalNorm));
+  tensors.push(vector(to.finalNorm, n.finalNorm));
   if (n.lmHead) tensors.push(matrix("output.weight", n.lmHead));
+  if (c.ropeScaling !== null) {
+    const divisors = c.ropeScaling.type === "factors" ? Float32Array.from(c.ropeScaling.factors) : ropeFrequencyDivisors(c);
+    tensors.push({ name: ROPE_FREQS_TENSOR, dims: [divisors.length], type: "F32", data: async function* () { yield new Uint8Array(divisors.buffer); } });
+  }
   return { metadata, tensors };
 }

@@ -38,6 +38,7 @@ export { openCheckpoint } from "./node/folder.js";
 export { openFileSource };
 export { GgufFile } from "./model/checkpoint/gguf.js";
 export { readGgufModel } from "./session/gguf-model.js";
+export { readAnyGgufModel } from "./session/open.js";
 export { convertFolder, writeGgufFile } from "./node/gguf-files.js";
 export { MIN_VOCAB, synthesizeCheckpoint } from "./node/synth.js";
 

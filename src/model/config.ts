@@ -18,6 +18,17 @@ export interface Llama3RopeScaling {
   originalMaxPositions: number;
 }
 
+/**
+ * RoPE scaling as a llama.cpp GGUF stores it: one divisor per frequency (its rope_freqs.weight tensor, which
+ * llama.cpp's converter computes from a config's llama3 rope_scaling), headDim/2 of them.
+ */
+export interface RopeFrequencyFactors {
+  type: "factors";
+  factors: readonly number[];
+}
+
+export type RopeScaling = Llama3RopeScaling | RopeFrequencyFactors;
+
 export interface ModelConfig {
   /** The model family (src/model/architectures.ts). */
   architecture: ArchitectureName;
@@ -33,7 +44,7 @@ export interface ModelConfig {
   maxPositions: number;
   rmsNormEps: number;
   ropeTheta: number;
-  ropeScaling: Llama3RopeScaling | null;
+  ropeScaling: RopeScaling | null;
   layerTypes: LayerType[];
   /** Keys visible to a sliding layer's query: itself and the window-1 previous tokens. */
   slidingWindow: number | null;

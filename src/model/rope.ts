@@ -9,7 +9,8 @@ import type { ModelConfig } from "./config.js";
 
 /**
  * omega_i = theta^(-2i / headDim) for i < headDim / 2, with Llama-3 "llama3" scaling when the config has it:
- * long wavelengths are slowed by `factor`, short ones kept, the band between blended smoothly.
+ * long wavelengths are slowed by `factor`, short ones kept, the band between blended smoothly. A llama.cpp
+ * file states the same scaling as one divisor per frequency ("factors"), applied as given.
  */
 export function ropeInverseFrequencies(c: Pick<ModelConfig, "headDim" | "ropeTheta" | "ropeScaling">): Float64Array {
   const half = c.headDim / 2;
@@ -17,6 +18,11 @@ export function ropeInverseFrequencies(c: Pick<ModelConfig, "headDim" | "ropeThe
   for (let i = 0; i < half; i++) omega[i] = Math.pow(c.ropeTheta, (-2 * i) / c.headDim);
   const s = c.ropeScaling;
   if (s === null) return omega;
+  if (s.type === "factors") {
+    if (s.factors.length !== half) throw new RangeError(`${s.factors.length} RoPE frequency factors for ${half} frequencies`);
+    for (let i = 0; i < half; i++) omega[i] /= s.factors[i];
+    return omega;
+  }
   const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
   const highWavelen = s.originalMaxPositions / s.highFreqFactor;
   for (let i = 0; i < half; i++) {

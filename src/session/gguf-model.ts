@@ -112,6 +112,7 @@ export function hyperparameterKeys(c: ModelConfig): Array<[string, GgufValue]> {
   if (c.slidingWindow !== null) kv.push([`${A}.attention.sliding_window`, u32(c.slidingWindow)]);
   const r = c.ropeScaling;
   if (r === null) kv.push([`${A}.rope.scaling.type`, str("none")]);
+  else if (r.type === "factors") throw new CheckpointError("per-frequency RoPE factors (a llama.cpp file's rope_freqs) have no key in this layout");
   else {
     kv.push(
       [`${A}.rope.scaling.type`, str("llama3")],
@@ -142,7 +143,7 @@ function samplingKeys(g: GenerationDefaults): Array<[string, GgufValue]> {
   return kv;
 }
 
-function parseJson(text: string, what: string): unknown {
+export function parseJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -228,7 +229,9 @@ export interface GgufModel {
   config: ModelConfig;
   /** config.json as carried in the file, parsed. */
   configJson: Record<string, unknown>;
-  tokenizer: TextTokenizer;
+  /** Null when the file carries no tokenizer: the model then serves id-level work only. */
+  tokenizer: TextTokenizer | null;
+  /** Null with the tokenizer. */
   tokenizerJson: unknown;
   tokenizerConfig: Record<string, unknown>;
   chatTemplate: ChatTemplate | null;
@@ -236,6 +239,8 @@ export interface GgufModel {
   generation: GenerationDefaults;
   /** The file's tensor names, each checked for presence, shape and type. */
   names: TensorNames;
+  /** Tensors stored in a ggml type the engine decodes to float32 and quantizes again at load. */
+  requantized: Array<{ name: string; type: string }>;
 }
 
 function sameValue(a: GgufValue, b: GgufValue): boolean {
@@ -350,5 +355,6 @@ export function readGgufModel(file: GgufFile): GgufModel {
     chatTemplateSource,
     generation,
     names,
+    requantized: [],
   };
 }

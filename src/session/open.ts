@@ -4,7 +4,7 @@
 // names and shapes) before a weight is read, and both kinds of input load through one createBackend: a
 // GGUF converted from a folder gives the folder's logits, bit for bit.
 import type { ModelFolder } from "../env/folder.js";
-import type { ByteSource } from "../env/byte-source.js";
+import { CheckpointError, type ByteSource } from "../env/byte-source.js";
 import type { SimdMode } from "../kernels/wasm.js";
 import type { Backend, BackendName } from "../model/backend.js";
 import { checkContextLength, parseConfig, type ModelConfig } from "../model/config.js";
@@ -22,7 +22,8 @@ import { NO_GENERATION_CONFIG, parseGenerationConfig } from "../generate/generat
 import { Model } from "./model.js";
 import type { Platform } from "./platform.js";
 import { checkLoadOptions, type LoadOptions } from "./load-options.js";
-import { readGgufModel } from "./gguf-model.js";
+import { GGUF_ARCHITECTURE, GGUF_KEYS, readGgufModel, type GgufModel } from "./gguf-model.js";
+import { LLAMA_CPP_ARCHITECTURE, readLlamaGgufModel } from "./llama-gguf-model.js";
 
 export type { LoadOptions };
 
@@ -78,9 +79,23 @@ export async function openModel(folder: ModelFolder, platform: Platform, opts: L
 }
 
 /**
- * Loads a GGUF file of this project's layout (src/session/gguf-model.ts, written by `mobilellm convert`):
- * the config, tokenizer, chat template and generation defaults it carries, checked as a folder's are, and
- * its tensors. `source` is closed when the load ends, whether it succeeded or not.
+ * What a GGUF file holds, by its general.architecture: this project's layout ("mobilellmpro",
+ * src/session/gguf-model.ts, written by `mobilellm convert`) or llama.cpp's Llama files ("llama",
+ * src/session/llama-gguf-model.ts). Any other architecture is refused with one line naming both.
+ */
+export async function readAnyGgufModel(file: GgufFile): Promise<GgufModel> {
+  const arch = file.metadata.string(GGUF_KEYS.architecture);
+  if (arch === GGUF_ARCHITECTURE) return readGgufModel(file);
+  if (arch === LLAMA_CPP_ARCHITECTURE) return await readLlamaGgufModel(file);
+  throw new CheckpointError(
+    `${file.source.name}: general.architecture is ${JSON.stringify(arch).slice(0, 80)}; this loader reads ${JSON.stringify(GGUF_ARCHITECTURE)} (mobilellm convert) and ${JSON.stringify(LLAMA_CPP_ARCHITECTURE)} (llama.cpp's Llama files)`,
+  );
+}
+
+/**
+ * Loads a GGUF file (readAnyGgufModel says which kinds): the config, tokenizer, chat template and generation
+ * defaults it carries, checked as a folder's are, and its tensors. `source` is closed when the load ends,
+ * whether it succeeded or not.
  */
 export async function openGgufModel(source: ByteSource, platform: Platform, opts: LoadOptions = {}): Promise<Model> {
   let file: GgufFile;
@@ -92,8 +107,8 @@ export async function openGgufModel(source: ByteSource, platform: Platform, opts
     throw err;
   }
   try {
-    const m = readGgufModel(file);
-    m.tokenizer.checkFitsVocabulary(m.config.vocabSize);
+    const m = await readAnyGgufModel(file);
+    m.tokenizer?.checkFitsVocabulary(m.config.vocabSize);
     const backend = await createBackend(m.config, new GgufWeights(file), m.names, backendOptions(m.config, opts, platform), platform);
     return new Model(source.name, m.config, m.tokenizer, m.chatTemplate, backend, m.generation);
   } finally {

@@ -36,9 +36,12 @@ export interface LlamaFolder {
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
 }
 
-/** Writes the folder: config.json (cut to `layers` and `vocab`), model.safetensors (bf16), the bundled tokenizer. */
-export async function writeLlamaFolder(shape: LlamaShape, layers: number, vocab: number, seed: number): Promise<LlamaFolder> {
-  const config: Record<string, unknown> = { ...LLAMA_SHAPES[shape], num_hidden_layers: layers, vocab_size: vocab, bos_token_id: 1000, eos_token_id: 1001 };
+/**
+ * Writes the folder: config.json (cut to `layers` and `vocab`, with `extra` keys on top), model.safetensors
+ * (bf16), the bundled tokenizer.
+ */
+export async function writeLlamaFolder(shape: LlamaShape, layers: number, vocab: number, seed: number, extra: Record<string, unknown> = {}): Promise<LlamaFolder> {
+  const config: Record<string, unknown> = { ...LLAMA_SHAPES[shape], num_hidden_layers: layers, vocab_size: vocab, bos_token_id: 1000, eos_token_id: 1001, ...extra };
   const d = config.hidden_size as number;
   const heads = config.num_attention_heads as number;
   const hd = (config.head_dim as number | undefined) ?? d / heads;

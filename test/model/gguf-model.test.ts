@@ -129,8 +129,8 @@ describe("the bundled model as GGUF", () => {
     expect(m.configJson).toEqual(JSON.parse(readFileSync(join(BUNDLED, "config.json"), "utf8")));
     const folderText = loadText(BUNDLED);
     const sample = "ROMEO:\nBut soft, what light through yonder window breaks?";
-    expect(m.tokenizer.encode(sample)).toEqual(folderText.tokenizer.encode(sample));
-    expect(m.tokenizer.decode(m.tokenizer.encode(sample), true)).toBe(folderText.tokenizer.decode(folderText.tokenizer.encode(sample), true));
+    expect(m.tokenizer!.encode(sample)).toEqual(folderText.tokenizer.encode(sample));
+    expect(m.tokenizer!.decode(m.tokenizer!.encode(sample), true)).toBe(folderText.tokenizer.decode(folderText.tokenizer.encode(sample), true));
     expect(m.chatTemplate).toBeNull();
     expect(m.generation).toEqual(parseGenerationConfig(JSON.parse(readFileSync(join(BUNDLED, "generation_config.json"), "utf8"))));
     expect(m.names).toEqual(ggufTensorNames(m.config));

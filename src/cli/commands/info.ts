@@ -1,6 +1,6 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { PRESETS, parameterCount, type ModelConfig, bundledModelDir, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint, openFileSource, GgufFile, readGgufModel } from "../../api.js";
+import { PRESETS, parameterCount, type ModelConfig, bundledModelDir, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint, openFileSource, GgufFile, readAnyGgufModel } from "../../api.js";
 import { intFlag, parseFlags, UsageError } from "../args.js";
 
 /** The context of the technical report's KV-cache comparison (its "8k" is 8000 tokens: 117 vs 40 MB). */
@@ -18,26 +18,33 @@ from config.json and took their documented default, and memory:
                min(N, sliding_window); the config's layout ("hybrid") vs every layer global
   kv scales    the f32 scale per (token, KV head) of K and of V, on top of the kv cache line
 
-For a GGUF file (mobilellm convert), stored is the sum of its tensors, and two more lines show the file:
+For a GGUF file (mobilellm convert's, or llama.cpp's of a Llama model), stored is the sum of its tensors,
+and more lines show the file:
   gguf file    size, format version, alignment and where the tensor data starts
   tensors      per ggml tensor type: how many tensors and their bytes
+  requantized  tensors of a type the engine decodes to float32 and quantizes with its int4 recipe at
+               load (Q8_0, Q4_K, Q6_K), when there are any
 
 --ctx N      context length for the KV cache (default min(max_position_embeddings, ${DEFAULT_CTX}))`;
 
 interface GgufSummary {
+  /** general.architecture: "mobilellmpro" (mobilellm convert) or "llama" (llama.cpp). */
+  architecture: string;
   fileBytes: number;
   version: number;
   alignment: number;
   dataOffset: number;
   /** ggml type name -> tensors of that type and their bytes. */
   types: Record<string, { tensors: number; bytes: number }>;
+  /** Tensors decoded and quantized again at load, with their stored type. */
+  requantized: Array<{ name: string; type: string }>;
 }
 
-/** A GGUF file's config (from the config.json it carries, checked against its keys) and tensor totals. */
+/** A GGUF file's config (from the config.json it carries or, in a llama.cpp file, from its keys) and tensor totals. */
 async function readGgufInfo(path: string): Promise<{ config: ModelConfig; rawConfig: Record<string, unknown>; stored: StoredWeights; gguf: GgufSummary }> {
   const file = await GgufFile.open(await openFileSource(path));
   try {
-    const model = readGgufModel(file);
+    const model = await readAnyGgufModel(file);
     const types: GgufSummary["types"] = {};
     let bytes = 0;
     for (const t of file.tensors) {
@@ -47,7 +54,7 @@ async function readGgufInfo(path: string): Promise<{ config: ModelConfig; rawCon
       bytes += t.bytes;
     }
     const stored: StoredWeights = { bytes, dtype: Object.keys(types).join("+"), from: "checkpoint" };
-    const gguf = { fileBytes: file.source.size, version: file.version, alignment: file.alignment, dataOffset: file.dataOffset, types };
+    const gguf = { architecture: file.metadata.string("general.architecture"), fileBytes: file.source.size, version: file.version, alignment: file.alignment, dataOffset: file.dataOffset, types, requantized: model.requantized };
     return { config: model.config, rawConfig: model.configJson, stored, gguf };
   } finally {
     await file.close();
@@ -79,6 +86,13 @@ async function storedWeights(dir: string | null, rawConfig: Record<string, unkno
   }
   const dtype = storedDtype(rawConfig["torch_dtype"]);
   return { bytes: params * dtype.bytes, dtype: dtype.fromConfig ? dtype.name : `${dtype.name} (assumed)`, from: "config" };
+}
+
+function ropeScalingText(c: ModelConfig): string {
+  const s = c.ropeScaling;
+  if (s === null) return "no scaling";
+  if (s.type === "llama3") return `llama3 scaling x${s.factor}`;
+  return `scaled by the file's per-frequency factors (${Math.min(...s.factors)} to ${Math.max(...s.factors)})`;
 }
 
 export async function run(argv: string[], out: (s: string) => void): Promise<void> {
@@ -141,20 +155,23 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
       : `${globalLayers.length} global x ${fmt(ctx)} + ${slidingLayers} sliding x ${fmt(Math.min(ctx, window))} positions`;
   const ggufLines = gguf
     ? [
-        `gguf file    ${bytes(gguf.fileBytes)}: GGUF v${gguf.version}, alignment ${gguf.alignment}, tensor data from byte ${fmt(gguf.dataOffset)}`,
+        `gguf file    ${bytes(gguf.fileBytes)}: GGUF v${gguf.version}, alignment ${gguf.alignment}, tensor data from byte ${fmt(gguf.dataOffset)}; general.architecture ${gguf.architecture}`,
         `tensors      ${Object.entries(gguf.types).map(([type, t]) => `${type} ${t.tensors} tensor${t.tensors === 1 ? "" : "s"}, ${bytes(t.bytes)}`).join("; ")}`,
+        ...(gguf.requantized.length > 0
+          ? [`requantized  ${gguf.requantized.map((t) => `${t.name} (${t.type})`).join(", ")}: decoded to f32 and quantized with the int4 recipe at load`]
+          : []),
       ]
     : [];
   out(
     [
       `model        ${source}`,
-      `architecture ${config.architecture} (RoPE on ${config.ropeStyle === "interleaved" ? "adjacent pairs, as Llama-4 stores q and k" : "halves, as Hugging Face Llama stores q and k"})`,
+      `architecture ${config.architecture} (RoPE on ${config.ropeStyle === "rotate_half" ? "halves, as Hugging Face Llama stores q and k" : config.architecture === "llama" ? "adjacent pairs, as llama.cpp's converter stores q and k" : "adjacent pairs, as Llama-4 stores q and k"})`,
       `parameters   ${fmt(params.total)} (embedding ${fmt(params.embedding)}, ${config.numLayers} layers x ${fmt(params.perLayer)}, final norm ${fmt(params.finalNorm)}${params.lmHead ? `, lm_head ${fmt(params.lmHead)}` : ", tied lm_head"})`,
       `shape        hidden ${config.hiddenSize}, ffn ${config.intermediateSize}, heads ${config.numHeads} (kv ${config.numKvHeads}) x ${config.headDim}, vocab ${fmt(config.vocabSize)}, positions ${fmt(config.maxPositions)}`,
       `layers       ${layerMap}  (G global: ${globalLayers.join(",")}; S sliding, window ${config.slidingWindow ?? "-"})`,
-      `rope         theta ${config.ropeTheta}, ${config.ropeScaling ? `llama3 scaling x${config.ropeScaling.factor}` : "no scaling"}, NoPE layers: ${config.useRope.every((u) => u) ? "none" : config.useRope.flatMap((u, i) => (u ? [] : [i])).join(",")}`,
+      `rope         theta ${config.ropeTheta}, ${ropeScalingText(config)}, NoPE layers: ${config.useRope.every((u) => u) ? "none" : config.useRope.flatMap((u, i) => (u ? [] : [i])).join(",")}`,
       `norms        rms eps ${config.rmsNormEps}, qk-norm ${config.useQkNorm ? "on" : "off"}`,
-      `defaults     ${config.defaulted.length ? config.defaulted.join(", ") : "none (every value came from config.json)"}`,
+      `defaults     ${config.defaulted.length ? config.defaulted.join(", ") : `none (every value came from ${gguf?.architecture === "llama" ? "the file's keys" : "config.json"})`}`,
       `stored       ${bytes(stored.bytes)}: ${stored.from === "checkpoint" ? `sum of the checkpoint's tensors (${stored.dtype})` : `${fmt(params.total)} parameters x ${stored.bytes / params.total} B (${stored.dtype}), from the config`}`,
       `int4         ${bytes(int4.recipe)}: int4 values ${fmt(int4.values)} + f32 scales ${fmt(int4.scales)} (one per row and ${GROUP} inputs; every linear layer and the ${config.tieWordEmbeddings ? "tied embedding/output table, counted once" : "embedding and lm_head tables"}) + f32 norms ${fmt(int4.norms)}; with f16 scales ${bytes(int4.totalF16Scales)}`,
       `engine       ${bytes(int4.total)}: the int4 weights above + f32 row sums ${fmt(int4.rowSums)} (the kernels take the activation zero point out with them)`,

@@ -110,8 +110,11 @@ export const GGML_TYPES: ReadonlyMap<number, GgmlTypeInfo> = new Map(
   ).map(([id, name, blockSize, blockBytes]) => [id, { name, blockSize, blockBytes }]),
 );
 
-/** The ggml types this project writes. */
-export const GgmlType = { F32: 0, F16: 1, Q4_0: 2 } as const;
+/**
+ * The ggml types the writer writes, by name: this project's files use F32, F16 and Q4_0; the others let
+ * tests build files as llama.cpp's tools write them (Q8_0, Q4_K and Q6_K tables beside Q4_0 matrices).
+ */
+export const GgmlType = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
 export type GgmlTypeName = keyof typeof GgmlType;
 
 /**

@@ -1,0 +1,271 @@
+// llama.cpp's own GGUF files of Llama-architecture models (general.architecture = "llama": SmolLM2, Llama
+// 3.x, AMD-Llama-135m, as their publishers and llama.cpp's converter write them), read into what loading a
+// Hugging Face folder with model_type "llama" produces. docs/gguf.md ("llama.cpp files") is the table of
+// the keys and tensors.
+//
+// The hyperparameters come from llama.cpp's keys and are turned into the config.json a folder would carry,
+// then parsed by the same parseConfig, so every range and consistency check of a folder applies and `info`
+// shows the same numbers. Two facts differ from a folder, both set here:
+// - q and k rows: llama.cpp's converter (LlamaModel.permute) reorders each head's rows from Hugging Face's
+//   rotate-half layout to adjacent pairs, the order llama.cpp's RoPE and this engine's kernel both rotate.
+//   So the file's config says ropeStyle "interleaved": the engine loads those rows as they are (it reorders
+//   only rotate_half rows) and the float32 reference rotates adjacent pairs.
+// - llama3 RoPE scaling: the converter writes no scaling keys for it but a rope_freqs.weight tensor, one
+//   divisor per frequency; the config carries those divisors ("factors") and RoPE applies them as given.
+import { CheckpointError } from "../env/byte-source.js";
+import { CONFIG_LIMITS, ConfigError, parseConfig, type ModelConfig } from "../model/config.js";
+import { isDequantizedType } from "../model/checkpoint/ggml-dequantize.js";
+import type { GgufFile, GgufValue } from "../model/checkpoint/gguf.js";
+import { GgufWeights, READABLE_GGML_TYPES } from "../model/checkpoint/gguf-weights.js";
+import { expectedShapes } from "../model/tensor-names.js";
+import { NO_GENERATION_CONFIG } from "../generate/generation-config.js";
+import { TextTokenizer } from "../text/tokenizer.js";
+import { ChatTemplate, findChatTemplate } from "../text/chat-template.js";
+import { GGUF_KEYS, ggufTensorNames, parseJson, type GgufModel } from "./gguf-model.js";
+
+/** general.architecture of the files read here. */
+export const LLAMA_CPP_ARCHITECTURE = "llama";
+
+/** The keys read, as llama.cpp names them (LLM_KV_* for the "llama" architecture). */
+export const LLAMA_CPP_KEYS = {
+  blockCount: "llama.block_count",
+  contextLength: "llama.context_length",
+  embeddingLength: "llama.embedding_length",
+  feedForwardLength: "llama.feed_forward_length",
+  headCount: "llama.attention.head_count",
+  headCountKv: "llama.attention.head_count_kv",
+  keyLength: "llama.attention.key_length",
+  valueLength: "llama.attention.value_length",
+  rmsNormEps: "llama.attention.layer_norm_rms_epsilon",
+  ropeFreqBase: "llama.rope.freq_base",
+  ropeDimensionCount: "llama.rope.dimension_count",
+  ropeScalingType: "llama.rope.scaling.type",
+  ropeScalingFactor: "llama.rope.scaling.factor",
+  vocabSize: "llama.vocab_size",
+  expertCount: "llama.expert_count",
+  tokens: "tokenizer.ggml.tokens",
+  bosTokenId: "tokenizer.ggml.bos_token_id",
+  eosTokenId: "tokenizer.ggml.eos_token_id",
+  eotTokenId: "tokenizer.ggml.eot_token_id",
+  padTokenId: "tokenizer.ggml.padding_token_id",
+} as const;
+
+/** llama.cpp's tensor of per-frequency RoPE divisors (llama3 scaling), F32 [head_dim / 2]. */
+export const ROPE_FREQS_TENSOR = "rope_freqs.weight";
+
+const K = LLAMA_CPP_KEYS;
+
+/** The config.json key each optional llama.cpp key stands for, so `defaulted` names the file's key. */
+const DEFAULTED_AS: Record<string, string> = {
+  num_key_value_heads: K.headCountKv,
+  head_dim: K.keyLength,
+  rope_theta: K.ropeFreqBase,
+};
+
+const INTEGER_TYPES = new Set(["u8", "i8", "u16", "i16", "u32", "i32", "u64", "i64"]);
+
+/**
+ * Reads and checks a llama.cpp "llama" GGUF: the config from its keys, its tensors' names, shapes and types,
+ * and the tokenizer when the file carries a tokenizer.json. A key of the wrong type or out of range, sizes
+ * that disagree, a missing, misshapen, unreadable or unexpected tensor is one CheckpointError line.
+ */
+export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
+  const md = file.metadata;
+  const fail: (msg: string) => never = (msg) => {
+    throw new CheckpointError(`${file.source.name}: ${msg}`);
+  };
+  const arch = md.string(GGUF_KEYS.architecture);
+  if (arch !== LLAMA_CPP_ARCHITECTURE) fail(`general.architecture is ${JSON.stringify(arch)}, expected ${JSON.stringify(LLAMA_CPP_ARCHITECTURE)}`);
+
+  /** An integer key of any integer type (llama.cpp writes u32), or undefined when absent and optional. */
+  const int = (key: string, required: boolean): number | undefined => {
+    const v = md.get(key);
+    if (v === undefined) {
+      if (required) fail(`missing required metadata key ${key}`);
+      return undefined;
+    }
+    if (v.type === "array") fail(`metadata key ${key} is an array (per-layer values are not supported)`);
+    if (!INTEGER_TYPES.has(v.type)) fail(`metadata key ${key} is ${v.type}, expected an integer`);
+    const n = Number(v.value);
+    if (!Number.isSafeInteger(n) || n < 0 || n > 2 ** 31) fail(`metadata key ${key} is ${String(v.value)}, outside 0..2^31`);
+    return n;
+  };
+  const float = (key: string, required: boolean): number | undefined => {
+    const v = md.get(key);
+    if (v === undefined) {
+      if (required) fail(`missing required metadata key ${key}`);
+      return undefined;
+    }
+    if (v.type !== "f32" && v.type !== "f64") fail(`metadata key ${key} is ${describe(v)}, expected f32`);
+    return v.type === "f32" ? shortestDecimal(v.value as number) : (v.value as number);
+  };
+
+  const expertCount = int(K.expertCount, false);
+  if (expertCount !== undefined && expertCount > 0) fail(`${K.expertCount} is ${expertCount}: mixture-of-experts models are not supported`);
+  const scalingType = md.string(K.ropeScalingType, "optional");
+  if (scalingType !== undefined && scalingType !== "none" && !(scalingType === "linear" && float(K.ropeScalingFactor, false) === 1)) {
+    fail(`${K.ropeScalingType} ${JSON.stringify(scalingType)} is not supported (llama3 scaling comes as ${ROPE_FREQS_TENSOR}, which is)`);
+  }
+
+  const hidden = int(K.embeddingLength, true)!;
+  if (!file.has("token_embd.weight")) fail("missing tensor token_embd.weight");
+  const embed = file.tensor("token_embd.weight");
+  if (embed.shape.length !== 2 || embed.shape[1] !== hidden) {
+    fail(`tensor token_embd.weight has shape [${embed.shape.join(", ")}] but ${K.embeddingLength} is ${hidden}`);
+  }
+  // The embedding's rows are the vocabulary; the token list and llama.vocab_size, when present, must agree.
+  const vocab = embed.shape[0];
+  const declared = int(K.vocabSize, false);
+  if (declared !== undefined && declared !== vocab) fail(`${K.vocabSize} is ${declared} but token_embd.weight has ${vocab} rows`);
+  const tokens = md.get(K.tokens);
+  if (tokens !== undefined) {
+    if (tokens.type !== "array" || tokens.itemType !== "string") fail(`metadata key ${K.tokens} is ${describe(tokens)}, expected string[]`);
+    if (tokens.value.length !== vocab) fail(`${K.tokens} has ${tokens.value.length} tokens but token_embd.weight has ${vocab} rows`);
+  }
+  const tokenId = (key: string): number | undefined => {
+    const id = int(key, false);
+    if (id !== undefined && id >= vocab) fail(`${key} ${id} is outside the vocabulary of ${vocab}`);
+    return id;
+  };
+  const bos = tokenId(K.bosTokenId);
+  const eos = tokenId(K.eosTokenId);
+  const eot = tokenId(K.eotTokenId);
+  // A padding id outside the vocabulary (some converters wrote -1 as a u32) is ignored, as llama.cpp does:
+  // nothing here reads it.
+  const padValue = md.get(K.padTokenId);
+  const padId = padValue !== undefined && INTEGER_TYPES.has(padValue.type) ? Number(padValue.value) : -1;
+  const pad = padId >= 0 && padId < vocab ? padId : undefined;
+
+  // The config.json a Hugging Face folder of this model would carry; absent optional keys stay absent so
+  // parseConfig takes transformers' defaults (which are llama.cpp's: head_count_kv = head_count,
+  // key_length = embedding / heads, freq_base 10000) and records them.
+  const json: Record<string, unknown> = {
+    model_type: "llama",
+    architectures: ["LlamaForCausalLM"],
+    hidden_size: hidden,
+    intermediate_size: int(K.feedForwardLength, true),
+    num_hidden_layers: int(K.blockCount, true),
+    num_attention_heads: int(K.headCount, true),
+    num_key_value_heads: int(K.headCountKv, false),
+    head_dim: int(K.keyLength, false),
+    vocab_size: vocab,
+    max_position_embeddings: int(K.contextLength, true),
+    rms_norm_eps: float(K.rmsNormEps, true),
+    rope_theta: float(K.ropeFreqBase, false),
+    // llama.cpp reads the output head from token_embd when output.weight is absent.
+    tie_word_embeddings: !file.has("output.weight"),
+    bos_token_id: bos,
+    eos_token_id: eos === undefined ? undefined : eot !== undefined && eot !== eos ? [eos, eot] : eos,
+    pad_token_id: pad,
+  };
+  for (const k of Object.keys(json)) if (json[k] === undefined) delete json[k];
+  let parsed: ModelConfig;
+  try {
+    parsed = parseConfig(json, `${file.source.name} (its llama.* keys as config.json)`);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CheckpointError(err.message);
+    throw err;
+  }
+  const valueLength = int(K.valueLength, false);
+  if (valueLength !== undefined && valueLength !== parsed.headDim) fail(`${K.valueLength} ${valueLength} differs from the key length ${parsed.headDim}`);
+  const ropeDims = int(K.ropeDimensionCount, false);
+  if (ropeDims !== undefined && ropeDims !== parsed.headDim) fail(`${K.ropeDimensionCount} ${ropeDims} differs from the head size ${parsed.headDim} (partial RoPE is not supported)`);
+
+  const names = ggufTensorNames(parsed);
+  const wanted = new Set<string>();
+  const requantized: GgufModel["requantized"] = [];
+  for (const [name, shape] of expectedShapes(parsed, names)) {
+    wanted.add(name);
+    if (!file.has(name)) fail(`missing tensor ${name}`);
+    const t = file.tensor(name);
+    const readable = shape.length === 1 ? ["F32", "F16", "BF16"].includes(t.type) : ["F32", "F16", "BF16", "Q4_0"].includes(t.type) || isDequantizedType(t.type);
+    if (!readable) fail(`tensor ${name} is ${t.type}; this loader reads ${shape.length === 1 ? "F32, F16 and BF16 vectors" : READABLE_GGML_TYPES}`);
+    if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
+      fail(`tensor ${name} has shape [${t.shape.join(", ")}] but the file's keys imply [${shape.join(", ")}]`);
+    }
+    if (isDequantizedType(t.type)) requantized.push({ name, type: t.type });
+  }
+  const ropeScaling = await readRopeFactors(file, parsed, fail);
+  wanted.add(ROPE_FREQS_TENSOR);
+  for (const t of file.tensors) if (!wanted.has(t.name)) fail(`unexpected tensor ${JSON.stringify(t.name)} (not in the llama layout this loader reads)`);
+
+  const config: ModelConfig = {
+    ...parsed,
+    ropeStyle: "interleaved",
+    ropeScaling,
+    defaulted: parsed.defaulted.map((k) => DEFAULTED_AS[k] ?? k),
+  };
+
+  // -------------------------------------------------------------------------------------------------------
+  // The tokenizer. With a tokenizer.huggingface.json, that is the tokenizer (as in this project's own files).
+  // Without one the model serves id-level work only, like a folder without tokenizer.json.
+  // TOKENIZER FROM tokenizer.ggml.*: this is the one place to build it from the vocabulary keys instead.
+  const tokenizerText = md.string(GGUF_KEYS.tokenizerJson, "optional");
+  const text: { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown> } | null =
+    tokenizerText === undefined ? null : { tokenizerJson: parseJson(tokenizerText, `${file.source.name}: ${GGUF_KEYS.tokenizerJson}`), tokenizerConfig: {} };
+  // -------------------------------------------------------------------------------------------------------
+  let tokenizer: TextTokenizer | null = null;
+  let chatTemplate: ChatTemplate | null = null;
+  let chatTemplateSource: string | null = null;
+  if (text !== null) {
+    try {
+      tokenizer = new TextTokenizer({ tokenizer: text.tokenizerJson, tokenizerConfig: text.tokenizerConfig });
+    } catch (err) {
+      fail(`${GGUF_KEYS.tokenizerJson}: ${(err as Error).message.split("\n")[0]}`);
+    }
+    chatTemplateSource = findChatTemplate(text.tokenizerConfig, md.string(GGUF_KEYS.chatTemplate, "optional") ?? null);
+    if (chatTemplateSource !== null) {
+      try {
+        chatTemplate = new ChatTemplate(chatTemplateSource, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken });
+      } catch (err) {
+        fail(`${GGUF_KEYS.chatTemplate}: ${(err as Error).message.split("\n")[0]}`);
+      }
+    }
+  }
+  return {
+    config,
+    configJson: json,
+    tokenizer,
+    tokenizerJson: text?.tokenizerJson ?? null,
+    tokenizerConfig: text?.tokenizerConfig ?? {},
+    chatTemplate,
+    chatTemplateSource,
+    generation: NO_GENERATION_CONFIG,
+    names,
+    requantized,
+  };
+}
+
+/**
+ * The shortest decimal that rounds to float32 `x`: the converter wrote config.json's decimal (1e-5) as the
+ * nearest f32 (9.99999975e-6), and this gives the folder's number back.
+ */
+function shortestDecimal(x: number): number {
+  if (!Number.isFinite(x)) return x;
+  for (let digits = 1; digits < 9; digits++) {
+    const d = Number(x.toPrecision(digits));
+    if (Math.fround(d) === x) return d;
+  }
+  return x;
+}
+
+function describe(v: GgufValue): string {
+  return v.type === "array" ? `${v.itemType}[]` : v.type;
+}
+
+/**
+ * The file's rope_freqs.weight as the config's RoPE scaling: F32 [head_dim / 2], every divisor finite and at
+ * least 1 (a divisor below 1 would raise a frequency above theta's, as a rope_scaling.factor below 1
+ * would). Null without the tensor, or when every divisor is 1 (no scaling at all).
+ */
+async function readRopeFactors(file: GgufFile, c: ModelConfig, fail: (msg: string) => never): Promise<ModelConfig["ropeScaling"]> {
+  if (!file.has(ROPE_FREQS_TENSOR)) return null;
+  const t = file.tensor(ROPE_FREQS_TENSOR);
+  if (t.type !== "F32" || t.shape.length !== 1 || t.shape[0] !== c.headDim / 2) {
+    fail(`tensor ${ROPE_FREQS_TENSOR} is ${t.type} [${t.shape.join(", ")}], expected F32 [${c.headDim / 2}] (one divisor per RoPE frequency)`);
+  }
+  const factors = Array.from(await new GgufWeights(file).readF32(ROPE_FREQS_TENSOR));
+  const bad = factors.findIndex((f) => !(f >= CONFIG_LIMITS.minRopeFactor));
+  if (bad >= 0) fail(`${ROPE_FREQS_TENSOR}[${bad}] is ${factors[bad]}: every RoPE frequency divisor must be at least ${CONFIG_LIMITS.minRopeFactor}`);
+  return factors.every((f) => f === 1) ? null : { type: "factors", factors };
+}

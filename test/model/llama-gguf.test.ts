@@ -1,0 +1,396 @@
+// llama.cpp's GGUF files of Llama models (general.architecture "llama"), written here from random Llama
+// checkpoint folders the way llama.cpp's converter writes them (q/k rows permuted for its adjacent-pairs
+// RoPE, llama3 scaling as rope_freqs.weight, llama.cpp's key and tensor names), then loaded beside the
+// folder: the int4 engine gives the folder's logits bit for bit when the Q4_0 blocks hold the recipe's own
+// scales, the float32 reference gives them to float32 rounding from an F32 file, and a file whose rows were
+// NOT permuted (or permuted twice) gives something else. Q8_0/Q4_K/Q6_K tables are decoded and quantized at
+// load exactly as the same values stored as F32 are.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { loadModel, type Model } from "../../src/api.js";
+import { CheckpointError, memorySource } from "../../src/env/byte-source.js";
+import { GgufFile } from "../../src/model/checkpoint/gguf.js";
+import { f32, str, u32, u32s, type GgufTensorToWrite, type GgufValue } from "../../src/model/checkpoint/gguf-writer.js";
+import { DEQUANTIZED_TYPES, type DequantizedType } from "../../src/model/checkpoint/ggml-dequantize.js";
+import { quantizeRowsQ4_0 } from "../../src/model/q4_0.js";
+import { ropeInverseFrequencies } from "../../src/model/rope.js";
+import { resolveTensorNames } from "../../src/model/tensor-names.js";
+import { loadConfig } from "../../src/node/bundled.js";
+import { openCheckpoint } from "../../src/node/folder.js";
+import { writeGgufFile } from "../../src/node/gguf-files.js";
+import { readLlamaGgufModel } from "../../src/session/llama-gguf-model.js";
+import { readAnyGgufModel } from "../../src/session/open.js";
+import { GgufWeights } from "../../src/model/checkpoint/gguf-weights.js";
+import { WasmEngine } from "../../src/model/engine.js";
+import { ReferenceBackend, loadReferenceWeights } from "../../src/reference/backend.js";
+import { engineOptions } from "../helpers/node-kernels.js";
+import { argmax, cosine } from "../helpers/compare.js";
+import { run as info } from "../../src/cli/commands/info.js";
+import { llamaGguf, ropeFrequencyDivisors, type LlamaGgufOptions } from "../../bench/llama-gguf.js";
+import { writeLlamaFolder, type LlamaShape } from "../helpers/llama-folder.js";
+import { f16BitsToF32, f32ToF16Bits } from "../../src/kernels/dtype.js";
+import { rng } from "../helpers/rng.js";
+import { rewriteGguf } from "../checkpoint/gguf-helpers.js";
+import { openFileSource } from "../../src/node/file-source.js";
+
+const made: string[] = [];
+const tmp = () => {
+  const dir = mkdtempSync(join(tmpdir(), "llama-gguf-"));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const TOKENS = [1000, 17, 402, 999, 3, 511, 77, 1023, 250, 640];
+const bits = (rows: Float32Array[]) => rows.map((r) => Array.from(new Uint32Array(r.buffer, r.byteOffset, r.length)));
+
+/** Largest |a - b| over every logit, relative to the largest |b|. */
+function relError(a: Float32Array[], b: Float32Array[]): number {
+  let diff = 0;
+  let scale = 0;
+  a.forEach((row, i) =>
+    row.forEach((x, j) => {
+      diff = Math.max(diff, Math.abs(x - b[i][j]));
+      scale = Math.max(scale, Math.abs(b[i][j]));
+    }),
+  );
+  return diff / scale;
+}
+
+type WriteOptions = Pick<LlamaGgufOptions, "matrices" | "q4_0">;
+
+/** The folder as a llama.cpp GGUF; `permute: false` writes q/k rows in Hugging Face's order instead. */
+async function writeLlamaCppFile(dir: string, opts: WriteOptions & { permute?: boolean } = {}): Promise<string> {
+  const folderConfig = loadConfig(dir);
+  // Declaring the rows interleaved makes the writer store them as they are (no reordering).
+  const config = opts.permute === false ? { ...folderConfig, ropeStyle: "interleaved" as const } : folderConfig;
+  const ckpt = await openCheckpoint(dir);
+  try {
+    const { metadata, tensors } = llamaGguf({ ckpt, config, names: resolveTensorNames(folderConfig, ckpt), name: "test", ...opts });
+    const path = join(tmp(), "model.gguf");
+    await writeGgufFile(path, metadata, tensors);
+    return path;
+  } finally {
+    await ckpt.close();
+  }
+}
+
+/** Every position's logits of TOKENS from a folder or a file, on the int4 engine or the reference. */
+async function logits(path: string, backend: "wasm" | "reference"): Promise<Float32Array[]> {
+  const model: Model = await loadModel(path, { backend, threads: 1, contextLength: 16 });
+  try {
+    return model.logits(TOKENS, true);
+  } finally {
+    await model.dispose();
+  }
+}
+
+const recipeQ4_0 = { matrices: "Q4_0", q4_0: quantizeRowsQ4_0 } as const;
+
+const folders = new Map<string, Promise<string>>();
+/** A random 2-layer checkpoint folder of `shape` (one per shape and `extra`, shared by the tests). */
+function folder(shape: LlamaShape, extra?: Record<string, unknown>): Promise<string> {
+  const key = `${shape} ${JSON.stringify(extra ?? {})}`;
+  if (!folders.has(key)) {
+    folders.set(
+      key,
+      writeLlamaFolder(shape, 2, 1024, folders.size + 3, extra).then((f) => {
+        made.push(f.dir);
+        return f.dir;
+      }),
+    );
+  }
+  return folders.get(key)!;
+}
+
+describe("llama.cpp GGUF files of Llama models", () => {
+  for (const shape of ["SmolLM2-135M", "AMD-Llama-135m"] as const) {
+    it(`${shape}: the engine gives the folder's logits bit for bit from Q4_0 blocks of the recipe's scales; unpermuted rows do not`, async () => {
+      const dir = await folder(shape);
+      const fromFolder = await logits(dir, "wasm");
+      const file = await writeLlamaCppFile(dir, recipeQ4_0);
+      expect(bits(await logits(file, "wasm"))).toEqual(bits(fromFolder));
+      // The rows as Hugging Face stores them, read as llama.cpp's order: RoPE then pairs the wrong dimensions.
+      const unpermuted = await writeLlamaCppFile(dir, { ...recipeQ4_0, permute: false });
+      expect(relError(await logits(unpermuted, "wasm"), fromFolder)).toBeGreaterThan(1e-2);
+    }, 120_000);
+  }
+
+  it("ggml-rounded Q4_0 (as llama-quantize writes it): the engine matches the reference on the same blocks (cosine >= 0.999, same top-1)", async () => {
+    const file = await writeLlamaCppFile(await folder("SmolLM2-135M"), { matrices: "Q4_0" });
+    const [got, want] = [await logits(file, "wasm"), await logits(file, "reference")];
+    want.forEach((w, t) => {
+      expect(cosine(w, got[t])).toBeGreaterThan(0.999);
+      expect(argmax(got[t])).toBe(argmax(w));
+    });
+  }, 120_000);
+
+  it("the reference from an F32 file gives the folder's logits to float32 rounding (and from F16 nearly)", async () => {
+    const dir = await folder("SmolLM2-135M");
+    const fromFolder = await logits(dir, "reference");
+    const f32 = await logits(await writeLlamaCppFile(dir, { matrices: "F32" }), "reference");
+    expect(relError(f32, fromFolder)).toBeLessThan(1e-5);
+    const f16 = await logits(await writeLlamaCppFile(dir, { matrices: "F16" }), "reference");
+    expect(relError(f16, fromFolder)).toBeLessThan(1e-2);
+    const unpermuted = await logits(await writeLlamaCppFile(dir, { matrices: "F32", permute: false }), "reference");
+    expect(relError(unpermuted, fromFolder)).toBeGreaterThan(1e-2);
+    // The engine quantizes the F32 file's matrices as it does the folder's: the same bits.
+    expect(bits(await logits(await writeLlamaCppFile(dir, { matrices: "F32" }), "wasm"))).toEqual(bits(await logits(dir, "wasm")));
+  }, 120_000);
+
+  it("the file's q/k rows reordered once more at load (read as rotate_half) are far off, on both backends", async () => {
+    const dir = await folder("SmolLM2-135M");
+    const path = await writeLlamaCppFile(dir, { matrices: "F32" });
+    const file = await GgufFile.open(await openFileSource(path));
+    try {
+      const m = await readLlamaGgufModel(file);
+      const twice = { ...m.config, ropeStyle: "rotate_half" as const };
+      const engine = await WasmEngine.load(twice, new GgufWeights(file), m.names, engineOptions({ contextLength: 16, threads: 1 }));
+      try {
+        expect(relError(engine.forward(TOKENS, 0, true), await logits(dir, "wasm"))).toBeGreaterThan(1e-2);
+      } finally {
+        await engine.dispose();
+      }
+      const reference = new ReferenceBackend(twice, await loadReferenceWeights(new GgufWeights(file), m.names), 16);
+      expect(relError(reference.forward(TOKENS, 0, true), await logits(dir, "reference"))).toBeGreaterThan(1e-2);
+    } finally {
+      await file.close();
+    }
+  }, 120_000);
+
+  it("reads the config a folder with model_type llama gives, but for the q/k row order", async () => {
+    const dir = await folder("AMD-Llama-135m");
+    const file = await GgufFile.open(memorySource("amd.gguf", readFileSync(await writeLlamaCppFile(dir, recipeQ4_0))));
+    const m = await readLlamaGgufModel(file);
+    const fromFolder = loadConfig(dir);
+    expect(m.config).toEqual({ ...fromFolder, ropeStyle: "interleaved", defaulted: [] });
+    expect(fromFolder.tieWordEmbeddings).toBe(false);
+    expect(m.names.lmHead).toBe("output.weight");
+    expect(m.tokenizer).toBeNull();
+    expect(m.requantized).toEqual([]);
+  });
+
+  it("llama3 RoPE scaling: rope_freqs.weight gives the folder's frequencies and logits", async () => {
+    const scaling = { rope_type: "llama3", factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    const dir = await folder("SmolLM2-135M", { rope_scaling: scaling });
+    const folderConfig = loadConfig(dir);
+    const path = await writeLlamaCppFile(dir, { matrices: "F32" });
+    const file = await GgufFile.open(await openFileSource(path));
+    let ggufConfig;
+    try {
+      ggufConfig = (await readLlamaGgufModel(file)).config;
+    } finally {
+      await file.close();
+    }
+    expect(ggufConfig.ropeScaling?.type).toBe("factors");
+    // All three bands of the llama3 rule occur: kept (1), blended, slowed by the factor (32).
+    const divisors = Array.from(ropeFrequencyDivisors(folderConfig));
+    expect(divisors[0]).toBe(1);
+    expect(divisors[31]).toBe(32);
+    expect(divisors.some((f) => f > 1 && f < 32)).toBe(true);
+    const want = ropeInverseFrequencies(folderConfig);
+    const got = ropeInverseFrequencies(ggufConfig);
+    got.forEach((w, i) => expect(Math.abs(w - want[i]) / want[i]).toBeLessThan(1e-6));
+    const unscaled = ropeInverseFrequencies({ ...folderConfig, ropeScaling: null });
+    expect(unscaled[31] / got[31]).toBeCloseTo(32, 4);
+    expect(relError(await logits(path, "reference"), await logits(dir, "reference"))).toBeLessThan(1e-5);
+  }, 120_000);
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Q8_0, Q4_K and Q6_K tensors
+
+/** Random blocks of `type` for `values` values, every f16 field set to a small finite scale. */
+function randomBlocks(type: DequantizedType, values: number, seed: number): Uint8Array {
+  const { values: per, bytes } = DEQUANTIZED_TYPES[type];
+  const next = rng(seed);
+  const out = new Uint8Array((values / per) * bytes);
+  for (let i = 0; i < out.length; i++) out[i] = Math.floor(next() * 256);
+  const setHalf = (o: number, v: number) => {
+    const h = f32ToF16Bits(v);
+    out[o] = h & 0xff;
+    out[o + 1] = h >>> 8;
+  };
+  for (let b = 0; b < out.length / bytes; b++) {
+    const o = b * bytes;
+    if (type === "Q8_0") setHalf(o, 0.01 * (0.5 + next()));
+    if (type === "Q4_K") {
+      setHalf(o, 0.004 * (0.5 + next()));
+      setHalf(o + 2, 0.004 * (0.5 + next()));
+    }
+    if (type === "Q6_K") setHalf(o + 208, 0.0005 * (0.5 + next()));
+  }
+  return out;
+}
+
+/** Q8_0/Q4_K/Q6_K values decoded straight from the layout, independently of the loader's decoder. */
+function decode(type: DequantizedType, b: Uint8Array): Float32Array {
+  const { values: per, bytes } = DEQUANTIZED_TYPES[type];
+  const n = b.length / bytes;
+  const out = new Float32Array(n * per);
+  const half = (o: number) => f16BitsToF32(b[o] | (b[o + 1] << 8));
+  const s8 = (x: number) => (x > 127 ? x - 256 : x);
+  for (let k = 0; k < n; k++) {
+    const o = k * bytes;
+    for (let e = 0; e < per; e++) {
+      let v: number;
+      if (type === "Q8_0") v = half(o) * s8(b[o + 2 + e]);
+      else if (type === "Q6_K") {
+        const h = e >> 7, q = (e >> 5) & 3, l = e & 31;
+        const lo = b[o + 64 * h + l + 32 * (q & 1)];
+        const hi = (b[o + 128 + 32 * h + l] >> (2 * q)) & 3;
+        v = half(o + 208) * s8(b[o + 192 + (e >> 4)]) * (((q < 2 ? lo & 15 : lo >> 4) | (hi << 4)) - 32);
+      } else {
+        const s = e >> 5, p = b.subarray(o + 4, o + 16);
+        const sc = s < 4 ? p[s] & 63 : (p[s + 4] & 15) | ((p[s - 4] >> 6) << 4);
+        const mn = s < 4 ? p[s + 4] & 63 : (p[s + 4] >> 4) | ((p[s] >> 6) << 4);
+        const byte = b[o + 16 + 32 * (s >> 1) + (e & 31)];
+        v = half(o) * sc * (s & 1 ? byte >> 4 : byte & 15) - half(o + 2) * mn;
+      }
+      out[k * per + e] = v;
+    }
+  }
+  return out;
+}
+
+describe("Q8_0, Q4_K and Q6_K tensors of a llama.cpp file", () => {
+  it("load as the same values stored as F32 do (engine and reference, bit for bit), and info names them", async () => {
+    // AMD-Llama's widths (768, 2048) are whole 256-value super-blocks.
+    const dir = await folder("AMD-Llama-135m");
+    const base = new Uint8Array(readFileSync(await writeLlamaCppFile(dir, recipeQ4_0)));
+    const chosen: Record<string, DequantizedType> = { "token_embd.weight": "Q6_K", "output.weight": "Q4_K", "blk.1.ffn_down.weight": "Q8_0" };
+    const blocksOf = new Map<string, Uint8Array>();
+    const quantized = await rewriteGguf(base, {
+      tensors: (ts) =>
+        ts.forEach((t, i) => {
+          const type = chosen[t.name];
+          if (!type) return;
+          const b = randomBlocks(type, t.dims[0] * t.dims[1], 100 + i);
+          blocksOf.set(t.name, b);
+          Object.assign(t, { type, data: once(b) });
+        }),
+    });
+    const asF32 = await rewriteGguf(base, {
+      tensors: (ts) =>
+        ts.forEach((t) => {
+          const type = chosen[t.name];
+          if (!type) return;
+          const v = decode(type, blocksOf.get(t.name)!);
+          Object.assign(t, { type: "F32", data: once(new Uint8Array(v.buffer)) });
+        }),
+    });
+    const d = tmp();
+    const [qPath, fPath] = [join(d, "k-quants.gguf"), join(d, "f32.gguf")];
+    writeFileSync(qPath, quantized);
+    writeFileSync(fPath, asF32);
+    for (const backend of ["wasm", "reference"] as const) {
+      expect(bits(await logits(qPath, backend))).toEqual(bits(await logits(fPath, backend)));
+    }
+    const lines: string[] = [];
+    await info(["--model", qPath], (s) => lines.push(s));
+    expect(lines.join("\n")).toMatch(/requantized +token_embd\.weight \(Q6_K\), blk\.1\.ffn_down\.weight \(Q8_0\), output\.weight \(Q4_K\): decoded to f32/);
+    expect(lines.join("\n")).toMatch(/general\.architecture llama/);
+  }, 120_000);
+});
+
+function once(b: Uint8Array): GgufTensorToWrite["data"] {
+  return async function* () {
+    yield b;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Hostile and unsupported files
+
+describe("a llama.cpp file this loader cannot run is refused with one line", () => {
+  let base: Uint8Array;
+  beforeAll(async () => {
+    base = new Uint8Array(readFileSync(await writeLlamaCppFile(await folder("SmolLM2-135M"), recipeQ4_0)));
+  }, 60_000);
+
+  /** The CheckpointError message of reading `bytes`, or "ok". */
+  async function outcome(bytes: Uint8Array): Promise<string> {
+    try {
+      await readAnyGgufModel(await GgufFile.open(memorySource("bad.gguf", bytes)));
+      return "ok";
+    } catch (err) {
+      if (!(err instanceof CheckpointError)) throw err;
+      expect(err.message).not.toContain("\n");
+      return err.message;
+    }
+  }
+  const setKey = (key: string, v: GgufValue | null) => (entries: Array<[string, GgufValue]>) => {
+    const i = entries.findIndex(([k]) => k === key);
+    if (v === null) entries.splice(i, 1);
+    else if (i < 0) entries.push([key, v]);
+    else entries[i] = [key, v];
+  };
+  const withKey = async (key: string, v: GgufValue | null) => outcome(await rewriteGguf(base, { metadata: setKey(key, v) }));
+
+  it("reads the unedited file", async () => {
+    expect(await outcome(base)).toBe("ok");
+  });
+
+  it("keys: missing, wrongly typed, out of range, disagreeing", async () => {
+    expect(await withKey("llama.block_count", null)).toMatch(/missing required metadata key llama\.block_count$/);
+    expect(await withKey("llama.attention.head_count", str("9"))).toMatch(/llama\.attention\.head_count is string, expected an integer/);
+    expect(await withKey("llama.attention.head_count", u32s([9, 9]))).toMatch(/llama\.attention\.head_count is an array \(per-layer values are not supported\)/);
+    expect(await withKey("llama.attention.head_count_kv", u32(4))).toMatch(/num_attention_heads 9 is not divisible by num_key_value_heads 4/);
+    expect(await withKey("llama.attention.layer_norm_rms_epsilon", u32(1))).toMatch(/layer_norm_rms_epsilon is u32, expected f32/);
+    expect(await withKey("llama.attention.layer_norm_rms_epsilon", f32(0))).toMatch(/"rms_norm_eps" must be a positive number/);
+    expect(await withKey("llama.vocab_size", u32(999))).toMatch(/llama\.vocab_size is 999 but token_embd\.weight has 1024 rows/);
+    expect(await withKey("llama.block_count", u32(1e9))).toMatch(/"num_hidden_layers" is 1000000000, more than the 1024/);
+    expect(await withKey("llama.feed_forward_length", u32(1024))).toMatch(/tensor blk\.0\.ffn_gate\.weight has shape \[1536, 576\] but the file's keys imply \[1024, 576\]/);
+    expect(await withKey("llama.attention.value_length", u32(32))).toMatch(/value_length 32 differs from the key length 64/);
+    expect(await withKey("llama.rope.dimension_count", u32(32))).toMatch(/partial RoPE is not supported/);
+    expect(await withKey("tokenizer.ggml.bos_token_id", u32(5000))).toMatch(/bos_token_id 5000 is outside the vocabulary of 1024/);
+    // An out-of-range padding id is ignored, as llama.cpp ignores it.
+    expect(await withKey("tokenizer.ggml.padding_token_id", u32(2 ** 32 - 1))).toBe("ok");
+  });
+
+  it("models of another kind: mixture of experts, unsupported RoPE scaling, another architecture", async () => {
+    expect(await withKey("llama.expert_count", u32(8))).toMatch(/llama\.expert_count is 8: mixture-of-experts models are not supported/);
+    expect(await withKey("llama.rope.scaling.type", str("yarn"))).toMatch(/llama\.rope\.scaling\.type "yarn" is not supported/);
+    expect(await withKey("llama.expert_count", u32(0))).toBe("ok");
+    expect(await withKey("general.architecture", str("qwen2"))).toMatch(/general\.architecture is "qwen2"; this loader reads "mobilellmpro" \(mobilellm convert\) and "llama"/);
+  });
+
+  it("tensors: missing, unexpected, misshapen, of an unreadable type, a bad rope_freqs", async () => {
+    const edit = async (f: (ts: GgufTensorToWrite[]) => void) => outcome(await rewriteGguf(base, { tensors: f }));
+    expect(await edit((ts) => ts.splice(ts.findIndex((t) => t.name === "blk.1.ffn_up.weight"), 1))).toMatch(/missing tensor blk\.1\.ffn_up\.weight$/);
+    expect(await edit((ts) => ts.splice(ts.findIndex((t) => t.name === "token_embd.weight"), 1))).toMatch(/missing tensor token_embd\.weight$/);
+    const bias = { name: "blk.0.attn_q.bias", dims: [576], type: "F32" as const, data: once(new Uint8Array(576 * 4)) };
+    expect(await edit((ts) => ts.push(bias))).toMatch(/unexpected tensor "blk\.0\.attn_q\.bias"/);
+    // ffn_down's rows (1536 values) are whole 256-value super-blocks, so it can be declared Q5_K.
+    const q5 = (ts: GgufTensorToWrite[]) => {
+      const t = ts.find((x) => x.name === "blk.0.ffn_down.weight")!;
+      Object.assign(t, { type: "Q5_K", data: once(new Uint8Array((1536 / 256) * 176 * 576)) });
+    };
+    expect(await edit(q5)).toMatch(/tensor blk\.0\.ffn_down\.weight is Q5_K; this loader reads F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K$/);
+    const norm = (ts: GgufTensorToWrite[]) => Object.assign(ts.find((x) => x.name === "output_norm.weight")!, { type: "Q4_0", dims: [576], data: once(new Uint8Array(18 * 18)) });
+    expect(await edit(norm)).toMatch(/tensor output_norm\.weight is Q4_0; this loader reads F32, F16 and BF16 vectors/);
+    const freqs = (values: number[]) => (ts: GgufTensorToWrite[]) =>
+      ts.push({ name: "rope_freqs.weight", dims: [values.length], type: "F32", data: once(new Uint8Array(Float32Array.from(values).buffer)) });
+    expect(await edit(freqs(new Array(16).fill(2)))).toMatch(/tensor rope_freqs\.weight is F32 \[16\], expected F32 \[32\]/);
+    expect(await edit(freqs([...new Array(31).fill(2), 0.5]))).toMatch(/rope_freqs\.weight\[31\] is 0\.5: every RoPE frequency divisor must be at least 1/);
+    expect(await edit(freqs([...new Array(31).fill(2), NaN]))).toMatch(/tensor rope_freqs\.weight contains NaN\/Inf at index 31/);
+    expect(await edit(freqs(new Array(32).fill(1)))).toBe("ok");
+  });
+
+  it("mutated headers end as ok or one CheckpointError line, quickly", async () => {
+    const headerBytes = (await GgufFile.open(memorySource("h.gguf", base))).dataOffset;
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.nat(headerBytes - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), async (edits) => {
+        const bytes = base.slice();
+        for (const [at, v] of edits) bytes[at] = v;
+        const t0 = performance.now();
+        await outcome(bytes);
+        expect(performance.now() - t0).toBeLessThan(2000);
+      }),
+      { numRuns: 40 },
+    );
+  }, 120_000);
+});
