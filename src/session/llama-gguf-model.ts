@@ -20,6 +20,7 @@ import { GgufWeights, READABLE_GGML_TYPES } from "../model/checkpoint/gguf-weigh
 import { expectedShapes } from "../model/tensor-names.js";
 import { NO_GENERATION_CONFIG } from "../generate/generation-config.js";
 import { TextTokenizer } from "../text/tokenizer.js";
+import { tokenizerFromGgml } from "../text/ggml-tokenizer.js";
 import { ChatTemplate, findChatTemplate } from "../text/chat-template.js";
 import { GGUF_KEYS, ggufTensorNames, parseJson, type GgufModel } from "./gguf-model.js";
 
@@ -199,11 +200,19 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
   // -------------------------------------------------------------------------------------------------------
   // The tokenizer. With a tokenizer.huggingface.json, that is the tokenizer (as in this project's own files).
   // Without one the model serves id-level work only, like a folder without tokenizer.json.
-  // TOKENIZER FROM tokenizer.ggml.*: this is the one place to build it from the vocabulary keys instead.
+  // The tokenizer: tokenizer.json whole when the file carries it, else built from llama.cpp's vocabulary
+  // keys (tokenizer.ggml.*), else none (the model then serves id-level work only).
   const tokenizerText = md.string(GGUF_KEYS.tokenizerJson, "optional");
-  const text: { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown> } | null =
-    tokenizerText === undefined ? null : { tokenizerJson: parseJson(tokenizerText, `${file.source.name}: ${GGUF_KEYS.tokenizerJson}`), tokenizerConfig: {} };
-  // -------------------------------------------------------------------------------------------------------
+  let text: { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown> } | null = null;
+  if (tokenizerText !== undefined) {
+    text = { tokenizerJson: parseJson(tokenizerText, `${file.source.name}: ${GGUF_KEYS.tokenizerJson}`), tokenizerConfig: {} };
+  } else if (md.has("tokenizer.ggml.model")) {
+    try {
+      text = tokenizerFromGgml(md);
+    } catch (err) {
+      fail((err as Error).message.split("\n")[0]);
+    }
+  }
   let tokenizer: TextTokenizer | null = null;
   let chatTemplate: ChatTemplate | null = null;
   let chatTemplateSource: string | null = null;

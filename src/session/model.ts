@@ -40,7 +40,7 @@ export class Model {
   constructor(
     readonly dir: string,
     readonly config: ModelConfig,
-    /** Null for a folder without tokenizer.json: logits(ids) still works, text in or out does not. */
+    /** Null for a folder without tokenizer.json (or a GGUF without tokenizer keys): logits(ids) still works, text in or out does not. */
     readonly tokenizer: TextTokenizer | null,
     /** The checkpoint's chat template, or null when it has none (chat then uses a plain dialogue format). */
     readonly chatTemplate: ChatTemplate | null,
@@ -78,7 +78,7 @@ export class Model {
   /** The tokenizer, or an error saying that only id-level work is possible without one. */
   private text(): TextTokenizer {
     if (this.tokenizer === null) {
-      throw new Error(`${this.dir} has no tokenizer.json: text in or out needs a tokenizer (logits of token ids work without one)`);
+      throw new Error(`${this.dir} has no tokenizer (no tokenizer.json, or a GGUF without tokenizer keys): text in or out needs one (logits of token ids work without it)`);
     }
     return this.tokenizer;
   }

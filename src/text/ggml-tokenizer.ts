@@ -106,13 +106,20 @@ const show = (s: string): string => {
 
 const INTEGER_TYPES = new Set(["u8", "i8", "u16", "i16", "u32", "i32", "u64", "i64"]);
 
-/** An optional token id key: any integer type, a valid index of the `n` tokens. */
-function tokenIdKey(md: GgufMetadata, key: string, n: number): number | undefined {
+/**
+ * An optional token id key: any integer type, a valid index of the `n` tokens. With `outOfRange: "ignore"`
+ * an id outside the vocabulary reads as absent: llama.cpp does that for the padding id, which some
+ * converters write as -1 (2^32 - 1 as a u32).
+ */
+function tokenIdKey(md: GgufMetadata, key: string, n: number, outOfRange: "refuse" | "ignore" = "refuse"): number | undefined {
   const v: GgufValue | undefined = md.get(key);
   if (v === undefined) return undefined;
   if (!INTEGER_TYPES.has(v.type)) fail(`${key} is ${v.type === "array" ? `${v.itemType}[]` : v.type}, expected an integer token id`);
   const id = Number(v.value as number | bigint);
-  if (!Number.isSafeInteger(id) || id < 0 || id >= n) fail(`${key} ${String(v.value)} is not a token id (the vocabulary has ${n} tokens)`);
+  if (!Number.isSafeInteger(id) || id < 0 || id >= n) {
+    if (outOfRange === "ignore") return undefined;
+    fail(`${key} ${String(v.value)} is not a token id (the vocabulary has ${n} tokens)`);
+  }
   return id;
 }
 
@@ -163,7 +170,7 @@ export function tokenizerFromGgml(md: GgufMetadata): { tokenizerJson: Record<str
   const bos = tokenIdKey(md, "tokenizer.ggml.bos_token_id", n) ?? spmDefault(1);
   const eos = tokenIdKey(md, "tokenizer.ggml.eos_token_id", n) ?? spmDefault(2);
   const unk = tokenIdKey(md, "tokenizer.ggml.unknown_token_id", n) ?? spmDefault(0);
-  const pad = tokenIdKey(md, "tokenizer.ggml.padding_token_id", n);
+  const pad = tokenIdKey(md, "tokenizer.ggml.padding_token_id", n, "ignore");
 
   let model: Record<string, unknown>;
   let normalizer: Record<string, unknown> | null = null;

@@ -169,7 +169,8 @@ describe("llama.cpp GGUF files of Llama models", () => {
     expect(m.config).toEqual({ ...fromFolder, ropeStyle: "interleaved", defaulted: [] });
     expect(fromFolder.tieWordEmbeddings).toBe(false);
     expect(m.names.lmHead).toBe("output.weight");
-    expect(m.tokenizer).toBeNull();
+    // The file carries no tokenizer.json: the tokenizer is built from its tokenizer.ggml.* vocabulary.
+    expect(m.tokenizer?.bosTokenId).toBe(fromFolder.bosTokenId);
     expect(m.requantized).toEqual([]);
   });
 
