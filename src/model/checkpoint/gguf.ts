@@ -231,28 +231,64 @@ class HeaderCursor {
     return Number(v);
   }
 
+  /** Whether [pos, pos + n) is already in the buffer (then reading it needs no await). */
+  private buffered(n: number): boolean {
+    return this.pos >= this.bufStart && this.pos + n <= this.bufStart + this.buf.length;
+  }
+
   /** A length-prefixed UTF-8 string of at most `maxBytes` bytes. */
   async string(what: string, maxBytes = Number.MAX_SAFE_INTEGER): Promise<string> {
-    const start = this.pos;
-    const n = await this.u64(`the length of ${what}`);
-    if (n > BigInt(this.remaining)) {
-      this.fail(`${what} at offset ${start} declares ${n} bytes, past the end of the file (${this.remaining} bytes left)`);
+    return (await this.strings(1, () => what, maxBytes))[0];
+  }
+
+  /**
+   * `n` length-prefixed strings in a row (a vocabulary holds hundreds of thousands): awaits only when the
+   * buffer runs out, and names an item (`what(i)`) only in an error message.
+   */
+  async strings(n: number, what: (i: number) => string, maxBytes = Number.MAX_SAFE_INTEGER): Promise<string[]> {
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const start = this.pos;
+      if (!this.buffered(8)) await this.need(8, `the length of ${what(i)}`);
+      const len64 = this.view.getBigUint64(this.at(8), true);
+      if (len64 > BigInt(this.remaining)) {
+        this.fail(`${what(i)} at offset ${start} declares ${len64} bytes, past the end of the file (${this.remaining} bytes left)`);
+      }
+      const len = Number(len64);
+      if (len > maxBytes) this.fail(`${what(i)} at offset ${start} is ${len} bytes long, more than the format's ${maxBytes}`);
+      if (!this.buffered(len)) await this.need(len, what(i));
+      const o = this.at(len);
+      try {
+        out.push(utf8.decode(this.buf.subarray(o, o + len)));
+      } catch {
+        this.fail(`${what(i)} at offset ${start} is not valid UTF-8`);
+      }
     }
-    const len = Number(n);
-    if (len > maxBytes) this.fail(`${what} at offset ${start} is ${len} bytes long, more than the format's ${maxBytes}`);
-    await this.need(len, what);
-    const o = this.at(len);
-    try {
-      return utf8.decode(this.buf.subarray(o, o + len));
-    } catch {
-      this.fail(`${what} at offset ${start} is not valid UTF-8`);
-    }
+    return out;
   }
 
   /** One scalar of `type` (not a string); `what` names it for messages. */
   async scalar(type: Exclude<GgufScalarType, "string">, what: string): Promise<number | bigint | boolean> {
+    await this.need(SCALAR_BYTES[type], what);
+    return this.bufferedScalar(type, what);
+  }
+
+  /**
+   * `n` scalars of `type` into `out`: one read of all their bytes (the caller has checked the file holds
+   * them), then no await per item. `what(i)` names an item for messages.
+   */
+  async scalars(type: Exclude<GgufScalarType, "string">, n: number, out: { [i: number]: number | bigint | boolean }, what: (i: number) => string): Promise<void> {
+    await this.need(n * SCALAR_BYTES[type], what(0));
+    if (type === "bool") {
+      for (let i = 0; i < n; i++) out[i] = this.bufferedScalar(type, what(i)) ? 1 : 0;
+      return;
+    }
+    for (let i = 0; i < n; i++) out[i] = this.bufferedScalar(type, "");
+  }
+
+  /** The scalar at pos, whose bytes are in the buffer. */
+  private bufferedScalar(type: Exclude<GgufScalarType, "string">, what: string): number | bigint | boolean {
     const size = SCALAR_BYTES[type];
-    await this.need(size, what);
     const o = this.at(size);
     const v = this.view;
     switch (type) {
@@ -326,16 +362,9 @@ async function readValue(c: HeaderCursor, typeId: number, what: string, fail: (m
     }
     const n = Number(count);
     const out = newArray(itemType, n);
-    if (itemType === "string") {
-      const strings = out as string[];
-      for (let i = 0; i < n; i++) strings.push(await c.string(`item ${i} of ${what}`));
-    } else if (itemType === "bool") {
-      const bytes = out as Uint8Array;
-      for (let i = 0; i < n; i++) bytes[i] = (await c.scalar("bool", `item ${i} of ${what}`)) ? 1 : 0;
-    } else {
-      const arr = out as unknown as { [i: number]: number | bigint };
-      for (let i = 0; i < n; i++) arr[i] = (await c.scalar(itemType, `item ${i} of ${what}`)) as number | bigint;
-    }
+    const item = (i: number) => `item ${i} of ${what}`;
+    if (itemType === "string") return { type: "array", itemType, value: await c.strings(n, item) };
+    await c.scalars(itemType, n, out as unknown as { [i: number]: number | bigint }, item);
     return { type: "array", itemType, value: out };
   }
   const type = SCALAR_TYPES.get(typeId);
