@@ -1,7 +1,7 @@
 // The demo page: a prompt box, sampling controls, streamed output with live tokens/s and KV cache bytes,
 // a stop button and the load progress bar. The model runs in a Web Worker (src/browser/worker.ts) through
 // ModelClient, so the page stays responsive while weights are quantized and tokens are generated.
-import { ModelClient, describeLoadProgress, filesFromDrop, type LoadProgress, type LoadedModel, type ModelSource, type PickedFile, type PieceStats, type WorkerGenerateOptions } from "../src/browser/index.js";
+import { ModelCache, ModelClient, describeLoadProgress, filesFromDrop, type LoadProgress, type LoadedModel, type ModelSource, type PickedFile, type PieceStats, type WorkerGenerateOptions } from "../src/browser/index.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
@@ -9,6 +9,9 @@ const ui = {
   status: $<HTMLSpanElement>("model-status"),
   progress: $<HTMLProgressElement>("load-progress"),
   progressNote: $<HTMLSpanElement>("load-note"),
+  source: $<HTMLSpanElement>("model-source"),
+  cacheInfo: $<HTMLSpanElement>("cache-info"),
+  clearCache: $<HTMLButtonElement>("clear-cache"),
   threadsNote: $<HTMLSpanElement>("threads-note"),
   simdNote: $<HTMLSpanElement>("simd-note"),
   error: $<HTMLDivElement>("error"),
@@ -37,9 +40,16 @@ const WASM_BASE = new URL("./wasm/", location.href).href;
 const BUNDLED = new URL("./models/shakespeare-tiny/", location.href).href;
 
 const client = new ModelClient(new Worker(new URL("../src/browser/worker.ts", import.meta.url), { type: "module", name: "mobilellm-model" }));
+/** The page's view of the worker's model cache (the same OPFS directory): what is kept, and clearing it. */
+const cache = new ModelCache();
 let model: LoadedModel | null = null;
+/** ?model=<url>: a .gguf file or a folder base to load instead of the bundled model. */
+const requested = new URLSearchParams(location.search).get("model");
 /** What was loaded last (the threads choice reloads it). */
-let last: { source: ModelSource; label: string } = { source: { url: BUNDLED }, label: "models/shakespeare-tiny" };
+let last: { source: ModelSource; label: string } =
+  requested !== null ? { source: { url: new URL(requested, location.href).href }, label: requested } : { source: { url: BUNDLED }, label: "models/shakespeare-tiny" };
+/** Numbers the loads: a load that a later one replaced leaves the page alone. */
+let loadTicket = 0;
 let generating = false;
 
 function bytes(n: number): string {
@@ -119,8 +129,32 @@ function requestedThreads(): number | undefined {
   return ui.threads.value === "auto" ? undefined : Number(ui.threads.value);
 }
 
+/** The load's state for people and for automation: body[data-state] loading | ready | error, body[data-source]. */
+function setLoadState(state: "loading" | "ready" | "error", source?: LoadedModel["source"]): void {
+  document.body.dataset.state = state;
+  if (source === undefined) delete document.body.dataset.source;
+  else document.body.dataset.source = source;
+  ui.source.textContent = source === undefined ? "" : source === "cache" ? "from the cache" : source === "network" ? "from the network" : "from your files";
+  ui.source.dataset.source = source ?? "";
+}
+
+/** Lists what the cache holds and the origin's storage use (navigator.storage.estimate()). */
+async function showCache(): Promise<void> {
+  try {
+    const [entries, { usage, quota }] = await Promise.all([cache.list(), cache.estimate()]);
+    const held = entries.reduce((n, e) => n + e.bytes, 0);
+    ui.cacheInfo.textContent = `cache: ${entries.length} file${entries.length === 1 ? "" : "s"}, ${bytes(held)}; this site uses ${bytes(usage)} of ${bytes(quota)}`;
+    ui.cacheInfo.dataset.entries = String(entries.length);
+  } catch (err) {
+    ui.cacheInfo.textContent = `cache unavailable: ${(err as Error).message}`;
+    ui.cacheInfo.dataset.entries = "0";
+  }
+}
+
 async function load(source: ModelSource, label: string): Promise<void> {
   last = { source, label };
+  const ticket = ++loadTicket;
+  setLoadState("loading");
   if (generating) client.stop();
   model = null;
   refreshButtons();
@@ -131,10 +165,16 @@ async function load(source: ModelSource, label: string): Promise<void> {
   frame.reset();
   setStatus("loading", "loading");
   try {
-    model = await client.load(source, { wasm: WASM_BASE, threads: requestedThreads() }, (p) => {
+    // A URL's files (and the kernels) are kept across visits in the Origin Private File System.
+    const loaded = await client.load(source, { wasm: WASM_BASE, threads: requestedThreads(), cache: "url" in source }, (p) => {
+      if (ticket !== loadTicket) return;
+      // Every report, for scripts driving the page (the bar shows only the latest per frame).
+      document.dispatchEvent(new CustomEvent("mobilellm-progress", { detail: p }));
       frame.progress = p;
       frame.show();
     });
+    if (ticket !== loadTicket) return;
+    model = loaded;
     frame.reset();
     ui.progress.value = 1;
     ui.name.textContent = `${model.name.split("/").filter(Boolean).pop()} · ${(model.parameters / 1e6).toFixed(1)}M parameters`;
@@ -148,8 +188,13 @@ async function load(source: ModelSource, label: string): Promise<void> {
     ui.simdNote.textContent = model.simd ? `${model.simd.variant === "relaxed" ? "relaxed SIMD" : "SIMD128"} (${model.simd.reason})` : model.backend;
     ui.kv.textContent = model.kvCacheBytes === null ? "–" : `0 B of ${bytes(model.kvCacheBytes)}`;
     setStatus("ready", `ready in ${(model.loadMs / 1000).toFixed(1)} s`);
+    ui.progressNote.textContent = model.cacheWarnings.join("; ");
+    setLoadState("ready", model.source);
+    void showCache();
   } catch (err) {
+    if (ticket !== loadTicket) return;
     model = null;
+    setLoadState("error");
     frame.reset();
     ui.progress.value = 0;
     setStatus("error", "not loaded");
@@ -259,10 +304,20 @@ ui.drop.addEventListener("drop", (e) => {
   });
 });
 ui.threads.addEventListener("change", () => void load(last.source, last.label));
+ui.clearCache.addEventListener("click", () => {
+  ui.clearCache.disabled = true;
+  void cache
+    .clear()
+    .catch((err: Error) => showError(err.message))
+    .then(showCache)
+    .finally(() => (ui.clearCache.disabled = false));
+});
 if (!isolated) {
   ui.threads.disabled = true;
   ui.threads.title = "threads need a cross-origin isolated page (COOP/COEP headers)";
 }
 ui.threadsNote.textContent = isolated ? "cross-origin isolated: threads available" : "not cross-origin isolated: 1 thread";
 
+if (requested !== null) ui.url.value = requested;
+void showCache();
 void load(last.source, last.label);
