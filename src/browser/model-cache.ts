@@ -21,7 +21,7 @@
 // every byte is on disk, and removed before a download starts: an entry without it (the page was killed
 // mid-download), or whose .bin has the wrong size, is never read, and the next open downloads again.
 import { CheckpointError, blobSource, checkRange, openHttpSource, type ByteSource } from "../env/byte-source.js";
-import { yieldToEventLoop } from "./stream-source.js";
+import { YIELD_MS, yieldToEventLoop } from "./stream-source.js";
 
 /** Where the bytes of an opened file come from. */
 export type CacheOrigin = "cache" | "network";
@@ -506,7 +506,7 @@ class Download {
       for (;;) {
         // While the body has data queued its reads resolve as microtasks, which would starve every task
         // (the worker's messages, timers, the kernels' own fetch) until the download ends: yield now and then.
-        if (performance.now() - lastYield > 10) {
+        if (performance.now() - lastYield > YIELD_MS) {
           await yieldToEventLoop();
           lastYield = performance.now();
         }

@@ -15,9 +15,11 @@ const MIB = 1 << 20;
 const BEHIND = 32 * MIB;
 /** Bytes buffered past the furthest read before the body is held back. */
 const AHEAD = 64 * MIB;
-/** The body's reads run as microtasks while data is queued; yield a task this often (ms) so messages,
- * timers and other fetches' responses get through. */
-const YIELD_MS = 10;
+/**
+ * A download's body reads run as microtasks while data is queued; it yields a task this often (ms) so
+ * messages, timers and other fetches' responses get through.
+ */
+export const YIELD_MS = 10;
 
 export interface StreamSourceOptions {
   fetch?: typeof fetch;
