@@ -61,8 +61,7 @@ function bytes(n: number): string {
 /**
  * DOM updates at most once per animation frame: progress reports and streamed pieces only record what to
  * show, and one requestAnimationFrame callback shows the latest. Layout and paint per token would take
- * the CPU time the engine's threads need (decode ran at 19-30 tok/s instead of 39 while the page redrew
- * on every piece).
+ * CPU time from the engine's threads, which run on the same cores.
  */
 const frame = {
   progress: null as LoadProgress | null,
