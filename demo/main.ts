@@ -1,13 +1,17 @@
 // The demo page: a prompt box, sampling controls, streamed output with live tokens/s and KV cache bytes,
 // a stop button and the load progress bar. The model runs in a Web Worker (src/browser/worker.ts) through
 // ModelClient, so the page stays responsive while weights are quantized and tokens are generated.
-import { ModelClient, filesFromDrop, type LoadedModel, type ModelSource, type PickedFile, type WorkerGenerateOptions } from "../src/browser/index.js";
+import { ModelCache, ModelClient, describeLoadProgress, filesFromDrop, type LoadProgress, type LoadedModel, type ModelSource, type PickedFile, type PieceStats, type WorkerGenerateOptions } from "../src/browser/index.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
   name: $<HTMLSpanElement>("model-name"),
   status: $<HTMLSpanElement>("model-status"),
   progress: $<HTMLProgressElement>("load-progress"),
+  progressNote: $<HTMLSpanElement>("load-note"),
+  source: $<HTMLSpanElement>("model-source"),
+  cacheInfo: $<HTMLSpanElement>("cache-info"),
+  clearCache: $<HTMLButtonElement>("clear-cache"),
   threadsNote: $<HTMLSpanElement>("threads-note"),
   simdNote: $<HTMLSpanElement>("simd-note"),
   error: $<HTMLDivElement>("error"),
@@ -36,15 +40,72 @@ const WASM_BASE = new URL("./wasm/", location.href).href;
 const BUNDLED = new URL("./models/shakespeare-tiny/", location.href).href;
 
 const client = new ModelClient(new Worker(new URL("../src/browser/worker.ts", import.meta.url), { type: "module", name: "mobilellm-model" }));
+/** The page's view of the worker's model cache (the same OPFS directory): what is kept, and clearing it. */
+const cache = new ModelCache();
 let model: LoadedModel | null = null;
+/** ?model=<url>: a .gguf file or a folder base to load instead of the bundled model. */
+const requested = new URLSearchParams(location.search).get("model");
 /** What was loaded last (the threads choice reloads it). */
-let last: { source: ModelSource; label: string } = { source: { url: BUNDLED }, label: "models/shakespeare-tiny" };
+let last: { source: ModelSource; label: string } =
+  requested !== null ? { source: { url: new URL(requested, location.href).href }, label: requested } : { source: { url: BUNDLED }, label: "models/shakespeare-tiny" };
+/** Numbers the loads: a load that a later one replaced leaves the page alone. */
+let loadTicket = 0;
 let generating = false;
 
 function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+/**
+ * DOM updates at most once per animation frame: progress reports and streamed pieces only record what to
+ * show, and one requestAnimationFrame callback shows the latest. Layout and paint per token would take
+ * CPU time from the engine's threads, which run on the same cores.
+ */
+const frame = {
+  progress: null as LoadProgress | null,
+  text: "",
+  stats: null as PieceStats | null,
+  scheduled: false,
+  show(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => this.flush());
+  },
+  /** Shows what is pending now (also called before a final result replaces it). */
+  flush(): void {
+    this.scheduled = false;
+    if (this.progress !== null) showProgress(this.progress);
+    if (this.text !== "") ui.outText.append(this.text);
+    if (this.stats !== null) showStats(this.stats);
+    if (this.text !== "") ui.output.scrollTop = ui.output.scrollHeight;
+    this.progress = null;
+    this.text = "";
+    this.stats = null;
+  },
+  /** Drops what is pending (a new load or generation starts). */
+  reset(): void {
+    this.progress = null;
+    this.text = "";
+    this.stats = null;
+  },
+};
+
+function showProgress(p: LoadProgress): void {
+  // The bar covers download and prepare in turn; "threads" is a short last step at full bar.
+  ui.progress.value = p.totalBytes > 0 ? p.bytes / p.totalBytes : 0;
+  ui.progress.dataset.phase = p.phase;
+  ui.progressNote.textContent = describeLoadProgress(p);
+  setStatus("loading", p.phase === "download" ? "downloading" : p.phase === "prepare" ? "preparing" : "starting threads");
+}
+
+let kvAllocated: number | null = null;
+
+function showStats(s: PieceStats): void {
+  ui.tokens.textContent = String(s.generated);
+  if (s.tokensPerSecond > 0) ui.speed.textContent = s.tokensPerSecond.toFixed(1);
+  ui.kv.textContent = `${bytes(s.kvCacheBytes)}${kvAllocated === null ? "" : ` of ${bytes(kvAllocated)}`} (${s.positions} positions)`;
 }
 
 function setStatus(state: "idle" | "loading" | "ready" | "busy" | "error", text: string): void {
@@ -67,20 +128,53 @@ function requestedThreads(): number | undefined {
   return ui.threads.value === "auto" ? undefined : Number(ui.threads.value);
 }
 
+/** The load's state for people and for automation: body[data-state] loading | ready | error, body[data-source]. */
+function setLoadState(state: "loading" | "ready" | "error", source?: LoadedModel["source"]): void {
+  document.body.dataset.state = state;
+  if (source === undefined) delete document.body.dataset.source;
+  else document.body.dataset.source = source;
+  ui.source.textContent = source === undefined ? "" : source === "cache" ? "from the cache" : source === "network" ? "from the network" : "from your files";
+  ui.source.dataset.source = source ?? "";
+}
+
+/** Lists what the cache holds and the origin's storage use (navigator.storage.estimate()). */
+async function showCache(): Promise<void> {
+  try {
+    const [entries, { usage, quota }] = await Promise.all([cache.list(), cache.estimate()]);
+    const held = entries.reduce((n, e) => n + e.bytes, 0);
+    ui.cacheInfo.textContent = `cache: ${entries.length} file${entries.length === 1 ? "" : "s"}, ${bytes(held)}; this site uses ${bytes(usage)} of ${bytes(quota)}`;
+    ui.cacheInfo.dataset.entries = String(entries.length);
+  } catch (err) {
+    ui.cacheInfo.textContent = `cache unavailable: ${(err as Error).message}`;
+    ui.cacheInfo.dataset.entries = "0";
+  }
+}
+
 async function load(source: ModelSource, label: string): Promise<void> {
   last = { source, label };
+  const ticket = ++loadTicket;
+  setLoadState("loading");
   if (generating) client.stop();
   model = null;
   refreshButtons();
   showError(null);
   ui.name.textContent = label;
   ui.progress.value = 0;
+  ui.progressNote.textContent = "";
+  frame.reset();
   setStatus("loading", "loading");
   try {
-    model = await client.load(source, { wasm: WASM_BASE, threads: requestedThreads() }, (done, total) => {
-      ui.progress.value = done / total;
-      setStatus("loading", `loading ${done}/${total} tensors`);
+    // A URL's files (and the kernels) are kept across visits in the Origin Private File System.
+    const loaded = await client.load(source, { wasm: WASM_BASE, threads: requestedThreads(), cache: "url" in source }, (p) => {
+      if (ticket !== loadTicket) return;
+      // Every report, for scripts driving the page (the bar shows only the latest per frame).
+      document.dispatchEvent(new CustomEvent("mobilellm-progress", { detail: p }));
+      frame.progress = p;
+      frame.show();
     });
+    if (ticket !== loadTicket) return;
+    model = loaded;
+    frame.reset();
     ui.progress.value = 1;
     ui.name.textContent = `${model.name.split("/").filter(Boolean).pop()} · ${(model.parameters / 1e6).toFixed(1)}M parameters`;
     ui.name.title = model.name;
@@ -93,8 +187,14 @@ async function load(source: ModelSource, label: string): Promise<void> {
     ui.simdNote.textContent = model.simd ? `${model.simd.variant === "relaxed" ? "relaxed SIMD" : "SIMD128"} (${model.simd.reason})` : model.backend;
     ui.kv.textContent = model.kvCacheBytes === null ? "–" : `0 B of ${bytes(model.kvCacheBytes)}`;
     setStatus("ready", `ready in ${(model.loadMs / 1000).toFixed(1)} s`);
+    ui.progressNote.textContent = model.cacheWarnings.join("; ");
+    setLoadState("ready", model.source);
+    void showCache();
   } catch (err) {
+    if (ticket !== loadTicket) return;
     model = null;
+    setLoadState("error");
+    frame.reset();
     ui.progress.value = 0;
     setStatus("error", "not loaded");
     showError(`Could not load ${label}: ${(err as Error).message}`);
@@ -133,15 +233,15 @@ async function generate(): Promise<void> {
   ui.stopReason.textContent = "–";
   ui.output.dataset.state = "running";
   setStatus("busy", "generating");
-  const allocated = model.kvCacheBytes;
+  kvAllocated = model.kvCacheBytes;
+  frame.reset();
   try {
     const result = await client.generate(prompt, sampling(), (piece) => {
-      ui.outText.append(piece.text);
-      ui.tokens.textContent = String(piece.stats.generated);
-      if (piece.stats.tokensPerSecond > 0) ui.speed.textContent = piece.stats.tokensPerSecond.toFixed(1);
-      ui.kv.textContent = `${bytes(piece.stats.kvCacheBytes)}${allocated === null ? "" : ` of ${bytes(allocated)}`} (${piece.stats.positions} positions)`;
-      ui.output.scrollTop = ui.output.scrollHeight;
+      frame.text += piece.text;
+      frame.stats = piece.stats;
+      frame.show();
     });
+    frame.flush();
     // The final text is authoritative (a stop string may have been held back and dropped).
     ui.outText.textContent = result.text;
     const s = result.stats;
@@ -152,6 +252,7 @@ async function generate(): Promise<void> {
     ui.output.dataset.state = result.stopReason;
     setStatus("ready", result.stopReason === "aborted" ? "stopped" : "ready");
   } catch (err) {
+    frame.flush();
     ui.output.dataset.state = "error";
     setStatus("error", "failed");
     showError((err as Error).message);
@@ -202,10 +303,20 @@ ui.drop.addEventListener("drop", (e) => {
   });
 });
 ui.threads.addEventListener("change", () => void load(last.source, last.label));
+ui.clearCache.addEventListener("click", () => {
+  ui.clearCache.disabled = true;
+  void cache
+    .clear()
+    .catch((err: Error) => showError(err.message))
+    .then(showCache)
+    .finally(() => (ui.clearCache.disabled = false));
+});
 if (!isolated) {
   ui.threads.disabled = true;
   ui.threads.title = "threads need a cross-origin isolated page (COOP/COEP headers)";
 }
 ui.threadsNote.textContent = isolated ? "cross-origin isolated: threads available" : "not cross-origin isolated: 1 thread";
 
+if (requested !== null) ui.url.value = requested;
+void showCache();
 void load(last.source, last.label);

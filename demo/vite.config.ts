@@ -28,13 +28,20 @@ function isolation(req: IncomingMessage, res: ServerResponse): void {
   res.setHeader("Cross-Origin-Resource-Policy", "same-origin");
 }
 
-/** Serves one file with Range support (the page reads the weights a tensor block at a time). */
+/**
+ * Serves one file with Range support (a folder's weights are read a tensor block at a time) and, for GET
+ * and HEAD alike, the size and validators (Content-Length, ETag, Last-Modified) that the page's model
+ * cache checks its entries against on the next visit.
+ */
 function sendFile(req: IncomingMessage, res: ServerResponse, path: string): void {
-  const size = statSync(path).size;
+  const stat = statSync(path);
+  const size = stat.size;
   const ext = path.slice(path.lastIndexOf("."));
   res.setHeader("Content-Type", TYPES[ext] ?? "application/octet-stream");
   res.setHeader("Accept-Ranges", "bytes");
   res.setHeader("Cache-Control", "no-cache");
+  res.setHeader("ETag", `"${size}-${Math.floor(stat.mtimeMs)}"`);
+  res.setHeader("Last-Modified", stat.mtime.toUTCString());
   const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
   const bytes = readFileSync(path);
   if (range) {
@@ -48,10 +55,12 @@ function sendFile(req: IncomingMessage, res: ServerResponse, path: string): void
     }
     res.statusCode = 206;
     res.setHeader("Content-Range", `bytes ${start}-${end}/${size}`);
+    res.setHeader("Content-Length", String(end - start + 1));
     res.end(req.method === "HEAD" ? undefined : bytes.subarray(start, end + 1));
     return;
   }
   res.statusCode = 200;
+  res.setHeader("Content-Length", String(size));
   res.end(req.method === "HEAD" ? undefined : bytes);
 }
 

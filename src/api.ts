@@ -21,6 +21,7 @@ export type { SimdMode } from "./kernels/wasm.js";
 export type { ModelConfig } from "./model/config.js";
 export type { ChatOptions, ModelInfo } from "./session/model.js";
 export type { LoadOptions } from "./session/open.js";
+export { describeLoadProgress, type LoadPhase, type LoadProgress, type LoadProgressCallback } from "./session/load-progress.js";
 export type { PerplexityResult } from "./model/perplexity.js";
 export type { ChatMessage } from "./text/chat-template.js";
 export type { GenerateOptions, GenerationResult, GenerationStats, Piece, StopReason } from "./generate/generate.js";

@@ -2,18 +2,18 @@
 // (so its bundler can resolve the worker module) and hands it over:
 //
 //   const client = new ModelClient(new Worker(new URL("../src/browser/worker.ts", import.meta.url), { type: "module" }));
-//   await client.load({ url: "/models/shakespeare-tiny/" }, { wasm: "/wasm/" }, (done, total) => bar.value = done / total);
+//   await client.load({ url: "/models/model.gguf" }, { wasm: "/wasm/", cache: true }, (p) => bar.value = p.bytes / p.totalBytes);
 //   const result = await client.generate("ROMEO:", { maxNewTokens: 64, seed: 1 }, (piece) => out.append(piece.text));
 //   await client.chat([{ role: "user", content: "Hello" }], { maxNewTokens: 64 }, (piece) => out.append(piece.text));
 //   client.stop();   // ends a running generation after the current token (stopReason "aborted")
-import type { ChatMessage, LoadedModel, ModelSource, PieceStats, Reply, Request, WorkerChatOptions, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";
+import type { ChatMessage, LoadedModel, LoadProgress, ModelSource, PieceStats, Reply, Request, WorkerChatOptions, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";
 import type { GenerationResult } from "../generate/generate.js";
 import type { PickedFile } from "./folders.js";
 
 /** What to load: a URL base, or picked/dropped files (a FileList from <input webkitdirectory> works as it is). */
 export type LoadSource = { url: string } | { files: ArrayLike<File | PickedFile> | Iterable<File | PickedFile>; label?: string };
 
-export type { LoadedModel, ModelSource, PieceStats, WorkerChatOptions, WorkerGenerateOptions, WorkerLoadOptions };
+export type { LoadedModel, LoadProgress, ModelSource, PieceStats, WorkerChatOptions, WorkerGenerateOptions, WorkerLoadOptions };
 
 export interface StreamedPiece {
   token: number;
@@ -24,7 +24,7 @@ export interface StreamedPiece {
 interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
-  onProgress?: (done: number, total: number) => void;
+  onProgress?: (p: LoadProgress) => void;
   onPiece?: (p: StreamedPiece) => void;
 }
 
@@ -54,8 +54,11 @@ export class ModelClient {
     };
   }
 
-  /** Loads a model (replacing the current one); resolves with what was loaded. */
-  load(source: LoadSource, options: WorkerLoadOptions, onProgress?: (done: number, total: number) => void): Promise<LoadedModel> {
+  /**
+   * Loads a model (replacing the current one); resolves with what was loaded. `onProgress` hears the
+   * load's phase (download, prepare, threads), bytes, rate and time left, from the first byte on.
+   */
+  load(source: LoadSource, options: WorkerLoadOptions, onProgress?: (p: LoadProgress) => void): Promise<LoadedModel> {
     // A File's webkitRelativePath does not survive postMessage: send the paths along.
     const sent: ModelSource =
       "url" in source
@@ -121,7 +124,7 @@ export class ModelClient {
     if (!p) return;
     switch (m.type) {
       case "progress":
-        p.onProgress?.(m.done, m.total);
+        p.onProgress?.(m.progress);
         return;
       case "piece":
         p.onPiece?.({ token: m.token, text: m.text, stats: m.stats });

@@ -4,6 +4,7 @@
 import { blobSource, openHttpSource, type ByteSource } from "../env/byte-source.js";
 import type { ModelFolder } from "../env/folder.js";
 import type { ModelCache } from "./model-cache.js";
+import { openStreamedSource } from "./stream-source.js";
 
 /** A file and its path inside what was picked ("folder/config.json"). */
 export interface PickedFile {
@@ -62,12 +63,13 @@ export function ggufFromFiles(files: Iterable<File | PickedFile>): ByteSource | 
 }
 
 /**
- * A GGUF file behind a URL: read with HTTP Range requests, a tensor block at a time, or through the cache
- * (fetched whole, once, and kept). A 404 is an error naming the URL.
+ * A GGUF file behind a URL, fetched with one streamed GET whose bytes the loader reads as they arrive
+ * (stream-source.ts), or through the cache (the same GET, stored as it arrives, and kept). A 404 is an
+ * error naming the URL.
  */
 export async function ggufFromUrl(url: string | URL, options: UrlFolderOptions = {}): Promise<ByteSource> {
   const href = new URL(String(url), (globalThis as { location?: { href: string } }).location?.href).href;
-  const source = options.cache ? await options.cache.open(href) : await openHttpSource(href);
+  const source = options.cache ? await options.cache.open(href) : await openStreamedSource(href);
   if (source === null) throw new Error(`cannot fetch ${href}: not found (HTTP 404)`);
   return source;
 }

@@ -21,6 +21,7 @@
 // every byte is on disk, and removed before a download starts: an entry without it (the page was killed
 // mid-download), or whose .bin has the wrong size, is never read, and the next open downloads again.
 import { CheckpointError, blobSource, checkRange, openHttpSource, type ByteSource } from "../env/byte-source.js";
+import { YIELD_MS, yieldToEventLoop } from "./stream-source.js";
 
 /** Where the bytes of an opened file come from. */
 export type CacheOrigin = "cache" | "network";
@@ -435,16 +436,23 @@ async function asyncStore(handle: FileSystemFileHandle): Promise<Store> {
 function syncSource(name: string, size: number, access: SyncAccessHandle, readable: () => number): ByteSource {
   let closed = false;
   const where = { name, size };
+  const readInto = (offset: number, out: Uint8Array) => {
+    if (closed) throw new CheckpointError(`${name}: read after close`);
+    checkRange(where, offset, out.length);
+    if (offset + out.length > readable()) throw new CheckpointError(`${name}: read past the bytes downloaded so far`);
+    const got = out.length === 0 ? 0 : access.read(out, { at: offset });
+    if (got !== out.length) throw new CheckpointError(`${name}: short read from the cache, got ${got} of ${out.length} bytes at offset ${offset}`);
+  };
   return {
     ...where,
     async read(offset, length) {
-      if (closed) throw new CheckpointError(`${name}: read after close`);
-      checkRange(where, offset, length);
-      if (offset + length > readable()) throw new CheckpointError(`${name}: read past the bytes downloaded so far`);
       const out = new Uint8Array(length);
-      const got = length === 0 ? 0 : access.read(out, { at: offset });
-      if (got !== length) throw new CheckpointError(`${name}: short read from the cache, got ${got} of ${length} bytes at offset ${offset}`);
+      readInto(offset, out);
       return out;
+    },
+    // Straight into the caller's memory (the engine's Wasm heap): no buffer of its own, no copy.
+    async readInto(offset, out) {
+      readInto(offset, out);
     },
     async close() {
       if (!closed) access.close();
@@ -493,8 +501,15 @@ class Download {
   private async run(): Promise<void> {
     this.reader = this.body.getReader();
     let writeFailed = false;
+    let lastYield = performance.now();
     try {
       for (;;) {
+        // While the body has data queued its reads resolve as microtasks, which would starve every task
+        // (the worker's messages, timers, the kernels' own fetch) until the download ends: yield now and then.
+        if (performance.now() - lastYield > YIELD_MS) {
+          await yieldToEventLoop();
+          lastYield = performance.now();
+        }
         const { done, value } = await this.reader.read();
         if (done) break;
         if (this.size !== null && this.written + value.length > this.size) {
@@ -547,26 +562,38 @@ class Download {
 
   source(size: number): CachedSource {
     const where = { name: this.url, size };
+    /** Bytes [offset, offset + length) into `out` when given (the engine's memory), else a new array. */
+    const readAt = async (offset: number, length: number, out?: Uint8Array): Promise<Uint8Array> => {
+      if (this.closed) throw new CheckpointError(`${this.url}: read after close`);
+      checkRange(where, offset, length);
+      await this.until(offset + length);
+      const from = async (source: ByteSource) => {
+        if (out === undefined) return source.read(offset, length);
+        if (source.readInto) await source.readInto(offset, out);
+        else out.set(await source.read(offset, length));
+        return out;
+      };
+      if (this.fallback === null) {
+        try {
+          this.stored ??= await this.store.source(this.url, size, () => this.store.readable(this.written, this.committed));
+          return await from(this.stored);
+        } catch (e) {
+          if (this.fallback === null) throw e;
+          // The download failed while this read waited: its handle is closing; read where the rest goes.
+        }
+      }
+      const fb = await this.fallback;
+      if (fb === null) throw this.failure;
+      return from(fb);
+    };
     return {
       ...where,
       origin: "network",
-      read: async (offset, length) => {
-        if (this.closed) throw new CheckpointError(`${this.url}: read after close`);
-        checkRange(where, offset, length);
-        await this.until(offset + length);
-        if (this.fallback === null) {
-          try {
-            this.stored ??= await this.store.source(this.url, size, () => this.store.readable(this.written, this.committed));
-            return await this.stored.read(offset, length);
-          } catch (e) {
-            if (this.fallback === null) throw e;
-            // The download failed while this read waited: its handle is closing; read where the rest goes.
-          }
-        }
-        const fb = await this.fallback;
-        if (fb === null) throw this.failure;
-        return fb.read(offset, length);
+      read: (offset, length) => readAt(offset, length),
+      readInto: async (offset, out) => {
+        await readAt(offset, out.length, out);
       },
+      arrived: () => this.written,
       close: async () => {
         if (this.closed) return;
         this.closed = true;

@@ -8,6 +8,8 @@ import type { PickedFile } from "./folders.js";
 import type { WasmSource } from "./platform.js";
 import type { BackendName } from "../model/backend.js";
 import type { SimdMode } from "../kernels/wasm.js";
+import type { LoadTimes } from "../model/backend.js";
+import type { LoadProgress } from "../session/load-progress.js";
 
 /** Where the model comes from: a URL base (a served folder) or files the user picked or dropped. */
 export type ModelSource = { url: string } | { files: PickedFile[]; label?: string };
@@ -57,6 +59,8 @@ export interface LoadedModel {
   kvCacheBytes: number | null;
   vocabSize: number;
   loadMs: number;
+  /** Where the engine's load time went (ms: kernels, waiting for weight bytes, quantizing, threads), wasm backend. */
+  loadTimes: LoadTimes | null;
   /** Where the model's bytes came from: "cache" when no file needed the network, "files" when picked. */
   source: "network" | "cache" | "files";
   /** What the cache could not do as asked (no quota, no OPFS, an entry locked by another tab). */
@@ -76,7 +80,8 @@ export interface PieceStats {
 }
 
 export type Reply =
-  | { type: "progress"; id: number; done: number; total: number }
+  /** Load progress: phase, bytes, rate, time left (at most every 100 ms within a phase). */
+  | { type: "progress"; id: number; progress: LoadProgress }
   | { type: "loaded"; id: number; model: LoadedModel }
   | { type: "piece"; id: number; token: number; text: string; stats: PieceStats }
   | { type: "done"; id: number; result: GenerationResult }
@@ -84,4 +89,4 @@ export type Reply =
   | { type: "disposed"; id: number }
   | { type: "error"; id: number; message: string };
 
-export type { ChatMessage, GenerationResult, StopReason };
+export type { ChatMessage, GenerationResult, LoadProgress, StopReason };

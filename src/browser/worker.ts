@@ -70,10 +70,10 @@ async function load(id: number, req: Extract<Request, { type: "load" }>, ticket:
   const m = await loadModelInBrowser(source, {
     ...options,
     cache,
-    onProgress: (done, total) => {
-      // Throwing here abandons the engine being built before it starts any thread.
+    onProgress: (progress) => {
+      // Throwing here abandons the engine being built at its next read, before it starts any thread.
       if (superseded()) throw new Superseded();
-      post({ type: "progress", id, done, total });
+      post({ type: "progress", id, progress });
     },
   });
   if (superseded()) {
@@ -96,6 +96,7 @@ async function load(id: number, req: Extract<Request, { type: "load" }>, ticket:
       kvCacheBytes: info.kvCacheBytes,
       vocabSize: m.config.vocabSize,
       loadMs: performance.now() - t0,
+      loadTimes: info.loadTimes,
       source: "files" in req.source ? "files" : cache && !origins.has("network") ? "cache" : "network",
       cacheWarnings,
     },

@@ -1,7 +1,7 @@
 // Loading a model for the text commands: the shared flags, the progress bar while the checkpoint is read
 // and quantized, and one line saying what runs.
 import { basename } from "node:path";
-import { loadModel, type Model, parameterCount } from "../api.js";
+import { describeLoadProgress, loadModel, type Model, parameterCount } from "../api.js";
 import { backendFlag, intFlag, simdFlag, type Values } from "./args.js";
 import { progressBar } from "./progress.js";
 
@@ -27,7 +27,7 @@ export async function loadFromFlags(v: Values, log: (s: string) => void): Promis
     simd: simdFlag(v),
     contextLength: v.ctx === undefined ? undefined : intFlag(v, "ctx", 0),
     threads: v.threads === undefined ? undefined : intFlag(v, "threads", 1),
-    onProgress: (done, total) => bar.update(done, total),
+    onProgress: (p) => bar.update(p.bytes, p.totalBytes, describeLoadProgress(p)),
   }).finally(() => bar.end());
   // The summary line is for people watching a terminal (or asking for --stats); pipes get only errors.
   if (!v.quiet && (process.stderr.isTTY || v.stats)) {

@@ -19,6 +19,11 @@ export interface ByteSource {
    * memory, a Wasm heap), with no buffer of its own in between. Readers fall back to `read` without it.
    */
   readInto?(offset: number, out: Uint8Array): Promise<void>;
+  /**
+   * Optional, for a file still downloading: how many bytes from its start have arrived (reads past them
+   * wait). Absent when every byte is there. Load progress (src/session/load-progress.ts) reports it.
+   */
+  arrived?(): number;
   close(): Promise<void>;
 }
 

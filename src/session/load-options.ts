@@ -4,6 +4,7 @@
 import { BACKENDS, type BackendName } from "../model/backend.js";
 import type { SimdMode } from "../kernels/wasm.js";
 import { checkThreads } from "../threads/pool.js";
+import type { LoadProgressCallback } from "./load-progress.js";
 
 export interface LoadOptions {
   /** "wasm" (default): the int4 x int8 engine; "reference": the float32 oracle. */
@@ -14,8 +15,11 @@ export interface LoadOptions {
   contextLength?: number;
   /** Threads of the wasm engine (main thread + workers); defaults to the available cores. */
   threads?: number;
-  /** Called as the checkpoint is read and quantized: `done` of `total` tensors. */
-  onProgress?: (done: number, total: number) => void;
+  /**
+   * Called as the weights arrive and are read: the phase (download, prepare, threads), bytes done of the
+   * total, rate and time left (src/session/load-progress.ts), at most every 100 ms within a phase.
+   */
+  onProgress?: LoadProgressCallback;
 }
 
 

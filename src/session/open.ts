@@ -24,6 +24,7 @@ import type { Platform } from "./platform.js";
 import { checkLoadOptions, type LoadOptions } from "./load-options.js";
 import { GGUF_ARCHITECTURE, GGUF_KEYS, readGgufModel, type GgufModel } from "./gguf-model.js";
 import { LLAMA_CPP_ARCHITECTURE, readLlamaGgufModel } from "./llama-gguf-model.js";
+import { LoadMeter } from "./load-progress.js";
 
 export type { LoadOptions };
 
@@ -68,13 +69,27 @@ export async function openModel(folder: ModelFolder, platform: Platform, opts: L
   const generationConfig = await readJson(folder, "generation_config.json", false);
   const defaults =
     generationConfig === null ? NO_GENERATION_CONFIG : parseGenerationConfig(generationConfig, `${folder.name}/generation_config.json`);
-  const backendOpts = backendOptions(config, opts, platform);
-  const ckpt = await openFolderCheckpoint(folder);
+  const meter = new LoadMeter(opts.onProgress);
+  const backendOpts = backendOptions(config, opts, platform, meter);
+  // The weight files (what the folder's checkpoint opens) are the bytes the progress counts.
+  const weights: ModelFolder = {
+    name: folder.name,
+    readText: (file) => folder.readText(file),
+    open: async (file) => {
+      const source = await folder.open(file);
+      return source === null ? null : meter.watch(source);
+    },
+  };
   try {
-    const backend = await createBackend(config, ckpt, resolveTensorNames(config, ckpt), backendOpts, platform);
-    return new Model(folder.name, config, tokenizer, chatTemplate, backend, defaults);
+    const ckpt = await openFolderCheckpoint(weights);
+    try {
+      const backend = await createBackend(config, ckpt, resolveTensorNames(config, ckpt), backendOpts, platform);
+      return new Model(folder.name, config, tokenizer, chatTemplate, backend, defaults);
+    } finally {
+      await ckpt.close();
+    }
   } finally {
-    await ckpt.close();
+    meter.stop();
   }
 }
 
@@ -99,28 +114,31 @@ export async function readAnyGgufModel(file: GgufFile): Promise<GgufModel> {
  */
 export async function openGgufModel(source: ByteSource, platform: Platform, opts: LoadOptions = {}): Promise<Model> {
   let file: GgufFile;
+  const meter = new LoadMeter(opts.onProgress);
   try {
     checkLoadOptions(opts, platform.defaultThreads());
-    file = await GgufFile.open(source);
+    file = await GgufFile.open(meter.watch(source));
   } catch (err) {
+    meter.stop();
     await source.close().catch(() => undefined);
     throw err;
   }
   try {
     const m = await readAnyGgufModel(file);
     m.tokenizer?.checkFitsVocabulary(m.config.vocabSize);
-    const backend = await createBackend(m.config, new GgufWeights(file), m.names, backendOptions(m.config, opts, platform), platform);
+    const backend = await createBackend(m.config, new GgufWeights(file), m.names, backendOptions(m.config, opts, platform, meter), platform);
     return new Model(source.name, m.config, m.tokenizer, m.chatTemplate, backend, m.generation);
   } finally {
+    meter.stop();
     await file.close();
   }
 }
 
 /** The backend options a load's options mean for this config (the context checked against it). */
-function backendOptions(config: ModelConfig, opts: LoadOptions, platform: Platform): BackendOptions {
+function backendOptions(config: ModelConfig, opts: LoadOptions, platform: Platform, meter: LoadMeter): BackendOptions {
   const contextLength = opts.contextLength ?? Math.min(config.maxPositions, 4096);
   checkContextLength(config, contextLength);
-  return { backend: opts.backend ?? "wasm", simd: opts.simd, contextLength, threads: opts.threads ?? platform.defaultThreads(), onProgress: opts.onProgress };
+  return { backend: opts.backend ?? "wasm", simd: opts.simd, contextLength, threads: opts.threads ?? platform.defaultThreads(), onProgress: meter.tensors };
 }
 
 export interface TextFiles {
@@ -146,6 +164,7 @@ export interface BackendOptions {
   /** Threads for the wasm engine (ignored by the reference backend). */
   threads?: number;
   simd?: SimdMode;
+  /** Told as the engine finishes each weight tensor: `done` of `total`. */
   onProgress?: (done: number, total: number) => void;
 }
 

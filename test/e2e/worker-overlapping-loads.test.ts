@@ -80,12 +80,12 @@ describe("overlapping loads in the model worker", () => {
   it("a load that finished before it noticed it was superseded disposes its model", async () => {
     const dispose = vi.spyOn(Model.prototype, "dispose");
     try {
-      // B is requested from within A's last progress report: A has read every tensor and goes on to
+      // B is requested from within A's last progress report ("threads"): A has read every tensor and goes on to
       // build its model, which it can only dispose.
       let b = -1;
       const a = load(100);
       onPost = (r) => {
-        if (r.id === a && r.type === "progress" && r.done === r.total) {
+        if (r.id === a && r.type === "progress" && r.progress.phase === "threads") {
           onPost = null;
           b = load(200);
         }
