@@ -47,6 +47,11 @@ export interface EngineOptions {
   spinMicros?: number;
   /** Bytes per staging region of the weight reads (default 4 MiB); smaller ones make many reads (tests). */
   stagingBytes?: number;
+  /**
+   * Wait for the worker threads before reading any weight (default false: the main thread quantizes alone
+   * until they are ready); tests use it so that every read is split across the threads.
+   */
+  threadsFirst?: boolean;
   onProgress?: (done: number, total: number) => void;
   /**
    * Round each weight group's scale to f16 before quantizing it, as a GGUF Q4_0 block stores it (default
@@ -113,7 +118,7 @@ export class WasmEngine implements Backend {
   }
 
   /**
-   * Loads the kernels, starts the thread pool, then reads every weight into Wasm memory (load-weights.ts):
+   * Loads the kernels, starts the thread pool and reads every weight into Wasm memory (load-weights.ts):
    * float matrices (a folder's, or a GGUF's F32/F16/BF16 ones) quantized, Q4_0 matrices (a GGUF's)
    * repacked, both split across the threads; norms copied as float32.
    */
@@ -145,8 +150,11 @@ export class WasmEngine implements Backend {
     // The memory grows once, to what the weights, the KV cache and the RoPE table need (memory.ts) and the
     // two staging regions, with a MiB for the matrices' padding and alignment; a shortfall only costs a grow.
     k.reserve(wasmEngineBytes(config, opts.contextLength).total + 2 * (opts.stagingBytes ?? STAGING_BYTES) + (1 << 20));
-    // The workers start first: they quantize the weights with the main thread.
-    const pool = await timed("threads", () => ThreadPool.start({
+    // The workers start while the first weights load (quantized by the main thread alone until they are
+    // ready), then quantize the rest with it.
+    let pool: ThreadPool | null = null;
+    let startFailure: { error: unknown } | null = null;
+    const starting = ThreadPool.start({
       threads,
       kernels: k,
       states: scratch.states,
@@ -154,20 +162,28 @@ export class WasmEngine implements Backend {
       scratchBytes: WORKER_SCRATCH_BYTES,
       spawn: opts.spawn,
       spinMicros: opts.spinMicros,
-    }));
+    });
+    starting.then((p) => (pool = p), (error: unknown) => (startFailure = { error }));
+    /** The pool once its workers are ready, null before; throws as soon as they failed to start. */
+    const readyPool = (): ThreadPool | null => {
+      if (startFailure !== null) throw startFailure.error;
+      return pool;
+    };
     try {
-      const w = await loadWeights(k, pool, config, weights, names, {
+      if (opts.threadsFirst) await timed("threads", () => starting);
+      const w = await loadWeights(k, readyPool, config, weights, names, {
         f16Scales: opts.f16Scales ?? true,
         stagingBytes: opts.stagingBytes,
         step: () => opts.onProgress?.(++done, total),
         timed,
       });
-      const engine = new WasmEngine(config, k, w, scratch, pool, opts, { variant, reason });
+      const ready = await timed("threads", () => starting);
+      const engine = new WasmEngine(config, k, w, scratch, ready, opts, { variant, reason });
       times.total = performance.now() - started;
       engine.loadTimes = times;
       return engine;
     } catch (err) {
-      await pool.terminate();
+      await starting.then((p) => p.terminate(), () => undefined);
       throw err;
     }
   }

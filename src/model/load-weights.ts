@@ -6,9 +6,9 @@
 // then come a staging region at a time, two regions taking turns: the next read runs on the platform's I/O
 // threads while the main thread quantizes the current one. Each staged read is quantized by the engine's
 // thread pool, its whole 4-row blocks split across the threads (ThreadPool.quantize); rows of a block that a
-// read shares with its neighbour (at most 3 at either end) are quantized by the main thread alone. Every
-// row is quantized by the same kernel on the same bytes whichever thread runs it, so the weights are
-// bit-identical for any thread count.
+// read shares with its neighbour (at most 3 at either end) are quantized by the main thread alone, and so
+// are the first reads, while the workers are still starting. Every row is quantized by the same kernel on
+// the same bytes whichever thread runs it, so the weights are bit-identical for any thread count.
 //
 // q and k rows of a rotate_half checkpoint are reordered for the interleaved RoPE kernel on the way, whole
 // heads per read; a GGUF written by convert stores the rows as the folder does, so the same reordering
@@ -75,8 +75,12 @@ interface Read {
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
 
+/**
+ * Reads every weight of `names` into Wasm memory. `pool` gives the engine's thread pool once its workers are
+ * ready; until then (null) the main thread quantizes alone.
+ */
 export async function loadWeights(
-  k: WasmKernels, pool: ThreadPool, config: ModelConfig, weights: WeightSource, names: TensorNames, opts: LoadWeightsOptions,
+  k: WasmKernels, pool: () => ThreadPool | null, config: ModelConfig, weights: WeightSource, names: TensorNames, opts: LoadWeightsOptions,
 ): Promise<EngineWeights> {
   const { step, timed, f16Scales } = opts;
   const stagingBytes = opts.stagingBytes ?? STAGING_BYTES;
@@ -146,7 +150,7 @@ export async function loadWeights(
     for (let i = 0; i < reads.length; i++) {
       await timed("read", () => next);
       if (i + 1 < reads.length) next = start(i + 1);
-      await timed("quantize", () => fill(k, pool, reads[i], staging[i % 2], config.headDim, f16Scales));
+      await timed("quantize", () => fill(k, pool(), reads[i], staging[i % 2], config.headDim, f16Scales));
       if (reads[i].last) step();
     }
   } finally {
@@ -156,8 +160,8 @@ export async function loadWeights(
   return { layers, embed, head, finalNorm };
 }
 
-/** Quantizes or repacks one read's rows, staged at `ptr`, into its matrix. */
-function fill(k: WasmKernels, pool: ThreadPool, read: Read, ptr: number, headDim: number, f16Scales: boolean): void {
+/** Quantizes or repacks one read's rows, staged at `ptr`, into its matrix (on the pool's threads, if any yet). */
+function fill(k: WasmKernels, pool: ThreadPool | null, read: Read, ptr: number, headDim: number, f16Scales: boolean): void {
   const { info, matrix: m, n } = read;
   const bytes = rowBytes(info);
   if (read.reordered) {
@@ -176,6 +180,7 @@ function fill(k: WasmKernels, pool: ThreadPool, read: Read, ptr: number, headDim
     if (info.encoding === "Q4_0") repackQ4_0(k, m, from, src, to - from, { source });
     else quantizeRows(k, m, from, src, to - from, info.encoding, { f16Scales, source });
   };
+  if (pool === null) return here(lo, hi);
   try {
     if (a > lo) here(lo, a);
     if (b > a) pool.quantize({ matrix: m, row0: a, rows: b - a, src: ptr + (a - lo) * bytes, encoding: info.encoding, f16Scales });

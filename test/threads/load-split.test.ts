@@ -18,6 +18,11 @@ import { readGgufModel } from "../../src/session/gguf-model.js";
 import { BUNDLED } from "../helpers/model-folder.js";
 import { engineOptions } from "../helpers/node-kernels.js";
 import { engineFor, firstDifferentRow, randomModelFolder } from "./helpers.js";
+import { openCheckpoint } from "../../src/node/folder.js";
+import { loadConfig } from "../../src/node/bundled.js";
+import { resolveTensorNames } from "../../src/model/tensor-names.js";
+import type { WeightSource } from "../../src/model/weights.js";
+import type { SpawnWorker } from "../../src/threads/pool.js";
 
 const cleanups: Array<() => void> = [];
 afterAll(() => cleanups.forEach((c) => c()));
@@ -27,7 +32,7 @@ const ids = Array.from({ length: 20 }, (_, i) => (i * 37 + 11) % spec.vocab);
 
 /** All logits of `ids` from a fresh engine, and its pool's chunk count (the load's regions included). */
 async function run(load: (opts: Omit<EngineOptions, "wasm">) => Promise<WasmEngine>, threads: number): Promise<{ logits: Float32Array[]; chunks: number }> {
-  const e = await load({ contextLength: 32, threads, stagingBytes: 8 << 10 });
+  const e = await load({ contextLength: 32, threads, stagingBytes: 8 << 10, threadsFirst: true });
   try {
     const chunks = e.threadPool.stats.chunks;
     return { logits: e.forward(ids, 0, true), chunks };
@@ -79,9 +84,38 @@ describe("a load split across threads gives the weights of a one-thread load", (
     });
     cleanups.push(cleanup);
     for (const threads of [1, 2]) {
-      await expect(engineFor(dir, config, { contextLength: 8, threads, stagingBytes: 64 << 10 })).rejects.toThrow(
+      await expect(engineFor(dir, config, { contextLength: 8, threads, stagingBytes: 64 << 10, threadsFirst: true })).rejects.toThrow(
         /^tensor "?model\.embed_tokens\.weight"?: row 201 contains NaN\/Inf at column 5 \(value NaN\)$/,
       );
     }
+  });
+
+  it("workers that fail to start fail the load with their message at the next read, not after all of them", async () => {
+    const ckpt = await openCheckpoint(BUNDLED);
+    let reads = 0;
+    const counted: WeightSource = {
+      weight: (name) => ckpt.weight(name),
+      readF32: (name) => ckpt.readF32(name),
+      readRowsInto: (...args) => {
+        reads++;
+        return ckpt.readRowsInto(...args);
+      },
+    };
+    const failing: SpawnWorker = (_init, events) => {
+      setTimeout(() => events.error("no threads here"), 0);
+      return { terminate: () => undefined };
+    };
+    const config = loadConfig(BUNDLED);
+    try {
+      const opts = { ...engineOptions({ contextLength: 8, threads: 2, stagingBytes: 2 << 10 }), spawn: failing };
+      await expect(WasmEngine.load(config, counted, resolveTensorNames(config, ckpt), opts)).rejects.toThrow(
+        "worker thread 1 failed: no threads here",
+      );
+    } finally {
+      await ckpt.close();
+    }
+    // 2 KiB reads of the bundled model: over 2,000 in all.
+    expect(reads).toBeGreaterThan(0);
+    expect(reads).toBeLessThan(100);
   });
 });
