@@ -62,9 +62,10 @@ export interface ReadJob {
 }
 
 /**
- * Rows [row0, row0 + rows) of `matrix` from `rows` stored rows at src (row-major, as `encoding` stores them; Q4_0 blocks are repacked, floats quantized): quantizeRows
- * or repackQ4_0 (src/kernels/quantize.ts), the load of one staged read. row0, rows and chunkRows are
- * multiples of 4 (whole blocks: a worker writes its chunk's blocks whole), the last chunk may be shorter.
+ * Rows [row0, row0 + rows) of `matrix` from `rows` stored rows at src, row-major as `encoding` stores them:
+ * float rows quantized (quantizeRows), Q4_0 blocks repacked (repackQ4_0; src/kernels/quantize.ts). The
+ * load of one staged read. row0, rows and chunkRows are multiples of 4 (whole blocks: a worker commits its
+ * chunk's blocks whole).
  */
 export interface QuantizeJob {
   kind: "quantize";

@@ -1,9 +1,10 @@
 // A pool of threads sharing one Wasm memory: the main thread and threads-1 workers split the rows of each
-// matrix product and the (token, KV head) jobs of attention. This file is the main thread's side: it turns
-// a request into a typed job (jobs.ts), publishes it (protocol.ts), computes chunks alongside the workers
-// (chunks.ts) and recomputes whatever a worker did not deliver in time. It only uses SharedArrayBuffer,
-// Atomics and a worker handle created by a `SpawnWorker` function, so it runs unchanged on Web Workers; the
-// Node binding (worker_threads) is src/node/worker-thread.ts, the browser's src/browser/web-worker-spawn.ts.
+// matrix product, the (token, KV head) jobs of attention and, at load, the rows each read quantizes. This
+// file is the main thread's side: it turns a request into a typed job (jobs.ts), publishes it (protocol.ts),
+// computes chunks alongside the workers (chunks.ts) and recomputes whatever a worker did not deliver in
+// time. It only uses SharedArrayBuffer, Atomics and a worker handle created by a `SpawnWorker` function, so
+// it runs unchanged on Web Workers; the Node binding (worker_threads) is src/node/worker-thread.ts, the
+// browser's src/browser/web-worker-spawn.ts.
 //
 // Determinism: every output row and head is one kernel call on the same inputs whichever thread runs it
 // (jobs.ts), so the bits of every output are the same for any thread count.
@@ -317,7 +318,7 @@ export class ThreadPool {
       throw new RangeError(`quantize: rows [${job.row0}, ${job.row0 + job.rows}) are not whole 4-row blocks inside the matrix's ${m.rows}`);
     }
     // Whole blocks, as many as a worker's scratch holds, at least chunksPerThread chunks per thread; one
-    // chunk (the main thread alone) when not even one block fits the scratch.
+    // chunk (the main thread alone) when a chunk would not fit the scratch.
     const blocks = job.rows / 4;
     const fit = Math.floor(this.scratchBytes / int4BlockBytes(m.cols));
     const perChunk = Math.max(Math.ceil(blocks / MAX_CHUNKS), Math.min(fit, Math.ceil(blocks / (this.chunksPerThread * this.threads))));
