@@ -84,6 +84,7 @@ export async function loadWeights(
 ): Promise<EngineWeights> {
   const { step, timed, f16Scales } = opts;
   const stagingBytes = opts.stagingBytes ?? STAGING_BYTES;
+  if (!Number.isSafeInteger(stagingBytes) || stagingBytes < 1) throw new RangeError(`stagingBytes must be a positive integer, got ${stagingBytes}`);
   const reorder = new Set(config.ropeStyle === "rotate_half" ? names.layers.flatMap((l) => [l.wq, l.wk]) : []);
   // A read holds whole 4-row blocks (so the pool can split it), and whole heads where rows are reordered.
   const headRows = lcm(config.headDim, 4);
