@@ -52,7 +52,16 @@ export class Int4Matrix {
 
   /** Bytes one GEMV reads from the three regions. */
   get streamBytes(): number {
-    return this.blocks * (this.groups * (64 + 16) + 16);
+    return this.blocks * int4BlockBytes(this.cols);
+  }
+
+  /**
+   * A matrix of `rows` rows whose three regions lie back to back from ptr (a multiple of 16),
+   * `Math.ceil(rows / 4) · int4BlockBytes(cols)` bytes: a thread's private copy of a few blocks.
+   */
+  static packedAt(ptr: number, rows: number, cols: number): Int4Matrix {
+    const cells = Math.ceil(rows / 4) * (cols / GROUP);
+    return new Int4Matrix(rows, cols, ptr, ptr + cells * 64, ptr + cells * 80);
   }
 
   /**
@@ -66,6 +75,11 @@ export class Int4Matrix {
     const cells = (row0 / 4) * this.groups;
     return new Int4Matrix(rows, this.cols, this.qsPtr + cells * 64, this.scalesPtr + cells * 16, this.wsumPtr + 4 * row0);
   }
+}
+
+/** Bytes one 4-row block of an il4 matrix of `cols` columns holds in its three regions. */
+export function int4BlockBytes(cols: number): number {
+  return (cols / GROUP) * (64 + 16) + 16;
 }
 
 /**

@@ -36,6 +36,14 @@ const ELEMENT_BYTES: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 };
 /** Bytes per ggml Q4_0 block (32 weights): an f16 scale and 16 bytes of nibbles. */
 export const Q4_0_BLOCK_BYTES = 18;
 
+/** How a tensor's elements are stored: plain floats, or ggml Q4_0 blocks (32 int4 values and an f16 scale). */
+export type WeightEncoding = DType | "Q4_0";
+
+/** Bytes one row of `cols` weights takes as stored (cols a multiple of 32 for Q4_0). */
+export function storedRowBytes(encoding: WeightEncoding, cols: number): number {
+  return encoding === "Q4_0" ? (cols / GROUP) * Q4_0_BLOCK_BYTES : cols * ELEMENT_BYTES[encoding];
+}
+
 /** s = max|w| / 7.5 reaches this (and max|w| this · 7.5) where f16(s) becomes infinity. */
 const F16_SCALE_OVERFLOW = 65520;
 

@@ -84,6 +84,26 @@ export class WasmKernels {
     if (!Number.isInteger(bytes) || bytes < 0) throw new RangeError(`alloc: invalid size ${bytes}`);
     const ptr = align(this.top, alignment);
     const end = ptr + bytes;
+    this.growTo(end, bytes);
+    this.top = end;
+    this.refreshViews();
+    return ptr;
+  }
+
+  /**
+   * Grows the memory once, so that the next `bytes` of allocations need no further growth. Each grow makes
+   * the JavaScript engine count the memory as new external memory and typically run a full garbage
+   * collection (a model loaded matrix by matrix: a hundred of them, over half a second); growing once up
+   * front leaves one. Pages are only touched, and resident, once something writes them.
+   */
+  reserve(bytes: number): void {
+    if (!Number.isInteger(bytes) || bytes < 0) throw new RangeError(`reserve: invalid size ${bytes}`);
+    this.growTo(this.top + bytes, bytes);
+    this.refreshViews();
+  }
+
+  /** Grows the memory to hold at least `end` bytes; `bytes` is what the caller asked for (for messages). */
+  private growTo(end: number, bytes: number): void {
     const have = this.memory.buffer.byteLength;
     if (end > have) {
       const pages = Math.ceil((end - have) / PAGE);
@@ -101,9 +121,6 @@ export class WasmKernels {
         );
       }
     }
-    this.top = end;
-    this.refreshViews();
-    return ptr;
   }
 
   /** Re-derives views when the buffer changed (after a grow). */

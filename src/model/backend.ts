@@ -9,11 +9,17 @@ export interface LoadTimes {
   total: number;
   /** Compiling and probing the Wasm kernels. */
   kernels: number;
-  /** Waiting for weight bytes (file or network reads). */
+  /**
+   * Waiting for weight bytes (file or network reads); each read runs while the previous one is quantized,
+   * so this is the part of reading that quantizing did not hide.
+   */
   read: number;
-  /** Quantizing float rows or repacking Q4_0 blocks into the kernels' layout. */
+  /**
+   * Quantizing float rows or repacking Q4_0 blocks into the kernels' layout, on every thread (first-touch
+   * page faults of the fresh Wasm memory included: on a virtual machine they can be most of it).
+   */
   quantize: number;
-  /** Starting the worker threads. */
+  /** Waiting for the worker threads to start, once the weights are in (they start while the weights load). */
   threads: number;
 }
 

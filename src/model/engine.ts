@@ -10,46 +10,27 @@
 // pool of threads-1 workers. The rows of every matrix product (q|k|v and gate|up are single stacked
 // matrices, so one hand-off each) and the (token, KV head) jobs of attention are split across the threads;
 // every output row or head is computed by one kernel call on the same inputs whichever thread runs it, so
-// the logits are bit-identical for any thread count. Norms, RoPE, SwiGLU and quantization stay on the
-// main thread.
+// the logits are bit-identical for any thread count. Norms, RoPE, SwiGLU and activation quantization stay
+// on the main thread. The pool starts before the weights are read: loading quantizes them on every thread.
 import type { Backend, LoadTimes } from "./backend.js";
 import { checkForwardRequest } from "./backend.js";
 import { checkContextLength, type ModelConfig } from "./config.js";
-import { rowBytes, type WeightSource } from "./weights.js";
+import type { WeightSource } from "./weights.js";
 import type { TensorNames } from "./tensor-names.js";
 import { KvCache } from "./kv-cache.js";
-import { showName } from "./checkpoint/safetensors.js";
+import { wasmEngineBytes } from "./memory.js";
+import { loadWeights, STAGING_BYTES, type EngineWeights, type LayerMatrices } from "./load-weights.js";
 import { loadKernels, type SimdMode, type WasmKernels, type WasmVariant } from "../kernels/wasm.js";
-import { allocInt4Matrix, dequantizeRowInto, Int8Activations, type Int4Matrix } from "../kernels/layout.js";
-import { quantizeRows, repackQ4_0 } from "../kernels/quantize.js";
+import { dequantizeRowInto, Int8Activations, type Int4Matrix } from "../kernels/layout.js";
 import { quantizeActivations } from "../kernels/matmul.js";
 import { probeMatmul } from "../kernels/probe.js";
 import { checkThreads, ThreadPool, type SpawnWorker } from "../threads/pool.js";
 import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
 import { allocAttentionState, kvStore } from "../kernels/attention.js";
-import { attentionTemperature, interleaveRopeRows, ropeInverseFrequencies } from "./rope.js";
+import { attentionTemperature, ropeInverseFrequencies } from "./rope.js";
 
-/**
- * Bytes of checkpoint rows staged in Wasm memory per read for the quantizer (as many whole rows as fit; a
- * larger region only if one row needs it). The arena never frees, so the region stays allocated: keep it small.
- */
-const STAGING_BYTES = 4 << 20;
-
-const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
-const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
 /** Private output scratch of each worker thread (a chunk of rows x block tokens, or one attention head). */
 const WORKER_SCRATCH_BYTES = 128 << 10;
-
-interface LayerMatrices {
-  attnNorm: number;
-  ffnNorm: number;
-  /** q, k and v stacked: one GEMM instead of three. */
-  qkv: Int4Matrix;
-  o: Int4Matrix;
-  /** gate and up stacked: one GEMM, then SwiGLU pairs row halves. */
-  gateUp: Int4Matrix;
-  down: Int4Matrix;
-}
 
 export interface EngineOptions {
   contextLength: number;
@@ -64,6 +45,13 @@ export interface EngineOptions {
   threads?: number;
   /** How long an idle worker spins before it sleeps (µs, default 300); a tuning knob for benchmarks. */
   spinMicros?: number;
+  /** Bytes per staging region of the weight reads (default 4 MiB); smaller ones make many reads (tests). */
+  stagingBytes?: number;
+  /**
+   * Wait for the worker threads before reading any weight (default false: the main thread quantizes alone
+   * until they are ready); tests use it so that every read is split across the threads.
+   */
+  threadsFirst?: boolean;
   onProgress?: (done: number, total: number) => void;
   /**
    * Round each weight group's scale to f16 before quantizing it, as a GGUF Q4_0 block stores it (default
@@ -105,44 +93,34 @@ export class WasmEngine implements Backend {
   private constructor(
     readonly config: ModelConfig,
     k: WasmKernels,
-    weights: { layers: LayerMatrices[]; embed: Int4Matrix; head: Int4Matrix; finalNorm: number },
+    weights: EngineWeights,
+    s: Scratch,
+    pool: ThreadPool,
     opts: EngineOptions,
     simd: { variant: string; reason: string },
   ) {
     this._k = k;
-    this.threads = checkThreads(opts.threads ?? 1);
+    this.pool = pool;
+    this.threads = pool.threads;
     this.simd = simd;
     this.contextLength = opts.contextLength;
     this.layers = weights.layers;
     this.embed = weights.embed;
     this.head = weights.head;
     this.finalNorm = weights.finalNorm;
-    this.block = Math.min(opts.blockSize ?? 32, opts.contextLength);
+    this.block = s.block;
     this.kv = new KvCache(k, config, opts.contextLength);
     const omega = ropeInverseFrequencies(config);
     this.ropeTable = uploadRopeTable(k, buildRopeTables(config.headDim, opts.contextLength, Float32Array.from(omega)));
     this.ones = k.alloc(4 * config.headDim);
     k.f32.fill(1, this.ones >> 2, (this.ones >> 2) + config.headDim);
-    this.s = new Scratch(k, config, this.block, this.threads);
-  }
-
-  /** Starts the thread pool (threads-1 workers over the same compiled module and memory). */
-  private async startPool(spinMicros: number | undefined, spawn: SpawnWorker | undefined): Promise<void> {
-    const k = this.k;
-    this.pool = await ThreadPool.start({
-      threads: this.threads,
-      kernels: k,
-      states: this.s.states,
-      scratch: this.s.workerScratch,
-      scratchBytes: WORKER_SCRATCH_BYTES,
-      spawn,
-      spinMicros,
-    });
+    this.s = s;
   }
 
   /**
-   * Reads every weight into Wasm memory: float matrices (a folder's, or a GGUF's F32/F16/BF16 ones) are
-   * quantized, Q4_0 matrices (a GGUF's) repacked, norms copied as float32.
+   * Loads the kernels, starts the thread pool and reads every weight into Wasm memory (load-weights.ts):
+   * float matrices (a folder's, or a GGUF's F32/F16/BF16 ones) quantized, Q4_0 matrices (a GGUF's)
+   * repacked, both split across the threads; norms copied as float32.
    */
   static async load(config: ModelConfig, weights: WeightSource, names: TensorNames, opts: EngineOptions): Promise<WasmEngine> {
     checkContextLength(config, opts.contextLength);
@@ -166,83 +144,48 @@ export class WasmEngine implements Backend {
     times.kernels = performance.now() - started;
     const total = names.layers.length * 7 + 2 + (names.lmHead ? 1 : 0);
     let done = 0;
-    const step = () => opts.onProgress?.(++done, total);
-    const f16Scales = opts.f16Scales ?? true;
 
-    // The stored rows are read straight into a staging region of Wasm memory, then quantized by the SIMD
-    // quantizer (which also refuses NaN and infinity, naming the tensor and row) or, for Q4_0 blocks,
-    // repacked. q and k rows of a rotate_half checkpoint are reordered for the interleaved RoPE kernel on
-    // the way, whole heads per read (and whole 4-row blocks); a GGUF written by convert stores the rows as
-    // the folder does, so the same reordering applies to it.
-    let staging = { ptr: 0, bytes: 0 };
-    const reorder = new Set(config.ropeStyle === "rotate_half" ? names.layers.flatMap((l) => [l.wq, l.wk]) : []);
-    const headRows = lcm(config.headDim, 4);
-    const loadMatrix = async (parts: string[]): Promise<Int4Matrix> => {
-      const infos = parts.map((p) => weights.weight(p));
-      const cols = infos[0].shape[1];
-      const rows = infos.reduce((n, i) => n + i.shape[0], 0);
-      const m = allocInt4Matrix(k, rows, cols);
-      let row0 = 0;
-      for (const info of infos) {
-        if (info.shape.length !== 2 || info.shape[1] !== cols) {
-          throw new RangeError(`tensor ${showName(info.name)} has shape ${JSON.stringify(info.shape)}; the matrix it belongs to has ${cols} columns`);
-        }
-        const bytes = rowBytes(info);
-        const reordered = reorder.has(info.name);
-        const minRows = reordered ? headRows : 1;
-        const need = Math.max(STAGING_BYTES, minRows * bytes);
-        if (staging.bytes < need) staging = { ptr: k.alloc(need), bytes: need };
-        const fit = Math.floor(staging.bytes / bytes);
-        const perRead = reordered ? Math.floor(fit / headRows) * headRows : fit;
-        const source = { name: `tensor ${showName(info.name)}`, row0: 0 };
-        const tensorRows = info.shape[0];
-        for (let r = 0; r < tensorRows; r += perRead) {
-          const n = Math.min(perRead, tensorRows - r);
-          // Nothing allocates in Wasm memory while the read is under way, so the view stays valid.
-          await timed("read", () => weights.readRowsInto(info.name, r, n, k.u8, staging.ptr));
-          if (reordered) {
-            const region = k.u8.subarray(staging.ptr, staging.ptr + n * bytes);
-            region.set(interleaveRopeRows(region, n, bytes, config.headDim));
-          }
-          source.row0 = r;
-          await timed("quantize", () =>
-            info.encoding === "Q4_0"
-              ? repackQ4_0(k, m, row0 + r, staging.ptr, n, { source })
-              : quantizeRows(k, m, row0 + r, staging.ptr, n, info.encoding, { f16Scales, source }),
-          );
-        }
-        row0 += tensorRows;
-        step();
-      }
-      return m;
+    const block = Math.min(opts.blockSize ?? 32, opts.contextLength);
+    const scratch = new Scratch(k, config, block, threads);
+    // The memory grows once, to what the weights, the KV cache and the RoPE table need (memory.ts) and the
+    // two staging regions, with a MiB for the matrices' padding and alignment; a shortfall only costs a grow.
+    k.reserve(wasmEngineBytes(config, opts.contextLength).total + 2 * (opts.stagingBytes ?? STAGING_BYTES) + (1 << 20));
+    // The workers start while the first weights load (quantized by the main thread alone until they are
+    // ready), then quantize the rest with it.
+    let pool: ThreadPool | null = null;
+    let startFailure: { error: unknown } | null = null;
+    const starting = ThreadPool.start({
+      threads,
+      kernels: k,
+      states: scratch.states,
+      scratch: scratch.workerScratch,
+      scratchBytes: WORKER_SCRATCH_BYTES,
+      spawn: opts.spawn,
+      spinMicros: opts.spinMicros,
+    });
+    starting.then((p) => (pool = p), (error: unknown) => (startFailure = { error }));
+    /** The pool once its workers are ready, null before; throws as soon as they failed to start. */
+    const readyPool = (): ThreadPool | null => {
+      if (startFailure !== null) throw startFailure.error;
+      return pool;
     };
-    const loadVector = async (name: string): Promise<number> => {
-      const v = await timed("read", () => weights.readF32(name));
-      const ptr = k.alloc(v.byteLength);
-      k.f32.set(v, ptr >> 2);
-      return ptr;
-    };
-
-    const embed = await loadMatrix([names.embed]);
-    const layers: LayerMatrices[] = [];
-    for (const l of names.layers) {
-      layers.push({
-        attnNorm: await loadVector(l.attnNorm),
-        ffnNorm: await loadVector(l.ffnNorm),
-        qkv: await loadMatrix([l.wq, l.wk, l.wv]),
-        o: await loadMatrix([l.wo]),
-        gateUp: await loadMatrix([l.wGate, l.wUp]),
-        down: await loadMatrix([l.wDown]),
+    try {
+      if (opts.threadsFirst) await timed("threads", () => starting);
+      const w = await loadWeights(k, readyPool, config, weights, names, {
+        f16Scales: opts.f16Scales ?? true,
+        stagingBytes: opts.stagingBytes,
+        step: () => opts.onProgress?.(++done, total),
+        timed,
       });
+      const ready = await timed("threads", () => starting);
+      const engine = new WasmEngine(config, k, w, scratch, ready, opts, { variant, reason });
+      times.total = performance.now() - started;
+      engine.loadTimes = times;
+      return engine;
+    } catch (err) {
+      await starting.then((p) => p.terminate(), () => undefined);
+      throw err;
     }
-    const finalNorm = await loadVector(names.finalNorm);
-    step();
-    const head = names.lmHead ? await loadMatrix([names.lmHead]) : embed;
-    const engine = new WasmEngine(config, k, { layers, embed, head, finalNorm }, opts, { variant, reason });
-    await timed("threads", () => engine.startPool(opts.spinMicros, opts.spawn));
-    times.total = performance.now() - started;
-    engine.loadTimes = times;
-    return engine;
   }
 
   /** The Wasm kernels in use (their variant and arena). */
@@ -428,7 +371,7 @@ class Scratch {
   readonly actQ: Int8Activations;
   readonly actF: Int8Activations;
 
-  constructor(k: WasmKernels, c: ModelConfig, block: number, threads: number) {
+  constructor(k: WasmKernels, c: ModelConfig, readonly block: number, threads: number) {
     const d = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
     this.qkvWidth = qDim + 2 * c.numKvHeads * c.headDim;

@@ -3,14 +3,10 @@
 // (checkpoint/checkpoint.ts) and a GGUF file (checkpoint/gguf-weights.ts) implement it; the int4 engine
 // and the float32 reference read weights only through it, so both load either kind of file with one code
 // path.
-import type { DType } from "../kernels/dtype.js";
-import { bytesPerElement } from "../kernels/dtype.js";
-import { Q4_0_BLOCK_BYTES } from "../kernels/quantize.js";
-import { GROUP } from "../kernels/numerics.js";
+import { storedRowBytes, type WeightEncoding } from "../kernels/quantize.js";
 import { showName } from "./checkpoint/safetensors.js";
 
-/** How a tensor's elements are stored: plain floats, or ggml Q4_0 blocks (32 int4 values and an f16 scale). */
-export type WeightEncoding = DType | "Q4_0";
+export type { WeightEncoding } from "../kernels/quantize.js";
 
 export interface WeightInfo {
   name: string;
@@ -34,8 +30,7 @@ export interface WeightSource {
 
 /** Bytes one row of a 2-D tensor takes as stored (cols a multiple of 32 for Q4_0). */
 export function rowBytes(info: WeightInfo): number {
-  const cols = info.shape[info.shape.length - 1];
-  return info.encoding === "Q4_0" ? (cols / GROUP) * Q4_0_BLOCK_BYTES : cols * bytesPerElement(info.encoding);
+  return storedRowBytes(info.encoding, info.shape[info.shape.length - 1]);
 }
 
 /**

@@ -4,10 +4,12 @@
 // and, once the protocol lets it commit (protocol.ts), copies the result into place. The same kernel call
 // on the same inputs either way, so the bits do not depend on which thread ran the chunk.
 import type { WasmKernels } from "../kernels/wasm.js";
+import { Int4Matrix } from "../kernels/layout.js";
 import { copyRows, gemm, gemv, readBandwidth } from "../kernels/matmul.js";
+import { quantizeRows, repackQ4_0, storedRowBytes } from "../kernels/quantize.js";
 import { attentionAccumulate, attentionFinalize, attentionReset } from "../kernels/attention.js";
 import { visibleSlots } from "../kernels/kv-slots.js";
-import type { AttentionJob, Job, MatmulJob } from "./jobs.js";
+import type { AttentionJob, Job, MatmulJob, QuantizeJob } from "./jobs.js";
 
 /** Where a chunk's output goes: in place (the main thread), or a worker's scratch address. */
 export type ChunkTarget = "in place" | number;
@@ -25,6 +27,8 @@ export function runChunk(k: WasmKernels, job: Job, c: number, target: ChunkTarge
     case "read":
       readBandwidth(k, job.ptr + c * job.chunkBytes, Math.min(job.chunkBytes, job.bytes - c * job.chunkBytes));
       return;
+    case "quantize":
+      return quantizeChunk(k, job, c, target);
   }
 }
 
@@ -45,6 +49,16 @@ export function commitChunk(k: WasmKernels, job: Job, c: number, scratch: number
     }
     case "read":
       return; // nothing to copy
+    case "quantize": {
+      const { row0, rows } = quantizeChunkRows(job, c);
+      const from = Int4Matrix.packedAt(scratch, rows, job.matrix.cols);
+      const to = job.matrix.rowBlock(row0, rows);
+      const cells = to.blocks * to.groups;
+      copyRows(k, to.qsPtr, 0, from.qsPtr, 0, cells * 64, 1);
+      copyRows(k, to.scalesPtr, 0, from.scalesPtr, 0, cells * 16, 1);
+      copyRows(k, to.wsumPtr, 0, from.wsumPtr, 0, to.blocks * 16, 1);
+      return;
+    }
   }
 }
 
@@ -81,4 +95,24 @@ function attentionChunk(k: WasmKernels, job: AttentionJob, c: number, target: Ch
   }
   const out = target === "in place" ? job.out.ptr + token * job.out.stride + headOffset : target;
   attentionFinalize(k, state, group, cache.headDim, out);
+}
+
+/** Matrix rows [row0, row0 + rows) of a quantize job: chunk c, whole 4-row blocks. */
+function quantizeChunkRows(job: QuantizeJob, c: number): { row0: number; rows: number } {
+  const first = c * job.chunkRows;
+  return { row0: job.row0 + first, rows: Math.min(job.chunkRows, job.rows - first) };
+}
+
+/**
+ * In place, the chunk's rows go straight into the matrix; in scratch, into a matrix of the chunk's blocks
+ * alone (Int4Matrix.packedAt), which commitChunk copies into place block by block.
+ */
+function quantizeChunk(k: WasmKernels, job: QuantizeJob, c: number, target: ChunkTarget): void {
+  const { row0, rows } = quantizeChunkRows(job, c);
+  const inPlace = target === "in place";
+  const m = inPlace ? job.matrix : Int4Matrix.packedAt(target, rows, job.matrix.cols);
+  const at = inPlace ? row0 : 0;
+  const src = job.src + (row0 - job.row0) * storedRowBytes(job.encoding, job.matrix.cols);
+  if (job.encoding === "Q4_0") repackQ4_0(k, m, at, src, rows);
+  else quantizeRows(k, m, at, src, rows, job.encoding, { f16Scales: job.f16Scales });
 }

@@ -5,10 +5,12 @@
 // carried by its bits.
 //
 // Chunks: a matmul chunk is a run of whole 4-row blocks of the matrix, an attention chunk one (token, KV
-// head) pair, a read chunk a run of bytes. The kernels compute every 4-row block and every head on its own,
-// so each output's bits do not depend on how the job was cut or which thread ran a chunk.
-import { Int4Matrix, Int8Activations } from "../kernels/layout.js";
+// head) pair, a quantize chunk a run of whole 4-row blocks of the matrix written, a read chunk a run of
+// bytes. The kernels compute every 4-row block and every head on its own, so each output's bits do not
+// depend on how the job was cut or which thread ran a chunk.
+import { int4BlockBytes, Int4Matrix, Int8Activations } from "../kernels/layout.js";
 import type { KvCacheLayer } from "../kernels/attention.js";
+import type { WeightEncoding } from "../kernels/quantize.js";
 import { JOB_WORDS } from "./protocol.js";
 
 /** Y (f32 [tokens][matrix.rows] at y) = matrix times act's tokens [first, first + tokens). */
@@ -59,7 +61,25 @@ export interface ReadJob {
   chunkBytes: number;
 }
 
-export type Job = MatmulJob | AttentionJob | ReadJob;
+/**
+ * Rows [row0, row0 + rows) of `matrix` from `rows` stored rows at src, row-major as `encoding` stores them:
+ * float rows quantized (quantizeRows), Q4_0 blocks repacked (repackQ4_0; src/kernels/quantize.ts). The
+ * load of one staged read. row0, rows and chunkRows are multiples of 4 (whole blocks: a worker commits its
+ * chunk's blocks whole).
+ */
+export interface QuantizeJob {
+  kind: "quantize";
+  matrix: Int4Matrix;
+  row0: number;
+  rows: number;
+  src: number;
+  encoding: WeightEncoding;
+  /** Round each group's scale to f16 before quantizing it (float rows only). */
+  f16Scales: boolean;
+  chunkRows: number;
+}
+
+export type Job = MatmulJob | AttentionJob | ReadJob | QuantizeJob;
 
 export function chunkCount(job: Job): number {
   switch (job.kind) {
@@ -69,6 +89,8 @@ export function chunkCount(job: Job): number {
       return job.tokens * job.cache.kvHeads;
     case "read":
       return Math.ceil(job.bytes / job.chunkBytes);
+    case "quantize":
+      return Math.ceil(job.rows / job.chunkRows);
   }
 }
 
@@ -81,12 +103,15 @@ export function chunkOutputBytes(job: Job): number {
       return 4 * job.group * job.cache.headDim;
     case "read":
       return 0;
+    case "quantize":
+      return int4BlockBytes(job.matrix.cols) * Math.ceil(Math.min(job.chunkRows, job.rows) / 4);
   }
 }
 
 // ---- codec ---------------------------------------------------------------------------------------------
 
-const KIND = { matmul: 1, attention: 2, read: 3 } as const;
+const KIND = { matmul: 1, attention: 2, read: 3, quantize: 4 } as const;
+const ENCODINGS: readonly WeightEncoding[] = ["F32", "F16", "BF16", "Q4_0"];
 
 const f32 = new Float32Array(1);
 const f32Bits = new Int32Array(f32.buffer);
@@ -140,6 +165,12 @@ export function encodeJob(job: Job, words: Int32Array): void {
     case "read":
       w.put(job.ptr, job.bytes, job.chunkBytes);
       return;
+    case "quantize": {
+      const m = job.matrix;
+      w.put(m.rows, m.cols, m.qsPtr, m.scalesPtr, m.wsumPtr);
+      w.put(job.row0, job.rows, job.src, ENCODINGS.indexOf(job.encoding), job.f16Scales ? 1 : 0, job.chunkRows);
+      return;
+    }
   }
 }
 
@@ -164,6 +195,15 @@ export function decodeJob(words: Int32Array): Job {
     }
     case KIND.read:
       return { kind: "read", ptr: w.u32(), bytes: w.u32(), chunkBytes: w.u32() };
+    case KIND.quantize: {
+      const matrix = new Int4Matrix(w.u32(), w.u32(), w.u32(), w.u32(), w.u32());
+      const row0 = w.u32();
+      const rows = w.u32();
+      const src = w.u32();
+      const encoding = ENCODINGS[w.u32()];
+      if (encoding === undefined) throw new Error("unknown row encoding in the control block");
+      return { kind: "quantize", matrix, row0, rows, src, encoding, f16Scales: w.u32() === 1, chunkRows: w.u32() };
+    }
     default:
       throw new Error(`unknown job kind ${kind} in the control block`);
   }

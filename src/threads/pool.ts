@@ -1,9 +1,10 @@
 // A pool of threads sharing one Wasm memory: the main thread and threads-1 workers split the rows of each
-// matrix product and the (token, KV head) jobs of attention. This file is the main thread's side: it turns
-// a request into a typed job (jobs.ts), publishes it (protocol.ts), computes chunks alongside the workers
-// (chunks.ts) and recomputes whatever a worker did not deliver in time. It only uses SharedArrayBuffer,
-// Atomics and a worker handle created by a `SpawnWorker` function, so it runs unchanged on Web Workers; the
-// Node binding (worker_threads) is src/node/worker-thread.ts, the browser's src/browser/web-worker-spawn.ts.
+// matrix product, the (token, KV head) jobs of attention and, at load, the rows each read quantizes. This
+// file is the main thread's side: it turns a request into a typed job (jobs.ts), publishes it (protocol.ts),
+// computes chunks alongside the workers (chunks.ts) and recomputes whatever a worker did not deliver in
+// time. It only uses SharedArrayBuffer, Atomics and a worker handle created by a `SpawnWorker` function, so
+// it runs unchanged on Web Workers; the Node binding (worker_threads) is src/node/worker-thread.ts, the
+// browser's src/browser/web-worker-spawn.ts.
 //
 // Determinism: every output row and head is one kernel call on the same inputs whichever thread runs it
 // (jobs.ts), so the bits of every output are the same for any thread count.
@@ -16,10 +17,10 @@
 // alone, so the workers fall asleep and stop competing with it for a core, then it tries again (backing
 // off exponentially while the machine stays busy). docs/performance.md has the measurements behind the
 // constants below.
-import type { Int4Matrix, Int8Activations } from "../kernels/layout.js";
+import { int4BlockBytes, type Int4Matrix, type Int8Activations } from "../kernels/layout.js";
 import type { WasmKernels } from "../kernels/wasm.js";
 import { runChunk } from "./chunks.js";
-import { chunkCount, chunkOutputBytes, encodeJob, type AttentionJob, type Job } from "./jobs.js";
+import { chunkCount, chunkOutputBytes, encodeJob, type AttentionJob, type Job, type QuantizeJob } from "./jobs.js";
 import {
   COMMITTING, CONTROL_BYTES, DELAY, DONE, ERROR, INJECT, JOB, JOB_WORDS, MAX_CHUNKS, SEQ, SHUTDOWN, SLEEPERS, SPIN,
   STATES, STOLEN, claim, openRegion, readMessage, tag, writeMessage, type WorkerInit,
@@ -304,6 +305,25 @@ export class ThreadPool {
   readBandwidth(ptr: number, bytes: number): void {
     const chunkBytes = this.threads === 1 ? bytes : Math.max(64, Math.ceil(Math.max(READ_CHUNK, bytes / MAX_CHUNKS) / 64) * 64);
     this.run({ kind: "read", ptr, bytes, chunkBytes }, true);
+  }
+
+  /**
+   * Rows [row0, row0 + rows) of m from `rows` stored rows at src (quantized, or repacked from Q4_0: the load
+   * of one staged read), whole 4-row blocks split across the threads. row0 and rows are multiples of 4.
+   * Errors name the kernel wrapper, not the tensor: a loader that wants the tensor named re-runs the rows.
+   */
+  quantize(job: Omit<QuantizeJob, "kind" | "chunkRows">): void {
+    const m = job.matrix;
+    if (job.row0 % 4 !== 0 || job.rows % 4 !== 0 || job.rows < 4 || job.row0 + job.rows > m.rows) {
+      throw new RangeError(`quantize: rows [${job.row0}, ${job.row0 + job.rows}) are not whole 4-row blocks inside the matrix's ${m.rows}`);
+    }
+    // Whole blocks, as many as a worker's scratch holds, at least chunksPerThread chunks per thread; one
+    // chunk (the main thread alone) when a chunk would not fit the scratch.
+    const blocks = job.rows / 4;
+    const fit = Math.floor(this.scratchBytes / int4BlockBytes(m.cols));
+    const perChunk = Math.max(Math.ceil(blocks / MAX_CHUNKS), Math.min(fit, Math.ceil(blocks / (this.chunksPerThread * this.threads))));
+    const chunkRows = this.threads === 1 || perChunk > fit ? job.rows : 4 * perChunk;
+    this.run({ kind: "quantize", ...job, chunkRows }, true);
   }
 
   /** Rows per matmul chunk: whole 4-row blocks, about chunkMacs of work, at least chunksPerThread per thread. */

@@ -13,8 +13,13 @@ import { randomWeights, smallConfig, type SmallModelSpec } from "../helpers/rand
 import { BUNDLED } from "../helpers/model-folder.js";
 import { openCheckpoint } from "../../src/node/folder.js";
 
-/** A folder holding model.safetensors with seeded random weights for `spec` (tied embeddings). */
-export async function randomModelFolder(spec: SmallModelSpec, seed: number): Promise<{ config: ModelConfig; dir: string; cleanup: () => void }> {
+/**
+ * A folder holding model.safetensors with seeded random weights for `spec` (tied embeddings); `edit` may
+ * change a tensor's values before they are written.
+ */
+export async function randomModelFolder(
+  spec: SmallModelSpec, seed: number, edit?: (name: string, data: Float32Array) => void,
+): Promise<{ config: ModelConfig; dir: string; cleanup: () => void }> {
   const config = smallConfig(spec);
   const w = randomWeights(config, seed);
   const names = tensorNamesFor(config);
@@ -22,7 +27,10 @@ export async function randomModelFolder(spec: SmallModelSpec, seed: number): Pro
   const q = config.numHeads * config.headDim;
   const kv = config.numKvHeads * config.headDim;
   const f = config.intermediateSize;
-  const t = (name: string, data: Float32Array, shape: number[]): TensorToWrite => ({ name, dtype: "F32", shape, data });
+  const t = (name: string, data: Float32Array, shape: number[]): TensorToWrite => {
+    edit?.(name, data);
+    return { name, dtype: "F32", shape, data };
+  };
   const tensors: TensorToWrite[] = [t(names.embed, w.embed, [config.vocabSize, d]), t(names.finalNorm, w.finalNorm, [d])];
   w.layers.forEach((l, i) => {
     const n = names.layers[i];

@@ -4,7 +4,9 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WasmKernels } from "../../src/kernels/wasm.js";
-import { Int4Matrix, Int8Activations, repackInt4, type Int4Weights } from "../../src/kernels/layout.js";
+import { allocInt4Matrix, Int4Matrix, Int8Activations, repackInt4, type Int4Weights } from "../../src/kernels/layout.js";
+import { quantizeRows, repackQ4_0, storedRowBytes, type WeightEncoding } from "../../src/kernels/quantize.js";
+import { f32ToF16Bits } from "../../src/kernels/dtype.js";
 import { gemmRef, setActivations, type Int8Tokens } from "../../src/kernels/matmul.js";
 import { firstBitDifference } from "../../src/kernels/probe.js";
 import { wasmBytes } from "../../src/node/wasm-files.js";
@@ -13,7 +15,9 @@ import {
   type KvCacheLayer,
 } from "../../src/kernels/attention.js";
 import { commitChunk, runChunk } from "../../src/threads/chunks.js";
-import { chunkCount, decodeJob, encodeJob, type AttentionJob, type Job, type MatmulJob } from "../../src/threads/jobs.js";
+import {
+  chunkCount, chunkOutputBytes, decodeJob, encodeJob, type AttentionJob, type Job, type MatmulJob, type QuantizeJob,
+} from "../../src/threads/jobs.js";
 import { JOB_WORDS } from "../../src/threads/protocol.js";
 import { ThreadPool } from "../../src/threads/pool.js";
 import { spawnNodeWorker } from "../../src/node/worker-thread.js";
@@ -38,6 +42,10 @@ const jobArb: fc.Arbitrary<Job> = fc.oneof(
     out: fc.record({ ptr: u32, stride: u32 }, plain),
   }, plain).map((j): Job => ({ kind: "attention", ...j })),
   fc.record({ ptr: u32, bytes: u32, chunkBytes: u32 }, plain).map((j): Job => ({ kind: "read", ...j })),
+  fc.record({
+    matrix: fc.tuple(u32, u32, u32, u32, u32).map(([a, b, c, d, e]) => new Int4Matrix(a, b, c, d, e)),
+    row0: u32, rows: u32, src: u32, encoding: fc.constantFrom("F32", "F16", "BF16", "Q4_0"), f16Scales: fc.boolean(), chunkRows: u32,
+  }, plain).map((j): Job => ({ kind: "quantize", ...j })),
 );
 
 describe("job codec", () => {
@@ -114,6 +122,54 @@ describe("chunks", () => {
         },
       ),
       { numRuns: 60 },
+    );
+  });
+
+  it("quantize: every block of rows, in place or committed from scratch, has the unsplit kernel call's bytes, padding rows kept (fast-check)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 30 }), fc.integer({ min: 0, max: 12 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }),
+        fc.constantFrom<WeightEncoding>("F32", "F16", "BF16", "Q4_0"), fc.boolean(), fc.integer(),
+        (blocksPick, firstPick, groups, chunkBlocks, encoding, f16Scales, seed) => {
+          const r = rng(seed);
+          const cols = 32 * groups;
+          // A matrix whose last block may be partial: the job covers whole blocks from a block boundary.
+          const rows = 4 * blocksPick + (seed >>> 0) % 4;
+          const wholeBlocks = Math.floor(rows / 4);
+          const first = Math.min(firstPick, wholeBlocks - 1);
+          const jobRows = 4 * (1 + ((seed >>> 4) % (wholeBlocks - first)));
+          const row0 = 4 * first;
+          const rowBytes = storedRowBytes(encoding, cols);
+          const src = k.alloc(jobRows * rowBytes, 16);
+          const bytes = k.u8.subarray(src, src + jobRows * rowBytes);
+          if (encoding === "Q4_0") {
+            for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(r() * 256);
+            // Finite f16 scales: bits below 0x7c00 in each block's first two bytes.
+            for (let b = 0; b < bytes.length; b += 18) bytes[b + 1] &= 0x7b;
+          } else {
+            const w = Float32Array.from({ length: jobRows * cols }, () => gauss(r));
+            if (encoding === "F32") bytes.set(new Uint8Array(w.buffer));
+            else for (let i = 0; i < w.length; i++) {
+              const h = encoding === "F16" ? f32ToF16Bits(w[i]) : new Uint32Array(Float32Array.of(w[i]).buffer)[0] >>> 16;
+              bytes[2 * i] = h & 255;
+              bytes[2 * i + 1] = h >> 8;
+            }
+          }
+          const regions = (m: Int4Matrix) => [
+            k.u8.slice(m.qsPtr, m.qsPtr + m.blocks * m.groups * 64),
+            k.u8.slice(m.scalesPtr, m.scalesPtr + m.blocks * m.groups * 16),
+            k.u8.slice(m.wsumPtr, m.wsumPtr + m.blocks * 16),
+          ];
+          const want = allocInt4Matrix(k, rows, cols);
+          if (encoding === "Q4_0") repackQ4_0(k, want, row0, src, jobRows);
+          else quantizeRows(k, want, row0, src, jobRows, encoding, { f16Scales });
+          const matrix = allocInt4Matrix(k, rows, cols);
+          const job: QuantizeJob = { kind: "quantize", matrix, row0, rows: jobRows, src, encoding, f16Scales, chunkRows: 4 * chunkBlocks };
+          runAllChunks(job, 0, k.alloc(chunkOutputBytes(job), 16));
+          expect(regions(matrix)).toEqual(regions(want));
+        },
+      ),
+      { numRuns: 80 },
     );
   });
 

@@ -1,0 +1,195 @@
+// Reading a model's weights into the int4 engine's Wasm memory: every matrix quantized (float rows) or
+// repacked (a GGUF's Q4_0 blocks) into the kernels' il4 layout, every norm copied as float32.
+//
+// Everything is allocated before the first matrix row is read, so the memory never grows while a read is
+// writing into it (growing a non-shared memory detaches the view the read writes through). The stored rows
+// then come a staging region at a time, two regions taking turns: the next read runs on the platform's I/O
+// threads while the main thread quantizes the current one. Each staged read is quantized by the engine's
+// thread pool, its whole 4-row blocks split across the threads (ThreadPool.quantize); rows of a block that a
+// read shares with its neighbour (at most 3 at either end) are quantized by the main thread alone, and so
+// are the first reads, while the workers are still starting. Every row is quantized by the same kernel on
+// the same bytes whichever thread runs it, so the weights are bit-identical for any thread count.
+//
+// q and k rows of a rotate_half checkpoint are reordered for the interleaved RoPE kernel on the way, whole
+// heads per read; a GGUF written by convert stores the rows as the folder does, so the same reordering
+// applies to it.
+import type { ModelConfig } from "./config.js";
+import { rowBytes, type WeightInfo, type WeightSource } from "./weights.js";
+import type { TensorNames } from "./tensor-names.js";
+import { showName } from "./checkpoint/safetensors.js";
+import { interleaveRopeRows } from "./rope.js";
+import type { WasmKernels } from "../kernels/wasm.js";
+import { allocInt4Matrix, type Int4Matrix } from "../kernels/layout.js";
+import { quantizeRows, repackQ4_0 } from "../kernels/quantize.js";
+import type { ThreadPool } from "../threads/pool.js";
+
+/**
+ * Bytes of checkpoint rows staged in Wasm memory per read (as many whole rows as fit; more only if the
+ * rows a read must hold together need it). Two such regions stay allocated (the arena never frees): keep
+ * them small.
+ */
+export const STAGING_BYTES = 4 << 20;
+
+export interface LayerMatrices {
+  attnNorm: number;
+  ffnNorm: number;
+  /** q, k and v stacked: one GEMM instead of three. */
+  qkv: Int4Matrix;
+  o: Int4Matrix;
+  /** gate and up stacked: one GEMM, then SwiGLU pairs row halves. */
+  gateUp: Int4Matrix;
+  down: Int4Matrix;
+}
+
+export interface EngineWeights {
+  layers: LayerMatrices[];
+  embed: Int4Matrix;
+  /** The output head: the embedding table itself when the model ties them. */
+  head: Int4Matrix;
+  finalNorm: number;
+}
+
+export interface LoadWeightsOptions {
+  /** Round each group's scale to f16 before quantizing it (EngineOptions.f16Scales). */
+  f16Scales: boolean;
+  /** Bytes per staging region (default STAGING_BYTES); smaller ones make many reads (tests). */
+  stagingBytes?: number;
+  /** Called once per tensor read: the load's progress. */
+  step: () => void;
+  /** Runs `f`, counting its time as waiting for bytes ("read") or quantizing ("quantize"). */
+  timed: <T>(part: "read" | "quantize", f: () => T | Promise<T>) => Promise<T>;
+}
+
+/** One read: rows [r, r + n) of a tensor, which become rows [row + r, row + r + n) of `matrix`. */
+interface Read {
+  info: WeightInfo;
+  matrix: Int4Matrix;
+  row: number;
+  r: number;
+  n: number;
+  reordered: boolean;
+  /** The tensor's last read. */
+  last: boolean;
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
+
+/**
+ * Reads every weight of `names` into Wasm memory. `pool` gives the engine's thread pool once its workers are
+ * ready; until then (null) the main thread quantizes alone.
+ */
+export async function loadWeights(
+  k: WasmKernels, pool: () => ThreadPool | null, config: ModelConfig, weights: WeightSource, names: TensorNames, opts: LoadWeightsOptions,
+): Promise<EngineWeights> {
+  const { step, timed, f16Scales } = opts;
+  const stagingBytes = opts.stagingBytes ?? STAGING_BYTES;
+  if (!Number.isSafeInteger(stagingBytes) || stagingBytes < 1) throw new RangeError(`stagingBytes must be a positive integer, got ${stagingBytes}`);
+  const reorder = new Set(config.ropeStyle === "rotate_half" ? names.layers.flatMap((l) => [l.wq, l.wk]) : []);
+  // A read holds whole 4-row blocks (so the pool can split it), and whole heads where rows are reordered.
+  const headRows = lcm(config.headDim, 4);
+  const reads: Read[] = [];
+  let largestRead = 0;
+
+  /** Allocates the matrix of the stacked tensors `parts` and plans their reads. */
+  const matrix = (parts: string[]): Int4Matrix => {
+    const infos = parts.map((p) => weights.weight(p));
+    const cols = infos[0].shape[1];
+    const rows = infos.reduce((n, i) => n + i.shape[0], 0);
+    const m = allocInt4Matrix(k, rows, cols);
+    let row = 0;
+    for (const info of infos) {
+      if (info.shape.length !== 2 || info.shape[1] !== cols) {
+        throw new RangeError(`tensor ${showName(info.name)} has shape ${JSON.stringify(info.shape)}; the matrix it belongs to has ${cols} columns`);
+      }
+      const bytes = rowBytes(info);
+      const reordered = reorder.has(info.name);
+      const unit = reordered ? headRows : 4;
+      const perRead = Math.max(1, Math.floor(stagingBytes / bytes / unit)) * unit;
+      const tensorRows = info.shape[0];
+      for (let r = 0; r < tensorRows; r += perRead) {
+        const n = Math.min(perRead, tensorRows - r);
+        reads.push({ info, matrix: m, row, r, n, reordered, last: r + n === tensorRows });
+        largestRead = Math.max(largestRead, n * bytes);
+      }
+      row += tensorRows;
+    }
+    return m;
+  };
+  const vector = async (name: string): Promise<number> => {
+    const v = await timed("read", () => weights.readF32(name));
+    const ptr = k.alloc(v.byteLength);
+    k.f32.set(v, ptr >> 2);
+    return ptr;
+  };
+
+  const embed = matrix([names.embed]);
+  const layers: LayerMatrices[] = [];
+  for (const l of names.layers) {
+    layers.push({
+      attnNorm: await vector(l.attnNorm),
+      ffnNorm: await vector(l.ffnNorm),
+      qkv: matrix([l.wq, l.wk, l.wv]),
+      o: matrix([l.wo]),
+      gateUp: matrix([l.wGate, l.wUp]),
+      down: matrix([l.wDown]),
+    });
+  }
+  const finalNorm = await vector(names.finalNorm);
+  step();
+  const head = names.lmHead ? matrix([names.lmHead]) : embed;
+  const staging = [k.alloc(largestRead), k.alloc(largestRead)];
+
+  const start = (i: number): Promise<void> => {
+    const { info, r, n } = reads[i];
+    const read = weights.readRowsInto(info.name, r, n, k.u8, staging[i % 2]);
+    read.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
+    return read;
+  };
+  let next = reads.length > 0 ? start(0) : Promise.resolve();
+  try {
+    for (let i = 0; i < reads.length; i++) {
+      await timed("read", () => next);
+      if (i + 1 < reads.length) next = start(i + 1);
+      await timed("quantize", () => fill(k, pool(), reads[i], staging[i % 2], config.headDim, f16Scales));
+      if (reads[i].last) step();
+    }
+  } finally {
+    // Never leave a read writing into the memory after the load has given up on it.
+    await next.catch(() => undefined);
+  }
+  return { layers, embed, head, finalNorm };
+}
+
+/** Quantizes or repacks one read's rows, staged at `ptr`, into its matrix (on the pool's threads, if any yet). */
+function fill(k: WasmKernels, pool: ThreadPool | null, read: Read, ptr: number, headDim: number, f16Scales: boolean): void {
+  const { info, matrix: m, n } = read;
+  const bytes = rowBytes(info);
+  if (read.reordered) {
+    const region = k.u8.subarray(ptr, ptr + n * bytes);
+    region.set(interleaveRopeRows(region, n, bytes, headDim));
+  }
+  // Matrix rows [lo, hi); [a, b) are its whole 4-row blocks.
+  const lo = read.row + read.r;
+  const hi = lo + n;
+  const a = Math.min(hi, Math.ceil(lo / 4) * 4);
+  const b = Math.max(a, Math.floor(hi / 4) * 4);
+  /** Rows [from, to) on this thread, errors naming the tensor and row. */
+  const here = (from: number, to: number) => {
+    const src = ptr + (from - lo) * bytes;
+    const source = { name: `tensor ${showName(info.name)}`, row0: read.r + (from - lo) };
+    if (info.encoding === "Q4_0") repackQ4_0(k, m, from, src, to - from, { source });
+    else quantizeRows(k, m, from, src, to - from, info.encoding, { f16Scales, source });
+  };
+  if (pool === null) return here(lo, hi);
+  try {
+    if (a > lo) here(lo, a);
+    if (b > a) pool.quantize({ matrix: m, row0: a, rows: b - a, src: ptr + (a - lo) * bytes, encoding: info.encoding, f16Scales });
+    if (hi > b) here(b, hi);
+  } catch (err) {
+    // The pool's errors name the kernel wrapper; the same rows once more on this thread name the tensor
+    // and the row (the first refused one).
+    here(lo, hi);
+    throw err;
+  }
+}
