@@ -42,7 +42,15 @@ interface GgufSummary {
 
 /** A GGUF file's config (from the config.json it carries or, in a llama.cpp file, from its keys) and tensor totals. */
 async function readGgufInfo(path: string): Promise<{ config: ModelConfig; rawConfig: Record<string, unknown>; stored: StoredWeights; gguf: GgufSummary }> {
-  const file = await GgufFile.open(await openFileSource(path));
+  const source = await openFileSource(path);
+  let file: GgufFile;
+  try {
+    file = await GgufFile.open(source);
+  } catch (err) {
+    // GgufFile.open does not own the source until it succeeds.
+    await source.close();
+    throw err;
+  }
   try {
     const model = await readAnyGgufModel(file);
     const types: GgufSummary["types"] = {};
