@@ -21,7 +21,10 @@
 //   npm run bench:browser -- ... --threads 1,2 --rounds 2 --prefill 512 --decode-at 512,2048 --new-tokens 32
 //
 // --model-dir is the checkpoint folder both GGUFs hold (its tokenizer makes our prompts exactly PREFILL
-// tokens long); --peer is written from it when missing (or of the wrong size). Needs /usr/bin/chromium.
+// tokens long); --peer is written from it when missing (or of the wrong size); --prepare only writes it.
+// --only ours|wllama runs one side. --wllama-defaults loads wllama with its own defaults (threads, WebGPU
+// layers, server slots) and lets the browser look for a GPU, to see what a page gets that sets only n_ctx.
+// BENCH_CONSOLE=1 prints the page's console (llama.cpp's log included). Needs /usr/bin/chromium.
 import { createReadStream, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -70,6 +73,7 @@ const WLLAMA_DEFAULTS = process.argv.includes("--wllama-defaults");
 const ENGINES = (arg("only") ? [arg("only")] : ["ours", "wllama"]) as Array<"ours" | "wllama">;
 /** Room for the longest prompt and its new tokens, the same for both engines. */
 const CONTEXT = Math.ceil((Math.max(PREFILL, ...DECODE_AT) + NEW_TOKENS + 16) / 256) * 256;
+const WARMUP_TOKENS = 16;
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", ...(WLLAMA_DEFAULTS ? [] : ["--disable-gpu"]), "--disable-background-networking", "--disable-component-update", "--no-first-run"];
 const MIB = 1 << 20;
@@ -286,6 +290,7 @@ const record = (engine: string, threads: number, metric: Metric, v: number) => {
 const infos = new Map<string, Loaded["info"]>();
 
 await peerGguf();
+if (process.argv.includes("--prepare")) process.exit(0);
 await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
 const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 console.log(
@@ -301,7 +306,10 @@ try {
       for (const engine of order) {
         const seed = round * 10 + ti;
         const lengths = [PREFILL, ...DECODE_AT.filter((n) => n !== PREFILL)];
-        const runs: RunRequest[] = lengths.map((n, i) => ({ text: engine === "ours" ? textOfTokens(n, seed + i) : lettersOf(n, seed + i), tokens: n, newTokens: NEW_TOKENS }));
+        const prompt = (n: number, i: number, newTokens: number): RunRequest => ({ text: engine === "ours" ? textOfTokens(n, seed + i) : lettersOf(n, seed + i), tokens: n, newTokens });
+        // A short request first, not timed: each engine's first one pays one-time costs (fresh compute
+        // buffers being touched, hot functions being recompiled by V8's optimizing tier).
+        const runs: RunRequest[] = [prompt(WARMUP_TOKENS, 9, 4), ...lengths.map((n, i) => prompt(n, i, NEW_TOKENS))];
         const profile = mkdtempSync(join(tmpdir(), `bench-browser-${engine}-`));
         try {
           const first = await visit(profile, engine, threads, []);
@@ -313,7 +321,7 @@ try {
           record(engine, threads, "peakMiB", peakMiB);
           const line = [`round ${round} ${engine.padEnd(6)} ${threads}T`, `coi ${second.loaded.crossOriginIsolated}`];
           line.push(`ready ${(first.loaded.readyMs / 1000).toFixed(1)} s (${(first.modelBytes / MIB).toFixed(0)} MiB served) / ${(second.loaded.readyMs / 1000).toFixed(1)} s (${(second.modelBytes / MIB).toFixed(0)} MiB served)`);
-          second.runs.forEach((r, i) => {
+          second.runs.slice(1).forEach((r, i) => {
             const n = lengths[i];
             if (n === PREFILL) record(engine, threads, "prefillTokPerS", (r.promptTokens / r.prefillMs) * 1000);
             if (DECODE_AT.includes(n)) record(engine, threads, `decode${n}`, 1000 / median(r.stepsMs));
