@@ -111,7 +111,7 @@ interface Timings {
 }
 
 let overhead: number | null = null;
-/** How many tokens llama.cpp's tokenizer adds to a prompt (SentencePiece's leading "▁": 3 byte tokens). */
+/** How many tokens llama.cpp's tokenizer adds to a prompt (SentencePiece's leading "▁", as byte tokens). */
 async function wllamaPromptOverhead(): Promise<number> {
   overhead ??= (await wllamaRun("a", 1, [])).prompt_n - 1;
   return overhead;

@@ -10,8 +10,8 @@
 //   visit 1  a new browser on an empty profile loads the model: ready = download + preparation;
 //   visit 2  a new browser on the same profile loads it again, from each engine's own cache (ours: the
 //            Origin Private File System through ModelCache; wllama: its CacheManager, also OPFS), then runs
-//            a prompt of PREFILL tokens and one of the largest --decode-at length, each followed by
-//            --new-tokens greedy tokens (end-of-text ignored by wllama; ours stops only on one).
+//            an untimed warm-up request and a prompt of each length in --prefill and --decode-at, each
+//            followed by --new-tokens greedy tokens (end-of-text ignored by wllama; ours stops on one).
 // Both engines get the same context size, thread count, prompt lengths and greedy sampling; wllama runs on
 // the CPU (n_gpu_layers 0) with one server slot. Peak renderer memory is the largest sum of the resident
 // sets (/proc) of the browser's renderer processes during the visit, sampled every 100 ms. The table shows
