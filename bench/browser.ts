@@ -229,7 +229,7 @@ function rendererRss(profile: string): number {
     }
   }
   let sum = 0;
-  for (const [pid, p] of table) {
+  for (const p of table.values()) {
     if (!p.renderer) continue;
     for (let up = p.ppid, depth = 0; up > 1 && depth < 8; up = table.get(up)?.ppid ?? 0, depth++) {
       if (roots.has(up)) {
@@ -237,7 +237,6 @@ function rendererRss(profile: string): number {
         break;
       }
     }
-    void pid;
   }
   return sum;
 }
