@@ -256,15 +256,22 @@ class Q4_0Staging {
   async *q4_0Rows(hf: string, rows: number, cols: number): AsyncGenerator<Uint8Array, void, undefined> {
     if (this.busy) throw new Error("Q4_0Staging: one matrix at a time");
     this.busy = true;
-    const dtype = this.ckpt.info(hf).dtype;
-    const size = bytesPerElement(dtype);
-    const per = this.perRead(cols, size);
-    const outRow = (cols / Q4_0_BLOCK) * Q4_0_BLOCK_BYTES;
-    const b = this.reserve(Math.min(per, rows) * cols * size, Math.min(per, rows) * outRow);
-    // readRowsInto writes into the memory's current buffer: k.u8 is fetched after every allocation above.
-    const read = (row0: number, slot: number) => this.ckpt.readRowsInto(hf, row0, Math.min(per, rows - row0), this.k.u8, b.src[slot]);
-    let pending: Promise<void> | null = read(0, 0);
+    let pending: Promise<void> | null = null;
     try {
+      const dtype = this.ckpt.info(hf).dtype;
+      const size = bytesPerElement(dtype);
+      const per = this.perRead(cols, size);
+      const outRow = (cols / Q4_0_BLOCK) * Q4_0_BLOCK_BYTES;
+      const b = this.reserve(Math.min(per, rows) * cols * size, Math.min(per, rows) * outRow);
+      // readRowsInto writes into the memory's current buffer: k.u8 is fetched after every allocation above.
+      // A read that fails while its rows wait (the consumer writing the previous ones) is reported when
+      // awaited; the empty handler only keeps Node from calling it unhandled meanwhile.
+      const read = (row0: number, slot: number) => {
+        const p = this.ckpt.readRowsInto(hf, row0, Math.min(per, rows - row0), this.k.u8, b.src[slot]);
+        p.catch(() => undefined);
+        return p;
+      };
+      pending = read(0, 0);
       for (let r = 0, slot = 0; r < rows; r += per, slot ^= 1) {
         const n = Math.min(per, rows - r);
         await pending;

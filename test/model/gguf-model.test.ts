@@ -198,6 +198,34 @@ describe("the bundled model as GGUF", () => {
       }
     }
   });
+
+  it("a read that fails while the rows before it are written fails the conversion with its own error", async () => {
+    const files = {
+      configJson: readFileSync(join(BUNDLED, "config.json"), "utf8"), tokenizerJson: readFileSync(join(BUNDLED, "tokenizer.json"), "utf8"),
+      tokenizerConfigJson: null, generationConfigJson: null, chatTemplate: null,
+    };
+    const ckpt = await openCheckpoint(BUNDLED);
+    try {
+      // The fourth read is started ahead while the third one's blocks are written, and fails meanwhile.
+      let reads = 0;
+      const readRowsInto = ckpt.readRowsInto.bind(ckpt);
+      ckpt.readRowsInto = async (...a) => {
+        if (++reads === 4) throw new CheckpointError("disk on fire");
+        return readRowsInto(...a);
+      };
+      const kernels = await WasmKernels.create("simd", wasmBytes("simd"));
+      const { metadata, tensors } = modelGguf(files, ckpt, { name: "test", kernels, rowsPerRead: 100 });
+      const sink = memorySink();
+      const write = sink.write;
+      sink.write = async (chunk) => {
+        await new Promise((r) => setTimeout(r, 5)); // the failed read settles while this write is under way
+        await write(chunk);
+      };
+      await expect(writeGgufTo(sink, metadata, tensors)).rejects.toThrow(/^disk on fire$/);
+    } finally {
+      await ckpt.close();
+    }
+  });
 });
 
 describe("a variant with every optional feature", () => {
