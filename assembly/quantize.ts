@@ -7,6 +7,10 @@
 // Both write rows [row0, row0 + rows) of a matrix one row at a time: each row owns 4 bytes of every 16-byte
 // packed vector of its 4-row block, so any row range can be written (a stacked q|k|v matrix starts its
 // k part wherever q ends) and two threads writing different rows never touch the same bytes.
+//
+// A third kernel, quantize_rows_q4_0, runs quantize_rows' recipe with f16 scales but writes ggml Q4_0
+// blocks instead of il4: what `mobilellm convert` stores in a GGUF file, so that repacking the file gives
+// the matrix quantizing the folder gives.
 
 /** Element types of quantize_rows' input (the wrapper's codes, DTYPE_CODE in src/kernels/quantize.ts). */
 const F32: i32 = 0;
@@ -95,16 +99,8 @@ export function quantize_rows(
     const v5 = load4(src, dtype, 5);
     const v6 = load4(src, dtype, 6);
     const v7 = load4(src, dtype, 7);
-    let m = i32x4.max_s(
-      i32x4.max_s(i32x4.max_s(absBits(v0), absBits(v1)), i32x4.max_s(absBits(v2), absBits(v3))),
-      i32x4.max_s(i32x4.max_s(absBits(v4), absBits(v5)), i32x4.max_s(absBits(v6), absBits(v7))),
-    );
-    m = i32x4.max_s(m, i32x4.shuffle(m, m, 2, 3, 0, 1));
-    m = i32x4.max_s(m, i32x4.shuffle(m, m, 1, 0, 3, 2));
-    const maxBits = i32x4.extract_lane(m, 0);
-    if (maxBits >= 0x7f800000) return false; // NaN or infinity
-    let s: f32 = reinterpret<f32>(maxBits) / <f32>7.5;
-    if (s < SCALE_MIN) s = SCALE_MIN;
+    let s = groupScale(maxAbsBits(v0, v1, v2, v3, v4, v5, v6, v7));
+    if (s < 0) return false;
     if (f16Scales) {
       const h = f32ToF16Bits(s);
       if (h >= 0x7c00) return false; // s >= 65520 rounds to infinity
@@ -137,6 +133,79 @@ export function quantize_rows(
     sc += 16;
   }
   store<f32>(wsum + (<usize>r << 2), acc);
+  return true;
+}
+
+/** The largest |w| of a group's 32 lanes, as f32 bits (NaN above infinity, both at 0x7f800000 or more). */
+// @ts-ignore: decorator
+@inline function maxAbsBits(v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128): i32 {
+  let m = i32x4.max_s(
+    i32x4.max_s(i32x4.max_s(absBits(v0), absBits(v1)), i32x4.max_s(absBits(v2), absBits(v3))),
+    i32x4.max_s(i32x4.max_s(absBits(v4), absBits(v5)), i32x4.max_s(absBits(v6), absBits(v7))),
+  );
+  m = i32x4.max_s(m, i32x4.shuffle(m, m, 2, 3, 0, 1));
+  m = i32x4.max_s(m, i32x4.shuffle(m, m, 1, 0, 3, 2));
+  return i32x4.extract_lane(m, 0);
+}
+
+/** The recipe's f32 scale max(f32(max|w| / 7.5), SCALE_MIN), or -1 for a group holding NaN or infinity. */
+// @ts-ignore: decorator
+@inline function groupScale(maxBits: i32): f32 {
+  if (maxBits >= 0x7f800000) return -1;
+  const s: f32 = reinterpret<f32>(maxBits) / <f32>7.5;
+  return s < SCALE_MIN ? SCALE_MIN : s;
+}
+
+/**
+ * Quantizes `rows` rows of `cols` weights at src (dtype as quantize_rows; row-major) into ggml Q4_0 blocks
+ * at out ([rows][cols/32] blocks of 18 bytes: the f16 scale d, then 16 bytes, byte j holding q[j] + 8 in
+ * its low nibble and q[j + 16] + 8 in its high one), by quantize_rows' rule with f16Scales:
+ * d = f16(max(f32(max|w| / 7.5), eps)), q = clamp(round_half_even(f32(w / d)), -8, 7). Returns -1, or the
+ * index (from 0, within this call) of the first row quantize_rows with f16Scales refuses (NaN, infinity,
+ * a scale past the largest f16); the rows before it are written.
+ */
+export function quantize_rows_q4_0(src: usize, dtype: i32, rows: i32, cols: i32, out: usize): i32 {
+  const groups = cols >>> 5;
+  const rowBytes = <usize>cols << (dtype == F32 ? 2 : 1);
+  for (let i = 0; i < rows; i++) {
+    const p = src + <usize>i * rowBytes;
+    const o = out + <usize>i * <usize>groups * 18;
+    let ok: bool;
+    if (dtype == F32) ok = quantizeRowQ4_0(p, F32, groups, o);
+    else if (dtype == F16) ok = quantizeRowQ4_0(p, F16, groups, o);
+    else ok = quantizeRowQ4_0(p, BF16, groups, o);
+    if (!ok) return i;
+  }
+  return -1;
+}
+
+// @ts-ignore: decorator
+@inline function quantizeRowQ4_0(src: usize, dtype: i32, groups: i32, out: usize): bool {
+  const groupBytes: usize = dtype == F32 ? 128 : 64;
+  for (let g = 0; g < groups; g++) {
+    const v0 = load4(src, dtype, 0);
+    const v1 = load4(src, dtype, 1);
+    const v2 = load4(src, dtype, 2);
+    const v3 = load4(src, dtype, 3);
+    const v4 = load4(src, dtype, 4);
+    const v5 = load4(src, dtype, 5);
+    const v6 = load4(src, dtype, 6);
+    const v7 = load4(src, dtype, 7);
+    const s = groupScale(maxAbsBits(v0, v1, v2, v3, v4, v5, v6, v7));
+    if (s < 0) return false;
+    const h = f32ToF16Bits(s);
+    if (h >= 0x7c00) return false; // s >= 65520 rounds to infinity
+    const sv = f32x4.splat(f16BitsToF32(h));
+    // n_k holds elements 4k..4k+3: byte j of the block is element j (n0..n3) | element j + 16 (n4..n7) << 4.
+    const packed = i8x16.narrow_i16x8_u(
+      i16x8.narrow_i32x4_u(v128.or(nibbles(v0, sv), i32x4.shl(nibbles(v4, sv), 4)), v128.or(nibbles(v1, sv), i32x4.shl(nibbles(v5, sv), 4))),
+      i16x8.narrow_i32x4_u(v128.or(nibbles(v2, sv), i32x4.shl(nibbles(v6, sv), 4)), v128.or(nibbles(v3, sv), i32x4.shl(nibbles(v7, sv), 4))),
+    );
+    store<u16>(out, <u16>h);
+    v128.store(out, packed, 2);
+    src += groupBytes;
+    out += 18;
+  }
   return true;
 }
 

@@ -8,7 +8,7 @@
 // then 16 bytes where byte j holds element j in its low nibble and element j + 16 in its high nibble; the
 // value is (nibble - 8) * d. d = m / -8 where m is the value of largest magnitude (sign kept), so that value
 // maps to nibble 0 exactly; the quantizer below follows ggml's reference rounding in f32. (The project's own
-// files use the engine's recipe instead: src/model/q4_0.ts.)
+// files use the engine's recipe instead: quantizeRowsQ4_0 in src/kernels/quantize.ts.)
 import type { ModelConfig } from "../src/model/config.js";
 import type { Checkpoint } from "../src/model/checkpoint/checkpoint.js";
 import { CheckpointError } from "../src/env/byte-source.js";

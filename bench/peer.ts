@@ -4,10 +4,8 @@
 //  1. The full-size synthetic MobileLLM-Pro checkpoint (seeded bf16, src/model/synth.ts) is written once.
 //  2. Its weights are streamed into a llama-architecture GGUF (Q4_0 matrices, F32 norms, tied head) by
 //     bench/llama-gguf.ts. llama.cpp has no MobileLLM-Pro support, so every layer is global there.
-//  3. node-llama-cpp is installed on demand into a temporary folder (never into this repo): npm with
-//     --omit=optional, so none of the CUDA/Vulkan/other-OS binary packages come along, plus the one prebuilt
-//     CPU package of this platform; --ignore-scripts, and getLlama({ gpu: false, build: "never" }), so
-//     nothing is compiled or downloaded from GitHub. Only the npm registry is needed.
+//  3. node-llama-cpp is installed on demand into a temporary folder (never into this repo), from the npm
+//     registry only, with nothing compiled or downloaded from GitHub (bench/node-llama-cpp.ts).
 //  4. For each thread count, both engines run prefill of an N-token prompt and single-token decode at given
 //     positions. Ours runs twice: with every layer global (the same attention work as llama.cpp, from a
 //     config.json variant of the same folder) and with the real hybrid 3:1 sliding/global pattern. All three
@@ -25,30 +23,18 @@
 //                         --simd auto --flash-attention auto
 //   npm run bench:peer -- --only llama        # or --only ours
 //
-// Environment (each optional; without them everything goes to temporary folders that are removed):
-//   BENCH_MODEL_DIR=/tmp/mlp-synth    reuse a folder written by `mobilellm synth --preset mobilellm-pro`
-//                                     (written there, and kept, if it does not exist yet)
-//   BENCH_GGUF=/tmp/mlp-synth.gguf    reuse (when its size matches the checkpoint's layout) or write and keep the GGUF
-//   BENCH_NLC_DIR=/tmp/peer-nlc       reuse (or install into and keep) the node-llama-cpp folder
-//   NODE_LLAMA_CPP_VERSION=3.22.1     the node-llama-cpp version to install
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
+// Environment: BENCH_MODEL_DIR and BENCH_GGUF (bench/peer-inputs.ts), BENCH_NLC_DIR (bench/node-llama-cpp.ts),
+// NODE_LLAMA_CPP_VERSION (the version to install).
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { join } from "node:path";
 import { Bench } from "tinybench";
 import { loadModel, type LoadOptions } from "../src/api.js";
-import { PRESETS } from "../src/model/config.js";
 import { loadConfig } from "../src/node/bundled.js";
-import { synthesizeCheckpoint } from "../src/node/synth.js";
-import { resolveTensorNames } from "../src/model/tensor-names.js";
 import type { WasmEngine } from "../src/model/engine.js";
 import type { SimdMode } from "../src/kernels/wasm.js";
-import { llamaGguf } from "./llama-gguf.js";
-import { encodeGgufHeader } from "../src/model/checkpoint/gguf-writer.js";
-import { writeGgufFile } from "../src/node/gguf-files.js";
-import { openCheckpoint } from "../src/node/folder.js";
+import { cpuLlama, importNodeLlamaCpp, installedVersion, installNodeLlamaCpp, NLC_DEFAULT_VERSION, type NlcModel } from "./node-llama-cpp.js";
+import { peerGguf, seconds, syntheticModel, type Cleanups } from "./peer-inputs.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -76,7 +62,7 @@ const ONLY = arg("only"); // "llama" | "ours"
 /** llama.cpp's flash attention: "auto" (its default), "on" or "off". */
 const FLASH = arg("flash-attention") ?? "auto";
 if (!["auto", "on", "off"].includes(FLASH)) throw new Error(`--flash-attention must be auto, on or off`);
-const NLC_VERSION = arg("nlc-version") ?? process.env.NODE_LLAMA_CPP_VERSION ?? "3.22.1";
+const NLC_VERSION = arg("nlc-version") ?? process.env.NODE_LLAMA_CPP_VERSION ?? NLC_DEFAULT_VERSION;
 /** Other processes using more than this many cores during a measurement make it a retry. */
 const BUSY_ELSEWHERE = 0.15;
 const ATTEMPTS = 3;
@@ -90,24 +76,10 @@ const CONTEXT = Math.ceil((Math.max(PREFILL, ...DECODE_AT) + DECODE_SLACK + 16) 
 let tokenRange = 190000;
 const token = (i: number) => 257 + ((i * 7919) % tokenRange);
 
-const cleanups: Array<() => void> = [];
-const seconds = (t0: number) => ((performance.now() - t0) / 1000).toFixed(1);
+const cleanups: Cleanups = [];
 
 // ---------------------------------------------------------------------------------------------------------
 // Inputs: checkpoint folder, its all-global variant, the GGUF
-
-async function syntheticModel(): Promise<string> {
-  const given = process.env.BENCH_MODEL_DIR;
-  if (given && existsSync(join(given, "config.json"))) return resolve(given);
-  const dir = given ? resolve(given) : mkdtempSync(join(tmpdir(), "mobilellm-peer-"));
-  if (!given) cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const free = freeBytes(given ? resolve(given, "..") : dir);
-  if (free !== null && free < 3e9) throw new Error(`${(free / 1e9).toFixed(1)} GB free for ${dir}: the synthetic checkpoint needs 2.2 GB`);
-  const t0 = performance.now();
-  await synthesizeCheckpoint({ presetJson: PRESETS["mobilellm-pro"].json, presetName: "mobilellm-pro", outDir: dir, seed: 1, maxShardBytes: 1e9 });
-  console.log(`synthetic mobilellm-pro checkpoint (seed 1) written to ${dir} in ${seconds(t0)} s`);
-  return dir;
-}
 
 /** The same folder (weights and tokenizer linked, not copied) with every layer global in config.json. */
 function allGlobalVariant(dir: string): string {
@@ -119,125 +91,6 @@ function allGlobalVariant(dir: string): string {
   config["layer_types"] = new Array(layers).fill("full_attention");
   writeFileSync(join(out, "config.json"), JSON.stringify(config, null, 2));
   return out;
-}
-
-async function ggufFile(dir: string): Promise<string> {
-  const given = process.env.BENCH_GGUF;
-  const path = given ? resolve(given) : join(mkdtempSync(join(tmpdir(), "mobilellm-peer-gguf-")), "mobilellm-pro-synthetic-q4_0.gguf");
-  if (!given) cleanups.push(() => rmSync(resolve(path, ".."), { recursive: true, force: true }));
-  const config = loadConfig(dir);
-  const ckpt = await openCheckpoint(dir);
-  try {
-    const { metadata, tensors } = llamaGguf({ ckpt, config, names: resolveTensorNames(config, ckpt), name: "MobileLLM-Pro shapes, synthetic weights, all layers global" });
-    const expected = encodeGgufHeader(metadata, tensors).fileSize;
-    if (existsSync(path) && statSync(path).size === expected) {
-      console.log(`reusing ${path} (${(expected / 1e9).toFixed(2)} GB)`);
-      return path;
-    }
-    const free = freeBytes(resolve(path, ".."));
-    if (free !== null && free < expected * 1.2) throw new Error(`${(free / 1e9).toFixed(1)} GB free next to ${path}, the GGUF needs ${(expected / 1e9).toFixed(2)} GB`);
-    const t0 = performance.now();
-    await writeGgufFile(path, metadata, tensors);
-    console.log(`GGUF (llama, Q4_0, ${tensors.length} tensors, ${(expected / 1e9).toFixed(2)} GB) written to ${path} in ${seconds(t0)} s`);
-    return path;
-  } finally {
-    await ckpt.close();
-  }
-}
-
-function freeBytes(dir: string): number | null {
-  try {
-    const out = execFileSync("df", ["-Pk", dir], { encoding: "utf8" }).trim().split("\n").pop()!.split(/\s+/);
-    return Number(out[3]) * 1024;
-  } catch {
-    return null;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// node-llama-cpp, installed on demand
-
-/** The prebuilt CPU binary package of this platform (node-llama-cpp's optionalDependencies). */
-function binaryPackage(): string {
-  const key = `${process.platform}-${process.arch}`;
-  const names: Record<string, string> = {
-    "linux-x64": "linux-x64",
-    "linux-arm64": "linux-arm64",
-    "linux-arm": "linux-armv7l",
-    "darwin-arm64": "mac-arm64-metal",
-    "darwin-x64": "mac-x64",
-    "win32-x64": "win-x64",
-    "win32-arm64": "win-arm64",
-  };
-  const name = names[key];
-  if (!name) throw new Error(`node-llama-cpp ships no prebuilt binary for ${key}`);
-  return `@node-llama-cpp/${name}`;
-}
-
-function installedVersion(dir: string, pkg: string): string | null {
-  try {
-    return (JSON.parse(readFileSync(join(dir, "node_modules", pkg, "package.json"), "utf8")) as { version: string }).version;
-  } catch {
-    return null;
-  }
-}
-
-function installNodeLlamaCpp(): string {
-  const given = process.env.BENCH_NLC_DIR;
-  const dir = given ? resolve(given) : mkdtempSync(join(tmpdir(), "mobilellm-peer-nlc-"));
-  if (!given) cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const bin = binaryPackage();
-  if (installedVersion(dir, "node-llama-cpp") === NLC_VERSION && installedVersion(dir, bin) === NLC_VERSION) {
-    console.log(`reusing node-llama-cpp ${NLC_VERSION} + ${bin} in ${dir}`);
-    return dir;
-  }
-  mkdirSync(dir, { recursive: true });
-  if (!existsSync(join(dir, "package.json"))) writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "mobilellm-peer-bench", private: true }));
-  const t0 = performance.now();
-  const npm = process.platform === "win32" ? "npm.cmd" : "npm";
-  try {
-    execFileSync(
-      npm,
-      ["install", "--omit=optional", "--ignore-scripts", "--no-audit", "--no-fund", "--no-package-lock", `node-llama-cpp@${NLC_VERSION}`, `${bin}@${NLC_VERSION}`],
-      { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NODE_LLAMA_CPP_SKIP_DOWNLOAD: "true" } },
-    );
-  } catch (e) {
-    const err = e as { stderr?: Buffer; message: string };
-    throw new Error(`npm install of node-llama-cpp failed: ${err.stderr?.toString() ?? err.message}`);
-  }
-  console.log(`installed node-llama-cpp ${NLC_VERSION} + ${bin} into ${dir} in ${seconds(t0)} s`);
-  return dir;
-}
-
-// The part of node-llama-cpp's API used here (it is not a dependency of this repo, so no types come along).
-interface NlcSequence {
-  readonly nextTokenIndex: number;
-  clearHistory(): Promise<void>;
-  evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void>;
-  controlledEvaluate(input: Array<number | [number, { generateNext: { token: boolean } }]>): Promise<Array<{ next: { token?: number | null } } | undefined>>;
-}
-interface NlcContext {
-  readonly contextSize: number;
-  readonly batchSize: number;
-  readonly currentThreads: number;
-  readonly flashAttention: "auto" | boolean;
-  getSequence(): NlcSequence;
-  dispose(): Promise<void>;
-}
-interface NlcModel {
-  createContext(o: { contextSize: number; batchSize: number; threads: number; sequences: number; flashAttention: "auto" | boolean }): Promise<NlcContext>;
-  dispose(): Promise<void>;
-}
-interface NlcLlama {
-  readonly llamaCppRelease: { repo: string; release: string };
-  readonly buildType: string;
-  readonly systemInfo: string;
-  readonly cpuMathCores: number;
-  loadModel(o: { modelPath: string; gpuLayers: number; useMmap: boolean }): Promise<NlcModel>;
-  dispose(): Promise<void>;
-}
-interface NlcModule {
-  getLlama(o: Record<string, unknown>): Promise<NlcLlama>;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -310,9 +163,7 @@ interface LlamaCpp {
 }
 
 async function loadLlamaCpp(gguf: string, nlcDir: string): Promise<LlamaCpp> {
-  const entry = createRequire(join(nlcDir, "package.json")).resolve("node-llama-cpp");
-  const nlc = (await import(pathToFileURL(entry).href)) as NlcModule;
-  const llama = await nlc.getLlama({ gpu: false, build: "never", usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: "error", maxThreads: 0 });
+  const llama = await cpuLlama(await importNodeLlamaCpp(nlcDir));
   const { repo, release } = llama.llamaCppRelease;
   const features = llama.systemInfo.replace(/\s+/g, " ").trim();
   console.log(`[llama.cpp] node-llama-cpp ${installedVersion(nlcDir, "node-llama-cpp")}, ${repo} ${release} (${llama.buildType} binary); ${features}`);
@@ -534,12 +385,12 @@ async function main(): Promise<void> {
       `prefill ${PREFILL} tokens (p50 of ${PREFILL_ITERATIONS} after 1 warm-up), decode at ${DECODE_AT.join(", ")} ` +
       `(p50 of ${ITERATIONS} steps after ${WARMUP}); best of ${ROUNDS} rounds; context ${CONTEXT}`,
   );
-  const dir = await syntheticModel();
+  const dir = await syntheticModel(cleanups);
   tokenRange = Math.max(1, Math.min(190000, loadConfig(dir).vocabSize - 512));
   let llama: LlamaCpp | undefined;
   if (ONLY !== "ours") {
-    const gguf = await ggufFile(dir);
-    const nlcDir = installNodeLlamaCpp();
+    const gguf = await peerGguf(dir, cleanups);
+    const nlcDir = installNodeLlamaCpp(NLC_VERSION, cleanups);
     llama = await loadLlamaCpp(gguf, nlcDir);
   }
   const global = ONLY !== "llama" ? allGlobalVariant(dir) : "";

@@ -35,6 +35,8 @@ export interface WasmExports {
   ): number;
   /** Returns -1, or the index (within the call) of the first row with a non-finite scale. */
   repack_q4_0(src: number, rows: number, cols: number, row0: number, qs: number, scales: number, wsum: number): number;
+  /** Returns -1, or the index (within the call) of the first row it refused. */
+  quantize_rows_q4_0(src: number, dtype: number, rows: number, cols: number, out: number): number;
 
   // assembly/attention.ts; layouts: KvCacheLayer and the attention state (attention.ts)
   kv_store(src: number, kvHeads: number, headDim: number, data: number, scales: number, slots: number, slot: number): void;
@@ -67,6 +69,7 @@ export const WASM_EXPORT_ARITY: { readonly [K in keyof WasmExports]: Parameters<
   copy_rows: 6,
   quantize_rows: 9,
   repack_q4_0: 7,
+  quantize_rows_q4_0: 5,
   kv_store: 7,
   attention_reset: 3,
   attention_accumulate: 11,

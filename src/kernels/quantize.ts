@@ -20,6 +20,10 @@
 // rounds to infinity: no Q4_0 block can hold it, and the wrapper refuses the row rather than saturate to
 // 65504 (weights that large are not a trained model's; a clamped scale would silently change them).
 //
+// quantizeRowsQ4_0: the same rows, the same rule with f16 scales, written as ggml Q4_0 blocks (what
+// `mobilellm convert` stores in a GGUF file) instead of il4: d = s16, byte j = (q[j] + 8) | (q[j + 16] + 8) << 4.
+// Repacking its output gives exactly quantizeRows' matrix with f16Scales.
+//
 // repackQ4_0: ggml Q4_0 blocks (18 bytes per 32 weights: f16 d, then byte j = (q[j] + 8) | (q[j + 16] + 8) << 4,
 // w = q · d) -> il4 with scale f32(d); a NaN or infinite d is refused. Both compute the row sums wsum as
 // writeInt4Rows does (layout.ts), so a kernel's output equals writeInt4Rows of its twin's, byte for byte.
@@ -95,6 +99,30 @@ export function quantizeRows(
 }
 
 /**
+ * Quantizes `rows` rows of `cols` weights (`dtype`, little-endian, row-major at srcPtr in Wasm memory) into
+ * rows of Q4_0 blocks at outPtr (cols / 32 blocks of 18 bytes per row, rows end to end), the recipe with f16
+ * scales. Throws what quantizeRows with f16Scales throws for the same rows (NaN, infinity, a scale past the
+ * largest f16); rows before the bad one are written by then.
+ */
+export function quantizeRowsQ4_0(
+  k: WasmKernels, srcPtr: number, rows: number, cols: number, dtype: DType, outPtr: number, opts: Pick<QuantizeOptions, "source"> = {},
+): void {
+  const fn = "quantizeRowsQ4_0";
+  if (!Object.hasOwn(DTYPE_CODE, dtype)) throw new RangeError(`${fn}: unsupported element type ${String(dtype)}`);
+  requireShape(fn, rows, cols, "rows");
+  const size = ELEMENT_BYTES[dtype];
+  requireRegion(k, fn, "src", srcPtr, rows * cols * size, size);
+  requireRegion(k, fn, "out", outPtr, rows * (cols / GROUP) * Q4_0_BLOCK_BYTES, 1);
+  const bad = k.exports.quantize_rows_q4_0(srcPtr, DTYPE_CODE[dtype], rows, cols, outPtr);
+  if (bad >= 0) {
+    const rowBytes = cols * size;
+    const row = k.u8.slice(srcPtr + bad * rowBytes, srcPtr + (bad + 1) * rowBytes);
+    const where = opts.source ?? { name: fn, row0: 0 };
+    throw new RangeError(rowError(where.name, where.row0 + bad, decodeRow(row, dtype, cols), true) ?? `${where.name}: row ${where.row0 + bad} refused`);
+  }
+}
+
+/**
  * Repacks `rows` rows of Q4_0 blocks (m.cols / 32 blocks per row, at srcPtr in Wasm memory) into rows
  * [row0, row0 + rows) of m. Throws, naming the row and block, on a NaN or infinite scale.
  */
@@ -145,6 +173,26 @@ export function quantizeRowsRef(bytes: Uint8Array, dtype: DType, rows: number, c
     }
   }
   return { rows, cols, q, scales };
+}
+
+/**
+ * The twin of quantizeRowsQ4_0: `rows` x `cols` weights given as `dtype` bytes -> Q4_0 blocks, rows end to
+ * end: quantizeRowsRef with f16Scales, each group stored as its scale's f16 bits and the nibbles q + 8.
+ * Throws the wrapper's message on a row it refuses.
+ */
+export function quantizeRowsQ4_0Ref(bytes: Uint8Array, dtype: DType, rows: number, cols: number, opts: Pick<QuantizeOptions, "source"> = {}): Uint8Array {
+  const m = quantizeRowsRef(bytes, dtype, rows, cols, { f16Scales: true, source: opts.source ?? { name: "quantizeRowsQ4_0Ref", row0: 0 } });
+  const blocks = (rows * cols) / GROUP;
+  const out = new Uint8Array(blocks * Q4_0_BLOCK_BYTES);
+  for (let b = 0; b < blocks; b++) {
+    // The scale is an f16 value already (and positive), so its bits are exact.
+    const h = f32ToF16Bits(m.scales[b]);
+    const o = b * Q4_0_BLOCK_BYTES;
+    out[o] = h & 0xff;
+    out[o + 1] = h >>> 8;
+    for (let j = 0; j < 16; j++) out[o + 2 + j] = (m.q[b * GROUP + j] + 8) | ((m.q[b * GROUP + 16 + j] + 8) << 4);
+  }
+  return out;
 }
 
 /** The twin of repackQ4_0: `rows` rows of Q4_0 blocks -> int4 values and the f32 value of each block's d. */

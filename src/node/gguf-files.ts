@@ -11,6 +11,7 @@ import {
 import { convertToGguf, type ConvertResult } from "../session/convert.js";
 import { openFileSink } from "./file-source.js";
 import { nodeFolder } from "./folder.js";
+import { nodePlatform } from "./platform.js";
 
 /** Writes a GGUF file through `path.partial`, renamed when complete and removed on failure. */
 export async function writeGgufFile(path: string, metadata: GgufMetadataToWrite, tensors: readonly GgufTensorToWrite[], opts: WriteGgufOptions = {}): Promise<GgufLayout> {
@@ -30,5 +31,5 @@ export async function writeGgufFile(path: string, metadata: GgufMetadataToWrite,
  * complete); general.name is the folder's name.
  */
 export async function convertFolder(dir: string, path: string, onProgress?: (done: number, total: number) => void): Promise<ConvertResult> {
-  return convertToGguf(nodeFolder(dir), await openFileSink(path), { name: basename(dir), onProgress });
+  return convertToGguf(nodeFolder(dir), await openFileSink(path), nodePlatform, { name: basename(dir), onProgress });
 }

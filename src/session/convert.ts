@@ -1,6 +1,7 @@
 // `mobilellm convert`: a checkpoint folder (anywhere a ModelFolder reaches) into one GGUF file, streamed
-// through a ByteSink: each matrix is read a few MiB at a time, quantized to Q4_0 and written, so memory
-// stays small whatever the model's size. The layout is gguf-model.ts's.
+// through a ByteSink: each matrix is read a few MiB at a time into Wasm memory, quantized to Q4_0 there by
+// the SIMD kernel and written, so memory stays small whatever the model's size. The layout is
+// gguf-model.ts's.
 import type { ByteSink } from "../env/byte-source.js";
 import { writeGgufTo, type GgufLayout } from "../model/checkpoint/gguf-writer.js";
 import { modelGguf } from "./gguf-model.js";
@@ -8,6 +9,8 @@ import type { ModelConfig } from "../model/config.js";
 import { findChatTemplate } from "../text/chat-template.js";
 import { openFolderCheckpoint } from "../model/checkpoint/folder.js";
 import type { ModelFolder } from "../env/folder.js";
+import { WasmKernels } from "../kernels/wasm.js";
+import type { Platform } from "./platform.js";
 
 export interface ConvertOptions {
   /** general.name of the file. */
@@ -28,9 +31,16 @@ async function required(folder: ModelFolder, file: string): Promise<string> {
   return text;
 }
 
-/** Writes the folder's model as GGUF through `sink`; the sink is closed on success and aborted on failure. */
-export async function convertToGguf(folder: ModelFolder, sink: ByteSink, opts: ConvertOptions): Promise<ConvertResult> {
+/**
+ * Writes the folder's model as GGUF through `sink`; the sink is closed on success and aborted on failure.
+ * `platform` supplies the kernel bytes: the SIMD128 build, whose quantizer is exact on every engine (the
+ * relaxed build adds nothing to it), in a memory of its own that is dropped when the conversion ends.
+ */
+export async function convertToGguf(folder: ModelFolder, sink: ByteSink, platform: Pick<Platform, "wasmBytes">, opts: ConvertOptions): Promise<ConvertResult> {
   try {
+    const simd = (await platform.wasmBytes(false)).simd;
+    if (simd === undefined) throw new Error("convert needs the SIMD128 kernel build (simd.wasm), which the platform did not supply");
+    const kernels = await WasmKernels.create("simd", simd);
     const configJson = await required(folder, "config.json");
     const tokenizerJson = await required(folder, "tokenizer.json");
     const tokenizerConfigJson = await folder.readText("tokenizer_config.json");
@@ -47,7 +57,7 @@ export async function convertToGguf(folder: ModelFolder, sink: ByteSink, opts: C
     const ckpt = await openFolderCheckpoint(folder);
     try {
       const files = { configJson, tokenizerJson, tokenizerConfigJson, generationConfigJson, chatTemplate };
-      const { metadata, tensors, config } = modelGguf(files, ckpt, { name: opts.name });
+      const { metadata, tensors, config } = modelGguf(files, ckpt, { name: opts.name, kernels });
       const layout = await writeGgufTo(sink, metadata, tensors, { onProgress: opts.onProgress });
       await sink.close();
       return { layout, config, tensors: tensors.length };

@@ -14,7 +14,10 @@ import { Q4_0_BLOCK } from "../model/checkpoint/gguf-format.js";
 import type { GgufFile, GgufValue } from "../model/checkpoint/gguf.js";
 import { bool, bools, f32, str, u32, u32s, i32, type GgufMetadataToWrite, type GgufTensorToWrite } from "../model/checkpoint/gguf-writer.js";
 import { ConfigError, parseConfig, type ModelConfig } from "../model/config.js";
-import { quantizeRowsQ4_0 } from "../model/q4_0.js";
+import { showName } from "../model/checkpoint/safetensors.js";
+import { bytesPerElement } from "../kernels/dtype.js";
+import { Q4_0_BLOCK_BYTES, quantizeRowsQ4_0 } from "../kernels/quantize.js";
+import type { WasmKernels } from "../kernels/wasm.js";
 import { expectedShapes, resolveTensorNames, type TensorNames } from "../model/tensor-names.js";
 import { NO_GENERATION_CONFIG, parseGenerationConfig, type GenerationDefaults } from "../generate/generation-config.js";
 import { TextTokenizer } from "../text/tokenizer.js";
@@ -163,7 +166,12 @@ function parseConfigText(text: string, what: string): ModelConfig {
 export interface ModelGgufOptions {
   /** general.name */
   name: string;
-  /** Rows read and quantized per checkpoint read (default: about 4 MiB of f32 per read). */
+  /**
+   * The kernels that quantize the matrices (any build; the tensors' data stream reserves its buffers in
+   * this instance's memory on first use).
+   */
+  kernels: WasmKernels;
+  /** Rows read and quantized per checkpoint read (default: about 4 MiB of stored weights per read). */
   rowsPerRead?: number;
 }
 
@@ -190,6 +198,7 @@ export function modelGguf(files: ModelSourceFiles, ckpt: Checkpoint, opts: Model
   const to = ggufTensorNames(config);
   const hfShapes = expectedShapes(config, from);
   const ggufNames = expectedShapes(config, to).map(([n]) => n);
+  const staging = new Q4_0Staging(opts.kernels, ckpt, opts.rowsPerRead);
   const tensors = hfShapes.map(([hf, shape], i): GgufTensorToWrite => {
     const name = ggufNames[i];
     if (shape.length === 1) {
@@ -205,23 +214,83 @@ export function modelGguf(files: ModelSourceFiles, ckpt: Checkpoint, opts: Model
     }
     const [rows, cols] = shape;
     if (cols % Q4_0_BLOCK !== 0) throw new CheckpointError(`tensor ${hf}: ${cols} columns is not a multiple of the Q4_0 block of ${Q4_0_BLOCK}`);
-    const rowsPerRead = opts.rowsPerRead ?? Math.max(1, Math.floor((4 << 20) / (4 * cols)));
-    return {
-      name,
-      dims: [cols, rows],
-      type: "Q4_0",
-      data: async function* () {
-        for await (const block of ckpt.readRowsF32(hf, rowsPerRead, { checkFinite: true })) {
-          try {
-            yield quantizeRowsQ4_0(block.data, block.rows, cols);
-          } catch (err) {
-            throw new CheckpointError(`tensor ${hf}, rows from ${block.row0}: ${(err as Error).message}`);
-          }
-        }
-      },
-    };
+    return { name, dims: [cols, rows], type: "Q4_0", data: () => staging.q4_0Rows(hf, rows, cols) };
   });
   return { metadata, tensors, config };
+}
+
+/** Bytes of stored weights per checkpoint read, when the caller does not say how many rows. */
+const READ_BYTES = 4 << 20;
+
+/**
+ * Matrices of the checkpoint as Q4_0 blocks, read a few MiB at a time: the stored rows (bf16, f16 or f32)
+ * go straight into Wasm memory, where the SIMD quantizer (quantizeRowsQ4_0, the recipe with f16 scales)
+ * writes their blocks, and each read's blocks are yielded as a fresh array. Two read buffers alternate, so
+ * the file read of the next rows runs while the current ones are quantized and written out. The buffers
+ * are reserved once, on the first read, and shared: one matrix is streamed at a time (as writeGgufTo reads
+ * tensors), and a second stream started meanwhile is refused.
+ */
+class Q4_0Staging {
+  private buffers: { src: [number, number]; srcBytes: number; out: number; outBytes: number } | null = null;
+  private busy = false;
+
+  constructor(
+    private readonly k: WasmKernels,
+    private readonly ckpt: Checkpoint,
+    private readonly rowsPerRead: number | undefined,
+  ) {}
+
+  private perRead(cols: number, size: number): number {
+    return this.rowsPerRead ?? Math.max(1, Math.floor(READ_BYTES / (cols * size)));
+  }
+
+  private reserve(srcBytes: number, outBytes: number): NonNullable<Q4_0Staging["buffers"]> {
+    const b = this.buffers;
+    if (b !== null && b.srcBytes >= srcBytes && b.outBytes >= outBytes) return b;
+    // Nothing else allocates in this memory while a conversion runs, so the arena grows at most a few
+    // times (rowsPerRead given and a wider matrix later), never per read.
+    const src: [number, number] = [this.k.alloc(srcBytes), this.k.alloc(srcBytes)];
+    this.buffers = { src, srcBytes, out: this.k.alloc(outBytes), outBytes };
+    return this.buffers;
+  }
+
+  async *q4_0Rows(hf: string, rows: number, cols: number): AsyncGenerator<Uint8Array, void, undefined> {
+    if (this.busy) throw new Error("Q4_0Staging: one matrix at a time");
+    this.busy = true;
+    let pending: Promise<void> | null = null;
+    try {
+      const dtype = this.ckpt.info(hf).dtype;
+      const size = bytesPerElement(dtype);
+      const per = this.perRead(cols, size);
+      const outRow = (cols / Q4_0_BLOCK) * Q4_0_BLOCK_BYTES;
+      const b = this.reserve(Math.min(per, rows) * cols * size, Math.min(per, rows) * outRow);
+      // readRowsInto writes into the memory's current buffer: k.u8 is fetched after every allocation above.
+      // A read that fails while its rows wait (the consumer writing the previous ones) is reported when
+      // awaited; the empty handler only keeps Node from calling it unhandled meanwhile.
+      const read = (row0: number, slot: number) => {
+        const p = this.ckpt.readRowsInto(hf, row0, Math.min(per, rows - row0), this.k.u8, b.src[slot]);
+        p.catch(() => undefined);
+        return p;
+      };
+      pending = read(0, 0);
+      for (let r = 0, slot = 0; r < rows; r += per, slot ^= 1) {
+        const n = Math.min(per, rows - r);
+        await pending;
+        pending = r + n < rows ? read(r + n, slot ^ 1) : null;
+        try {
+          quantizeRowsQ4_0(this.k, b.src[slot], n, cols, dtype, b.out, { source: { name: `tensor ${showName(hf)}`, row0: r } });
+        } catch (err) {
+          throw new CheckpointError((err as Error).message);
+        }
+        yield this.k.u8.slice(b.out, b.out + n * outRow);
+      }
+    } finally {
+      // A stream abandoned early (a refused row, a failed write) still lets its last read land before the
+      // buffers are reused or the checkpoint is closed.
+      await pending?.catch(() => undefined);
+      this.busy = false;
+    }
+  }
 }
 
 /** What a GGUF file of this layout holds besides tensor data: everything a folder load reads from text. */

@@ -10,6 +10,7 @@ import { bool, bools, f32, i32s, str, strings, u32, u64, writeGgufTo, type GgufT
 import { convertToGguf } from "../../src/session/convert.js";
 import { readGgufModel } from "../../src/session/gguf-model.js";
 import { nodeFolder } from "../../src/node/folder.js";
+import { nodePlatform } from "../../src/node/platform.js";
 import { BUNDLED } from "../helpers/model-folder.js";
 import { RawGguf, ggufSource, memorySink, rewriteGguf } from "./gguf-helpers.js";
 
@@ -157,7 +158,7 @@ describe("fuzzing the model layout", () => {
   let entries: Array<[string, GgufValue]>;
   beforeAll(async () => {
     const sink = memorySink();
-    await convertToGguf(nodeFolder(BUNDLED), sink, { name: "fuzz" });
+    await convertToGguf(nodeFolder(BUNDLED), sink, nodePlatform, { name: "fuzz" });
     model = sink.bytes();
     const f = await GgufFile.open(ggufSource(model));
     dataOffset = f.dataOffset;

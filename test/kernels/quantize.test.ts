@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { allocInt4Matrix, writeInt4Rows, type Int4Matrix, type Int4Weights } from "../../src/kernels/layout.js";
 import { GROUP } from "../../src/kernels/numerics.js";
 import {
-  Q4_0_BLOCK_BYTES, quantizeRows, quantizeRowsRef, repackQ4_0, repackQ4_0Ref,
+  Q4_0_BLOCK_BYTES, quantizeRows, quantizeRowsQ4_0, quantizeRowsQ4_0Ref, quantizeRowsRef, repackQ4_0, repackQ4_0Ref,
 } from "../../src/kernels/quantize.js";
 import { acceptsRelaxedSimd, WasmKernels, type WasmVariant } from "../../src/kernels/wasm.js";
 import { enableRelaxedSimd, wasmBytes } from "../../src/node/wasm-files.js";
@@ -192,6 +192,16 @@ describe("the twins", () => {
     expect([sub.q[0], sub.q[1], sub.q[32], sub.q[33]]).toEqual([7, -8, 0, 0]);
   });
 
+  it("quantizeRowsQ4_0Ref is quantizeRowsRef with f16 scales in ggml's block layout", () => {
+    fc.assert(
+      fc.property(caseArb(true), (c) => {
+        const got = quantizeRowsQ4_0Ref(c.bytes, c.dtype, c.rows, c.cols);
+        expect(got).toEqual(encodeQ4_0(quantizeRowsRef(c.bytes, c.dtype, c.rows, c.cols, { f16Scales: true })));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("repackQ4_0Ref reads ggml's nibble order: byte j holds element j (low) and j + 16 (high), value (n - 8) · d", () => {
     const block = new Uint8Array(18);
     block[0] = 0x00;
@@ -256,6 +266,41 @@ describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
     );
   });
 
+  it("quantizeRowsQ4_0 writes exactly quantizeRowsQ4_0Ref's blocks (every dtype, edge groups) and nothing around them", async () => {
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
+    fc.assert(
+      fc.property(caseArb(true), fc.integer({ min: 0, max: 17 }), (c, offset) => {
+        const want = quantizeRowsQ4_0Ref(c.bytes, c.dtype, c.rows, c.cols);
+        // The output at any byte offset (blocks are 18 bytes), between guard bytes that must survive.
+        const guard = 64;
+        const region = k.alloc(want.length + 2 * guard + offset);
+        const out = region + guard + offset;
+        k.u8.fill(0xa5, region, region + want.length + 2 * guard + offset);
+        quantizeRowsQ4_0(k, put(k, c.bytes, SIZE[c.dtype]), c.rows, c.cols, c.dtype, out);
+        expect(k.u8.slice(out, out + want.length)).toEqual(want);
+        expect(k.u8.slice(region, out).every((b) => b === 0xa5)).toBe(true);
+        expect(k.u8.slice(out + want.length, out + want.length + guard).every((b) => b === 0xa5)).toBe(true);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("quantizeRowsQ4_0 blocks repack to quantizeRows' matrix with f16 scales, bit for bit", async () => {
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
+    fc.assert(
+      fc.property(caseArb(true), (c) => {
+        const direct = allocInt4Matrix(k, c.matrixRows, c.cols);
+        const viaQ4 = allocInt4Matrix(k, c.matrixRows, c.cols);
+        quantizeRows(k, direct, c.row0, put(k, c.bytes, 4), c.rows, c.dtype, { f16Scales: true });
+        const out = k.alloc(c.rows * (c.cols / GROUP) * Q4_0_BLOCK_BYTES);
+        quantizeRowsQ4_0(k, put(k, c.bytes, 4), c.rows, c.cols, c.dtype, out);
+        repackQ4_0(k, viaQ4, c.row0, out, c.rows);
+        expectSameMatrix(k, viaQ4, direct);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
   it("refuses NaN and infinity in any dtype, naming the tensor, row and column, like the twin", async () => {
     const k = await WasmKernels.create(variant, wasmBytes(variant));
     const bad: Record<DType, number[]> = { F32: [0x7fc00000, 0x7f800000, 0xff800000, 0x7f800001], F16: [0x7e00, 0x7c00, 0xfc00, 0x7c01], BF16: [0x7fc0, 0x7f80, 0xff80, 0x7f81] };
@@ -275,6 +320,8 @@ describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
         expect(() => quantizeRows(k, m, 2, put(k, bytes), rows, dtype, { source })).toThrow(message);
         expect(() => quantizeRows(k, m, 2, put(k, bytes), rows, dtype, { source, f16Scales: true })).toThrow(message);
         expect(() => quantizeRowsRef(bytes, dtype, rows, cols, { source })).toThrow(message);
+        expect(() => quantizeRowsQ4_0(k, put(k, bytes), rows, cols, dtype, k.alloc(rows * 2 * Q4_0_BLOCK_BYTES), { source })).toThrow(message);
+        expect(() => quantizeRowsQ4_0Ref(bytes, dtype, rows, cols, { source })).toThrow(message);
       }
     }
   });
@@ -291,6 +338,8 @@ describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
       const message = new RegExp(`^tensor x: row 1, columns 32-63: max\\|w\\| = ${max} needs a scale of ${scale}, beyond f16`);
       expect(() => quantizeRows(k, m, 0, put(k, bytes), 2, dtype, { f16Scales: true, source: { name: "tensor x", row0: 0 } })).toThrow(message);
       expect(() => quantizeRowsRef(bytes, dtype, 2, 64, { f16Scales: true, source: { name: "tensor x", row0: 0 } })).toThrow(message);
+      expect(() => quantizeRowsQ4_0(k, put(k, bytes), 2, 64, dtype, k.alloc(4 * Q4_0_BLOCK_BYTES), { source: { name: "tensor x", row0: 0 } })).toThrow(message);
+      expect(() => quantizeRowsQ4_0Ref(bytes, dtype, 2, 64, { source: { name: "tensor x", row0: 0 } })).toThrow(message);
       // without the f16 rule the same weights quantize (s = 65520 is an ordinary f32)
       quantizeRows(k, m, 0, put(k, bytes), 2, dtype);
       expect(k.f32[(m.scalesPtr >> 2) + 5]).toBe(scale);
@@ -345,5 +394,10 @@ describe("wrapper validation", () => {
     expect(() => repackQ4_0(k, m, 4, src, 2)).toThrow(/rows \[4, 6\) outside the matrix's 5/);
     expect(() => quantizeRowsRef(new Uint8Array(10), "BF16", 1, 32)).toThrow(/10 bytes for 1 x 32 BF16/);
     expect(() => repackQ4_0Ref(new Uint8Array(10), 1, 32)).toThrow(/10 bytes for 1 x 32 in Q4_0 blocks/);
+    expect(() => quantizeRowsQ4_0(k, src, 1, 64, "F8" as DType, src)).toThrow(/unsupported element type F8/);
+    expect(() => quantizeRowsQ4_0(k, src, 1, 48, "F32", src)).toThrow(/cols must be a positive multiple of 32, got 48/);
+    expect(() => quantizeRowsQ4_0(k, src + 2, 1, 64, "F32", src)).toThrow(/src pointer \d+ is not 4-byte aligned/);
+    expect(() => quantizeRowsQ4_0(k, src, 1, 64, "F32", k.memory.buffer.byteLength - 35)).toThrow(/out .* lies outside the Wasm memory/);
+    expect(() => quantizeRowsQ4_0(k, k.memory.buffer.byteLength - 64, 1, 64, "BF16", src)).toThrow(/src .* lies outside the Wasm memory/);
   });
 });

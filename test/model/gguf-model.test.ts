@@ -9,9 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CheckpointError, memorySource } from "../../src/env/byte-source.js";
 import { f16BitsToF32 } from "../../src/kernels/dtype.js";
 import { GgufFile, type GgufValue } from "../../src/model/checkpoint/gguf.js";
-import { bools, str, u32, u32s, u64, type GgufTensorToWrite } from "../../src/model/checkpoint/gguf-writer.js";
+import { bools, str, u32, u32s, u64, writeGgufTo, type GgufTensorToWrite } from "../../src/model/checkpoint/gguf-writer.js";
 import { convertToGguf } from "../../src/session/convert.js";
-import { GGUF_ARCHITECTURE, ggufTensorNames, readGgufModel } from "../../src/session/gguf-model.js";
+import { GGUF_ARCHITECTURE, ggufTensorNames, modelGguf, readGgufModel } from "../../src/session/gguf-model.js";
+import { WasmKernels } from "../../src/kernels/wasm.js";
+import { wasmBytes } from "../../src/node/wasm-files.js";
 import { loadConfig, loadText } from "../../src/node/bundled.js";
 import { expectedQ4_0 } from "../helpers/q4_0-reference.js";
 import { PRESETS } from "../../src/model/config.js";
@@ -19,6 +21,7 @@ import { synthesizeCheckpoint } from "../../src/node/synth.js";
 import { resolveTensorNames, expectedShapes } from "../../src/model/tensor-names.js";
 import { parseGenerationConfig } from "../../src/generate/generation-config.js";
 import { nodeFolder, openCheckpoint } from "../../src/node/folder.js";
+import { nodePlatform } from "../../src/node/platform.js";
 import { memorySink, rewriteGguf } from "../checkpoint/gguf-helpers.js";
 import { BUNDLED, modelVariant } from "../helpers/model-folder.js";
 
@@ -27,7 +30,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 async function convert(dir: string): Promise<Uint8Array> {
   const sink = memorySink();
-  await convertToGguf(nodeFolder(dir), sink, { name: "test" });
+  await convertToGguf(nodeFolder(dir), sink, nodePlatform, { name: "test" });
   return sink.bytes();
 }
 
@@ -168,6 +171,61 @@ describe("the bundled model as GGUF", () => {
   it("writes the same bytes every time", async () => {
     expect(firstDifference(await convert(BUNDLED), bytes)).toBe(-1);
   });
+
+  it("writes the same bytes whatever the rows per read: 1, 3 and 1000 rows (reads ending mid-matrix, at its end, or past it)", async () => {
+    const text = (f: string) => {
+      try {
+        return readFileSync(join(BUNDLED, f), "utf8");
+      } catch {
+        return null;
+      }
+    };
+    const files = {
+      configJson: text("config.json")!, tokenizerJson: text("tokenizer.json")!, tokenizerConfigJson: text("tokenizer_config.json"),
+      generationConfigJson: text("generation_config.json"), chatTemplate: text("chat_template.jinja"),
+    };
+    const kernels = await WasmKernels.create("simd", wasmBytes("simd"));
+    for (const rowsPerRead of [1, 3, 1000]) {
+      const ckpt = await openCheckpoint(BUNDLED);
+      try {
+        const sink = memorySink();
+        const { metadata, tensors } = modelGguf(files, ckpt, { name: "test", kernels, rowsPerRead });
+        await writeGgufTo(sink, metadata, tensors);
+        await sink.close();
+        expect([rowsPerRead, firstDifference(sink.bytes(), bytes)]).toEqual([rowsPerRead, -1]);
+      } finally {
+        await ckpt.close();
+      }
+    }
+  });
+
+  it("a read that fails while the rows before it are written fails the conversion with its own error", async () => {
+    const files = {
+      configJson: readFileSync(join(BUNDLED, "config.json"), "utf8"), tokenizerJson: readFileSync(join(BUNDLED, "tokenizer.json"), "utf8"),
+      tokenizerConfigJson: null, generationConfigJson: null, chatTemplate: null,
+    };
+    const ckpt = await openCheckpoint(BUNDLED);
+    try {
+      // The fourth read is started ahead while the third one's blocks are written, and fails meanwhile.
+      let reads = 0;
+      const readRowsInto = ckpt.readRowsInto.bind(ckpt);
+      ckpt.readRowsInto = async (...a) => {
+        if (++reads === 4) throw new CheckpointError("disk on fire");
+        return readRowsInto(...a);
+      };
+      const kernels = await WasmKernels.create("simd", wasmBytes("simd"));
+      const { metadata, tensors } = modelGguf(files, ckpt, { name: "test", kernels, rowsPerRead: 100 });
+      const sink = memorySink();
+      const write = sink.write;
+      sink.write = async (chunk) => {
+        await new Promise((r) => setTimeout(r, 5)); // the failed read settles while this write is under way
+        await write(chunk);
+      };
+      await expect(writeGgufTo(sink, metadata, tensors)).rejects.toThrow(/^disk on fire$/);
+    } finally {
+      await ckpt.close();
+    }
+  });
 });
 
 describe("a variant with every optional feature", () => {
@@ -214,8 +272,8 @@ describe("a variant with every optional feature", () => {
 describe("convert refuses weights the file could not hold as the folder path computes them", () => {
   it("a NaN weight or a scale past the largest half fails the conversion and leaves nothing behind", async () => {
     for (const [poison, message] of [
-      [NaN, /tensor model\.layers\.2\.self_attn\.v_proj\.weight contains NaN\/Inf at index 7/],
-      [6e5, /tensor model\.layers\.2\.self_attn\.v_proj\.weight, rows from 0: quantizeRowsQ4_0: scale [\d.]+ \(row 0\) overflows a half/],
+      [NaN, /^tensor model\.layers\.2\.self_attn\.v_proj\.weight: row 0 contains NaN\/Inf at column 7 \(value NaN\)$/],
+      [6e5, /^tensor model\.layers\.2\.self_attn\.v_proj\.weight: row 0, columns 0-31: max\|w\| = 598016 needs a scale of [\d.]+, beyond f16 \(65504\)/],
     ] as const) {
       const dir = await modelVariant({ tensor: (name, data, shape) => (name === "model.layers.2.self_attn.v_proj.weight" ? (data.set([poison], 7), { name, data, shape }) : { name, data, shape }) });
       try {
@@ -226,7 +284,7 @@ describe("convert refuses weights the file could not hold as the folder path com
           aborted = true;
           await abort();
         };
-        await expect(convertToGguf(nodeFolder(dir), sink, { name: "x" })).rejects.toThrow(message);
+        await expect(convertToGguf(nodeFolder(dir), sink, nodePlatform, { name: "x" })).rejects.toThrow(message);
         expect(aborted).toBe(true);
       } finally {
         rmSync(dir, { recursive: true, force: true });

@@ -10,6 +10,8 @@ import { expectedShapes, resolveTensorNames } from "../../src/model/tensor-names
 import { loadModel } from "../../src/api.js";
 import { openCheckpoint, nodeFolder } from "../../src/node/folder.js";
 import { nodePlatform } from "../../src/node/platform.js";
+import { wasmBytes } from "../../src/node/wasm-files.js";
+import { WasmKernels } from "../../src/kernels/wasm.js";
 import { convertToGguf } from "../../src/session/convert.js";
 import { ggufTensorNames, modelGguf } from "../../src/session/gguf-model.js";
 import { openGgufModel } from "../../src/session/open.js";
@@ -36,7 +38,7 @@ describe("GgufWeights", () => {
         configJson: text("config.json")!, tokenizerJson: text("tokenizer.json")!, tokenizerConfigJson: text("tokenizer_config.json"),
         generationConfigJson: text("generation_config.json"), chatTemplate: text("chat_template.jinja"),
       };
-      const { metadata, config } = modelGguf(files, ckpt, { name: "f32" });
+      const { metadata, config } = modelGguf(files, ckpt, { name: "f32", kernels: await WasmKernels.create("simd", wasmBytes("simd")) });
       const from = expectedShapes(config, resolveTensorNames(config, ckpt));
       const to = expectedShapes(config, ggufTensorNames(config));
       const tensors = from.map(([hf, shape], i): GgufTensorToWrite => ({
@@ -67,7 +69,7 @@ describe("GgufWeights", () => {
 
   it("refuses rows outside a tensor, and a rows read of a 1-D tensor, in one line (GGUF and folder alike)", async () => {
     const sink = memorySink();
-    await convertToGguf(nodeFolder(BUNDLED), sink, { name: "t" });
+    await convertToGguf(nodeFolder(BUNDLED), sink, nodePlatform, { name: "t" });
     const file = await GgufFile.open(memorySource("t.gguf", sink.bytes()));
     const w = new GgufWeights(file);
     const ckpt = await openCheckpoint(BUNDLED);

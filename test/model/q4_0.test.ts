@@ -1,11 +1,19 @@
-// The int4 recipe with f16 scales as Q4_0 blocks (src/model/q4_0.ts), against the expectation written
-// independently in test/helpers/q4_0-reference.ts, and against the f32-scale recipe it rounds.
+// The int4 recipe with f16 scales as Q4_0 blocks (quantizeRowsQ4_0Ref, the twin of the SIMD kernel convert
+// writes with, src/kernels/quantize.ts) against the expectation written independently in
+// test/helpers/q4_0-reference.ts and against the f32-scale recipe it rounds; decodeQ4_0 (src/model/q4_0.ts)
+// reading them back.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { decodeQ4_0, quantizeRowsQ4_0, q4_0RowBytes } from "../../src/model/q4_0.js";
+import { decodeQ4_0, q4_0RowBytes } from "../../src/model/q4_0.js";
+import { quantizeRowsQ4_0Ref } from "../../src/kernels/quantize.js";
 import { quantizeInt4 } from "../../src/model/quantize.js";
 import { f16BitsToF32 } from "../../src/kernels/dtype.js";
 import { expectedQ4_0, nearestHalf } from "../helpers/q4_0-reference.js";
+
+/** The twin on f32 weights. */
+function quantizeRowsQ4_0(w: Float32Array, rows: number, cols: number): Uint8Array {
+  return quantizeRowsQ4_0Ref(new Uint8Array(w.buffer, w.byteOffset, w.byteLength), "F32", rows, cols);
+}
 
 /** Expected blocks of a matrix: the half scale and the 32 signed q per block. */
 function expectRows(w: Float32Array, rows: number, cols: number): Array<{ d: number; q: number[] }> {
@@ -27,7 +35,7 @@ function decode(bytes: Uint8Array): Array<{ d: number; q: number[] }> {
   return out;
 }
 
-describe("quantizeRowsQ4_0", () => {
+describe("quantizeRowsQ4_0Ref", () => {
   it("matches the recipe written independently; the scale is the f32 recipe's rounded to a half", () => {
     const weight = fc.oneof(
       fc.float({ noNaN: true, noDefaultInfinity: true, min: -4, max: 4 }),
@@ -115,14 +123,14 @@ describe("quantizeRowsQ4_0", () => {
   it("refuses what a half scale or the format cannot hold", () => {
     const nan = new Float32Array(64);
     nan[40] = NaN;
-    expect(() => quantizeRowsQ4_0(nan, 1, 64)).toThrow(/non-finite weight in row 0/);
+    expect(() => quantizeRowsQ4_0(nan, 1, 64)).toThrow(/row 0 contains NaN\/Inf at column 40/);
     const inf = new Float32Array(64);
     inf[3] = -Infinity;
-    expect(() => quantizeRowsQ4_0(inf, 2, 32)).toThrow(/non-finite weight in row 0/);
+    expect(() => quantizeRowsQ4_0(inf, 2, 32)).toThrow(/row 0 contains NaN\/Inf at column 3/);
     const big = new Float32Array(32);
     big[0] = 5e5; // scale 66667 > 65504
-    expect(() => quantizeRowsQ4_0(big, 1, 32)).toThrow(/overflows a half/);
+    expect(() => quantizeRowsQ4_0(big, 1, 32)).toThrow(/row 0, columns 0-31: max\|w\| = 500000 needs a scale of 66666.6\d+, beyond f16/);
     expect(() => quantizeRowsQ4_0(new Float32Array(30), 1, 30)).toThrow(/multiple of 32/);
-    expect(() => quantizeRowsQ4_0(new Float32Array(64), 1, 32)).toThrow(/64 values for 1 x 32/);
+    expect(() => quantizeRowsQ4_0(new Float32Array(64), 1, 32)).toThrow(/256 bytes for 1 x 32 F32/);
   });
 });
