@@ -134,7 +134,7 @@ export interface LlamaGgufOptions {
   matrices?: "Q4_0" | "F32" | "F16";
   /**
    * The Q4_0 encoder of `rows` rows of `cols` values (default quantizeQ4_0 above: ggml's rounding, as
-   * llama-quantize writes). A test passes the engine recipe's (src/model/q4_0.ts) to get loads that are
+   * llama-quantize writes). A test passes the engine recipe's (quantizeRowsQ4_0Ref, src/kernels/quantize.ts) to get loads that are
    * bit-identical to the folder's.
    */
   q4_0?: (x: Float32Array, rows: number, cols: number) => Uint8Array;

@@ -15,7 +15,7 @@ import { CheckpointError, memorySource } from "../../src/env/byte-source.js";
 import { GgufFile } from "../../src/model/checkpoint/gguf.js";
 import { f32, str, u32, u32s, type GgufTensorToWrite, type GgufValue } from "../../src/model/checkpoint/gguf-writer.js";
 import { DEQUANTIZED_TYPES, type DequantizedType } from "../../src/model/checkpoint/ggml-dequantize.js";
-import { quantizeRowsQ4_0 } from "../../src/model/q4_0.js";
+import { quantizeRowsQ4_0Ref } from "../../src/kernels/quantize.js";
 import { ropeInverseFrequencies } from "../../src/model/rope.js";
 import { resolveTensorNames } from "../../src/model/tensor-names.js";
 import { loadConfig } from "../../src/node/bundled.js";
@@ -88,7 +88,11 @@ async function logits(path: string, backend: "wasm" | "reference"): Promise<Floa
   }
 }
 
-const recipeQ4_0 = { matrices: "Q4_0", q4_0: quantizeRowsQ4_0 } as const;
+/** Q4_0 blocks of the engine's own recipe (the scalar twin of convert's kernel), from the f32 values. */
+const recipeQ4_0 = {
+  matrices: "Q4_0",
+  q4_0: (x: Float32Array, rows: number, cols: number) => quantizeRowsQ4_0Ref(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), "F32", rows, cols),
+} as const;
 
 const folders = new Map<string, Promise<string>>();
 /** A random 2-layer checkpoint folder of `shape` (one per shape and `extra`, shared by the tests). */
