@@ -79,7 +79,9 @@ export interface NlcSequence {
   readonly nextTokenIndex: number;
   clearHistory(): Promise<void>;
   evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void>;
-  controlledEvaluate(input: Array<number | [number, { generateNext: { token: boolean } }]>): Promise<Array<{ next: { token?: number | null } } | undefined>>;
+  controlledEvaluate(
+    input: Array<number | [number, { generateNext: { token?: boolean; probabilities?: boolean; options?: { temperature?: number; topK?: number; topP?: number; minP?: number } } }]>,
+  ): Promise<Array<{ next: { token?: number | null; probabilities?: Map<number, number> } } | undefined>>;
 }
 export interface NlcContext {
   readonly contextSize: number;

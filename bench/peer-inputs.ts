@@ -62,14 +62,14 @@ export async function syntheticModel(cleanups: Cleanups, shape: SynthShape = {})
  * The checkpoint at `dir` as a llama-architecture GGUF (Q4_0 matrices, F32 norms): BENCH_GGUF's when its
  * size matches the layout, or written (to BENCH_GGUF, kept; else to a temporary folder).
  */
-export async function peerGguf(dir: string, cleanups: Cleanups): Promise<string> {
+export async function peerGguf(dir: string, cleanups: Cleanups, name = "MobileLLM-Pro shapes, synthetic weights, all layers global"): Promise<string> {
   const given = process.env.BENCH_GGUF;
-  const path = given ? resolve(given) : join(mkdtempSync(join(tmpdir(), "mobilellm-peer-gguf-")), "mobilellm-pro-synthetic-q4_0.gguf");
+  const path = given ? resolve(given) : join(mkdtempSync(join(tmpdir(), "mobilellm-peer-gguf-")), "synthetic-q4_0.gguf");
   if (!given) cleanups.push(() => rmSync(resolve(path, ".."), { recursive: true, force: true }));
   const config = loadConfig(dir);
   const ckpt = await openCheckpoint(dir);
   try {
-    const { metadata, tensors } = llamaGguf({ ckpt, config, names: resolveTensorNames(config, ckpt), name: "MobileLLM-Pro shapes, synthetic weights, all layers global" });
+    const { metadata, tensors } = llamaGguf({ ckpt, config, names: resolveTensorNames(config, ckpt), name });
     const expected = encodeGgufHeader(metadata, tensors).fileSize;
     if (existsSync(path) && statSync(path).size === expected) {
       console.log(`reusing ${path} (${(expected / 1e9).toFixed(2)} GB)`);

@@ -35,7 +35,8 @@ describe("load progress bar", () => {
     const bar = progressBar("loading", tty);
     for (let i = 1; i <= 44; i++) bar.update(i, 44);
     bar.end();
-    const frames = written.split("\r").filter((f) => f.startsWith("loading"));
+    // Each frame clears the line first (a shorter note must not leave the end of a longer one).
+    const frames = written.split("\r").map((f) => f.replace(/^\x1b\[2K/, "")).filter((f) => f.startsWith("loading"));
     expect(frames.length).toBeGreaterThan(5);
     expect(frames.length).toBeLessThanOrEqual(31); // redrawn only when the bar moves
     expect(frames[frames.length - 1]).toBe(`loading [${"#".repeat(30)}] 100%`);
