@@ -40,20 +40,11 @@ import { resolveTensorNames } from "../src/model/tensor-names.js";
 import { TextTokenizer } from "../src/text/tokenizer.js";
 import { llamaGguf } from "./llama-gguf.js";
 import type { Loaded, LoadRequest, Ran, RunRequest } from "./browser-page.js";
+import { arg, intList } from "./args.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : undefined;
-}
-const intList = (s: string) =>
-  s.split(",").map((x) => {
-    const n = Number(x);
-    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`not a positive integer: ${x}`);
-    return n;
-  });
 function required(name: string): string {
   const v = arg(name);
   if (!v) throw new Error(`--${name} is required (see the header of bench/browser.ts)`);

@@ -40,28 +40,14 @@ import { installNodeLlamaCpp, NLC_DEFAULT_VERSION } from "./node-llama-cpp.js";
 import { peerGguf, seconds, syntheticModel, type Cleanups, type SynthShape } from "./peer-inputs.js";
 import { REPORT_PREFIX, type LoadJob, type LoadReport } from "./load-child.js";
 import type { LoadRun } from "./results.js";
+import { arg, count, intList } from "./args.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : undefined;
-}
 const flag = (name: string) => process.argv.includes(`--${name}`);
-function count(name: string, fallback: number, min = 1): number {
-  const s = arg(name);
-  if (s === undefined) return fallback;
-  const n = Number(s);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${s}`);
-  return n;
-}
 
-const THREADS = (arg("threads") ?? "1,2").split(",").map((x) => {
-  const n = Number(x);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--threads: not a positive integer: ${x}`);
-  return n;
-});
+const THREADS = intList(arg("threads") ?? "1,2");
 const ROUNDS = count("rounds", 3);
 const WARMUP = count("warmup", 1, 0);
 const CONTEXT = count("ctx", 4096);

@@ -32,28 +32,20 @@ import type { WasmEngine } from "../src/model/engine.js";
 import { cpuLlama, importNodeLlamaCpp, installNodeLlamaCpp, NLC_DEFAULT_VERSION } from "./node-llama-cpp.js";
 import { peerGguf, seconds, type Cleanups } from "./peer-inputs.js";
 import { median } from "./machine.js";
+import { arg, count, intList } from "./args.js";
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : undefined;
-}
-const int = (name: string, dflt: number) => {
-  const n = Number(arg(name) ?? dflt);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-  return n;
-};
 const PRESET = arg("preset") ?? "llama-3.2-1b";
 if (!Object.hasOwn(PRESETS, PRESET) || PRESETS[PRESET].config.architecture !== "llama") {
   throw new Error(`--preset must be a Llama preset: ${Object.keys(PRESETS).filter((p) => PRESETS[p].config.architecture === "llama").join(", ")}`);
 }
-const THREADS = (arg("threads") ?? "1,2").split(",").map(Number);
-const PROMPTS = int("prompts", 8);
-const PROMPT_TOKENS = int("prompt-tokens", 32);
-const DECODE_AT = int("decode-at", 512);
-const ITERATIONS = int("iterations", 16);
-const ROUNDS = int("rounds", 2);
+const THREADS = intList(arg("threads") ?? "1,2");
+const PROMPTS = count("prompts", 8);
+const PROMPT_TOKENS = count("prompt-tokens", 32);
+const DECODE_AT = count("decode-at", 512);
+const ITERATIONS = count("iterations", 16);
+const ROUNDS = count("rounds", 2);
 /** Untimed decode steps first: the Wasm engine's thread pool needs about 10 to reach speed (bench/peer.ts). */
-const WARMUP = int("warmup", 10);
+const WARMUP = count("warmup", 10);
 const CONTEXT = Math.ceil((DECODE_AT + WARMUP + ITERATIONS + 64) / 256) * 256;
 const VOCAB = PRESETS[PRESET].config.vocabSize;
 /** Ordinary token ids (past the synthetic vocabulary's byte tokens and below its specials). */

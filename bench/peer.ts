@@ -35,20 +35,11 @@ import type { WasmEngine } from "../src/model/engine.js";
 import type { SimdMode } from "../src/kernels/wasm.js";
 import { cpuLlama, importNodeLlamaCpp, installedVersion, installNodeLlamaCpp, NLC_DEFAULT_VERSION, type NlcModel } from "./node-llama-cpp.js";
 import { peerGguf, seconds, syntheticModel, type Cleanups } from "./peer-inputs.js";
+import { arg, intList } from "./args.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : undefined;
-}
-const intList = (s: string) =>
-  s.split(",").map((x) => {
-    const n = Number(x);
-    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`not a positive integer: ${x}`);
-    return n;
-  });
 
 const THREADS = intList(arg("threads") ?? "1,2");
 const PREFILL = intList(arg("prefill") ?? "512")[0];
