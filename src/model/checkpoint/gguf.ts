@@ -321,7 +321,7 @@ class HeaderCursor {
   }
 }
 
-function newArray(type: GgufScalarType, n: number): GgufArray {
+function newArray(type: Exclude<GgufScalarType, "string">, n: number): GgufArray {
   switch (type) {
     case "u8":
     case "bool":
@@ -344,8 +344,6 @@ function newArray(type: GgufScalarType, n: number): GgufArray {
       return new BigUint64Array(n);
     case "i64":
       return new BigInt64Array(n);
-    case "string":
-      return [];
   }
 }
 
@@ -361,9 +359,9 @@ async function readValue(c: HeaderCursor, typeId: number, what: string, fail: (m
       fail(`${what} declares ${count} ${itemType} items, more than the ${c.remaining} bytes left in the file can hold`);
     }
     const n = Number(count);
-    const out = newArray(itemType, n);
     const item = (i: number) => `item ${i} of ${what}`;
     if (itemType === "string") return { type: "array", itemType, value: await c.strings(n, item) };
+    const out = newArray(itemType, n);
     await c.scalars(itemType, n, out as unknown as { [i: number]: number | bigint }, item);
     return { type: "array", itemType, value: out };
   }
