@@ -36,8 +36,8 @@ const ui = {
 
 const isolated = globalThis.crossOriginIsolated === true;
 const cores = navigator.hardwareConcurrency || 1;
-const WASM_BASE = new URL("./wasm/", location.href).href;
-const BUNDLED = new URL("./models/shakespeare-tiny/", location.href).href;
+/** The bundled model as one GGUF file (the demo also serves its folder, ./models/shakespeare-tiny/). */
+const BUNDLED = new URL("./models/shakespeare-tiny.gguf", location.href).href;
 
 const client = new ModelClient(new Worker(new URL("../src/browser/worker.ts", import.meta.url), { type: "module", name: "mobilellm-model" }));
 /** The page's view of the worker's model cache (the same OPFS directory): what is kept, and clearing it. */
@@ -47,7 +47,7 @@ let model: LoadedModel | null = null;
 const requested = new URLSearchParams(location.search).get("model");
 /** What was loaded last (the threads choice reloads it). */
 let last: { source: ModelSource; label: string } =
-  requested !== null ? { source: { url: new URL(requested, location.href).href }, label: requested } : { source: { url: BUNDLED }, label: "models/shakespeare-tiny" };
+  requested !== null ? { source: { url: new URL(requested, location.href).href }, label: requested } : { source: { url: BUNDLED }, label: "models/shakespeare-tiny.gguf" };
 /** Numbers the loads: a load that a later one replaced leaves the page alone. */
 let loadTicket = 0;
 let generating = false;
@@ -164,8 +164,9 @@ async function load(source: ModelSource, label: string): Promise<void> {
   frame.reset();
   setStatus("loading", "loading");
   try {
-    // A URL's files (and the kernels) are kept across visits in the Origin Private File System.
-    const loaded = await client.load(source, { wasm: WASM_BASE, threads: requestedThreads(), cache: "url" in source }, (p) => {
+    // A URL's files (and the kernels, the package's own build/*.wasm) are kept across visits in the Origin
+    // Private File System.
+    const loaded = await client.load(source, { threads: requestedThreads(), cache: "url" in source }, (p) => {
       if (ticket !== loadTicket) return;
       // Every report, for scripts driving the page (the bar shows only the latest per frame).
       document.dispatchEvent(new CustomEvent("mobilellm-progress", { detail: p }));

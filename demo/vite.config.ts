@@ -1,8 +1,11 @@
 // The browser demo (demo/): `npm run demo` serves it with Vite, `npm run demo:build` writes dist/demo/.
 //
-// The plugin below serves the bundled model (models/shakespeare-tiny/ -> ./models/shakespeare-tiny/) and the
-// kernel builds (build/*.wasm -> ./wasm/) in dev and preview, and copies them into the build, so the demo
-// works offline. Every response carries the COOP/COEP headers that make the page cross-origin isolated
+// The plugin below serves the bundled model, as its GGUF (models/shakespeare-tiny.gguf, which the page
+// loads by default) and as its folder (models/shakespeare-tiny/, for ?model=./models/shakespeare-tiny/ and
+// the tests that pick or drop its files), in dev and preview, and copies both into the build, so the demo
+// works offline. The kernel builds need nothing here: src/browser/platform.ts names them with
+// `new URL("../../build/<build>.wasm", import.meta.url)`, which Vite serves in dev and emits as assets in
+// the build, as it does in any app using the package. Every response carries the COOP/COEP headers that make the page cross-origin isolated
 // (SharedArrayBuffer, hence engine threads), unless the page is opened with ?coi=0 to see the one-thread mode.
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -13,12 +16,12 @@ import { defineConfig, type Plugin } from "vite";
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "..");
 const MODEL_DIR = join(repo, "models", "shakespeare-tiny");
-const WASM_DIR = join(repo, "build");
+/** The bundled model as one GGUF file, written by `npm run build` (build:model). */
+const MODEL_GGUF = `${MODEL_DIR}.gguf`;
 /** Files of the bundled model the page may fetch (the held-out evaluation text stays behind). */
 const MODEL_FILES = (f: string) => /\.(json|safetensors|jinja|md)$/.test(f);
-const WASM_FILES = ["simd.wasm", "relaxed.wasm", "simd-shared.wasm", "relaxed-shared.wasm"];
 
-const TYPES: Record<string, string> = { ".json": "application/json", ".wasm": "application/wasm", ".md": "text/markdown; charset=utf-8", ".jinja": "text/plain; charset=utf-8" };
+const TYPES: Record<string, string> = { ".json": "application/json", ".md": "text/markdown; charset=utf-8", ".jinja": "text/plain; charset=utf-8" };
 
 /** Sets COOP/COEP unless the request (the page) asks for ?coi=0. */
 function isolation(req: IncomingMessage, res: ServerResponse): void {
@@ -68,12 +71,18 @@ function mobilellmAssets(): Plugin {
   const middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) => {
     isolation(req, res);
     const path = decodeURIComponent((req.url ?? "").split("?")[0]);
-    const m = /\/(models\/shakespeare-tiny|wasm)\/([^/]+)$/.exec(path);
+    if (path.endsWith("/models/shakespeare-tiny.gguf")) {
+      if (!existsSync(MODEL_GGUF)) {
+        res.statusCode = 404;
+        res.end(`${MODEL_GGUF} is missing: run "npm run build"`);
+        return;
+      }
+      return sendFile(req, res, MODEL_GGUF);
+    }
+    const m = /\/models\/shakespeare-tiny\/([^/]+)$/.exec(path);
     if (!m) return next();
-    const [, dir, file] = m;
-    const allowed = dir === "wasm" ? WASM_FILES.includes(file) : MODEL_FILES(file);
-    const full = join(dir === "wasm" ? WASM_DIR : MODEL_DIR, file);
-    if (!allowed || !existsSync(full)) {
+    const full = join(MODEL_DIR, m[1]);
+    if (!MODEL_FILES(m[1]) || !existsSync(full)) {
       res.statusCode = 404;
       res.end("not found");
       return;
@@ -92,11 +101,8 @@ function mobilellmAssets(): Plugin {
       for (const f of readdirSync(MODEL_DIR).filter(MODEL_FILES)) {
         this.emitFile({ type: "asset", fileName: `models/shakespeare-tiny/${f}`, source: readFileSync(join(MODEL_DIR, f)) });
       }
-      for (const f of WASM_FILES) {
-        const full = join(WASM_DIR, f);
-        if (!existsSync(full)) this.error(`${full} is missing: run "npm run build:wasm" first`);
-        this.emitFile({ type: "asset", fileName: `wasm/${f}`, source: readFileSync(full) });
-      }
+      if (!existsSync(MODEL_GGUF)) this.error(`${MODEL_GGUF} is missing: run "npm run build" first`);
+      this.emitFile({ type: "asset", fileName: "models/shakespeare-tiny.gguf", source: readFileSync(MODEL_GGUF) });
     },
   };
 }

@@ -136,6 +136,9 @@ describe("mobilellm CLI", () => {
   it("info gives the parameter count of the model card and the layer map", async () => {
     const r = await cli("info");
     expect(r.code).toBe(0);
+    // By default, the bundled model as the build wrote it: one GGUF file beside its folder.
+    expect(r.stdout).toMatch(/^model +\S*models\/shakespeare-tiny\.gguf$/m);
+    expect(r.stdout).toMatch(/^gguf file +/m);
     expect(r.stdout).toContain("6,230,080"); // the model card's count
     expect(r.stdout).toContain("GSSSGG");
     const pro = await cli("info", "--preset", "mobilellm-pro");

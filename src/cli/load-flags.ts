@@ -12,7 +12,8 @@ export const RUN_FLAGS = {
 } as const;
 
 export const RUN_HELP = `  --model PATH       checkpoint folder or GGUF file (mobilellm convert); default: the bundled
-                     models/shakespeare-tiny
+                     model as models/shakespeare-tiny.gguf (npm run build writes it from the
+                     folder models/shakespeare-tiny, which is used where it is missing)
   --ctx N            positions the KV cache holds (default min(max_position_embeddings, 4096))
   --threads N        threads for the wasm engine (default: the available cores)
   --backend B        wasm (int4 x int8 engine, default) or reference (float32 oracle)

@@ -1,7 +1,8 @@
 // The browser demo end to end: build it with Vite, serve it on localhost (vite preview, with COOP/COEP),
-// drive Debian's Chromium with playwright-core, and check that the page generates exactly what the Node
-// engine generates for the same prompt, seed and sampling options, with and without threads; that the stop
-// button stops; that a bad folder shows a visible error. Saves the screenshot the README shows (docs/demo.png).
+// drive Debian's Chromium with playwright-core, and check that the page (loading the bundled model's GGUF
+// by default, its folder by ?model=) generates exactly what the Node engine generates for the same prompt,
+// seed and sampling options, with and without threads; that the stop button stops; that a bad folder shows
+// a visible error. Saves the screenshot the README shows (docs/demo.png).
 //
 // Needs /usr/bin/chromium: `sudo apt-get install -y chromium` (Debian/Ubuntu); .ci/run installs it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -101,8 +102,9 @@ async function generate(page: Page): Promise<{ text: string; tokens: number; sto
 }
 
 describe("the browser demo in headless Chromium", () => {
-  it("generates, with worker threads, exactly the text the Node engine generates for the same seed", async () => {
+  it("generates from the bundled GGUF, with worker threads, exactly the text the Node engine generates for the same seed", async () => {
     const page = await openDemo();
+    expect(await page.locator("#model-name").getAttribute("title")).toBe(`${base}models/shakespeare-tiny.gguf`);
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
     const cores = await page.evaluate(() => navigator.hardwareConcurrency);
     const threads = Math.min(8, cores);
@@ -128,8 +130,9 @@ describe("the browser demo in headless Chromium", () => {
     await page.close();
   });
 
-  it("the stop button ends a long generation mid-way", async () => {
-    const page = await openDemo();
+  it("loads the bundled folder by ?model=, and the stop button ends a long generation mid-way", async () => {
+    const page = await openDemo("?model=./models/shakespeare-tiny/");
+    expect(await page.locator("#model-name").getAttribute("title")).toBe(`${base}models/shakespeare-tiny`);
     await setControls(page, { ...OPTIONS, maxNewTokens: 3000 }, "ROMEO:\n");
     await page.click("#generate");
     await page.waitForFunction(() => Number(document.getElementById("stat-tokens")?.textContent) >= 8, undefined, { timeout: 30_000 });

@@ -2,8 +2,8 @@
 // fresh Vite app in a temporary folder that imports "mobilellm-wasm/browser" and starts the model worker
 // from "mobilellm-wasm/browser/worker", no file copied into the app, `vite build`, the built site served by
 // a small Node server (with and without the COOP/COEP headers), and headless Chromium (playwright-core,
-// Debian's /usr/bin/chromium as in demo.test.ts) generating greedily from the bundled model: the page's text
-// must be the Node API's for the same prompt.
+// Debian's /usr/bin/chromium as in demo.test.ts) generating greedily from the bundled model, its GGUF and
+// its folder: the page's text must be the Node API's for the same prompt.
 //
 // Offline: the tarball is installed with `npm install --offline`, and the package's runtime dependencies
 // are given to that install as `file:` links to this repository's own node_modules (the versions this
@@ -45,7 +45,7 @@ const out = document.getElementById("out") as HTMLElement;
 const client = new ModelClient(new Worker(new URL("mobilellm-wasm/browser/worker", import.meta.url), { type: "module" }));
 
 async function main(): Promise<void> {
-  const url = new URLSearchParams(location.search).get("model") ?? "./models/shakespeare-tiny/";
+  const url = new URLSearchParams(location.search).get("model") ?? "./models/shakespeare-tiny.gguf";
   const model = await client.load({ url }, {});
   document.body.dataset.threads = String(model.threads);
   await client.generate(${JSON.stringify(PROMPT)}, ${JSON.stringify(OPTIONS)}, (piece) => out.append(piece.text));
@@ -185,6 +185,8 @@ describe("the packed package in a fresh Vite app", () => {
     const resolveInApp = createRequire(join(app, "package.json")).resolve;
     expect(readFileSync(resolveInApp("mobilellm-wasm/build/simd.wasm"))).toEqual(readFileSync(join(REPO, "build", "simd.wasm")));
     expect(existsSync(resolveInApp("mobilellm-wasm/models/shakespeare-tiny/config.json"))).toBe(true);
+    // The bundled model's GGUF, which the build writes and git never holds, is in the package too.
+    expect(readFileSync(resolveInApp("mobilellm-wasm/models/shakespeare-tiny.gguf"))).toEqual(readFileSync(join(REPO, "models", "shakespeare-tiny.gguf")));
     const maps = readdirSync(join(pkg, "dist", "src"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".js.map"));
     expect(maps.length).toBeGreaterThan(20);
     const missing = maps.flatMap((m) => {
@@ -194,7 +196,7 @@ describe("the packed package in a fresh Vite app", () => {
     expect(missing).toEqual([]);
   });
 
-  it("generates in the page, with threads when cross-origin isolated, exactly the Node API's text, with no 404 and no console error", async () => {
+  it("generates in the page from the packaged GGUF, with threads when cross-origin isolated, exactly the Node API's text, with no 404 and no console error", async () => {
     served.length = 0;
     const got = await openApp();
     expect(got.error).toBe("");
@@ -205,14 +207,17 @@ describe("the packed package in a fresh Vite app", () => {
     expect(got.consoleErrors).toEqual([]);
     expect(served.filter((r) => r.status >= 400)).toEqual([]);
     expect(served.some((r) => /^\/assets\/simd-shared-[\w-]+\.wasm$/.test(r.path))).toBe(true);
+    expect(served.some((r) => r.path === "/models/shakespeare-tiny.gguf" && r.status === 200)).toBe(true);
   });
 
-  it("falls back to one thread without COOP/COEP, with the same text", async () => {
-    const got = await openApp("?coi=0");
+  it("falls back to one thread without COOP/COEP, with the same text from the packaged folder", async () => {
+    served.length = 0;
+    const got = await openApp("?coi=0&model=/models/shakespeare-tiny/");
     expect(got.error).toBe("");
     expect(got.isolated).toBe(false);
     expect(got.threads).toBe("1");
     expect(got.text).toBe(expected);
+    expect(served.some((r) => r.path === "/models/shakespeare-tiny/model.safetensors")).toBe(true);
   });
 
   it("a model URL with nothing behind it says not found, for a 404 as for a dev server's HTML page", async () => {

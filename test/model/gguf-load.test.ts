@@ -2,9 +2,9 @@
 // same int4 weights and give bit-identical logits (the folder path rounds its scales to f16 by default, as
 // a Q4_0 block stores them). Covered on the bundled model, on a full-width MobileLLM-Pro cut to two layers,
 // and on a Llama-shaped folder (rotate_half: its q and k rows are reordered on the way, for both inputs).
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadModel } from "../../src/api.js";
 import { MOBILELLM_PRO_CONFIG_JSON, type ModelConfig } from "../../src/model/config.js";
@@ -91,16 +91,24 @@ describe("a GGUF converted from a folder gives the folder's logits, bit for bit"
     const opts = { backend: "wasm", threads: 1, contextLength: 64 } as const;
     const folder = await loadModel(BUNDLED, opts);
     const file = await loadModel(gguf, opts);
+    // With no path, loadModel loads the GGUF the build wrote beside the bundled folder.
+    const bundled = await loadModel(undefined, opts);
     try {
       expect(file.dir).toBe(gguf);
       expect(bits(file.logits(ids, true))).toEqual(bits(folder.logits(ids, true)));
+      expect(bundled.dir).toBe(resolve(`${BUNDLED}.gguf`));
+      expect(bits(bundled.logits(ids, true))).toEqual(bits(folder.logits(ids, true)));
       // The text side comes from the file: the same ids and the same chat template.
       expect(file.encode("ROMEO: good night")).toEqual(folder.encode("ROMEO: good night"));
       expect(file.chatTemplate !== null).toBe(folder.chatTemplate !== null);
     } finally {
       await folder.dispose();
       await file.dispose();
+      await bundled.dispose();
     }
+    // The shipped file is what convert writes from the folder today (npm run build rewrites it each time).
+    expect(existsSync(`${BUNDLED}.gguf`), `${BUNDLED}.gguf is missing: run "npm run build" (its build:model step writes it)`).toBe(true);
+    expect(readFileSync(`${BUNDLED}.gguf`).equals(readFileSync(gguf))).toBe(true);
     await expectSameLogits(BUNDLED, loadConfig(BUNDLED), ids.slice(0, 24));
   });
 

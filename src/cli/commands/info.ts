@@ -1,12 +1,15 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { PRESETS, parameterCount, type ModelConfig, bundledModelDir, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint, openFileSource, GgufFile, readAnyGgufModel } from "../../api.js";
+import { PRESETS, parameterCount, type ModelConfig, bundledGgufPath, bundledModelDir, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint, openFileSource, GgufFile, readAnyGgufModel } from "../../api.js";
 import { intFlag, parseFlags, UsageError } from "../args.js";
 
 /** The context of the technical report's KV-cache comparison (its "8k" is 8000 tokens: 117 vs 40 MB). */
 const DEFAULT_CTX = 8000;
 
 export const help = `mobilellm info [--model DIR | --model FILE.gguf | --preset mobilellm-pro] [--ctx N] [--json]
+
+Without --model or --preset: the bundled model, as generate loads it (models/shakespeare-tiny.gguf,
+else the folder models/shakespeare-tiny).
 
 Parameter count, the layer map (G = global, S = sliding window), which config values were absent
 from config.json and took their documented default, and memory:
@@ -118,7 +121,9 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   let rawConfig: Record<string, unknown>;
   let gguf: GgufSummary | null = null;
   let ggufStored: StoredWeights | null = null;
-  const modelPath = v.model === undefined ? null : resolve(v.model as string);
+  // Without --model or --preset: the bundled model, as loadModel() loads it (its GGUF when built).
+  const model = v.preset === undefined ? ((v.model as string | undefined) ?? bundledGgufPath() ?? bundledModelDir()) : undefined;
+  const modelPath = model === undefined ? null : resolve(model);
   if (modelPath !== null && existsSync(modelPath) && statSync(modelPath).isFile()) {
     const read = await readGgufInfo(modelPath);
     ({ config, rawConfig, gguf } = read);
@@ -131,7 +136,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
     rawConfig = p.json;
     source = `preset ${String(v.preset)}`;
   } else {
-    dir = resolve((v.model as string | undefined) ?? bundledModelDir());
+    dir = resolve(model ?? bundledModelDir());
     source = dir;
     config = loadConfig(dir);
     rawConfig = readJsonFile(join(dir, "config.json")) as Record<string, unknown>;
