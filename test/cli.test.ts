@@ -8,6 +8,18 @@ import { cli } from "./helpers/cli.js";
 import { BUNDLED } from "./helpers/model-folder.js";
 
 
+/**
+ * The load line of --stats and info --load: parts in ms that add up to the total (each printed to 0.1 ms),
+ * reading and quantizing or repacking among them taking some time.
+ */
+function expectLoadLine(text: string): void {
+  const load = /^load +([\d.]+) ms to ready: model files ([\d.]+) ms, kernels ([\d.]+) ms, read ([\d.]+) ms, quantize\/repack ([\d.]+) ms, waiting for threads ([\d.]+) ms, other ([\d.]+) ms \((one thread|the \d+ worker threads? started in [\d.]+ ms, alongside the reads)\)$/m.exec(text);
+  expect(load, text).not.toBeNull();
+  const [total, ...parts] = load!.slice(1, 8).map(Number);
+  expect(Math.abs(parts.reduce((x, y) => x + y, 0) - total)).toBeLessThanOrEqual(0.05 * parts.length);
+  expect(parts[2] + parts[3]).toBeGreaterThan(0);
+}
+
 describe("mobilellm CLI", () => {
   it("generate continues a prompt with the bundled model", async () => {
     const r = await cli("generate", "--prompt", "ROMEO:\n", "-n", "20");
@@ -34,12 +46,22 @@ describe("mobilellm CLI", () => {
     expect(a.stderr).toMatch(/first tok +[\d.]+ ms/);
     expect(a.stderr).toMatch(/kv cache .* KiB holding \d+ positions, [\d.]+ MiB allocated for 4096/);
     expect(a.stderr).toMatch(/engine +wasm, (relaxed SIMD|SIMD128), \d+ threads?/);
-    const load = /load +([\d.]+) s: kernels ([\d.]+) s, read ([\d.]+) s, quantize\/repack ([\d.]+) s, threads ([\d.]+) s/.exec(a.stderr);
-    expect(load).not.toBeNull();
-    const [total, ...parts] = load!.slice(1).map(Number);
-    // The parts are disjoint stretches of the load, so they add up to no more than the whole (2 decimals).
-    expect(parts.reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(total + 0.02);
-    expect(parts[1] + parts[2]).toBeGreaterThan(0);
+    expectLoadLine(a.stderr);
+  });
+
+  it("info --load loads the weights and prints the load's breakdown, as text and as JSON", async () => {
+    const r = await cli("info", "--load", "--threads", "2");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/the 1 worker thread started in [\d.]+ ms, alongside the reads\)$/m);
+    expectLoadLine(r.stdout);
+    expect((await cli("info")).stdout).not.toMatch(/^load /m);
+    const json = JSON.parse((await cli("info", "--load", "--threads", "1", "--json")).stdout) as { load: { ms: number; threads: number; times: Record<string, number> } };
+    expect(json.load.threads).toBe(1);
+    expect(Object.keys(json.load.times).sort()).toEqual(["kernels", "quantize", "read", "threads", "threadsStart", "total"]);
+    expect(json.load.times.total).toBeLessThanOrEqual(json.load.ms);
+    const preset = await cli("info", "--preset", "mobilellm-pro", "--load");
+    expect(preset.code).toBe(2);
+    expect(preset.stderr).toMatch(/--load needs weights/);
   });
 
   it("--stats counts the positions the KV cache holds: a full context of 16 holds 16", async () => {

@@ -1,7 +1,7 @@
 // Loading a model for the text commands: the shared flags, the progress bar while the checkpoint is read
 // and quantized, and one line saying what runs.
 import { basename } from "node:path";
-import { describeLoadProgress, loadModel, type Model, parameterCount } from "../api.js";
+import { describeLoadProgress, loadModel, type Model, type ModelInfo, parameterCount } from "../api.js";
 import { backendFlag, intFlag, simdFlag, type Values } from "./args.js";
 import { progressBar } from "./progress.js";
 
@@ -19,6 +19,28 @@ export const RUN_HELP = `  --model PATH       checkpoint folder or GGUF file (mo
   --backend B        wasm (int4 x int8 engine, default) or reference (float32 oracle)
   --simd S           auto (relaxed SIMD where proven correct), baseline or relaxed
   -q, --quiet        nothing on stderr but errors`;
+
+/**
+ * Where the load went, one line (--stats, info --load), in ms: the parts are disjoint and add up to the
+ * total; the threads' start overlaps the reads and quantizing, and only its part still running when the
+ * weights are in ("waiting for threads") counts. Null for a backend that does not measure it.
+ */
+export function describeLoad(info: ModelInfo): string | null {
+  const t = info.loadTimes;
+  if (t === null) return null;
+  const total = info.loadMs ?? t.total;
+  const ms = (x: number) => `${x.toFixed(1)} ms`;
+  const parts: [string, number][] = [
+    ["model files", total - t.total],
+    ["kernels", t.kernels],
+    ["read", t.read],
+    ["quantize/repack", t.quantize],
+    ["waiting for threads", t.threads],
+  ];
+  parts.push(["other", total - parts.reduce((n, [, x]) => n + x, 0)]);
+  const threads = info.threads === 1 ? "one thread" : `the ${info.threads - 1} worker thread${info.threads === 2 ? "" : "s"} started in ${ms(t.threadsStart)}, alongside the reads`;
+  return `${ms(total)} to ready: ${parts.map(([name, x]) => `${name} ${ms(Math.max(0, x))}`).join(", ")} (${threads})`;
+}
 
 export async function loadFromFlags(v: Values, log: (s: string) => void): Promise<Model> {
   const bar = progressBar("loading");

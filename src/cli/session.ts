@@ -1,5 +1,6 @@
 // What `generate` and `chat` share around a generation: Ctrl-C as an abort, the stop message, --stats.
 import { type Model, type GenerationStats, type StopReason, kvCacheBytes } from "../api.js";
+import { describeLoad } from "./load-flags.js";
 
 function bytes(n: number): string {
   return n < 2 ** 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
@@ -54,10 +55,7 @@ export function formatStats(s: GenerationStats, model: Model): string {
   }
   const build = i.simd ? `, ${i.simd.variant === "relaxed" ? "relaxed SIMD" : "SIMD128"}` : "";
   lines.push(`engine     ${i.backend}${build}, ${i.threads} thread${i.threads === 1 ? "" : "s"}`);
-  const t = i.loadTimes;
-  if (t !== null) {
-    const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-    lines.push(`load       ${s(t.total)}: kernels ${s(t.kernels)}, read ${s(t.read)}, quantize/repack ${s(t.quantize)}, threads ${s(t.threads)}`);
-  }
+  const load = describeLoad(i);
+  if (load !== null) lines.push(`load       ${load}`);
   return lines.join("\n");
 }

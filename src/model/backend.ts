@@ -4,8 +4,13 @@ import type { ModelConfig } from "./config.js";
 export type BackendName = "reference" | "wasm";
 export const BACKENDS: readonly BackendName[] = ["reference", "wasm"];
 
-/** Where a load's time went, in ms: what `--stats` prints as the load breakdown. */
+/**
+ * Where the engine's load went, in ms: what `--stats` and `mobilellm info --load` print as the load
+ * breakdown. kernels, read, quantize and threads are disjoint stretches of `total`; threadsStart overlaps
+ * them.
+ */
 export interface LoadTimes {
+  /** From the engine's start to ready (the model's own files, config and tokenizer, are read before). */
   total: number;
   /** Compiling and probing the Wasm kernels. */
   kernels: number;
@@ -21,6 +26,11 @@ export interface LoadTimes {
   quantize: number;
   /** Waiting for the worker threads to start, once the weights are in (they start while the weights load). */
   threads: number;
+  /**
+   * From asking for the worker threads to their being ready (0 for one thread): they start alongside the
+   * reads and quantizing, so only the part left when the weights are in (`threads`) adds to the total.
+   */
+  threadsStart: number;
 }
 
 export interface Backend {

@@ -126,7 +126,7 @@ export class WasmEngine implements Backend {
     checkContextLength(config, opts.contextLength);
     const threads = checkThreads(opts.threads ?? 1);
     const started = performance.now();
-    const times: LoadTimes = { total: 0, kernels: 0, read: 0, quantize: 0, threads: 0 };
+    const times: LoadTimes = { total: 0, kernels: 0, read: 0, quantize: 0, threads: 0, threadsStart: 0 };
     /** Runs `f`, adding its time to `times[part]`. */
     const timed = async <T>(part: "read" | "quantize" | "threads", f: () => T | Promise<T>): Promise<T> => {
       const t0 = performance.now();
@@ -154,6 +154,7 @@ export class WasmEngine implements Backend {
     // ready), then quantize the rest with it.
     let pool: ThreadPool | null = null;
     let startFailure: { error: unknown } | null = null;
+    const startAsked = performance.now();
     const starting = ThreadPool.start({
       threads,
       kernels: k,
@@ -163,7 +164,13 @@ export class WasmEngine implements Backend {
       spawn: opts.spawn,
       spinMicros: opts.spinMicros,
     });
-    starting.then((p) => (pool = p), (error: unknown) => (startFailure = { error }));
+    starting.then(
+      (p) => {
+        times.threadsStart = performance.now() - startAsked;
+        pool = p;
+      },
+      (error: unknown) => (startFailure = { error }),
+    );
     /** The pool once its workers are ready, null before; throws as soon as they failed to start. */
     const readyPool = (): ThreadPool | null => {
       if (startFailure !== null) throw startFailure.error;

@@ -27,8 +27,10 @@ export interface ModelInfo {
   threads: number;
   /** KV cache bytes allocated (int8 data + f32 scales) for the context, wasm backend. */
   kvCacheBytes: number | null;
-  /** Where the load's time went (ms), for the wasm backend. */
+  /** Where the engine's load time went (ms), for the wasm backend. */
   loadTimes: LoadTimes | null;
+  /** From the load's start (loadModel, openModel, openGgufModel) to the model being ready, in ms; null when not measured. */
+  loadMs: number | null;
 }
 
 export class Model {
@@ -47,6 +49,8 @@ export class Model {
     readonly backend: Backend,
     /** Sampling defaults from generation_config.json (greedy when the file is absent). */
     readonly defaults: GenerationDefaults,
+    /** From the load's start to ready, in ms, where the loader measured it. */
+    private readonly loadMs: number | null = null,
   ) {
     this.sequence = new CachedSequence(backend);
     this.allowed = new Uint8Array(config.vocabSize);
@@ -63,6 +67,7 @@ export class Model {
       threads: b.threads,
       kvCacheBytes: b.name === "wasm" ? kv.data + kv.scales : null,
       loadTimes: b.loadTimes,
+      loadMs: this.loadMs,
     };
   }
 

@@ -50,6 +50,7 @@ async function readJson(folder: ModelFolder, file: string, required: boolean): P
  * then read and quantized. `platform` supplies the kernel bytes, worker threads and default thread count.
  */
 export async function openModel(folder: ModelFolder, platform: Platform, opts: LoadOptions = {}): Promise<Model> {
+  const started = performance.now();
   checkLoadOptions(opts, platform.defaultThreads());
   const config = parseConfig(await readJson(folder, "config.json", true), `${folder.name}/config.json`);
   // Without tokenizer.json the model still serves id-level work (logits of given token ids); text in or
@@ -84,7 +85,7 @@ export async function openModel(folder: ModelFolder, platform: Platform, opts: L
     const ckpt = await openFolderCheckpoint(weights);
     try {
       const backend = await createBackend(config, ckpt, resolveTensorNames(config, ckpt), backendOpts, platform);
-      return new Model(folder.name, config, tokenizer, chatTemplate, backend, defaults);
+      return new Model(folder.name, config, tokenizer, chatTemplate, backend, defaults, performance.now() - started);
     } finally {
       await ckpt.close();
     }
@@ -113,6 +114,7 @@ export async function readAnyGgufModel(file: GgufFile): Promise<GgufModel> {
  * whether it succeeded or not.
  */
 export async function openGgufModel(source: ByteSource, platform: Platform, opts: LoadOptions = {}): Promise<Model> {
+  const started = performance.now();
   let file: GgufFile;
   const meter = new LoadMeter(opts.onProgress);
   try {
@@ -127,7 +129,7 @@ export async function openGgufModel(source: ByteSource, platform: Platform, opts
     const m = await readAnyGgufModel(file);
     m.tokenizer?.checkFitsVocabulary(m.config.vocabSize);
     const backend = await createBackend(m.config, new GgufWeights(file), m.names, backendOptions(m.config, opts, platform, meter), platform);
-    return new Model(source.name, m.config, m.tokenizer, m.chatTemplate, backend, m.generation);
+    return new Model(source.name, m.config, m.tokenizer, m.chatTemplate, backend, m.generation, performance.now() - started);
   } finally {
     meter.stop();
     await file.close();

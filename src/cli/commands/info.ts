@@ -1,12 +1,13 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { PRESETS, parameterCount, type ModelConfig, bundledGgufPath, bundledModelDir, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint, openFileSource, GgufFile, readAnyGgufModel } from "../../api.js";
+import { PRESETS, parameterCount, type ModelConfig, bundledGgufPath, bundledModelDir, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint, openFileSource, GgufFile, readAnyGgufModel, loadModel, type LoadTimes } from "../../api.js";
 import { intFlag, parseFlags, UsageError } from "../args.js";
+import { describeLoad } from "../load-flags.js";
 
 /** The context of the technical report's KV-cache comparison (its "8k" is 8000 tokens: 117 vs 40 MB). */
 const DEFAULT_CTX = 8000;
 
-export const help = `mobilellm info [--model DIR | --model FILE.gguf | --preset mobilellm-pro] [--ctx N] [--json]
+export const help = `mobilellm info [--model DIR | --model FILE.gguf | --preset mobilellm-pro] [--ctx N] [--load [--threads N]] [--json]
 
 Without --model or --preset: the bundled model, as generate loads it (models/shakespeare-tiny.gguf,
 else the folder models/shakespeare-tiny).
@@ -28,7 +29,12 @@ and more lines show the file:
   requantized  tensors of a type the engine decodes to float32 and quantizes with its int4 recipe at
                load (Q8_0, Q4_K, Q6_K), when there are any
 
---ctx N      context length for the KV cache (default min(max_position_embeddings, ${DEFAULT_CTX}))`;
+--ctx N      context length for the KV cache (default min(max_position_embeddings, ${DEFAULT_CTX}))
+--load       also load the weights into the wasm engine (with a KV cache of --ctx positions) and print
+             where the time to ready went (the line generate --stats prints): the model's files (config,
+             tokenizer, headers), compiling the kernels, waiting for weight bytes, quantizing or
+             repacking, waiting for the worker threads, the rest; and how long the threads took to start
+--threads N  engine threads for --load (default: the available cores)`;
 
 interface GgufSummary {
   /** general.architecture: "mobilellmpro" (mobilellm convert) or "llama" (llama.cpp). */
@@ -106,15 +112,31 @@ function ropeScalingText(c: ModelConfig): string {
   return `scaled by the file's per-frequency factors (${Math.min(...s.factors)} to ${Math.max(...s.factors)})`;
 }
 
+/** --load: the model loaded into the wasm engine once, then freed; where its time to ready went. */
+async function measureLoad(path: string, contextLength: number, threads: number | undefined): Promise<{ ms: number; threads: number; times: LoadTimes; line: string }> {
+  const model = await loadModel(path, { backend: "wasm", contextLength, threads });
+  try {
+    const i = model.info;
+    // The wasm backend always measures its load.
+    return { ms: i.loadMs!, threads: i.threads, times: i.loadTimes!, line: describeLoad(i)! };
+  } finally {
+    await model.dispose();
+  }
+}
+
 export async function run(argv: string[], out: (s: string) => void): Promise<void> {
   const v = parseFlags(argv, {
     model: { type: "string" },
     preset: { type: "string" },
     ctx: { type: "string" },
     json: { type: "boolean" },
+    load: { type: "boolean" },
+    threads: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (v.model !== undefined && v.preset !== undefined) throw new UsageError("give --model or --preset, not both");
+  if (v.load && v.preset !== undefined) throw new UsageError("--load needs weights, which a preset has none of: give --model");
+  if (v.threads !== undefined && !v.load) throw new UsageError("--threads is for --load");
   let config: ModelConfig;
   let source: string;
   let dir: string | null = null;
@@ -153,9 +175,11 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   const int4 = int4WeightBytes(config);
   const hybrid = kvCacheBytes(config, ctx, "hybrid");
   const allGlobal = kvCacheBytes(config, ctx, "all-global");
+  const load = v.load ? await measureLoad(source, ctx, v.threads === undefined ? undefined : intFlag(v, "threads", 1)) : null;
   if (v.json) {
     const memory = { contextLength: ctx, storedWeights: stored, int4Weights: int4, kvCache: { hybrid, allGlobal } };
-    out(JSON.stringify({ source, parameters: params, layerMap, globalLayers, slidingWindow: config.slidingWindow, defaulted: config.defaulted, config, memory, ...(gguf ? { gguf } : {}) }));
+    const loaded = load ? { load: { ms: load.ms, threads: load.threads, times: load.times } } : {};
+    out(JSON.stringify({ source, parameters: params, layerMap, globalLayers, slidingWindow: config.slidingWindow, defaulted: config.defaulted, config, memory, ...(gguf ? { gguf } : {}), ...loaded }));
     return;
   }
   const fmt = (n: number) => n.toLocaleString("en-US");
@@ -191,6 +215,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
       `kv cache     ${fmt(ctx)} tokens, int8 K+V: ${bytes(hybrid.data)} hybrid (${hybridHow}) vs ${bytes(allGlobal.data)} all-global`,
       `kv scales    f32 per (token, KV head) for K and V, on top: ${bytes(hybrid.scales)} hybrid vs ${bytes(allGlobal.scales)} all-global`,
       ...ggufLines,
+      ...(load ? [`load         ${load.line}`] : []),
     ].join("\n"),
   );
 }
