@@ -13,7 +13,7 @@ import { BUNDLED } from "./helpers/model-folder.js";
  * reading and quantizing or repacking among them taking some time.
  */
 function expectLoadLine(text: string): void {
-  const load = /^load +([\d.]+) ms to ready: model files ([\d.]+) ms, kernels ([\d.]+) ms, read ([\d.]+) ms, quantize\/repack ([\d.]+) ms, waiting for threads ([\d.]+) ms, other ([\d.]+) ms \((one thread|the \d+ worker threads? started in [\d.]+ ms, alongside the reads)\)$/m.exec(text);
+  const load = /^load +([\d.]+) ms to ready: model files ([\d.]+) ms, kernels ([\d.]+) ms, read ([\d.]+) ms, quantize\/repack ([\d.]+) ms, threads ([\d.]+) ms, other ([\d.]+) ms \((one thread|the \d+ worker threads? started in [\d.]+ ms, alongside the reads)\)$/m.exec(text);
   expect(load, text).not.toBeNull();
   const [total, ...parts] = load!.slice(1, 8).map(Number);
   expect(Math.abs(parts.reduce((x, y) => x + y, 0) - total)).toBeLessThanOrEqual(0.05 * parts.length);

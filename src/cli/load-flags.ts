@@ -22,8 +22,9 @@ export const RUN_HELP = `  --model PATH       checkpoint folder or GGUF file (mo
 
 /**
  * Where the load went, one line (--stats, info --load), in ms: the parts are disjoint and add up to the
- * total; the threads' start overlaps the reads and quantizing, and only its part still running when the
- * weights are in ("waiting for threads") counts. Null for a backend that does not measure it.
+ * total; the threads' start mostly overlaps the reads and quantizing, and only the part that holds the
+ * load up (spawning them, then waiting for them once the weights are in) counts as "threads". Null for a
+ * backend that does not measure it.
  */
 export function describeLoad(info: ModelInfo): string | null {
   const t = info.loadTimes;
@@ -35,7 +36,7 @@ export function describeLoad(info: ModelInfo): string | null {
     ["kernels", t.kernels],
     ["read", t.read],
     ["quantize/repack", t.quantize],
-    ["waiting for threads", t.threads],
+    ["threads", t.threads],
   ];
   parts.push(["other", total - parts.reduce((n, [, x]) => n + x, 0)]);
   const threads = info.threads === 1 ? "one thread" : `the ${info.threads - 1} worker thread${info.threads === 2 ? "" : "s"} started in ${ms(t.threadsStart)}, alongside the reads`;

@@ -24,11 +24,14 @@ export interface LoadTimes {
    * page faults of the fresh Wasm memory included: on a virtual machine they can be most of it).
    */
   quantize: number;
-  /** Waiting for the worker threads to start, once the weights are in (they start while the weights load). */
+  /**
+   * Starting the worker threads where it holds the load up: spawning them (the part that runs on this
+   * thread), then waiting for them once the weights are in (they get ready while the weights load).
+   */
   threads: number;
   /**
-   * From asking for the worker threads to their being ready (0 for one thread): they start alongside the
-   * reads and quantizing, so only the part left when the weights are in (`threads`) adds to the total.
+   * From asking for the worker threads to their being ready (about 0 for one thread): most of it passes
+   * alongside the reads and quantizing; `threads` is the part that adds to the total.
    */
   threadsStart: number;
 }
