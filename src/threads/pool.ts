@@ -15,8 +15,10 @@
 // briefly, then sleep in Atomics.wait. When the workers keep missing regions (more runnable threads than
 // free cores: another process holds a core), the main thread goes SOLO for a while: it runs the regions
 // alone, so the workers fall asleep and stop competing with it for a core, then it tries again (backing
-// off exponentially while the machine stays busy). docs/performance.md has the measurements behind the
-// constants below.
+// off exponentially while the machine stays busy). Decode steps (step()) are decided by their own timing
+// instead (choice.ts): on this VM the workers miss about one region in six even on a quiet machine, where
+// two threads still decode faster, and the miss-based policy then sent small models solo for nothing.
+// docs/performance.md has the measurements behind the constants below.
 import { int4BlockBytes, type Int4Matrix, type Int8Activations } from "../kernels/layout.js";
 import type { WasmKernels } from "../kernels/wasm.js";
 import { runChunk } from "./chunks.js";
