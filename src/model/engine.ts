@@ -209,7 +209,7 @@ export class WasmEngine implements Backend {
     checkForwardRequest(this, tokens, startPos);
     this.threadPool.check();
     // A decode step: the pool times it and runs it split or solo, whichever the last steps say is faster.
-    if (tokens.length === 1) return this.threadPool.step(() => this.blocks(tokens, startPos, all));
+    if (tokens.length === 1) return this.threadPool.step(startPos, () => this.blocks(tokens, startPos, all));
     return this.blocks(tokens, startPos, all);
   }
 

@@ -4,7 +4,9 @@
 // threads share two cores and one thread is faster. How often the workers miss regions does not tell the
 // two apart on this VM (about 16% of regions on a quiet machine, for every region size; see
 // docs/performance.md), the step time does: a decode step is the same work as the one before it (one more
-// cached position), so the median of the last few steps in each mode says which is faster now.
+// cached position), so the median of the last few steps in each mode says which is faster now. Steps are
+// only compared at neighbouring positions: a jump (a new prompt, a benchmark moving on) starts afresh, as
+// attention makes a step at 2048 positions slower than one at 512 in either mode.
 //
 // Pure bookkeeping, no timers of its own: the pool asks next() for the mode of a step, times the step and
 // hands the time to record().
@@ -47,13 +49,16 @@ export class ThreadChoice {
   /** Steps left in the current probe (0: not probing). */
   private probeLeft = 0;
   private readonly recent: Record<StepMode, number[]> = { split: [], solo: [] };
+  /** Position of the last step recorded. */
+  private position = -1;
 
   constructor(private readonly warmupSteps = CHOICE_WARMUP_STEPS) {}
 
   /** The mode of the next step. */
   next(): StepMode {
     if (this.probeLeft > 0) return other(this.best);
-    if (this.seen >= this.warmupSteps && this.sinceProbe >= this.interval) {
+    const timed = this.recent[this.best].length >= MEDIAN_OF;
+    if (this.seen >= this.warmupSteps && this.sinceProbe >= this.interval && timed) {
       this.probeLeft = PROBE_STEPS;
       this.probes++;
       this.recent[other(this.best)].length = 0;
@@ -62,9 +67,15 @@ export class ThreadChoice {
     return this.best;
   }
 
-  /** The step next() chose `mode` for took `ms`. */
-  record(mode: StepMode, ms: number): void {
+  /** The step next() chose `mode` for, at `position` (its token's), took `ms`. */
+  record(mode: StepMode, ms: number, position: number): void {
+    const jumped = position !== this.position + 1;
+    this.position = position;
     if (this.seen++ < this.warmupSteps) return;
+    if (jumped) {
+      this.recent.split.length = 0;
+      this.recent.solo.length = 0;
+    }
     // Only the last MEDIAN_OF steps of each mode are kept: a probe's first step, and the first step back in
     // the best mode after it, drop out before they are compared.
     push(this.recent[mode], ms);
@@ -74,6 +85,8 @@ export class ThreadChoice {
     }
     if (--this.probeLeft > 0) return;
     this.sinceProbe = 0;
+    // A probe cut by a jump compares nothing (the best mode has no step at the new positions yet).
+    if (this.recent[this.best].length === 0) return;
     const mine = median(this.recent[this.best]);
     const theirs = median(this.recent[mode]);
     if (theirs < mine * (1 - SWITCH_MARGIN)) {

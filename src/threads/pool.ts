@@ -391,10 +391,10 @@ export class ThreadPool {
   }
 
   /**
-   * Runs one decode step `f` (a forward pass of one token) in the mode the timing of the previous steps
+   * Runs one decode step `f` (a forward pass of the token at `position`) in the mode the timing of the previous steps
    * chose (choice.ts), and times it. Inside a step the miss-based solo policy neither decides nor learns.
    */
-  step<T>(f: () => T): T {
+  step<T>(position: number, f: () => T): T {
     if (this.threads === 1 || this.stepMode !== null) return f();
     const mode = this.choice.next();
     this.stepMode = mode;
@@ -402,7 +402,7 @@ export class ThreadPool {
     try {
       return f();
     } finally {
-      this.choice.record(mode, performance.now() - t0);
+      this.choice.record(mode, performance.now() - t0, position);
       this.stepMode = null;
       if (mode === "solo") this.stats.soloSteps++;
       else this.stats.splitSteps++;

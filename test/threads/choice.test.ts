@@ -5,13 +5,16 @@
 import { describe, expect, it } from "vitest";
 import { CHOICE_WARMUP_STEPS, MAX_INTERVAL, PROBE_STEPS, ThreadChoice, type StepMode } from "../../src/threads/choice.js";
 
-/** Runs `n` steps, step i in the mode the choice picks taking time(mode, i, first) ms; the modes used. */
+/**
+ * Runs `n` steps at positions from, from + 1, ...: step i in the mode the choice picks, taking
+ * time(mode, i, first) ms (first: the mode differs from the step before); the modes used.
+ */
 function simulate(c: ThreadChoice, n: number, time: (mode: StepMode, i: number, first: boolean) => number, from = 0): StepMode[] {
   const modes: StepMode[] = [];
   let last: StepMode | null = null;
   for (let i = from; i < from + n; i++) {
     const mode = c.next();
-    c.record(mode, time(mode, i, mode !== last));
+    c.record(mode, time(mode, i, mode !== last), i);
     modes.push(mode);
     last = mode;
   }
@@ -68,6 +71,28 @@ describe("choice of split or solo decode steps", () => {
     simulate(c, 200, (m) => (m === "split" ? 15 : 10));
     expect(c.best).toBe("solo");
     simulate(c, 3000, (m, _i, first) => (m === "split" ? (first ? 60 : 8) : 10), 200);
+    expect(c.best).toBe("split");
+  });
+
+  it("compares steps at neighbouring positions only: a probe just after a jump back decides nothing", () => {
+    const c = new ThreadChoice();
+    // Split steps at position ~2000 take 30 ms, solo ones 45; at the start of a new conversation (position
+    // 0 on) 12 and 20. Compared with the split steps before the jump, solo would look faster.
+    const time = (m: StepMode, pos: number) => (pos >= 2000 ? (m === "split" ? 30 : 45) : m === "split" ? 12 : 20);
+    let pos = 2000;
+    let jumped = false;
+    for (let i = 0; i < 1000; i++) {
+      const mode = c.next();
+      // The step that starts the third probe goes to position 0.
+      if (!jumped && mode === "solo" && c.probes === 3) {
+        jumped = true;
+        pos = 0;
+      }
+      c.record(mode, time(mode, pos), pos);
+      pos++;
+    }
+    expect(jumped).toBe(true);
+    expect(c.switches).toBe(0);
     expect(c.best).toBe("split");
   });
 });
