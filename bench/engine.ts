@@ -157,7 +157,7 @@ function decodeAcross(engines: Array<{ engine: WasmEngine; label: { build: strin
     engines.forEach(({ label }, i) => record({ ...label, task: task(pos), position: pos, ms: median(steps[i]), elsewhere: m.elsewhere }));
     for (const { engine, label } of engines) {
       const st = engine.threadPool.stats;
-      if (label.threads > 1) console.log(`    (t${label.threads} pool so far: ${st.regions} regions, ${st.soloRegions} run solo in ${st.soloSpells} spells, ${st.stolen} chunks stolen)`);
+      if (label.threads > 1) console.log(`    (t${label.threads} pool so far: ${st.regions} regions, ${st.soloRegions} run solo (${st.soloSpells} spells; ${st.soloSteps} of ${st.splitSteps + st.soloSteps} decode steps), ${st.stolen} chunks stolen)`);
     }
   }
 }

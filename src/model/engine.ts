@@ -217,6 +217,12 @@ export class WasmEngine implements Backend {
     if (this.disposed) throw new Error("the model was disposed");
     checkForwardRequest(this, tokens, startPos);
     this.threadPool.check();
+    // A decode step: the pool times it and runs it split or solo, whichever the last steps say is faster.
+    if (tokens.length === 1) return this.threadPool.step(startPos, () => this.blocks(tokens, startPos, all));
+    return this.blocks(tokens, startPos, all);
+  }
+
+  private blocks(tokens: readonly number[], startPos: number, all: boolean): Float32Array[] {
     const out: Float32Array[] = [];
     for (let i = 0; i < tokens.length; i += this.block) {
       const chunk = tokens.slice(i, i + this.block);

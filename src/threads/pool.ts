@@ -15,11 +15,14 @@
 // briefly, then sleep in Atomics.wait. When the workers keep missing regions (more runnable threads than
 // free cores: another process holds a core), the main thread goes SOLO for a while: it runs the regions
 // alone, so the workers fall asleep and stop competing with it for a core, then it tries again (backing
-// off exponentially while the machine stays busy). docs/performance.md has the measurements behind the
-// constants below.
+// off exponentially while the machine stays busy). Decode steps (step()) are decided by their own timing
+// instead (choice.ts): on this VM the workers miss about one region in six even on a quiet machine, where
+// two threads still decode faster, and the miss-based policy then sent small models solo for nothing.
+// docs/performance.md has the measurements behind the constants below.
 import { int4BlockBytes, type Int4Matrix, type Int8Activations } from "../kernels/layout.js";
 import type { WasmKernels } from "../kernels/wasm.js";
 import { runChunk } from "./chunks.js";
+import { ThreadChoice, type StepMode } from "./choice.js";
 import { chunkCount, chunkOutputBytes, encodeJob, type AttentionJob, type Job, type QuantizeJob } from "./jobs.js";
 import {
   COMMITTING, CONTROL_BYTES, DELAY, DONE, ERROR, INJECT, JOB, JOB_WORDS, MAX_CHUNKS, SEQ, SHUTDOWN, SLEEPERS, SPIN,
@@ -83,6 +86,9 @@ export interface PoolStats {
   soloRegions: number;
   /** Times the pool went solo. */
   soloSpells: number;
+  /** Decode steps (step()) run split, and run solo because the timing said solo was faster (choice.ts). */
+  splitSteps: number;
+  soloSteps: number;
 }
 
 // ---- tuning ------------------------------------------------------------------------------------------
@@ -168,7 +174,7 @@ interface RegionOutcome {
 
 export class ThreadPool {
   readonly threads: number;
-  readonly stats: PoolStats = { regions: 0, chunks: 0, stolen: 0, mainChunks: 0, mainMs: 0, tailMs: 0, soloRegions: 0, soloSpells: 0 };
+  readonly stats: PoolStats = { regions: 0, chunks: 0, stolen: 0, mainChunks: 0, mainMs: 0, tailMs: 0, soloRegions: 0, soloSpells: 0, splitSteps: 0, soloSteps: 0 };
   /**
    * Tuning: a matmul chunk holds at most about this many multiply-adds (2^22: about 0.1 ms of one thread's
    * work)... Fewer, larger chunks cost fewer hand-offs and measured a little faster on an idle machine;
@@ -202,6 +208,9 @@ export class ThreadPool {
   /** Regions accounted since the last spell ended (a try), or Infinity when not in a try. */
   private probeSeen = Infinity;
   private terminated = false;
+  /** Decides the mode of decode steps from their timing; `stepMode` is the mode of the step running now. */
+  readonly choice = new ThreadChoice();
+  private stepMode: StepMode | null = null;
 
   private constructor(o: PoolOptions) {
     this.threads = o.threads;
@@ -378,7 +387,26 @@ export class ThreadPool {
 
   /** True while the main thread runs regions alone (see the top of this file). */
   private solo(): boolean {
-    return this.soloLeft > 0;
+    return this.stepMode === null ? this.soloLeft > 0 : this.stepMode === "solo";
+  }
+
+  /**
+   * Runs one decode step `f` (a forward pass of the token at `position`) in the mode the timing of the previous steps
+   * chose (choice.ts), and times it. Inside a step the miss-based solo policy neither decides nor learns.
+   */
+  step<T>(position: number, f: () => T): T {
+    if (this.threads === 1 || this.stepMode !== null) return f();
+    const mode = this.choice.next();
+    this.stepMode = mode;
+    const t0 = performance.now();
+    try {
+      return f();
+    } finally {
+      this.choice.record(mode, performance.now() - t0, position);
+      this.stepMode = null;
+      if (mode === "solo") this.stats.soloSteps++;
+      else this.stats.splitSteps++;
+    }
   }
 
   /** Records whether a parallel region was missed by the workers and decides on going solo. */
@@ -417,7 +445,7 @@ export class ThreadPool {
     this.stats.regions++;
     this.stats.chunks += n;
     const solo = this.threads > 1 && !force && this.solo();
-    if (solo && --this.soloLeft === 0) this.soloLeft = -1;
+    if (solo && this.stepMode === null && --this.soloLeft === 0) this.soloLeft = -1;
     if (this.threads === 1 || n === 1 || solo) {
       if (solo) this.stats.soloRegions++;
       for (let c = 0; c < n; c++) runChunk(k, job, c, "in place", this.mainState);
@@ -430,7 +458,7 @@ export class ThreadPool {
     if (asleep) Atomics.notify(this.ctl, SEQ);
     const outcome = this.share(k, job, gen, n);
     const workerChunks = n - outcome.mine - outcome.stolen;
-    if (!force && !asleep) this.account(outcome.stolen > 0 || (workerChunks === 0 && n >= this.threads));
+    if (!force && !asleep && this.stepMode === null) this.account(outcome.stolen > 0 || (workerChunks === 0 && n >= this.threads));
     this.stats.mainChunks += outcome.mine;
     this.stats.mainMs += outcome.mainMs;
     this.stats.tailMs += outcome.tailMs;

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import type { SimdMode } from "../../src/kernels/wasm.js";
 import type { WasmEngine } from "../../src/model/engine.js";
 import { loadModel } from "../../src/api.js";
+import { CHOICE_WARMUP_STEPS, PROBE_STEPS } from "../../src/threads/choice.js";
 import { BUNDLED } from "../helpers/model-folder.js";
 import { bundledEngine, engineFor, firstDifferentRow, randomModelFolder } from "./helpers.js";
 
@@ -120,6 +121,31 @@ describe("bit-identical logits for threads 1, 2 and 3", () => {
       } finally {
         await e.dispose();
       }
+    }
+  });
+
+  it("decode steps run through the timed choice of split or solo, both modes in turn, bits unchanged", async () => {
+    const text = readFileSync(`${BUNDLED}/heldout-short.txt`, "utf8");
+    const m = await loadModel(BUNDLED, { backend: "wasm", contextLength: 8 });
+    const ids = m.encode(text).slice(0, 70);
+    await m.backend.dispose();
+    const steps = ids.length - 10;
+    const one = await bundledEngine({ contextLength: 96, threads: 1 });
+    const want = [...one.forward(ids.slice(0, 10), 0, true), ...ids.slice(10).map((t, i) => one.forward([t], 10 + i, false)[0])];
+    await one.dispose();
+    const e = await bundledEngine({ contextLength: 96, threads: 2 });
+    try {
+      const got = [...e.forward(ids.slice(0, 10), 0, true), ...ids.slice(10).map((t, i) => e.forward([t], 10 + i, false)[0])];
+      const st = e.threadPool.stats;
+      // Every one-token pass is a timed step (the prefill is not); whichever mode wins, the warm-up and the
+      // first 3 timed steps run split and the first probe runs PROBE_STEPS steps solo.
+      expect(st.splitSteps + st.soloSteps).toBe(steps);
+      expect(st.splitSteps).toBeGreaterThanOrEqual(CHOICE_WARMUP_STEPS + 3);
+      expect(st.soloSteps).toBeGreaterThanOrEqual(PROBE_STEPS);
+      expect(e.threadPool.choice.probes).toBeGreaterThanOrEqual(1);
+      expect(firstDifferentRow(got, want)).toBe(-1);
+    } finally {
+      await e.dispose();
     }
   });
 });
