@@ -151,7 +151,7 @@ function benchTwin(): { ms: number; gops: number } {
   const cols = 1280;
   const q = new Int8Array(rows * cols);
   for (let i = 0; i < q.length; i++) q[i] = Math.floor(Math.random() * 16) - 8;
-  const w = { rows, cols, q, scales: new Float32Array(rows * (cols / GROUP)).fill(0.01) };
+  const w = { rows, cols, q, scales: new Float32Array(rows * (cols / GROUP)).fill(2 ** -7) }; // an f16 value, as il4 stores scales
   const x = randomTokens(1, cols);
   const bench = new Bench({ time: 600, iterations: 5, warmupIterations: 2 });
   let sink = 0;
