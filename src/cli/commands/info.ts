@@ -12,7 +12,7 @@ Parameter count, the layer map (G = global, S = sliding window), which config va
 from config.json and took their documented default, and memory:
   stored       weight bytes as the checkpoint stores them: the sum of its tensors when the folder has
                one, else parameters x the size of config.json's torch_dtype (bfloat16 if absent)
-  int4         weight bytes in the int4 engine: 4-bit values plus one f32 scale per (row, 32 inputs)
+  int4         weight bytes in the int4 engine: 4-bit values plus one f16 scale per (row, 32 inputs)
                for every linear layer and the embedding table (a tied table counted once), f32 norms
   kv cache     int8 K and V for N tokens: global layers hold N positions, sliding layers
                min(N, sliding_window); the config's layout ("hybrid") vs every layer global
