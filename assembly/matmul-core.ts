@@ -37,10 +37,29 @@ const MASKS: usize = memory.data<u8>([
   return v128.load(MASKS, 32);
 }
 
-/** acc + f32(isum) · scales; one rounding for the product and one for the sum, in every build. */
+/** Bytes of f16 scales per (4-row block, group of 32): one per row. */
+export const BLOCK_GROUP_SCALE_BYTES: usize = 8;
+
+/** 2^112: an f16's exponent and mantissa shifted into an f32's place, times this, is the f16's value. */
+export const F16_REBIAS: f32 = 5.192296858534828e33;
+
+/**
+ * The 4 rows' f16 scales at `scales` (finite: the loaders refuse infinity and NaN) as f32 lanes, exactly.
+ * Sign-extended to i32 and shifted left by 13, each lane holds the f16's exponent and mantissa in an f32's
+ * bits 13-27 and copies of its sign in bits 28-31; the mask keeps bit 31 of those. That f32 is the f16's
+ * value times 2^-112, normal or subnormal (a subnormal f16 becomes a subnormal f32), so one multiply by 2^112
+ * makes it the f16's value, exactly (zero stays a signed zero). A Q4_0 file may hold negative scales.
+ */
 // @ts-ignore: decorator
-@inline export function accumulate(acc: v128, isum: v128, scales: usize): v128 {
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), v128.load(scales)));
+@inline export function loadScales(scales: usize): v128 {
+  const bits = v128.and(i32x4.shl(v128.load16x4_s(scales), 13), i32x4.splat(0x8fffffff));
+  return f32x4.mul(bits, f32x4.splat(F16_REBIAS));
+}
+
+/** acc + f32(isum) · scales (loadScales' lanes); one rounding for the product and one for the sum, in every build. */
+// @ts-ignore: decorator
+@inline export function accumulate(acc: v128, isum: v128, scales: v128): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), scales));
 }
 
 // ---- the dots ------------------------------------------------------------------------------------------
@@ -124,9 +143,9 @@ const MASKS: usize = memory.data<u8>([
       if (ASC_FEATURE_RELAXED_SIMD) d = quadStepRelaxed(d, cut0(v, m), cut(v, 4, m), xq + (p >>> 1));
       else d = quadStepBase(d, cut0(v, m), cut(v, 4, m), cut(v, 8, m), i16x8.shr_u(v, 12), xw + p);
     }
-    acc = accumulate(acc, rowSums(d), s);
+    acc = accumulate(acc, rowSums(d), loadScales(s));
     w += 64;
-    s += 16;
+    s += BLOCK_GROUP_SCALE_BYTES;
     xq += 32;
     xw += 64;
     xcorr += 4;
@@ -213,12 +232,13 @@ export function blockTile4(
         s3 = quadStepBase(s3, a, b, c, d, xp + 3 * ws);
       }
     }
-    acc0 = accumulate(acc0, rowSums(s0), s);
-    acc1 = accumulate(acc1, rowSums(s1), s);
-    acc2 = accumulate(acc2, rowSums(s2), s);
-    acc3 = accumulate(acc3, rowSums(s3), s);
+    const sw = loadScales(s);
+    acc0 = accumulate(acc0, rowSums(s0), sw);
+    acc1 = accumulate(acc1, rowSums(s1), sw);
+    acc2 = accumulate(acc2, rowSums(s2), sw);
+    acc3 = accumulate(acc3, rowSums(s3), sw);
     w += 64;
-    s += 16;
+    s += BLOCK_GROUP_SCALE_BYTES;
     xq += 32;
     xw += 64;
     xcorr += 4;

@@ -28,7 +28,7 @@ export function gemv(
     const acc = blockDot(wq, ws, groups, xq, xw, xcorr, m);
     storeRows(y + (<usize>b << 4), finish(acc, wsum, xs, xz), rows - (b << 2));
     wq += <usize>groups << 6;
-    ws += <usize>groups << 4;
+    ws += <usize>groups << 3; // BLOCK_GROUP_SCALE_BYTES per group
     wsum += 16;
   }
 }
@@ -61,7 +61,7 @@ export function gemm(
       const g = <usize>g0;
       for (let t = 0; t < tiled; t += 4) {
         blockTile4(
-          wq + (g << 6), ws + (g << 4), wsum, n, cols, ldy, rowsInBlock,
+          wq + (g << 6), ws + (g << 3), wsum, n, cols, ldy, rowsInBlock,
           xq + <usize>t * cols + (g << 5), xw + (<usize>t * cols << 1) + (g << 6), xcorr + (<usize>t * groups << 2) + (g << 2),
           xs + (<usize>t << 2), xz + (<usize>t << 2), yb + <usize>t * ys, g0 == 0, g0 + n >= groups,
         );
@@ -74,7 +74,7 @@ export function gemm(
       storeRows(yb + <usize>t * ys, finish(acc, wsum, xs + (<usize>t << 2), xz + (<usize>t << 2)), rowsInBlock);
     }
     wq += <usize>groups << 6;
-    ws += <usize>groups << 4;
+    ws += <usize>groups << 3; // BLOCK_GROUP_SCALE_BYTES per group
     wsum += 16;
   }
 }

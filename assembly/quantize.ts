@@ -8,9 +8,12 @@
 // packed vector of its 4-row block, so any row range can be written (a stacked q|k|v matrix starts its
 // k part wherever q ends) and two threads writing different rows never touch the same bytes.
 //
-// A third kernel, quantize_rows_q4_0, runs quantize_rows' recipe with f16 scales but writes ggml Q4_0
-// blocks instead of il4: what `mobilellm convert` stores in a GGUF file, so that repacking the file gives
+// Both store each group's scale as f16 bits, as the matmul kernels read it; a Q4_0 block's d moves as it is.
+//
+// A third kernel, quantize_rows_q4_0, runs quantize_rows' recipe but writes ggml Q4_0 blocks instead of il4: what `mobilellm convert` stores in a GGUF file, so that repacking the file gives
 // the matrix quantizing the folder gives.
+
+import { BLOCK_GROUP_BYTES, BLOCK_GROUP_SCALE_BYTES, F16_REBIAS } from "./matmul-core";
 
 /** Element types of quantize_rows' input (the wrapper's codes, DTYPE_CODE in src/kernels/quantize.ts). */
 const F32: i32 = 0;
@@ -21,19 +24,16 @@ const BF16: i32 = 2;
 const SCALE_MIN: f32 = 1.1920928955078125e-7;
 /** 1.5·2^23 + 8: adding it to x in [-8, 7] rounds x half to even and leaves x + 8 in the low 4 bits. */
 const ROUND_NIBBLE: f32 = 12582920.0;
-/** 2^112: an f16's magnitude bits shifted into an f32's place, times this, is the f16's value. */
-const F16_TO_F32: f32 = 5.192296858534828e33;
 
 /**
  * Quantizes `rows` rows of `cols` weights at src (dtype 0 = f32, 1 = f16, 2 = bf16; row-major) into
- * rows row0.. of the il4 matrix at qs/scales/wsum, each group of 32: s = max(f32(max|w| / 7.5), eps),
- * with f16Scales != 0 then s = f16(s) (round to nearest even), q = clamp(round_half_even(f32(w / s)), -8, 7).
- * Returns -1, or the index (from 0, within this call) of the first row holding NaN or infinity, or (with
- * f16Scales) a group whose scale overflows f16; the groups of that row before the bad one are written,
- * the rows after it are not.
+ * rows row0.. of the il4 matrix at qs/scales/wsum, each group of 32: s = f16(max(f32(max|w| / 7.5), eps))
+ * (round to nearest even; stored as its f16 bits), q = clamp(round_half_even(f32(w / s)), -8, 7).
+ * Returns -1, or the index (from 0, within this call) of the first row holding NaN or infinity, or a group
+ * whose scale overflows f16; the groups of that row before the bad one are written, the rows after it are not.
  */
 export function quantize_rows(
-  src: usize, dtype: i32, rows: i32, cols: i32, row0: i32, f16Scales: i32, qs: usize, scales: usize, wsum: usize,
+  src: usize, dtype: i32, rows: i32, cols: i32, row0: i32, qs: usize, scales: usize, wsum: usize,
 ): i32 {
   const groups = cols >>> 5;
   const rowBytes = <usize>cols << (dtype == F32 ? 2 : 1);
@@ -42,9 +42,9 @@ export function quantize_rows(
     const r = row0 + i;
     let ok: bool;
     // One call per element type with a constant dtype, so each inlined copy has its loads fixed.
-    if (dtype == F32) ok = quantizeRow(p, F32, groups, r, f16Scales != 0, qs, scales, wsum);
-    else if (dtype == F16) ok = quantizeRow(p, F16, groups, r, f16Scales != 0, qs, scales, wsum);
-    else ok = quantizeRow(p, BF16, groups, r, f16Scales != 0, qs, scales, wsum);
+    if (dtype == F32) ok = quantizeRow(p, F32, groups, r, qs, scales, wsum);
+    else if (dtype == F16) ok = quantizeRow(p, F16, groups, r, qs, scales, wsum);
+    else ok = quantizeRow(p, BF16, groups, r, qs, scales, wsum);
     if (!ok) return i;
   }
   return -1;
@@ -68,7 +68,7 @@ export function quantize_rows(
 @inline function f16x4ToF32(h: v128): v128 {
   const a = v128.and(h, i32x4.splat(0x7fff));
   const o = i32x4.shl(a, 13);
-  const scaled = f32x4.mul(o, f32x4.splat(F16_TO_F32));
+  const scaled = f32x4.mul(o, f32x4.splat(F16_REBIAS));
   const special = i32x4.gt_s(a, i32x4.splat(0x7bff));
   const mag = v128.bitselect(v128.or(o, i32x4.splat(0x70000000)), scaled, special);
   return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
@@ -82,12 +82,12 @@ export function quantize_rows(
 
 // @ts-ignore: decorator
 @inline function quantizeRow(
-  src: usize, dtype: i32, groups: i32, r: i32, f16Scales: bool, qs: usize, scales: usize, wsum: usize,
+  src: usize, dtype: i32, groups: i32, r: i32, qs: usize, scales: usize, wsum: usize,
 ): bool {
   const block = <usize>(r >>> 2) * <usize>groups;
-  const slot = <usize>(r & 3) << 2;
-  let q = qs + (block << 6) + slot;
-  let sc = scales + (block << 4) + slot;
+  const lane = <usize>(r & 3);
+  let q = qs + block * BLOCK_GROUP_BYTES + (lane << 2);
+  let sc = scales + block * BLOCK_GROUP_SCALE_BYTES + (lane << 1);
   const groupBytes: usize = dtype == F32 ? 128 : 64;
   let acc: f32 = 0;
   for (let g = 0; g < groups; g++) {
@@ -99,13 +99,11 @@ export function quantize_rows(
     const v5 = load4(src, dtype, 5);
     const v6 = load4(src, dtype, 6);
     const v7 = load4(src, dtype, 7);
-    let s = groupScale(maxAbsBits(v0, v1, v2, v3, v4, v5, v6, v7));
-    if (s < 0) return false;
-    if (f16Scales) {
-      const h = f32ToF16Bits(s);
-      if (h >= 0x7c00) return false; // s >= 65520 rounds to infinity
-      s = f16BitsToF32(h);
-    }
+    const s32 = groupScale(maxAbsBits(v0, v1, v2, v3, v4, v5, v6, v7));
+    if (s32 < 0) return false;
+    const h = f32ToF16Bits(s32);
+    if (h >= 0x7c00) return false; // s >= 65520 rounds to infinity
+    const s = f16BitsToF32(h);
     const sv = f32x4.splat(s);
     const n0 = nibbles(v0, sv);
     const n1 = nibbles(v1, sv);
@@ -124,13 +122,13 @@ export function quantize_rows(
     v128.store32_lane(q, packed, 1, 16);
     v128.store32_lane(q, packed, 2, 32);
     v128.store32_lane(q, packed, 3, 48);
-    store<f32>(sc, s);
+    store<u16>(sc, <u16>h);
     const t = i32x4.add(i32x4.add(i32x4.add(n0, n1), i32x4.add(n2, n3)), i32x4.add(i32x4.add(n4, n5), i32x4.add(n6, n7)));
     const qsum = i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1) + i32x4.extract_lane(t, 2) + i32x4.extract_lane(t, 3) - 256;
     acc = acc + <f32>qsum * s;
     src += groupBytes;
-    q += 64;
-    sc += 16;
+    q += BLOCK_GROUP_BYTES;
+    sc += BLOCK_GROUP_SCALE_BYTES;
   }
   store<f32>(wsum + (<usize>r << 2), acc);
   return true;
@@ -159,9 +157,9 @@ export function quantize_rows(
 /**
  * Quantizes `rows` rows of `cols` weights at src (dtype as quantize_rows; row-major) into ggml Q4_0 blocks
  * at out ([rows][cols/32] blocks of 18 bytes: the f16 scale d, then 16 bytes, byte j holding q[j] + 8 in
- * its low nibble and q[j + 16] + 8 in its high one), by quantize_rows' rule with f16Scales:
+ * its low nibble and q[j + 16] + 8 in its high one), by quantize_rows' rule:
  * d = f16(max(f32(max|w| / 7.5), eps)), q = clamp(round_half_even(f32(w / d)), -8, 7). Returns -1, or the
- * index (from 0, within this call) of the first row quantize_rows with f16Scales refuses (NaN, infinity,
+ * index (from 0, within this call) of the first row quantize_rows refuses (NaN, infinity,
  * a scale past the largest f16); the rows before it are written.
  */
 export function quantize_rows_q4_0(src: usize, dtype: i32, rows: i32, cols: i32, out: usize): i32 {
@@ -245,7 +243,7 @@ function f32ToF16Bits(x: f32): i32 {
 /** A finite f16's bits (sign included) to its f32 value, exactly. */
 function f16BitsToF32(h: i32): f32 {
   const a = h & 0x7fff;
-  const mag = reinterpret<f32>(a << 13) * F16_TO_F32;
+  const mag = reinterpret<f32>(a << 13) * F16_REBIAS;
   return (h & 0x8000) != 0 ? -mag : mag;
 }
 
@@ -253,7 +251,7 @@ function f16BitsToF32(h: i32): f32 {
  * Repacks `rows` rows of ggml Q4_0 blocks at src ([rows][cols/32] blocks of 18 bytes: the f16 scale d, then
  * 16 bytes, byte j holding q[j] + 8 in its low nibble and q[j + 16] + 8 in its high one; w = q · d) into
  * rows row0.. of the il4 matrix at qs/scales/wsum. Q4_0 and il4 both store q + 8, so the nibbles only move;
- * the scale becomes f32(d). Returns -1, or the index (within this call) of the first row with a NaN or
+ * d's bits are stored as they are. Returns -1, or the index (within this call) of the first row with a NaN or
  * infinite d (written up to that block; the rows after it are not).
  */
 export function repack_q4_0(src: usize, rows: i32, cols: i32, row0: i32, qs: usize, scales: usize, wsum: usize): i32 {
@@ -262,9 +260,9 @@ export function repack_q4_0(src: usize, rows: i32, cols: i32, row0: i32, qs: usi
   for (let i = 0; i < rows; i++) {
     const r = row0 + i;
     const block = <usize>(r >>> 2) * <usize>groups;
-    const slot = <usize>(r & 3) << 2;
-    let q = qs + (block << 6) + slot;
-    let sc = scales + (block << 4) + slot;
+    const lane = <usize>(r & 3);
+    let q = qs + block * BLOCK_GROUP_BYTES + (lane << 2);
+    let sc = scales + block * BLOCK_GROUP_SCALE_BYTES + (lane << 1);
     let p = src + <usize>i * <usize>groups * 18;
     let acc: f32 = 0;
     for (let g = 0; g < groups; g++) {
@@ -282,13 +280,13 @@ export function repack_q4_0(src: usize, rows: i32, cols: i32, row0: i32, qs: usi
       v128.store32_lane(q, packed, 1, 16);
       v128.store32_lane(q, packed, 2, 32);
       v128.store32_lane(q, packed, 3, 48);
-      store<f32>(sc, s);
+      store<u16>(sc, <u16>d);
       const t = i32x4.extadd_pairwise_i16x8_u(i16x8.add(i16x8.extadd_pairwise_i8x16_u(lo), i16x8.extadd_pairwise_i8x16_u(hi)));
       const qsum = i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1) + i32x4.extract_lane(t, 2) + i32x4.extract_lane(t, 3) - 256;
       acc = acc + <f32>qsum * s;
       p += 18;
-      q += 64;
-      sc += 16;
+      q += BLOCK_GROUP_BYTES;
+      sc += BLOCK_GROUP_SCALE_BYTES;
     }
     store<f32>(wsum + (<usize>r << 2), acc);
   }

@@ -31,6 +31,7 @@ import { synthesizeCheckpoint } from "../src/node/synth.js";
 import { WasmEngine } from "../src/model/engine.js";
 import { resolveTensorNames } from "../src/model/tensor-names.js";
 import type { SimdMode } from "../src/kernels/wasm.js";
+import { Int4Matrix } from "../src/kernels/layout.js";
 import type { Measured } from "./results.js";
 import { busyProcess, describeMachine, median, otherLoad, waitForQuiet, withElsewhere } from "./machine.js";
 import { openCheckpoint } from "../src/node/folder.js";
@@ -68,7 +69,7 @@ const results = {
   measured: [] as Measured[],
   load: [] as Array<{ build: string; layout: string; threads: number; seconds: number; wasmMiB: number }>,
   rss: [] as Array<{ threads: number; context: number; peakRssMiB: number; wasmMiB: number }>,
-  /** Bytes a decode step streams from the weights (int4 + f32 scales + i16 sums), for the roofline ratio. */
+  /** Bytes a decode step streams from the weights (int4 + f16 scales + f32 row sums), for the roofline ratio. */
   weightBytesPerToken: 0,
 };
 
@@ -213,14 +214,14 @@ async function runBuild(dir: string, simd: SimdMode, opts: { prefill: boolean; b
       engines.push({ engine, label: { build, layout: "hybrid", threads: t } });
     }
     if (!results.weightBytesPerToken) {
-      // 30 layers x (q|k|v, o, gate|up, down) + the tied head: 0.625 B per weight (int4 + f32 group scale)
-      // and 4 B per row (its f32 weight sum).
+      // 30 layers x (q|k|v, o, gate|up, down) + the tied head, as il4 streams them (0.5625 B per weight:
+      // int4 + f16 group scale, and 4 B per row: its f32 weight sum).
       const c = config;
-      const qkvRows = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
-      const perLayer = qkvRows * c.hiddenSize + c.numHeads * c.headDim * c.hiddenSize + 3 * c.intermediateSize * c.hiddenSize;
-      const rowsPerLayer = qkvRows + c.hiddenSize + 2 * c.intermediateSize + c.hiddenSize;
-      results.weightBytesPerToken =
-        (c.numLayers * perLayer + c.vocabSize * c.hiddenSize) * 0.625 + (c.numLayers * rowsPerLayer + c.vocabSize) * 4;
+      const stream = (rows: number, cols: number) => new Int4Matrix(rows, cols, 0, 0, 0).streamBytes;
+      const perLayer =
+        stream((c.numHeads + 2 * c.numKvHeads) * c.headDim, c.hiddenSize) + stream(c.hiddenSize, c.numHeads * c.headDim) +
+        stream(2 * c.intermediateSize, c.hiddenSize) + stream(c.hiddenSize, c.intermediateSize);
+      results.weightBytesPerToken = c.numLayers * perLayer + stream(c.vocabSize, c.hiddenSize);
     }
 
     if (!flag("--no-roofline")) console.log(`\nroofline: v128 loads over ${ROOFLINE_BYTES >> 20} MiB of Wasm memory`);

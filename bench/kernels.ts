@@ -46,9 +46,7 @@ function matrixBytes(rows: number, cols: number): number {
 
 /** A matrix view at `offset` of the region: any bytes are a valid il4 matrix for timing purposes. */
 function matrixAt(base: number, offset: number, rows: number, cols: number): Int4Matrix {
-  const cells = Math.ceil(rows / 4) * (cols / GROUP);
-  const qs = base + offset;
-  return new Int4Matrix(rows, cols, qs, qs + cells * 64, qs + cells * 80);
+  return Int4Matrix.packedAt(base + offset, rows, cols);
 }
 
 function randomTokens(tokens: number, cols: number): Int8Tokens {
@@ -72,8 +70,9 @@ interface VariantResult {
 function benchVariant(k: WasmKernels): VariantResult {
   const e = k.exports;
   const region = k.alloc(REGION);
-  // Every byte 0x30..0x3F: random low nibbles, and any 4 aligned bytes read as a normal f32 (no NaN or
-  // subnormal scale can slow the float path), whichever matrix shape the region is viewed as.
+  // Every byte 0x30..0x3F: random low nibbles, any 2 aligned bytes read as a normal f16 scale and any 4 as
+  // a normal f32 row sum (no NaN or subnormal can slow the float path), whichever matrix shape the region is
+  // viewed as.
   const u8 = k.u8;
   const chunk = new Uint8Array(1 << 20);
   for (let i = 0; i < chunk.length; i++) chunk[i] = 0x30 | Math.floor(Math.random() * 16);
@@ -151,7 +150,7 @@ function benchTwin(): { ms: number; gops: number } {
   const cols = 1280;
   const q = new Int8Array(rows * cols);
   for (let i = 0; i < q.length; i++) q[i] = Math.floor(Math.random() * 16) - 8;
-  const w = { rows, cols, q, scales: new Float32Array(rows * (cols / GROUP)).fill(0.01) };
+  const w = { rows, cols, q, scales: new Float32Array(rows * (cols / GROUP)).fill(2 ** -7) }; // an f16 value, as il4 stores scales
   const x = randomTokens(1, cols);
   const bench = new Bench({ time: 600, iterations: 5, warmupIterations: 2 });
   let sink = 0;

@@ -30,7 +30,7 @@ export interface WasmExports {
   copy_rows(dst: number, dstStride: number, src: number, srcStride: number, rowBytes: number, count: number): void;
   /** Returns -1, or the index (within the call) of the first row it refused. */
   quantize_rows(
-    src: number, dtype: number, rows: number, cols: number, row0: number, f16Scales: number,
+    src: number, dtype: number, rows: number, cols: number, row0: number,
     qs: number, scales: number, wsum: number,
   ): number;
   /** Returns -1, or the index (within the call) of the first row with a non-finite scale. */
@@ -67,7 +67,7 @@ export const WASM_EXPORT_ARITY: { readonly [K in keyof WasmExports]: Parameters<
   prepare_activations: 5,
   read_bandwidth: 2,
   copy_rows: 6,
-  quantize_rows: 9,
+  quantize_rows: 8,
   repack_q4_0: 7,
   quantize_rows_q4_0: 5,
   kv_store: 7,

@@ -1,11 +1,13 @@
 // Where the int4 x int8 kernels (assembly/matmul.ts) expect their operands in Wasm memory, and the
 // load-time repack of int4 weights into that layout.
+import { f16BitsToF32, f32ToF16Bits } from "./dtype.js";
 import { GROUP } from "./numerics.js";
 import type { WasmKernels } from "./wasm.js";
 
 /**
  * An int4 weight matrix in its logical form, as a checkpoint loader produces it:
  * w[r][c] ≈ q[r·cols + c] · scales[r·(cols/32) + c/32], q in [-8, 7] (symmetric, group 32 along cols).
+ * Every scale is an f16 value (a finite one, any sign, zero and subnormals included): il4 stores its f16 bits.
  */
 export interface Int4Weights {
   rows: number;
@@ -24,14 +26,15 @@ export interface Int4Weights {
  *                               q[4b+i][32g+8p+e] + 8 in the low nibble, q[4b+i][32g+8p+4+e] + 8 in the high
  *                               one (64 B per block and group). Each 16-byte vector holds 4 bytes of every
  *                               row, so the kernels' dots leave each row's sum in its own lanes (no shuffles)
- *   scales f32 [B][G][4]        s[4b+i][g]
+ *   scales f16 [B][G][4]        s[4b+i][g] as IEEE half bits (8 B per block and group): what a GGUF Q4_0
+ *                               block stores, read by the kernels into f32 lanes exactly
  *   wsum   f32 [B][4]           the row's dequantized weight sum, acc = 0; for g in order:
  *                               acc = f32(acc + f32(s[r][g] · Σ_{j<32} q[r][32g+j])). The kernels take the
  *                               activation zero point out with it once per output (z · wsum), not per group
  *
  * Padding rows (rows not a multiple of 4) hold q = 0 (nibble 8), scale 0 and wsum 0; their outputs are
- * never written. Each region starts on a 64-byte boundary. A GEMV streams 0.625 bytes per weight (plus
- * 4 bytes per row).
+ * never written. Each region starts on a 64-byte boundary. A GEMV streams 0.5625 bytes per weight (plus
+ * 4 bytes per row), as many as the weights' Q4_0 blocks take in a GGUF file.
  */
 export class Int4Matrix {
   constructor(
@@ -52,16 +55,17 @@ export class Int4Matrix {
 
   /** Bytes one GEMV reads from the three regions. */
   get streamBytes(): number {
-    return this.blocks * int4BlockBytes(this.cols);
+    return this.blocks * (this.groups * (64 + 8) + 16);
   }
 
   /**
-   * A matrix of `rows` rows whose three regions lie back to back from ptr (a multiple of 16),
-   * `Math.ceil(rows / 4) · int4BlockBytes(cols)` bytes: a thread's private copy of a few blocks.
+   * A matrix of `rows` rows whose three regions lie back to back from ptr (a multiple of 16), each on a
+   * 16-byte boundary, within `Math.ceil(rows / 4) · int4BlockBytes(cols)` bytes: a thread's private copy of
+   * a few blocks.
    */
   static packedAt(ptr: number, rows: number, cols: number): Int4Matrix {
     const cells = Math.ceil(rows / 4) * (cols / GROUP);
-    return new Int4Matrix(rows, cols, ptr, ptr + cells * 64, ptr + cells * 80);
+    return new Int4Matrix(rows, cols, ptr, ptr + cells * 64, ptr + cells * 64 + Math.ceil(cells / 2) * 16);
   }
 
   /**
@@ -73,13 +77,18 @@ export class Int4Matrix {
       throw new RangeError(`Int4Matrix.rowBlock: rows [${row0}, ${row0 + rows}) are not whole 4-row blocks inside the matrix's ${this.rows}`);
     }
     const cells = (row0 / 4) * this.groups;
-    return new Int4Matrix(rows, this.cols, this.qsPtr + cells * 64, this.scalesPtr + cells * 16, this.wsumPtr + 4 * row0);
+    return new Int4Matrix(rows, this.cols, this.qsPtr + cells * 64, this.scalesPtr + cells * 8, this.wsumPtr + 4 * row0);
   }
 }
 
-/** Bytes one 4-row block of an il4 matrix of `cols` columns holds in its three regions. */
+/**
+ * Bytes one 4-row block of an il4 matrix of `cols` columns takes in a packed copy (Int4Matrix.packedAt):
+ * 64 of nibbles and 8 of scales per group, the scales rounded up to 16 (an odd group count leaves 8 bytes of
+ * alignment), and 16 of row sums.
+ */
 export function int4BlockBytes(cols: number): number {
-  return (cols / GROUP) * (64 + 16) + 16;
+  const groups = cols / GROUP;
+  return groups * 64 + Math.ceil(groups / 2) * 16 + 16;
 }
 
 /**
@@ -144,16 +153,17 @@ export function allocInt4Matrix(k: WasmKernels, rows: number, cols: number): Int
   requireShape("allocInt4Matrix", rows, cols, "rows");
   const cells = Math.ceil(rows / 4) * (cols / GROUP);
   const qsPtr = k.alloc(cells * 64);
-  const scalesPtr = k.alloc(cells * 16);
+  const scalesPtr = k.alloc(cells * 8);
   const wsumPtr = k.alloc(Math.ceil(rows / 4) * 16);
   const m = new Int4Matrix(rows, cols, qsPtr, scalesPtr, wsumPtr);
   const u8 = k.u8;
+  const u16 = k.u16;
   const f32 = k.f32;
   for (let r = rows; r < m.blocks * 4; r++) {
     for (let g = 0; g < m.groups; g++) {
       const slot = ((r >> 2) * m.groups + g) * 4 + (r & 3);
       for (let p = 0; p < 4; p++) u8.fill(0x88, nibbleByte(qsPtr, slot, p, 0), nibbleByte(qsPtr, slot, p, 4));
-      f32[(scalesPtr >> 2) + slot] = 0;
+      u16[(scalesPtr >> 1) + slot] = 0;
     }
     f32[(wsumPtr >> 2) + r] = 0;
   }
@@ -162,7 +172,8 @@ export function allocInt4Matrix(k: WasmKernels, rows: number, cols: number): Int
 
 /**
  * Writes w (w.rows full rows of m.cols columns) as rows [row0, row0 + w.rows) of m, so a loader can stream a
- * large matrix in row chunks. Validates the shape and that every q lies in [-8, 7] (the error names the weight).
+ * large matrix in row chunks. Validates the shape, that every q lies in [-8, 7] and that every scale is an f16
+ * value (the errors name the weight or the group).
  */
 export function writeInt4Rows(k: WasmKernels, m: Int4Matrix, row0: number, w: Int4Weights): void {
   const { rows, cols, q, scales } = w;
@@ -177,6 +188,7 @@ export function writeInt4Rows(k: WasmKernels, m: Int4Matrix, row0: number, w: In
     throw new RangeError(`writeInt4Rows: scales has ${scales.length} values, expected rows·cols/32 = ${rows * groups}`);
   }
   const u8 = k.u8;
+  const u16 = k.u16;
   const f32 = k.f32;
   for (let lr = 0; lr < rows; lr++) {
     const r = row0 + lr;
@@ -184,6 +196,11 @@ export function writeInt4Rows(k: WasmKernels, m: Int4Matrix, row0: number, w: In
     for (let g = 0; g < groups; g++) {
       const slot = ((r >> 2) * groups + g) * 4 + (r & 3);
       const base = lr * cols + g * GROUP;
+      const s = scales[lr * groups + g];
+      const h = f32ToF16Bits(s);
+      if (!Number.isFinite(s) || !Object.is(f16BitsToF32(h), s)) {
+        throw new RangeError(`writeInt4Rows: the scale of row ${r}, group ${g} is ${s}, not a finite f16 value (il4 stores f16 scales)`);
+      }
       let sum = 0;
       for (let j = 0; j < GROUP; j++) {
         const v = q[base + j];
@@ -195,8 +212,8 @@ export function writeInt4Rows(k: WasmKernels, m: Int4Matrix, row0: number, w: In
           u8[nibbleByte(m.qsPtr, slot, p, e)] = (q[base + 8 * p + e] + 8) | ((q[base + 8 * p + 4 + e] + 8) << 4);
         }
       }
-      f32[(m.scalesPtr >> 2) + slot] = scales[lr * groups + g];
-      wsum = Math.fround(wsum + Math.fround(sum * scales[lr * groups + g]));
+      u16[(m.scalesPtr >> 1) + slot] = h;
+      wsum = Math.fround(wsum + Math.fround(sum * s));
     }
     f32[(m.wsumPtr >> 2) + r] = wsum;
   }
@@ -217,11 +234,12 @@ export function dequantizeRowInto(k: WasmKernels, m: Int4Matrix, row: number, pt
     throw new RangeError(`dequantizeRowInto: destination ${ptr} is not an aligned f32 [${m.cols}] inside the Wasm memory`);
   }
   const u8 = k.u8;
+  const u16 = k.u16;
   const f32 = k.f32;
   const groups = m.groups;
   for (let g = 0; g < groups; g++) {
     const slot = ((row >> 2) * groups + g) * 4 + (row & 3);
-    const s = f32[(m.scalesPtr >> 2) + slot];
+    const s = f16BitsToF32(u16[(m.scalesPtr >> 1) + slot]);
     const dst = (ptr >> 2) + g * GROUP;
     for (let p = 0; p < 4; p++) {
       for (let e = 0; e < 4; e++) {

@@ -2,17 +2,13 @@
 // around assembly/quantize.ts and their scalar TypeScript twins.
 //
 // quantizeRows: float rows (bf16, f16 or f32 bytes as a safetensors file stores them) -> int4, the model's
-// recipe (src/model/quantize.ts), per row and group of 32 consecutive inputs, every step in f32:
+// recipe (src/model/quantize.ts), per row and group of 32 consecutive inputs, every step in f32, with the
+// scale rounded to f16 (as il4 and a GGUF Q4_0 block store it) BEFORE the group is quantized, so that
+// quantizing a checkpoint and repacking the Q4_0 file written from it give the same bits:
 //
-//   s = max(f32(max|w| / 7.5), SCALE_MIN)          SCALE_MIN = 2^-23 (float32 eps, torchao's clamp)
-//   q = clamp(round_half_even(f32(w / s)), -8, 7)  w ≈ q · s
-//
-// With f16Scales, the scale is rounded to f16 (as a GGUF Q4_0 block stores it) BEFORE the group is
-// quantized, so that quantizing a checkpoint and repacking the Q4_0 file written from it give the same
-// bits:
-//
-//   s16 = f16(s)   (s as above, rounded to the nearest f16, ties to even)
-//   q   = clamp(round_half_even(f32(w / s16)), -8, 7),  stored scale = s16 (exact in f32)
+//   s   = max(f32(max|w| / 7.5), SCALE_MIN)          SCALE_MIN = 2^-23 (float32 eps, torchao's clamp)
+//   s16 = f16(s)   (rounded to the nearest f16, ties to even)
+//   q   = clamp(round_half_even(f32(w / s16)), -8, 7),  w ≈ q · s16, stored scale = s16's bits
 //
 // Edges of that rule: s16 may be below s, so |w| / s16 can exceed 7.5 (by up to 2^-11 relative for a
 // normal f16, by up to 25% where s16 is subnormal, i.e. max|w| < 7.5 · 2^-14); the clamp keeps q in range.
@@ -20,12 +16,12 @@
 // rounds to infinity: no Q4_0 block can hold it, and the wrapper refuses the row rather than saturate to
 // 65504 (weights that large are not a trained model's; a clamped scale would silently change them).
 //
-// quantizeRowsQ4_0: the same rows, the same rule with f16 scales, written as ggml Q4_0 blocks (what
-// `mobilellm convert` stores in a GGUF file) instead of il4: d = s16, byte j = (q[j] + 8) | (q[j + 16] + 8) << 4.
-// Repacking its output gives exactly quantizeRows' matrix with f16Scales.
+// quantizeRowsQ4_0: the same rows, the same rule, written as ggml Q4_0 blocks (what `mobilellm convert`
+// stores in a GGUF file) instead of il4: d = s16, byte j = (q[j] + 8) | (q[j + 16] + 8) << 4.
+// Repacking its output gives exactly quantizeRows' matrix.
 //
 // repackQ4_0: ggml Q4_0 blocks (18 bytes per 32 weights: f16 d, then byte j = (q[j] + 8) | (q[j + 16] + 8) << 4,
-// w = q · d) -> il4 with scale f32(d); a NaN or infinite d is refused. Both compute the row sums wsum as
+// w = q · d) -> il4 with d's bits as the scale (any sign); a NaN or infinite d is refused. Both compute the row sums wsum as
 // writeInt4Rows does (layout.ts), so a kernel's output equals writeInt4Rows of its twin's, byte for byte.
 import { decodeToF32, f16BitsToF32, f32ToF16Bits, type DType } from "./dtype.js";
 import { requireShape, type Int4Matrix, type Int4Weights } from "./layout.js";
@@ -52,8 +48,6 @@ export function storedRowBytes(encoding: WeightEncoding, cols: number): number {
 const F16_SCALE_OVERFLOW = 65520;
 
 export interface QuantizeOptions {
-  /** Round each group's scale to f16 before quantizing the group (the GGUF Q4_0 rule; default false). */
-  f16Scales?: boolean;
   /** What the rows are and the number of the first, for error messages (default: the matrix rows written). */
   source?: { name: string; row0: number };
 }
@@ -70,14 +64,14 @@ function requireRows(fn: string, m: Int4Matrix, row0: number, rows: number): voi
 function requireMatrix(k: WasmKernels, fn: string, m: Int4Matrix): void {
   const cells = m.blocks * m.groups;
   requireRegion(k, fn, "matrix qs", m.qsPtr, cells * 64, 16);
-  requireRegion(k, fn, "matrix scales", m.scalesPtr, cells * 16, 16);
+  requireRegion(k, fn, "matrix scales", m.scalesPtr, cells * 8, 8);
   requireRegion(k, fn, "matrix wsum", m.wsumPtr, m.blocks * 16, 16);
 }
 
 /**
  * Quantizes `rows` rows of m.cols weights (`dtype`, little-endian, row-major at srcPtr in Wasm memory) into
- * rows [row0, row0 + rows) of m. Throws, naming the row and column, on NaN or infinity, and with f16Scales
- * on a group whose scale overflows f16; rows before the bad one are written by then.
+ * rows [row0, row0 + rows) of m. Throws, naming the row and column, on NaN or infinity, and on a group whose
+ * scale overflows f16; rows before the bad one are written by then.
  */
 export function quantizeRows(
   k: WasmKernels, m: Int4Matrix, row0: number, srcPtr: number, rows: number, dtype: DType, opts: QuantizeOptions = {},
@@ -88,20 +82,19 @@ export function quantizeRows(
   const size = ELEMENT_BYTES[dtype];
   requireRegion(k, fn, "src", srcPtr, rows * m.cols * size, size);
   requireMatrix(k, fn, m);
-  const f16 = opts.f16Scales ?? false;
-  const bad = k.exports.quantize_rows(srcPtr, DTYPE_CODE[dtype], rows, m.cols, row0, f16 ? 1 : 0, m.qsPtr, m.scalesPtr, m.wsumPtr);
+  const bad = k.exports.quantize_rows(srcPtr, DTYPE_CODE[dtype], rows, m.cols, row0, m.qsPtr, m.scalesPtr, m.wsumPtr);
   if (bad >= 0) {
     const rowBytes = m.cols * size;
     const row = k.u8.slice(srcPtr + bad * rowBytes, srcPtr + (bad + 1) * rowBytes);
     const where = opts.source ?? { name: fn, row0 };
-    throw new RangeError(rowError(where.name, where.row0 + bad, decodeRow(row, dtype, m.cols), f16) ?? `${where.name}: row ${where.row0 + bad} refused`);
+    throw new RangeError(rowError(where.name, where.row0 + bad, decodeRow(row, dtype, m.cols)) ?? `${where.name}: row ${where.row0 + bad} refused`);
   }
 }
 
 /**
  * Quantizes `rows` rows of `cols` weights (`dtype`, little-endian, row-major at srcPtr in Wasm memory) into
- * rows of Q4_0 blocks at outPtr (cols / 32 blocks of 18 bytes per row, rows end to end), the recipe with f16
- * scales. Throws what quantizeRows with f16Scales throws for the same rows (NaN, infinity, a scale past the
+ * rows of Q4_0 blocks at outPtr (cols / 32 blocks of 18 bytes per row, rows end to end), quantizeRows' recipe.
+ * Throws what quantizeRows throws for the same rows (NaN, infinity, a scale past the
  * largest f16); rows before the bad one are written by then.
  */
 export function quantizeRowsQ4_0(
@@ -118,7 +111,7 @@ export function quantizeRowsQ4_0(
     const rowBytes = cols * size;
     const row = k.u8.slice(srcPtr + bad * rowBytes, srcPtr + (bad + 1) * rowBytes);
     const where = opts.source ?? { name: fn, row0: 0 };
-    throw new RangeError(rowError(where.name, where.row0 + bad, decodeRow(row, dtype, cols), true) ?? `${where.name}: row ${where.row0 + bad} refused`);
+    throw new RangeError(rowError(where.name, where.row0 + bad, decodeRow(row, dtype, cols)) ?? `${where.name}: row ${where.row0 + bad} refused`);
   }
 }
 
@@ -146,8 +139,8 @@ export function repackQ4_0(
 
 /**
  * The twin of quantizeRows: `rows` x `cols` weights given as `dtype` bytes -> int4 values and scales (the
- * rule at the top of this file). Without f16Scales it equals quantizeInt4 (src/model/quantize.ts) on the
- * decoded values. Throws the wrapper's message on a row it refuses.
+ * rule at the top of this file): quantizeInt4 (src/model/quantize.ts) on the decoded values but for the
+ * f16 rounding of each scale. Throws the wrapper's message on a row it refuses.
  */
 export function quantizeRowsRef(bytes: Uint8Array, dtype: DType, rows: number, cols: number, opts: QuantizeOptions = {}): Int4Weights {
   const fn = "quantizeRowsRef";
@@ -155,7 +148,6 @@ export function quantizeRowsRef(bytes: Uint8Array, dtype: DType, rows: number, c
   if (bytes.length !== rows * cols * ELEMENT_BYTES[dtype]) {
     throw new RangeError(`${fn}: ${bytes.length} bytes for ${rows} x ${cols} ${dtype}`);
   }
-  const f16 = opts.f16Scales ?? false;
   const where = opts.source ?? { name: fn, row0: 0 };
   const w = new Float32Array(rows * cols);
   decodeToF32(dtype, bytes, w, 0);
@@ -163,11 +155,11 @@ export function quantizeRowsRef(bytes: Uint8Array, dtype: DType, rows: number, c
   const q = new Int8Array(rows * cols);
   const scales = new Float32Array(rows * groups);
   for (let r = 0; r < rows; r++) {
-    const err = rowError(where.name, where.row0 + r, w.subarray(r * cols, (r + 1) * cols), f16);
+    const err = rowError(where.name, where.row0 + r, w.subarray(r * cols, (r + 1) * cols));
     if (err !== null) throw new RangeError(err);
     for (let g = 0; g < groups; g++) {
       const base = r * cols + g * GROUP;
-      const s = groupScale(w.subarray(base, base + GROUP), f16);
+      const s = groupScale(w.subarray(base, base + GROUP));
       scales[r * groups + g] = s;
       for (let i = 0; i < GROUP; i++) q[base + i] = Math.max(-8, Math.min(7, roundHalfEven(Math.fround(w[base + i] / s))));
     }
@@ -177,11 +169,11 @@ export function quantizeRowsRef(bytes: Uint8Array, dtype: DType, rows: number, c
 
 /**
  * The twin of quantizeRowsQ4_0: `rows` x `cols` weights given as `dtype` bytes -> Q4_0 blocks, rows end to
- * end: quantizeRowsRef with f16Scales, each group stored as its scale's f16 bits and the nibbles q + 8.
+ * end: quantizeRowsRef, each group stored as its scale's f16 bits and the nibbles q + 8.
  * Throws the wrapper's message on a row it refuses.
  */
 export function quantizeRowsQ4_0Ref(bytes: Uint8Array, dtype: DType, rows: number, cols: number, opts: Pick<QuantizeOptions, "source"> = {}): Uint8Array {
-  const m = quantizeRowsRef(bytes, dtype, rows, cols, { f16Scales: true, source: opts.source ?? { name: "quantizeRowsQ4_0Ref", row0: 0 } });
+  const m = quantizeRowsRef(bytes, dtype, rows, cols, { source: opts.source ?? { name: "quantizeRowsQ4_0Ref", row0: 0 } });
   const blocks = (rows * cols) / GROUP;
   const out = new Uint8Array(blocks * Q4_0_BLOCK_BYTES);
   for (let b = 0; b < blocks; b++) {
@@ -221,10 +213,9 @@ export function repackQ4_0Ref(bytes: Uint8Array, rows: number, cols: number, opt
   return { rows, cols, q, scales };
 }
 
-/** A group's scale: max(f32(max|w| / 7.5), SCALE_MIN), then with f16 rounded to the nearest f16. */
-function groupScale(w: Float32Array, f16: boolean): number {
-  const s = Math.max(Math.fround(maxAbs(w) / 7.5), SCALE_MIN);
-  return f16 ? f16BitsToF32(f32ToF16Bits(s)) : s;
+/** A group's scale: max(f32(max|w| / 7.5), SCALE_MIN), rounded to the nearest f16. */
+function groupScale(w: Float32Array): number {
+  return f16BitsToF32(f32ToF16Bits(Math.max(Math.fround(maxAbs(w) / 7.5), SCALE_MIN)));
 }
 
 function maxAbs(w: Float32Array): number {
@@ -234,17 +225,16 @@ function maxAbs(w: Float32Array): number {
 }
 
 /** Why a row of weights is refused (the first NaN or infinity, or an f16 scale overflow), or null. */
-function rowError(name: string, row: number, w: Float32Array, f16: boolean): string | null {
+function rowError(name: string, row: number, w: Float32Array): string | null {
   for (let c = 0; c < w.length; c++) {
     if (!Number.isFinite(w[c])) return `${name}: row ${row} contains NaN/Inf at column ${c} (value ${w[c]})`;
   }
-  if (!f16) return null;
   for (let g = 0; g < w.length / GROUP; g++) {
     const max = maxAbs(w.subarray(g * GROUP, (g + 1) * GROUP));
     const s = Math.fround(max / 7.5);
     if (s >= F16_SCALE_OVERFLOW) {
       return `${name}: row ${row}, columns ${g * GROUP}-${g * GROUP + GROUP - 1}: max|w| = ${max} needs a scale of ` +
-        `${s}, beyond f16 (65504), where a Q4_0 block keeps it; weights this large are not a trained model's`;
+        `${s}, beyond f16 (65504), where il4 and a Q4_0 block keep it; weights this large are not a trained model's`;
     }
   }
   return null;

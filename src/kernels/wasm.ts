@@ -33,6 +33,7 @@ export class WasmKernels {
   private buffer: ArrayBuffer | SharedArrayBuffer;
   private _u8!: Uint8Array;
   private _i8!: Int8Array;
+  private _u16!: Uint16Array;
   private _i32!: Int32Array;
   private _f32!: Float32Array;
 
@@ -135,6 +136,7 @@ export class WasmKernels {
     const b = this.memory.buffer;
     this._u8 = new Uint8Array(b);
     this._i8 = new Int8Array(b);
+    this._u16 = new Uint16Array(b);
     this._i32 = new Int32Array(b);
     this._f32 = new Float32Array(b);
   }
@@ -146,6 +148,11 @@ export class WasmKernels {
   get i8(): Int8Array {
     this.refreshViews();
     return this._i8;
+  }
+  /** f16 bits (the il4 scales). */
+  get u16(): Uint16Array {
+    this.refreshViews();
+    return this._u16;
   }
   get i32(): Int32Array {
     this.refreshViews();

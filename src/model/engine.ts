@@ -53,13 +53,6 @@ export interface EngineOptions {
    */
   threadsFirst?: boolean;
   onProgress?: (done: number, total: number) => void;
-  /**
-   * Round each weight group's scale to f16 before quantizing it, as a GGUF Q4_0 block stores it (default
-   * true), so that a folder and the GGUF converted from it load to the same bits and give the same logits;
-   * false keeps the f32 scale. See src/kernels/quantize.ts for the exact rule. Q4_0 matrices of a GGUF
-   * carry f16 scales whatever this says.
-   */
-  f16Scales?: boolean;
   /** Kernel module bytes per build (the shared builds when threads > 1). */
   wasm: Partial<Record<WasmVariant, Uint8Array>>;
   /** The platform's switch for relaxed SIMD, if the engine needs one (Node 20). */
@@ -181,7 +174,6 @@ export class WasmEngine implements Backend {
     try {
       if (opts.threadsFirst) await timed("threads", () => starting);
       const w = await loadWeights(k, readyPool, config, weights, names, {
-        f16Scales: opts.f16Scales ?? true,
         stagingBytes: opts.stagingBytes,
         step: () => opts.onProgress?.(++done, total),
         timed,

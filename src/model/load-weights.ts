@@ -50,8 +50,6 @@ export interface EngineWeights {
 }
 
 export interface LoadWeightsOptions {
-  /** Round each group's scale to f16 before quantizing it (EngineOptions.f16Scales). */
-  f16Scales: boolean;
   /** Bytes per staging region (default STAGING_BYTES); smaller ones make many reads (tests). */
   stagingBytes?: number;
   /** Called once per tensor read: the load's progress. */
@@ -82,7 +80,7 @@ const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
 export async function loadWeights(
   k: WasmKernels, pool: () => ThreadPool | null, config: ModelConfig, weights: WeightSource, names: TensorNames, opts: LoadWeightsOptions,
 ): Promise<EngineWeights> {
-  const { step, timed, f16Scales } = opts;
+  const { step, timed } = opts;
   const stagingBytes = opts.stagingBytes ?? STAGING_BYTES;
   if (!Number.isSafeInteger(stagingBytes) || stagingBytes < 1) throw new RangeError(`stagingBytes must be a positive integer, got ${stagingBytes}`);
   const reorder = new Set(config.ropeStyle === "rotate_half" ? names.layers.flatMap((l) => [l.wq, l.wk]) : []);
@@ -151,7 +149,7 @@ export async function loadWeights(
     for (let i = 0; i < reads.length; i++) {
       await timed("read", () => next);
       if (i + 1 < reads.length) next = start(i + 1);
-      await timed("quantize", () => fill(k, pool(), reads[i], staging[i % 2], config.headDim, f16Scales));
+      await timed("quantize", () => fill(k, pool(), reads[i], staging[i % 2], config.headDim));
       if (reads[i].last) step();
     }
   } finally {
@@ -162,7 +160,7 @@ export async function loadWeights(
 }
 
 /** Quantizes or repacks one read's rows, staged at `ptr`, into its matrix (on the pool's threads, if any yet). */
-function fill(k: WasmKernels, pool: ThreadPool | null, read: Read, ptr: number, headDim: number, f16Scales: boolean): void {
+function fill(k: WasmKernels, pool: ThreadPool | null, read: Read, ptr: number, headDim: number): void {
   const { info, matrix: m, n } = read;
   const bytes = rowBytes(info);
   if (read.reordered) {
@@ -179,12 +177,12 @@ function fill(k: WasmKernels, pool: ThreadPool | null, read: Read, ptr: number, 
     const src = ptr + (from - lo) * bytes;
     const source = { name: `tensor ${showName(info.name)}`, row0: read.r + (from - lo) };
     if (info.encoding === "Q4_0") repackQ4_0(k, m, from, src, to - from, { source });
-    else quantizeRows(k, m, from, src, to - from, info.encoding, { f16Scales, source });
+    else quantizeRows(k, m, from, src, to - from, info.encoding, { source });
   };
   if (pool === null) return here(lo, hi);
   try {
     if (a > lo) here(lo, a);
-    if (b > a) pool.quantize({ matrix: m, row0: a, rows: b - a, src: ptr + (a - lo) * bytes, encoding: info.encoding, f16Scales });
+    if (b > a) pool.quantize({ matrix: m, row0: a, rows: b - a, src: ptr + (a - lo) * bytes, encoding: info.encoding });
     if (hi > b) here(b, hi);
   } catch (err) {
     // The pool's errors name the kernel wrapper; the same rows once more on this thread name the tensor

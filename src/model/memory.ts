@@ -5,7 +5,8 @@
 // The conventions are the ones that reproduce the technical report's figures (test/model/memory.test.ts):
 // - int4 weights are symmetric with one scale per (row, group of 32 inputs), for every linear layer AND for
 //   the embedding table; a tied table is one tensor serving as input embedding and output head, so it is
-//   counted once. Norm weights stay float32.
+//   counted once. Norm weights stay float32. The report counts float32 scales (recipeF32Scales); the engine
+//   and a GGUF Q4_0 file keep them as float16.
 // - The KV cache holds K and V as int8 (1 byte per value) plus one float32 scale per (token, KV head) for
 //   each of K and V. Global layers keep every position; a sliding layer keeps a ring buffer of
 //   sliding_window slots, so min(N, window) positions.
@@ -18,21 +19,19 @@ import { windowStart } from "../kernels/kv-slots.js";
 export interface QuantizedWeightBytes {
   /** int4 values, two per byte. */
   values: number;
-  /** One float32 scale per (row, group of 32 inputs), as the engine stores them. */
+  /** One float16 scale per (row, group of 32 inputs), as the engine and a GGUF Q4_0 block store them. */
   scales: number;
-  /** The same scales as float16, the alternative some exporters use. */
-  scalesF16: number;
   /** One float32 per row, its dequantized weight sum: the engine's kernels take the activation zero point
    * out with it once per output (src/kernels/layout.ts). */
   rowSums: number;
   /** Norm weights, kept as float32. */
   norms: number;
-  /** values + scales + norms: the recipe's own size (int4 + f32 group scales). */
+  /** values + scales + norms: the recipe's own size (int4 + f16 group scales), what a GGUF file holds. */
   recipe: number;
+  /** The recipe with float32 scales (4 bytes per group instead of 2): the technical report's count. */
+  recipeF32Scales: number;
   /** values + scales + rowSums + norms: what the engine holds in Wasm memory. */
   total: number;
-  /** values + scalesF16 + norms. */
-  totalF16Scales: number;
 }
 
 /** Weight bytes once every matrix (linear layers, embedding/output table) is int4 with group-32 scales. */
@@ -55,13 +54,12 @@ export function int4WeightBytes(c: ModelConfig): QuantizedWeightBytes {
   const norms = normElements * 4;
   return {
     values,
-    scales: groups * 4,
-    scalesF16: groups * 2,
+    scales: groups * 2,
     rowSums: rows * 4,
     norms,
-    recipe: values + groups * 4 + norms,
-    total: values + groups * 4 + rows * 4 + norms,
-    totalF16Scales: values + groups * 2 + norms,
+    recipe: values + groups * 2 + norms,
+    recipeF32Scales: values + groups * 4 + norms,
+    total: values + groups * 2 + rows * 4 + norms,
   };
 }
 

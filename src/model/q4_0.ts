@@ -4,8 +4,8 @@
 //
 // A Q4_0 block holds 32 consecutive weights of a row in 18 bytes: the scale d as an IEEE half, then 16
 // bytes where byte j holds element j in its low nibble and element j + 16 in its high nibble; a weight is
-// (nibble - 8) * d. The recipe with f16 scales (docs/quantization.md, "f16 scales"; the folder path's
-// f16Scales option computes the same numbers):
+// (nibble - 8) * d. The recipe with f16 scales (docs/quantization.md, "f16 scales"; the folder path
+// computes the same numbers):
 //   s = max(f32(max|w| / 7.5), 2^-23),   d = s rounded to the nearest half,
 //   q = clamp(round_half_even(f32(w / d)), -8, 7),   nibble = q + 8.
 // q is computed against the stored d, so what the file holds is exactly what the engine multiplies.

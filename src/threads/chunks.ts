@@ -55,7 +55,7 @@ export function commitChunk(k: WasmKernels, job: Job, c: number, scratch: number
       const to = job.matrix.rowBlock(row0, rows);
       const cells = to.blocks * to.groups;
       copyRows(k, to.qsPtr, 0, from.qsPtr, 0, cells * 64, 1);
-      copyRows(k, to.scalesPtr, 0, from.scalesPtr, 0, cells * 16, 1);
+      copyRows(k, to.scalesPtr, 0, from.scalesPtr, 0, cells * 8, 1);
       copyRows(k, to.wsumPtr, 0, from.wsumPtr, 0, to.blocks * 16, 1);
       return;
     }
@@ -114,5 +114,5 @@ function quantizeChunk(k: WasmKernels, job: QuantizeJob, c: number, target: Chun
   const at = inPlace ? row0 : 0;
   const src = job.src + (row0 - job.row0) * storedRowBytes(job.encoding, job.matrix.cols);
   if (job.encoding === "Q4_0") repackQ4_0(k, m, at, src, rows);
-  else quantizeRows(k, m, at, src, rows, job.encoding, { f16Scales: job.f16Scales });
+  else quantizeRows(k, m, at, src, rows, job.encoding);
 }

@@ -74,8 +74,6 @@ export interface QuantizeJob {
   rows: number;
   src: number;
   encoding: WeightEncoding;
-  /** Round each group's scale to f16 before quantizing it (float rows only). */
-  f16Scales: boolean;
   chunkRows: number;
 }
 
@@ -168,7 +166,7 @@ export function encodeJob(job: Job, words: Int32Array): void {
     case "quantize": {
       const m = job.matrix;
       w.put(m.rows, m.cols, m.qsPtr, m.scalesPtr, m.wsumPtr);
-      w.put(job.row0, job.rows, job.src, ENCODINGS.indexOf(job.encoding), job.f16Scales ? 1 : 0, job.chunkRows);
+      w.put(job.row0, job.rows, job.src, ENCODINGS.indexOf(job.encoding), job.chunkRows);
       return;
     }
   }
@@ -202,7 +200,7 @@ export function decodeJob(words: Int32Array): Job {
       const src = w.u32();
       const encoding = ENCODINGS[w.u32()];
       if (encoding === undefined) throw new Error("unknown row encoding in the control block");
-      return { kind: "quantize", matrix, row0, rows, src, encoding, f16Scales: w.u32() === 1, chunkRows: w.u32() };
+      return { kind: "quantize", matrix, row0, rows, src, encoding, chunkRows: w.u32() };
     }
     default:
       throw new Error(`unknown job kind ${kind} in the control block`);

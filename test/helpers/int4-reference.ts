@@ -16,7 +16,7 @@ export async function referenceModels(dir: string, ctx: number): Promise<{ float
   const w = await loadReferenceWeights(ckpt, resolveTensorNames(c, ckpt));
   await ckpt.close();
   const r = (a: Float32Array, cols: number) =>
-    dequantizeInt4(quantizeRowsRef(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), "F32", a.length / cols, cols, { f16Scales: true }));
+    dequantizeInt4(quantizeRowsRef(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), "F32", a.length / cols, cols));
   const d = c.hiddenSize;
   const embed = r(w.embed, d);
   const rounded: Weights = {

@@ -11,6 +11,7 @@ import { GROUP, roundHalfEven, SCALE_MIN } from "../../src/kernels/numerics.js";
 import { firstBitDifference } from "../../src/kernels/probe.js";
 import { acceptsRelaxedSimd, WasmKernels, type WasmVariant } from "../../src/kernels/wasm.js";
 import { enableRelaxedSimd, wasmBytes } from "../../src/node/wasm-files.js";
+import { f16BitsToF32, f32ToF16Bits } from "../../src/kernels/dtype.js";
 import { rng } from "../helpers/rng.js";
 
 const RUNS = 40;
@@ -28,6 +29,21 @@ function fillInts(r: () => number, s: Style, out: Int8Array, from: number, n: nu
     else if (s === "zero") out[i] = 0;
     else out[i] = c;
   }
+}
+
+/** x rounded to the nearest f16 value: il4 stores its scales as f16. */
+const f16 = (x: number): number => f16BitsToF32(f32ToF16Bits(x));
+
+/**
+ * A weight scale as il4 holds it, an f16 value of either sign: mostly normal (2^-8..2^4), sometimes zero
+ * (either sign) or subnormal (below 2^-14), so the kernels' f16 -> f32 conversion meets every kind.
+ */
+function weightScale(r: () => number): number {
+  const sign = r() < 0.3 ? 0x8000 : 0;
+  const kind = r();
+  if (kind < 0.08) return f16BitsToF32(sign);
+  if (kind < 0.2) return f16BitsToF32(sign | (1 + Math.floor(r() * 0x3ff)));
+  return f16BitsToF32(sign | ((7 + Math.floor(r() * 12)) << 10) | Math.floor(r() * 0x400));
 }
 
 interface Case {
@@ -50,7 +66,7 @@ const caseArb = (unitScales: boolean, maxGroups = 6, minGroups = 1): fc.Arbitrar
     const q = new Int8Array(rows * cols);
     for (let i = 0; i < rows; i++) fillInts(r, wStyles[i], q, i * cols, cols, -8, 7);
     const scales = new Float32Array(rows * groups);
-    for (let i = 0; i < scales.length; i++) scales[i] = unitScales ? 1 : (r() - 0.3) * 2 ** (Math.floor(r() * 12) - 8);
+    for (let i = 0; i < scales.length; i++) scales[i] = unitScales ? 1 : weightScale(r);
     const xq = new Int8Array(tokens * cols);
     for (let t = 0; t < tokens; t++) fillInts(r, xStyles[t], xq, t * cols, cols, -128, 127);
     const scale = new Float32Array(tokens);
@@ -184,6 +200,29 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
     );
   });
 
+  it("reads every finite f16 scale, both signs, subnormals and zeros, as its exact value", async () => {
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
+    // One row per finite f16 bit pattern (63,488 of them), q = 1 at column 0 and 0 elsewhere, against a
+    // token that is 1 at column 0: y[r] = f32(0 + f32(1 · s)) = s exactly (a zero of either sign gives +0).
+    const bits = Array.from({ length: 65536 }, (_, h) => h).filter((h) => (h & 0x7c00) !== 0x7c00);
+    const rows = bits.length;
+    const cols = 32;
+    const q = new Int8Array(rows * cols);
+    for (let r = 0; r < rows; r++) q[r * cols] = 1;
+    const w: Int4Weights = { rows, cols, q, scales: Float32Array.from(bits, f16BitsToF32) };
+    const xq = new Int8Array(2 * cols);
+    xq[0] = 1;
+    xq[cols] = 1;
+    const x: Int8Tokens = { tokens: 2, cols, q: xq, scale: new Float32Array(2).fill(1), zero: new Int32Array(2) };
+    const want = Float32Array.from(bits, (h) => f16BitsToF32(h) + 0);
+    for (const op of ["gemv", "gemm"] as const) {
+      const { y } = runKernel(k, { w, x }, op);
+      expect(firstBitDifference(y.subarray(0, rows), want)).toBe(-1);
+      expect(firstBitDifference(y.subarray(rows), want)).toBe(-1);
+    }
+    expect(firstBitDifference(gemmRef(w, x).subarray(0, rows), want)).toBe(-1);
+  });
+
   it("keeps the largest sums exact: 6144 columns of -8 x (-128 - 127), 5 rows", async () => {
     const k = await WasmKernels.create(variant, wasmBytes(variant));
     const rows = 5;
@@ -246,7 +285,7 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
     const w: Int4Weights = {
       rows, cols,
       q: Int8Array.from({ length: rows * cols }, () => Math.floor(r() * 16) - 8),
-      scales: Float32Array.from({ length: rows * 2 }, () => 0.01 + r() * 0.1),
+      scales: Float32Array.from({ length: rows * 2 }, () => f16(0.01 + r() * 0.1)),
     };
     const m = repackInt4(k, w);
     const xs = Float32Array.from({ length: tokens * cols }, () => r() * 2 - 1);
@@ -372,6 +411,10 @@ describe("wrapper validation", () => {
     bad.q[33] = 8;
     expect(() => repackInt4(k, bad)).toThrow(/q\[1\]\[1\] = 8 is outside the int4 range/);
     expect(() => repackInt4(k, { ...w(2, 32), scales: new Float32Array(1) })).toThrow(/scales has 1 values/);
+    // il4 stores f16 scales: a value f16 cannot hold exactly is refused, not rounded behind the caller's back
+    expect(() => repackInt4(k, { ...w(2, 32), scales: Float32Array.of(1, 0.1) })).toThrow(/the scale of row 1, group 0 is 0\.10000000149011612, not a finite f16 value/);
+    expect(() => repackInt4(k, { ...w(2, 32), scales: Float32Array.of(NaN, 1) })).toThrow(/the scale of row 0, group 0 is NaN/);
+    expect(() => repackInt4(k, { ...w(2, 32), scales: Float32Array.of(1, 65536) })).toThrow(/row 1, group 0 is 65536, not a finite f16/);
     expect(() => Int8Activations.alloc(k, 1, 40)).toThrow(/multiple of 32/);
     const m = repackInt4(k, w(5, 64));
     const act = Int8Activations.alloc(k, 2, 32);

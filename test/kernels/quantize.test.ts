@@ -7,7 +7,7 @@ import {
 } from "../../src/kernels/quantize.js";
 import { acceptsRelaxedSimd, WasmKernels, type WasmVariant } from "../../src/kernels/wasm.js";
 import { enableRelaxedSimd, wasmBytes } from "../../src/node/wasm-files.js";
-import { decodeToF32, encodeFromF32, type DType } from "../../src/kernels/dtype.js";
+import { decodeToF32, encodeFromF32, f16BitsToF32, f32ToF16Bits, type DType } from "../../src/kernels/dtype.js";
 import { quantizeInt4 } from "../../src/model/quantize.js";
 import { rng } from "../helpers/rng.js";
 
@@ -24,11 +24,10 @@ const STYLES = ["random", "random", "zero", "negzero", "huge", "subnormal", "tie
 type Style = (typeof STYLES)[number];
 
 /** Largest |w| a style may produce for a dtype (f16 holds up to 65504; an f16 scale needs max|w| < 491400). */
-function limit(dtype: DType, f16Scales: boolean): number {
+function limit(dtype: DType): number {
   // bf16 stores 8 significant bits: near 2^19 its values are 2048 apart, so 491000 would round up to 491520,
   // past the f16 limit; 489000 rounds to 489472 at most.
   if (dtype === "F16") return 65504;
-  if (!f16Scales) return 3e38;
   return dtype === "BF16" ? 489000 : 491000;
 }
 
@@ -54,7 +53,6 @@ function fillGroup(r: () => number, s: Style, out: Float32Array, base: number, m
 
 interface Case {
   dtype: DType;
-  f16Scales: boolean;
   /** The matrix the rows go into and where. */
   matrixRows: number;
   row0: number;
@@ -65,26 +63,24 @@ interface Case {
   w: Float32Array;
 }
 
-/** Cases with either scale rule, or (f16 given) with that one. */
-const caseArb = (f16?: boolean): fc.Arbitrary<Case> => fc.record({
+const caseArb = (): fc.Arbitrary<Case> => fc.record({
   dtype: fc.constantFrom(...DTYPES),
-  f16Scales: f16 === undefined ? fc.boolean() : fc.constant(f16),
   rows: fc.integer({ min: 1, max: 9 }),
   before: fc.integer({ min: 0, max: 6 }),
   after: fc.integer({ min: 0, max: 6 }),
   groups: fc.integer({ min: 1, max: 5 }),
   styles: fc.array(fc.constantFrom(...STYLES), { minLength: 45, maxLength: 45 }),
   seed: fc.integer(),
-}).map(({ dtype, f16Scales, rows, before, after, groups, styles, seed }) => {
+}).map(({ dtype, rows, before, after, groups, styles, seed }) => {
   const r = rng(seed);
   const cols = groups * GROUP;
   const values = new Float32Array(rows * cols);
-  for (let g = 0; g < rows * groups; g++) fillGroup(r, styles[g % styles.length], values, g * GROUP, limit(dtype, f16Scales));
+  for (let g = 0; g < rows * groups; g++) fillGroup(r, styles[g % styles.length], values, g * GROUP, limit(dtype));
   const bytes = new Uint8Array(values.length * SIZE[dtype]);
   encodeFromF32(dtype, values, bytes, 0);
   const w = new Float32Array(values.length);
   decodeToF32(dtype, bytes, w, 0);
-  return { dtype, f16Scales, matrixRows: before + rows + after, row0: before, rows, cols, bytes, w };
+  return { dtype, matrixRows: before + rows + after, row0: before, rows, cols, bytes, w };
 });
 
 /** The three regions of m as bytes: nibbles, scales, row sums. */
@@ -92,7 +88,7 @@ function regions(k: WasmKernels, m: Int4Matrix): Uint8Array[] {
   const cells = m.blocks * m.groups;
   return [
     k.u8.slice(m.qsPtr, m.qsPtr + cells * 64),
-    k.u8.slice(m.scalesPtr, m.scalesPtr + cells * 16),
+    k.u8.slice(m.scalesPtr, m.scalesPtr + cells * 8),
     k.u8.slice(m.wsumPtr, m.wsumPtr + m.blocks * 16),
   ];
 }
@@ -124,7 +120,7 @@ function put(k: WasmKernels, bytes: Uint8Array, align = 64): number {
 }
 
 /**
- * A Q4_0 encoder written for the test alone: scales must already be f16 values (f16Scales); their bits are
+ * A Q4_0 encoder written for the test alone: scales must already be f16 values; their bits are
  * found from the value by exponent and mantissa arithmetic, not by the library's converter.
  */
 function encodeQ4_0(w: Int4Weights): Uint8Array {
@@ -160,13 +156,21 @@ const RELAXED = acceptsRelaxedSimd(wasmBytes("relaxed"), enableRelaxedSimd);
 const VARIANTS: WasmVariant[] = RELAXED ? ["simd", "relaxed"] : ["simd"];
 
 describe("the twins", () => {
-  it("quantizeRowsRef without f16 scales equals quantizeInt4 (the model's recipe) on the decoded weights", () => {
+  it("quantizeRowsRef is quantizeInt4 (the model's recipe) on the decoded weights with each scale rounded to f16", () => {
     fc.assert(
       fc.property(caseArb(), (c) => {
         const got = quantizeRowsRef(c.bytes, c.dtype, c.rows, c.cols);
         const want = quantizeInt4(c.w, c.rows, c.cols);
-        expect(got.q).toEqual(want.q);
-        expect(new Uint32Array(got.scales.buffer)).toEqual(new Uint32Array(want.scales.buffer));
+        expect(Array.from(got.scales)).toEqual(Array.from(want.scales, (s) => f16BitsToF32(f32ToF16Bits(s))));
+        // A rounded scale moves w / s (|w / s| <= 7.5) by at most 2^-11 relative for a normal f16, so q by at
+        // most one step; by at most 25% where the f16 is subnormal (below 2^-14), so q by at most two; and not
+        // at all where the f32 scale was an f16 already.
+        const groups = c.cols / GROUP;
+        for (let i = 0; i < got.q.length; i++) {
+          const g = Math.floor(i / c.cols) * groups + Math.floor((i % c.cols) / GROUP);
+          const steps = got.scales[g] === want.scales[g] ? 0 : got.scales[g] >= 2 ** -14 ? 1 : 2;
+          expect(Math.abs(got.q[i] - want.q[i])).toBeLessThanOrEqual(steps);
+        }
       }),
       { numRuns: 300 },
     );
@@ -178,25 +182,24 @@ describe("the twins", () => {
     const w = new Float32Array(32);
     w.set([1, -1, 0.5, -0]);
     const bytes = new Uint8Array(w.buffer);
-    const m = quantizeRowsRef(bytes, "F32", 1, 32, { f16Scales: true });
+    const m = quantizeRowsRef(bytes, "F32", 1, 32);
     expect(m.scales[0]).toBe(0.13330078125);
     expect(Array.from(m.q.subarray(0, 4))).toEqual([7, -8, 4, 0]);
-    expect(quantizeRowsRef(bytes, "F32", 1, 32).scales[0]).toBe(Math.fround(1 / 7.5));
     // A subnormal f16 scale: max|w| = 18.75 · 2^-24 gives s = 2.5 · 2^-24, which ties to 2 · 2^-24; then
     // w / s16 = ±9.375 clamps to 7 and -8. Below 7.5 · 2^-23 the scale is SCALE_MIN = 2^-23, an f16 itself.
     const t = new Float32Array(64);
     t.set([18.75 * 2 ** -24, -18.75 * 2 ** -24]);
     t.set([2 ** -30, -(2 ** -28)], 32);
-    const sub = quantizeRowsRef(new Uint8Array(t.buffer), "F32", 1, 64, { f16Scales: true });
+    const sub = quantizeRowsRef(new Uint8Array(t.buffer), "F32", 1, 64);
     expect(Array.from(sub.scales)).toEqual([2 ** -23, 2 ** -23]);
     expect([sub.q[0], sub.q[1], sub.q[32], sub.q[33]]).toEqual([7, -8, 0, 0]);
   });
 
-  it("quantizeRowsQ4_0Ref is quantizeRowsRef with f16 scales in ggml's block layout", () => {
+  it("quantizeRowsQ4_0Ref is quantizeRowsRef in ggml's block layout", () => {
     fc.assert(
-      fc.property(caseArb(true), (c) => {
+      fc.property(caseArb(), (c) => {
         const got = quantizeRowsQ4_0Ref(c.bytes, c.dtype, c.rows, c.cols);
-        expect(got).toEqual(encodeQ4_0(quantizeRowsRef(c.bytes, c.dtype, c.rows, c.cols, { f16Scales: true })));
+        expect(got).toEqual(encodeQ4_0(quantizeRowsRef(c.bytes, c.dtype, c.rows, c.cols)));
       }),
       { numRuns: 300 },
     );
@@ -214,13 +217,13 @@ describe("the twins", () => {
 });
 
 describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
-  it("quantizeRows writes exactly writeInt4Rows(quantizeRowsRef): every dtype, both scale rules, any row range", async () => {
+  it("quantizeRows writes exactly writeInt4Rows(quantizeRowsRef): every dtype, any row range", async () => {
     const k = await WasmKernels.create(variant, wasmBytes(variant));
     fc.assert(
       fc.property(caseArb(), fc.integer(), (c, seed) => {
         const [got, want] = twinMatrices(k, c.matrixRows, c.cols, seed);
-        quantizeRows(k, got, c.row0, put(k, c.bytes, SIZE[c.dtype]), c.rows, c.dtype, { f16Scales: c.f16Scales });
-        writeInt4Rows(k, want, c.row0, quantizeRowsRef(c.bytes, c.dtype, c.rows, c.cols, { f16Scales: c.f16Scales }));
+        quantizeRows(k, got, c.row0, put(k, c.bytes, SIZE[c.dtype]), c.rows, c.dtype);
+        writeInt4Rows(k, want, c.row0, quantizeRowsRef(c.bytes, c.dtype, c.rows, c.cols));
         expectSameMatrix(k, got, want);
       }),
       { numRuns: RUNS },
@@ -251,14 +254,14 @@ describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
     );
   });
 
-  it("round trip: quantize with f16 scales, encode as Q4_0, repack: the same matrix bit for bit", async () => {
+  it("round trip: quantize, encode as Q4_0, repack: the same matrix bit for bit", async () => {
     const k = await WasmKernels.create(variant, wasmBytes(variant));
     fc.assert(
-      fc.property(caseArb(true), (c) => {
+      fc.property(caseArb(), (c) => {
         const direct = allocInt4Matrix(k, c.matrixRows, c.cols);
         const viaQ4 = allocInt4Matrix(k, c.matrixRows, c.cols);
-        quantizeRows(k, direct, c.row0, put(k, c.bytes, 4), c.rows, c.dtype, { f16Scales: true });
-        const q4 = encodeQ4_0(quantizeRowsRef(c.bytes, c.dtype, c.rows, c.cols, { f16Scales: true }));
+        quantizeRows(k, direct, c.row0, put(k, c.bytes, 4), c.rows, c.dtype, );
+        const q4 = encodeQ4_0(quantizeRowsRef(c.bytes, c.dtype, c.rows, c.cols));
         repackQ4_0(k, viaQ4, c.row0, put(k, q4, 1), c.rows);
         expectSameMatrix(k, viaQ4, direct);
       }),
@@ -269,7 +272,7 @@ describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
   it("quantizeRowsQ4_0 writes exactly quantizeRowsQ4_0Ref's blocks (every dtype, edge groups) and nothing around them", async () => {
     const k = await WasmKernels.create(variant, wasmBytes(variant));
     fc.assert(
-      fc.property(caseArb(true), fc.integer({ min: 0, max: 17 }), (c, offset) => {
+      fc.property(caseArb(), fc.integer({ min: 0, max: 17 }), (c, offset) => {
         const want = quantizeRowsQ4_0Ref(c.bytes, c.dtype, c.rows, c.cols);
         // The output at any byte offset (blocks are 18 bytes), between guard bytes that must survive.
         const guard = 64;
@@ -285,13 +288,13 @@ describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
     );
   });
 
-  it("quantizeRowsQ4_0 blocks repack to quantizeRows' matrix with f16 scales, bit for bit", async () => {
+  it("quantizeRowsQ4_0 blocks repack to quantizeRows' matrix, bit for bit", async () => {
     const k = await WasmKernels.create(variant, wasmBytes(variant));
     fc.assert(
-      fc.property(caseArb(true), (c) => {
+      fc.property(caseArb(), (c) => {
         const direct = allocInt4Matrix(k, c.matrixRows, c.cols);
         const viaQ4 = allocInt4Matrix(k, c.matrixRows, c.cols);
-        quantizeRows(k, direct, c.row0, put(k, c.bytes, 4), c.rows, c.dtype, { f16Scales: true });
+        quantizeRows(k, direct, c.row0, put(k, c.bytes, 4), c.rows, c.dtype);
         const out = k.alloc(c.rows * (c.cols / GROUP) * Q4_0_BLOCK_BYTES);
         quantizeRowsQ4_0(k, put(k, c.bytes, 4), c.rows, c.cols, c.dtype, out);
         repackQ4_0(k, viaQ4, c.row0, out, c.rows);
@@ -318,7 +321,6 @@ describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
         const m = allocInt4Matrix(k, 8, cols);
         const message = /^tensor model\.layers\.0\.mlp\.down_proj\.weight: row 101 contains NaN\/Inf at column 37 \(value (NaN|-?Infinity)\)$/;
         expect(() => quantizeRows(k, m, 2, put(k, bytes), rows, dtype, { source })).toThrow(message);
-        expect(() => quantizeRows(k, m, 2, put(k, bytes), rows, dtype, { source, f16Scales: true })).toThrow(message);
         expect(() => quantizeRowsRef(bytes, dtype, rows, cols, { source })).toThrow(message);
         expect(() => quantizeRowsQ4_0(k, put(k, bytes), rows, cols, dtype, k.alloc(rows * 2 * Q4_0_BLOCK_BYTES), { source })).toThrow(message);
         expect(() => quantizeRowsQ4_0Ref(bytes, dtype, rows, cols, { source })).toThrow(message);
@@ -326,7 +328,7 @@ describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
     }
   });
 
-  it("with f16 scales refuses a group whose scale rounds to f16 infinity (max|w| >= 491400) and keeps 491399", async () => {
+  it("refuses a group whose scale rounds to f16 infinity (max|w| >= 491400) and keeps 491399", async () => {
     const k = await WasmKernels.create(variant, wasmBytes(variant));
     // 491400 / 7.5 = 65520, the f16 rounding tie to infinity; the nearest bf16 is 491520 (s = 65536)
     for (const [dtype, max, scale] of [["F32", 491400, 65520], ["BF16", 491520, 65536]] as const) {
@@ -336,19 +338,16 @@ describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
       encodeFromF32(dtype, w, bytes, 0);
       const m = allocInt4Matrix(k, 2, 64);
       const message = new RegExp(`^tensor x: row 1, columns 32-63: max\\|w\\| = ${max} needs a scale of ${scale}, beyond f16`);
-      expect(() => quantizeRows(k, m, 0, put(k, bytes), 2, dtype, { f16Scales: true, source: { name: "tensor x", row0: 0 } })).toThrow(message);
-      expect(() => quantizeRowsRef(bytes, dtype, 2, 64, { f16Scales: true, source: { name: "tensor x", row0: 0 } })).toThrow(message);
+      expect(() => quantizeRows(k, m, 0, put(k, bytes), 2, dtype, { source: { name: "tensor x", row0: 0 } })).toThrow(message);
+      expect(() => quantizeRowsRef(bytes, dtype, 2, 64, { source: { name: "tensor x", row0: 0 } })).toThrow(message);
       expect(() => quantizeRowsQ4_0(k, put(k, bytes), 2, 64, dtype, k.alloc(4 * Q4_0_BLOCK_BYTES), { source: { name: "tensor x", row0: 0 } })).toThrow(message);
       expect(() => quantizeRowsQ4_0Ref(bytes, dtype, 2, 64, { source: { name: "tensor x", row0: 0 } })).toThrow(message);
-      // without the f16 rule the same weights quantize (s = 65520 is an ordinary f32)
-      quantizeRows(k, m, 0, put(k, bytes), 2, dtype);
-      expect(k.f32[(m.scalesPtr >> 2) + 5]).toBe(scale);
     }
     const ok = new Float32Array(32);
     ok[0] = 491399; // s = 65519.867 rounds down to the largest f16, 65504; 491399 / 65504 clamps to 7
     const m = allocInt4Matrix(k, 1, 32);
-    quantizeRows(k, m, 0, put(k, new Uint8Array(ok.buffer)), 1, "F32", { f16Scales: true });
-    expect(k.f32[m.scalesPtr >> 2]).toBe(65504);
+    quantizeRows(k, m, 0, put(k, new Uint8Array(ok.buffer)), 1, "F32");
+    expect(k.u16[m.scalesPtr >> 1]).toBe(0x7bff); // 65504
     expect(k.u8[m.qsPtr] & 15).toBe(7 + 8);
   });
 
@@ -360,10 +359,12 @@ describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
     cases.forEach(([s], g) => (w[32 * g + 5] = -7.5 * s));
     const bytes = new Uint8Array(w.buffer);
     const m = allocInt4Matrix(k, 1, w.length);
-    quantizeRows(k, m, 0, put(k, bytes), 1, "F32", { f16Scales: true });
+    quantizeRows(k, m, 0, put(k, bytes), 1, "F32");
     const want = cases.map(([, s16]) => s16);
-    expect(cases.map((_, g) => k.f32[(m.scalesPtr >> 2) + 4 * g])).toEqual(want);
-    expect(Array.from(quantizeRowsRef(bytes, "F32", 1, w.length, { f16Scales: true }).scales)).toEqual(want);
+    // il4 holds the scales as f16 bits, row 0's at lane 0 of each group's 4: 1 = 0x3c00, 1 + 2^-9 = 0x3c02,
+    // 2^-23 = 0x0002 and 2^-22 = 0x0004 (subnormals)
+    expect(cases.map((_, g) => k.u16[(m.scalesPtr >> 1) + 4 * g])).toEqual([0x3c00, 0x3c02, 0x0002, 0x0004]);
+    expect(Array.from(quantizeRowsRef(bytes, "F32", 1, w.length).scales)).toEqual(want);
   });
 
   it("repackQ4_0 refuses a NaN or infinite block scale, naming the row and block", async () => {

@@ -3,6 +3,7 @@
 import { NODE_KERNELS } from "../helpers/node-kernels.js";
 import { setFlagsFromString } from "node:v8";
 import { describe, expect, it } from "vitest";
+import { f16BitsToF32, f32ToF16Bits } from "../../src/kernels/dtype.js";
 import { Int8Activations, repackInt4 } from "../../src/kernels/layout.js";
 import type { WasmExports } from "../../src/kernels/exports.js";
 import { gemm, setActivations } from "../../src/kernels/matmul.js";
@@ -71,7 +72,7 @@ describe("results identical across builds", () => {
     const rows = 9;
     const cols = 1280;
     const q = Int8Array.from({ length: rows * cols }, (_, i) => ((i * 2654435761) >>> 28) - 8);
-    const scales = Float32Array.from({ length: (rows * cols) / 32 }, (_, i) => 0.01 + (i % 7) * 0.003);
+    const scales = Float32Array.from({ length: (rows * cols) / 32 }, (_, i) => f16BitsToF32(f32ToF16Bits(0.01 + (i % 7) * 0.003))); // f16 values, as il4 stores them
     const x = {
       tokens: 6, cols,
       q: Int8Array.from({ length: 6 * cols }, (_, i) => ((i * 40503) & 255) - 128),

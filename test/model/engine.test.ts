@@ -15,10 +15,6 @@ import { join } from "node:path";
 import { PRESETS } from "../../src/model/config.js";
 import { synthesizeCheckpoint } from "../../src/node/synth.js";
 import { argmax, cosine } from "../helpers/compare.js";
-import { loadConfig, loadText } from "../../src/node/bundled.js";
-import { Model } from "../../src/session/model.js";
-import { NO_GENERATION_CONFIG } from "../../src/generate/generation-config.js";
-import { engineFor } from "../threads/helpers.js";
 
 const heldout = readFileSync("models/shakespeare-tiny/heldout-short.txt", "utf8");
 
@@ -183,30 +179,24 @@ describe("bad input to the wasm backend", () => {
     await expect(loadModel(dir, { backend: "wasm" })).rejects.toThrow(/k_proj\.weight has shape \[64, 320\] but the config implies \[320, 320\]/);
   });
 
-  it("huge finite weights: refused at load with f16 scales (the default), and with f32 scales still real logits, or NaN and a clear error once f32 overflows, never finite garbage", async () => {
-    const scaled = (f: number) =>
-      modelVariant({ tensor: (name, data, shape) => ({ name, shape, data: name.endsWith("down_proj.weight") ? data.map((x) => x * f) : data }) });
-    // A scale past f16's range cannot be stored the way a GGUF Q4_0 block stores it: one clear line.
-    await expect(loadModel(await scaled(1e30), { backend: "wasm", contextLength: 64 })).rejects.toThrow(/down_proj\.weight: row 0, .* beyond f16/);
-    // The engine's own arithmetic, with the f32 scales that still reach such weights.
-    const f32Scales = async (dir: string): Promise<Model> => {
-      const config = loadConfig(dir);
-      const text = loadText(dir);
-      const engine = await engineFor(dir, config, { contextLength: 64, f16Scales: false });
-      return new Model(dir, config, text.tokenizer, text.chatTemplate, engine, NO_GENERATION_CONFIG);
-    };
+  it("huge finite weights: a linear layer's are refused at load (their scale is past f16), a norm's (kept f32) give real logits, or NaN and a clear error once f32 overflows, never finite garbage", async () => {
+    const scaled = (suffix: string, f: number) =>
+      modelVariant({ tensor: (name, data, shape) => ({ name, shape, data: name.endsWith(suffix) ? data.map((x) => x * f) : data }) });
+    // A scale past f16's range cannot be stored the way il4 and a GGUF Q4_0 block store it: one clear line.
+    await expect(loadModel(await scaled("down_proj.weight", 1e30), { backend: "wasm", contextLength: 64 })).rejects.toThrow(/down_proj\.weight: row 0, .* beyond f16/);
     const ids = [5, 17, 42, 99, 7];
-    // ·1e30: residuals near 1e30, whose squares overflow f32. RMSNorm used to return 0 for them, and every
-    // logit came out equal; the twin (f64 sum) and the reference give real logits.
-    const big = await f32Scales(await scaled(1e30));
+    // Layer 0's input norm ·1e30: the attention adds values near 1e30 to the residual, whose squares overflow
+    // f32 in every later RMSNorm. RMSNorm used to return 0 for them, and every logit came out equal; the twin
+    // (f64 sum) and the reference give real logits.
+    const big = await loadModel(await scaled("layers.0.input_layernorm.weight", 1e30), { backend: "wasm", contextLength: 64 });
     for (const row of big.logits(ids, true)) {
       expect(row.every(Number.isFinite)).toBe(true);
       expect(Math.max(...row) - Math.min(...row)).toBeGreaterThan(1);
     }
     await big.dispose();
-    // ·1e38: the int4 products themselves overflow f32. NaN must reach the logits (quantize_activations and
-    // attention used to drop it and quantize the rest into finite values), and sampling then refuses.
-    const huge = await f32Scales(await scaled(1e38));
+    // ·1e38: the normed activations themselves overflow f32. NaN must reach the logits (quantize_activations
+    // and attention used to drop it and quantize the rest into finite values), and sampling then refuses.
+    const huge = await loadModel(await scaled("layers.0.input_layernorm.weight", 1e38), { backend: "wasm", contextLength: 64 });
     expect(huge.logits(ids, true).every((row) => row.every(Number.isNaN))).toBe(true);
     await expect(huge.generate("ROMEO:", { maxNewTokens: 2, seed: 1 }).result).rejects.toThrow(/NaN/);
     await huge.dispose();

@@ -139,7 +139,7 @@ describe("the bundled model as GGUF", () => {
     expect(m.names).toEqual(ggufTensorNames(m.config));
   });
 
-  it("stores the int4 recipe with f16 scales (as the folder path's f16Scales computes it), and the norms as F32", async () => {
+  it("stores the int4 recipe with f16 scales (as the folder path computes it), and the norms as F32", async () => {
     const config = loadConfig(BUNDLED);
     const ckpt = await openCheckpoint(BUNDLED);
     try {

@@ -77,28 +77,28 @@ describe("KV cache bytes of other layouts", () => {
 });
 
 describe("weight bytes", () => {
-  it("int4 with f32 group-32 scales: every matrix once (tied table once), norms f32", () => {
+  it("int4 with f16 group-32 scales (the report counts f32 ones): every matrix once (tied table once), norms f32", () => {
     const matrices = 202048 * 1280 + 30 * (1280 * 1280 * 2 + 256 * 1280 * 2 + 6144 * 1280 * 3);
     const norms = (30 * 2 + 1) * 1280;
     expect(matrices + norms).toBe(1_084_453_120);
     const w = int4WeightBytes(mobilellmPro);
     expect(w.values).toBe(matrices / 2);
-    expect(w.scales).toBe((matrices / 32) * 4);
+    expect(w.scales).toBe((matrices / 32) * 2);
     expect(w.norms).toBe(norms * 4);
-    expect(w.recipe).toBe(matrices * 0.625 + norms * 4);
-    expect(w.totalF16Scales).toBe(matrices * 0.5625 + norms * 4);
-    expect(w.recipe).toBe(678_046_720);
+    expect(w.recipe).toBe(matrices * 0.5625 + norms * 4);
+    expect(w.recipeF32Scales).toBe(matrices * 0.625 + norms * 4);
+    expect(w.recipeF32Scales).toBe(678_046_720);
     // the engine's il4 layout adds one f32 dequantized weight sum per row
     const rows = 202048 + 30 * (1280 * 2 + 256 * 2 + 6144 * 2 + 1280);
     expect(w.rowSums).toBe(rows * 4);
-    expect(w.total).toBe(matrices * 0.625 + rows * 4 + norms * 4);
+    expect(w.total).toBe(matrices * 0.5625 + rows * 4 + norms * 4);
   });
 
   it("an untied head is a second matrix", () => {
     const tied = smallConfig({ layers: 1, hidden: 64, heads: 2, kvHeads: 1, headDim: 32, ffn: 96, vocab: 100 });
     const untied = smallConfig({ layers: 1, hidden: 64, heads: 2, kvHeads: 1, headDim: 32, ffn: 96, vocab: 100, extra: { tie_word_embeddings: false } });
-    expect(int4WeightBytes(untied).recipe - int4WeightBytes(tied).recipe).toBe(100 * 32 + 100 * 2 * 4);
-    expect(int4WeightBytes(untied).total - int4WeightBytes(tied).total).toBe(100 * 32 + 100 * 2 * 4 + 100 * 4);
+    expect(int4WeightBytes(untied).recipe - int4WeightBytes(tied).recipe).toBe(100 * 32 + 100 * 2 * 2);
+    expect(int4WeightBytes(untied).total - int4WeightBytes(tied).total).toBe(100 * 32 + 100 * 2 * 2 + 100 * 4);
   });
 
   it("the stored dtype comes from torch_dtype, bfloat16 when absent", () => {

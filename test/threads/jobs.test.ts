@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WasmKernels } from "../../src/kernels/wasm.js";
 import { allocInt4Matrix, Int4Matrix, Int8Activations, repackInt4, type Int4Weights } from "../../src/kernels/layout.js";
 import { quantizeRows, repackQ4_0, storedRowBytes, type WeightEncoding } from "../../src/kernels/quantize.js";
-import { f32ToF16Bits } from "../../src/kernels/dtype.js";
+import { f16BitsToF32, f32ToF16Bits } from "../../src/kernels/dtype.js";
 import { gemmRef, setActivations, type Int8Tokens } from "../../src/kernels/matmul.js";
 import { firstBitDifference } from "../../src/kernels/probe.js";
 import { wasmBytes } from "../../src/node/wasm-files.js";
@@ -44,7 +44,7 @@ const jobArb: fc.Arbitrary<Job> = fc.oneof(
   fc.record({ ptr: u32, bytes: u32, chunkBytes: u32 }, plain).map((j): Job => ({ kind: "read", ...j })),
   fc.record({
     matrix: fc.tuple(u32, u32, u32, u32, u32).map(([a, b, c, d, e]) => new Int4Matrix(a, b, c, d, e)),
-    row0: u32, rows: u32, src: u32, encoding: fc.constantFrom("F32", "F16", "BF16", "Q4_0"), f16Scales: fc.boolean(), chunkRows: u32,
+    row0: u32, rows: u32, src: u32, encoding: fc.constantFrom("F32", "F16", "BF16", "Q4_0"), chunkRows: u32,
   }, plain).map((j): Job => ({ kind: "quantize", ...j })),
 );
 
@@ -72,7 +72,8 @@ beforeAll(async () => {
 
 function randomWeights(r: () => number, rows: number, cols: number): Int4Weights {
   const q = Int8Array.from({ length: rows * cols }, () => Math.floor(r() * 16) - 8);
-  const scales = Float32Array.from({ length: (rows * cols) / 32 }, () => 0.01 + r());
+  // f16 values, as il4 stores its scales
+  const scales = Float32Array.from({ length: (rows * cols) / 32 }, () => f16BitsToF32(f32ToF16Bits(0.01 + r())));
   return { rows, cols, q, scales };
 }
 
@@ -129,8 +130,8 @@ describe("chunks", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 30 }), fc.integer({ min: 0, max: 12 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }),
-        fc.constantFrom<WeightEncoding>("F32", "F16", "BF16", "Q4_0"), fc.boolean(), fc.integer(),
-        (blocksPick, firstPick, groups, chunkBlocks, encoding, f16Scales, seed) => {
+        fc.constantFrom<WeightEncoding>("F32", "F16", "BF16", "Q4_0"), fc.integer(),
+        (blocksPick, firstPick, groups, chunkBlocks, encoding, seed) => {
           const r = rng(seed);
           const cols = 32 * groups;
           // A matrix whose last block may be partial: the job covers whole blocks from a block boundary.
@@ -157,14 +158,14 @@ describe("chunks", () => {
           }
           const regions = (m: Int4Matrix) => [
             k.u8.slice(m.qsPtr, m.qsPtr + m.blocks * m.groups * 64),
-            k.u8.slice(m.scalesPtr, m.scalesPtr + m.blocks * m.groups * 16),
+            k.u8.slice(m.scalesPtr, m.scalesPtr + m.blocks * m.groups * 8),
             k.u8.slice(m.wsumPtr, m.wsumPtr + m.blocks * 16),
           ];
           const want = allocInt4Matrix(k, rows, cols);
           if (encoding === "Q4_0") repackQ4_0(k, want, row0, src, jobRows);
-          else quantizeRows(k, want, row0, src, jobRows, encoding, { f16Scales });
+          else quantizeRows(k, want, row0, src, jobRows, encoding);
           const matrix = allocInt4Matrix(k, rows, cols);
-          const job: QuantizeJob = { kind: "quantize", matrix, row0, rows: jobRows, src, encoding, f16Scales, chunkRows: 4 * chunkBlocks };
+          const job: QuantizeJob = { kind: "quantize", matrix, row0, rows: jobRows, src, encoding, chunkRows: 4 * chunkBlocks };
           runAllChunks(job, 0, k.alloc(chunkOutputBytes(job), 16));
           expect(regions(matrix)).toEqual(regions(want));
         },

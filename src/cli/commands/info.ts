@@ -16,7 +16,7 @@ Parameter count, the layer map (G = global, S = sliding window), which config va
 from config.json and took their documented default, and memory:
   stored       weight bytes as the checkpoint stores them: the sum of its tensors when the folder has
                one, else parameters x the size of config.json's torch_dtype (bfloat16 if absent)
-  int4         weight bytes in the int4 engine: 4-bit values plus one f32 scale per (row, 32 inputs)
+  int4         weight bytes in the int4 engine: 4-bit values plus one f16 scale per (row, 32 inputs)
                for every linear layer and the embedding table (a tied table counted once), f32 norms
   kv cache     int8 K and V for N tokens: global layers hold N positions, sliding layers
                min(N, sliding_window); the config's layout ("hybrid") vs every layer global
@@ -210,7 +210,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
       `norms        rms eps ${config.rmsNormEps}, qk-norm ${config.useQkNorm ? "on" : "off"}`,
       `defaults     ${config.defaulted.length ? config.defaulted.join(", ") : `none (every value came from ${gguf?.architecture === "llama" ? "the file's keys" : "config.json"})`}`,
       `stored       ${bytes(stored.bytes)}: ${stored.from === "checkpoint" ? `sum of the checkpoint's tensors (${stored.dtype})` : `${fmt(params.total)} parameters x ${stored.bytes / params.total} B (${stored.dtype}), from the config`}`,
-      `int4         ${bytes(int4.recipe)}: int4 values ${fmt(int4.values)} + f32 scales ${fmt(int4.scales)} (one per row and ${GROUP} inputs; every linear layer and the ${config.tieWordEmbeddings ? "tied embedding/output table, counted once" : "embedding and lm_head tables"}) + f32 norms ${fmt(int4.norms)}; with f16 scales ${bytes(int4.totalF16Scales)}`,
+      `int4         ${bytes(int4.recipe)}: int4 values ${fmt(int4.values)} + f16 scales ${fmt(int4.scales)} (one per row and ${GROUP} inputs; every linear layer and the ${config.tieWordEmbeddings ? "tied embedding/output table, counted once" : "embedding and lm_head tables"}) + f32 norms ${fmt(int4.norms)}; with f32 scales (the technical report's count) ${bytes(int4.recipeF32Scales)}`,
       `engine       ${bytes(int4.total)}: the int4 weights above + f32 row sums ${fmt(int4.rowSums)} (the kernels take the activation zero point out with them)`,
       `kv cache     ${fmt(ctx)} tokens, int8 K+V: ${bytes(hybrid.data)} hybrid (${hybridHow}) vs ${bytes(allGlobal.data)} all-global`,
       `kv scales    f32 per (token, KV head) for K and V, on top: ${bytes(hybrid.scales)} hybrid vs ${bytes(allGlobal.scales)} all-global`,
