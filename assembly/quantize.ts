@@ -27,8 +27,8 @@ const ROUND_NIBBLE: f32 = 12582920.0;
 
 /**
  * Quantizes `rows` rows of `cols` weights at src (dtype 0 = f32, 1 = f16, 2 = bf16; row-major) into
- * rows row0.. of the il4 matrix at qs/scales/wsum, each group of 32: s = f16(max(f32(max|w| / 7.5), eps))
- * (round to nearest even; stored as its f16 bits), q = clamp(round_half_even(f32(w / s)), -8, 7).
+ * rows row0.. of the il4 matrix at qs/scales/wsum, each group of 32: s = max(f32(max|w| / 7.5), eps),
+ * q = clamp(round_half_even(f32(w / s)), -8, 7), and the scale stored as f16(s)'s bits (round to nearest even).
  * Returns -1, or the index (from 0, within this call) of the first row holding NaN or infinity, or a group
  * whose scale overflows f16; the groups of that row before the bad one are written, the rows after it are not.
  */
@@ -104,7 +104,8 @@ export function quantize_rows(
     const h = f32ToF16Bits(s32);
     if (h >= 0x7c00) return false; // s >= 65520 rounds to infinity
     const s = f16BitsToF32(h);
-    const sv = f32x4.splat(s);
+    // The group is quantized with the f32 scale, as the recipe says; only the stored scale is rounded.
+    const sv = f32x4.splat(s32);
     const n0 = nibbles(v0, sv);
     const n1 = nibbles(v1, sv);
     const n2 = nibbles(v2, sv);
@@ -158,7 +159,7 @@ export function quantize_rows(
  * Quantizes `rows` rows of `cols` weights at src (dtype as quantize_rows; row-major) into ggml Q4_0 blocks
  * at out ([rows][cols/32] blocks of 18 bytes: the f16 scale d, then 16 bytes, byte j holding q[j] + 8 in
  * its low nibble and q[j + 16] + 8 in its high one), by quantize_rows' rule:
- * d = f16(max(f32(max|w| / 7.5), eps)), q = clamp(round_half_even(f32(w / d)), -8, 7). Returns -1, or the
+ * s = max(f32(max|w| / 7.5), eps), q = clamp(round_half_even(f32(w / s)), -8, 7), d = f16(s). Returns -1, or the
  * index (from 0, within this call) of the first row quantize_rows refuses (NaN, infinity,
  * a scale past the largest f16); the rows before it are written.
  */
@@ -193,7 +194,7 @@ export function quantize_rows_q4_0(src: usize, dtype: i32, rows: i32, cols: i32,
     if (s < 0) return false;
     const h = f32ToF16Bits(s);
     if (h >= 0x7c00) return false; // s >= 65520 rounds to infinity
-    const sv = f32x4.splat(f16BitsToF32(h));
+    const sv = f32x4.splat(s);
     // n_k holds elements 4k..4k+3: byte j of the block is element j (n0..n3) | element j + 16 (n4..n7) << 4.
     const packed = i8x16.narrow_i16x8_u(
       i16x8.narrow_i32x4_u(v128.or(nibbles(v0, sv), i32x4.shl(nibbles(v4, sv), 4)), v128.or(nibbles(v1, sv), i32x4.shl(nibbles(v5, sv), 4))),

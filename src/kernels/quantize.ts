@@ -2,17 +2,22 @@
 // around assembly/quantize.ts and their scalar TypeScript twins.
 //
 // quantizeRows: float rows (bf16, f16 or f32 bytes as a safetensors file stores them) -> int4, the model's
-// recipe (src/model/quantize.ts), per row and group of 32 consecutive inputs, every step in f32, with the
-// scale rounded to f16 (as il4 and a GGUF Q4_0 block store it) BEFORE the group is quantized, so that
-// quantizing a checkpoint and repacking the Q4_0 file written from it give the same bits:
+// recipe (src/model/quantize.ts), per row and group of 32 consecutive inputs, every step in f32; the group
+// is quantized with the recipe's f32 scale and only the stored scale is rounded to f16 (as il4 and a GGUF
+// Q4_0 block store it), the way llama.cpp's Q4_0 quantizer rounds d:
 //
 //   s   = max(f32(max|w| / 7.5), SCALE_MIN)          SCALE_MIN = 2^-23 (float32 eps, torchao's clamp)
-//   s16 = f16(s)   (rounded to the nearest f16, ties to even)
-//   q   = clamp(round_half_even(f32(w / s16)), -8, 7),  w ≈ q · s16, stored scale = s16's bits
+//   q   = clamp(round_half_even(f32(w / s)), -8, 7)  the recipe's int4 values, exactly
+//   s16 = f16(s)   (rounded to the nearest f16, ties to even), stored; w ≈ q · s16
 //
-// Edges of that rule: s16 may be below s, so |w| / s16 can exceed 7.5 (by up to 2^-11 relative for a
-// normal f16, by up to 25% where s16 is subnormal, i.e. max|w| < 7.5 · 2^-14); the clamp keeps q in range.
-// s >= SCALE_MIN = 2^-23, itself an f16 (subnormal), so s16 is never 0. s >= 65520 (max|w| >= 491,400)
+// So the int4 values are the recipe's and only each group's scale moves, by at most 2^-11 of itself for a
+// normal f16. Rounding the scale first and quantizing with s16 instead moved a q by a whole step wherever
+// w / s sat within about 2^-11 of a rounding boundary, and moved the bundled model's held-out perplexity by
+// 0.10-0.16 (0.4%); this rule moves it by 0.0001-0.001 (docs/quantization.md). Quantizing a checkpoint
+// and repacking the Q4_0 file written from it give the same bits either way, as both paths run this rule.
+//
+// Edges: where s16 is subnormal (max|w| < 7.5 · 2^-14, a group of weights below 4.6e-4) it is s to within
+// 2^-24 rather than 2^-11 of itself. s >= SCALE_MIN = 2^-23, itself an f16 (subnormal), so s16 is never 0. s >= 65520 (max|w| >= 491,400)
 // rounds to infinity: no Q4_0 block can hold it, and the wrapper refuses the row rather than saturate to
 // 65504 (weights that large are not a trained model's; a clamped scale would silently change them).
 //
@@ -139,8 +144,8 @@ export function repackQ4_0(
 
 /**
  * The twin of quantizeRows: `rows` x `cols` weights given as `dtype` bytes -> int4 values and scales (the
- * rule at the top of this file): quantizeInt4 (src/model/quantize.ts) on the decoded values but for the
- * f16 rounding of each scale. Throws the wrapper's message on a row it refuses.
+ * rule at the top of this file): quantizeInt4 (src/model/quantize.ts) on the decoded values, the same q, each
+ * scale rounded to f16. Throws the wrapper's message on a row it refuses.
  */
 export function quantizeRowsRef(bytes: Uint8Array, dtype: DType, rows: number, cols: number, opts: QuantizeOptions = {}): Int4Weights {
   const fn = "quantizeRowsRef";
@@ -160,7 +165,7 @@ export function quantizeRowsRef(bytes: Uint8Array, dtype: DType, rows: number, c
     for (let g = 0; g < groups; g++) {
       const base = r * cols + g * GROUP;
       const s = groupScale(w.subarray(base, base + GROUP));
-      scales[r * groups + g] = s;
+      scales[r * groups + g] = f16BitsToF32(f32ToF16Bits(s));
       for (let i = 0; i < GROUP; i++) q[base + i] = Math.max(-8, Math.min(7, roundHalfEven(Math.fround(w[base + i] / s))));
     }
   }
@@ -213,9 +218,9 @@ export function repackQ4_0Ref(bytes: Uint8Array, rows: number, cols: number, opt
   return { rows, cols, q, scales };
 }
 
-/** A group's scale: max(f32(max|w| / 7.5), SCALE_MIN), rounded to the nearest f16. */
+/** A group's f32 scale: max(f32(max|w| / 7.5), SCALE_MIN). */
 function groupScale(w: Float32Array): number {
-  return f16BitsToF32(f32ToF16Bits(Math.max(Math.fround(maxAbs(w) / 7.5), SCALE_MIN)));
+  return Math.max(Math.fround(maxAbs(w) / 7.5), SCALE_MIN);
 }
 
 function maxAbs(w: Float32Array): number {
