@@ -122,8 +122,14 @@ const lettersOf = (n: number, seed: number) => Array.from({ length: n }, (_, i) 
 // The page and its server
 
 const bundle = await build({
-  // The engine's thread workers are started as new URL("./pool-worker.js", import.meta.url) from the worker.
-  entryPoints: { app: resolve("bench/browser-page.ts"), worker: resolve("src/browser/worker.ts"), "pool-worker": resolve("src/browser/pool-worker.ts") },
+  // The engine's thread workers and the cache's download worker are started from the worker as
+  // new URL("./pool-worker.js", import.meta.url) and new URL("./download-worker.js", import.meta.url).
+  entryPoints: {
+    app: resolve("bench/browser-page.ts"),
+    worker: resolve("src/browser/worker.ts"),
+    "pool-worker": resolve("src/browser/pool-worker.ts"),
+    "download-worker": resolve("src/browser/download-worker.ts"),
+  },
   bundle: true,
   format: "esm",
   platform: "browser",
