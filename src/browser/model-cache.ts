@@ -21,7 +21,7 @@
 // every byte is on disk, and removed before a download starts: an entry without it (the page was killed
 // mid-download), or whose .bin has the wrong size, is never read, and the next open downloads again.
 import { CheckpointError, blobSource, checkRange, openHttpSource, type ByteSource } from "../env/byte-source.js";
-import { YIELD_MS, yieldToEventLoop } from "./stream-source.js";
+import { YIELD_MS, chunksOf, yieldToEventLoop } from "./stream-source.js";
 import type { DownloadReply, DownloadRequest } from "./download-worker.js";
 
 /** Where the bytes of an opened file come from. */
@@ -627,7 +627,7 @@ class StageError extends Error {
 /** A GET's body written into `store` by this thread. */
 function bodyPump(url: string, body: ReadableStream<Uint8Array>, store: WritableStore, size: number | null): Pump {
   return async (onWritten) => {
-    const reader = body.getReader();
+    const chunks = chunksOf(body);
     let stage: "download" | "store" = "download";
     let written = 0;
     let lastYield = performance.now();
@@ -640,19 +640,19 @@ function bodyPump(url: string, body: ReadableStream<Uint8Array>, store: Writable
           lastYield = performance.now();
         }
         stage = "download";
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (size !== null && written + value.length > size) throw new Error(`the server sent more than the ${size} bytes it announced`);
+        const chunk = await chunks.read();
+        if (chunk === null) break;
+        if (size !== null && written + chunk.length > size) throw new Error(`the server sent more than the ${size} bytes it announced`);
         stage = "store";
-        await store.write(value, written);
-        written += value.length;
+        await store.write(chunk, written); // done with `chunk` before the next read reuses its memory
+        written += chunk.length;
         onWritten(written);
       }
       stage = "store";
       await store.commit();
       return written;
     } catch (e) {
-      await reader.cancel().catch(() => undefined);
+      await chunks.cancel().catch(() => undefined);
       throw new StageError(stage, e);
     }
   };

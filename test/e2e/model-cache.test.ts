@@ -306,6 +306,17 @@ describe("the model cache in headless Chromium", () => {
     const second = await load(page, "worker");
     expect(modelBytes()).toBe(0);
     expect(second.logits).toEqual(expectedReference);
+    // A quota that runs out mid-download there too: the load goes on uncached and leaves no entry.
+    await clear(page);
+    downloadWorker = "missing";
+    try {
+      r = await load(page, "worker", { failWritesAfter: 1_000_000 });
+    } finally {
+      downloadWorker = null;
+    }
+    expect(r.logits).toEqual(expectedReference);
+    expect(r.warnings.find((w) => w.includes(WEIGHTS))).toMatch(/not caching .*model\.safetensors: it needs 11\.9 MiB .*loading it from the network without caching/);
+    expect((await list(page)).some((e) => e.url.endsWith(WEIGHTS))).toBe(false);
     await page.close();
   });
 
