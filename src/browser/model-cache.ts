@@ -16,6 +16,10 @@
 // (slower; still one download, and zero bytes from the network on the next visit), so one store serves both
 // and the entries are shared between them.
 //
+// In a worker, the download itself (the GET and the OPFS writes) runs in a download worker of its own
+// (download-worker.ts) while this worker reads the bytes already written through a second handle on the
+// file, so that preparing the model does not compete with the download for one thread.
+//
 // Layout: a directory (default "mobilellm-models") holding, per URL, <key>.bin (the bytes) and <key>.json
 // (url, size, ETag, Last-Modified, when), key = SHA-256 of the URL. The .json is written last, after
 // every byte is on disk, and removed before a download starts: an entry without it (the page was killed
@@ -340,8 +344,8 @@ export class ModelCache {
       this.warn(openElsewhere(url));
       return this.uncached(url);
     }
-    const size = validatorsOf(r.headers).size;
-    return this.store(url, key, validatorsOf(r.headers), store, bodyPump(url, r.body as ReadableStream<Uint8Array>, store, size));
+    const validators = validatorsOf(r.headers);
+    return this.store(url, key, validators, store, bodyPump(url, r.body as ReadableStream<Uint8Array>, store, validators.size));
   }
 
   /**
@@ -371,7 +375,7 @@ export class ModelCache {
     try {
       reader = await sharedHandle(handle);
       if (reader === null) return undefined;
-      this.downloader ??= new DownloadWorker();
+      if (this.downloader === null || this.downloader.ended) this.downloader = new DownloadWorker();
       let answer: Answer & { id: number };
       try {
         answer = await this.downloader.fetch(url);
@@ -661,7 +665,14 @@ function bodyPump(url: string, body: ReadableStream<Uint8Array>, store: Writable
 /** The download worker failed to start (its script missing or not a script): download on this thread. */
 class DownloadWorkerUnavailable extends Error {}
 
-/** This thread's side of download-worker.ts: one worker, its downloads by id. */
+/** How long the download worker stays without a download before it is ended (ms). */
+const DOWNLOAD_WORKER_IDLE_MS = 1000;
+
+/**
+ * This thread's side of download-worker.ts: one worker, its downloads by id. It ends itself once no
+ * download has run for DOWNLOAD_WORKER_IDLE_MS (a model cache lives for one load; a later one starts a new
+ * worker).
+ */
 class DownloadWorker {
   private readonly worker: Worker;
   private nextId = 1;
@@ -669,6 +680,9 @@ class DownloadWorker {
   private death: Error | null = null;
   /** Whether any message came: a failure before that means the script never ran. */
   private started = false;
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Set once the worker was ended for being idle. */
+  ended = false;
 
   constructor() {
     // The form bundlers recognize (see web-worker-spawn.ts): they emit the worker module and rewrite the URL.
@@ -687,9 +701,23 @@ class DownloadWorker {
     };
   }
 
+  /** Forgets download `id`; once none is left, ends the worker unless another starts soon. */
+  private finish(id: number): void {
+    this.handlers.delete(id);
+    if (this.handlers.size > 0 || this.death !== null) return;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.handlers.size > 0) return;
+      this.ended = true;
+      this.worker.terminate();
+    }, DOWNLOAD_WORKER_IDLE_MS);
+  }
+
   /** The answer's status and headers; its body waits in the worker for `write` or the answer's `cancel`. */
   fetch(url: string): Promise<Answer & { id: number }> {
     const id = this.nextId++;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     return new Promise((ok, fail) => {
       if (this.death !== null) return fail(new DownloadWorkerUnavailable(this.death.message));
       this.handlers.set(id, {
@@ -702,12 +730,12 @@ class DownloadWorker {
               headers: new Headers(m.headers),
               hasBody: m.body,
               cancel: async () => {
-                this.handlers.delete(id);
                 this.worker.postMessage({ type: "cancel", id } satisfies DownloadRequest);
+                this.finish(id);
               },
             });
           } else if (m.type === "failed") {
-            this.handlers.delete(id);
+            this.finish(id);
             fail(new CheckpointError(`cannot fetch ${url}: ${m.message}`));
           }
         },
@@ -726,7 +754,7 @@ class DownloadWorker {
           reply: (m) => {
             if (m.type === "written") return onWritten(m.bytes);
             if (m.type !== "done" && m.type !== "failed") return;
-            this.handlers.delete(id);
+            this.finish(id);
             if (m.type === "done") return ok(m.bytes);
             fail(new StageError(m.stage, Object.assign(new Error(m.message), { name: m.name })));
           },

@@ -83,13 +83,27 @@ async function readsLetTasksRun(url: string, ms: number): Promise<boolean> {
   return ran;
 }
 
-type WorkerRequest = { load: LoadRequest } | { readsLetTasksRun: { url: string; ms: number } };
+/** Downloads each URL into one ModelCache (waiting until it is stored), `gapMs` apart. */
+async function downloadAll(urls: string[], gapMs: number): Promise<void> {
+  const cache = new ModelCache();
+  for (const [i, url] of urls.entries()) {
+    if (i > 0) await new Promise((ok) => setTimeout(ok, gapMs));
+    await (await cache.open(url))?.close(); // close waits for the entry to be stored
+  }
+}
+
+type WorkerRequest = { load: LoadRequest } | { readsLetTasksRun: { url: string; ms: number } } | { downloadAll: { urls: string[]; gapMs: number } };
 
 const inWorker = typeof window === "undefined";
 if (inWorker) {
   const scope = globalThis as unknown as { onmessage: ((e: MessageEvent<WorkerRequest>) => void) | null; postMessage(m: unknown): void };
   scope.onmessage = (e) =>
-    ("load" in e.data ? load(e.data.load) : readsLetTasksRun(e.data.readsLetTasksRun.url, e.data.readsLetTasksRun.ms)).then(
+    ("load" in e.data
+      ? load(e.data.load)
+      : "downloadAll" in e.data
+        ? downloadAll(e.data.downloadAll.urls, e.data.downloadAll.gapMs)
+        : readsLetTasksRun(e.data.readsLetTasksRun.url, e.data.readsLetTasksRun.ms)
+    ).then(
       (r) => scope.postMessage({ ok: r }),
       (err: Error) => scope.postMessage({ error: err.message }),
     );
@@ -110,6 +124,7 @@ if (inWorker) {
     loadInWindow: load,
     loadInWorker: (req: LoadRequest) => inAWorker<LoadResult>({ load: req }),
     readsLetTasksRun: (url: string, ms: number) => inAWorker<boolean>({ readsLetTasksRun: { url, ms } }),
+    downloadAll: (urls: string[], gapMs: number) => inAWorker<void>({ downloadAll: { urls, gapMs } }),
     /** Through the library's own worker (served as /worker.js) and ModelClient, with `cache: true`. */
     loadViaClient: async (req: LoadRequest, prompt: string): Promise<{ model: LoadedModel; text: string }> => {
       const client = new ModelClient(new Worker("/worker.js", { type: "module" }));
