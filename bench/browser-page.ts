@@ -86,6 +86,20 @@ async function load(req: LoadRequest): Promise<Loaded> {
   return { readyMs, crossOriginIsolated, info };
 }
 
+/** Downloads `model` into the model cache (in a worker) without loading it: how long that takes alone. */
+function download(model: string): Promise<{ ms: number; warnings: string[] }> {
+  return new Promise((ok, fail) => {
+    const w = new Worker("/download-bench.js", { type: "module" });
+    w.onmessage = (e: MessageEvent<{ ms: number; warnings: string[] } | { error: string }>) => {
+      w.terminate();
+      if ("error" in e.data) fail(new Error(e.data.error));
+      else ok(e.data);
+    };
+    w.onerror = (e) => fail(new Error(`the download worker failed: ${e.message}`));
+    w.postMessage(new URL(model, location.href).href);
+  });
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -144,4 +158,4 @@ function summary(t0: number, arrivals: number[], promptTokens: number, prefillMs
   return { promptTokens, prefillMs, firstTokenMs: (arrivals[0] ?? NaN) - t0, stepsMs, generatedTokens, engineDecodeTokPerS };
 }
 
-Object.assign(window, { benchLoad: load, benchRun: run, median });
+Object.assign(window, { benchLoad: load, benchRun: run, benchDownload: download, median });

@@ -5,9 +5,12 @@
 // asserted.
 //
 // The page (bench/browser-page.ts, bundled with esbuild) is served from localhost with COOP/COEP, so it is
-// cross-origin isolated and both engines can run threads. For each round, thread count and engine (the
-// engines alternate which goes first), in a fresh browser profile:
-//   visit 1  a new browser on an empty profile loads the model: ready = download + preparation;
+// cross-origin isolated and both engines can run threads. Each round starts by timing our GGUF's download
+// alone: a new browser on an empty profile fetches it into the model cache (bench/browser-download.ts) and
+// loads nothing. Then for each thread count and engine (the engines alternate which goes first), in a fresh
+// browser profile:
+//   visit 1  a new browser on an empty profile loads the model: ready = download + preparation (the server
+//            also times the model's GET: from the request to its last byte);
 //   visit 2  a new browser on the same profile loads it again, from each engine's own cache (ours: the
 //            Origin Private File System through ModelCache; wllama: its CacheManager, also OPFS), then runs
 //            an untimed warm-up request and a prompt of each length in --prefill and --decode-at, each
@@ -122,8 +125,15 @@ const lettersOf = (n: number, seed: number) => Array.from({ length: n }, (_, i) 
 // The page and its server
 
 const bundle = await build({
-  // The engine's thread workers are started as new URL("./pool-worker.js", import.meta.url) from the worker.
-  entryPoints: { app: resolve("bench/browser-page.ts"), worker: resolve("src/browser/worker.ts"), "pool-worker": resolve("src/browser/pool-worker.ts") },
+  // The engine's thread workers and the cache's download worker are started from the worker as
+  // new URL("./pool-worker.js", import.meta.url) and new URL("./download-worker.js", import.meta.url).
+  entryPoints: {
+    app: resolve("bench/browser-page.ts"),
+    worker: resolve("src/browser/worker.ts"),
+    "pool-worker": resolve("src/browser/pool-worker.ts"),
+    "download-worker": resolve("src/browser/download-worker.ts"),
+    "download-bench": resolve("bench/browser-download.ts"),
+  },
   bundle: true,
   format: "esm",
   platform: "browser",
@@ -141,6 +151,8 @@ const FILES: Record<string, string> = {
 for (const f of readdirSync("build").filter((f) => f.endsWith(".wasm"))) FILES[`/wasm/${f}`] = resolve("build", f);
 /** Body bytes sent for the model files since the last reset: the second visit must read none. */
 let modelBytesServed = 0;
+/** How long the last GET of a whole model file took, from its request to its last byte handed to the socket (ms). */
+let modelGetMs = NaN;
 
 function sendFile(req: IncomingMessage, res: ServerResponse, path: string): void {
   const st = statSync(path);
@@ -164,7 +176,11 @@ function sendFile(req: IncomingMessage, res: ServerResponse, path: string): void
   res.setHeader("Content-Length", String(end - start + 1));
   if (req.method === "HEAD") return void res.end();
   const stream = createReadStream(path, { start, end, highWaterMark: 4 * MIB });
-  if (path.endsWith(".gguf")) stream.on("data", (c) => (modelBytesServed += c.length));
+  if (path.endsWith(".gguf")) {
+    const t0 = performance.now();
+    stream.on("data", (c) => (modelBytesServed += c.length));
+    if (!range) res.on("finish", () => (modelGetMs = performance.now() - t0));
+  }
   stream.pipe(res);
 }
 
@@ -238,6 +254,8 @@ function rendererRss(profile: string): number {
 interface Visit {
   loaded: Loaded;
   modelBytes: number;
+  /** The model's GET in this visit, from its request to its last byte (ms; NaN when none). */
+  getMs: number;
   peakRss: number;
   runs: Ran[];
 }
@@ -253,16 +271,36 @@ async function visit(profile: string, engine: "ours" | "wllama", threads: number
     await page.goto(origin);
     await page.waitForFunction(() => "benchLoad" in window);
     modelBytesServed = 0;
+    modelGetMs = NaN;
     const req: LoadRequest = { engine, model: `/model/${engine}.gguf`, threads, contextLength: CONTEXT, wllamaDefaults: WLLAMA_DEFAULTS };
     const loaded = await page.evaluate((r) => (window as unknown as { benchLoad(r: LoadRequest): Promise<Loaded> }).benchLoad(r), req);
     const modelBytes = modelBytesServed;
+    const getMs = modelGetMs;
     const ran: Ran[] = [];
     for (const r of runs) ran.push(await page.evaluate((q) => (window as unknown as { benchRun(q: RunRequest): Promise<Ran> }).benchRun(q), r));
     peakRss = Math.max(peakRss, rendererRss(profile));
-    return { loaded, modelBytes, peakRss, runs: ran };
+    return { loaded, modelBytes, getMs, peakRss, runs: ran };
   } finally {
     clearInterval(timer);
     await context.close();
+  }
+}
+
+/** Our GGUF downloaded into the model cache of a new profile, nothing loaded: the download's time alone (ms). */
+async function downloadAlone(): Promise<number> {
+  const profile = mkdtempSync(join(tmpdir(), "bench-browser-download-"));
+  const context: BrowserContext = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(origin);
+    if (process.env.BENCH_CONSOLE) page.on("console", (m) => console.error(`console: ${m.text()}`));
+    await page.waitForFunction(() => "benchDownload" in window);
+    const r = await page.evaluate((u) => (window as unknown as { benchDownload(u: string): Promise<{ ms: number; warnings: string[] }> }).benchDownload(u), "/model/ours.gguf");
+    if (r.warnings.length > 0) console.log(`download alone: ${r.warnings.join("; ")}`);
+    return r.ms;
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
   }
 }
 
@@ -271,7 +309,7 @@ function median(xs: number[]): number {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-type Metric = "firstMs" | "secondMs" | "prefillTokPerS" | `decode${number}` | "peakMiB";
+type Metric = "downloadMs" | "firstMs" | "firstGetMs" | "secondMs" | "prefillTokPerS" | `decode${number}` | "peakMiB";
 const results = new Map<string, number[]>(); // `${engine} ${threads} ${metric}` -> one figure per round
 const record = (engine: string, threads: number, metric: Metric, v: number) => {
   const k = `${engine} ${threads} ${metric}`;
@@ -291,6 +329,11 @@ console.log(`ours: ${OURS_GGUF} (${(statSync(OURS_GGUF).size / 1e9).toFixed(2)} 
 
 try {
   for (let round = 1; round <= ROUNDS; round++) {
+    if (ENGINES.includes("ours")) {
+      const ms = await downloadAlone();
+      for (const t of THREADS) record("ours", t, "downloadMs", ms);
+      console.log(`round ${round} ours: download alone (GET into the model cache, nothing loaded) ${(ms / 1000).toFixed(1)} s`);
+    }
     for (const [ti, threads] of THREADS.entries()) {
       const order = (round + ti) % 2 === 0 ? ENGINES : [...ENGINES].reverse();
       for (const engine of order) {
@@ -306,11 +349,20 @@ try {
           const second = await visit(profile, engine, threads, runs);
           infos.set(`${engine} ${threads}`, second.loaded.info);
           record(engine, threads, "firstMs", first.loaded.readyMs);
+          record(engine, threads, "firstGetMs", first.getMs);
           record(engine, threads, "secondMs", second.loaded.readyMs);
           const peakMiB = Math.max(first.peakRss, second.peakRss) / MIB;
           record(engine, threads, "peakMiB", peakMiB);
           const line = [`round ${round} ${engine.padEnd(6)} ${threads}T`, `coi ${second.loaded.crossOriginIsolated}`];
-          line.push(`ready ${(first.loaded.readyMs / 1000).toFixed(1)} s (${(first.modelBytes / MIB).toFixed(0)} MiB served) / ${(second.loaded.readyMs / 1000).toFixed(1)} s (${(second.modelBytes / MIB).toFixed(0)} MiB served)`);
+          line.push(
+            `ready ${(first.loaded.readyMs / 1000).toFixed(1)} s (${(first.modelBytes / MIB).toFixed(0)} MiB served in ${(first.getMs / 1000).toFixed(1)} s) / ` +
+              `${(second.loaded.readyMs / 1000).toFixed(1)} s (${(second.modelBytes / MIB).toFixed(0)} MiB served)`,
+          );
+          for (const [name, v] of [["first", first], ["second", second]] as const) {
+            const { loadTimes, cacheWarnings } = v.loaded.info as { loadTimes?: Record<string, number> | null; cacheWarnings?: string[] };
+            if (loadTimes) line.push(`${name} engine ${Object.entries(loadTimes).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(2)}`).join(", ")} s`);
+            if (cacheWarnings?.length) line.push(`${name} cache warnings: ${cacheWarnings.join(" / ")}`);
+          }
           second.runs.slice(1).forEach((r, i) => {
             const n = lengths[i];
             if (n === PREFILL) record(engine, threads, "prefillTokPerS", (r.promptTokens / r.prefillMs) * 1000);
@@ -340,6 +392,8 @@ for (const [k, info] of infos) {
   if (log?.length) console.log(log.map((l) => `  | ${l}`).join("\n"));
 }
 const ROWS: Array<{ metric: Metric; label: string; better: "lower" | "higher"; fmt: (v: number) => string }> = [
+  { metric: "downloadMs", label: "download alone, into the cache (s)", better: "lower", fmt: (v) => (v / 1000).toFixed(1) },
+  { metric: "firstGetMs", label: "first visit: the model's GET (s)", better: "lower", fmt: (v) => (v / 1000).toFixed(1) },
   { metric: "firstMs", label: "ready, first visit (s)", better: "lower", fmt: (v) => (v / 1000).toFixed(1) },
   { metric: "secondMs", label: "ready, second visit (s)", better: "lower", fmt: (v) => (v / 1000).toFixed(1) },
   { metric: "prefillTokPerS", label: `prefill of ${PREFILL} tokens (tok/s)`, better: "higher", fmt: (v) => v.toFixed(1) },

@@ -35,6 +35,9 @@ export async function loadModelInBrowser(
     );
   }
   const platform = browserPlatform(wasm, { cache });
+  // The kernel builds are fetched (or read from the cache) while the model's file opens and its header and
+  // tokenizer are read, rather than after: the engine asks the platform for the same memoized bytes.
+  if ((rest.backend ?? "wasm") === "wasm") platform.wasmBytes((rest.threads ?? platform.defaultThreads()) > 1).catch(() => undefined);
   if (typeof source === "string" || source instanceof URL) {
     const url = String(source);
     if (isGgufName(new URL(url, "http://x/").pathname)) return openGgufModel(await ggufFromUrl(url, { cache }), platform, rest);

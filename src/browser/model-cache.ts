@@ -16,12 +16,17 @@
 // (slower; still one download, and zero bytes from the network on the next visit), so one store serves both
 // and the entries are shared between them.
 //
+// In a worker, the download itself (the GET and the OPFS writes) runs in a download worker of its own
+// (download-worker.ts) while this worker reads the bytes already written through a second handle on the
+// file, so that preparing the model does not compete with the download for one thread.
+//
 // Layout: a directory (default "mobilellm-models") holding, per URL, <key>.bin (the bytes) and <key>.json
 // (url, size, ETag, Last-Modified, when), key = SHA-256 of the URL. The .json is written last, after
 // every byte is on disk, and removed before a download starts: an entry without it (the page was killed
 // mid-download), or whose .bin has the wrong size, is never read, and the next open downloads again.
 import { CheckpointError, blobSource, checkRange, openHttpSource, type ByteSource } from "../env/byte-source.js";
-import { YIELD_MS, yieldToEventLoop } from "./stream-source.js";
+import { YIELD_MS, chunksOf, yieldToEventLoop } from "./stream-source.js";
+import type { DownloadReply, DownloadRequest } from "./download-worker.js";
 
 /** Where the bytes of an opened file come from. */
 export type CacheOrigin = "cache" | "network";
@@ -74,11 +79,30 @@ interface Validators {
   lastModified: string | null;
 }
 
-function validatorsOf(r: Response): Validators {
-  const length = r.headers.get("content-length");
+function validatorsOf(headers: Headers): Validators {
+  const length = headers.get("content-length");
   // A compressed response's length is not the file's.
-  const size = length !== null && !r.headers.get("content-encoding") ? Number(length) : null;
-  return { size: size !== null && Number.isSafeInteger(size) ? size : null, etag: r.headers.get("etag"), lastModified: r.headers.get("last-modified") };
+  const size = length !== null && !headers.get("content-encoding") ? Number(length) : null;
+  return { size: size !== null && Number.isSafeInteger(size) ? size : null, etag: headers.get("etag"), lastModified: headers.get("last-modified") };
+}
+
+/**
+ * True for an HTML page where the URL names no HTML file: what a dev server or a single-page app's host
+ * answers, with status 200, for a path it does not have (its index.html). Never stored: the next visit
+ * must ask the server again, not find the page cached under config.json's URL.
+ */
+function isHtmlFallback(url: string, contentType: string | null): boolean {
+  return contentType !== null && /^\s*text\/html\b/i.test(contentType) && !/\.html?$/i.test(new URL(url).pathname);
+}
+
+/** A GET's status and headers, its body not read yet. */
+interface Answer {
+  status: number;
+  statusText: string;
+  headers: Headers;
+  hasBody: boolean;
+  /** Drops the body unread. */
+  cancel(): Promise<void>;
 }
 
 /** Whether the server's headers describe the stored entry (same size, same ETag, else same Last-Modified). */
@@ -106,6 +130,10 @@ export class ModelCache {
   private readonly dirName: string;
   private readonly get: typeof fetch;
   private dir: Promise<FileSystemDirectoryHandle> | null = null;
+  /** The download worker, started by the first download that uses it. */
+  private downloader: DownloadWorker | null = null;
+  /** Set once the download worker failed to start: every download then runs on this thread. */
+  private noDownloadWorker = false;
 
   constructor(private readonly options: ModelCacheOptions = {}) {
     this.dirName = options.directory ?? "mobilellm-models";
@@ -265,7 +293,7 @@ export class ModelCache {
       this.warn(`cannot check ${url} with the server (HEAD: HTTP ${r.status}): using the cached copy`);
       return "fresh";
     }
-    return fresh(meta, validatorsOf(r)) ? "fresh" : "stale";
+    return fresh(meta, validatorsOf(r.headers)) ? "fresh" : "stale";
   }
 
   private async openStored(url: string, key: string, size: number): Promise<CachedSource> {
@@ -284,49 +312,134 @@ export class ModelCache {
     return { ...blobSource(url, file), origin: "cache" };
   }
 
-  /** One GET, its body written into <key>.bin as it arrives; reads wait for the bytes they need. */
+  /**
+   * One GET, its body written into <key>.bin as it arrives; reads wait for the bytes they need. Where it
+   * can (a dedicated worker with nested workers, Web Locks and OPFS's shared handles), a download worker
+   * fetches and writes (download-worker.ts), so that this thread stays free to prepare the bytes already
+   * written; else this thread does both.
+   */
   private async download(url: string, key: string): Promise<CachedSource | null> {
+    const offThread = await this.downloadOffThread(url, key);
+    if (offThread !== undefined) return offThread;
     let r: Response;
     try {
       r = await this.get(url, { cache: "no-store" });
     } catch (e) {
       throw new CheckpointError(`cannot fetch ${url}: ${(e as Error).message}`);
     }
-    if (r.status === 404 || r.status === 410) {
-      await r.body?.cancel();
-      return null;
-    }
-    if (!r.ok || r.body === null) throw new CheckpointError(`cannot fetch ${url}: HTTP ${r.status} ${r.statusText}`);
-    const validators = validatorsOf(r);
-    const size = validators.size;
-    // Without a length up front (a compressed or chunked answer) the size is known only at the end.
-    if (size !== null) {
-      const { usage, quota } = await this.estimate();
-      if (quota > 0 && size > quota - usage) {
-        await r.body.cancel();
-        this.warn(quotaMessage(url, size, usage, quota));
-        return this.uncached(url);
-      }
-    }
+    const answer: Answer = { status: r.status, statusText: r.statusText, headers: r.headers, hasBody: r.body !== null, cancel: async () => r.body?.cancel() };
+    const screened = await this.screen(url, answer);
+    if (screened !== undefined) return screened;
     let handle: FileSystemFileHandle;
     try {
       handle = await (await this.directory()).getFileHandle(`${key}.bin`, { create: true });
     } catch (e) {
-      await r.body.cancel();
+      await answer.cancel();
       this.warn(`not caching ${url}: ${errorText(e)}`);
       return this.uncached(url);
     }
     const store = await (hasSyncAccess(handle) ? syncStore(handle) : asyncStore(handle)).catch(() => null);
     if (store === null) {
-      await r.body.cancel();
-      this.warn(`not caching ${url}: its cache entry is open elsewhere (another tab loading it?)`);
+      await answer.cancel();
+      this.warn(openElsewhere(url));
       return this.uncached(url);
     }
+    const validators = validatorsOf(r.headers);
+    return this.store(url, key, validators, store, bodyPump(url, r.body as ReadableStream<Uint8Array>, store, validators.size));
+  }
+
+  /**
+   * The download through the download worker, undefined where it cannot run here (then this thread
+   * downloads): no nested Worker or Web Locks, a fetch of the caller's own, no shared handle mode, or the
+   * worker's script did not start (said by a warning).
+   */
+  private async downloadOffThread(url: string, key: string): Promise<CachedSource | null | undefined> {
+    const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
+    if (this.options.fetch !== undefined || this.noDownloadWorker || typeof Worker !== "function" || locks === undefined) return undefined;
+    let handle: FileSystemFileHandle;
+    try {
+      handle = await (await this.directory()).getFileHandle(`${key}.bin`, { create: true });
+    } catch {
+      return undefined; // this thread's download says why
+    }
+    if (!hasSyncAccess(handle)) return undefined;
+    // Shared handles do not lock the entry against another tab's download: a Web Lock does, held while
+    // this worker's handle is open.
+    const release = await tryLock(locks, `mobilellm-models:${this.dirName}/${key}`);
+    if (release === null) {
+      this.warn(openElsewhere(url));
+      return this.uncached(url);
+    }
+    let reader: SyncAccessHandle | null = null;
+    let handedOver = false;
+    try {
+      reader = await sharedHandle(handle);
+      if (reader === null) return undefined;
+      if (this.downloader === null || this.downloader.ended) this.downloader = new DownloadWorker();
+      let answer: Answer & { id: number };
+      try {
+        answer = await this.downloader.fetch(url);
+      } catch (e) {
+        if (!(e instanceof DownloadWorkerUnavailable)) throw e;
+        this.noDownloadWorker = true;
+        this.downloader = null;
+        this.warn(`the download worker did not start (${e.message}): downloading on the model's thread`);
+        return undefined;
+      }
+      const screened = await this.screen(url, answer);
+      if (screened !== undefined) return screened;
+      const validators = validatorsOf(answer.headers);
+      const pump = this.downloader.write(answer.id, { directory: this.dirName, file: `${key}.bin`, size: validators.size });
+      // From here the store closes the handle, and releases the lock, when the load is done with it.
+      handedOver = true;
+      return await this.store(url, key, validators, sharedStore(reader, release), pump);
+    } finally {
+      if (!handedOver) {
+        reader?.close();
+        release();
+      }
+    }
+  }
+
+  /**
+   * What a GET's answer means before its body is stored: null on 404 (its body dropped), an error on
+   * another failure, an uncached source where the cache should not keep it (an HTML fallback page, more
+   * than the quota leaves); undefined to go on and store it.
+   */
+  private async screen(url: string, a: Answer): Promise<CachedSource | null | undefined> {
+    if (a.status === 404 || a.status === 410) {
+      await a.cancel();
+      return null;
+    }
+    if (a.status < 200 || a.status > 299 || !a.hasBody) {
+      await a.cancel();
+      throw new CheckpointError(`cannot fetch ${url}: HTTP ${a.status} ${a.statusText}`);
+    }
+    if (isHtmlFallback(url, a.headers.get("content-type"))) {
+      await a.cancel();
+      return this.uncached(url);
+    }
+    const size = validatorsOf(a.headers).size;
+    // Without a length up front (a compressed or chunked answer) the size is known only at the end.
+    if (size !== null) {
+      const { usage, quota } = await this.estimate();
+      if (quota > 0 && size > quota - usage) {
+        await a.cancel();
+        this.warn(quotaMessage(url, size, usage, quota));
+        return this.uncached(url);
+      }
+    }
+    return undefined;
+  }
+
+  /** Runs `pump` into `store` as the entry of `url`: its .json written once every byte is durable. */
+  private async store(url: string, key: string, validators: Validators, store: Store, pump: Pump): Promise<CachedSource> {
+    const size = validators.size;
     const dl = new Download(
       url,
-      r.body,
       store,
       size,
+      pump,
       async (bytes) => {
         const meta: Meta = { version: 1, url, bytes, storedAt: Date.now(), etag: validators.etag, lastModified: validators.lastModified };
         await writeText(await this.directory(), `${key}.json`, JSON.stringify(meta));
@@ -344,6 +457,8 @@ export class ModelCache {
     return dl.source(total);
   }
 }
+
+const openElsewhere = (url: string) => `not caching ${url}: its cache entry is open elsewhere (another tab loading it?)`;
 
 function quotaMessage(url: string, needed: number, usage: number, quota: number): string {
   return (
@@ -380,18 +495,23 @@ async function writeText(dir: FileSystemDirectoryHandle, name: string, text: str
   await w.close();
 }
 
-/** Where a download's bytes go, and how the bytes written so far are read back. */
+/** Where a download's bytes are read back from, while they are being written and after. */
 interface Store {
-  write(bytes: Uint8Array, at: number): Promise<void>;
-  /** Makes every byte durable; afterwards `source` serves them. */
-  commit(): Promise<void>;
   /** Bytes that reads may already use (all written ones for a synchronous handle, none before commit otherwise). */
   readable(written: number, committed: boolean): number;
   source(url: string, size: number, readable: () => number): Promise<ByteSource>;
+  /** Releases what the store holds (its handle), when the download failed or no read needed it. */
   discard(): Promise<void>;
 }
 
-async function syncStore(handle: SyncFileHandle): Promise<Store> {
+/** A store this thread writes the bytes into. */
+interface WritableStore extends Store {
+  write(bytes: Uint8Array, at: number): Promise<void>;
+  /** Makes every byte durable; afterwards `source` serves them. */
+  commit(): Promise<void>;
+}
+
+async function syncStore(handle: SyncFileHandle): Promise<WritableStore> {
   const access = await handle.createSyncAccessHandle();
   access.truncate(0);
   return {
@@ -411,7 +531,7 @@ async function syncStore(handle: SyncFileHandle): Promise<Store> {
   };
 }
 
-async function asyncStore(handle: FileSystemFileHandle): Promise<Store> {
+async function asyncStore(handle: FileSystemFileHandle): Promise<WritableStore> {
   const w = await handle.createWritable();
   let open = true;
   return {
@@ -432,9 +552,231 @@ async function asyncStore(handle: FileSystemFileHandle): Promise<Store> {
   };
 }
 
-/** Reads from a synchronous access handle, up to the bytes `readable()` says are there; close releases it. */
+/**
+ * The bytes the download worker writes, read through this thread's own shared handle on the same file;
+ * `release` (the entry's Web Lock) once the handle is closed.
+ */
+function sharedStore(access: SyncAccessHandle, release: () => void): Store {
+  const close = () => {
+    access.close();
+    release();
+  };
+  return {
+    readable: (written) => written,
+    async source(url, size, readable) {
+      const source = syncSource(url, size, access, readable);
+      return {
+        ...source,
+        async close() {
+          await source.close();
+          release();
+        },
+      };
+    },
+    async discard() {
+      close();
+    },
+  };
+}
+
+/**
+ * A handle on the file in OPFS's "readwrite-unsafe" mode, which lets another handle (the download
+ * worker's) write it meanwhile; null where the file is open elsewhere or handles are not shared (a
+ * browser that ignores the mode refuses a second handle on the file).
+ */
+async function sharedHandle(handle: SyncFileHandle): Promise<SyncAccessHandle | null> {
+  let first: SyncAccessHandle;
+  try {
+    first = await handle.createSyncAccessHandle({ mode: "readwrite-unsafe" });
+  } catch {
+    return null;
+  }
+  try {
+    (await handle.createSyncAccessHandle({ mode: "readwrite-unsafe" })).close();
+    return first;
+  } catch {
+    first.close();
+    return null;
+  }
+}
+
+/** Takes the Web Lock `name` unless someone holds it: its release, or null when it is taken. */
+function tryLock(locks: LockManager, name: string): Promise<(() => void) | null> {
+  return new Promise((ok, fail) => {
+    locks
+      .request(name, { ifAvailable: true }, (lock) => {
+        if (lock === null) return ok(null);
+        return new Promise<void>((release) => ok(release));
+      })
+      .catch(fail);
+  });
+}
+
+/**
+ * Moves a download's bytes into its entry: calls `onWritten` with the bytes written so far each time more
+ * are, and resolves with their count once the body has ended and every byte is durable. A failure is a
+ * StageError saying whether the download or the storing failed.
+ */
+type Pump = (onWritten: (written: number) => void) => Promise<number>;
+
+class StageError extends Error {
+  constructor(
+    readonly stage: "download" | "store",
+    readonly error: unknown,
+  ) {
+    super(errorText(error));
+  }
+}
+
+/** A GET's body written into `store` by this thread. */
+function bodyPump(url: string, body: ReadableStream<Uint8Array>, store: WritableStore, size: number | null): Pump {
+  return async (onWritten) => {
+    const chunks = chunksOf(body);
+    let stage: "download" | "store" = "download";
+    let written = 0;
+    let lastYield = performance.now();
+    try {
+      for (;;) {
+        // While the body has data queued its reads resolve as microtasks, which would starve every task
+        // (the worker's messages, timers, the kernels' own fetch) until the download ends: yield now and then.
+        if (performance.now() - lastYield > YIELD_MS) {
+          await yieldToEventLoop();
+          lastYield = performance.now();
+        }
+        stage = "download";
+        const chunk = await chunks.read();
+        if (chunk === null) break;
+        if (size !== null && written + chunk.length > size) throw new Error(`the server sent more than the ${size} bytes it announced`);
+        stage = "store";
+        await store.write(chunk, written); // done with `chunk` before the next read reuses its memory
+        written += chunk.length;
+        onWritten(written);
+      }
+      stage = "store";
+      await store.commit();
+      return written;
+    } catch (e) {
+      await chunks.cancel().catch(() => undefined);
+      throw new StageError(stage, e);
+    }
+  };
+}
+
+/** The download worker failed to start (its script missing or not a script): download on this thread. */
+class DownloadWorkerUnavailable extends Error {}
+
+/** How long the download worker stays without a download before it is ended (ms). */
+const DOWNLOAD_WORKER_IDLE_MS = 1000;
+
+/**
+ * This thread's side of download-worker.ts: one worker, its downloads by id. It ends itself once no
+ * download has run for DOWNLOAD_WORKER_IDLE_MS (a model cache lives for one load; a later one starts a new
+ * worker).
+ */
+class DownloadWorker {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly handlers = new Map<number, { reply(m: DownloadReply): void; died(e: Error): void }>();
+  private death: Error | null = null;
+  /** Whether any message came: a failure before that means the script never ran. */
+  private started = false;
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Set once the worker was ended for being idle. */
+  ended = false;
+
+  constructor() {
+    // The form bundlers recognize (see web-worker-spawn.ts): they emit the worker module and rewrite the URL.
+    this.worker = new Worker(new URL("./download-worker.js", import.meta.url), { type: "module", name: "mobilellm-download" });
+    this.worker.onmessage = (e: MessageEvent<DownloadReply>) => {
+      this.started = true;
+      this.handlers.get(e.data.id)?.reply(e.data);
+    };
+    this.worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      this.death = new Error(e.message || (this.started ? "the download worker failed" : "its script did not load"));
+      const all = [...this.handlers.values()];
+      this.handlers.clear();
+      for (const h of all) h.died(this.death);
+      this.worker.terminate();
+    };
+  }
+
+  /** Forgets download `id`; once none is left, ends the worker unless another starts soon. */
+  private finish(id: number): void {
+    this.handlers.delete(id);
+    if (this.handlers.size > 0 || this.death !== null) return;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.handlers.size > 0) return;
+      this.ended = true;
+      this.worker.terminate();
+    }, DOWNLOAD_WORKER_IDLE_MS);
+  }
+
+  /** The answer's status and headers; its body waits in the worker for `write` or the answer's `cancel`. */
+  fetch(url: string): Promise<Answer & { id: number }> {
+    const id = this.nextId++;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    return new Promise((ok, fail) => {
+      if (this.death !== null) return fail(new DownloadWorkerUnavailable(this.death.message));
+      this.handlers.set(id, {
+        reply: (m) => {
+          if (m.type === "response") {
+            ok({
+              id,
+              status: m.status,
+              statusText: m.statusText,
+              headers: new Headers(m.headers),
+              hasBody: m.body,
+              cancel: async () => {
+                this.worker.postMessage({ type: "cancel", id } satisfies DownloadRequest);
+                this.finish(id);
+              },
+            });
+          } else if (m.type === "failed") {
+            this.finish(id);
+            fail(new CheckpointError(`cannot fetch ${url}: ${m.message}`));
+          }
+        },
+        died: (e) => fail(new DownloadWorkerUnavailable(e.message)),
+      });
+      this.worker.postMessage({ type: "fetch", id, url } satisfies DownloadRequest);
+    });
+  }
+
+  /** Stores the body of answer `id` as `file` of `directory`. */
+  write(id: number, to: { directory: string; file: string; size: number | null }): Pump {
+    return (onWritten) =>
+      new Promise((ok, fail) => {
+        if (this.death !== null) return fail(new StageError("download", this.death));
+        this.handlers.set(id, {
+          reply: (m) => {
+            if (m.type === "written") return onWritten(m.bytes);
+            if (m.type !== "done" && m.type !== "failed") return;
+            this.finish(id);
+            if (m.type === "done") return ok(m.bytes);
+            fail(new StageError(m.stage, Object.assign(new Error(m.message), { name: m.name })));
+          },
+          died: (e) => fail(new StageError("download", new Error(`the download worker failed: ${e.message}`))),
+        });
+        this.worker.postMessage({ type: "write", id, ...to } satisfies DownloadRequest);
+      });
+  }
+}
+
+/**
+ * Reads from a synchronous access handle, up to the bytes `readable()` says are there; close releases it.
+ *
+ * A synchronous read resolves its promise as a microtask, so a loader reading a whole entry in a loop would
+ * never give the worker's event loop a task: the messages of the engine's thread workers starting up (they
+ * then join the repacking only after the last read), and the page's own (a later load replacing this one),
+ * would wait until the load ends. Each read therefore yields a task once YIELD_MS have passed since the
+ * last one.
+ */
 function syncSource(name: string, size: number, access: SyncAccessHandle, readable: () => number): ByteSource {
   let closed = false;
+  let lastYield = performance.now();
   const where = { name, size };
   const readInto = (offset: number, out: Uint8Array) => {
     if (closed) throw new CheckpointError(`${name}: read after close`);
@@ -443,16 +785,23 @@ function syncSource(name: string, size: number, access: SyncAccessHandle, readab
     const got = out.length === 0 ? 0 : access.read(out, { at: offset });
     if (got !== out.length) throw new CheckpointError(`${name}: short read from the cache, got ${got} of ${out.length} bytes at offset ${offset}`);
   };
+  const yieldNowAndThen = async () => {
+    if (performance.now() - lastYield <= YIELD_MS) return;
+    await yieldToEventLoop();
+    lastYield = performance.now();
+  };
   return {
     ...where,
     async read(offset, length) {
       const out = new Uint8Array(length);
       readInto(offset, out);
+      await yieldNowAndThen();
       return out;
     },
     // Straight into the caller's memory (the engine's Wasm heap): no buffer of its own, no copy.
     async readInto(offset, out) {
       readInto(offset, out);
+      await yieldNowAndThen();
     },
     async close() {
       if (!closed) access.close();
@@ -462,8 +811,8 @@ function syncSource(name: string, size: number, access: SyncAccessHandle, readab
 }
 
 /**
- * A GET's body going into a Store. Reads wait until the bytes they ask for are readable; a failed write
- * (QuotaExceededError) can hand the reads over to an uncached source; a failed download fails them.
+ * A download going into a Store (by a Pump). Reads wait until the bytes they ask for are readable; a failed
+ * write (QuotaExceededError) can hand the reads over to an uncached source; a failed download fails them.
  */
 class Download {
   private written = 0;
@@ -473,16 +822,15 @@ class Download {
   private stored: ByteSource | null = null;
   private waiters: { end: number; wake: () => void }[] = [];
   private closed = false;
-  private reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   /** Resolves with the byte count once every byte is stored; rejects when the download fails. */
   readonly finished: Promise<number>;
   private settle!: { ok(n: number): void; fail(e: unknown): void };
 
   constructor(
     private readonly url: string,
-    private readonly body: ReadableStream<Uint8Array>,
     private readonly store: Store,
     private readonly size: number | null,
+    private readonly pump: Pump,
     /** Commits the entry (writes its .json). */
     private readonly onComplete: (bytes: number) => Promise<void>,
     /** Removes what a failed download left. */
@@ -499,45 +847,27 @@ class Download {
   }
 
   private async run(): Promise<void> {
-    this.reader = this.body.getReader();
-    let writeFailed = false;
-    let lastYield = performance.now();
     try {
-      for (;;) {
-        // While the body has data queued its reads resolve as microtasks, which would starve every task
-        // (the worker's messages, timers, the kernels' own fetch) until the download ends: yield now and then.
-        if (performance.now() - lastYield > YIELD_MS) {
-          await yieldToEventLoop();
-          lastYield = performance.now();
-        }
-        const { done, value } = await this.reader.read();
-        if (done) break;
-        if (this.size !== null && this.written + value.length > this.size) {
-          throw new CheckpointError(`${this.url}: the server sent more than the ${this.size} bytes it announced`);
-        }
-        writeFailed = true;
-        await this.store.write(value, this.written);
-        writeFailed = false;
-        this.written += value.length;
+      const total = await this.pump((written) => {
+        this.written = written;
         this.wake();
+      });
+      this.written = total;
+      if (this.size !== null && total !== this.size) {
+        throw new StageError("download", new Error(`the server sent ${total} of the ${this.size} bytes it announced`));
       }
-      if (this.size !== null && this.written !== this.size) {
-        throw new CheckpointError(`${this.url}: the download ended after ${this.written} of ${this.size} bytes`);
-      }
-      writeFailed = true;
-      await this.store.commit();
       this.committed = true;
-      await this.onComplete(this.written);
-      writeFailed = false;
-      this.settle.ok(this.written);
+      await this.onComplete(total).catch((e: unknown) => {
+        throw new StageError("store", e);
+      });
+      this.settle.ok(total);
     } catch (e) {
-      const quota = (e as Error).name === "QuotaExceededError";
-      this.failure = quota
-        ? e
-        : new CheckpointError(`cannot ${writeFailed ? "store" : "download"} ${this.url}: ${errorText(e)} (after ${this.written} bytes)`);
+      const stage = e instanceof StageError ? e.stage : "download";
+      const error = e instanceof StageError ? e.error : e;
+      const quota = (error as Error)?.name === "QuotaExceededError";
+      this.failure = quota ? error : new CheckpointError(`cannot ${stage} ${this.url}: ${errorText(error)} (after ${this.written} bytes)`);
       // Set before the first await, so that a read from now on goes here rather than to the closing handle.
       this.fallback = (async () => {
-        await this.reader?.cancel().catch(() => undefined);
         await this.store.discard().catch(() => undefined);
         await this.discardEntry().catch(() => undefined);
         return quota ? this.onQuota(this.written) : null;

@@ -35,6 +35,36 @@ export function yieldToEventLoop(): Promise<void> {
   return new Promise((wake) => (g.setImmediate ? g.setImmediate(wake) : setTimeout(wake, 0)));
 }
 
+/** Bytes per read of a body through a BYOB reader (the size of its one buffer). */
+const CHUNK = 4 * MIB;
+
+/**
+ * The body's bytes as they arrive, read into one reused buffer where the stream allows it (a byte stream's
+ * BYOB reader): a default reader hands each chunk over in a freshly allocated buffer, and on a machine with
+ * slow page faults those fresh pages made the download twice as slow (610 MB into OPFS: 11.6 s against 5.6 s
+ * in headless Chromium on a 2-core VM). A chunk is valid until the next read, which reuses its memory.
+ */
+export function chunksOf(body: ReadableStream<Uint8Array>): { read(): Promise<Uint8Array | null>; cancel(): Promise<void> } {
+  let byob: ReadableStreamBYOBReader | null = null;
+  try {
+    byob = body.getReader({ mode: "byob" });
+  } catch {
+    const reader = body.getReader();
+    return { read: async () => (await reader.read()).value ?? null, cancel: () => reader.cancel() };
+  }
+  const r = byob;
+  let buffer = new ArrayBuffer(CHUNK);
+  return {
+    async read() {
+      const { done, value } = await r.read(new Uint8Array(buffer, 0, CHUNK));
+      if (done || value === undefined) return null;
+      buffer = value.buffer as ArrayBuffer; // the same memory, handed back for the next read
+      return value;
+    },
+    cancel: () => r.cancel(),
+  };
+}
+
 /**
  * The file at `url`, streamed; null on 404. A server that gives no Content-Length (a compressed or
  * chunked answer) is read with Range requests instead.

@@ -5,6 +5,7 @@ import "../../src/browser/set-immediate.js";
 import { loadModelInBrowser } from "../../src/browser/load.js";
 import { ModelCache, type CacheOrigin, type CachedModel } from "../../src/browser/model-cache.js";
 import { ModelClient, type LoadedModel } from "../../src/browser/client.js";
+import { quotaRunsOutAfter } from "./quota-runs-out.js";
 
 export interface LoadResult {
   logits: number[];
@@ -21,7 +22,10 @@ export interface LoadRequest {
   prompt: number[];
   /** Pretend the origin's quota is this many bytes (navigator.storage.estimate), to test the quota check. */
   quota?: number;
-  /** Make OPFS writes (a worker's synchronous handle) throw QuotaExceededError once this many bytes were written. */
+  /**
+   * Make this worker's OPFS writes (its synchronous handles) throw QuotaExceededError once this many bytes
+   * were written (the download worker's are made to fail by the server, see the test).
+   */
   failWritesAfter?: number;
   /** "reference" (the float32 oracle, quick to load) or the default int4 engine, which needs the kernels. */
   backend?: "reference" | "wasm";
@@ -46,19 +50,6 @@ async function load(req: LoadRequest): Promise<LoadResult> {
   }
 }
 
-/** A disk that fills up mid-download: every synchronous OPFS write past `limit` bytes in total fails. */
-function quotaRunsOutAfter(limit: number): void {
-  type Write = (buffer: Uint8Array, options: { at: number }) => number;
-  const proto = (globalThis as unknown as { FileSystemSyncAccessHandle: { prototype: { write: Write } } }).FileSystemSyncAccessHandle.prototype;
-  const write = proto.write;
-  let written = 0;
-  proto.write = function (this: unknown, buffer, options) {
-    written += buffer.byteLength;
-    if (written > limit) throw new DOMException("the origin's quota ran out (simulated)", "QuotaExceededError");
-    return write.call(this, buffer, options);
-  };
-}
-
 /** Cuts the stored bytes of `url` to `bytes`, as a page killed mid-write would leave them (its .json kept). */
 async function truncateEntry(url: string, bytes: number): Promise<number> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(url)));
@@ -71,29 +62,69 @@ async function truncateEntry(url: string, bytes: number): Promise<number> {
   return (await handle.getFile()).size;
 }
 
+/**
+ * Reads the cached entry of `url` front to back, 64 KiB at a time, over and over, with a task queued
+ * before the first read: whether the task ran while the reads went on (within `ms`).
+ */
+async function readsLetTasksRun(url: string, ms: number): Promise<boolean> {
+  const source = await new ModelCache().open(url);
+  if (source === null || source.origin !== "cache" || !source.readInto) throw new Error(`${url} is not cached`);
+  let ran = false;
+  setTimeout(() => (ran = true), 0);
+  const out = new Uint8Array(64 << 10);
+  const t0 = performance.now();
+  try {
+    for (let at = 0; !ran && performance.now() - t0 < ms; at = at + out.length >= source.size ? 0 : at + out.length) {
+      await source.readInto(at, out.subarray(0, Math.min(out.length, source.size - at)));
+    }
+  } finally {
+    await source.close();
+  }
+  return ran;
+}
+
+/** Downloads each URL into one ModelCache (waiting until it is stored), `gapMs` apart. */
+async function downloadAll(urls: string[], gapMs: number): Promise<void> {
+  const cache = new ModelCache();
+  for (const [i, url] of urls.entries()) {
+    if (i > 0) await new Promise((ok) => setTimeout(ok, gapMs));
+    await (await cache.open(url))?.close(); // close waits for the entry to be stored
+  }
+}
+
+type WorkerRequest = { load: LoadRequest } | { readsLetTasksRun: { url: string; ms: number } } | { downloadAll: { urls: string[]; gapMs: number } };
+
 const inWorker = typeof window === "undefined";
 if (inWorker) {
-  const scope = globalThis as unknown as { onmessage: ((e: MessageEvent<LoadRequest>) => void) | null; postMessage(m: unknown): void };
+  const scope = globalThis as unknown as { onmessage: ((e: MessageEvent<WorkerRequest>) => void) | null; postMessage(m: unknown): void };
   scope.onmessage = (e) =>
-    load(e.data).then(
+    ("load" in e.data
+      ? load(e.data.load)
+      : "downloadAll" in e.data
+        ? downloadAll(e.data.downloadAll.urls, e.data.downloadAll.gapMs)
+        : readsLetTasksRun(e.data.readsLetTasksRun.url, e.data.readsLetTasksRun.ms)
+    ).then(
       (r) => scope.postMessage({ ok: r }),
       (err: Error) => scope.postMessage({ error: err.message }),
     );
 } else {
   const cache = new ModelCache();
+  const inAWorker = <T>(req: WorkerRequest) =>
+    new Promise<T>((ok, fail) => {
+      const w = new Worker(import.meta.url, { type: "module" });
+      w.onmessage = (e: MessageEvent<{ ok?: T; error?: string }>) => {
+        w.terminate();
+        if (e.data.error === undefined) ok(e.data.ok as T);
+        else fail(new Error(e.data.error));
+      };
+      w.onerror = (e) => fail(new Error(`the worker failed: ${e.message}`));
+      w.postMessage(req);
+    });
   Object.assign(window, {
     loadInWindow: load,
-    loadInWorker: (req: LoadRequest) =>
-      new Promise<LoadResult>((ok, fail) => {
-        const w = new Worker(import.meta.url, { type: "module" });
-        w.onmessage = (e: MessageEvent<{ ok?: LoadResult; error?: string }>) => {
-          w.terminate();
-          if (e.data.ok) ok(e.data.ok);
-          else fail(new Error(e.data.error));
-        };
-        w.onerror = (e) => fail(new Error(`the worker failed: ${e.message}`));
-        w.postMessage(req);
-      }),
+    loadInWorker: (req: LoadRequest) => inAWorker<LoadResult>({ load: req }),
+    readsLetTasksRun: (url: string, ms: number) => inAWorker<boolean>({ readsLetTasksRun: { url, ms } }),
+    downloadAll: (urls: string[], gapMs: number) => inAWorker<void>({ downloadAll: { urls, gapMs } }),
     /** Through the library's own worker (served as /worker.js) and ModelClient, with `cache: true`. */
     loadViaClient: async (req: LoadRequest, prompt: string): Promise<{ model: LoadedModel; text: string }> => {
       const client = new ModelClient(new Worker("/worker.js", { type: "module" }));

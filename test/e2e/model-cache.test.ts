@@ -8,7 +8,7 @@
 // Needs /usr/bin/chromium: `sudo apt-get install -y chromium` (Debian/Ubuntu); .ci/run installs it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -43,9 +43,21 @@ let served = new Map<string, number>();
 let etagVersion = 1;
 /** When set, the weights' GET sends its headers and this many bytes, then drops the connection. */
 let cutWeightsAt: number | null = null;
+/** When set, the weights' GET sends its headers and this many bytes, then waits (until the test ends it). */
+let holdWeightsAt: number | null = null;
+const held: ServerResponse[] = [];
+/** "missing": /download-worker.js is a 404; a number: the download worker's OPFS writes fail past that many bytes. */
+let downloadWorker: "missing" | number | null = null;
+/** What a dev server or a single-page app's host answers, with status 200, for a path it does not have. */
+/** Requests for /download-worker.js since the last load. */
+let downloadWorkerRequests = 0;
+const INDEX_HTML = "<!doctype html><html><head><title>app</title></head><body><div id=app></div></body></html>";
 let server: Server;
 let origin: string;
-/** The esbuild output: /app.js (the test page) and /worker.js (src/browser/worker.ts). */
+/**
+ * The esbuild output: /app.js (the test page), /worker.js (src/browser/worker.ts), /download-worker.js (the
+ * cache's download worker) and /quota-download-worker.js (the same, on a disk that fills up).
+ */
 const scripts = new Map<string, string>();
 let context: BrowserContext;
 /** Node's logits for PROMPT: the int4 engine's, and the float32 reference's (quicker to load, used by most tests). */
@@ -55,7 +67,14 @@ let expectedReference: number[];
 let expectedText: string;
 const profile = mkdtempSync(join(tmpdir(), "mobilellm-cache-profile-"));
 
-function fileFor(path: string): string | null {
+/**
+ * /model/* and /wasm/*: the bundled model's files and the kernels. /spa/* is a host that answers every path
+ * it lacks with its index page (status 200, text/html): under /spa/model/ it has the model's files but
+ * generation_config.json; anywhere else under /spa/ it has none.
+ */
+function fileFor(path: string): string | "index.html" | null {
+  const spa = /^\/spa\/(?:(model)\/)?([\w.-]+)$/.exec(path);
+  if (spa) return spa[1] === "model" && spa[2] !== "generation_config.json" ? (fileFor(`/model/${spa[2]}`) ?? "index.html") : "index.html";
   const m = /^\/(model|wasm)\/([\w.-]+)$/.exec(path);
   if (!m) return null;
   const dir = m[1] === "model" ? MODEL_DIR : WASM_DIR;
@@ -71,7 +90,12 @@ beforeAll(async () => {
   expectedText = await reference.generate("ROMEO:", { maxNewTokens: 8, seed: 1 }).text();
   await reference.dispose();
   const out = await build({
-    entryPoints: { app: resolve("test/e2e/model-cache-page.ts"), worker: resolve("src/browser/worker.ts") },
+    entryPoints: {
+      app: resolve("test/e2e/model-cache-page.ts"),
+      worker: resolve("src/browser/worker.ts"),
+      "download-worker": resolve("src/browser/download-worker.ts"),
+      "quota-download-worker": resolve("test/e2e/quota-download-worker.ts"),
+    },
     bundle: true,
     format: "esm",
     platform: "browser",
@@ -89,10 +113,20 @@ beforeAll(async () => {
       res.end(req.method === "HEAD" ? undefined : body);
     };
     if (path === "/") return send(200, "text/html", `<!doctype html><meta charset=utf-8><script type=module src="/app.js"></script>`);
+    res.setHeader("Cache-Control", "no-store");
+    if (path === "/download-worker.js") downloadWorkerRequests++;
+    if (path === "/download-worker.js" && downloadWorker === "missing") return send(404, "text/plain", "not found");
+    if (path === "/download-worker.js" && typeof downloadWorker === "number") {
+      return send(200, "text/javascript", `globalThis.FAIL_WRITES_AFTER = ${downloadWorker};\n${scripts.get("/quota-download-worker.js")}`);
+    }
     const script = scripts.get(path);
     if (script !== undefined) return send(200, "text/javascript", script);
     const file = fileFor(path);
     if (file === null) return send(404, "text/plain", "not found");
+    if (file === "index.html") {
+      served.set(path, (served.get(path) ?? 0) + INDEX_HTML.length);
+      return send(200, "text/html; charset=utf-8", INDEX_HTML);
+    }
     const bytes = readFileSync(file);
     res.setHeader("ETag", `"v${etagVersion}-${bytes.length}"`);
     res.setHeader("Last-Modified", new Date(Date.UTC(2026, 0, etagVersion)).toUTCString());
@@ -110,6 +144,11 @@ beforeAll(async () => {
     if (cutWeightsAt !== null && path.endsWith(WEIGHTS) && !range) {
       served.set(path, (served.get(path) ?? 0) + cutWeightsAt);
       res.write(body.subarray(0, cutWeightsAt), () => setTimeout(() => res.destroy(), 50));
+      return;
+    }
+    if (holdWeightsAt !== null && path.endsWith(WEIGHTS) && !range) {
+      res.write(body.subarray(0, holdWeightsAt), () => served.set(path, (served.get(path) ?? 0) + (holdWeightsAt ?? 0)));
+      held.push(res);
       return;
     }
     served.set(path, (served.get(path) ?? 0) + body.length);
@@ -140,6 +179,7 @@ async function visit(): Promise<Page> {
 
 async function load(page: Page, where: "worker" | "window", extra: Partial<LoadRequest> = {}): Promise<LoadResult> {
   served = new Map();
+  downloadWorkerRequests = 0;
   const fn = where === "worker" ? "loadInWorker" : "loadInWindow";
   return page.evaluate(([f, r]) => (window as unknown as Record<string, (r: LoadRequest) => Promise<LoadResult>>)[f as string](r as LoadRequest), [fn, request(extra)] as const);
 }
@@ -155,6 +195,7 @@ describe("the model cache in headless Chromium", () => {
     const first = await load(page, "worker", { backend: "wasm" });
     expect(first.crossOriginIsolated).toBe(false);
     expect(first.logits).toEqual(expected);
+    expect(downloadWorkerRequests).toBeGreaterThanOrEqual(1); // the files went through the download worker
     expect(served.get(`/model/${WEIGHTS}`)).toBe(WEIGHTS_BYTES); // one whole GET, no Range re-reads
     expect(originOf(first, WEIGHTS)).toEqual(["network"]);
     expect(first.warnings).toEqual([]);
@@ -170,6 +211,7 @@ describe("the model cache in headless Chromium", () => {
     expect(modelBytes()).toBe(0);
     expect(wasmBytes()).toBe(0);
     expect(second.logits).toEqual(expected);
+    expect(downloadWorkerRequests).toBe(0);
     expect(originOf(second, WEIGHTS)).toEqual(["cache"]);
     expect(second.opened.filter((o) => o.origin === "network").map((o) => o.url)).toEqual([]);
     await page.close();
@@ -220,6 +262,102 @@ describe("the model cache in headless Chromium", () => {
     await page.close();
   });
 
+  it("a page closed mid-download (its model and download workers ended) leaves no entry, and the next visit downloads again", async () => {
+    let page = await visit();
+    await clear(page);
+    holdWeightsAt = 3_000_000;
+    try {
+      served = new Map();
+      void page.evaluate((r) => (window as unknown as { loadViaClient(r: LoadRequest, p: string): Promise<unknown> }).loadViaClient(r, "ROMEO:"), request({})).catch(() => undefined);
+      for (let i = 0; i < 200 && (served.get(`/model/${WEIGHTS}`) ?? 0) === 0; i++) await new Promise((ok) => setTimeout(ok, 50));
+      expect(served.get(`/model/${WEIGHTS}`)).toBe(3_000_000);
+      await new Promise((ok) => setTimeout(ok, 500)); // the bytes sent reach the entry's .bin
+      await page.close();
+    } finally {
+      holdWeightsAt = null;
+      for (const res of held.splice(0)) res.destroy();
+    }
+    page = await visit();
+    expect((await list(page)).some((e) => e.url.endsWith(WEIGHTS))).toBe(false);
+    const r = await load(page, "worker");
+    expect(served.get(`/model/${WEIGHTS}`)).toBe(WEIGHTS_BYTES);
+    expect(r.logits).toEqual(expectedReference);
+    expect(r.warnings).toEqual([]);
+    await load(page, "worker");
+    expect(modelBytes()).toBe(0);
+    await page.close();
+  });
+
+  it("without the download worker's script, the model's worker downloads and stores the files itself, and says so once", async () => {
+    let page = await visit();
+    await clear(page);
+    downloadWorker = "missing";
+    let r: LoadResult;
+    try {
+      r = await load(page, "worker");
+    } finally {
+      downloadWorker = null;
+    }
+    expect(r.logits).toEqual(expectedReference);
+    expect(served.get(`/model/${WEIGHTS}`)).toBe(WEIGHTS_BYTES);
+    expect(r.warnings).toEqual([expect.stringMatching(/^the download worker did not start \(.+\): downloading on the model's thread$/)]);
+    await page.close();
+    page = await visit();
+    const second = await load(page, "worker");
+    expect(modelBytes()).toBe(0);
+    expect(second.logits).toEqual(expectedReference);
+    // A quota that runs out mid-download there too: the load goes on uncached and leaves no entry.
+    await clear(page);
+    downloadWorker = "missing";
+    try {
+      r = await load(page, "worker", { failWritesAfter: 1_000_000 });
+    } finally {
+      downloadWorker = null;
+    }
+    expect(r.logits).toEqual(expectedReference);
+    expect(r.warnings.find((w) => w.includes(WEIGHTS))).toMatch(/not caching .*model\.safetensors: it needs 11\.9 MiB .*loading it from the network without caching/);
+    expect((await list(page)).some((e) => e.url.endsWith(WEIGHTS))).toBe(false);
+    await page.close();
+  });
+
+  it("the download worker serves the downloads that follow each other, and ends once idle for a second", async () => {
+    const page = await visit();
+    const downloads = async (gapMs: number) => {
+      await clear(page);
+      downloadWorkerRequests = 0;
+      const urls = ["config.json", "tokenizer_config.json"].map((f) => `${origin}/model/${f}`);
+      await page.evaluate(([u, g]) => (window as unknown as { downloadAll(u: string[], g: number): Promise<void> }).downloadAll(u as string[], g as number), [urls, gapMs] as const);
+      expect((await list(page)).length).toBe(2);
+      return downloadWorkerRequests;
+    };
+    expect(await downloads(0)).toBe(1);
+    expect(await downloads(1500)).toBe(2);
+    await page.close();
+  });
+
+  it("reads of a cached entry let the worker's other tasks run (so the engine's threads start while the weights load)", async () => {
+    const page = await visit();
+    await load(page, "worker");
+    const ran = await page.evaluate((u) => (window as unknown as { readsLetTasksRun(u: string, ms: number): Promise<boolean> }).readsLetTasksRun(u, 2000), `${origin}/model/${WEIGHTS}`);
+    expect(ran).toBe(true);
+    await page.close();
+  });
+
+  it("a host's HTML page for a file it lacks is never cached: not as config.json (no model there), nor as an optional file", async () => {
+    const page = await visit();
+    await clear(page);
+    await expect(load(page, "worker", { model: `${origin}/spa/` })).rejects.toThrow(
+      /no model folder at .*\/spa: .*\/spa\/config\.json was not found \(the server answered with an HTML page/,
+    );
+    expect(await list(page)).toEqual([]);
+    const r = await load(page, "worker", { model: `${origin}/spa/model/` });
+    expect(r.logits).toEqual(expectedReference);
+    const urls = (await list(page)).map((e) => e.url.slice(origin.length));
+    expect(urls).toEqual(expect.arrayContaining(["/spa/model/config.json", `/spa/model/${WEIGHTS}`]));
+    expect(urls).not.toContain("/spa/model/generation_config.json");
+    await page.close();
+  });
+
   it("a file whose ETag changed on the server is downloaded again", async () => {
     const page = await visit();
     await load(page, "worker");
@@ -250,7 +388,14 @@ describe("the model cache in headless Chromium", () => {
   it("a quota that runs out mid-download: the load goes on uncached, says so, and leaves no entry", async () => {
     const page = await visit();
     await clear(page);
-    const r = await load(page, "worker", { failWritesAfter: 1_000_000 });
+    // The download worker writes the files: its writes fail (the model worker's do not).
+    downloadWorker = 1_000_000;
+    let r: LoadResult;
+    try {
+      r = await load(page, "worker");
+    } finally {
+      downloadWorker = null;
+    }
     expect(r.logits).toEqual(expectedReference);
     expect(r.warnings.find((w) => w.includes(WEIGHTS))).toMatch(/not caching .*model\.safetensors: it needs 11\.9 MiB and this origin has [\d.]+ MiB free .*loading it from the network without caching/);
     expect((await list(page)).some((e) => e.url.endsWith(WEIGHTS))).toBe(false);
