@@ -1,7 +1,7 @@
 // The int4 recipe with f16 scales, as a GGUF Q4_0 block holds it, written from its description and
 // independently of src/model/q4_0.ts and src/kernels/quantize.ts:
-//   s = max(f32(max|w| / 7.5), 2^-23)   s16 = the nearest half to s (ties to even)
-//   q = clamp(round_half_even(f32(w / s16)), -8, 7)
+//   s = max(f32(max|w| / 7.5), 2^-23)   q = clamp(round_half_even(f32(w / s)), -8, 7)
+//   stored: s16 = the nearest half to s (ties to even)
 // (docs/quantization.md, "f16 scales").
 
 /** The nearest IEEE half to a positive finite x (ties to even), as a number; Infinity past the range. */
@@ -32,10 +32,10 @@ export function expectedQ4_0(w: Float32Array, rows: number, cols: number): { q: 
     let amax = 0;
     for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(w[b * 32 + i]));
     f[0] = amax / 7.5; // one rounding of the exact quotient to f32, as an f32 division gives
-    const s16 = nearestHalf(Math.max(f[0], 2 ** -23));
-    d[b] = s16;
+    const s = Math.max(f[0], 2 ** -23);
+    d[b] = nearestHalf(s);
     for (let i = 0; i < 32; i++) {
-      f[0] = w[b * 32 + i] / s16;
+      f[0] = w[b * 32 + i] / s;
       q[b * 32 + i] = Math.min(7, Math.max(-8, halfEven(f[0])));
     }
   }

@@ -7,6 +7,7 @@ import { mobilellmPro } from "../../src/model/config.js";
 import { int4WeightBytes, kvCacheBytes, mib, storedDtype } from "../../src/model/memory.js";
 import { smallConfig } from "../helpers/random-model.js";
 import { cli } from "../helpers/cli.js";
+import { BUNDLED } from "../helpers/model-folder.js";
 
 
 // MobileLLM-Pro: 9 global and 21 sliding layers, window 512; int8 K+V = 2 x 4 KV heads x 64 = 512 B per
@@ -128,8 +129,13 @@ describe("mobilellm info memory lines", () => {
     expect(j.memory.contextLength).toBe(2000);
     expect(j.memory.kvCache.hybrid.data).toBe(9 * 2000 * 512 + SLIDING_PART);
     expect(j.memory.kvCache.allGlobal.data).toBe(30 * 2000 * 512);
-    const tiny = JSON.parse((await cli("info", "--json")).stdout) as { memory: { storedWeights: { bytes: number; from: string } } };
-    expect(tiny.memory.storedWeights).toMatchObject({ bytes: 6_230_080 * 2, from: "checkpoint" });
+    type Stored = { memory: { storedWeights: { bytes: number; dtype: string; from: string } } };
+    const folder = JSON.parse((await cli("info", "--model", BUNDLED, "--json")).stdout) as Stored;
+    expect(folder.memory.storedWeights).toMatchObject({ bytes: 6_230_080 * 2, dtype: "BF16", from: "checkpoint" });
+    // By default info reads the bundled GGUF: its 6,225,920 matrix weights as Q4_0 (18 B per 32), 4,160 norm
+    // weights as F32.
+    const gguf = JSON.parse((await cli("info", "--json")).stdout) as Stored;
+    expect(gguf.memory.storedWeights).toMatchObject({ bytes: (6_225_920 / 32) * 18 + 4_160 * 4, dtype: "Q4_0+F32", from: "checkpoint" });
   });
 
   it("--ctx beyond max_position_embeddings is a usage error", async () => {
