@@ -10,7 +10,7 @@
 // writing it reports "written" after each chunk, then "done" once every byte is flushed, or "failed" (its
 // handle already closed). Policy (what to cache, quota, validation, the entry's .json) stays in model-cache.ts.
 import "./set-immediate.js";
-import { YIELD_MS, chunksOf, yieldToEventLoop } from "./stream-source.js";
+import { BodyCopyError, copyBody } from "./stream-source.js";
 
 /** Model worker -> download worker. */
 export type DownloadRequest =
@@ -64,42 +64,23 @@ async function writeOne(post: (m: DownloadReply) => void, req: Extract<DownloadR
   const { id } = req;
   const r = responses.get(id);
   responses.delete(id);
-  let stage: "download" | "store" = "store";
   let access: SyncAccessHandle | null = null;
-  let chunks: ReturnType<typeof chunksOf> | null = null;
   try {
     if (r?.body == null) throw new Error("no response body to write");
-    chunks = chunksOf(r.body);
     const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(req.directory);
-    access = await ((await dir.getFileHandle(req.file)) as SyncFileHandle).createSyncAccessHandle({ mode: "readwrite-unsafe" });
-    access.truncate(0);
-    let written = 0;
-    let lastYield = performance.now();
-    for (;;) {
-      // While the body has data queued its reads resolve as microtasks: yield a task now and then, or the
-      // next request (the kernels' file, fetched while the model's is still arriving) waits for this one.
-      if (performance.now() - lastYield > YIELD_MS) {
-        await yieldToEventLoop();
-        lastYield = performance.now();
-      }
-      stage = "download";
-      const chunk = await chunks.read();
-      if (chunk === null) break;
-      if (req.size !== null && written + chunk.length > req.size) throw new Error(`the server sent more than the ${req.size} bytes it announced`);
-      stage = "store";
-      access.write(chunk, { at: written });
-      written += chunk.length;
-      post({ type: "written", id, bytes: written });
-    }
-    stage = "store";
-    access.flush();
-    access.close();
+    const handle = await ((await dir.getFileHandle(req.file)) as SyncFileHandle).createSyncAccessHandle({ mode: "readwrite-unsafe" });
+    access = handle;
+    handle.truncate(0);
+    const written = await copyBody(r.body, req.size, (chunk, at) => void handle.write(chunk, { at }), (bytes) => post({ type: "written", id, bytes }));
+    handle.flush();
+    handle.close();
     access = null;
     post({ type: "done", id, bytes: written });
   } catch (e) {
     access?.close();
-    await chunks?.cancel().catch(() => undefined);
-    post({ type: "failed", id, stage, name: (e as Error).name ?? "Error", message: (e as Error).message ?? String(e) });
+    const stage = e instanceof BodyCopyError ? e.stage : "store";
+    const error = (e instanceof BodyCopyError ? e.error : e) as Error;
+    post({ type: "failed", id, stage, name: error.name ?? "Error", message: error.message ?? String(error) });
   }
 }
 

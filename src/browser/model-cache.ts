@@ -25,7 +25,7 @@
 // every byte is on disk, and removed before a download starts: an entry without it (the page was killed
 // mid-download), or whose .bin has the wrong size, is never read, and the next open downloads again.
 import { CheckpointError, blobSource, checkRange, openHttpSource, type ByteSource } from "../env/byte-source.js";
-import { YIELD_MS, chunksOf, yieldToEventLoop } from "./stream-source.js";
+import { BodyCopyError, YIELD_MS, copyBody, yieldToEventLoop } from "./stream-source.js";
 import type { DownloadReply, DownloadRequest } from "./download-worker.js";
 
 /** Where the bytes of an opened file come from. */
@@ -631,33 +631,12 @@ class StageError extends Error {
 /** A GET's body written into `store` by this thread. */
 function bodyPump(url: string, body: ReadableStream<Uint8Array>, store: WritableStore, size: number | null): Pump {
   return async (onWritten) => {
-    const chunks = chunksOf(body);
-    let stage: "download" | "store" = "download";
-    let written = 0;
-    let lastYield = performance.now();
     try {
-      for (;;) {
-        // While the body has data queued its reads resolve as microtasks, which would starve every task
-        // (the worker's messages, timers, the kernels' own fetch) until the download ends: yield now and then.
-        if (performance.now() - lastYield > YIELD_MS) {
-          await yieldToEventLoop();
-          lastYield = performance.now();
-        }
-        stage = "download";
-        const chunk = await chunks.read();
-        if (chunk === null) break;
-        if (size !== null && written + chunk.length > size) throw new Error(`the server sent more than the ${size} bytes it announced`);
-        stage = "store";
-        await store.write(chunk, written); // done with `chunk` before the next read reuses its memory
-        written += chunk.length;
-        onWritten(written);
-      }
-      stage = "store";
+      const written = await copyBody(body, size, (chunk, at) => store.write(chunk, at), onWritten);
       await store.commit();
       return written;
     } catch (e) {
-      await chunks.cancel().catch(() => undefined);
-      throw new StageError(stage, e);
+      throw e instanceof BodyCopyError ? new StageError(e.stage, e.error) : new StageError("store", e);
     }
   };
 }

@@ -65,6 +65,52 @@ export function chunksOf(body: ReadableStream<Uint8Array>): { read(): Promise<Ui
   };
 }
 
+/** Where copying a body failed: reading it from the network, or storing a chunk. */
+export class BodyCopyError extends Error {
+  constructor(
+    readonly stage: "download" | "store",
+    readonly error: unknown,
+  ) {
+    super(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/**
+ * Reads `body` to its end, handing each chunk to `write` at its offset (write must be done with the chunk
+ * when it returns: the next read reuses its memory), and reports the bytes written after each. While the
+ * body has data queued its reads resolve as microtasks, which would starve every task of the thread (its
+ * messages, timers, another fetch) until the body ends, so it yields a task every YIELD_MS. Refuses more
+ * bytes than `size` announced. Returns the bytes written; on failure cancels the body and throws a
+ * BodyCopyError naming the stage.
+ */
+export async function copyBody(
+  body: ReadableStream<Uint8Array>, size: number | null, write: (chunk: Uint8Array, at: number) => void | Promise<void>, onWritten: (bytes: number) => void,
+): Promise<number> {
+  const chunks = chunksOf(body);
+  let stage: "download" | "store" = "download";
+  let written = 0;
+  let lastYield = performance.now();
+  try {
+    for (;;) {
+      if (performance.now() - lastYield > YIELD_MS) {
+        await yieldToEventLoop();
+        lastYield = performance.now();
+      }
+      stage = "download";
+      const chunk = await chunks.read();
+      if (chunk === null) return written;
+      if (size !== null && written + chunk.length > size) throw new Error(`the server sent more than the ${size} bytes it announced`);
+      stage = "store";
+      await write(chunk, written);
+      written += chunk.length;
+      onWritten(written);
+    }
+  } catch (e) {
+    await chunks.cancel().catch(() => undefined);
+    throw new BodyCopyError(stage, e);
+  }
+}
+
 /**
  * The file at `url`, streamed; null on 404. A server that gives no Content-Length (a compressed or
  * chunked answer) is read with Range requests instead.
