@@ -3,7 +3,7 @@
 // blocks of tokens; the scalar TypeScript twin for scale. Run: npm run bench:kernels
 //
 // "From DRAM": every call reads the next matrix of a 1 GiB region (32 MiB L3), so no weight is cached.
-// Bytes counted: nibbles + scales + row sums (0.625 B/weight + 4 B/row). GOPS = 2·rows·cols·tokens / time.
+// Bytes counted: nibbles + f16 scales + row sums (0.5625 B/weight + 4 B/row). GOPS = 2·rows·cols·tokens / time.
 // Figures are tinybench medians (p50) of one run.
 import { enableRelaxedSimd, kernelBytes, wasmBytes } from "../src/node/wasm-files.js";
 import { Bench } from "tinybench";
