@@ -34,7 +34,7 @@ export { int4WeightBytes, kvCacheBytes, mib, storedDtype } from "./model/memory.
 export { firstNonFinite } from "./kernels/dtype.js";
 export { GROUP } from "./kernels/numerics.js";
 export { INDEX_FILE, SINGLE_FILE } from "./model/checkpoint/checkpoint.js";
-export { BUNDLED_MODEL, bundledGgufPath, bundledModelDir, loadConfig, readJsonFile } from "./node/bundled.js";
+export { BUNDLED_MODEL, bundledGgufPath, bundledModelDir, bundledModelPath, loadConfig, readJsonFile } from "./node/bundled.js";
 export { openCheckpoint } from "./node/folder.js";
 export { openFileSource };
 export { GgufFile } from "./model/checkpoint/gguf.js";

@@ -28,6 +28,11 @@ export function bundledGgufPath(): string | null {
   return existsSync(path) ? path : null;
 }
 
+/** The bundled model as it loads by default: its GGUF where built, else its folder. */
+export function bundledModelPath(): string {
+  return bundledGgufPath() ?? bundledModelDir();
+}
+
 /** The model that ships in the package, usable by name. */
 export const BUNDLED_MODEL = "shakespeare-tiny";
 
@@ -46,7 +51,7 @@ export function resolveModelPath(dirOrName: string, presets: readonly string[]):
  * the path itself, which must exist. A preset's name is refused with how to get its weights.
  */
 function resolveModelDir(dirOrName: string, presets: readonly string[]): string {
-  if (dirOrName === BUNDLED_MODEL && !existsSync(dirOrName)) return bundledGgufPath() ?? bundledModelDir();
+  if (dirOrName === BUNDLED_MODEL && !existsSync(dirOrName)) return bundledModelPath();
   if (!existsSync(dirOrName) && presets.includes(dirOrName)) {
     throw new Error(
       `"${dirOrName}" is a configuration preset without weights: download the checkpoint (e.g. huggingface-cli download facebook/MobileLLM-Pro --local-dir DIR) and pass its folder, or write random weights with "mobilellm synth --preset ${dirOrName} --out DIR"`,

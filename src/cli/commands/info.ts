@@ -1,6 +1,6 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { PRESETS, parameterCount, type ModelConfig, bundledGgufPath, bundledModelDir, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint, openFileSource, GgufFile, readAnyGgufModel, loadModel, type LoadTimes } from "../../api.js";
+import { PRESETS, parameterCount, type ModelConfig, bundledModelPath, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint, openFileSource, GgufFile, readAnyGgufModel, loadModel, type LoadTimes } from "../../api.js";
 import { intFlag, parseFlags, UsageError } from "../args.js";
 import { describeLoad } from "../load-flags.js";
 
@@ -144,8 +144,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   let gguf: GgufSummary | null = null;
   let ggufStored: StoredWeights | null = null;
   // Without --model or --preset: the bundled model, as loadModel() loads it (its GGUF when built).
-  const model = v.preset === undefined ? ((v.model as string | undefined) ?? bundledGgufPath() ?? bundledModelDir()) : undefined;
-  const modelPath = model === undefined ? null : resolve(model);
+  const modelPath = v.preset === undefined ? resolve((v.model as string | undefined) ?? bundledModelPath()) : null;
   if (modelPath !== null && existsSync(modelPath) && statSync(modelPath).isFile()) {
     const read = await readGgufInfo(modelPath);
     ({ config, rawConfig, gguf } = read);
@@ -158,7 +157,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
     rawConfig = p.json;
     source = `preset ${String(v.preset)}`;
   } else {
-    dir = resolve(model ?? bundledModelDir());
+    dir = modelPath as string; // no preset, so the --model path or the bundled model's
     source = dir;
     config = loadConfig(dir);
     rawConfig = readJsonFile(join(dir, "config.json")) as Record<string, unknown>;
