@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { SimdMode } from "../src/kernels/wasm.js";
+import { pageFaultMicros } from "./machine.js";
 import { cpuLlama, importNodeLlamaCpp } from "./node-llama-cpp.js";
 
 export interface LoadJob {
@@ -40,6 +41,16 @@ export interface LoadReport {
   before: Memory;
   ready: Memory;
   firstToken: Memory;
+  /**
+   * Minor page faults of the whole process (every thread) from the start to ready and to the first token:
+   * the pages the load wrote for the first time (ours) or mapped from the file (llama.cpp).
+   */
+  faults: { ready: number; firstToken: number };
+  /**
+   * ours: what one page fault cost each of the job's threads faulting together, in µs, timed in this process
+   * just after the load (pageFaultMicros), while the machine is as it was for the load; null for llama.cpp.
+   */
+  faultMicros: number | null;
   /** CPU time of the whole process (every thread), start to end, in ms. */
   cpuMs: number;
   /**
@@ -63,30 +74,38 @@ function memory(): Memory {
   return { rss: kb("VmRSS"), peak: kb("VmHWM") };
 }
 
+const minorFaults = () => process.resourceUsage().minorPageFault;
+
 type Api = typeof import("../src/api.js");
 
 async function runOurs(job: LoadJob): Promise<Omit<LoadReport, "cpuMs">> {
   const api = (await import(pathToFileURL(job.api!).href)) as Api;
   const before = memory();
+  const f0 = minorFaults();
   const t0 = performance.now();
   const model = await api.loadModel(job.path, { threads: job.threads, contextLength: job.contextLength, simd: job.simd });
   const readyMs = performance.now() - t0;
+  const readyFaults = minorFaults() - f0;
   const ready = memory();
   model.logits([job.token]);
   const firstTokenMs = performance.now() - t0;
+  const faults = { ready: readyFaults, firstToken: minorFaults() - f0 };
   const firstToken = memory();
   const b = model.backend;
   if (b.threads !== job.threads) throw new Error(`asked for ${job.threads} threads, the engine runs ${b.threads}`);
   const detail = b.simd ? `${b.simd.variant} build` : b.name;
   await model.dispose();
+  // After every memory reading: the probe's own pages must not count in the peak.
+  const faultMicros = await pageFaultMicros(job.threads, 64, 1);
   const t = b.loadTimes;
   const phases = t ? { kernels: t.kernels, read: t.read, "quantize/repack": t.quantize, "start threads": t.threads, "engine total": t.total } : null;
-  return { readyMs, firstTokenMs, before, ready, firstToken, phases, detail };
+  return { readyMs, firstTokenMs, before, ready, firstToken, faults, faultMicros, phases, detail };
 }
 
 async function runLlama(job: LoadJob): Promise<Omit<LoadReport, "cpuMs">> {
   const nlc = await importNodeLlamaCpp(job.nlcDir!);
   const before = memory();
+  const f0 = minorFaults();
   const t0 = performance.now();
   const llama = await cpuLlama(nlc);
   const t1 = performance.now();
@@ -95,10 +114,12 @@ async function runLlama(job: LoadJob): Promise<Omit<LoadReport, "cpuMs">> {
   const ctx = await model.createContext({ contextSize: job.contextLength, batchSize: Math.min(512, job.contextLength), threads: job.threads, sequences: 1, flashAttention: "auto" });
   const seq = ctx.getSequence();
   const readyMs = performance.now() - t0;
+  const readyFaults = minorFaults() - f0;
   const phases = { binding: t1 - t0, model: t2 - t1, context: t0 + readyMs - t2 };
   const ready = memory();
   const out = await seq.controlledEvaluate([[job.token, { generateNext: { token: true } }]]);
   const firstTokenMs = performance.now() - t0;
+  const faults = { ready: readyFaults, firstToken: minorFaults() - f0 };
   const firstToken = memory();
   if (out[0]?.next.token == null) throw new Error("llama.cpp produced no next token");
   if (ctx.currentThreads !== job.threads) throw new Error(`asked llama.cpp for ${job.threads} threads, it runs ${ctx.currentThreads}`);
@@ -106,7 +127,7 @@ async function runLlama(job: LoadJob): Promise<Omit<LoadReport, "cpuMs">> {
   await ctx.dispose();
   await model.dispose();
   await llama.dispose();
-  return { readyMs, firstTokenMs, before, ready, firstToken, phases, detail };
+  return { readyMs, firstTokenMs, before, ready, firstToken, faults, faultMicros: null, phases, detail };
 }
 
 async function main(): Promise<void> {

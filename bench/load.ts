@@ -157,6 +157,9 @@ const mib = (x: number) => Math.round(x);
 const s2 = (ms: number) => (ms / 1000).toFixed(2);
 const range = (xs: number[]) => `${s2(median(xs))} (${s2(Math.min(...xs))}-${s2(Math.max(...xs))})`;
 
+/** The time a child's faults to ready take alone, at what one cost it (ms): its threads share them. */
+const faultFloorMs = (r: LoadReport, threads: number) => (r.faults.ready * (r.faultMicros ?? NaN)) / 1000 / threads;
+
 /** A child's time to ready without llama.cpp's binding start (getLlama): what llama.cpp itself spends. */
 const withoutBinding = (r: LoadReport) => r.readyMs - (r.phases?.binding ?? 0);
 
@@ -171,7 +174,10 @@ function table(configs: Config[], runs: LoadRun[]): void {
       `starting node-llama-cpp's binding (getLlama); 'load' leaves it out (loadModel + createContext). Ratios: ours / llama.cpp, ` +
       `medians, same threads. Memory in MiB from /proc/self/status (medians): before = the process before the clock starts, ` +
       `peak = VmHWM once ready, resident = VmRSS once ready and after the first token. 'elsewhere' = the most cores other ` +
-      `processes kept busy while a measured child ran.`,
+      `processes kept busy while a measured child ran. 'faults to ready' = minor page faults of the child from the start ` +
+      `to ready, thousands (llama.cpp maps the file and takes most of its faults at the first token); ours writes each ` +
+      `page of its weights once, and 'fault floor' = those faults x what one cost each of that many threads faulting ` +
+      `together, timed in the same child just after its load / the threads: the part of ready that is page faults alone.`,
   );
   console.table(
     configs.map((c) => {
@@ -196,6 +202,8 @@ function table(configs: Config[], runs: LoadRun[]): void {
         "resident MiB": mib(rss),
         "peak / resident": +(peak / rss).toFixed(2),
         "resident after token": mib(median(rs.map((r) => r.report.firstToken.rss))),
+        "faults to ready k": +(median(rs.map((r) => r.report.faults.ready)) / 1000).toFixed(1),
+        "fault floor s": c.engine === "ours" ? s2(median(rs.map((r) => faultFloorMs(r.report, c.threads)))) : "-",
         elsewhere: elsewhere.length ? +Math.max(...elsewhere).toFixed(2) : "?",
       };
     }),
@@ -266,7 +274,9 @@ async function main(): Promise<void> {
       runs.push({ label: c.label, engine: c.engine, input: c.input, threads: c.threads, round, warmup, elsewhere, report });
       console.log(
         `${c.label.padEnd(24)} ready ${s2(report.readyMs)} s, first token ${s2(report.firstTokenMs)} s; peak ${mib(report.ready.peak)} MiB, ` +
-          `resident ${mib(report.ready.rss)} MiB; ${report.detail}; ` +
+          `resident ${mib(report.ready.rss)} MiB; ${(report.faults.ready / 1000).toFixed(1)}k faults` +
+          (report.faultMicros === null ? "" : ` at ${report.faultMicros.toFixed(1)} µs: ${s2(faultFloorMs(report, c.threads))} s`) +
+          `; ${report.detail}; ` +
           (report.phases ? `${Object.entries(report.phases).map(([k, v]) => `${k} ${s2(v)}`).join(", ")}; ` : "") +
           `elsewhere ${elsewhere?.toFixed(2) ?? "?"} (before: ${quiet?.toFixed(2) ?? "?"})`,
       );

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg } from "node:os";
+import { Worker } from "node:worker_threads";
 
 /** Busy CPU time of the whole machine in ms (Linux /proc/stat), or null elsewhere. */
 export function machineBusyMs(): number | null {
@@ -72,4 +73,55 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const n = s.length;
   return n === 0 ? NaN : n % 2 ? s[n >> 1] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/** The page size page faults come in, on the x86-64 and arm64 Linux machines the benchmarks run on. */
+export const PAGE_BYTES = 4096;
+
+/** Each thread of pageFaultMicros writes every other run of this many bytes, as the load's pool deals rows. */
+const FAULT_RUN_BYTES = 128 << 10;
+
+/** Writes one byte per page of thread `id`'s runs of `bytes` (of `threads` threads); the same code in workers. */
+const touchRuns = (bytes: Uint8Array, id: number, threads: number, run: number, page: number) => {
+  for (let c = id * run; c < bytes.length; c += threads * run) {
+    for (let i = c; i < Math.min(c + run, bytes.length); i += page) bytes[i] = 1;
+  }
+};
+
+/**
+ * What one page fault costs this machine, in µs per fault on each of `threads` threads faulting together:
+ * a fresh shared WebAssembly.Memory of `mib` MiB written once per 4 KiB page, the threads taking turns in
+ * 128 KiB runs; the median of `rounds`. Loading weights writes every page of the engine's memory for the
+ * first time, so faults x this / threads is the part of its time that is page faults alone, which no code
+ * of ours can shorten. A virtual machine's faults can cost tens of times a bare machine's, threads faulting
+ * together each pay more, and on a shared host the cost drifts from minute to minute.
+ */
+export async function pageFaultMicros(threads = 1, mib = 128, rounds = 3): Promise<number> {
+  const workerCode = `const { parentPort } = require("node:worker_threads");
+const touchRuns = ${touchRuns.toString()};
+parentPort.on("message", ({ memory, id, threads }) => {
+  touchRuns(new Uint8Array(memory.buffer), id, threads, ${FAULT_RUN_BYTES}, ${PAGE_BYTES});
+  parentPort.postMessage("done");
+});`;
+  const workers = Array.from({ length: threads - 1 }, () => new Worker(workerCode, { eval: true }));
+  try {
+    const times: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const pages = (mib << 20) / 65536;
+      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      const bytes = new Uint8Array(memory.buffer);
+      const t0 = performance.now();
+      const done = workers.map((w, i) => {
+        const finished = new Promise((resolve) => w.once("message", resolve));
+        w.postMessage({ memory, id: i + 1, threads });
+        return finished;
+      });
+      touchRuns(bytes, 0, threads, FAULT_RUN_BYTES, PAGE_BYTES);
+      await Promise.all(done);
+      times.push(((performance.now() - t0) * 1000 * threads) / (bytes.length / PAGE_BYTES));
+    }
+    return median(times);
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
 }
