@@ -1,12 +1,13 @@
 // The child of `npm run bench:load` (bench/load-child.ts): in a process of its own it loads a model through
 // the compiled library, from a GGUF and from a folder, and reports its times and memory on one line.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { convertFolder } from "../../src/node/gguf-files.js";
 import { REPORT_PREFIX, type LoadJob, type LoadReport } from "../../bench/load-child.js";
+import { PAGE_BYTES, pageFaultMicros } from "../../bench/machine.js";
 import { BUNDLED } from "../helpers/model-folder.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "bench-load-"));
@@ -38,8 +39,23 @@ describe("bench/load-child.ts", () => {
       }
       expect(r.ready.peak).toBeGreaterThanOrEqual(r.before.peak);
       expect(r.detail).toMatch(/^(simd|relaxed) build$/);
+      // Every byte of weights lands in memory the load writes for the first time: at least the GGUF's
+      // (nearly all tensor data) in faults, before ready.
+      expect(r.faults.ready).toBeGreaterThan(statSync(gguf).size / PAGE_BYTES);
+      expect(r.faults.firstToken).toBeGreaterThanOrEqual(r.faults.ready);
+      expect(r.faultMicros).toBeGreaterThan(0);
+      expect(r.faultMicros).toBeLessThan(10_000);
     }
   }, 300_000);
+
+  it("times a page fault on one thread and on two faulting together", async () => {
+    for (const threads of [1, 2]) {
+      const us = await pageFaultMicros(threads, 8, 1);
+      // A fault costs from a fraction of a µs (bare metal) to tens (a virtual machine); NaN or 0 is a broken probe.
+      expect(us).toBeGreaterThan(0.01);
+      expect(us).toBeLessThan(10_000);
+    }
+  });
 
   it("exits non-zero with the load's own message when the load fails", () => {
     expect(() => child({ engine: "ours", path: BUNDLED, threads: 0, contextLength: 64, token: 5, api: join(ROOT, "dist/src/api.js") })).toThrow(/threads must be/);
