@@ -75,10 +75,10 @@ export function median(xs: number[]): number {
   return n === 0 ? NaN : n % 2 ? s[n >> 1] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
-/** The page size page faults come in, on the x86-64 and arm64 Linux machines the benchmarks run on. */
+/** The page size page faults come in on x86-64 Linux, where the benchmarks run. */
 export const PAGE_BYTES = 4096;
 
-/** Each thread of pageFaultMicros writes every other run of this many bytes, as the load's pool deals rows. */
+/** pageFaultMicros's threads take turns in runs of this many bytes, as the load's pool deals rows to its threads. */
 const FAULT_RUN_BYTES = 128 << 10;
 
 /** Writes one byte per page of thread `id`'s runs of `bytes` (of `threads` threads); the same code in workers. */
