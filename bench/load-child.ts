@@ -96,7 +96,7 @@ async function runOurs(job: LoadJob): Promise<Omit<LoadReport, "cpuMs">> {
   const detail = b.simd ? `${b.simd.variant} build` : b.name;
   await model.dispose();
   // After every memory reading: the probe's own pages must not count in the peak.
-  const faultMicros = await pageFaultMicros(job.threads, 64, 3);
+  const faultMicros = await pageFaultMicros(job.threads);
   const t = b.loadTimes;
   const phases = t ? { kernels: t.kernels, read: t.read, "quantize/repack": t.quantize, "start threads": t.threads, "engine total": t.total } : null;
   return { readyMs, firstTokenMs, before, ready, firstToken, faults, faultMicros, phases, detail };

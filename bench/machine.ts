@@ -96,7 +96,7 @@ const touchRuns = (bytes: Uint8Array, id: number, threads: number, run: number, 
  * of ours can shorten. A virtual machine's faults can cost tens of times a bare machine's, threads faulting
  * together each pay more, and on a shared host the cost drifts from minute to minute.
  */
-export async function pageFaultMicros(threads = 1, mib = 128, rounds = 3): Promise<number> {
+export async function pageFaultMicros(threads = 1, mib = 64, rounds = 3): Promise<number> {
   const workerCode = `const { parentPort } = require("node:worker_threads");
 const touchRuns = ${touchRuns.toString()};
 parentPort.on("message", ({ memory, id, threads }) => {
