@@ -9,15 +9,17 @@
 //   model      config, checkpoint readers and writers, quantization, the KV cache, the int4 engine
 //   reference  the float32 forward pass (the oracle) and its backend
 //   text       tokenizer, chat template
+//   grammar    GBNF and JSON Schema grammars, the byte-level matcher, vocabulary masks
 //   generate   sampler, stop strings, the token loop over a Backend
-//   session    the Model facade and openModel(folder, platform): the environment-neutral top
+//   session    the Model facade and openModel(folder, platform)
+//   serve      environment-neutral serving: sequences, the scheduler, the OpenAI mapping, SSE framing
 //   node       Node's side: files, folders, the platform, the bundled model, synth  } faces: neither
 //   browser    the browser's side: URL and picked-file folders, worker protocol       } imports the other
 //   api.ts     the Node library entry
 //   cli        the commands, which use only api.ts
 //
 // Node built-ins (node:*) are imported only in node/ and cli/, so the browser bundle never needs a stub.
-const LAYERS = ["env", "kernels", "threads", "model", "reference", "text", "generate", "session", "node|browser", "api", "cli"];
+const LAYERS = ["env", "kernels", "threads", "model", "reference", "text", "grammar", "generate", "session", "serve", "node|browser", "api", "cli"];
 
 const folder = (layer) => (layer === "api" ? "src/api\\.ts$" : `src/(${layer})/`);
 
