@@ -24,7 +24,7 @@ export type { LoadOptions } from "./session/open.js";
 export { describeLoadProgress, type LoadPhase, type LoadProgress, type LoadProgressCallback } from "./session/load-progress.js";
 export type { PerplexityResult } from "./model/perplexity.js";
 export type { ChatMessage } from "./text/chat-template.js";
-export type { GenerateOptions, GenerationResult, GenerationStats, Piece, StopReason } from "./generate/generate.js";
+export type { DecodeStepStats, GenerateOptions, GenerationResult, GenerationStats, Piece, StopReason } from "./generate/generate.js";
 export type { SamplingOptions } from "./generate/sampler.js";
 export { Model } from "./session/model.js";
 export { Generation } from "./generate/generate.js";

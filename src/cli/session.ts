@@ -49,6 +49,11 @@ export function formatStats(s: GenerationStats, model: Model): string {
     `first tok  ${f1(s.timeToFirstTokenMs)} ms`,
     `decode     ${f1(s.decodeTokensPerSecond)} tokens/s (${s.generatedTokens} tokens in ${f1(s.decodeMs)} ms after the first)`,
   ];
+  const d = s.decodeSteps;
+  if (d.count > 0) {
+    const threads = d.split + d.solo > 0 ? `; forward passes: ${d.split} split across the threads, ${d.solo} on one thread` : "";
+    lines.push(`steps      median ${f1(d.medianMs)} ms, p10 ${f1(d.p10Ms)}, p90 ${f1(d.p90Ms)} (${d.count} steps)${threads}`);
+  }
   if (i.kvCacheBytes !== null) {
     const used = kvCacheBytes(model.config, Math.max(1, positions));
     lines.push(`kv cache   ${bytes(used.data + used.scales)} holding ${positions} positions, ${bytes(i.kvCacheBytes)} allocated for ${i.contextLength} (int8 + f32 scales)`);

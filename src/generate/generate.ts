@@ -37,6 +37,24 @@ export interface GenerationStats {
   decodeMs: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
+  /** How the decode steps went: their times and how the engine's threads ran them. */
+  decodeSteps: DecodeStepStats;
+}
+
+/**
+ * The time of each decode step as the caller sees it, from one token to the next (the forward pass,
+ * sampling, streaming and the event loop in between), and how the engine ran the forward passes.
+ */
+export interface DecodeStepStats {
+  /** Steps timed: every token after the first. */
+  count: number;
+  medianMs: number;
+  /** 10th and 90th percentiles: a slow tail (GC pauses, a busy machine) shows in p90. */
+  p10Ms: number;
+  p90Ms: number;
+  /** Forward passes split across the engine's threads, and run on its main thread alone (0 and 0 without threads). */
+  split: number;
+  solo: number;
 }
 
 export interface GenerationResult {
@@ -84,6 +102,7 @@ export async function* generateStream(
   };
 
   const t0 = performance.now();
+  const steps = new StepTimes(seq.backend.decodeSteps?.());
   const tokens: number[] = [];
   let text = "";
   let stopReason: StopReason = "length";
@@ -101,7 +120,8 @@ export async function* generateStream(
     for (;;) {
       if (tokens.length >= maxNewTokens) break;
       const token = sampler.next(logits, seq.tokens);
-      if (tokens.length === 0) tFirst = performance.now();
+      if (tokens.length === 0) tFirst = steps.mark();
+      else steps.mark();
       tokens.push(token);
       if (ctx.eosTokenIds.includes(token)) {
         stopReason = "eos";
@@ -151,8 +171,33 @@ export async function* generateStream(
       decodeMs,
       prefillTokensPerSecond: prefillMs > 0 ? (prefilled / prefillMs) * 1000 : 0,
       decodeTokensPerSecond: decodeMs > 0 ? ((tokens.length - 1) / decodeMs) * 1000 : 0,
+      decodeSteps: steps.stats(seq.backend.decodeSteps?.()),
     },
   };
+}
+
+/** Times between consecutive sampled tokens, and the backend's split/solo counters at the start. */
+class StepTimes {
+  private readonly ms: number[] = [];
+  private last = -1;
+
+  constructor(private readonly modesAtStart: { split: number; solo: number } | undefined) {}
+
+  /** A token was sampled now; returns the time. */
+  mark(): number {
+    const now = performance.now();
+    if (this.last >= 0) this.ms.push(now - this.last);
+    this.last = now;
+    return now;
+  }
+
+  stats(modesNow: { split: number; solo: number } | undefined): DecodeStepStats {
+    const s = Float64Array.from(this.ms).sort();
+    const at = (q: number) => (s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.floor(q * s.length))]);
+    const before = this.modesAtStart ?? { split: 0, solo: 0 };
+    const after = modesNow ?? before;
+    return { count: s.length, medianMs: at(0.5), p10Ms: at(0.1), p90Ms: at(0.9), split: after.split - before.split, solo: after.solo - before.solo };
+  }
 }
 
 /**

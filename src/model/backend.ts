@@ -53,6 +53,11 @@ export interface Backend {
    * Each returned array is a fresh copy the caller may keep.
    */
   forward(tokens: readonly number[], startPos: number, all: boolean): Float32Array[];
+  /**
+   * Decode steps (one-token forward passes) run so far split across the threads and on the main thread
+   * alone, as the thread pool chose them by their timing (src/threads/choice.ts); absent without threads.
+   */
+  decodeSteps?(): { split: number; solo: number };
   /** Releases what the backend holds (Wasm memory, worker threads); the backend is unusable afterwards. */
   dispose(): void | Promise<void>;
 }

@@ -45,6 +45,8 @@ export interface EngineOptions {
   threads?: number;
   /** How long an idle worker spins before it sleeps (µs, default 300); a tuning knob for benchmarks. */
   spinMicros?: number;
+  /** How long an idle worker polls after a forward pass before it sleeps (µs, default 5000); a tuning knob. */
+  holdMicros?: number;
   /** Bytes per staging region of the weight reads (default 4 MiB); smaller ones make many reads (tests). */
   stagingBytes?: number;
   /**
@@ -156,6 +158,7 @@ export class WasmEngine implements Backend {
       scratchBytes: WORKER_SCRATCH_BYTES,
       spawn: opts.spawn,
       spinMicros: opts.spinMicros,
+      holdMicros: opts.holdMicros,
     });
     // Spawning the workers runs partly on this thread before start() returns: that part holds the load up.
     times.threads += performance.now() - startAsked;
@@ -212,6 +215,11 @@ export class WasmEngine implements Backend {
     // A decode step: the pool times it and runs it split or solo, whichever the last steps say is faster.
     if (tokens.length === 1) return this.threadPool.step(startPos, () => this.blocks(tokens, startPos, all));
     return this.blocks(tokens, startPos, all);
+  }
+
+  decodeSteps(): { split: number; solo: number } {
+    const st = this.threadPool.stats;
+    return { split: st.splitSteps, solo: st.soloSteps };
   }
 
   private blocks(tokens: readonly number[], startPos: number, all: boolean): Float32Array[] {

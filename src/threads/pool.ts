@@ -11,8 +11,10 @@
 //
 // Robustness: the main thread never waits long for a worker. It works through the chunks itself and, once
 // none is left, gives the workers a bounded time to finish what they claimed and then recomputes (steals)
-// the rest; a worker that the OS descheduled (a busy machine) only wastes its own time. Idle workers spin
-// briefly, then sleep in Atomics.wait. When the workers keep missing regions (more runnable threads than
+// the rest; a worker that the OS descheduled (a busy machine) only wastes its own time. Idle workers poll
+// for a while, then sleep in Atomics.wait: during forward passes long enough to stay awake through the gap
+// between two decode steps (sampling, streaming, the event loop), as llama.cpp's pool polls before it
+// sleeps; during loads briefly. When the workers keep missing regions (more runnable threads than
 // free cores: another process holds a core), the main thread goes SOLO for a while: it runs the regions
 // alone, so the workers fall asleep and stop competing with it for a core, then it tries again (backing
 // off exponentially while the machine stays busy). Decode steps (step()) are decided by their own timing
@@ -25,7 +27,7 @@ import { runChunk } from "./chunks.js";
 import { ThreadChoice, type StepMode } from "./choice.js";
 import { chunkCount, chunkOutputBytes, encodeJob, type AttentionJob, type Job, type QuantizeJob } from "./jobs.js";
 import {
-  COMMITTING, CONTROL_BYTES, DELAY, DONE, ERROR, INJECT, JOB, JOB_WORDS, MAX_CHUNKS, SEQ, SHUTDOWN, SLEEPERS, SPIN,
+  COMMITTING, CONTROL_BYTES, DELAY, DONE, ERROR, HOLD, INJECT, JOB, JOB_WORDS, MAX_CHUNKS, SEQ, SHUTDOWN, SLEEPERS, SPIN,
   STATES, STOLEN, claim, openRegion, readMessage, tag, writeMessage, type WorkerInit,
 } from "./protocol.js";
 
@@ -67,6 +69,8 @@ export interface PoolOptions {
   spawn?: SpawnWorker;
   /** How long idle workers spin before sleeping (µs); default DEFAULT_SPIN_MICROS. */
   spinMicros?: number;
+  /** How long idle workers poll after a forward pass's region before sleeping (µs); default DEFAULT_HOLD_MICROS. */
+  holdMicros?: number;
   /** Rejects start() when the workers are not ready within this time (ms); default 60 000. */
   startTimeoutMs?: number;
 }
@@ -89,6 +93,8 @@ export interface PoolStats {
   /** Decode steps (step()) run split, and run solo because the timing said solo was faster (choice.ts). */
   splitSteps: number;
   soloSteps: number;
+  /** Parallel regions published while a worker slept (the main thread had to wake it). */
+  wakeups: number;
 }
 
 // ---- tuning ------------------------------------------------------------------------------------------
@@ -110,6 +116,15 @@ const STEAL_AFTER_NONE_MS = 0.2;
  * coming back (between tokens, or solo on a busy machine).
  */
 const DEFAULT_SPIN_MICROS = 300;
+/**
+ * Idle workers poll this long (µs) after a region of a forward pass before sleeping: through the gap
+ * between two decode steps or prefill blocks, where the main thread samples, streams the token and yields
+ * to the event loop (0.3-3 ms measured, docs/performance.md). A worker that slept there must be woken at
+ * the next step's first region: 10-50 µs on a quiet machine, but on a shared one its core has often gone
+ * to another process meanwhile, and the wake-up then took 2-8 ms (p90-p99). The cost is a core kept busy
+ * for at most this long after the last step of a generation. Loads use the spin: their gaps are I/O waits.
+ */
+const DEFAULT_HOLD_MICROS = 5000;
 /**
  * Solo policy: of the last SOLO_WINDOW parallel regions, SOLO_BAD or more "missed" (a chunk had to be
  * stolen, or the workers computed none although there were enough chunks for every thread) means the
@@ -174,7 +189,11 @@ interface RegionOutcome {
 
 export class ThreadPool {
   readonly threads: number;
-  readonly stats: PoolStats = { regions: 0, chunks: 0, stolen: 0, mainChunks: 0, mainMs: 0, tailMs: 0, soloRegions: 0, soloSpells: 0, splitSteps: 0, soloSteps: 0 };
+  readonly stats: PoolStats = {
+    regions: 0, chunks: 0, stolen: 0, mainChunks: 0, mainMs: 0, tailMs: 0, soloRegions: 0, soloSpells: 0, splitSteps: 0, soloSteps: 0, wakeups: 0,
+  };
+  /** Tuning: how long idle workers poll after a forward pass's region (µs), DEFAULT_HOLD_MICROS; 0 for the spin alone. */
+  holdMicros: number;
   /**
    * Tuning: a matmul chunk holds at most about this many multiply-adds (2^22: about 0.1 ms of one thread's
    * work)... Fewer, larger chunks cost fewer hand-offs and measured a little faster on an idle machine;
@@ -217,6 +236,7 @@ export class ThreadPool {
     this.kernels = o.kernels;
     this.mainState = o.states[0];
     this.scratchBytes = o.scratchBytes;
+    this.holdMicros = o.holdMicros ?? DEFAULT_HOLD_MICROS;
     this.control = o.threads > 1 ? new SharedArrayBuffer(CONTROL_BYTES) : null;
     this.ctl = this.control ? new Int32Array(this.control) : new Int32Array(0);
   }
@@ -451,11 +471,14 @@ export class ThreadPool {
       for (let c = 0; c < n; c++) runChunk(k, job, c, "in place", this.mainState);
       return;
     }
-    const gen = this.publish(job, n);
+    const gen = this.publish(job, n, force ? 0 : this.holdMicros);
     // A worker that was asleep needs a wake-up (an idle core can take a millisecond to run it again): what
     // it then misses of this region says nothing about the machine being busy.
     const asleep = Atomics.load(this.ctl, SLEEPERS) > 0;
-    if (asleep) Atomics.notify(this.ctl, SEQ);
+    if (asleep) {
+      Atomics.notify(this.ctl, SEQ);
+      this.stats.wakeups++;
+    }
     const outcome = this.share(k, job, gen, n);
     const workerChunks = n - outcome.mine - outcome.stolen;
     if (!force && !asleep && this.stepMode === null) this.account(outcome.stolen > 0 || (workerChunks === 0 && n >= this.threads));
@@ -466,12 +489,16 @@ export class ThreadPool {
     if (Atomics.load(this.ctl, ERROR) > 0) this.check();
   }
 
-  /** Publishes `job` as the next region: the job under the seqlock, its chunks FREE, then the generation. */
-  private publish(job: Job, n: number): number {
+  /**
+   * Publishes `job` as the next region: the job under the seqlock, its chunks FREE, then the generation.
+   * `hold`: how long idle workers poll after it (µs, 0: the spin).
+   */
+  private publish(job: Job, n: number, hold: number): number {
     const ctl = this.ctl;
     const gen = ++this.gen;
     const words = this.words;
     encodeJob(job, words);
+    Atomics.store(ctl, HOLD, hold);
     Atomics.store(ctl, SEQ, 2 * gen - 1);
     for (let i = 0; i < JOB_WORDS; i++) Atomics.store(ctl, JOB + i, words[i]);
     openRegion(ctl, gen, n);

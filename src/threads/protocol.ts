@@ -4,6 +4,8 @@
 //
 //   SEQ       a seqlock and the region generation: odd while the main thread writes a region's job,
 //             2·gen once region `gen` is published. Workers wait on it (spin, then Atomics.wait).
+//   HOLD      how long (µs) an idle worker keeps polling SEQ after this region before it sleeps: the
+//             main thread writes it with each region (long for forward passes, 0 for loads).
 //   COUNTER   (gen mod 2^19) << 12 | next: the next unclaimed chunk of the region. A thread claims a chunk
 //             with a compare-exchange that also checks the generation, so a worker that wakes up late can
 //             never claim a chunk of a later region with an earlier region's job.
@@ -54,6 +56,11 @@ const ERRLEN = 6;
 export const DELAY = 7;
 /** When non-zero: overrides WorkerInit.spinMicros (tuning at run time). */
 export const SPIN = 8;
+/**
+ * When non-zero: idle workers poll this long (µs) after the current region instead of the spin, so they are
+ * still awake when the next forward pass starts (pool.ts: holdMicros).
+ */
+export const HOLD = 9;
 /** The current region's job, encoded by jobs.ts. */
 export const JOB = 16;
 export const JOB_WORDS = 48;

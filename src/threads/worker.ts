@@ -7,7 +7,7 @@ import { WasmKernels } from "../kernels/wasm.js";
 import { commitChunk, runChunk } from "./chunks.js";
 import { chunkCount, decodeJob, type Job } from "./jobs.js";
 import {
-  CLAIMED, COMMITTING, DELAY, DONE, FREE, INJECT, JOB, JOB_WORDS, SEQ, SHUTDOWN, SLEEPERS, SPIN, STATES,
+  CLAIMED, COMMITTING, DELAY, DONE, FREE, HOLD, INJECT, JOB, JOB_WORDS, SEQ, SHUTDOWN, SLEEPERS, SPIN, STATES,
   claim, readMessage, reportError, tag, type WorkerInit, type WorkerMessage,
 } from "./protocol.js";
 
@@ -50,14 +50,15 @@ function fail(ctl: Int32Array, init: WorkerInit, post: (message: WorkerMessage) 
 }
 
 /**
- * Waits until a region newer than `seen` is published: spins for a bounded time, then sleeps. Returns its
- * SEQ word, or null at shutdown.
+ * Waits until a region newer than `seen` is published: spins for a bounded time (the region's hold, or the
+ * spin), then sleeps. Returns its SEQ word, or null at shutdown.
  */
 function awaitRegion(ctl: Int32Array, seen: number, spinMicros: number): number | null {
   const waiting = (s: number) => s === seen || (s & 1) === 1;
   let s = Atomics.load(ctl, SEQ);
   if (waiting(s)) {
-    const until = performance.now() + (Atomics.load(ctl, SPIN) || spinMicros) / 1000;
+    const spin = Atomics.load(ctl, SPIN) || spinMicros;
+    const until = performance.now() + Math.max(spin, Atomics.load(ctl, HOLD)) / 1000;
     // performance.now() only every 64 spins: it costs more than a load.
     let spins = 0;
     while (waiting(s) && (spins++ & 63 || performance.now() < until)) s = Atomics.load(ctl, SEQ);

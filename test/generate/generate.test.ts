@@ -52,6 +52,30 @@ describe("generate", () => {
     expect(r.stats.promptTokens).toBe(m.encode("JULIET:").length);
   });
 
+  it("times every decode step and counts how the engine's threads ran them (stats.decodeSteps)", async () => {
+    for (const threads of [1, 2]) {
+      const m = await loadModel(undefined, { contextLength: 128, threads });
+      try {
+        const r = await m.generate("JULIET:", { temperature: 0, maxNewTokens: 30, stop: [] }).result;
+        const d = r.stats.decodeSteps;
+        // Every token after the first is one step; the last token sampled is never run, so each step but
+        // none other is one single-token forward pass: split or solo at 2 threads, neither at 1.
+        expect(d.count).toBe(r.tokens.length - 1);
+        expect(d.p10Ms).toBeGreaterThan(0);
+        expect(d.p10Ms).toBeLessThanOrEqual(d.medianMs);
+        expect(d.medianMs).toBeLessThanOrEqual(d.p90Ms);
+        expect(d.p90Ms).toBeLessThanOrEqual(r.stats.decodeMs);
+        expect(d.split + d.solo).toBe(threads === 1 ? 0 : d.count);
+        // A second request counts its own steps only.
+        const again = await m.generate("KING:", { temperature: 0, maxNewTokens: 5, stop: [] }).result;
+        expect(again.stats.decodeSteps.count).toBe(again.tokens.length - 1);
+        expect(again.stats.decodeSteps.split + again.stats.decodeSteps.solo).toBe(threads === 1 ? 0 : again.tokens.length - 1);
+      } finally {
+        await m.dispose();
+      }
+    }
+  });
+
   it("uses generation_config.json's defaults: the bundled model samples (temperature 0.8, top-p 0.95)", async () => {
     const m = await loadModel(undefined, { contextLength: 64 });
     expect(m.samplingFor({})).toEqual({ temperature: 0.8, topK: 50, topP: 0.95, minP: 0 });

@@ -50,6 +50,38 @@ function runChild(body: string, limitMs = 30_000): Promise<ChildResult> {
   });
 }
 
+describe("idle workers between decode steps", () => {
+  it("poll through a gap shorter than the hold (no wake-up), and sleep through one longer than the spin", async () => {
+    const e = await bundledEngine({ contextLength: 64, threads: 2, spinMicros: 50 });
+    const busy = (ms: number) => {
+      for (const until = performance.now() + ms; performance.now() < until; );
+    };
+    try {
+      const pool = e.threadPool;
+      e.forward([1, 2, 3, 4], 0, false);
+      /** Wake-ups over 12 decode steps with a `gapMs` pause of the main thread before each (as sampling is). */
+      const wakeups = (gapMs: number, from: number) => {
+        const before = pool.stats.wakeups;
+        for (let i = 0; i < 12; i++) {
+          busy(gapMs);
+          e.forward([5 + i], from + i, false);
+        }
+        return pool.stats.wakeups - before;
+      };
+      // A hold far longer than any descheduling of this process: the worker never sleeps between the steps.
+      pool.holdMicros = 10_000_000;
+      wakeups(2, 4); // the worker may be asleep from the load: the first step wakes it
+      expect(wakeups(2, 16)).toBe(0);
+      // No hold: after 50 µs of spinning the worker sleeps in every 2 ms gap, and the step after it must wake it.
+      pool.holdMicros = 0;
+      wakeups(2, 28); // leaves the hold of the last region behind
+      expect(wakeups(2, 40)).toBeGreaterThanOrEqual(6);
+    } finally {
+      await e.dispose();
+    }
+  });
+});
+
 describe("threads option", () => {
   it("rejects anything but an integer >= 1 with a RangeError", async () => {
     const config = loadConfig(BUNDLED);
