@@ -2,8 +2,9 @@
 // temperature, top-k, top-p, min-p) over the ids that may be sampled at all. Vocabulary padding rows (ids
 // no text maps to) are never picked.
 //
-// A vocabulary of 202,048 makes a full sort per token cost more than a decode step, so candidate sets
-// are found by threshold passes; only the (small) nucleus is ever sorted.
+// A vocabulary of 202,048 makes a full sort per token cost more than a decode step, so nothing of that
+// size is ever sorted: greedy is one pass, top-k one pass with a heap of k, top-p a pass that sums the
+// weights into buckets by size and then sorts only the bucket where the nucleus ends.
 import { mersenne } from "pure-rand/generator/mersenne";
 import { uniformFloat64 } from "pure-rand/distribution/uniformFloat64";
 
@@ -67,8 +68,9 @@ export interface Candidate {
 export class Sampler {
   readonly params: SamplingParams;
   private readonly rng: ReturnType<typeof mersenne>;
-  private readonly scratch: Float32Array;
-  private readonly weights: Float64Array;
+  /** The logits after the repetition penalty (the caller's array is never written). */
+  private readonly penalized: Float32Array;
+  private readonly scratch: KeepScratch;
 
   /** `allowed[id]` is 1 for ids that may be sampled (0 for vocabulary padding rows). */
   constructor(
@@ -77,8 +79,8 @@ export class Sampler {
   ) {
     this.params = samplingParams(options);
     this.rng = mersenne(this.params.seed);
-    this.scratch = new Float32Array(allowed.length);
-    this.weights = new Float64Array(allowed.length);
+    this.penalized = new Float32Array(this.params.repetitionPenalty !== 1 ? allowed.length : 0);
+    this.scratch = new KeepScratch(this.params.temperature > 0 ? allowed.length : 0);
   }
 
   /** The next token after `context` (the ids seen so far: prompt and generated). */
@@ -86,21 +88,33 @@ export class Sampler {
     if (logits.length !== this.allowed.length) {
       throw new RangeError(`logits have ${logits.length} entries but the vocabulary has ${this.allowed.length}`);
     }
-    const x = this.scratch;
-    x.set(logits);
     const p = this.params;
-    if (p.repetitionPenalty !== 1) applyRepetitionPenalty(x, context, p.repetitionPenalty, p.repetitionWindow);
-    if (p.temperature === 0) return argmax(x, this.allowed);
-    const w = this.weights;
-    const kept = keptIds(x, this.allowed, p, w);
-    let mass = 0;
-    for (const i of kept) mass += w[i];
-    let u = uniformFloat64(this.rng) * mass;
-    for (const i of kept) {
-      u -= w[i];
-      if (u < 0) return i;
+    let x = logits;
+    if (p.repetitionPenalty !== 1) {
+      x = this.penalized;
+      x.set(logits);
+      applyRepetitionPenalty(x, context, p.repetitionPenalty, p.repetitionWindow);
     }
-    return kept[kept.length - 1];
+    if (p.temperature === 0) return argmax(x, this.allowed);
+    const w = this.scratch.w;
+    const { ids, mass } = keep(x, this.allowed, p, this.scratch);
+    let u = uniformFloat64(this.rng) * mass;
+    if (ids !== null) {
+      for (const i of ids) {
+        u -= w[i];
+        if (u < 0) return i;
+      }
+      return ids[ids.length - 1];
+    }
+    let last = -1;
+    for (let i = 0; i < w.length; i++) {
+      if (w[i] > 0) {
+        u -= w[i];
+        last = i;
+        if (u < 0) return i;
+      }
+    }
+    return last;
   }
 }
 
@@ -125,108 +139,188 @@ export function argmax(x: Float32Array, allowed: Uint8Array): number {
       bestScore = x[i];
     }
   }
-  if (best < 0) throw new Error("no token can be sampled: every allowed logit is -Infinity or NaN");
+  if (best < 0) throw noToken();
   return best;
 }
 
-/**
- * The tokens temperature, top-k, top-p and min-p keep, with their renormalized probabilities (summing
- * to 1): most likely first when top-k or top-p is on, in id order otherwise. Ties at a cut are broken towards the lower id, so the set is a function of
- * the logits alone. `w` is scratch of the vocabulary's length.
- */
-export function candidates(
-  x: Float32Array,
-  allowed: Uint8Array,
-  p: Pick<SamplingParams, "temperature" | "topK" | "topP" | "minP">,
-  w: Float64Array = new Float64Array(x.length),
-): Candidate[] {
-  const ids = keptIds(x, allowed, p, w);
-  let mass = 0;
-  for (const i of ids) mass += w[i];
-  return ids.map((id) => ({ id, p: w[id] / mass }));
+function noToken(): Error {
+  return new Error("no token can be sampled: every allowed logit is -Infinity or NaN");
 }
 
 /**
- * The kept ids (see candidates); `w` receives each id's weight relative to the best token, 0 where it is
- * not allowed. With neither top-k nor top-p, `w` is also zeroed below the min-p bound, so "every id with
- * w > 0" is the kept set and the sampler need not build a list of the whole vocabulary.
+ * The tokens temperature, top-k, top-p and min-p keep, with their renormalized probabilities (summing to
+ * 1), most likely first (ties: the lower id first). Ties at a cut are broken towards the lower id, so the
+ * set is a function of the logits alone.
  */
-function keptIds(x: Float32Array, allowed: Uint8Array, p: Pick<SamplingParams, "temperature" | "topK" | "topP" | "minP">, w: Float64Array): number[] {
+export function candidates(x: Float32Array, allowed: Uint8Array, p: Pick<SamplingParams, "temperature" | "topK" | "topP" | "minP">): Candidate[] {
+  const s = new KeepScratch(x.length);
+  const kept = keep(x, allowed, p, s);
+  const ids = kept.ids ?? [...s.w.keys()].filter((i) => s.w[i] > 0);
+  return ids.sort((a, b) => x[b] - x[a] || a - b).map((id) => ({ id, p: s.w[id] / kept.mass }));
+}
+
+/** Buckets per unit of ln(weight) in the top-p pass: a bucket spans weights within a factor e^(1/32). */
+const BUCKETS_PER_UNIT = 32;
+/** Buckets down to weights of e^-64 relative to the best token; lighter ones share the last bucket. */
+const BUCKETS = 64 * BUCKETS_PER_UNIT;
+
+/** Scratch of keep(), allocated once per sampler: a weight and a bucket per id, a mass per bucket. */
+class KeepScratch {
+  readonly w: Float64Array;
+  readonly bucket: Uint16Array;
+  readonly bucketMass = new Float64Array(BUCKETS);
+
+  constructor(vocab: number) {
+    this.w = new Float64Array(vocab);
+    this.bucket = new Uint16Array(vocab);
+  }
+}
+
+/**
+ * What keep() leaves to draw from: `ids`, most likely first, or (null) every id whose weight in the
+ * scratch is > 0, in id order; `mass` is the sum of their weights.
+ */
+interface Kept {
+  ids: number[] | null;
+  mass: number;
+}
+
+/**
+ * The ids temperature, top-k, top-p and min-p keep. Each kept id's weight relative to the best token (which
+ * gets 1) is left in `s.w`; with top-k the kept ids come as a list and only their weights are written,
+ * without it `s.w` holds a weight for every id, 0 for those not kept.
+ */
+function keep(x: Float32Array, allowed: Uint8Array, p: Pick<SamplingParams, "temperature" | "topK" | "topP" | "minP">, s: KeepScratch): Kept {
   const t = p.temperature > 0 ? p.temperature : 1;
-  let max = -Infinity;
-  for (let i = 0; i < x.length; i++) if (allowed[i] && x[i] > max) max = x[i];
-  if (max === -Infinity || Number.isNaN(max)) throw new Error("no token can be sampled: every allowed logit is -Infinity or NaN");
-
-  // Unnormalized probabilities relative to the best token (which gets 1); 0 for ids never sampled.
-  let total = 0;
-  for (let i = 0; i < x.length; i++) {
-    w[i] = allowed[i] ? Math.exp((x[i] - max) / t) : 0;
-    total += w[i];
-  }
-
-  let pool: number[];
-  if (p.topK > 0) pool = topKIds(x, w, p.topK);
-  else if (p.topP < 1) pool = nucleusPool(x, w, total * p.topP);
-  else {
-    // Temperature (and min-p) alone: every id above the min-p bound, in id order (no sort needed).
-    pool = [];
-    for (let i = 0; i < x.length; i++) {
-      if (w[i] < p.minP) w[i] = 0;
-      if (w[i] > 0) pool.push(i);
-    }
-  }
-  if (p.topP < 1) {
-    // Measured on the distribution left by top-k, as transformers chains its warpers.
-    let denom = total;
-    if (p.topK > 0) {
-      denom = 0;
-      for (const i of pool) denom += w[i];
-    }
-    let acc = 0;
-    let n = 0;
-    while (n < pool.length) {
-      acc += w[pool[n++]];
-      if (acc >= p.topP * denom) break;
-    }
-    pool.length = n;
-  }
-  if (p.minP > 0 && (p.topK > 0 || p.topP < 1)) pool = pool.filter((i) => w[i] >= p.minP);
-  return pool;
-}
-
-/** The k highest-weight ids, best first (ties: lower id first), in one pass with a small sorted buffer. */
-function topKIds(x: Float32Array, w: Float64Array, k: number): number[] {
-  const best: number[] = [];
-  const worse = (a: number, b: number) => x[a] < x[b] || (x[a] === x[b] && a > b);
-  for (let i = 0; i < x.length; i++) {
-    if (w[i] === 0) continue;
-    if (best.length === k && !worse(best[k - 1], i)) continue;
-    let j = best.length < k ? best.length : k - 1;
-    while (j > 0 && worse(best[j - 1], i)) {
-      best[j] = best[j - 1];
-      j--;
-    }
-    best[j] = i;
-  }
-  return best;
-}
-
-/**
- * The ids above a weight floor, best first, the floor lowered until they hold `mass`: a set certain to
- * contain the nucleus, usually a few hundred ids instead of the whole vocabulary.
- */
-function nucleusPool(x: Float32Array, w: Float64Array, mass: number): number[] {
-  let floor = 1e-4;
-  for (;;) {
-    const pool: number[] = [];
-    let m = 0;
-    for (let i = 0; i < x.length; i++) {
-      if (w[i] > 0 && w[i] >= floor) {
-        pool.push(i);
-        m += w[i];
+  const w = s.w;
+  if (p.topK > 0) {
+    // The k best by logit, then weights for those alone (an id whose weight underflows to 0 is dropped).
+    const top = topKIds(x, allowed, p.topK);
+    if (top.length === 0) throw noToken();
+    const max = x[top[0]];
+    let ids: number[] = [];
+    let mass = 0;
+    for (const i of top) {
+      w[i] = Math.exp((x[i] - max) / t);
+      if (w[i] > 0) {
+        ids.push(i);
+        mass += w[i];
       }
     }
-    if (m >= mass || floor === 0) return pool.sort((a, b) => x[b] - x[a] || a - b);
-    floor = floor < 1e-30 ? 0 : floor * 1e-3;
+    if (p.topP < 1) {
+      // Measured on the distribution top-k left, as transformers chains its warpers.
+      let acc = 0;
+      let n = 0;
+      while (n < ids.length) {
+        acc += w[ids[n++]];
+        if (acc >= p.topP * mass) break;
+      }
+      ids.length = n;
+    }
+    if (p.minP > 0) ids = ids.filter((i) => w[i] >= p.minP);
+    mass = 0;
+    for (const i of ids) mass += w[i];
+    return { ids, mass };
   }
+
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) if (allowed[i] && x[i] > max) max = x[i];
+  if (max === -Infinity) throw noToken();
+  // Without top-p nothing lighter than min-p is kept, so its exponential need not be computed: ids below
+  // ln(min-p) (less a margin for the rounding of exp) are 0 at once, the rest compared exactly.
+  const skipBelow = p.topP < 1 || p.minP === 0 ? -Infinity : Math.log(p.minP) - 1e-6;
+  const buckets = p.topP < 1;
+  const bucket = s.bucket;
+  const bucketMass = s.bucketMass;
+  if (buckets) bucketMass.fill(0);
+  let total = 0;
+  for (let i = 0; i < x.length; i++) {
+    const y = (x[i] - max) / t;
+    // NaN logits and disallowed ids get no weight.
+    if (!allowed[i] || !(y >= skipBelow)) {
+      w[i] = 0;
+      continue;
+    }
+    const wi = Math.exp(y);
+    w[i] = wi;
+    total += wi;
+    if (buckets) {
+      const b = Math.min(BUCKETS - 1, Math.trunc(-y * BUCKETS_PER_UNIT));
+      bucket[i] = b;
+      bucketMass[b] += wi;
+    }
+  }
+  let mass = buckets ? nucleus(x, s, p.topP * total) : total;
+  if (p.minP > 0) {
+    mass = 0;
+    for (let i = 0; i < w.length; i++) {
+      if (w[i] < p.minP) w[i] = 0;
+      mass += w[i];
+    }
+  }
+  return { ids: null, mass };
+}
+
+/**
+ * Top-p over the whole vocabulary: keeps the most likely ids until their weights reach `target`, zeroing
+ * every other weight; returns the weights kept. The buckets say where the nucleus ends (buckets hold ids
+ * in order of weight, the heaviest first); only the ids of that bucket are sorted, to find the exact cut
+ * inside it.
+ */
+function nucleus(x: Float32Array, s: KeepScratch, target: number): number {
+  const { w, bucket, bucketMass } = s;
+  let acc = 0;
+  let last = 0;
+  while (last < BUCKETS - 1 && acc + bucketMass[last] < target) acc += bucketMass[last++];
+  const edge: number[] = [];
+  for (let i = 0; i < w.length; i++) {
+    if (w[i] === 0) continue;
+    if (bucket[i] > last) w[i] = 0;
+    else if (bucket[i] === last) edge.push(i);
+  }
+  edge.sort((a, b) => x[b] - x[a] || a - b);
+  let n = 0;
+  while (n < edge.length) {
+    acc += w[edge[n++]];
+    if (acc >= target) break;
+  }
+  for (let j = n; j < edge.length; j++) w[edge[j]] = 0;
+  return acc;
+}
+
+/**
+ * The k allowed ids of highest logit, best first (ties: lower id first), in one pass with a heap of k
+ * whose root is the worst one kept. NaN and -Infinity logits are never kept.
+ */
+function topKIds(x: Float32Array, allowed: Uint8Array, k: number): number[] {
+  const heap = new Int32Array(Math.min(k, x.length));
+  const worse = (a: number, b: number) => x[a] < x[b] || (x[a] === x[b] && a > b);
+  let size = 0;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    if (!allowed[i] || !(v > -Infinity)) continue;
+    if (size < heap.length) {
+      // Sift up: a new id is worse than every one before it with the same logit.
+      let j = size++;
+      while (j > 0 && worse(i, heap[(j - 1) >> 1])) {
+        heap[j] = heap[(j - 1) >> 1];
+        j = (j - 1) >> 1;
+      }
+      heap[j] = i;
+      continue;
+    }
+    // Full: an id with the root's logit comes later, so it is worse; only a higher logit gets in.
+    if (!(v > x[heap[0]])) continue;
+    let j = 0;
+    for (;;) {
+      const l = 2 * j + 1;
+      if (l >= size) break;
+      const c = l + 1 < size && worse(heap[l + 1], heap[l]) ? l + 1 : l;
+      if (!worse(heap[c], i)) break;
+      heap[j] = heap[c];
+      j = c;
+    }
+    heap[j] = i;
+  }
+  return Array.from(heap.subarray(0, size)).sort((a, b) => x[b] - x[a] || a - b);
 }

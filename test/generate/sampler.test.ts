@@ -110,6 +110,46 @@ describe("sampler", () => {
     );
   });
 
+  it("finds the same sets over thousands of ids, where top-p sorts only the bucket its cut falls in (fast-check)", () => {
+    // Logits on a fine grid: many ids per weight bucket (1/32 of a unit of ln(weight)) and many ties, so the
+    // cut lands inside a crowded bucket; k up to the whole vocabulary exercises the heap of top-k.
+    const big = fc
+      .integer({ min: 1000, max: 4000 })
+      .chain((n) => fc.tuple(fc.array(fc.integer({ min: -2000, max: 200 }).map((v) => v / 100), { minLength: n, maxLength: n }), fc.integer({ min: 0, max: 2 ** 31 - 1 })))
+      .map(([values, seed]) => {
+        const allowed = Uint8Array.from(values, (_, i) => ((i * 2654435761 + seed) >>> 0) % 17 === 0 ? 0 : 1);
+        allowed[seed % values.length] = 1;
+        return { logits: Float32Array.from(values), allowed };
+      });
+    fc.assert(
+      fc.property(
+        big,
+        fc.record({ topK: fc.constantFrom(0, 0, 1, 50, 999, 5000), topP: fc.constantFrom(1, 0.3, 0.9, 0.999), minP: fc.constantFrom(0, 0.01), temperature: fc.constantFrom(0.3, 0.7, 1.5) }),
+        ({ logits, allowed }, opts) => {
+          const got = candidates(logits, allowed, opts);
+          const { ids, p } = oracle(logits, allowed, opts.temperature);
+          let keep = opts.topK > 0 ? Math.min(opts.topK, ids.length) : ids.length;
+          const massK = p.slice(0, keep).reduce((a, b) => a + b, 0);
+          if (opts.topP < 1) {
+            let acc = 0;
+            let n = 0;
+            while (n < keep) {
+              acc += p[n++] / massK;
+              if (acc >= opts.topP - 1e-12) break;
+            }
+            keep = n;
+          }
+          const want = ids.slice(0, keep).filter((_, j) => p[j] >= opts.minP * p[0] * (1 - 1e-12));
+          expect(Math.abs(got.length - want.length)).toBeLessThanOrEqual(opts.topP < 1 ? 1 : 0);
+          const n = Math.min(got.length, want.length);
+          expect(got.map((c) => c.id).slice(0, n)).toEqual(want.slice(0, n));
+          expect(got.reduce((a, c) => a + c.p, 0)).toBeCloseTo(1, 9);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it("samples in proportion to the probabilities", () => {
     const logits = Float32Array.from([Math.log(0.5), Math.log(0.3), Math.log(0.15), Math.log(0.05)]);
     const s = new Sampler({ temperature: 1, seed: 7 }, new Uint8Array(4).fill(1));
