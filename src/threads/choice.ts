@@ -34,6 +34,17 @@ export const MIN_INTERVAL = 16;
 export const MAX_INTERVAL = 256;
 /** The other mode must be this much faster (a fraction of the step time) to switch: noise is not a reason. */
 export const SWITCH_MARGIN = 0.05;
+/**
+ * A probe whose mode was slower by more than this (a fraction of the best mode's step time) waits
+ * MAX_INTERVAL for the next one: a large model on a quiet machine runs solo ~1.7x slower, so the early
+ * probes of every fresh pool (at steps 19, 39, 75, ...) cost a generation of 200 tokens 4% of its time.
+ */
+export const FAR_MARGIN = 0.5;
+/**
+ * ...and the machine changing is then noticed from the best mode's own steps: once their median is this
+ * much slower than at the last probe (at neighbouring positions), the next probe comes after MIN_INTERVAL.
+ */
+export const ALARM_MARGIN = 0.25;
 
 export class ThreadChoice {
   /** The mode steps run in between probes. */
@@ -49,6 +60,8 @@ export class ThreadChoice {
   /** Steps left in the current probe (0: not probing). */
   private probeLeft = 0;
   private readonly recent: Record<StepMode, number[]> = { split: [], solo: [] };
+  /** The best mode's median step time when the last probe ended (Infinity: none since the last jump). */
+  private reference = Infinity;
   /** Position of the last step recorded. */
   private position = -1;
 
@@ -57,8 +70,10 @@ export class ThreadChoice {
   /** The mode of the next step. */
   next(): StepMode {
     if (this.probeLeft > 0) return other(this.best);
-    const timed = this.recent[this.best].length >= MEDIAN_OF;
-    if (this.seen >= this.warmupSteps && this.sinceProbe >= this.interval && timed) {
+    const recent = this.recent[this.best];
+    const timed = recent.length >= MEDIAN_OF;
+    const alarm = timed && this.sinceProbe >= MIN_INTERVAL && median(recent) > this.reference * (1 + ALARM_MARGIN);
+    if (this.seen >= this.warmupSteps && (this.sinceProbe >= this.interval || alarm) && timed) {
       this.probeLeft = PROBE_STEPS;
       this.probes++;
       this.recent[other(this.best)].length = 0;
@@ -75,6 +90,7 @@ export class ThreadChoice {
     if (jumped) {
       this.recent.split.length = 0;
       this.recent.solo.length = 0;
+      this.reference = Infinity;
     }
     // Only the last MEDIAN_OF steps of each mode are kept: a probe's first step, and the first step back in
     // the best mode after it, drop out before they are compared.
@@ -93,8 +109,10 @@ export class ThreadChoice {
       this.best = mode;
       this.switches++;
       this.interval = MIN_INTERVAL;
+      this.reference = theirs;
     } else {
-      this.interval = Math.min(MAX_INTERVAL, 2 * this.interval);
+      this.interval = theirs > mine * (1 + FAR_MARGIN) ? MAX_INTERVAL : Math.min(MAX_INTERVAL, 2 * this.interval);
+      this.reference = mine;
     }
   }
 }

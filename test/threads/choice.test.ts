@@ -3,7 +3,7 @@
 // the machine changes, pays a bounded share of steps in the slower mode, and ignores noise and the first
 // step after a change of mode.
 import { describe, expect, it } from "vitest";
-import { CHOICE_WARMUP_STEPS, MAX_INTERVAL, PROBE_STEPS, ThreadChoice, type StepMode } from "../../src/threads/choice.js";
+import { CHOICE_WARMUP_STEPS, MAX_INTERVAL, MEDIAN_OF, MIN_INTERVAL, PROBE_STEPS, ThreadChoice, type StepMode } from "../../src/threads/choice.js";
 
 /**
  * Runs `n` steps at positions from, from + 1, ...: step i in the mode the choice picks, taking
@@ -42,6 +42,23 @@ describe("choice of split or solo decode steps", () => {
     const firstSolo = modes.indexOf("solo");
     expect(firstSolo).toBe(CHOICE_WARMUP_STEPS + 3);
     expect(count(modes.slice(firstSolo), "split") / (modes.length - firstSolo)).toBeLessThan(0.03);
+  });
+
+  it("a large model on a quiet machine (split 22 ms, solo 39 ms): one probe in a 256-token generation", () => {
+    const c = new ThreadChoice();
+    const modes = simulate(c, 256, (m) => (m === "split" ? 22 : 39));
+    expect(count(modes, "solo")).toBe(PROBE_STEPS);
+    expect(c.best).toBe("split");
+  });
+
+  it("notices a machine turning busy from the slower steps of its mode, without waiting for the backed-off probe", () => {
+    const c = new ThreadChoice();
+    simulate(c, 300, (m) => (m === "split" ? 22 : 39));
+    expect(c.probes).toBe(2); // the probes have backed off to MAX_INTERVAL
+    // Another process takes a core: split steps now take 45 ms, solo ones 40.
+    const after = simulate(c, 100, (m) => (m === "split" ? 45 : 40), 300);
+    expect(c.best).toBe("solo");
+    expect(after.findIndex((m, i) => after.slice(i, i + 8).every((x) => x === "solo"))).toBeLessThanOrEqual(MIN_INTERVAL + MEDIAN_OF + PROBE_STEPS);
   });
 
   it("follows the machine when it changes, within one probe interval", () => {
