@@ -46,6 +46,8 @@ export interface Ran {
   generatedTokens: number;
   /** The engine's own decode speed, for comparison with the page's. */
   engineDecodeTokPerS: number;
+  /** Ours: the engine's own step times and how its threads ran the steps (GenerationStats.decodeSteps). */
+  engineSteps?: { medianMs: number; split: number; solo: number };
 }
 
 let client: ModelClient | null = null;
@@ -110,7 +112,8 @@ async function run(req: RunRequest): Promise<Ran> {
   const t0 = performance.now();
   if (client) {
     const r = await client.generate(req.text, { maxNewTokens: req.newTokens, temperature: 0 }, () => arrivals.push(performance.now()));
-    return summary(t0, arrivals, r.stats.promptTokens, r.stats.prefillMs, r.stats.generatedTokens, r.stats.decodeTokensPerSecond);
+    const d = r.stats.decodeSteps;
+    return { ...summary(t0, arrivals, r.stats.promptTokens, r.stats.prefillMs, r.stats.generatedTokens, r.stats.decodeTokensPerSecond), engineSteps: { medianMs: d.medianMs, split: d.split, solo: d.solo } };
   }
   if (!wllama) throw new Error("no engine loaded");
   const timed = await wllamaRun(req.text.slice(0, req.tokens - (await wllamaPromptOverhead())), req.newTokens, arrivals);

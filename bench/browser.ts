@@ -15,6 +15,9 @@
 //            Origin Private File System through ModelCache; wllama: its CacheManager, also OPFS), then runs
 //            an untimed warm-up request and a prompt of each length in --prefill and --decode-at, each
 //            followed by --new-tokens greedy tokens (end-of-text ignored by wllama; ours stops on one).
+// A decode figure is 1000 / the median interval between two tokens streamed to the page, leaving out the
+// first STEADY_AFTER intervals of each stream (the engine's threads and V8's optimizing tier settle there):
+// a steady figure over --new-tokens - STEADY_AFTER - 1 intervals, printed with its p10 and p90.
 // Both engines get the same context size, thread count, prompt lengths and greedy sampling; wllama runs on
 // the CPU (n_gpu_layers 0) with one server slot. Peak renderer memory is the largest sum of the resident
 // sets (/proc) of the browser's renderer processes during the visit, sampled every 100 ms. The table shows
@@ -61,7 +64,10 @@ const THREADS = intList(arg("threads") ?? "1,2");
 const ROUNDS = intList(arg("rounds") ?? "2")[0];
 const PREFILL = intList(arg("prefill") ?? "512")[0];
 const DECODE_AT = intList(arg("decode-at") ?? "512,2048").sort((a, b) => a - b);
-const NEW_TOKENS = intList(arg("new-tokens") ?? "32")[0];
+const NEW_TOKENS = intList(arg("new-tokens") ?? "64")[0];
+/** Intervals at the start of each stream left out of the decode figure. */
+const STEADY_AFTER = 8;
+if (NEW_TOKENS < STEADY_AFTER + 9) throw new Error(`--new-tokens must be at least ${STEADY_AFTER + 9}: a decode figure leaves out the first ${STEADY_AFTER} intervals and needs 8 more`);
 /** wllama with its defaults (threads, WebGPU layers, slots) in a browser with a software GPU: see the page. */
 const WLLAMA_DEFAULTS = process.argv.includes("--wllama-defaults");
 const ENGINES = (arg("only") ? [arg("only")] : ["ours", "wllama"]) as Array<"ours" | "wllama">;
@@ -342,7 +348,7 @@ try {
         const prompt = (n: number, i: number, newTokens: number): RunRequest => ({ text: engine === "ours" ? textOfTokens(n, seed + i) : lettersOf(n, seed + i), tokens: n, newTokens });
         // A short request first, not timed: each engine's first one pays one-time costs (fresh compute
         // buffers being touched, hot functions being recompiled by V8's optimizing tier).
-        const runs: RunRequest[] = [prompt(WARMUP_TOKENS, 9, 4), ...lengths.map((n, i) => prompt(n, i, NEW_TOKENS))];
+        const runs: RunRequest[] = [prompt(WARMUP_TOKENS, 9, 16), ...lengths.map((n, i) => prompt(n, i, NEW_TOKENS))];
         const profile = mkdtempSync(join(tmpdir(), `bench-browser-${engine}-`));
         try {
           const first = await visit(profile, engine, threads, []);
@@ -366,9 +372,12 @@ try {
           second.runs.slice(1).forEach((r, i) => {
             const n = lengths[i];
             if (n === PREFILL) record(engine, threads, "prefillTokPerS", (r.promptTokens / r.prefillMs) * 1000);
-            if (DECODE_AT.includes(n)) record(engine, threads, `decode${n}`, 1000 / median(r.stepsMs));
+            const steady = r.stepsMs.slice(STEADY_AFTER);
+            if (DECODE_AT.includes(n)) record(engine, threads, `decode${n}`, 1000 / median(steady));
+            const q = (p: number) => [...steady].sort((a, b) => a - b)[Math.floor(p * (steady.length - 1))]?.toFixed(1);
+            const split = r.engineSteps ? `; engine: steps p50 ${r.engineSteps.medianMs.toFixed(1)} ms, ${r.engineSteps.split} split / ${r.engineSteps.solo} solo` : "";
             line.push(
-              `${n}: prompt ${r.promptTokens} in ${r.prefillMs.toFixed(0)} ms, ${r.generatedTokens} tokens, step p50 ${median(r.stepsMs).toFixed(1)} ms (engine says ${r.engineDecodeTokPerS.toFixed(1)} tok/s)`,
+              `${n}: prompt ${r.promptTokens} in ${r.prefillMs.toFixed(0)} ms, ${r.generatedTokens} tokens, steady steps (${steady.length}) p10 ${q(0.1)} / p50 ${median(steady).toFixed(1)} / p90 ${q(0.9)} ms (engine says ${r.engineDecodeTokPerS.toFixed(1)} tok/s${split})`,
             );
           });
           line.push(`peak renderer ${peakMiB.toFixed(0)} MiB`);

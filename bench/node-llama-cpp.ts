@@ -79,6 +79,8 @@ export interface NlcSequence {
   readonly nextTokenIndex: number;
   clearHistory(): Promise<void>;
   evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void>;
+  /** Evaluates `tokens`, then yields each token it generates (its public generation API). */
+  evaluate(tokens: number[], options?: { temperature?: number; topK?: number; topP?: number; minP?: number; seed?: number }): AsyncGenerator<number, void, void>;
   controlledEvaluate(
     input: Array<number | [number, { generateNext: { token?: boolean; probabilities?: boolean; options?: { temperature?: number; topK?: number; topP?: number; minP?: number } } }]>,
   ): Promise<Array<{ next: { token?: number | null; probabilities?: Map<number, number> } } | undefined>>;
