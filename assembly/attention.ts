@@ -118,52 +118,86 @@ export function attention_finalize(state: usize, nq: i32, headDim: i32, out: usi
 }
 
 /**
- * Folds cache slots [slot0, slot0 + n) of ONE KV head into the online-softmax state of its nq query
- * heads: scores s = (q16 · k_j) · (kScale_j · c), then m, l, acc updated as in flash attention, where each
- * query head is first quantized to i16 (quantizeQuery: q ≈ q16 · qScale, c = qScale · scaleFactor), so the
- * dot with the int8 key is an exact integer. k and v point at this head's [slots][headDim] i8 block,
- * kScales / vScales at its [slots] f32 row. q is f32 [nq][headDim]. Calls over disjoint ranges combine
- * exactly (up to float rounding).
+ * Folds the keys and values of ONE KV head into the online-softmax state of `rows` query rows: row r is
+ * the token at position pos0 + r and sees positions [max(0, pos0 + r - window + 1), pos0 + r], at slot
+ * position % slots. Its nq query heads (one GQA group, f32 [nq][headDim]) are at q + r·qStride; the state
+ * holds rows·nq records, row r's heads at record r·nq + h (attentionStateFloats(rows·nq, headDim)).
+ *
+ * Every row walks its positions in pieces cut at multiples of CHUNK and of `slots` (where a ring wraps),
+ * the same pieces whichever rows it is computed with: each piece updates each head as flash attention does
+ * (scores s = (q16 · k_j) · (kScale_j · c), then m, l and acc), with each query head first quantized to i16
+ * (quantizeQuery: q ≈ q16 · qScale, c = qScale · scaleFactor), so the dot with the int8 key is an exact
+ * integer. The rows share the passes over a piece's keys and values (the tile of prefill): their scores
+ * are computed over the piece's whole span, a row's softmax only over its own part of it, and its value
+ * weights are 0 elsewhere, which adds exact zeros. So a row's result is bit-identical to the one it gets
+ * alone (decode), and to any other tiling of the rows.
+ * k and v point at this head's [slots][headDim] i8 block, kScales / vScales at its [slots] f32 row.
  */
-export function attention_accumulate(
-  q: usize, nq: i32, headDim: i32,
-  k: usize, kScales: usize, v: usize, vScales: usize,
-  slot0: i32, n: i32, scaleFactor: f32, state: usize,
+export function attention_rows(
+  q: usize, qStride: i32, rows: i32, nq: i32, headDim: i32,
+  k: usize, kScales: usize, v: usize, vScales: usize, slots: i32,
+  pos0: i32, window: i32, scaleFactor: f32, state: usize,
 ): void {
+  const heads = rows * nq;
   const rec = <usize>recordFloats(headDim) << 2;
   const rowBytes = <usize>CHUNK << 2;
-  const scores = state + <usize>nq * rec;
+  const scores = state + <usize>heads * rec;
   // Sinks for the heads that pad the last tile to TILE: a score row nobody reads, an all-zero weight
   // row, and an accumulator nobody reads. They keep padded heads from aliasing real ones.
-  const sinkScores = scores + <usize>nq * rowBytes;
+  const sinkScores = scores + <usize>heads * rowBytes;
   const zeroWeights = sinkScores + rowBytes;
   const sinkAcc = zeroWeights + rowBytes;
   const qScaled = sinkAcc + (<usize>headDim << 2);
-  const q16 = qScaled + (<usize>((nq + 3) & ~3) << 2);
+  const q16 = qScaled + (<usize>((heads + 3) & ~3) << 2);
+  const q16Bytes = <usize>headDim << 1;
   for (let j: usize = 0; j < rowBytes; j += 16) v128.store(zeroWeights + j, f32x4.splat(0));
-  quantizeQuery(q, nq, headDim, scaleFactor, q16, qScaled);
+  for (let r = 0; r < rows; r++) {
+    quantizeQuery(q + <usize>r * <usize>qStride, nq, headDim, scaleFactor, q16 + <usize>(r * nq) * q16Bytes, qScaled + (<usize>(r * nq) << 2));
+  }
   // A head is marked bad (m = NaN) for good when its query held NaN or infinity (c not finite), and every
-  // head when a key of the range did (a NaN key scale, see kv_store): the output is then NaN, not finite.
-  const badKeys = anyNaN(kScales + (<usize>slot0 << 2), n);
-  for (let h = 0; h < nq; h++) {
-    if (badKeys || !(abs<f32>(load<f32>(qScaled + (<usize>h << 2))) < Infinity)) store<f32>(state + <usize>h * rec, NaN);
+  // head of a row when a key it reads did (a NaN key scale, see kv_store): the output is then NaN.
+  for (let h = 0; h < heads; h++) {
+    if (!(abs<f32>(load<f32>(qScaled + (<usize>h << 2))) < Infinity)) store<f32>(state + <usize>h * rec, NaN);
   }
 
-  const q16Bytes = <usize>headDim << 1;
-  for (let c0 = 0; c0 < n; c0 += CHUNK) {
-    const cn = min(CHUNK, n - c0);
-    const s0 = <usize>(slot0 + c0);
-    const kc = k + s0 * <usize>headDim;
-    const vc = v + s0 * <usize>headDim;
-    for (let h0 = 0; h0 < nq; h0 += TILE) {
-      scoreTile(q16, qScaled, h0, nq, q16Bytes, kc, kScales + (s0 << 2), cn, headDim, scores, sinkScores);
+  const last = pos0 + rows - 1;
+  let x = max(0, pos0 - window + 1);
+  while (x <= last) {
+    const xEnd = min(last + 1, min((x / CHUNK + 1) * CHUNK, (x / slots + 1) * slots));
+    // Rows reading part of [x, xEnd): their positions reach x, their windows start before xEnd.
+    const rA = max(0, x - pos0);
+    const rB = min(rows - 1, xEnd + window - 2 - pos0);
+    if (rA <= rB) {
+      const a = max(x, pos0 + rA - window + 1);
+      const b = min(xEnd, pos0 + rB + 1);
+      const s0 = <usize>(a % slots);
+      const n = b - a;
+      const kc = k + s0 * <usize>headDim;
+      const vc = v + s0 * <usize>headDim;
+      const hA = rA * nq;
+      const hB = (rB + 1) * nq;
+      for (let h0 = hA; h0 < hB; h0 += TILE) {
+        scoreTile(q16, qScaled, h0, hB, q16Bytes, kc, kScales + (s0 << 2), n, headDim, scores, sinkScores);
+      }
+      for (let r = rA; r <= rB; r++) {
+        const ar = max(a, pos0 + r - window + 1);
+        const br = min(b, pos0 + r + 1);
+        const off = <usize>(ar - a) << 2;
+        const badKeys = anyNaN(kScales + (s0 << 2) + off, br - ar);
+        for (let h = r * nq; h < (r + 1) * nq; h++) {
+          const row = scores + <usize>h * rowBytes;
+          if (badKeys) store<f32>(state + <usize>h * rec, NaN);
+          softmaxUpdate(state + <usize>h * rec, row + off, vScales + (s0 << 2) + off, br - ar, headDim);
+          // Outside its own part the row's value weights are 0.
+          for (let j: usize = 0; j < off; j += 4) store<f32>(row + j, 0);
+          for (let j = <usize>(br - a) << 2; j < <usize>n << 2; j += 4) store<f32>(row + j, 0);
+        }
+      }
+      for (let h0 = hA; h0 < hB; h0 += TILE) {
+        valueTile(h0, hB, rec, state, vc, n, headDim, scores, zeroWeights, sinkAcc);
+      }
     }
-    for (let h = 0; h < nq; h++) {
-      softmaxUpdate(state + <usize>h * rec, scores + <usize>h * rowBytes, vScales + (s0 << 2), cn, headDim);
-    }
-    for (let h0 = 0; h0 < nq; h0 += TILE) {
-      valueTile(h0, nq, rec, state, vc, cn, headDim, scores, zeroWeights, sinkAcc);
-    }
+    x = xEnd;
   }
 }
 
@@ -175,7 +209,7 @@ const Q16_MAX: f32 = <f32>QUERY_Q_MAX;
  * Quantizes each query head of q (f32 [nq][headDim]) to i16: qScale = max|q| / 32767, q16 =
  * roundHalfEven(q / qScale) (|q16| <= 32767), and c = qScale · scaleFactor per head (f32 [nq]). A zero head
  * gets q16 = 0 and c = 0. NaN or infinity in a head leaves q16 = 0 with c NaN or infinite, which
- * attention_accumulate turns into a NaN output for that head.
+ * attention_rows turns into a NaN output for that head.
  */
 // @ts-ignore: decorator
 @inline function quantizeQuery(q: usize, nq: i32, headDim: i32, scaleFactor: f32, q16: usize, c: usize): void {
@@ -296,7 +330,7 @@ const SOFTMAX_FLOOR: f32 = <f32>SOFTMAX_FLOOR_I32;
   const end = <usize>cn << 2;
   const quadEnd = <usize>(cn & ~3) << 2;
   if (isNaN(load<f32>(rec))) {
-    // A bad head (see attention_accumulate) stays NaN; its value weights are zeroed so nothing is summed for it.
+    // A bad head (see attention_rows) stays NaN; its value weights are zeroed so nothing is summed for it.
     for (let j: usize = 0; j < end; j += 4) store<f32>(row + j, 0);
     return;
   }

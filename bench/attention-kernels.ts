@@ -2,12 +2,14 @@
 // and the scalar TypeScript twins. Run: npx tsx bench/attention-kernels.ts
 //
 // "attention" is one layer's work for one decode token: 4 KV heads x 5 query heads, headDim 64, over
-// the given number of cached positions (reset + accumulate + finalize per KV head).
+// the given number of cached positions (reset + attention_rows of one row + finalize per KV head);
+// "attention, 8-token tile" the same for a prefill tile of 8 consecutive tokens (one attention_rows call
+// of 8 rows per KV head), per token.
 import { setFlagsFromString } from "node:v8";
 import { Bench, type Task } from "tinybench";
 import {
-  allocAttentionState, allocKvCacheLayer, attentionAccumulate, attentionAccumulateRef, attentionFinalize,
-  attentionFinalizeRef, attentionReset, attentionResetRef, attentionStateFloats, kvCacheLayerArrays,
+  allocAttentionState, allocKvCacheLayer, attentionFinalize, attentionFinalizeRef, attentionRecordFloats, attentionReset, attentionResetRef,
+  attentionRows, attentionRowsRef, attentionStateFloats, kvCacheLayerArrays,
   type KvCacheLayer, type KvCacheLayerArrays,
 } from "../src/kernels/attention.js";
 import {
@@ -25,6 +27,8 @@ const HEAD_DIM = 64;
 const HIDDEN = 1280;
 const FFN = 6144;
 const LENGTHS = [512, 2048, 8192];
+/** Tokens of the prefill tile. */
+const TILE = 8;
 const MAX_SLOTS = 8192;
 
 
@@ -61,7 +65,7 @@ function record(kernel: string, shape: string, column: string, ms: number): void
 const attnShape = (n: number): string => `${KV_HEADS} kv x ${GROUP} q x ${HEAD_DIM}, ${n} pos`;
 const ropeTable = buildRopeTables(HEAD_DIM, MAX_SLOTS, Float32Array.from({ length: HEAD_DIM / 2 }, (_, i) => 500000 ** (-i / 32)));
 const twinCache = kvCacheLayerArrays({ kvHeads: KV_HEADS, headDim: HEAD_DIM, slots: MAX_SLOTS });
-const q = randomF32(KV_HEADS * GROUP * HEAD_DIM, 2);
+const q = randomF32(TILE * KV_HEADS * GROUP * HEAD_DIM, 2);
 const norm = randomF32(HIDDEN, 3);
 const normW = randomF32(HIDDEN, 4);
 const gate = randomF32(FFN, 5);
@@ -75,7 +79,7 @@ for (const variant of variants) {
   const wasm = await WasmKernels.create(variant, wasmBytes(variant));
   const cache = allocKvCacheLayer(wasm, { kvHeads: KV_HEADS, headDim: HEAD_DIM, slots: MAX_SLOTS });
   fillCache(wasm, cache, twinCache);
-  const state = allocAttentionState(wasm, GROUP, HEAD_DIM);
+  const state = allocAttentionState(wasm, TILE * GROUP, HEAD_DIM);
   const ptr = (a: Float32Array): number => {
     const p = wasm.alloc(a.byteLength);
     wasm.f32.set(a, p >> 2);
@@ -92,14 +96,22 @@ for (const variant of variants) {
   const qkPtr = ptr(qk);
   const table = uploadRopeTable(wasm, ropeTable);
   const groupBytes = GROUP * HEAD_DIM * 4;
+  const rowBytes = KV_HEADS * groupBytes;
 
   const bench = new Bench({ time: 400, warmupTime: 100 });
   for (const n of LENGTHS) {
     bench.add(`attention ${n}`, () => {
       for (let h = 0; h < KV_HEADS; h++) {
         attentionReset(wasm, state, GROUP, HEAD_DIM);
-        attentionAccumulate(wasm, cache, h, qPtr + h * groupBytes, GROUP, 0, n, 0.125, state);
+        attentionRows(wasm, cache, h, qPtr + h * groupBytes, rowBytes, 1, GROUP, n - 1, MAX_SLOTS, 0.125, state);
         attentionFinalize(wasm, state, GROUP, HEAD_DIM, outPtr + h * groupBytes);
+      }
+    });
+    bench.add(`tile ${n}`, () => {
+      for (let h = 0; h < KV_HEADS; h++) {
+        attentionReset(wasm, state, TILE * GROUP, HEAD_DIM);
+        attentionRows(wasm, cache, h, qPtr + h * groupBytes, rowBytes, TILE, GROUP, n - TILE, MAX_SLOTS, 0.125, state);
+        for (let t = 0; t < TILE; t++) attentionFinalize(wasm, state + 4 * t * GROUP * attentionRecordFloats(HEAD_DIM), GROUP, HEAD_DIM, outPtr + t * rowBytes + h * groupBytes);
       }
     });
   }
@@ -110,6 +122,7 @@ for (const variant of variants) {
   const tasks = bench.runSync();
   const byName = (name: string): Task | undefined => tasks.find((t) => t.name === name);
   for (const n of LENGTHS) record("attention", attnShape(n), variant, median(byName(`attention ${n}`)));
+  for (const n of LENGTHS) record(`attention, ${TILE}-token tile, per token`, attnShape(n), variant, median(byName(`tile ${n}`)) / TILE);
   record("rmsnorm", `1 x ${HIDDEN}`, variant, median(byName("rmsnorm")));
   record("rope", `${KV_HEADS * GROUP}+${KV_HEADS} heads x ${HEAD_DIM}`, variant, median(byName("rope")));
   record("swiglu", `${FFN}`, variant, median(byName("swiglu")));
@@ -126,7 +139,7 @@ for (const variant of variants) {
     bench.add(`attention ${n}`, () => {
       for (let h = 0; h < KV_HEADS; h++) {
         attentionResetRef(state, GROUP, HEAD_DIM);
-        attentionAccumulateRef(twinCache, h, q.subarray(h * GROUP * HEAD_DIM), GROUP, 0, n, 0.125, state);
+        attentionRowsRef(twinCache, h, q.subarray(h * GROUP * HEAD_DIM), KV_HEADS * GROUP * HEAD_DIM, 1, GROUP, n - 1, MAX_SLOTS, 0.125, state);
         attentionFinalizeRef(state, GROUP, HEAD_DIM, out.subarray(h * GROUP * HEAD_DIM));
       }
     });

@@ -11,6 +11,7 @@
 //   |kernel - twin| <= max|v| · (1e-5 + 4e-6 · E),   E = max_j |scaleFactor · kScale_j| · Σ_i |q_i k_ji|
 // (E bounds the score magnitude; a score error δ moves the softmax-weighted mean by at most ~2δ·max|v|).
 import { requireCount, requireRegion } from "./checks.js";
+import { visibleSlots, windowStart } from "./kv-slots.js";
 import { ATTENTION_CHUNK, KV_Q_MAX, QUERY_Q_MAX, roundHalfEven, SOFTMAX_FLOOR } from "./numerics.js";
 import type { WasmKernels } from "./wasm.js";
 
@@ -51,7 +52,8 @@ export interface KvCacheLayerArrays extends KvCacheShape {
 export type KvPart = "k" | "v";
 
 /**
- * Online-softmax state of nq query heads (one GQA group) for the kernel, f32:
+ * Online-softmax state of nq query heads for the kernel (attention_rows' rows·nq: each row's GQA group in
+ * turn), f32:
  *
  *   records  [nq][4 + headDim]   per head: m (running max score), l (running Σ e^(s - m)), 0, 0,
  *                                acc[headDim] (running Σ e^(s - m) · v)
@@ -295,27 +297,67 @@ export function attentionReset(wasm: WasmKernels, state: number, nq: number, hea
 }
 
 /**
- * Wasm attention_accumulate over slots [slot0, slot0 + n) of KV head `kvHead`; q is f32 [nq][headDim] at `q`,
- * state has attentionStateBytes(nq, headDim) bytes. A wrapped ring range is two calls.
+ * Twin of attentionRows: folds into `state` (f32 [rows·nq] records) the attention of `rows` query rows of KV
+ * head `kvHead`, row r at position pos0 + r reading the last `window` positions (itself included) of the
+ * cache (slot = position % slots), its nq query heads at q[r·qStride ..] (f32 [nq][headDim], RoPE applied).
+ * Each row's visible slots (one run, or two where the ring wraps) go through attentionAccumulateRef.
  */
-export function attentionAccumulate(
-  wasm: WasmKernels, cache: KvCacheLayer, kvHead: number, q: number, nq: number,
-  slot0: number, n: number, scaleFactor: number, state: number,
+export function attentionRowsRef(
+  cache: KvCacheLayerArrays, kvHead: number, q: Float32Array, qStride: number, rows: number, nq: number,
+  pos0: number, window: number, scaleFactor: number, state: Float32Array,
 ): void {
-  const fn = "attentionAccumulate";
-  checkRange(fn, cache, kvHead, nq, slot0, n, scaleFactor);
+  const fn = "attentionRowsRef";
+  checkRows(fn, cache, kvHead, rows, nq, pos0, window, scaleFactor);
+  const rec = attentionRecordFloats(cache.headDim);
+  if (q.length < (rows - 1) * qStride + nq * cache.headDim) throw new RangeError(`${fn}: q holds ${q.length} floats, too few for ${rows} rows`);
+  if (state.length < rows * nq * rec) throw new RangeError(`${fn}: state holds ${state.length} floats, need ${rows * nq * rec}`);
+  for (let r = 0; r < rows; r++) {
+    const qr = q.subarray(r * qStride, r * qStride + nq * cache.headDim);
+    const st = state.subarray(r * nq * rec, (r + 1) * nq * rec);
+    for (const run of visibleSlots(cache.slots, window, pos0 + r)) attentionAccumulateRef(cache, kvHead, qr, nq, run.slot0, run.n, scaleFactor, st);
+  }
+}
+
+function checkRows(fn: string, cache: KvCacheShape, kvHead: number, rows: number, nq: number, pos0: number, window: number, scaleFactor: number): void {
+  checkShape(fn, cache);
+  requireCount(fn, "rows", rows, 1);
+  requireCount(fn, "nq", nq, 1);
+  requireCount(fn, "kvHead", kvHead);
+  if (kvHead >= cache.kvHeads) throw new RangeError(`${fn}: kvHead ${kvHead} is outside 0..${cache.kvHeads - 1}`);
+  requireCount(fn, "pos0", pos0);
+  requireCount(fn, "window", window, 1);
+  // The cache holds the last `slots` positions up to the last row's: every position a row reads must be among them.
+  const span = pos0 + rows - windowStart(window, pos0);
+  if (span > cache.slots) throw new RangeError(`${fn}: rows at positions ${pos0}..${pos0 + rows - 1} with window ${window} read ${span} positions, more than the cache's ${cache.slots} slots hold`);
+  if (!Number.isFinite(scaleFactor)) throw new RangeError(`${fn}: scaleFactor must be finite, got ${scaleFactor}`);
+}
+
+/**
+ * Wasm attention_rows: folds the attention of `rows` query rows of KV head `kvHead` into `state`
+ * (attentionStateBytes(rows·nq, headDim) bytes, rows·nq records, reset before the first call): row r is
+ * the token at position pos0 + r, reads the last `window` positions of the cache and has its nq query heads
+ * at q + r·qStride (bytes; f32 [nq][headDim], RoPE applied). A row's result does not depend on the rows
+ * computed with it (see assembly/attention.ts).
+ */
+export function attentionRows(
+  wasm: WasmKernels, cache: KvCacheLayer, kvHead: number, q: number, qStride: number, rows: number, nq: number,
+  pos0: number, window: number, scaleFactor: number, state: number,
+): void {
+  const fn = "attentionRows";
+  checkRows(fn, cache, kvHead, rows, nq, pos0, window, scaleFactor);
   const { headDim, slots } = cache;
-  checkState(wasm, fn, state, nq, headDim);
-  requireRegion(wasm, fn, "q", q, nq * headDim * 4);
+  checkState(wasm, fn, state, rows * nq, headDim);
+  requireCount(fn, "qStride", qStride);
+  requireRegion(wasm, fn, "q", q, (rows - 1) * qStride + nq * headDim * 4);
   requireRegion(wasm, fn, "kData", cache.kData, cache.kvHeads * slots * headDim);
   requireRegion(wasm, fn, "vData", cache.vData, cache.kvHeads * slots * headDim);
   requireRegion(wasm, fn, "kScales", cache.kScales, cache.kvHeads * slots * 4);
   requireRegion(wasm, fn, "vScales", cache.vScales, cache.kvHeads * slots * 4);
   const dataOff = kvHead * slots * headDim;
   const scaleOff = kvHead * slots * 4;
-  wasm.exports.attention_accumulate(
-    q, nq, headDim, cache.kData + dataOff, cache.kScales + scaleOff, cache.vData + dataOff, cache.vScales + scaleOff,
-    slot0, n, scaleFactor, state,
+  wasm.exports.attention_rows(
+    q, qStride, rows, nq, headDim, cache.kData + dataOff, cache.kScales + scaleOff, cache.vData + dataOff, cache.vScales + scaleOff,
+    slots, pos0, window, scaleFactor, state,
   );
 }
 

@@ -41,9 +41,9 @@ export interface WasmExports {
   // assembly/attention.ts; layouts: KvCacheLayer and the attention state (attention.ts)
   kv_store(src: number, kvHeads: number, headDim: number, data: number, scales: number, slots: number, slot: number): void;
   attention_reset(state: number, nq: number, headDim: number): void;
-  attention_accumulate(
-    q: number, nq: number, headDim: number, k: number, kScales: number, v: number, vScales: number,
-    slot0: number, n: number, scaleFactor: number, state: number,
+  attention_rows(
+    q: number, qStride: number, rows: number, nq: number, headDim: number, k: number, kScales: number, v: number, vScales: number,
+    slots: number, pos0: number, window: number, scaleFactor: number, state: number,
   ): void;
   attention_finalize(state: number, nq: number, headDim: number, out: number): void;
 
@@ -72,7 +72,7 @@ export const WASM_EXPORT_ARITY: { readonly [K in keyof WasmExports]: Parameters<
   quantize_rows_q4_0: 5,
   kv_store: 7,
   attention_reset: 3,
-  attention_accumulate: 11,
+  attention_rows: 14,
   attention_finalize: 4,
   rmsnorm: 6,
   rope: 6,

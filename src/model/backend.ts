@@ -58,6 +58,8 @@ export interface Backend {
    * alone, as the thread pool chose them by their timing (src/threads/choice.ts); absent without threads.
    */
   decodeSteps?(): { split: number; solo: number };
+  /** Bytes the backend's KV cache holds allocated (int8 data and f32 scales), for a backend that keeps one. */
+  kvCacheBytes?(): number;
   /** Releases what the backend holds (Wasm memory, worker threads); the backend is unusable afterwards. */
   dispose(): void | Promise<void>;
 }

@@ -29,8 +29,14 @@ import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type 
 import { allocAttentionState, kvStore } from "../kernels/attention.js";
 import { attentionTemperature, ropeInverseFrequencies } from "./rope.js";
 
-/** Private output scratch of each worker thread (a chunk of rows x block tokens, or one attention head). */
+/** Private output scratch of each worker thread (a chunk of rows x block tokens, or a tile's attention heads). */
 const WORKER_SCRATCH_BYTES = 128 << 10;
+/**
+ * Query tokens per attention chunk (ATTENTION_TILE tokens x one KV head): the tokens of a tile share the
+ * passes over each block of keys and values (attention_rows); a 32-token prefill block is 4 tiles per KV
+ * head, 16 chunks for the threads to share.
+ */
+const ATTENTION_TILE = 8;
 
 export interface EngineOptions {
   contextLength: number;
@@ -104,7 +110,7 @@ export class WasmEngine implements Backend {
     this.head = weights.head;
     this.finalNorm = weights.finalNorm;
     this.block = s.block;
-    this.kv = new KvCache(k, config, opts.contextLength);
+    this.kv = new KvCache(k, config, opts.contextLength, s.block);
     const omega = ropeInverseFrequencies(config);
     this.ropeTable = uploadRopeTable(k, buildRopeTables(config.headDim, opts.contextLength, Float32Array.from(omega)));
     this.ones = k.alloc(4 * config.headDim);
@@ -217,6 +223,11 @@ export class WasmEngine implements Backend {
     return this.blocks(tokens, startPos, all);
   }
 
+  kvCacheBytes(): number {
+    const b = this.kv.bytes();
+    return b.data + b.scales;
+  }
+
   decodeSteps(): { split: number; solo: number } {
     const st = this.threadPool.stats;
     return { split: st.splitSteps, solo: st.soloSteps };
@@ -309,11 +320,12 @@ export class WasmEngine implements Backend {
 
   /**
    * Grouped-query attention. Each token's K and V go into the cache before its query reads the positions
-   * it may see (one run of slots, or two where a ring wraps), so the cache is in exactly the state a
-   * one-token decode would see: the in-block causal and sliding masks come for free and prefill gives the
-   * same bits as decode. Tokens are stored a group at a time and the group's (token, KV head) jobs then run
-   * across the threads; a group ends where storing the next token would overwrite a ring slot that an
-   * earlier token of the group still reads (sliding layers once the ring is full: then one token a group).
+   * it may see, so the cache is in exactly the state a one-token decode would see: the in-block causal and
+   * sliding masks come for free and prefill gives the same bits as decode. Tokens are stored a group at a
+   * time and the group's (tile of tokens, KV head) jobs then run across the threads. A group is the whole
+   * block unless storing a token would overwrite a ring slot that the group's first token still reads: a
+   * ring of the window plus the block (KvCache's headroom) never does; without headroom, a full ring
+   * takes one token a group.
    */
   private attention(l: number, T: number, pos0: number): void {
     const c = this.config;
@@ -324,11 +336,12 @@ export class WasmEngine implements Backend {
     const kvDim = c.numKvHeads * dh;
     const group = c.numHeads / c.numKvHeads;
     const cache = this.kv.layers[l];
-    const ring = cache.slots < this.contextLength;
     const window = this.kv.windowOf(l);
     for (let t = 0; t < T; ) {
+      // Storing position x overwrites position x - slots: harmless before the ring is full, or when that
+      // position is older than the window of the group's first token (group size <= slots - window + 1).
       let end = t + 1;
-      while (end < T && !(ring && pos0 + end >= cache.slots)) end++;
+      while (end < T && (pos0 + end < cache.slots || end - t <= cache.slots - window)) end++;
       for (let i = t; i < end; i++) {
         const row = s.qkv + 4 * i * s.qkvWidth;
         const slot = this.kv.slotOf(l, pos0 + i);
@@ -340,6 +353,7 @@ export class WasmEngine implements Backend {
         cache, window, position: pos0 + t, tokens: end - t, group, scale: 1 / Math.sqrt(dh),
         queries: { ptr: s.qkv + 4 * t * s.qkvWidth, stride: 4 * s.qkvWidth },
         out: { ptr: s.att + 4 * t * qDim, stride: 4 * qDim },
+        tileRows: ATTENTION_TILE,
       });
       t = end;
     }
@@ -378,7 +392,7 @@ class Scratch {
   readonly gateUp: number;
   readonly hidden: number;
   readonly logits: number;
-  /** One attention state per thread (the main thread's first). */
+  /** One attention state per thread (the main thread's first), for a tile of ATTENTION_TILE tokens. */
   readonly states: number[];
   /** Private output scratch of each worker thread. */
   readonly workerScratch: number[];
@@ -397,7 +411,7 @@ class Scratch {
     this.gateUp = k.alloc(4 * block * 2 * c.intermediateSize);
     this.hidden = k.alloc(4 * block * c.intermediateSize);
     this.logits = k.alloc(4 * c.vocabSize);
-    this.states = Array.from({ length: threads }, () => allocAttentionState(k, c.numHeads / c.numKvHeads, c.headDim));
+    this.states = Array.from({ length: threads }, () => allocAttentionState(k, ATTENTION_TILE * (c.numHeads / c.numKvHeads), c.headDim));
     this.workerScratch = Array.from({ length: threads - 1 }, () => k.alloc(WORKER_SCRATCH_BYTES));
     this.actD = Int8Activations.alloc(k, block, d);
     this.actQ = Int8Activations.alloc(k, block, qDim);

@@ -2,9 +2,11 @@
 // (token, KV head); layout in src/kernels/attention.ts).
 //
 // Global layers hold every position of the context (slot = position). A sliding layer only ever needs
-// the last `sliding_window` positions, so it is a ring of exactly that many slots (slot = position %
-// window): its size does not grow with the context. That is where the 117 MB -> 40 MB saving at 8k
-// tokens comes from.
+// the last `sliding_window` positions, so it is a ring (slot = position % slots) of that many slots plus a
+// headroom: its size does not grow with the context. That is where the 117 MB -> 40 MB saving at 8k tokens
+// comes from. The headroom (the engine's prefill block, 32 slots) lets a block's keys and values all be
+// stored before its queries read the ring: without it, storing the next token would overwrite the oldest
+// position the token before still reads, and a full ring could only be filled a token at a time.
 import { checkContextLength, type ModelConfig } from "./config.js";
 import { layerSlots } from "./memory.js";
 import type { WasmKernels } from "../kernels/wasm.js";
@@ -18,6 +20,8 @@ export class KvCache {
     wasm: WasmKernels,
     readonly config: ModelConfig,
     contextLength: number,
+    /** Ring slots of a sliding layer beyond its window (see above). */
+    readonly headroom = 0,
   ) {
     checkContextLength(config, contextLength);
     this.contextLength = contextLength;
@@ -30,9 +34,9 @@ export class KvCache {
     return this.config.layerTypes[layer] === "sliding_attention";
   }
 
-  /** Slots of a layer: the context for global layers, the window (or the context, if shorter) for sliding ones. */
+  /** Slots of a layer: the context for global layers, the window and the headroom (or the context, if shorter) for sliding ones. */
   slotsOf(layer: number): number {
-    return layerSlots(this.config, layer, this.contextLength);
+    return layerSlots(this.config, layer, this.contextLength, "hybrid", this.headroom);
   }
 
   /** Positions a query sees in `layer`, itself included: the sliding window, or the whole context. */

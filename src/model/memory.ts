@@ -96,12 +96,14 @@ export interface KvCacheBytes {
 
 /**
  * Positions layer `layer` keeps in its KV cache: the whole context on a global layer, a ring of
- * `sliding_window` slots (or the context, if shorter) on a sliding one. The engine's KvCache allocates
- * exactly this; "all-global" treats every layer as global.
+ * `sliding_window` slots (or the context, if shorter) on a sliding one; "all-global" treats every layer as
+ * global. `headroom` more ring slots let a block of that many new tokens be stored before any of them
+ * attends (the engine's KvCache passes its prefill block, as llama.cpp sizes its sliding-window cache as
+ * the window plus a batch); the published figures (kvCacheBytes) count none.
  */
-export function layerSlots(c: ModelConfig, layer: number, contextLength: number, layout: KvLayout = "hybrid"): number {
+export function layerSlots(c: ModelConfig, layer: number, contextLength: number, layout: KvLayout = "hybrid", headroom = 0): number {
   const sliding = layout === "hybrid" && c.layerTypes[layer] === "sliding_attention" && c.slidingWindow !== null;
-  return sliding ? Math.min(contextLength, c.slidingWindow as number) : contextLength;
+  return sliding ? Math.min(contextLength, (c.slidingWindow as number) + headroom) : contextLength;
 }
 
 /**

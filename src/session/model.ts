@@ -4,7 +4,6 @@
 // the browser share it unchanged.
 import type { Backend, BackendName, LoadTimes } from "../model/backend.js";
 import type { ModelConfig } from "../model/config.js";
-import { kvCacheBytes } from "../model/memory.js";
 import { perplexity, type PerplexityResult } from "../model/perplexity.js";
 import type { TextTokenizer } from "../text/tokenizer.js";
 import { ChatTemplate, PLAIN_DIALOGUE_STOP, PLAIN_DIALOGUE_TEMPLATE, type ChatMessage } from "../text/chat-template.js";
@@ -59,13 +58,12 @@ export class Model {
 
   get info(): ModelInfo {
     const b = this.backend;
-    const kv = kvCacheBytes(this.config, b.contextLength);
     return {
       backend: b.name,
       simd: b.simd,
       contextLength: b.contextLength,
       threads: b.threads,
-      kvCacheBytes: b.name === "wasm" ? kv.data + kv.scales : null,
+      kvCacheBytes: b.kvCacheBytes?.() ?? null,
       loadTimes: b.loadTimes,
       loadMs: this.loadMs,
     };

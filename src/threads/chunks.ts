@@ -7,8 +7,7 @@ import type { WasmKernels } from "../kernels/wasm.js";
 import { Int4Matrix } from "../kernels/layout.js";
 import { copyRows, gemm, gemv, readBandwidth } from "../kernels/matmul.js";
 import { quantizeRows, repackQ4_0, storedRowBytes } from "../kernels/quantize.js";
-import { attentionAccumulate, attentionFinalize, attentionReset } from "../kernels/attention.js";
-import { visibleSlots } from "../kernels/kv-slots.js";
+import { attentionFinalize, attentionRecordFloats, attentionReset, attentionRows } from "../kernels/attention.js";
 import type { AttentionJob, Job, MatmulJob, QuantizeJob } from "./jobs.js";
 
 /** Where a chunk's output goes: in place (the main thread), or a worker's scratch address. */
@@ -42,9 +41,9 @@ export function commitChunk(k: WasmKernels, job: Job, c: number, scratch: number
       return;
     }
     case "attention": {
-      const { token, kvHead } = attentionPair(job, c);
+      const { t0, rows, kvHead } = attentionTile(job, c);
       const width = 4 * job.group * job.cache.headDim;
-      copyRows(k, job.out.ptr + token * job.out.stride + kvHead * width, 0, scratch, 0, width, 1);
+      copyRows(k, job.out.ptr + t0 * job.out.stride + kvHead * width, job.out.stride, scratch, width, width, rows);
       return;
     }
     case "read":
@@ -78,23 +77,29 @@ function matmulChunk(k: WasmKernels, job: MatmulJob, c: number, target: ChunkTar
   else gemm(k, block, job.act, y, job.tokens, job.first, ldy);
 }
 
-/** Chunk c of an attention job: (token, KV head), token-major. */
-function attentionPair(job: AttentionJob, c: number): { token: number; kvHead: number } {
+/** Chunk c of an attention job: (tile of tokens [t0, t0 + rows), KV head), tile-major. */
+function attentionTile(job: AttentionJob, c: number): { t0: number; rows: number; kvHead: number } {
   const kvHeads = job.cache.kvHeads;
-  return { token: Math.floor(c / kvHeads), kvHead: c % kvHeads };
+  const t0 = Math.floor(c / kvHeads) * job.tileRows;
+  return { t0, rows: Math.min(job.tileRows, job.tokens - t0), kvHead: c % kvHeads };
 }
 
+/**
+ * In place, each token's heads go to its out row; in scratch, the tile's rows are packed (group·headDim
+ * floats each), which commitChunk copies into place.
+ */
 function attentionChunk(k: WasmKernels, job: AttentionJob, c: number, target: ChunkTarget, state: number): void {
-  const { token, kvHead } = attentionPair(job, c);
+  const { t0, rows, kvHead } = attentionTile(job, c);
   const { cache, group } = job;
-  const headOffset = 4 * kvHead * group * cache.headDim;
-  const q = job.queries.ptr + token * job.queries.stride + headOffset;
-  attentionReset(k, state, group, cache.headDim);
-  for (const r of visibleSlots(cache.slots, job.window, job.position + token)) {
-    attentionAccumulate(k, cache, kvHead, q, group, r.slot0, r.n, job.scale, state);
+  const width = 4 * group * cache.headDim;
+  const headOffset = kvHead * width;
+  attentionReset(k, state, rows * group, cache.headDim);
+  attentionRows(k, cache, kvHead, job.queries.ptr + t0 * job.queries.stride + headOffset, job.queries.stride, rows, group, job.position + t0, job.window, job.scale, state);
+  const recordBytes = 4 * group * attentionRecordFloats(cache.headDim);
+  for (let i = 0; i < rows; i++) {
+    const out = target === "in place" ? job.out.ptr + (t0 + i) * job.out.stride + headOffset : target + i * width;
+    attentionFinalize(k, state + i * recordBytes, group, cache.headDim, out);
   }
-  const out = target === "in place" ? job.out.ptr + token * job.out.stride + headOffset : target;
-  attentionFinalize(k, state, group, cache.headDim, out);
 }
 
 /** Matrix rows [row0, row0 + rows) of a quantize job: chunk c, whole 4-row blocks. */

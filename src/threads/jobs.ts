@@ -34,7 +34,8 @@ export interface Rows {
 /**
  * Attention of `tokens` consecutive tokens of one layer, whose keys and values are already in `cache`:
  * token i is at position `position + i`, reads the last `window` positions (itself included) and writes
- * the heads of its query row to its out row.
+ * the heads of its query row to its out row. One chunk per (tile of `tileRows` tokens, KV head): the
+ * tokens of a tile share the passes over the keys and values (attention_rows).
  */
 export interface AttentionJob {
   kind: "attention";
@@ -51,6 +52,8 @@ export interface AttentionJob {
   scale: number;
   /** Token i's output heads, same layout as its queries. */
   out: Rows;
+  /** Tokens per chunk (the last tile may be shorter). */
+  tileRows: number;
 }
 
 /** Reads [ptr, ptr + bytes) (the memory-read roofline), chunkBytes (a multiple of 64) per chunk. */
@@ -84,7 +87,7 @@ export function chunkCount(job: Job): number {
     case "matmul":
       return Math.ceil(job.matrix.rows / job.chunkRows);
     case "attention":
-      return job.tokens * job.cache.kvHeads;
+      return Math.ceil(job.tokens / job.tileRows) * job.cache.kvHeads;
     case "read":
       return Math.ceil(job.bytes / job.chunkBytes);
     case "quantize":
@@ -98,7 +101,7 @@ export function chunkOutputBytes(job: Job): number {
     case "matmul":
       return 4 * Math.min(job.chunkRows, job.matrix.rows) * job.tokens;
     case "attention":
-      return 4 * job.group * job.cache.headDim;
+      return 4 * Math.min(job.tileRows, job.tokens) * job.group * job.cache.headDim;
     case "read":
       return 0;
     case "quantize":
@@ -157,7 +160,7 @@ export function encodeJob(job: Job, words: Int32Array): void {
       w.put(c.kvHeads, c.headDim, c.slots, c.kData, c.kScales, c.vData, c.vScales);
       w.put(job.window, job.position, job.tokens, job.queries.ptr, job.queries.stride, job.group);
       w.putF32(job.scale);
-      w.put(job.out.ptr, job.out.stride);
+      w.put(job.out.ptr, job.out.stride, job.tileRows);
       return;
     }
     case "read":
@@ -188,7 +191,7 @@ export function decodeJob(words: Int32Array): Job {
       };
       return {
         kind: "attention", cache, window: w.u32(), position: w.u32(), tokens: w.u32(),
-        queries: { ptr: w.u32(), stride: w.u32() }, group: w.u32(), scale: w.getF32(), out: { ptr: w.u32(), stride: w.u32() },
+        queries: { ptr: w.u32(), stride: w.u32() }, group: w.u32(), scale: w.getF32(), out: { ptr: w.u32(), stride: w.u32() }, tileRows: w.u32(),
       };
     }
     case KIND.read:

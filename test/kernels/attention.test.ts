@@ -2,11 +2,12 @@ import { wasmBytes } from "../../src/node/wasm-files.js";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
-  allocAttentionState, allocKvCacheLayer, attentionAccumulate, attentionRecordFloats, attentionAccumulateRef, attentionFinalize,
-  attentionFinalizeRef, attentionReset, attentionResetRef, attentionStateFloats, kvCacheLayerArrays, kvStore, kvStoreRef,
-  quantizeQueryRef,
+  allocAttentionState, allocKvCacheLayer, attentionRecordFloats, attentionAccumulateRef, attentionFinalize,
+  attentionFinalizeRef, attentionReset, attentionResetRef, attentionRows, attentionRowsRef, attentionStateFloats, kvCacheLayerArrays,
+  kvStore, kvStoreRef, quantizeQueryRef,
   type KvCacheLayer, type KvCacheLayerArrays, type KvPart,
 } from "../../src/kernels/attention.js";
+import { visibleSlots } from "../../src/kernels/kv-slots.js";
 import { WasmKernels } from "../../src/kernels/wasm.js";
 import { gauss, rng } from "../helpers/rng.js";
 import { VARIANTS } from "../helpers/variants.js";
@@ -175,6 +176,71 @@ function makeQ(seed: number, nq: number, headDim: number, qScale: number, intege
   return q;
 }
 
+const SF = 0.125;
+
+/**
+ * Cases for attention_rows: `rows` query rows at positions pos0.. of either a global layer (a slot per
+ * position, the window the whole cache) or a sliding one whose ring holds the window plus room for the
+ * rows (as the engine's KvCache does), at positions crossing the window's edge and several wraps.
+ */
+const rowsCaseArb = fc
+  .record({
+    kvHeads: fc.integer({ min: 1, max: 4 }),
+    headDim: fc.constantFrom(16, 32, 64, 128),
+    nq: fc.integer({ min: 1, max: 7 }),
+    rows: fc.integer({ min: 1, max: 10 }),
+    ring: fc.boolean(),
+    window: fc.oneof(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 200 })),
+    extra: fc.integer({ min: 0, max: 70 }),
+    at: fc.nat(),
+    nearEdge: fc.boolean(),
+    seed: fc.integer(),
+    styles: fc.array(styleArb, { minLength: 1, maxLength: 3 }),
+    magnitude: fc.constantFrom(1e-3, 1, 7.5, 300),
+    qScale: fc.constantFrom(0.1, 1, 4),
+    integerQ: fc.boolean(),
+    kvHeadPick: fc.nat(),
+  })
+  .map((c) => {
+    const kvHead = c.kvHeadPick % c.kvHeads;
+    if (!c.ring) {
+      // Global: every position up to the last row's is a slot; rows anywhere in it.
+      const slots = c.rows + c.extra + (c.at % 130);
+      const pos0 = c.nearEdge ? slots - c.rows : c.at % (slots - c.rows + 1);
+      return { ...c, kvHead, slots, window: slots, pos0 };
+    }
+    // Ring: window + rows - 1 + extra slots; positions up to three wraps on, or just around the window's edge.
+    const slots = c.window + c.rows - 1 + (c.extra % 9);
+    const pos0 = c.nearEdge ? Math.max(0, c.window - c.rows + (c.at % 5) - 2) : c.at % (3 * slots);
+    return { ...c, kvHead, slots, pos0 };
+  });
+
+/** The kernel's outputs (f32 [rows][nq][headDim]) for rows whose queries are q (same layout). */
+function kernelRows(s: Scratch, cache: KvCacheLayer, kvHead: number, q: Float32Array, rows: number, nq: number, pos0: number, window: number, sf: number): Float32Array {
+  const headDim = cache.headDim;
+  const state = s.take(attentionStateFloats(rows * nq, headDim) * 4);
+  const qPtr = s.putF32(q);
+  const out = s.take(rows * nq * headDim * 4);
+  attentionReset(s.wasm, state, rows * nq, headDim);
+  attentionRows(s.wasm, cache, kvHead, qPtr, nq * headDim * 4, rows, nq, pos0, window, sf, state);
+  attentionFinalize(s.wasm, state, rows * nq, headDim, out);
+  return s.get(out, rows * nq * headDim);
+}
+
+function kernelRowsAt(wasm: WasmKernels, cache: KvCacheLayer, kvHead: number, q: Float32Array, rows: number, nq: number, pos0: number, window: number): Float32Array {
+  return kernelRows(Scratch.create(wasm, 1 << 20), cache, kvHead, q, rows, nq, pos0, window, SF);
+}
+
+/** The twin's outputs, same layout. */
+function twinRows(twin: KvCacheLayerArrays, kvHead: number, q: Float32Array, rows: number, nq: number, pos0: number, window: number, sf: number): Float32Array {
+  const state = new Float32Array(attentionStateFloats(rows * nq, twin.headDim));
+  attentionResetRef(state, rows * nq, twin.headDim);
+  attentionRowsRef(twin, kvHead, q, nq * twin.headDim, rows, nq, pos0, window, sf, state);
+  const out = new Float32Array(rows * nq * twin.headDim);
+  attentionFinalizeRef(state, rows * nq, twin.headDim, out);
+  return out;
+}
+
 describe.each(variants)("attention kernels (%s build)", (variant) => {
   let wasm: WasmKernels;
   let scratch: Scratch;
@@ -201,64 +267,70 @@ describe.each(variants)("attention kernels (%s build)", (variant) => {
     );
   });
 
-  it("attention over a range split in pieces, in any order, matches the twin over the whole range", () => {
+  it("attention_rows matches the twin: rows of a tile at any position, global or in a ring that wraps (fast-check)", () => {
     fc.assert(
-      fc.property(caseArb, (c) => {
+      fc.property(rowsCaseArb, (c) => {
         scratch.reset();
         const twin = kvCacheLayerArrays(c);
         const cache = cacheInWasm(scratch, c.kvHeads, c.headDim, c.slots);
         fillCaches(scratch, twin, cache, c.seed, c.styles, c.magnitude);
-        const q = makeQ(c.seed, c.nq, c.headDim, c.qScale, c.integerQ);
-        const sf = 0.125;
-
-        const state = scratch.take(attentionStateFloats(c.nq, c.headDim) * 4);
-        const qPtr = scratch.putF32(q);
-        const outPtr = scratch.take(c.nq * c.headDim * 4);
-        attentionReset(wasm, state, c.nq, c.headDim);
-        for (const [s0, len] of pieces(c.slot0, c.n, c.cuts, c.reverse)) {
-          attentionAccumulate(wasm, cache, c.kvHead, qPtr, c.nq, s0, len, sf, state);
-        }
-        attentionFinalize(wasm, state, c.nq, c.headDim, outPtr);
-        const got = wasm.f32.slice(outPtr >> 2, (outPtr >> 2) + c.nq * c.headDim);
-
-        const tState = new Float32Array(attentionStateFloats(c.nq, c.headDim));
-        attentionResetRef(tState, c.nq, c.headDim);
-        attentionAccumulateRef(twin, c.kvHead, q, c.nq, c.slot0, c.n, sf, tState);
-        const want = new Float32Array(c.nq * c.headDim);
-        attentionFinalizeRef(tState, c.nq, c.headDim, want);
-
+        const q = makeQ(c.seed, c.rows * c.nq, c.headDim, c.qScale, c.integerQ);
+        const got = kernelRows(scratch, cache, c.kvHead, q, c.rows, c.nq, c.pos0, c.window, SF);
+        const want = twinRows(twin, c.kvHead, q, c.rows, c.nq, c.pos0, c.window, SF);
         expect(got.every(Number.isFinite)).toBe(true);
-        const vmax = maxAbsV(twin, c.kvHead, c.slot0, c.n);
-        const e = c.integerQ ? 0 : scoreBound(twin, c.kvHead, q, c.nq, c.slot0, c.n, sf);
-        expectClose(got, want, vmax * (1e-5 + 4e-6 * e), `out (E=${e.toExponential(2)})`);
+        for (let r = 0; r < c.rows; r++) {
+          const seen = visibleSlots(c.slots, c.window, c.pos0 + r);
+          const qr = q.subarray(r * c.nq * c.headDim, (r + 1) * c.nq * c.headDim);
+          const vmax = Math.max(...seen.map((s) => maxAbsV(twin, c.kvHead, s.slot0, s.n)));
+          const e = c.integerQ ? 0 : Math.max(...seen.map((s) => scoreBound(twin, c.kvHead, qr, c.nq, s.slot0, s.n, SF)));
+          const w = c.nq * c.headDim;
+          expectClose(got.subarray(r * w, (r + 1) * w), want.subarray(r * w, (r + 1) * w), vmax * (1e-5 + 4e-6 * e), `row ${r} at ${c.pos0 + r} (E=${e.toExponential(2)})`);
+        }
       }),
       { numRuns: RUNS },
     );
   });
 
-  it("handles many slots: a 2500-slot ring read as three wrapped pieces equals the twin's single range", () => {
+  it("a row gets the same bits whichever rows it is computed with: the tile, each row alone, any split (fast-check)", () => {
+    fc.assert(
+      fc.property(rowsCaseArb, fc.array(fc.nat(), { maxLength: 3 }), (c, cuts) => {
+        scratch.reset();
+        const twin = kvCacheLayerArrays(c);
+        const cache = cacheInWasm(scratch, c.kvHeads, c.headDim, c.slots);
+        fillCaches(scratch, twin, cache, c.seed, c.styles, c.magnitude);
+        const q = makeQ(c.seed, c.rows * c.nq, c.headDim, c.qScale, c.integerQ);
+        const whole = kernelRows(scratch, cache, c.kvHead, q, c.rows, c.nq, c.pos0, c.window, SF);
+        const w = c.nq * c.headDim;
+        const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+        for (let r = 0; r < c.rows; r++) {
+          const alone = kernelRows(scratch, cache, c.kvHead, q.subarray(r * w, (r + 1) * w), 1, c.nq, c.pos0 + r, c.window, SF);
+          expect(bits(alone)).toEqual(bits(whole.subarray(r * w, (r + 1) * w)));
+        }
+        const points = [...new Set(cuts.map((x) => x % c.rows))].filter((x) => x > 0).sort((a, b) => a - b);
+        let from = 0;
+        for (const to of [...points, c.rows]) {
+          const part = kernelRows(scratch, cache, c.kvHead, q.subarray(from * w, to * w), to - from, c.nq, c.pos0 + from, c.window, SF);
+          expect(bits(part)).toEqual(bits(whole.subarray(from * w, to * w)));
+          from = to;
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("handles many slots: rows of a 2500-slot ring read as two wrapped runs, as the twin", () => {
     scratch.reset();
     const shape = { kvHeads: 4, headDim: 64, slots: 2500 };
     const nq = 5;
+    const rows = 9;
     const twin = kvCacheLayerArrays(shape);
     const cache = cacheInWasm(scratch, shape.kvHeads, shape.headDim, shape.slots);
     fillCaches(scratch, twin, cache, 11, ["gauss", "wide"], 1);
-    const q = makeQ(11, nq, shape.headDim, 1, false);
-    const state = scratch.take(attentionStateFloats(nq, shape.headDim) * 4);
-    const qPtr = scratch.putF32(q);
-    const outPtr = scratch.take(nq * shape.headDim * 4);
-    attentionReset(wasm, state, nq, shape.headDim);
-    for (const [s0, len] of [[1700, 800], [0, 1000], [1000, 700]]) {
-      attentionAccumulate(wasm, cache, 2, qPtr, nq, s0, len, 0.125, state);
-    }
-    attentionFinalize(wasm, state, nq, shape.headDim, outPtr);
-    const got = wasm.f32.slice(outPtr >> 2, (outPtr >> 2) + nq * shape.headDim);
-    const tState = new Float32Array(attentionStateFloats(nq, shape.headDim));
-    attentionResetRef(tState, nq, shape.headDim);
-    attentionAccumulateRef(twin, 2, q, nq, 0, shape.slots, 0.125, tState);
-    const want = new Float32Array(nq * shape.headDim);
-    attentionFinalizeRef(tState, nq, shape.headDim, want);
-    const e = scoreBound(twin, 2, q, nq, 0, shape.slots, 0.125);
+    const q = makeQ(11, rows * nq, shape.headDim, 1, false);
+    // Window 2400 at positions 5996..6004: each row's window wraps the ring once (slot 0 is position 5000).
+    const got = kernelRows(scratch, cache, 2, q, rows, nq, 5996, 2400, SF);
+    const want = twinRows(twin, 2, q, rows, nq, 5996, 2400, SF);
+    const e = scoreBound(twin, 2, q, rows * nq, 0, shape.slots, SF);
     expectClose(got, want, maxAbsV(twin, 2, 0, shape.slots) * (1e-5 + 4e-6 * e), "2500 slots");
   });
 
@@ -267,30 +339,21 @@ describe.each(variants)("attention kernels (%s build)", (variant) => {
     const nq = 5;
     const slots = 700; // crosses several 64-key chunks
     const cache = allocKvCacheLayer(wasm, { kvHeads: 1, headDim, slots });
-    const twin = kvCacheLayerArrays({ kvHeads: 1, headDim, slots });
     const r = rng(7);
-    const keys = new Float32Array(slots * headDim);
-    for (let j = 0; j < slots; j++) {
-      for (let d = 0; d < headDim; d++) keys[j * headDim + d] = gauss(r);
-    }
     const hot = 613;
-    for (let d = 0; d < headDim; d++) keys[hot * headDim + d] = 1; // q = 1000·1: score ~8000 above the rest
     for (let j = 0; j < slots; j++) {
-      const k = keys.subarray(j * headDim, (j + 1) * headDim);
-      const v = new Float32Array(headDim).fill(j);
+      // q = 1000·1 against key 613 = 1: its score is ~8000 above the rest.
+      const k = j === hot ? new Float32Array(headDim).fill(1) : Float32Array.from({ length: headDim }, () => gauss(r));
       kvStore(wasm, cache, "k", allocF32(wasm, k), j);
-      kvStore(wasm, cache, "v", allocF32(wasm, v), j);
-      kvStoreRef(twin, "k", k, j);
-      kvStoreRef(twin, "v", v, j);
+      kvStore(wasm, cache, "v", allocF32(wasm, new Float32Array(headDim).fill(j)), j);
     }
-    const q = new Float32Array(nq * headDim).fill(1000);
-    const state = allocAttentionState(wasm, nq, headDim);
-    const qPtr = allocF32(wasm, q);
-    const outPtr = wasm.alloc(nq * headDim * 4);
-    attentionAccumulate(wasm, cache, 0, qPtr, nq, 0, slots, 0.125, state);
-    attentionFinalize(wasm, state, nq, headDim, outPtr);
-    const got = wasm.f32.slice(outPtr >> 2, (outPtr >> 2) + nq * headDim);
-    for (const x of got) expect(x).toBeCloseTo(hot, 3);
+    const rows = 3;
+    const q = new Float32Array(rows * nq * headDim).fill(1000);
+    const state = allocAttentionState(wasm, rows * nq, headDim);
+    attentionRows(wasm, cache, 0, allocF32(wasm, q), nq * headDim * 4, rows, nq, slots - rows, slots, SF, state);
+    const outPtr = wasm.alloc(rows * nq * headDim * 4);
+    attentionFinalize(wasm, state, rows * nq, headDim, outPtr);
+    for (const x of wasm.f32.slice(outPtr >> 2, (outPtr >> 2) + rows * nq * headDim)) expect(x).toBeCloseTo(hot, 3);
   });
 
   it("flushes softmax weights below e^-64 to zero: no subnormal value weight, whatever the score spread", () => {
@@ -306,7 +369,7 @@ describe.each(variants)("attention kernels (%s build)", (variant) => {
       kvStore(wasm, cache, "v", allocF32(wasm, new Float32Array(headDim).fill(1e-3)), j);
     }
     const state = allocAttentionState(wasm, nq, headDim);
-    attentionAccumulate(wasm, cache, 0, allocF32(wasm, new Float32Array(nq * headDim).fill(1.1)), nq, 0, slots, 0.125, state);
+    attentionRows(wasm, cache, 0, allocF32(wasm, new Float32Array(nq * headDim).fill(1.1)), nq * headDim * 4, 1, nq, slots - 1, slots, SF, state);
     // The kernel overwrites each head's score row (after the nq records) with the value weights.
     const row = (state >> 2) + nq * attentionRecordFloats(headDim);
     const weights = wasm.f32.slice(row, row + slots);
@@ -321,9 +384,9 @@ describe.each(variants)("attention kernels (%s build)", (variant) => {
     expect(zeros).toBe(slots - 8);
   });
 
-  it("a key or value holding NaN or infinity is stored as scale NaN, and attention over it gives NaN", () => {
+  it("a key or value holding NaN or infinity is stored as scale NaN: the rows that read it give NaN, the others not", () => {
     const headDim = 16;
-    const shape = { kvHeads: 2, headDim, slots: 3 };
+    const shape = { kvHeads: 2, headDim, slots: 6 };
     for (const part of ["k", "v"] as const) {
       for (const bad of [NaN, Infinity]) {
         const twin = kvCacheLayerArrays(shape);
@@ -340,19 +403,18 @@ describe.each(variants)("attention kernels (%s build)", (variant) => {
         expectCachesEqual(wasm, twin, cache);
         const scales = part === "k" ? twin.kScales : twin.vScales;
         expect(Number.isNaN(scales[1 * shape.slots + 1])).toBe(true);
-        const q = Float32Array.from({ length: headDim }, () => r() - 0.5);
+        // Window 4, rows at positions 1..5: positions 1..4 read slot 1, position 5 does not.
+        const rows = 5;
+        const q = Float32Array.from({ length: rows * headDim }, () => r() - 0.5);
         for (const kvHead of [0, 1]) {
-          const state = allocAttentionState(wasm, 1, headDim);
-          const outPtr = wasm.alloc(headDim * 4);
-          attentionAccumulate(wasm, cache, kvHead, allocF32(wasm, q), 1, 0, shape.slots, 0.125, state);
-          attentionFinalize(wasm, state, 1, headDim, outPtr);
-          const got = wasm.f32.slice(outPtr >> 2, (outPtr >> 2) + headDim);
-          const tState = new Float32Array(attentionStateFloats(1, headDim));
-          attentionResetRef(tState, 1, headDim);
-          attentionAccumulateRef(twin, kvHead, q, 1, 0, shape.slots, 0.125, tState);
-          const want = new Float32Array(headDim);
-          attentionFinalizeRef(tState, 1, headDim, want);
-          for (const out of [got, want]) expect(out.every(kvHead === 1 ? Number.isNaN : Number.isFinite)).toBe(true);
+          const got = kernelRowsAt(wasm, cache, kvHead, q, rows, 1, 1, 4);
+          const want = twinRows(twin, kvHead, q, rows, 1, 1, 4, SF);
+          for (const out of [got, want]) {
+            for (let row = 0; row < rows; row++) {
+              const reads = kvHead === 1 && row + 1 <= 4;
+              expect(out.subarray(row * headDim, (row + 1) * headDim).every(reads ? Number.isNaN : Number.isFinite)).toBe(true);
+            }
+          }
         }
       }
     }
@@ -373,47 +435,41 @@ describe.each(variants)("attention kernels (%s build)", (variant) => {
       }
     }
     for (const bad of [NaN, Infinity, -Infinity]) {
-      const q = Float32Array.from({ length: nq * headDim }, () => r() - 0.5);
-      q[headDim + 7] = bad;
-      const state = allocAttentionState(wasm, nq, headDim);
-      const outPtr = wasm.alloc(nq * headDim * 4);
-      attentionAccumulate(wasm, cache, 0, allocF32(wasm, q), nq, 0, shape.slots, 0.125, state);
-      attentionFinalize(wasm, state, nq, headDim, outPtr);
-      const got = wasm.f32.slice(outPtr >> 2, (outPtr >> 2) + nq * headDim);
-      const tState = new Float32Array(attentionStateFloats(nq, headDim));
-      attentionResetRef(tState, nq, headDim);
-      attentionAccumulateRef(twin, 0, q, nq, 0, shape.slots, 0.125, tState);
-      const want = new Float32Array(nq * headDim);
-      attentionFinalizeRef(tState, nq, headDim, want);
+      const rows = 2;
+      const q = Float32Array.from({ length: rows * nq * headDim }, () => r() - 0.5);
+      q[nq * headDim + headDim + 7] = bad; // row 1, head 1
+      const got = kernelRowsAt(wasm, cache, 0, q, rows, nq, 3, 5);
+      const want = twinRows(twin, 0, q, rows, nq, 3, 5, SF);
       for (const out of [got, want]) {
-        expect(out.subarray(headDim, 2 * headDim).every(Number.isNaN)).toBe(true);
-        expect(out.subarray(0, headDim).every(Number.isFinite)).toBe(true);
-        expect(out.subarray(2 * headDim).every(Number.isFinite)).toBe(true);
+        for (let i = 0; i < rows * nq; i++) {
+          expect(out.subarray(i * headDim, (i + 1) * headDim).every(i === nq + 1 ? Number.isNaN : Number.isFinite)).toBe(true);
+        }
       }
     }
   });
 
-  it("gives zeros for a state that saw no key, and an empty range changes nothing", () => {
+  it("gives zeros for a state that saw no key", () => {
     const headDim = 32;
     const nq = 3;
-    const cache = allocKvCacheLayer(wasm, { kvHeads: 2, headDim, slots: 4 });
     const state = allocAttentionState(wasm, nq, headDim);
-    const qPtr = allocF32(wasm, new Float32Array(nq * headDim).fill(1));
     const outPtr = wasm.alloc(nq * headDim * 4);
     wasm.f32.fill(7, outPtr >> 2, (outPtr >> 2) + nq * headDim);
-    attentionAccumulate(wasm, cache, 1, qPtr, nq, 2, 0, 0.125, state);
+    attentionReset(wasm, state, nq, headDim);
     attentionFinalize(wasm, state, nq, headDim, outPtr);
     expect(Array.from(wasm.f32.subarray(outPtr >> 2, (outPtr >> 2) + nq * headDim))).toEqual(new Array(nq * headDim).fill(0));
   });
 
   it("rejects bad shapes and ranges with clear errors", () => {
     const cache = allocKvCacheLayer(wasm, { kvHeads: 1, headDim: 64, slots: 8 });
-    const state = allocAttentionState(wasm, 5, 64);
-    const q = wasm.alloc(5 * 64 * 4);
-    expect(() => attentionAccumulate(wasm, { ...cache, headDim: 40 }, 0, q, 5, 0, 1, 0.125, state)).toThrow(/multiple of 16/);
-    expect(() => attentionAccumulate(wasm, cache, 0, q, 5, 6, 3, 0.125, state)).toThrow(/run past the cache's 8 slots/);
-    expect(() => attentionAccumulate(wasm, cache, 1, q, 5, 0, 1, 0.125, state)).toThrow(/kvHead 1/);
-    expect(() => attentionAccumulate(wasm, cache, 0, q, 0, 0, 1, 0.125, state)).toThrow(/nq must be an integer >= 1/);
+    const state = allocAttentionState(wasm, 2 * 5, 64);
+    const q = wasm.alloc(2 * 5 * 64 * 4);
+    const rows = (c: KvCacheLayer, kvHead: number, n: number, nq: number, pos0: number, window: number) => attentionRows(wasm, c, kvHead, q, 5 * 64 * 4, n, nq, pos0, window, SF, state);
+    expect(() => rows({ ...cache, headDim: 40 }, 0, 1, 5, 0, 8)).toThrow(/multiple of 16/);
+    // Window 8 at positions 7 and 8: 9 positions, the ring holds 8.
+    expect(() => rows(cache, 0, 2, 5, 7, 8)).toThrow(/read 9 positions, more than the cache's 8 slots hold/);
+    expect(() => rows(cache, 1, 1, 5, 0, 8)).toThrow(/kvHead 1/);
+    expect(() => rows(cache, 0, 1, 0, 0, 8)).toThrow(/nq must be an integer >= 1/);
+    expect(() => rows(cache, 0, 0, 5, 0, 8)).toThrow(/rows must be an integer >= 1/);
     expect(() => kvStore(wasm, cache, "k", q, 8)).toThrow(/slot 8 is outside/);
     expect(() => attentionFinalize(wasm, state, 5, 64, wasm.memory.buffer.byteLength - 16)).toThrow(/outside the/);
   });

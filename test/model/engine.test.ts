@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { loadModel } from "../../src/api.js";
 import { mobilellmPro, parseConfig, MOBILELLM_PRO_CONFIG_JSON } from "../../src/model/config.js";
 import { KvCache } from "../../src/model/kv-cache.js";
+import type { WasmEngine } from "../../src/model/engine.js";
 import { WasmKernels } from "../../src/kernels/wasm.js";
 import { BUNDLED, modelVariant } from "../helpers/model-folder.js";
 import { allLogits, referenceModels } from "../helpers/int4-reference.js";
@@ -154,7 +155,7 @@ describe("a synthetic checkpoint of the real layout", () => {
 });
 
 describe("KV cache size", () => {
-  it("at 8000 tokens of the preset holds exactly the published int8 bytes", async () => {
+  it("at 8000 tokens of the preset holds exactly the published int8 bytes, plus the engine's 32-slot headroom per ring", async () => {
     const k = await WasmKernels.create("simd", wasmBytes("simd"));
     const hybrid = new KvCache(k, mobilellmPro, 8000).bytes();
     expect(hybrid.data).toBe(9 * 8000 * 512 + 21 * 512 * 512);
@@ -162,6 +163,27 @@ describe("KV cache size", () => {
     expect(hybrid.scales).toBe((9 * 8000 + 21 * 512) * 2 * 4 * 4);
     const allGlobal = parseConfig({ ...MOBILELLM_PRO_CONFIG_JSON, layer_types: Array(30).fill("full_attention") });
     expect(new KvCache(k, allGlobal, 8000).bytes().data).toBe(122_880_000);
+    // The engine's cache: each sliding ring holds a 32-token prefill block beyond its window.
+    const engines = new KvCache(k, mobilellmPro, 8000, 32);
+    expect(engines.bytes().data).toBe(9 * 8000 * 512 + 21 * (512 + 32) * 512);
+    expect(engines.slotsOf(1)).toBe(544);
+    expect(engines.slotsOf(4)).toBe(8000);
+  });
+
+  it("prefills a block past a full ring in one attention region per layer (the headroom), with decode's bits", async () => {
+    const wasm = await loadModel(BUNDLED, { backend: "wasm", contextLength: 400, threads: 2 });
+    const e = wasm.backend as WasmEngine;
+    const ids = wasm.encode(heldout).slice(0, 300);
+    e.forward(ids.slice(0, 268), 0, false);
+    const before = e.threadPool.stats.regions;
+    const block = e.forward(ids.slice(268), 268, true);
+    // Per layer: q|k|v, attention, o, gate|up, down; then the output head for the last token. Without the
+    // headroom each sliding layer (3 of 6, window 64, long full) took one attention region per token.
+    expect(e.threadPool.stats.regions - before).toBe(6 * 5 + 32);
+    // Decoding the same tokens again stores the same entries: each step sees the cache its row of the block saw.
+    const decoded = ids.slice(268).map((t, i) => e.forward([t], 268 + i, false)[0]);
+    block.forEach((row, i) => expect(Array.from(row)).toEqual(Array.from(decoded[i])));
+    await wasm.dispose();
   });
 
   it("refuses a context beyond max_position_embeddings and a position beyond the context", async () => {

@@ -11,7 +11,7 @@ import { gemmRef, setActivations, type Int8Tokens } from "../../src/kernels/matm
 import { firstBitDifference } from "../../src/kernels/probe.js";
 import { wasmBytes } from "../../src/node/wasm-files.js";
 import {
-  allocAttentionState, allocKvCacheLayer, attentionAccumulate, attentionFinalize, attentionReset, kvStore,
+  allocAttentionState, allocKvCacheLayer, attentionFinalize, attentionReset, attentionRows, kvStore,
   type KvCacheLayer,
 } from "../../src/kernels/attention.js";
 import { commitChunk, runChunk } from "../../src/threads/chunks.js";
@@ -40,6 +40,7 @@ const jobArb: fc.Arbitrary<Job> = fc.oneof(
     group: u32,
     scale: fc.float({ noNaN: true }),
     out: fc.record({ ptr: u32, stride: u32 }, plain),
+    tileRows: u32,
   }, plain).map((j): Job => ({ kind: "attention", ...j })),
   fc.record({ ptr: u32, bytes: u32, chunkBytes: u32 }, plain).map((j): Job => ({ kind: "read", ...j })),
   fc.record({
@@ -174,16 +175,18 @@ describe("chunks", () => {
     );
   });
 
-  it("attention: every (token, KV head) reads its window of the ring and writes its own heads (fast-check)", () => {
+  it("attention: every (tile of tokens, KV head), in place or committed, writes each token's heads as that token alone gets them (fast-check)", () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 12 }),
-        fc.integer({ min: 0, max: 30 }), fc.integer({ min: 1, max: 4 }), fc.integer(),
-        (kvHeads, group, slots, windowPick, position, tokens, seed) => {
+        fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 4 }),
+        fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 4 }), fc.boolean(), fc.integer(),
+        (kvHeads, group, windowPick, extra, position, tokens, tileRows, ring, seed) => {
           const r = rng(seed);
           const headDim = 16;
-          // A window never reaches past what the ring holds (KvCache sizes a sliding layer's ring to its window).
-          const window = Math.min(windowPick, slots);
+          // A sliding layer's ring holds its window and room for the block's tokens (KvCache's headroom); a
+          // global layer a slot per position.
+          const window = ring ? windowPick : 1000;
+          const slots = ring ? window + tokens - 1 + extra : position + tokens + extra;
           const cache: KvCacheLayer = allocKvCacheLayer(k, { kvHeads, headDim, slots });
           const src = k.alloc(4 * kvHeads * headDim);
           for (let slot = 0; slot < slots; slot++) {
@@ -196,28 +199,19 @@ describe("chunks", () => {
           const queries = { ptr: k.alloc(4 * width * tokens), stride: 4 * width };
           k.f32.set(Float32Array.from({ length: width * tokens }, () => gauss(r)), queries.ptr >> 2);
           const out = { ptr: k.alloc(4 * width * tokens), stride: 4 * width };
-          const state = allocAttentionState(k, group, headDim);
-          const job: AttentionJob = { kind: "attention", cache, window, position, tokens, queries, group, scale: Math.fround(0.25), out };
-          runAllChunks(job, state, k.alloc(4 * group * headDim));
+          const state = allocAttentionState(k, tileRows * group, headDim);
+          const job: AttentionJob = { kind: "attention", cache, window, position, tokens, queries, group, scale: Math.fround(0.25), out, tileRows };
+          expect(chunkCount(job)).toBe(Math.ceil(tokens / tileRows) * kvHeads);
+          runAllChunks(job, state, k.alloc(chunkOutputBytes(job)));
           const got = k.f32.slice(out.ptr >> 2, (out.ptr >> 2) + width * tokens);
-          // Expected: the positions max(0, pos - window + 1) .. pos, mapped to ring slots one by one, cut
-          // where the slot sequence wraps, each run one accumulate call.
+          // Expected: each token alone (one row) against each KV head, its heads in its own out row.
           const want = new Float32Array(width * tokens);
           const wantPtr = k.alloc(4 * group * headDim);
           for (let t = 0; t < tokens; t++) {
-            const pos = position + t;
-            const slotsSeen: number[] = [];
-            for (let p = 0; p <= pos; p++) if (pos - p < window) slotsSeen.push(p % slots);
-            const runs: Array<[number, number]> = [];
-            for (const s of slotsSeen) {
-              const last = runs[runs.length - 1];
-              if (last && last[0] + last[1] === s) last[1]++;
-              else runs.push([s, 1]);
-            }
             for (let g = 0; g < kvHeads; g++) {
               const q = queries.ptr + t * queries.stride + 4 * g * group * headDim;
               attentionReset(k, state, group, headDim);
-              for (const [s0, n] of runs) attentionAccumulate(k, cache, g, q, group, s0, n, 0.25, state);
+              attentionRows(k, cache, g, q, queries.stride, 1, group, position + t, window, 0.25, state);
               attentionFinalize(k, state, group, headDim, wantPtr);
               want.set(k.f32.subarray(wantPtr >> 2, (wantPtr >> 2) + group * headDim), t * width + g * group * headDim);
             }
