@@ -1,7 +1,7 @@
 // The token loop: prefill the prompt (reusing the cache where it can), then sample, stream and feed back
 // one token at a time, until an end-of-sequence token, a stop string, the token budget, a full context
 // or an abort.
-import { CachedSequence } from "./sequence.js";
+import type { TokenSequence } from "./sequence.js";
 import { IncrementalDecoder, type DecodeFn } from "./detokenizer.js";
 import { StopMatcher } from "./stop.js";
 import { Sampler, type SamplingOptions } from "./sampler.js";
@@ -48,7 +48,7 @@ export interface GenerationResult {
 }
 
 export interface LoopContext {
-  sequence: CachedSequence;
+  sequence: TokenSequence;
   /** Decodes generated ids to display text (special tokens skipped). */
   decode: DecodeFn;
   eosTokenIds: readonly number[];
@@ -120,7 +120,7 @@ export async function* generateStream(
         break;
       }
       await between();
-      logits = seq.append(token);
+      logits = await seq.append(token);
     }
   } catch (err) {
     if (!(err instanceof Aborted)) throw err;
