@@ -51,7 +51,7 @@ export interface KvStateHeader {
   positions: number[];
 }
 
-export class KvStateError extends Error {
+export class KvStateError extends RangeError {
   constructor(message: string) {
     super(`not a usable KV state: ${message}`);
     this.name = "KvStateError";
