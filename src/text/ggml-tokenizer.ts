@@ -92,20 +92,54 @@ export const END_OF_GENERATION = [
   "[e~[", // MiniMax
 ];
 
-/** The end-of-generation ids: the given ones and END_OF_GENERATION's, less llama.cpp's two exceptions. */
-function endOfGenerationIds(ids: ReadonlyMap<string, number>, given: Array<number | undefined>): Set<number> {
+/**
+ * llama.cpp's fill-in-the-middle markers, found by text when the file has no key for them
+ * (tokenizer.ggml.fim_*_token_id). All are control tokens; pad, repository and file separator also end
+ * generation.
+ */
+const FIM_MARKERS: Array<{ key: string; texts: string[]; endsGeneration: boolean }> = [
+  { key: "fim_pre", texts: ["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>", "<|prefix|>"], endsGeneration: false },
+  { key: "fim_suf", texts: ["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>", "<|suffix|>"], endsGeneration: false },
+  { key: "fim_mid", texts: ["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>", "<|middle|>"], endsGeneration: false },
+  { key: "fim_pad", texts: ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"], endsGeneration: true },
+  { key: "fim_rep", texts: ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"], endsGeneration: true },
+  { key: "fim_sep", texts: ["<|file_sep|>"], endsGeneration: true },
+];
+
+/**
+ * The end-of-generation ids, as llama.cpp collects them: EOS, the end-of-turn and end-of-message keys, the
+ * fill-in-the-middle pad, repository and separator tokens, and every token named in END_OF_GENERATION, less
+ * llama.cpp's two exceptions. Tokens found by text (END_OF_GENERATION, FIM_MARKERS) become control tokens in
+ * `types`, as llama.cpp makes them: split out of text, left out when decoding without special tokens.
+ */
+function endOfGenerationIds(md: GgufMetadata, ids: ReadonlyMap<string, number>, types: Uint8Array, given: Array<number | undefined>): Set<number> {
   const out = new Set<number>(given.filter((id): id is number => id !== undefined));
+  const control = (id: number) => {
+    if (types[id] !== GgmlTokenType.CONTROL && types[id] !== GgmlTokenType.UNKNOWN) types[id] = GgmlTokenType.CONTROL;
+  };
+  for (const { key, texts, endsGeneration } of FIM_MARKERS) {
+    // The key, else the first of its texts in the vocabulary.
+    const found = texts.map((t) => ids.get(t)).filter((id): id is number => id !== undefined);
+    const id = tokenIdKey(md, `tokenizer.ggml.${key}_token_id`, types.length) ?? (found.length > 0 ? Math.min(...found) : undefined);
+    if (id === undefined) continue;
+    control(id);
+    if (endsGeneration) out.add(id);
+  }
   for (const text of END_OF_GENERATION) {
     const id = ids.get(text);
-    if (id !== undefined) out.add(id);
+    if (id === undefined) continue;
+    out.add(id);
+    control(id);
   }
-  const drop = (text: string) => {
-    const id = ids.get(text);
-    if (id !== undefined) out.delete(id);
+  // Dropped, the token also takes the type llama.cpp gives it then.
+  const drop = (text: string, type: number) => {
+    const id = ids.get(text)!;
+    out.delete(id);
+    types[id] = type;
   };
   const has = (text: string) => ids.has(text);
-  if (has("<|end|>") && ((has("<|return|>") && has("<|call|>")) || (has("<|calls|>") && has("<|flush|>")))) drop("<|end|>");
-  if (has("<|tool_response>") && has("</s>")) drop("</s>");
+  if (has("<|end|>") && ((has("<|return|>") && has("<|call|>")) || (has("<|calls|>") && has("<|flush|>")))) drop("<|end|>", GgmlTokenType.USER_DEFINED);
+  if (has("<|tool_response>") && has("</s>")) drop("</s>", GgmlTokenType.NORMAL);
   return out;
 }
 
@@ -278,13 +312,7 @@ export function tokenizerFromGgml(md: GgufMetadata): GgmlText {
   const eot = tokenIdKey(md, "tokenizer.ggml.eot_token_id", n);
   const eom = tokenIdKey(md, "tokenizer.ggml.eom_token_id", n);
 
-  // The end of generation, as llama.cpp collects it; a token it finds by text is made a control token, as
-  // llama.cpp does (so decoding without special tokens leaves it out).
-  const endOfGeneration = endOfGenerationIds(ids, [eos, eot, eom]);
-  for (const text of END_OF_GENERATION) {
-    const id = ids.get(text);
-    if (id !== undefined && endOfGeneration.has(id)) types[id] = GgmlTokenType.CONTROL;
-  }
+  const endOfGeneration = endOfGenerationIds(md, ids, types, [eos, eot, eom]);
 
   const specials: number[] = [];
   for (let i = 0; i < n; i++) {

@@ -274,11 +274,13 @@ describe("SentencePiece (tokenizer.ggml.model = llama)", () => {
 describe("end of generation and the chat template", () => {
   it("ends generation at EOS, the end-of-turn key and the end-of-turn markers of the vocabulary", async () => {
     const b = await build(bpeEntries("gpt-2", [
-      ["tokenizer.ggml.tokens", strings([...BYTE_CHARS, ...BPE_EXTRA.map(([t]) => t), "<|im_end|>", "<|eom_id|>"])],
-      ["tokenizer.ggml.token_type", i32s([...BYTE_CHARS.map(() => NORMAL), ...BPE_EXTRA.map(([, t]) => t), NORMAL, CONTROL])],
+      ["tokenizer.ggml.tokens", strings([...BYTE_CHARS, ...BPE_EXTRA.map(([t]) => t), "<|im_end|>", "<|eom_id|>", "<|file_sep|>", "<|fim_prefix|>"])],
+      ["tokenizer.ggml.token_type", i32s([...BYTE_CHARS.map(() => NORMAL), ...BPE_EXTRA.map(([, t]) => t), NORMAL, CONTROL, NORMAL, NORMAL])],
       ["tokenizer.ggml.eot_token_id", u32(265)],
     ]));
-    expect(b.endOfGeneration).toEqual([265, 266, 268, 269]);
+    // The fill-in-the-middle file separator ends generation too, the prefix marker does not.
+    expect(b.endOfGeneration).toEqual([265, 266, 268, 269, 270]);
+    expect(b.tokenizer.decode([259, 270, 271], true)).toBe("hello");
     // "<|im_end|>", typed normal in the file, is made a control token as llama.cpp does: split out of the
     // text and left out when decoding without special tokens.
     expect(b.tokenizer.encode("hello<|im_end|>", false)).toEqual([259, 268]);
