@@ -17,6 +17,7 @@ import { CONFIG_LIMITS, ConfigError, parseConfig, type ModelConfig } from "../mo
 import { isDequantizedType } from "../model/checkpoint/ggml-dequantize.js";
 import type { GgufFile, GgufValue } from "../model/checkpoint/gguf.js";
 import { GgufWeights, READABLE_GGML_TYPES } from "../model/checkpoint/gguf-weights.js";
+import { engineShapeProblem } from "../model/engine.js";
 import { expectedShapes } from "../model/tensor-names.js";
 import { NO_GENERATION_CONFIG } from "../generate/generation-config.js";
 import { TextTokenizer } from "../text/tokenizer.js";
@@ -98,6 +99,8 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
       return undefined;
     }
     if (v.type !== "f32" && v.type !== "f64") fail(`metadata key ${key} is ${describe(v)}, expected f32`);
+    // Said here: as config.json, NaN and infinities would reach parseConfig as null.
+    if (!Number.isFinite(v.value)) fail(`metadata key ${key} is ${v.value}, expected a finite number`);
     return v.type === "f32" ? shortestDecimal(v.value as number) : (v.value as number);
   };
 
@@ -169,6 +172,12 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
   } catch (err) {
     if (err instanceof ConfigError) throw new CheckpointError(err.message);
     throw err;
+  }
+  // Shapes llama.cpp runs but this engine's kernels do not (head_dim 8, hidden 16), refused naming the key.
+  const shape = engineShapeProblem(parsed);
+  if (shape !== null) {
+    const key = { head_dim: md.has(K.keyLength) ? K.keyLength : `${K.embeddingLength} / ${K.headCount}`, hidden_size: K.embeddingLength, intermediate_size: K.feedForwardLength, num_attention_heads: K.headCount }[shape.key];
+    fail(`${key} is ${shape.value}: this engine's kernels need ${shape.need}`);
   }
   const valueLength = int(K.valueLength, false);
   if (valueLength !== undefined && valueLength !== parsed.headDim) fail(`${K.valueLength} ${valueLength} differs from the key length ${parsed.headDim}`);

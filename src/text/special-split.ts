@@ -7,9 +7,9 @@
 //
 // The tokens come from a downloaded file and the text from anyone, so the cost is kept in proportion:
 // - The special tokens are kept as one array of ids sorted by their text, which doubles as a trie: finding
-//   every special token that starts at a position narrows a range of that array by binary search, one
-//   character at a time, and stops at the first character no token continues with. No trie of objects is
-//   built (@huggingface/tokenizers' costs about 190 bytes per character of the tokens).
+//   every special token that starts at a position narrows a range of that array, one character at a time,
+//   and stops at the first character no token continues with. No trie of objects is built
+//   (@huggingface/tokenizers' costs about 190 bytes per character of the tokens).
 // - Work per position is bounded by the longest special token, which the vocabulary reader caps
 //   (MAX_SPECIAL_TOKEN_CHARS, tokenizer-json.ts); the claiming pass then costs one scan of the text per
 //   distinct special token the text contains.
@@ -100,8 +100,8 @@ export class SpecialTokenSplitter {
       let hi = sorted.length;
       for (let d = 0; lo < hi && i + d < text.length; ) {
         const c = text.charCodeAt(i + d);
-        lo = lowerBound(sorted, tokens, lo, hi, d, c);
-        hi = lowerBound(sorted, tokens, lo, hi, d, c + 1);
+        lo = firstAtLeast(sorted, tokens, lo, hi, d, c);
+        hi = firstAbove(sorted, tokens, lo, hi, d, c);
         d++;
         if (lo < hi && tokens[sorted[lo]].length === d) seen.add(sorted[lo++]);
       }
@@ -110,12 +110,49 @@ export class SpecialTokenSplitter {
   }
 }
 
-/** First index in [lo, hi) whose token's code unit at `d` is >= c (all tokens there are longer than d). */
-function lowerBound(sorted: Int32Array, tokens: readonly string[], lo: number, hi: number, d: number, c: number): number {
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (tokens[sorted[mid]].charCodeAt(d) < c) lo = mid + 1;
-    else hi = mid;
+// Narrowing searches from the end where the answer usually is: the range keeps most of its tokens at each
+// character (they share the text's prefix so far), so a step costs one or two comparisons rather than a
+// binary search's log2(range), and a long shared prefix costs little per character.
+
+/** The code unit at `d` of the token at sorted index k (no closure: this runs per character of the text). */
+function unitAt(sorted: Int32Array, tokens: readonly string[], k: number, d: number): number {
+  return tokens[sorted[k]].charCodeAt(d);
+}
+
+/** First index in [lo, hi) whose token has a code unit >= c at `d` (all tokens there are longer than d). */
+function firstAtLeast(sorted: Int32Array, tokens: readonly string[], lo: number, hi: number, d: number, c: number): number {
+  if (lo >= hi || unitAt(sorted, tokens, lo, d) >= c) return lo;
+  // Below c at lo: gallop up to a bound, then halve.
+  let below = lo;
+  let step = 1;
+  while (below + step < hi && unitAt(sorted, tokens, below + step, d) < c) {
+    below += step;
+    step *= 2;
   }
-  return lo;
+  let top = Math.min(below + step, hi);
+  while (below + 1 < top) {
+    const mid = (below + top) >>> 1;
+    if (unitAt(sorted, tokens, mid, d) < c) below = mid;
+    else top = mid;
+  }
+  return top;
+}
+
+/** First index in [lo, hi) whose token has a code unit > c at `d` (hi when none), the tokens from lo having >= c. */
+function firstAbove(sorted: Int32Array, tokens: readonly string[], lo: number, hi: number, d: number, c: number): number {
+  if (lo >= hi || unitAt(sorted, tokens, hi - 1, d) <= c) return hi;
+  // Above c at hi - 1: gallop down to a bound, then halve.
+  let above = hi - 1;
+  let step = 1;
+  while (above - step >= lo && unitAt(sorted, tokens, above - step, d) > c) {
+    above -= step;
+    step *= 2;
+  }
+  let bottom = Math.max(above - step, lo - 1);
+  while (bottom + 1 < above) {
+    const mid = (bottom + above) >>> 1;
+    if (unitAt(sorted, tokens, mid, d) > c) above = mid;
+    else bottom = mid;
+  }
+  return above;
 }
