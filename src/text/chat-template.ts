@@ -35,7 +35,10 @@ export class ChatTemplate {
     try {
       this.template = new Template(source);
     } catch (err) {
-      throw new Error(`chat template does not parse: ${(err as Error).message}`);
+      // The library's lexer and parser throw SyntaxErrors; anything else is the library tripping over an
+      // unfinished tag (its own message would be "Cannot read properties of undefined").
+      const why = err instanceof SyntaxError ? err.message.split("\n")[0] : "the template library fails on it (an unfinished tag or expression?)";
+      throw new Error(`chat template does not parse: ${why}`);
     }
   }
 

@@ -12,17 +12,7 @@ import { backtrackingRisk } from "../../src/text/regex-safety.js";
 import { TextTokenizer } from "../../src/text/tokenizer.js";
 import { MAX_SPECIAL_TOKEN_CHARS, TokenizerError } from "../../src/text/tokenizer-json.js";
 import { ggufMetadata } from "../helpers/ggml-vocab.js";
-
-/** GPT-2's byte -> character table: printable Latin-1 bytes stand for themselves, the rest for U+0100.. in order. */
-const BYTE_CHARS: string[] = (() => {
-  const out: string[] = [];
-  let next = 256;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
-    out.push(String.fromCharCode(printable ? b : next++));
-  }
-  return out;
-})();
+import { BYTE_CHARS } from "../helpers/tiny-llama-gguf.js";
 
 const NORMAL = 1;
 const CONTROL = 3;

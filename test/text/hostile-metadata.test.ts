@@ -6,15 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bool, f32, i32s, str, strings, u32, type GgufTensorToWrite, type GgufValue } from "../../src/model/checkpoint/gguf-writer.js";
-import { resolveTensorNames } from "../../src/model/tensor-names.js";
-import { loadConfig } from "../../src/node/bundled.js";
-import { openCheckpoint } from "../../src/node/folder.js";
-import { writeGgufFile } from "../../src/node/gguf-files.js";
-import { llamaGguf } from "../../bench/llama-gguf.js";
+import { bool, f32, i32s, str, strings, u32, type GgufTensorToWrite } from "../../src/model/checkpoint/gguf-writer.js";
 import { MAX_MERGES } from "../../src/text/ggml-tokenizer.js";
 import { boundedCli, type BoundedRun } from "../helpers/bounded-cli.js";
-import { writeLlamaFolder } from "../helpers/llama-folder.js";
+import { gpt2Vocab, removeAll, tinyLlamaGguf, type Metadata } from "../helpers/tiny-llama-gguf.js";
 import { rewriteGguf } from "../checkpoint/gguf-helpers.js";
 
 const made: string[] = [];
@@ -23,55 +18,12 @@ const tmp = () => {
   made.push(dir);
   return dir;
 };
-afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-/** GPT-2's byte -> character table (printable Latin-1 bytes stand for themselves, the rest for U+0100..). */
-const BYTE_CHARS: string[] = (() => {
-  const out: string[] = [];
-  let next = 256;
-  for (let b = 0; b < 256; b++) out.push(String.fromCharCode((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174 ? b : next++));
-  return out;
-})();
-
-type Metadata = Map<string, GgufValue>;
-
-/**
- * A one-layer llama.cpp file (hidden 64, 2 heads, F32 matrices, `vocab` rows; `shape` overrides
- * config.json keys) with its metadata edited by `edit`; its path.
- */
-async function llamaFile(edit: (md: Metadata) => void, opts: { vocab?: number; shape?: Record<string, unknown> } = {}): Promise<string> {
-  const vocab = opts.vocab ?? 512;
-  const folder = await writeLlamaFolder("SmolLM2-135M", 1, vocab, 11, { hidden_size: 64, num_attention_heads: 2, num_key_value_heads: 1, intermediate_size: 64, ...opts.shape });
-  made.push(folder.dir);
-  const config = loadConfig(folder.dir);
-  const ckpt = await openCheckpoint(folder.dir);
-  try {
-    const { metadata, tensors } = llamaGguf({ ckpt, config, names: resolveTensorNames(config, ckpt), name: "hostile", matrices: "F32" });
-    const md = new Map(metadata);
-    edit(md);
-    const path = join(tmp(), "model.gguf");
-    await writeGgufFile(path, [...md], tensors);
-    return path;
-  } finally {
-    await ckpt.close();
-  }
-}
-
-/** A byte-level (gpt2) vocabulary of `n` tokens: the 256 byte characters, "he" and "llo", then fillers. */
-function gpt2Vocab(md: Metadata, n: number, extra: { tokens?: (t: string[]) => void; types?: (t: number[]) => void; merges?: string[] } = {}): void {
-  const tokens = [...BYTE_CHARS, "he", "ll", "llo", "<|im_end|>"];
-  while (tokens.length < n) tokens.push(`x${tokens.length}`);
-  const types = tokens.map((t) => (t === "<|im_end|>" ? 3 : 1));
-  extra.tokens?.(tokens);
-  extra.types?.(types);
-  for (const k of ["tokenizer.ggml.scores", "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.bos_token_id"]) md.delete(k);
-  md.set("tokenizer.ggml.model", str("gpt2"));
-  md.set("tokenizer.ggml.pre", str("smollm"));
-  md.set("tokenizer.ggml.tokens", strings(tokens));
-  md.set("tokenizer.ggml.token_type", i32s(types));
-  md.set("tokenizer.ggml.merges", strings(extra.merges ?? ["h e", "l l", "ll o"]));
-  md.set("tokenizer.ggml.eos_token_id", u32(259));
-}
+afterAll(() => {
+  made.forEach((d) => rmSync(d, { recursive: true, force: true }));
+  removeAll(tiny);
+});
+const tiny: string[] = [];
+const llamaFile = (edit: (md: Metadata) => void, opts?: { vocab?: number; shape?: Record<string, unknown> }) => tinyLlamaGguf(edit, tiny, opts);
 
 /** Refused: exit 1 or 2, one stderr line matching `message`, within `seconds` and `mib`. */
 function expectRefused(r: BoundedRun, message: RegExp, seconds = 20, mib = 400): void {
