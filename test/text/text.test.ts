@@ -128,6 +128,19 @@ describe("chat template limits", () => {
     refuse("{{ 'a' | indent(999 * 999 * 999, true) }}", /number 997002999 is out of range/);
     expect(() => new ChatTemplate("{% for i in range(2000000) %}{% endfor %}", special).render(hi)).toThrow(TemplateLimitError);
   });
+
+  it("refuses, before the template library preprocesses it, a source too long or with whitespace runs it would backtrack through", () => {
+    // 100,000 spaces took the library's preprocessing about 20 s here; a million, hours.
+    refuse("{{ x }}" + " ".repeat(100_000) + "{{ y }}", /chat template has too much whitespace in long runs \(the longest 100000 characters\)/);
+    refuse("{{ x }}".repeat(40_000), /chat template has 280000 characters, more than 262144/);
+    // Indentation and blank lines of the size real templates have are nothing.
+    const indented = Array.from({ length: 300 }, (_, i) => `${" ".repeat(i % 40)}{{- 'x' }}\n\n`).join("");
+    expect(new ChatTemplate(indented, special).render(hi).trim()).toBe("x".repeat(300));
+  });
+
+  it("says an unfinished tag is one, not the template library's internal message", () => {
+    expect(() => new ChatTemplate("{{ raise_exception('no')", special)).toThrow(/^chat template does not parse: the template library fails on it \(an unfinished tag or expression\?\)$/);
+  });
 });
 
 describe("malformed and hostile tokenizers are refused at load", () => {
