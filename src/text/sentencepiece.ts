@@ -23,16 +23,81 @@ export interface SentencePieceVocabulary {
   byteTokens: Int32Array;
 }
 
-/** A candidate join of symbol `left` with the symbol after it, whose joined text `size` units long scores `score`. */
-interface Pair {
-  left: number;
-  right: number;
-  score: number;
-  size: number;
-}
+/**
+ * The queue of candidate joins, a binary heap over parallel arrays (no object per candidate): the pair of
+ * symbol `left` with the symbol after it (`right`), whose joined text, `size` units long, scores `score`.
+ * The top is the highest score, then the leftmost.
+ */
+class PairQueue {
+  private score = new Float64Array(64);
+  private left = new Int32Array(64);
+  private right = new Int32Array(64);
+  private size = new Int32Array(64);
+  length = 0;
+  /** Set by pop(). */
+  topLeft = 0;
+  topRight = 0;
+  topSize = 0;
 
-/** True when pair a is taken before pair b: higher score, then further left. */
-const before = (a: Pair, b: Pair): boolean => a.score > b.score || (a.score === b.score && a.left < b.left);
+  private before(i: number, j: number): boolean {
+    return this.score[i] > this.score[j] || (this.score[i] === this.score[j] && this.left[i] < this.left[j]);
+  }
+
+  private swap(i: number, j: number): void {
+    const { score, left, right, size } = this;
+    [score[i], score[j]] = [score[j], score[i]];
+    [left[i], left[j]] = [left[j], left[i]];
+    [right[i], right[j]] = [right[j], right[i]];
+    [size[i], size[j]] = [size[j], size[i]];
+  }
+
+  push(score: number, left: number, right: number, size: number): void {
+    if (this.length === this.score.length) {
+      const grow = <T extends Float64Array | Int32Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.score = grow(this.score);
+      this.left = grow(this.left);
+      this.right = grow(this.right);
+      this.size = grow(this.size);
+    }
+    let i = this.length++;
+    this.score[i] = score;
+    this.left[i] = left;
+    this.right[i] = right;
+    this.size[i] = size;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.before(i, parent)) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  pop(): void {
+    this.topLeft = this.left[0];
+    this.topRight = this.right[0];
+    this.topSize = this.size[0];
+    const last = --this.length;
+    if (last === 0) return;
+    this.score[0] = this.score[last];
+    this.left[0] = this.left[last];
+    this.right[0] = this.right[last];
+    this.size[0] = this.size[last];
+    for (let i = 0; ; ) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let best = i;
+      if (l < last && this.before(l, best)) best = l;
+      if (r < last && this.before(r, best)) best = r;
+      if (best === i) break;
+      this.swap(i, best);
+      i = best;
+    }
+  }
+}
 
 /** Appends the ids of `text` (a raw fragment with spaces as "▁") to `out`. */
 export function sentencePieceEncode(text: string, v: SentencePieceVocabulary, out: number[]): void {
@@ -56,52 +121,26 @@ export function sentencePieceEncode(text: string, v: SentencePieceVocabulary, ou
     i += units;
   }
 
-  const heap: Pair[] = [];
-  const push = (p: Pair) => {
-    let i = heap.push(p) - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(heap[i], heap[parent])) break;
-      [heap[i], heap[parent]] = [heap[parent], heap[i]];
-      i = parent;
-    }
-  };
-  const pop = (): Pair => {
-    const top = heap[0];
-    const last = heap.pop()!;
-    if (heap.length > 0) {
-      heap[0] = last;
-      for (let i = 0; ; ) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let best = i;
-        if (l < heap.length && before(heap[l], heap[best])) best = l;
-        if (r < heap.length && before(heap[r], heap[best])) best = r;
-        if (best === i) break;
-        [heap[i], heap[best]] = [heap[best], heap[i]];
-        i = best;
-      }
-    }
-    return top;
-  };
+  const queue = new PairQueue();
   const tryPair = (left: number, right: number) => {
     if (left < 0 || right < 0) return;
     const size = len[left] + len[right];
     const id = v.ids.get(text.slice(start[left], start[left] + size));
-    if (id !== undefined) push({ left, right, score: v.scores[id], size });
+    if (id !== undefined) queue.push(v.scores[id], left, right, size);
   };
 
   for (let i = 1; i < count; i++) tryPair(i - 1, i);
-  while (heap.length > 0) {
-    const p = pop();
+  while (queue.length > 0) {
+    queue.pop();
+    const { topLeft: left, topRight: right, topSize: size } = queue;
     // A pair is stale once either symbol was merged since it was queued (both only ever grow, or empty).
-    if (len[p.left] === 0 || len[p.right] === 0 || len[p.left] + len[p.right] !== p.size) continue;
-    len[p.left] += len[p.right];
-    len[p.right] = 0;
-    next[p.left] = next[p.right];
-    if (next[p.right] >= 0) prev[next[p.right]] = p.left;
-    tryPair(prev[p.left], p.left);
-    tryPair(p.left, next[p.left]);
+    if (len[left] === 0 || len[right] === 0 || len[left] + len[right] !== size) continue;
+    len[left] += len[right];
+    len[right] = 0;
+    next[left] = next[right];
+    if (next[right] >= 0) prev[next[right]] = left;
+    tryPair(prev[left], left);
+    tryPair(left, next[left]);
   }
 
   const encoder = new TextEncoder();
