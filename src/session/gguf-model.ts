@@ -329,7 +329,7 @@ function showValue(v: GgufValue): string {
   const one = (x: unknown) => (typeof x !== "string" ? String(x) : x.length > 200 ? `${JSON.stringify(x.slice(0, 200))}... (${x.length} characters)` : JSON.stringify(x));
   if (v.type === "array") {
     const all = v.value as ArrayLike<unknown>;
-    const items = Array.from({ length: Math.min(all.length, 8) }, (_, i) => (v.itemType === "bool" ? String(all[i] === 1) : one(all[i])));
+    const items = Array.from({ length: Math.min(all.length, 8) }, (_, i) => one(all[i]));
     return `[${all.length > 8 ? `${items.join(", ")}, ... (${all.length} items)` : items.join(", ")}]`;
   }
   return one(v.value);

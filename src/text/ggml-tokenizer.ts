@@ -192,7 +192,6 @@ const PRE_TOKENIZER_GROUPS: Array<[string[], PreTokenizer]> = [
   // GPT-4o's split (Llama 4), and Mistral's Tekken.
   [["gpt-4o", "llama4"], pre([GPT4O], { cleanSpaces: false })],
   [["tekken"], pre([TEKKEN], { cleanSpaces: false, ignoreMerges: true, addBos: true })],
-  [["chatglm-bpe", "glm4"], pre([LLAMA3])],
   // BLOOM: words with the space before them, splitting at punctuation.
   [["bloom", "gpt3-finnish"], pre([" ?[^(\\s|.,!?…。，、।۔،)]+"])],
   [["poro-chat"], pre([" ?[^(\\s|.,!?…。，、।۔،)]+"], { cleanSpaces: false })],

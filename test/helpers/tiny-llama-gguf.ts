@@ -12,7 +12,11 @@ import { writeGgufFile } from "../../src/node/gguf-files.js";
 import { llamaGguf } from "../../bench/llama-gguf.js";
 import { writeLlamaFolder } from "./llama-folder.js";
 
-/** GPT-2's byte -> character table: printable Latin-1 bytes stand for themselves, the rest for U+0100.. in order. */
+/**
+ * GPT-2's byte -> character table: printable Latin-1 bytes stand for themselves, the rest for U+0100.. in
+ * order. Restated here rather than taken from src/text/ggml-tokenizer.ts, so the tests' vocabularies do not
+ * come from the code they test.
+ */
 export const BYTE_CHARS: readonly string[] = (() => {
   const out: string[] = [];
   let next = 256;

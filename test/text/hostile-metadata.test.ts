@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bool, f32, i32s, str, strings, u32, type GgufTensorToWrite } from "../../src/model/checkpoint/gguf-writer.js";
+import { bool, f32, i32s, str, strings, u32, type GgufTensorToWrite, type GgufValue } from "../../src/model/checkpoint/gguf-writer.js";
 import { MAX_MERGES } from "../../src/text/ggml-tokenizer.js";
 import { boundedCli, type BoundedRun } from "../helpers/bounded-cli.js";
 import { gpt2Vocab, removeAll, tinyLlamaGguf, type Metadata } from "../helpers/tiny-llama-gguf.js";
@@ -24,6 +24,19 @@ afterAll(() => {
 });
 const tiny: string[] = [];
 const llamaFile = (edit: (md: Metadata) => void, opts?: { vocab?: number; shape?: Record<string, unknown> }) => tinyLlamaGguf(edit, tiny, opts);
+
+/** The bundled model's GGUF with the value of `key` replaced by `edit`'s, written as `name`; its path. */
+async function bundledWith(name: string, key: string, edit: (v: GgufValue) => GgufValue): Promise<string> {
+  const bytes = await rewriteGguf(new Uint8Array(readFileSync("models/shakespeare-tiny.gguf")), {
+    metadata: (entries) => {
+      const i = entries.findIndex(([k]) => k === key);
+      entries[i] = [key, edit(entries[i][1])];
+    },
+  });
+  const path = join(tmp(), name);
+  writeFileSync(path, bytes);
+  return path;
+}
 
 /** Refused: exit 1 or 2, one stderr line matching `message`, within `seconds` and `mib`. */
 function expectRefused(r: BoundedRun, message: RegExp, seconds = 20, mib = 400): void {
@@ -76,17 +89,11 @@ describe("hostile tokenizer and template metadata in a GGUF file", () => {
   }, 120_000);
 
   it("an added token of tokenizer.json ten million characters long is refused at once", async () => {
-    const bundled = new Uint8Array(readFileSync("models/shakespeare-tiny.gguf"));
-    const bytes = await rewriteGguf(bundled, {
-      metadata: (entries) => {
-        const i = entries.findIndex(([k]) => k === "tokenizer.huggingface.json");
-        const tj = JSON.parse(entries[i][1].value as string) as { added_tokens: unknown[] };
-        tj.added_tokens.push({ id: 1023, content: "y".repeat(10_000_000), special: true });
-        entries[i] = ["tokenizer.huggingface.json", str(JSON.stringify(tj))];
-      },
+    const path = await bundledWith("added.gguf", "tokenizer.huggingface.json", (v) => {
+      const tj = JSON.parse(v.value as string) as { added_tokens: unknown[] };
+      tj.added_tokens.push({ id: 1023, content: "y".repeat(10_000_000), special: true });
+      return str(JSON.stringify(tj));
     });
-    const path = join(tmp(), "added.gguf");
-    writeFileSync(path, bytes);
     expectRefused(await generate(path), new RegExp(`${esc(path)}: tokenizer\\.huggingface\\.json: tokenizer\\.json: added_tokens\\[\\d+\\]\\.content has 10000000 characters; added tokens have at most 256`));
   }, 120_000);
 
@@ -146,17 +153,9 @@ describe("hostile tokenizer and template metadata in a GGUF file", () => {
   }, 120_000);
 
   it("a mismatching array-valued key of 30 million items is reported by its first items (the message took 1.8 GB at 10^8)", async () => {
-    const bundled = new Uint8Array(readFileSync("models/shakespeare-tiny.gguf"));
-    const bytes = await rewriteGguf(bundled, {
-      metadata: (entries) => {
-        const i = entries.findIndex(([k]) => k === "mobilellmpro.attention.sliding_window_pattern");
-        entries[i] = [entries[i][0], { type: "array", itemType: "bool", value: new Uint8Array(30_000_000).fill(1) }];
-      },
-    });
-    const path = join(tmp(), "array.gguf");
-    writeFileSync(path, bytes);
+    const path = await bundledWith("array.gguf", "mobilellmpro.attention.sliding_window_pattern", () => ({ type: "array", itemType: "bool", value: new Uint8Array(30_000_000).fill(1) }));
     // The file's 30 MB array is read whole (the reader keeps every value); the message costs nothing more.
-    expectRefused(await info(path), new RegExp(`${esc(path)}: metadata key mobilellmpro\\.attention\\.sliding_window_pattern is \\[true, true, true, true, true, true, true, true, \\.\\.\\. \\(30000000 items\\)\\] but the carried config\\.json implies \\[false, true, true, true, false, false\\]$`), 20, 400);
+    expectRefused(await info(path), new RegExp(`${esc(path)}: metadata key mobilellmpro\\.attention\\.sliding_window_pattern is \\[1, 1, 1, 1, 1, 1, 1, 1, \\.\\.\\. \\(30000000 items\\)\\] but the carried config\\.json implies \\[0, 1, 1, 1, 0, 0\\]$`), 20, 400);
   }, 120_000);
 
   it("shapes llama.cpp runs but the kernels do not (head_dim 8, hidden 16) are refused naming the key", async () => {

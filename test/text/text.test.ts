@@ -170,6 +170,16 @@ describe("malformed and hostile tokenizers are refused at load", () => {
     expect(load(tokenizerJson, { ...tokenizerConfig, bos_token: 5 })).toThrow(/^tokenizer_config\.json: bos_token must be a string/);
   });
 
+  it("bounds special tokens: an added token's length, all added tokens' characters, additional_special_tokens", () => {
+    expect(load(patched((t) => t.added_tokens.push({ id: 900, content: "z".repeat(257), special: true })))).toThrow(/^tokenizer\.json: added_tokens\[\d+\]\.content has 257 characters; added tokens have at most 256$/);
+    const many = patched((t) => {
+      for (let i = 0; i < 1100; i++) t.added_tokens.push({ id: 2000 + i, content: `<|${String(i).padStart(250, "0")}|>`, special: true });
+    });
+    expect(load(many)).toThrow(/^tokenizer\.json: added_tokens hold more than 262144 characters in all \(at added_tokens\[\d+\]\)$/);
+    expect(load(tokenizerJson, { ...tokenizerConfig, additional_special_tokens: Array.from({ length: 1025 }, (_, i) => `<${i}>`) })).toThrow(/^tokenizer_config\.json: additional_special_tokens has 1025 entries, more than 1024$/);
+    expect(load(tokenizerJson, { ...tokenizerConfig, additional_special_tokens: ["<ok>", { content: "w".repeat(300) }] })).toThrow(/^tokenizer_config\.json: additional_special_tokens\[1\] has 300 characters; special tokens have at most 256$/);
+  });
+
   it("refuses an added token id the model's embedding table has no row for", () => {
     const t = load(patched((t) => t.added_tokens.push({ id: 5000, content: "<|far|>", special: true })))();
     expect(() => t.checkFitsVocabulary(1024)).toThrow(/^tokenizer\.json: token id 5000 \("<\|far\|>"\) is not below the model's vocab_size 1024$/);
