@@ -126,7 +126,7 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
     if (tokens.type !== "array" || tokens.itemType !== "string") fail(`metadata key ${K.tokens} is ${describe(tokens)}, expected string[]`);
     if (tokens.value.length !== vocab) fail(`${K.tokens} has ${tokens.value.length} tokens but token_embd.weight has ${vocab} rows`);
   }
-  const text = readText(file, fail);
+  const text = readGgufText(file, fail);
   const tokenId = (key: string): number | undefined => {
     const id = int(key, false);
     if (id !== undefined && id >= vocab) fail(`${key} ${id} is outside the vocabulary of ${vocab}`);
@@ -224,7 +224,7 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
 }
 
 /** The text side of a llama.cpp file: its tokenizer, chat template and end-of-generation ids. */
-interface TextParts {
+export interface GgufText {
   tokenizer: TextTokenizer | null;
   tokenizerJson: unknown;
   tokenizerConfig: Record<string, unknown>;
@@ -235,16 +235,17 @@ interface TextParts {
 }
 
 /**
- * The tokenizer: tokenizer.json whole when the file carries one (as this project's own files do), else
- * built from llama.cpp's vocabulary keys (tokenizer.ggml.*, src/text/ggml-tokenizer.ts), else none (the
- * model then serves id-level work only); and the chat template, tokenizer.chat_template or the vocabulary's
- * family default. A problem with any of them is one line naming the file and the key.
+ * The text side of a llama.cpp file of any architecture. The tokenizer: tokenizer.json whole when the file
+ * carries one (as this project's own files do), else built from llama.cpp's vocabulary keys
+ * (tokenizer.ggml.*, src/text/ggml-tokenizer.ts), else none (the model then serves id-level work only); the
+ * chat template, tokenizer.chat_template or the vocabulary's family default; the end-of-generation ids, which
+ * the reader makes the config's end ids. A problem with any of them is `fail`'s one line naming the key.
  */
-function readText(file: GgufFile, fail: (msg: string) => never): TextParts {
+export function readGgufText(file: GgufFile, fail: (msg: string) => never): GgufText {
   const md = file.metadata;
-  const none: TextParts = { tokenizer: null, tokenizerJson: null, tokenizerConfig: {}, chatTemplate: null, chatTemplateSource: null, endOfGeneration: [] };
+  const none: GgufText = { tokenizer: null, tokenizerJson: null, tokenizerConfig: {}, chatTemplate: null, chatTemplateSource: null, endOfGeneration: [] };
   const tokenizerText = md.string(GGUF_KEYS.tokenizerJson, "optional");
-  let parts: TextParts;
+  let parts: GgufText;
   if (tokenizerText !== undefined) {
     const tokenizerJson = parseJson(tokenizerText, `${file.source.name}: ${GGUF_KEYS.tokenizerJson}`);
     let tokenizer: TextTokenizer;
