@@ -5,8 +5,8 @@
 // Two vocabulary kinds (tokenizer.ggml.model):
 // - "gpt2": byte-level BPE (Llama 3, SmolLM2, Qwen). Tokens, merges ("left right" strings in rank order)
 //   and token types; tokenizer.ggml.pre names the pre-tokenizer, the regular expressions that split text
-//   into words before the merges run (PRE_TOKENIZERS below, one entry per group of names llama.cpp treats
-//   alike). The words are merged by @huggingface/tokenizers, from a tokenizer.json built here with the
+//   into words before the merges run (PRE_TOKENIZER_GROUPS below, one entry per group of names llama.cpp
+//   treats alike). The words are merged by @huggingface/tokenizers, from a tokenizer.json built here with the
 //   file's merges and that pre-tokenizer: its BPE ranks pairs and breaks ties leftmost first, as
 //   llama.cpp's does.
 // - "llama": SentencePiece BPE (Llama 2, Gemma). Tokens, scores and token types, merged by score with byte
@@ -20,9 +20,10 @@
 // the pre-tokenizers llama.cpp cleans spaces for, removes the space before punctuation.
 //
 // The file also says which ids end a turn. llama.cpp takes EOS, tokenizer.ggml.eot_token_id /
-// eom_token_id, and every token whose text is one of the end-of-turn markers of the common chat formats
-// (END_OF_GENERATION below, "<|im_end|>", "<end_of_turn>", ...); generation stops at any of them, and here
-// the same set is the model's end ids. The chat template is tokenizer.chat_template, else the documented
+// eom_token_id, the fill-in-the-middle pad, repository and separator tokens (FIM_MARKERS), and every token
+// whose text is one of the end-of-turn markers of the common chat formats (END_OF_GENERATION below,
+// "<|im_end|>", "<end_of_turn>", ...); generation stops at any of them, and here the same set is the
+// model's end ids. The chat template is tokenizer.chat_template, else the documented
 // default of the file's family (Gemma's turns for a gemma* architecture), else none.
 //
 // The metadata comes from a downloaded file: every array's type and length, every id, every merge, the
