@@ -1,0 +1,130 @@
+// A compiled grammar bound to a vocabulary: for each automaton state, which tokens it accepts whatever the
+// stack below it, which it refuses whatever the stack, and which depend on the stack. xgrammar's adaptive
+// token mask cache, with one change: where a token would leave the rule, this walk goes on into every place
+// the grammar calls the rule from (returning on LEFT, parse-levels.ts) instead of stopping, so a token is
+// "uncertain" only if some caller could really take its rest. After a JSON string's content that is the
+// handful of tokens like `",` or `"}`, not every token that starts with a quote.
+//
+// An entry costs one walk of the vocabulary trie from its state, pruned where the grammar refuses a prefix:
+// a state inside a string visits most of the trie, one expecting `{` only the tokens that begin with it.
+// Entries are built the first time a state is met and kept with the grammar for later requests.
+import type { Automaton } from "./automaton.js";
+import { Frames, Levels, OPEN } from "./parse-levels.js";
+import type { TokenTrie } from "./vocabulary.js";
+
+/** The tokens a state decides on its own, and those it leaves to the stack. */
+export interface StateMask {
+  /** Tokens accepted whatever the stack: a bitset over ids when many, else a sorted id list. */
+  accepted: Uint32Array | Int32Array;
+  acceptedIsBitset: boolean;
+  acceptedCount: number;
+  /** Trie nodes (preorder) whose tokens depend on the stack, and each one's common prefix with the one before. */
+  uncertain: Int32Array;
+  uncertainLcp: Int32Array;
+  /**
+   * Largest growth of the shortest completion an accepted token can cause (bytes); the matcher uses it to
+   * see when a token budget is close enough to check the growth token by token.
+   */
+  maxRise: number;
+}
+
+/** An accepted set larger than this fraction of the vocabulary is kept as a bitset. */
+const BITSET_FRACTION = 1 / 32;
+
+export class GrammarMasks {
+  private readonly entries: (StateMask | undefined)[];
+  private readonly frames = new Frames(1024);
+  private readonly levels: Levels;
+  /** Entries built so far, and their bytes (for the benchmark and the docs' figures). */
+  built = 0;
+  bytes = 0;
+
+  constructor(
+    readonly automaton: Automaton,
+    readonly trie: TokenTrie,
+  ) {
+    this.entries = new Array(automaton.numStates);
+    this.levels = new Levels(automaton, this.frames);
+  }
+
+  /** The entry of `state`, built on first use. */
+  entry(state: number): StateMask {
+    return this.entries[state] ?? (this.entries[state] = this.build(state));
+  }
+
+  /** Builds the entries of every state (for measuring; a matcher builds them as it meets them). */
+  buildAll(): void {
+    for (let s = 0; s < this.automaton.numStates; s++) this.entry(s);
+  }
+
+  private build(state: number): StateMask {
+    const trie = this.trie;
+    const lv = this.levels;
+    const { nodeByte, nodeDepth, subtreeEnd, tokenStart } = trie;
+    this.frames.length = 3;
+    lv.start(0, [state], [OPEN], 1);
+    const acceptedNodes: number[] = [];
+    const uncertain: number[] = [];
+    let acceptedCount = 0;
+    let maxLocal = -Infinity;
+    for (let i = 1; i < trie.numNodes; ) {
+      const d = nodeDepth[i];
+      if (!lv.advance(d - 1, nodeByte[i])) {
+        i = subtreeEnd[i];
+        continue;
+      }
+      const nt = tokenStart[i + 1] - tokenStart[i];
+      if (nt > 0) {
+        if (lv.inside[d] > 0) {
+          acceptedNodes.push(i);
+          acceptedCount += nt;
+          if (lv.insideDist[d] > maxLocal) maxLocal = lv.insideDist[d];
+        } else {
+          uncertain.push(i);
+        }
+      }
+      i++;
+    }
+
+    const N = trie.vocabSize;
+    const asBitset = acceptedCount > N * BITSET_FRACTION;
+    let accepted: Uint32Array | Int32Array;
+    if (asBitset) {
+      const bits = new Uint32Array((N + 31) >>> 5);
+      for (const node of acceptedNodes) {
+        for (let k = tokenStart[node]; k < tokenStart[node + 1]; k++) {
+          const id = trie.tokens[k];
+          bits[id >>> 5] |= 1 << (id & 31);
+        }
+      }
+      accepted = bits;
+    } else {
+      const ids = new Int32Array(acceptedCount);
+      let n = 0;
+      for (const node of acceptedNodes) for (let k = tokenStart[node]; k < tokenStart[node + 1]; k++) ids[n++] = trie.tokens[k];
+      accepted = ids.sort();
+    }
+    const lcp = new Int32Array(uncertain.length);
+    for (let j = 1; j < uncertain.length; j++) lcp[j] = commonPrefix(trie, uncertain[j - 1], uncertain[j]);
+    const entry: StateMask = {
+      accepted,
+      acceptedIsBitset: asBitset,
+      acceptedCount,
+      uncertain: Int32Array.from(uncertain),
+      uncertainLcp: lcp,
+      maxRise: maxLocal === -Infinity ? -Infinity : maxLocal - this.automaton.dist[state],
+    };
+    this.built++;
+    this.bytes += accepted.byteLength + entry.uncertain.byteLength * 2;
+    return entry;
+  }
+}
+
+/** Length of the common prefix of two trie nodes' byte strings. */
+function commonPrefix(trie: TokenTrie, a: number, b: number): number {
+  const x = trie.tokenBytes(trie.tokens[trie.tokenStart[a]]);
+  const y = trie.tokenBytes(trie.tokens[trie.tokenStart[b]]);
+  let m = 0;
+  while (m < x.length && m < y.length && x[m] === y[m]) m++;
+  return m;
+}
