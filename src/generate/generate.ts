@@ -5,6 +5,8 @@ import { CachedSequence } from "./sequence.js";
 import { IncrementalDecoder, type DecodeFn } from "./detokenizer.js";
 import { StopMatcher } from "./stop.js";
 import { Sampler, type SamplingOptions } from "./sampler.js";
+import { fixedMask, type TokenConstraint } from "./constraint.js";
+import type { GrammarSpec } from "../grammar/spec.js";
 
 export type StopReason = "eos" | "stop" | "length" | "context" | "aborted";
 
@@ -15,6 +17,11 @@ export interface GenerateOptions extends SamplingOptions {
   stop?: string | readonly string[];
   /** Aborting ends generation after the current token (or prefill block) with stopReason "aborted". */
   signal?: AbortSignal;
+  /**
+   * Output that follows a grammar: `{ gbnf }` (llama.cpp's GBNF) or `{ jsonSchema }` (docs/structured-output.md).
+   * Generation ends where the grammar's text is complete; it is closed before `maxNewTokens` runs out.
+   */
+  grammar?: GrammarSpec;
 }
 
 /** One streamed step: the sampled token and the text it completed ("" while a character is incomplete). */
@@ -54,6 +61,8 @@ export interface LoopContext {
   eosTokenIds: readonly number[];
   /** 1 for ids that may be sampled (not vocabulary padding). */
   allowed: Uint8Array;
+  /** What may be sampled step by step (a grammar's); without one, `allowed` at every step. */
+  constraint?: TokenConstraint;
   /** Aborted when the consumer of the Generation went away (left its for-await loop): stops as an abort does. */
   cancel?: AbortSignal;
 }
@@ -73,6 +82,7 @@ export async function* generateStream(
   const maxNewTokens = opts.maxNewTokens ?? 256;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new RangeError(`maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
   const sampler = new Sampler(opts, ctx.allowed);
+  const constraint = ctx.constraint ?? fixedMask(ctx.allowed);
   const stops = new StopMatcher(opts.stop ?? []);
   const detok = new IncrementalDecoder(ctx.decode);
   const seq = ctx.sequence;
@@ -100,7 +110,14 @@ export async function* generateStream(
     let logits = p.logits;
     for (;;) {
       if (tokens.length >= maxNewTokens) break;
-      const token = sampler.next(logits, seq.tokens);
+      const budget = Math.min(maxNewTokens - tokens.length, seq.backend.contextLength - seq.tokens.length + 1);
+      const allowed = constraint.allowed(budget);
+      if (allowed === null) {
+        stopReason = "eos"; // the grammar's text is complete and nothing may follow
+        break;
+      }
+      const token = sampler.next(logits, seq.tokens, allowed);
+      constraint.accept(token);
       if (tokens.length === 0) tFirst = performance.now();
       tokens.push(token);
       if (ctx.eosTokenIds.includes(token)) {

@@ -81,18 +81,21 @@ export class Sampler {
     this.weights = new Float64Array(allowed.length);
   }
 
-  /** The next token after `context` (the ids seen so far: prompt and generated). */
-  next(logits: Float32Array, context: readonly number[]): number {
-    if (logits.length !== this.allowed.length) {
+  /**
+   * The next token after `context` (the ids seen so far: prompt and generated), among the ids `allowed`
+   * marks (by default the constructor's: every id but vocabulary padding).
+   */
+  next(logits: Float32Array, context: readonly number[], allowed: Uint8Array = this.allowed): number {
+    if (logits.length !== this.allowed.length || allowed.length !== this.allowed.length) {
       throw new RangeError(`logits have ${logits.length} entries but the vocabulary has ${this.allowed.length}`);
     }
     const x = this.scratch;
     x.set(logits);
     const p = this.params;
     if (p.repetitionPenalty !== 1) applyRepetitionPenalty(x, context, p.repetitionPenalty, p.repetitionWindow);
-    if (p.temperature === 0) return argmax(x, this.allowed);
+    if (p.temperature === 0) return argmax(x, allowed);
     const w = this.weights;
-    const kept = keptIds(x, this.allowed, p, w);
+    const kept = keptIds(x, allowed, p, w);
     let mass = 0;
     for (const i of kept) mass += w[i];
     let u = uniformFloat64(this.rng) * mass;

@@ -401,6 +401,95 @@ function determinize(b: NfaBuilder, classOf: Uint8Array, numClasses: number): Df
   return out;
 }
 
+// ---- 4b. minimization ------------------------------------------------------------------------------------
+
+/** Refinement work (edges examined over all rounds) at most per rule; a rule needing more stays as it is. */
+const MINIMIZE_WORK = 4_000_000;
+
+/**
+ * Merges the states of each rule that have the same future (Moore's partition refinement): the same
+ * accepting flag, and for every byte class and every call, successors in the same block. Subset
+ * construction leaves such twins behind (a string's content right after the quote and after a character),
+ * and every state costs a cached mask. Rules whose refinement would take too many rounds (long counted
+ * repetitions) keep their states: correct, only less shared.
+ */
+function minimize(p: DfaParts): DfaParts {
+  const S = p.ruleOf.length;
+  const byRule = new Map<number, number[]>();
+  for (let s = 0; s < S; s++) {
+    const list = byRule.get(p.ruleOf[s]);
+    if (list) list.push(s);
+    else byRule.set(p.ruleOf[s], [s]);
+  }
+  const block = new Int32Array(S); // global block id per state
+  let blocks = 0;
+  for (const states of byRule.values()) {
+    const local = refine(p, states);
+    if (local === null) {
+      for (const s of states) block[s] = blocks++;
+      continue;
+    }
+    let max = -1;
+    for (let i = 0; i < states.length; i++) {
+      block[states[i]] = blocks + local[i];
+      if (local[i] > max) max = local[i];
+    }
+    blocks += max + 1;
+  }
+  if (blocks === S) return p;
+  const out: DfaParts = { ruleStart: p.ruleStart.map((s) => block[s]), ruleOf: new Array(blocks), accepting: new Array(blocks), edges: new Array(blocks), calls: new Array(blocks) };
+  for (let s = 0; s < S; s++) {
+    const b = block[s];
+    if (out.edges[b] !== undefined) continue;
+    out.ruleOf[b] = p.ruleOf[s];
+    out.accepting[b] = p.accepting[s];
+    out.edges[b] = p.edges[s].map((x, i) => (i % 2 === 1 ? block[x] : x));
+    const calls: number[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < p.calls[s].length; i += 2) {
+      const key = `${p.calls[s][i]},${block[p.calls[s][i + 1]]}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        calls.push(p.calls[s][i], block[p.calls[s][i + 1]]);
+      }
+    }
+    out.calls[b] = calls;
+  }
+  return out;
+}
+
+/** Block numbers (0-based, dense) for one rule's states, or null when over the work bound. */
+function refine(p: DfaParts, states: number[]): Int32Array | null {
+  const index = new Map<number, number>();
+  states.forEach((s, i) => index.set(s, i));
+  let cur = new Int32Array(states.length);
+  states.forEach((s, i) => (cur[i] = p.accepting[s]));
+  let count = -1;
+  let work = 0;
+  for (;;) {
+    const ids = new Map<string, number>();
+    const nextBlocks = new Int32Array(states.length);
+    for (let i = 0; i < states.length; i++) {
+      const s = states[i];
+      const e = p.edges[s];
+      const c = p.calls[s];
+      work += e.length + c.length + 1;
+      let key = `${cur[i]}|`;
+      for (let k = 0; k < e.length; k += 2) key += `${e[k]}:${cur[index.get(e[k + 1]) as number]},`;
+      const calls: string[] = [];
+      for (let k = 0; k < c.length; k += 2) calls.push(`${c[k]}:${cur[index.get(c[k + 1]) as number]}`);
+      key += "|" + calls.sort().join(",");
+      let id = ids.get(key);
+      if (id === undefined) ids.set(key, (id = ids.size));
+      nextBlocks[i] = id;
+    }
+    if (work > MINIMIZE_WORK) return null;
+    if (ids.size === count) return nextBlocks;
+    count = ids.size;
+    cur = nextBlocks;
+  }
+}
+
 // ---- 5. shortest completions -------------------------------------------------------------------------------
 
 /** A binary min-heap of (key, value) pairs. */
@@ -565,7 +654,7 @@ export function compileGrammar(g: Grammar): Automaton {
   const builder = new NfaBuilder(g, inlined);
   builder.buildAll();
   const { classOf, numClasses } = byteClasses(builder.nfa);
-  const parts = determinize(builder, classOf, numClasses);
+  const parts = minimize(determinize(builder, classOf, numClasses));
 
   const S = parts.ruleOf.length;
   const C = numClasses;

@@ -15,6 +15,7 @@
 import { GrammarError } from "./ast.js";
 import { EMPTY, Frames, Levels } from "./parse-levels.js";
 import type { GrammarMasks, StateMask } from "./token-masks.js";
+import { walkTrie } from "./trie-walk.js";
 
 export class GrammarMatcher {
   private readonly frames = new Frames();
@@ -165,25 +166,20 @@ export class GrammarMatcher {
    */
   private walkMask(mask: Uint8Array, room: number, shortest = false): boolean {
     const trie = this.masks.trie;
-    const lv = this.levels;
-    const { nodeByte, nodeDepth, subtreeEnd, subtreeDepth, tokenStart } = trie;
+    const { tokenStart, tokens } = trie;
     this.startLevel();
-    const d0 = lv.minDist[0];
     let any = false;
-    for (let i = 1; i < trie.numNodes; ) {
-      const d = nodeDepth[i];
-      const ok = shortest ? lv.advance(d - 1, nodeByte[i], d0 - d) : lv.advance(d - 1, nodeByte[i]);
-      // Each further byte shortens the completion by one at most: prune a subtree that cannot get back within the room.
-      if (!ok || lv.minDist[d] - (subtreeDepth[i] - d) > room) {
-        i = subtreeEnd[i];
-        continue;
-      }
-      if (tokenStart[i + 1] > tokenStart[i] && lv.minDist[d] <= room) {
-        for (let k = tokenStart[i]; k < tokenStart[i + 1]; k++) mask[trie.tokens[k]] = 1;
+    walkTrie(
+      this.levels,
+      this.masks.automaton,
+      trie,
+      (node, _d, _inside, _insideDist, minDist) => {
+        if (minDist > room) return;
+        for (let k = tokenStart[node]; k < tokenStart[node + 1]; k++) mask[tokens[k]] = 1;
         any = true;
-      }
-      i++;
-    }
+      },
+      { room, shortest },
+    );
     this.startLevel();
     return any;
   }

@@ -10,6 +10,7 @@
 // Entries are built the first time a state is met and kept with the grammar for later requests.
 import type { Automaton } from "./automaton.js";
 import { Frames, Levels, OPEN } from "./parse-levels.js";
+import { walkTrie } from "./trie-walk.js";
 import type { TokenTrie } from "./vocabulary.js";
 
 /** The tokens a state decides on its own, and those it leaves to the stack. */
@@ -59,32 +60,22 @@ export class GrammarMasks {
 
   private build(state: number): StateMask {
     const trie = this.trie;
-    const lv = this.levels;
-    const { nodeByte, nodeDepth, subtreeEnd, tokenStart } = trie;
+    const tokenStart = trie.tokenStart;
     this.frames.length = 3;
-    lv.start(0, [state], [OPEN], 1);
+    this.levels.start(0, [state], [OPEN], 1);
     const acceptedNodes: number[] = [];
     const uncertain: number[] = [];
     let acceptedCount = 0;
     let maxLocal = -Infinity;
-    for (let i = 1; i < trie.numNodes; ) {
-      const d = nodeDepth[i];
-      if (!lv.advance(d - 1, nodeByte[i])) {
-        i = subtreeEnd[i];
-        continue;
+    walkTrie(this.levels, this.automaton, trie, (node, _d, inside, insideDist) => {
+      if (inside) {
+        acceptedNodes.push(node);
+        acceptedCount += tokenStart[node + 1] - tokenStart[node];
+        if (insideDist > maxLocal) maxLocal = insideDist;
+      } else {
+        uncertain.push(node);
       }
-      const nt = tokenStart[i + 1] - tokenStart[i];
-      if (nt > 0) {
-        if (lv.inside[d] > 0) {
-          acceptedNodes.push(i);
-          acceptedCount += nt;
-          if (lv.insideDist[d] > maxLocal) maxLocal = lv.insideDist[d];
-        } else {
-          uncertain.push(i);
-        }
-      }
-      i++;
-    }
+    });
 
     const N = trie.vocabSize;
     const asBitset = acceptedCount > N * BITSET_FRACTION;

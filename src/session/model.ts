@@ -13,6 +13,7 @@ import { CachedSequence } from "../generate/sequence.js";
 import { stopStrings } from "../generate/stop.js";
 import type { GenerationDefaults } from "../generate/generation-config.js";
 import type { SamplingOptions } from "../generate/sampler.js";
+import { GrammarConstraints } from "../generate/constraint.js";
 
 export interface ChatOptions extends GenerateOptions {
   /** A Jinja chat template to use instead of the checkpoint's. */
@@ -38,6 +39,8 @@ export class Model {
   private readonly allowed: Uint8Array;
   private running = false;
   private disposed = false;
+  /** Grammars compiled for this model's vocabulary (options.grammar). */
+  private readonly grammars: GrammarConstraints;
 
   constructor(
     readonly dir: string,
@@ -55,6 +58,7 @@ export class Model {
     this.sequence = new CachedSequence(backend);
     this.allowed = new Uint8Array(config.vocabSize);
     for (let id = 0; id < config.vocabSize; id++) this.allowed[id] = tokenizer?.isPadding(id) ? 0 : 1;
+    this.grammars = new GrammarConstraints(() => this.text().tokenBytes(config.vocabSize), config.vocabSize);
   }
 
   get info(): ModelInfo {
@@ -161,13 +165,14 @@ export class Model {
   private run(ids: number[], opts: GenerateOptions): Generation {
     const ctx = this.backend.contextLength;
     if (ids.length > ctx) throw new RangeError(`the prompt has ${ids.length} tokens but the context holds ${ctx}; shorten it or raise the context length`);
-    this.claim();
     const eos = [...new Set([...this.config.eosTokenIds, ...this.defaults.eosTokenIds])];
+    const constraint = opts.grammar === undefined ? undefined : this.grammars.constraint(opts.grammar, eos);
+    this.claim();
     const sampling = this.samplingFor(opts);
     const cancel = new AbortController();
     const tokenizer = this.text();
     const stream = generateStream(
-      { sequence: this.sequence, decode: (t) => tokenizer.decode(t, true), eosTokenIds: eos, allowed: this.allowed, cancel: cancel.signal },
+      { sequence: this.sequence, decode: (t) => tokenizer.decode(t, true), eosTokenIds: eos, allowed: this.allowed, constraint, cancel: cancel.signal },
       ids,
       { ...opts, ...sampling, maxNewTokens: opts.maxNewTokens ?? this.defaults.maxNewTokens },
     );
