@@ -26,7 +26,7 @@ export type { PerplexityResult } from "./model/perplexity.js";
 export type { ChatMessage } from "./text/chat-template.js";
 export type { GenerateOptions, GenerationResult, GenerationStats, Piece, StopReason } from "./generate/generate.js";
 export type { SamplingOptions } from "./generate/sampler.js";
-export type { GrammarSpec } from "./grammar/spec.js";
+export { checkGrammarSpec, type GrammarSpec } from "./grammar/spec.js";
 export { GrammarError } from "./grammar/ast.js";
 export { jsonSchemaToGbnf } from "./grammar/json-schema.js";
 export { responseFormatGrammar } from "./grammar/response-format.js";

@@ -63,3 +63,8 @@ export class GrammarCache {
     return masks;
   }
 }
+
+/** Throws the GrammarError a spec would raise when used: a grammar or schema refused before a model is loaded. */
+export function checkGrammarSpec(spec: GrammarSpec): void {
+  compileSpec(spec);
+}
