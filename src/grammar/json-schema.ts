@@ -71,7 +71,8 @@ const BUILTIN_DEPS: Record<string, string[]> = {
 };
 
 // String formats (ajv-formats' full mode): days per month and leap years included.
-const LEAP_YEAR = `( [0-9] [0-9] ( "0" [48] | [2468] [048] | [13579] [26] ) | ( "0" [48] | [2468] [048] | [13579] [26] ) "00" )`;
+// Leap years: divisible by 4 but not by 100 (last two digits), or by 400 (first two digits divisible by 4, then "00").
+const LEAP_YEAR = `( [0-9] [0-9] ( "0" [48] | [2468] [048] | [13579] [26] ) | ( "0" [048] | [2468] [048] | [13579] [26] ) "00" )`;
 const DATE = `( [0-9]{4} "-" ( ( "01" | "03" | "05" | "07" | "08" | "10" | "12" ) "-" ( "0" [1-9] | [12] [0-9] | "3" [01] ) | ( "04" | "06" | "09" | "11" ) "-" ( "0" [1-9] | [12] [0-9] | "30" ) | "02-" ( "0" [1-9] | "1" [0-9] | "2" [0-8] ) ) | ${LEAP_YEAR} "-02-29" )`;
 const TIME = `( ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{1,6} )? ( [zZ] | [-+] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ) )`;
 const HEX = "[0-9a-fA-F]";
@@ -106,13 +107,21 @@ function typeOfValue(v: unknown): JsonType {
   return typeof v as JsonType;
 }
 
-/** Checks the schema is a JSON tree of bounded size and depth, iteratively (no recursion on hostile input). */
+/**
+ * Checks the schema is JSON of bounded size and depth, iteratively (no recursion on hostile input). An
+ * object may appear in several places (a JavaScript caller may share parts), each place counting towards
+ * the size; an object inside itself is refused.
+ */
 function checkShape(schema: unknown): void {
-  const seen = new Set<object>();
-  const todo: [unknown, number][] = [[schema, 0]];
+  const onPath = new Set<object>();
+  const todo: [unknown, number, boolean][] = [[schema, 0, false]];
   let nodes = 0;
   while (todo.length > 0) {
-    const [v, depth] = todo.pop() as [unknown, number];
+    const [v, depth, leaving] = todo.pop() as [unknown, number, boolean];
+    if (leaving) {
+      onPath.delete(v as object);
+      continue;
+    }
     if (++nodes > MAX_SCHEMA_NODES) throw new GrammarError(`the JSON Schema has more than ${MAX_SCHEMA_NODES} nodes`);
     if (depth > MAX_SCHEMA_DEPTH) throw new GrammarError(`the JSON Schema nests more than ${MAX_SCHEMA_DEPTH} levels deep`);
     if (typeof v === "number" && !Number.isFinite(v)) throw new GrammarError("the JSON Schema holds a number that is not finite");
@@ -120,9 +129,10 @@ function checkShape(schema: unknown): void {
       if (v !== null && !["string", "number", "boolean"].includes(typeof v)) throw new GrammarError(`the JSON Schema holds a ${typeof v}, which is not JSON`);
       continue;
     }
-    if (seen.has(v)) throw new GrammarError("the JSON Schema is not a tree: an object appears in it twice (write shared parts as $defs and $ref)");
-    seen.add(v);
-    for (const x of Array.isArray(v) ? v : Object.values(v)) todo.push([x, depth + 1]);
+    if (onPath.has(v)) throw new GrammarError("the JSON Schema contains itself (an object inside itself); write recursion as $ref");
+    onPath.add(v);
+    todo.push([v, depth, true]);
+    for (const x of Array.isArray(v) ? v : Object.values(v)) todo.push([x, depth + 1, false]);
   }
 }
 
