@@ -25,7 +25,7 @@ import { utf8Bytes, utf8Sequences } from "./utf8.js";
 /** Nondeterministic states at most (the expanded grammar: repetition counts multiply). */
 export const MAX_NFA_STATES = 400_000;
 /** Deterministic states at most, over all rules. */
-export const MAX_STATES = 1 << 17;
+export const MAX_STATES = 1 << 15;
 /** Transition table entries (states x byte classes) at most: 4 bytes each. */
 export const MAX_TABLE = 1 << 22;
 /** A rule whose expansion has at most this many states is inlined into its callers (unless recursive). */
@@ -128,27 +128,33 @@ function recursiveRules(g: Grammar): Set<string> {
   return out;
 }
 
-/** States an expression expands to (inlined references included), saturating at Infinity. */
+/** Inlined rules nest at most this deep (a chain of small rules inlines its first links, then calls). */
+const MAX_INLINE_DEPTH = 8;
+
+/**
+ * States an expression expands to (inlined references included; Infinity past any bound), and which rules
+ * are inlined. Rules are sized callees first, in an order found without recursion, so a chain of thousands
+ * of rules cannot overflow the stack.
+ */
 function sizer(g: Grammar, recursive: Set<string>): { size: (e: Expr) => number; inlined: (name: string) => boolean } {
-  const memo = new Map<string, number>();
-  const inlined = (name: string) => !recursive.has(name) && ruleSize(name) <= INLINE_STATES;
-  const ruleSize = (name: string): number => {
-    let s = memo.get(name);
-    if (s === undefined) {
-      memo.set(name, Infinity); // not reached for non-recursive rules; a guard
-      s = size(g.rules.get(name) as Expr);
-      memo.set(name, s);
-    }
-    return s;
+  const sizes = new Map<string, { size: number; depth: number }>();
+  const inlined = (name: string) => {
+    const s = sizes.get(name);
+    return s !== undefined && s.size <= INLINE_STATES && s.depth < MAX_INLINE_DEPTH;
   };
+  let depth = 0;
   const size = (e: Expr): number => {
     switch (e.kind) {
       case "literal":
         return utf8Bytes(e.text).length + 1;
       case "chars":
         return 2 + (e.ranges.length / 2) * 4;
-      case "ref":
-        return recursive.has(e.name) || !inlined(e.name) ? 2 : ruleSize(e.name);
+      case "ref": {
+        if (recursive.has(e.name) || !inlined(e.name)) return 2;
+        const s = sizes.get(e.name) as { size: number; depth: number };
+        depth = Math.max(depth, s.depth + 1);
+        return s.size;
+      }
       case "seq":
         return e.items.reduce((n, x) => n + size(x), 1);
       case "alt":
@@ -159,6 +165,30 @@ function sizer(g: Grammar, recursive: Set<string>): { size: (e: Expr) => number;
       }
     }
   };
+  // Postorder of the non-recursive rules over their references.
+  const refs = new Map([...g.rules].map(([n, e]) => [n, [...refsOf(e, new Set())].filter((r) => !recursive.has(r))]));
+  const done = new Set<string>();
+  for (const start of g.rules.keys()) {
+    if (recursive.has(start) || done.has(start)) continue;
+    const work: [string, number][] = [[start, 0]];
+    done.add(start);
+    while (work.length > 0) {
+      const top = work[work.length - 1];
+      const succ = refs.get(top[0]) as string[];
+      if (top[1] < succ.length) {
+        const next = succ[top[1]++];
+        if (!done.has(next)) {
+          done.add(next);
+          work.push([next, 0]);
+        }
+        continue;
+      }
+      work.pop();
+      depth = 0;
+      const n = size(g.rules.get(top[0]) as Expr);
+      sizes.set(top[0], { size: n, depth });
+    }
+  }
   return { size, inlined };
 }
 

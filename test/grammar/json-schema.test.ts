@@ -2,8 +2,8 @@
 // outputs for random schemas, and each keyword's language probed text by text.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import Ajv from "ajv/dist/2020.js";
-import addFormats from "ajv-formats";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import formatsPlugin from "ajv-formats";
 import { loadModel, type Model } from "../../src/api.js";
 import { jsonSchemaToGbnf } from "../../src/grammar/json-schema.js";
 import { GrammarError } from "../../src/grammar/ast.js";
@@ -11,7 +11,9 @@ import { responseFormatGrammar } from "../../src/grammar/response-format.js";
 import { compile, language } from "../helpers/grammar.js";
 
 // JSON Schema 2020-12 (prefixItems, $defs), the draft the converter follows.
-const ajv = new Ajv({ strict: false, allErrors: false });
+const ajv = new Ajv2020({ strict: false, allErrors: false });
+// ajv-formats is CommonJS: its default export arrives as the module or as its .default, by loader.
+const addFormats = ((formatsPlugin as unknown as { default?: unknown }).default ?? formatsPlugin) as (a: Ajv2020) => void;
 addFormats(ajv);
 const valid = (schema: unknown, value: unknown) => ajv.validate(schema as object, value);
 const schemaLanguage = (schema: unknown) => language(jsonSchemaToGbnf(schema));
