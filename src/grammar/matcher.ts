@@ -70,16 +70,13 @@ export class GrammarMatcher {
     mask.fill(0);
     if (this.ended || budget < 1) return false;
     this.startLevel();
-    const lv = this.levels;
-    const canEnd = lv.canEnd[0];
+    const canEnd = this.levels.canEnd[0];
     // Bytes the grammar may still need after this token: one token per byte, one for end-of-sequence.
     const room = budget - 1 - (this.eos.length > 0 ? 1 : 0);
-    let any = false;
-    if (this.withinRoom(room)) any = this.cachedMask(mask, room);
-    else any = this.walkMask(mask, room);
+    let any = this.cachedMask(mask, room);
     if (!any && !canEnd) {
-      // The budget is too small for any completion: take the shortest way towards one (the output stays a
-      // prefix of the grammar's language, and ends with stopReason "length").
+      // No token leaves room to finish: take the shortest way towards the end (the output stays a prefix
+      // of the grammar's language, and ends with stopReason "length").
       any = this.walkMask(mask, Infinity, true);
     }
     // End-of-sequence only where the grammar may end, even for a vocabulary that gives it bytes.
@@ -87,36 +84,44 @@ export class GrammarMatcher {
     return any || (canEnd && this.eos.length > 0);
   }
 
-  /** Whether no cached accepted token can outgrow the room (so the cached masks apply as they are). */
-  private withinRoom(room: number): boolean {
-    const lv = this.levels;
-    const a = this.masks.automaton;
-    for (let i = 0; i < this.kernelSize; i++) {
-      const s = lv.stateAt(0, i);
-      const e = this.masks.entry(s);
-      if (a.dist[s] + this.frames.dist[lv.frameAt(0, i)] + e.maxRise > room) return false;
-    }
-    return true;
-  }
-
+  /**
+   * The mask from the parses' cached entries: each parse's accepted tokens, less those whose rise of the
+   * shortest completion would not leave `room`, and its stack-dependent tokens checked one by one.
+   */
   private cachedMask(mask: Uint8Array, room: number): boolean {
     const lv = this.levels;
-    let any = false;
-    const seen = new Set<number>();
-    // Level 0's first kernelSize parses are the kernel, in order.
+    const a = this.masks.automaton;
+    const n = this.kernelSize;
+    // Level 0's first kernelSize parses are the kernel; copied, as the checks below reuse level 0.
     const states: number[] = [];
     const frames: number[] = [];
-    for (let i = 0; i < this.kernelSize; i++) {
+    for (let i = 0; i < n; i++) {
       states.push(lv.stateAt(0, i));
       frames.push(lv.frameAt(0, i));
     }
-    for (let i = 0; i < states.length; i++) {
-      const e = this.masks.entry(states[i]);
+    const entries = states.map((s) => this.masks.entry(s));
+    const allowance = states.map((s, i) => room - (a.dist[s] + this.frames.dist[frames[i]]));
+    // Dropping one parse's risers is only right when no other parse could have allowed them.
+    if (n > 1 && entries.some((e, i) => allowance[i] < e.maxRise)) return this.walkMask(mask, room);
+    let any = false;
+    const seen = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      const e = entries[i];
+      const allow = allowance[i];
       if (!seen.has(states[i])) {
         seen.add(states[i]);
-        if (e.acceptedCount > 0) {
-          orInto(mask, e);
-          any = true;
+        if (allow >= 0) {
+          if (e.acceptedCount > 0) orInto(mask, e);
+          let kept = e.acceptedCount;
+          // Tokens that would grow the completion past the room (only near a budget).
+          for (let k = e.riseIds.length - 1; k >= 0 && e.riseBy[k] > allow; k--, kept--) mask[e.riseIds[k]] = 0;
+          if (kept > 0) any = true;
+        } else {
+          // Not even the tokens that keep the completion as long fit: only those that shorten it enough.
+          for (let k = 0; k < e.riseIds.length && e.riseBy[k] <= allow; k++) {
+            mask[e.riseIds[k]] = 1;
+            any = true;
+          }
         }
       }
       if (e.uncertain.length > 0 && this.checkUncertain(mask, e, states[i], frames[i], room)) any = true;

@@ -23,9 +23,12 @@ export interface StateMask {
   uncertain: Int32Array;
   uncertainLcp: Int32Array;
   /**
-   * Largest growth of the shortest completion an accepted token can cause (bytes); the matcher uses it to
-   * see when a token budget is close enough to check the growth token by token.
+   * How an accepted token changes the shortest completion (bytes), for the tokens where it is not 0: ids and
+   * their rise, by rise ascending; and the largest rise (0 when none is positive). Near a token budget the
+   * matcher drops the tokens that rise too far, and only these can be the ones.
    */
+  riseIds: Int32Array;
+  riseBy: Int32Array;
   maxRise: number;
 }
 
@@ -65,13 +68,14 @@ export class GrammarMasks {
     this.levels.start(0, [state], [OPEN], 1);
     const acceptedNodes: number[] = [];
     const uncertain: number[] = [];
+    const rises: [number, number][] = [];
     let acceptedCount = 0;
-    let maxLocal = -Infinity;
+    const base = this.automaton.dist[state];
     walkTrie(this.levels, this.automaton, trie, (node, _d, inside, insideDist) => {
       if (inside) {
         acceptedNodes.push(node);
         acceptedCount += tokenStart[node + 1] - tokenStart[node];
-        if (insideDist > maxLocal) maxLocal = insideDist;
+        if (insideDist !== base) for (let k = tokenStart[node]; k < tokenStart[node + 1]; k++) rises.push([trie.tokens[k], insideDist - base]);
       } else {
         uncertain.push(node);
       }
@@ -97,16 +101,19 @@ export class GrammarMasks {
     }
     const lcp = new Int32Array(uncertain.length);
     for (let j = 1; j < uncertain.length; j++) lcp[j] = commonPrefix(trie, uncertain[j - 1], uncertain[j]);
+    rises.sort((x, y) => x[1] - y[1]);
     const entry: StateMask = {
       accepted,
       acceptedIsBitset: asBitset,
       acceptedCount,
       uncertain: Int32Array.from(uncertain),
       uncertainLcp: lcp,
-      maxRise: maxLocal === -Infinity ? -Infinity : maxLocal - this.automaton.dist[state],
+      riseIds: Int32Array.from(rises, (r) => r[0]),
+      riseBy: Int32Array.from(rises, (r) => r[1]),
+      maxRise: Math.max(0, rises.length > 0 ? rises[rises.length - 1][1] : 0),
     };
     this.built++;
-    this.bytes += accepted.byteLength + entry.uncertain.byteLength * 2;
+    this.bytes += accepted.byteLength + entry.uncertain.byteLength * 2 + entry.riseIds.byteLength * 2;
     return entry;
   }
 }
