@@ -170,27 +170,33 @@ async function decodeBench(bytes: TokenBytes, eos: number): Promise<void> {
       const masks = new GrammarMasks(compileSpec({ jsonSchema: PERSON }), trie);
       const prompt = [2, 100, 200, 300, 400, 500, 600, 700];
       console.log(`\n4. decode, full-size MobileLLM-Pro (random weights), ${THREADS} threads, ${engine.simd.variant} build; greedy; ${ROUNDS} rounds x ${STEPS} steps per arm, alternating (${load()})`);
-      const arms = { free: { step: [] as number[], mask: [] as number[] }, schema: { step: [] as number[], mask: [] as number[] } };
+      const arms = { free: { step: [] as number[], mask: [] as number[], cpu: [] as number[] }, schema: { step: [] as number[], mask: [] as number[], cpu: [] as number[] } };
       const run = (arm: "free" | "schema", steps: number, record: boolean) => {
         const constraint: TokenConstraint = arm === "free" ? fixedMask(padding) : grammarConstraint(new GrammarMatcher(masks, [eos]), V);
         const sampler = new Sampler({ temperature: 0 }, padding);
         let logits = engine.forward(prompt, 0, false)[0];
         const ctx = [...prompt];
         for (let i = 0; i < steps; i++) {
+          const c0 = process.cpuUsage();
           const t0 = performance.now();
           const allowed = constraint.allowed(steps - i + 200);
           const t1 = performance.now();
+          const c1 = process.cpuUsage(c0);
           if (allowed === null) break;
           const token = sampler.next(logits, ctx, allowed);
           const t2 = performance.now();
+          const c2 = process.cpuUsage();
           constraint.accept(token);
           const maskMs = t1 - t0 + (performance.now() - t2);
+          const c3 = process.cpuUsage(c2);
+          const maskCpu = (c1.user + c1.system + c3.user + c3.system) / 1000;
           if (token === eos) break;
           ctx.push(token);
           logits = engine.forward([token], ctx.length - 1, false)[0];
           if (record) {
             arms[arm].step.push(performance.now() - t0);
             arms[arm].mask.push(maskMs);
+            arms[arm].cpu.push(maskCpu);
           }
         }
       };
@@ -204,7 +210,7 @@ async function decodeBench(bytes: TokenBytes, eos: number): Promise<void> {
       const free = median(arms.free.step);
       const withSchema = median(arms.schema.step);
       console.log(`  no grammar   step median ${f1(free)} ms  -> ${f1(1000 / free)} tok/s (${arms.free.step.length} steps)`);
-      console.log(`  JSON Schema  step median ${f1(withSchema)} ms  -> ${f1(1000 / withSchema)} tok/s (${arms.schema.step.length} steps); mask + accept median ${f2(median(arms.schema.mask))} ms, p99 ${f2(p99(arms.schema.mask))} ms`);
+      console.log(`  JSON Schema  step median ${f1(withSchema)} ms  -> ${f1(1000 / withSchema)} tok/s (${arms.schema.step.length} steps); mask + accept median ${f2(median(arms.schema.mask))} ms, p99 ${f2(p99(arms.schema.mask))} ms wall (CPU ${f2(median(arms.schema.cpu))} / ${f2(p99(arms.schema.cpu))} ms)`);
       console.log(`  ratio        ${f2(free / withSchema)}x of the unconstrained tokens/s (target >= 0.9x)   (${load()})`);
     } finally {
       await engine.dispose();

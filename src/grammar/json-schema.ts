@@ -181,12 +181,18 @@ class Converter {
     return name;
   }
 
-  /** A new rule named after `hint`, unique. */
-  private rule(hint: string, body: string): string {
+  /** Rule bodies written so far -> their rule: the same body (a format, a range, a member) is one rule. */
+  private readonly byBody = new Map<string, string>();
+
+  /** A rule named after `hint` for `body` (the existing one when the body was written before). */
+  private rule(hint: string, body: string, shared = true): string {
+    const known = shared ? this.byBody.get(body) : undefined;
+    if (known !== undefined) return known;
     const base = hint.replace(/[^A-Za-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40) || "s";
     let name = base;
     for (let i = 2; this.rules.has(name) || Object.hasOwn(BUILTINS, name) || name === "root"; i++) name = `${base}-${i}`;
     this.rules.set(name, body);
+    if (shared) this.byBody.set(body, name);
     return name;
   }
 
@@ -243,7 +249,7 @@ class Converter {
       const known = this.refRules.get(s.$ref);
       if (known !== undefined) return known;
       const target = this.deref(s, path);
-      const name = this.rule(`ref-${s.$ref.split("/").pop() ?? "root"}`, "");
+      const name = this.rule(`ref-${s.$ref.split("/").pop() ?? "root"}`, "", false);
       this.refRules.set(s.$ref, name);
       this.rules.set(name, this.visit(target, s.$ref));
       return name;
