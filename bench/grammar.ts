@@ -183,7 +183,7 @@ async function decodeBench(bytes: TokenBytes, eos: number): Promise<void> {
           const t1 = performance.now();
           const c1 = process.cpuUsage(c0);
           if (allowed === null) break;
-          const token = sampler.next(logits, ctx, allowed);
+          const token = sampler.next(logits, ctx, [], allowed);
           const t2 = performance.now();
           const c2 = process.cpuUsage();
           constraint.accept(token);
