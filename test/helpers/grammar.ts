@@ -1,6 +1,8 @@
 // Small vocabularies and membership checks for the grammar tests: a grammar's language is probed with a
 // vocabulary of the 256 single bytes (so any text can be fed byte by byte), masks with vocabularies whose
 // tokens cut text where a test needs them cut.
+import { expect } from "vitest";
+import { GrammarError } from "../../src/grammar/ast.js";
 import { compileGrammar, type Automaton } from "../../src/grammar/automaton.js";
 import { parseGbnf } from "../../src/grammar/gbnf.js";
 import { GrammarMatcher } from "../../src/grammar/matcher.js";
@@ -70,3 +72,16 @@ number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9] [1
 # Optional space: by convention, applied in this grammar after literal chars when allowed
 ws ::= | " " | "\n" [ \t]{0,20}
 `;
+
+/** Runs `f` and expects a one-line GrammarError matching `re`. */
+export function expectGrammarError(f: () => unknown, re: RegExp): void {
+  let err: unknown;
+  try {
+    f();
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(GrammarError);
+  expect((err as Error).message).toMatch(re);
+  expect((err as Error).message).not.toContain("\n");
+}
