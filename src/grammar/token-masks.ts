@@ -34,11 +34,101 @@ export interface StateMask {
 
 /** An accepted set larger than this fraction of the vocabulary is kept as a bitset. */
 const BITSET_FRACTION = 1 / 32;
+/** Work (state x edge visits) at most for finding states that share an entry; past it, none share. */
+const SHARING_WORK = 64_000_000;
+
+/**
+ * For each state, the state whose entry it can use: two states share one when they cannot be told apart
+ * by any text of up to `depth` bytes. A state's entry only depends on what its walk meets within the
+ * longest token, so the positions of a long counted repetition (`maxLength: 200`: 200 states in a row)
+ * that are more than a token away from the count's end all get one entry instead of one walk each.
+ *
+ * Moore's partition refinement, stopped after enough rounds: states start apart by rule, accepting flag,
+ * shortest completion and the rules they call, and each round splits them by the blocks their bytes and
+ * their calls' return states lead to. After r rounds, states in one block agree on every path of r edges;
+ * a path of `depth` bytes crosses at most `depth` byte edges plus a call edge per nested rule entered
+ * without a byte, hence depth + rules + 2 rounds. A partition that stops changing is final earlier.
+ */
+export function sharedEntries(a: Automaton, depth: number): Int32Array {
+  const S = a.numStates;
+  const C = a.numClasses;
+  const rounds = depth + a.ruleNames.length + 2;
+  let maxCalls = 0;
+  for (let s = 0; s < S; s++) maxCalls = Math.max(maxCalls, a.callStart[s + 1] - a.callStart[s]);
+  // Each state's signature as a row of integers: its block, then per byte class the target's block (-1:
+  // none), then per call the rule and the return state's block. Rows are grouped by an exact comparison,
+  // found through a hash of the row.
+  const width = 1 + C + 2 * maxCalls;
+  const row = new Int32Array(S * width);
+  let block = new Int32Array(S);
+  const group = (initial: boolean): number => {
+    const buckets = new Map<number, number[]>();
+    const next = new Int32Array(S);
+    let count = 0;
+    for (let s = 0; s < S; s++) {
+      const o = s * width;
+      if (initial) {
+        row.fill(-1, o, o + width);
+        row[o] = a.ruleOf[s] * 4 + a.accepting[s] * 2;
+        row[o + 1] = a.dist[s];
+        for (let j = a.callStart[s], k = o + 2; j < a.callStart[s + 1]; j++, k++) row[k] = a.callRule[j];
+      } else {
+        row[o] = block[s];
+        for (let c = 0; c < C; c++) {
+          const t = a.next[s * C + c];
+          row[o + 1 + c] = t < 0 ? -1 : block[t];
+        }
+        for (let j = a.callStart[s], k = o + 1 + C; j < a.callStart[s + 1]; j++, k += 2) {
+          row[k] = a.callRule[j];
+          row[k + 1] = block[a.callReturn[j]];
+        }
+      }
+      let h = 0;
+      for (let k = o; k < o + width; k++) h = (Math.imul(h, 0x01000193) ^ row[k]) | 0;
+      const list = buckets.get(h);
+      let found = -1;
+      if (list !== undefined) {
+        for (const t of list) {
+          let same = true;
+          for (let k = 0; k < width && same; k++) same = row[t * width + k] === row[o + k];
+          if (same) {
+            found = next[t];
+            break;
+          }
+        }
+        if (found < 0) list.push(s);
+      } else {
+        buckets.set(h, [s]);
+      }
+      next[s] = found >= 0 ? found : count++;
+    }
+    block = next;
+    return count;
+  };
+  let count = group(true);
+  let work = 0;
+  for (let r = 0; r < rounds; r++) {
+    const n = group(false);
+    work += S * width;
+    const stable = n === count;
+    count = n;
+    if (stable || n === S) break; // no block split, or every state apart already
+    if (work > SHARING_WORK) return Int32Array.from({ length: S }, (_, i) => i);
+  }
+  const first = new Int32Array(count).fill(-1);
+  const rep = new Int32Array(S);
+  for (let s = 0; s < S; s++) {
+    if (first[block[s]] < 0) first[block[s]] = s;
+    rep[s] = first[block[s]];
+  }
+  return rep;
+}
 
 export class GrammarMasks {
   private readonly entries: (StateMask | undefined)[];
   private readonly frames = new Frames(1024);
   private readonly levels: Levels;
+  private shareOf: Int32Array | null = null;
   /** Entries built so far, and their bytes (for the benchmark and the docs' figures). */
   built = 0;
   bytes = 0;
@@ -51,14 +141,27 @@ export class GrammarMasks {
     this.levels = new Levels(automaton, this.frames);
   }
 
-  /** The entry of `state`, built on first use. */
+  /** The entry of `state`, built on first use (or the one it shares, see sharedEntries). */
   entry(state: number): StateMask {
-    return this.entries[state] ?? (this.entries[state] = this.build(state));
+    this.shareOf ??= sharedEntries(this.automaton, this.trie.maxTokenBytes);
+    const rep = this.shareOf[state];
+    return this.entries[rep] ?? (this.entries[rep] = this.build(rep));
+  }
+
+  /** Builds the entry of `state` itself, whatever it shares (for tests of the sharing). */
+  ownEntry(state: number): StateMask {
+    return this.build(state);
   }
 
   /** Builds the entries of every state (for measuring; a matcher builds them as it meets them). */
   buildAll(): void {
     for (let s = 0; s < this.automaton.numStates; s++) this.entry(s);
+  }
+
+  /** Distinct entries among the states (after sharing). */
+  get distinctEntries(): number {
+    this.shareOf ??= sharedEntries(this.automaton, this.trie.maxTokenBytes);
+    return new Set(this.shareOf).size;
   }
 
   private build(state: number): StateMask {

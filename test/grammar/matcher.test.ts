@@ -10,6 +10,7 @@ import { TokenTrie } from "../../src/grammar/vocabulary.js";
 import { GrammarError } from "../../src/grammar/ast.js";
 import { grammarConstraint } from "../../src/generate/constraint.js";
 import { loadText } from "../../src/node/bundled.js";
+import { jsonSchemaToGbnf } from "../../src/grammar/json-schema.js";
 import { compile, JSON_GBNF, tokenBytes } from "../helpers/grammar.js";
 
 function setup(gbnf: string, tokens: ReadonlyArray<string | Uint8Array | null>, eos: number[]) {
@@ -158,4 +159,32 @@ describe("masks against a token-by-token check", () => {
       );
     });
   }
+});
+
+describe("states sharing one cached mask", () => {
+  const tok = loadText("models/shakespeare-tiny").tokenizer!;
+  const sameEntry = (x: ReturnType<GrammarMasks["entry"]>, y: ReturnType<GrammarMasks["entry"]>) => {
+    expect([...x.accepted]).toEqual([...y.accepted]);
+    expect([...x.uncertain]).toEqual([...y.uncertain]);
+    expect([...x.riseIds]).toEqual([...y.riseIds]);
+    expect([...x.riseBy]).toEqual([...y.riseBy]);
+  };
+  for (const [name, gbnf] of [
+    ["a long counted string", jsonSchemaToGbnf({ type: "object", properties: { s: { type: "string", minLength: 3, maxLength: 60 }, t: { type: "array", items: { type: "integer", minimum: -5, maximum: 500 }, maxItems: 30 } }, required: ["s"] })],
+    ["json.gbnf", JSON_GBNF],
+    ["nested nullable rules", 'root ::= a "x"{0,40} b\na ::= c? "y"\nb ::= ("z" b)?\nc ::= "w"*'],
+  ] as const) {
+    it(`${name}: a shared entry is exactly the state's own`, () => {
+      const masks = new GrammarMasks(compile(gbnf), new TokenTrie(tok.tokenBytes(1024)));
+      const a = masks.automaton;
+      expect(masks.distinctEntries).toBeLessThanOrEqual(a.numStates);
+      for (let s = 0; s < a.numStates; s++) sameEntry(masks.entry(s), masks.ownEntry(s));
+    });
+  }
+
+  it("a counted string of 200 shares most of its positions' masks", () => {
+    const masks = new GrammarMasks(compile(jsonSchemaToGbnf({ type: "string", maxLength: 200 })), new TokenTrie(tok.tokenBytes(1024)));
+    expect(masks.automaton.numStates).toBeGreaterThan(200);
+    expect(masks.distinctEntries).toBeLessThan(masks.automaton.numStates / 4);
+  });
 });
