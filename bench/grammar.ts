@@ -22,7 +22,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { arg, count } from "./args.js";
+import { count } from "./args.js";
 import { median } from "./machine.js";
 import { TextTokenizer } from "../src/text/tokenizer.js";
 import type { TokenBytes } from "../src/text/token-bytes.js";
@@ -267,7 +267,7 @@ async function main(): Promise<void> {
   all.buildAll();
   console.log(`  every state's mask built at once: ${f1(performance.now() - b0)} ms for ${all.automaton.numStates} states, ${f1(all.bytes / 2 ** 20)} MiB`);
 
-  if (arg("no-decode") === undefined && !process.argv.includes("--no-decode")) await decodeBench(bytes, v.eos);
+  if (!process.argv.includes("--no-decode")) await decodeBench(bytes, v.eos);
 }
 
 await main();
