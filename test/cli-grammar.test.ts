@@ -1,11 +1,12 @@
 // The CLI's --json-schema, --grammar-file and --grammar on generate and chat, run as a user runs them.
-import { describe, expect, it } from "vitest";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { afterAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cli } from "./helpers/cli.js";
 
 const dir = mkdtempSync(join(tmpdir(), "mobilellm-grammar-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const SCHEMA = { type: "object", properties: { name: { type: "string", maxLength: 8 }, n: { type: "integer", minimum: 1, maximum: 9 } }, required: ["name", "n"], additionalProperties: false };
 
 describe("CLI grammar flags", () => {
