@@ -36,6 +36,7 @@ import { GEMMA_TURNS_TEMPLATE } from "./chat-template.js";
 import { sentencePieceEncode, type SentencePieceVocabulary } from "./sentencepiece.js";
 import { SpecialTokenSplitter } from "./special-split.js";
 import { TextTokenizer, type TokenizerEngine } from "./tokenizer.js";
+import type { TokenBytes } from "./token-bytes.js";
 import { MAX_SPECIAL_TOKEN_CHARS, MAX_TOKEN_ID, TokenizerError } from "./tokenizer-json.js";
 
 /** llama.cpp's token types (tokenizer.ggml.token_type), as its converter writes them. */
@@ -569,6 +570,32 @@ class GgmlTokenizer implements TokenizerEngine {
 
   get_vocab(): Map<string, number> {
     return this.ids;
+  }
+
+  /**
+   * Each id's bytes for a grammar's byte-level matcher: what decoding the id alone without special tokens
+   * writes (control, unknown and unused tokens none), SentencePiece's "▁" as a space.
+   */
+  tokenBytes(vocabSize: number): TokenBytes {
+    const pieces: Uint8Array[] = [];
+    let total = 0;
+    for (let id = 0; id < vocabSize; id++) {
+      const t = this.types[id];
+      const silent = t === undefined || t === GgmlTokenType.CONTROL || t === GgmlTokenType.UNKNOWN || t === GgmlTokenType.UNUSED || t === GgmlTokenType.UNDEFINED;
+      const p = silent ? new Uint8Array(0) : this.pieceOf(id);
+      pieces.push(p);
+      total += p.length;
+    }
+    const data = new Uint8Array(total);
+    const offsets = new Uint32Array(vocabSize + 1);
+    let at = 0;
+    pieces.forEach((p, id) => {
+      offsets[id] = at;
+      data.set(p, at);
+      at += p.length;
+    });
+    offsets[vocabSize] = at;
+    return { data, offsets };
   }
 }
 

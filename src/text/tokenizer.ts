@@ -6,6 +6,7 @@
 // otherwise the tokenizer.json post-processor does what it was built to do.
 import { Tokenizer } from "@huggingface/tokenizers";
 import { TokenizerError, checkTokenizerConfig, checkTokenizerJson } from "./tokenizer-json.js";
+import { tokenBytesOf, type TokenBytes } from "./token-bytes.js";
 
 export interface TokenizerFiles {
   /** Parsed tokenizer.json. */
@@ -24,6 +25,8 @@ export interface TokenizerEngine {
   token_to_id(token: string): number | undefined;
   id_to_token(id: number): string | undefined;
   get_vocab(withAddedTokens?: boolean): Map<string, number>;
+  /** Each id's bytes, as TextTokenizer.tokenBytes gives them; without it they are read from the tokenizer.json. */
+  tokenBytes?(vocabSize: number): TokenBytes;
 }
 
 /** An engine already built (and checked) elsewhere, with the tokenizer_config.json fields it comes with. */
@@ -42,6 +45,9 @@ export class TextTokenizer {
   private readonly cleanUpSpaces: boolean;
   /** Ids below this bound that have a token string; ids without one are vocabulary padding. */
   private readonly known: Set<number>;
+  /** The checked tokenizer.json, kept for the byte table (built on first use); null with an engine. */
+  private readonly json: Record<string, unknown> | null;
+  private bytes: TokenBytes | null = null;
 
   constructor(files: TokenizerFiles | TokenizerEngineFiles) {
     const cfg = files.tokenizerConfig;
@@ -49,9 +55,11 @@ export class TextTokenizer {
     checkTokenizerConfig(cfg);
     if ("engine" in files) {
       this.tok = files.engine;
+      this.json = null;
     } else {
       // Malformed files are refused here, with the key named, rather than inside the library (see tokenizer-json.ts).
       const tj = checkTokenizerJson(files.tokenizer);
+      this.json = tj;
       const extra = cfg["additional_special_tokens"];
       const libraryConfig = Array.isArray(extra) ? { ...cfg, additional_special_tokens: extra.map(specialTokenString) } : cfg;
       try {
@@ -91,6 +99,15 @@ export class TextTokenizer {
   /** The token string of an id, or undefined for vocabulary padding rows. */
   tokenString(id: number): string | undefined {
     return this.tok.id_to_token(id);
+  }
+
+  /**
+   * Each id's UTF-8 bytes (see token-bytes.ts) for ids below `vocabSize`, built once; special tokens and
+   * padding ids have none. Throws a TokenizerError for a vocabulary whose tokens are not byte strings.
+   */
+  tokenBytes(vocabSize: number): TokenBytes {
+    if (this.bytes === null || this.bytes.offsets.length !== vocabSize + 1) this.bytes = this.tok.tokenBytes?.(vocabSize) ?? tokenBytesOf(this.json!, vocabSize);
+    return this.bytes;
   }
 
   /** True when no text maps to `id`: such rows of the embedding table must never be sampled. */

@@ -133,6 +133,16 @@ describe("byte-level BPE (tokenizer.ggml.model = gpt2)", () => {
     expect(b.chatTemplateIsDefault).toBe(false);
   });
 
+  it("gives each id its bytes for grammars: normal tokens from GPT-2's alphabet, user-defined ones as written, control ones none", async () => {
+    const tok = await tokenizer(bpeEntries("gpt-2"));
+    const tb = tok.tokenBytes(268);
+    const bytes = (ids: number[]) => Buffer.concat(ids.map((i) => tb.data.subarray(tb.offsets[i], tb.offsets[i + 1]))).toString("utf8");
+    const text = "hello <tool> wörld 123";
+    expect(bytes(tok.encode(text, false))).toBe(text);
+    expect(tb.offsets[266] - tb.offsets[265]).toBe(0); // <|bos|>, control
+    expect(bytes([id("Ġ"), 260])).toBe("  hello");
+  });
+
   it("keeps a token named __proto__ as an ordinary token", async () => {
     const tok = await tokenizer(bpeEntries("gpt-2"));
     expect(tok.tokenString(264)).toBe("__proto__");
