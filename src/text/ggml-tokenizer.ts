@@ -36,6 +36,7 @@ import { GEMMA_TURNS_TEMPLATE } from "./chat-template.js";
 import { sentencePieceEncode, type SentencePieceVocabulary } from "./sentencepiece.js";
 import { SpecialTokenSplitter } from "./special-split.js";
 import { TextTokenizer, type TokenizerEngine } from "./tokenizer.js";
+import { BYTE_LEVEL_BYTES, BYTE_LEVEL_CHARS } from "./byte-level.js";
 import type { TokenBytes } from "./token-bytes.js";
 import { MAX_SPECIAL_TOKEN_CHARS, MAX_TOKEN_ID, TokenizerError } from "./tokenizer-json.js";
 
@@ -260,18 +261,6 @@ export interface GgmlText {
   chatTemplateIsDefault: boolean;
 }
 
-/** GPT-2's byte -> character table: printable Latin-1 bytes stand for themselves, the rest for U+0100.. in order. */
-const BYTE_CHARS: readonly string[] = (() => {
-  const out: string[] = [];
-  let next = 256;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
-    out.push(String.fromCharCode(printable ? b : next++));
-  }
-  return out;
-})();
-const CHAR_BYTES: ReadonlyMap<string, number> = new Map(BYTE_CHARS.map((c, b) => [c, b]));
-
 const byteToken = (b: number): string => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`;
 
 export function tokenizerFromGgml(md: GgufMetadata): GgmlText {
@@ -343,9 +332,9 @@ export function tokenizerFromGgml(md: GgufMetadata): GgmlText {
     // when encoded; a vocabulary lacking a byte of plain ASCII text cannot encode ordinary text at all.
     const missing = new Uint8Array(256);
     for (let b = 0; b < 256; b++) {
-      if (ids.has(BYTE_CHARS[b])) continue;
+      if (ids.has(BYTE_LEVEL_CHARS[b])) continue;
       if (b === 0x09 || b === 0x0a || b === 0x0d || (b >= 0x20 && b < 0x7f)) {
-        fail(`tokenizer.ggml.tokens has no token ${show(BYTE_CHARS[b])} for the byte 0x${b.toString(16).padStart(2, "0")} (${JSON.stringify(String.fromCharCode(b))}): a byte-level (gpt2) vocabulary needs one for every byte of ASCII text, or that text would encode to nothing`);
+        fail(`tokenizer.ggml.tokens has no token ${show(BYTE_LEVEL_CHARS[b])} for the byte 0x${b.toString(16).padStart(2, "0")} (${JSON.stringify(String.fromCharCode(b))}): a byte-level (gpt2) vocabulary needs one for every byte of ASCII text, or that text would encode to nothing`);
       }
       missing[b] = 1;
     }
@@ -365,8 +354,9 @@ export function tokenizerFromGgml(md: GgufMetadata): GgmlText {
       if (types[id] !== GgmlTokenType.NORMAL) return utf8.encode(t);
       const bytes: number[] = [];
       for (const c of t) {
-        const b = CHAR_BYTES.get(c);
-        if (b !== undefined) bytes.push(b);
+        const code = c.charCodeAt(0);
+        const b = c.length === 1 && code < BYTE_LEVEL_BYTES.length ? BYTE_LEVEL_BYTES[code] : -1;
+        if (b >= 0) bytes.push(b);
         else bytes.push(...utf8.encode(c));
       }
       return Uint8Array.from(bytes);
