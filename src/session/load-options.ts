@@ -17,7 +17,8 @@ export interface LoadOptions {
   threads?: number;
   /**
    * Called as the weights arrive and are read: the phase (download, prepare, threads), bytes done of the
-   * total, rate and time left (src/session/load-progress.ts), at most every 100 ms within a phase.
+   * total, rate and time left (src/session/load-progress.ts), at most every 100 ms within a phase; last,
+   * once the model can generate, phase "ready".
    */
   onProgress?: LoadProgressCallback;
 }
