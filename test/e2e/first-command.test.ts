@@ -30,7 +30,9 @@ beforeAll(async () => {
     mkdirSync(dirname(join(copy, f)), { recursive: true });
     cpSync(join(REPO, f), join(copy, f), { preserveTimestamps: true });
   }
-  for (const f of ["dist", "build", "models/shakespeare-tiny.gguf"]) cpSync(join(REPO, f), join(copy, f), { recursive: true, preserveTimestamps: true });
+  for (const f of ["dist/src", "dist/build", "dist/.build-hash.json", "build", "models/shakespeare-tiny.gguf"]) {
+    cpSync(join(REPO, f), join(copy, f), { recursive: true, preserveTimestamps: true });
+  }
   symlinkSync(join(REPO, "node_modules"), join(copy, "node_modules"));
 });
 
