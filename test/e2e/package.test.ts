@@ -16,7 +16,7 @@
 // repository tests with), so nothing is fetched from a registry. Vite is this repository's, run with the
 // app folder as its working directory, as `npx vite build` would run the app's own.
 //
-// Needs a built repository (dist/, dist/build/*.wasm: `npm run build`, which `npm test` runs first).
+// Needs a built repository (dist/, dist/build/*.wasm: `npm run build`; `npm test` builds what changed first).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -149,7 +149,7 @@ beforeAll(async () => {
       await m.dispose();
     }
   })();
-  // --ignore-scripts: `prepare` would rebuild what `npm test` has just built.
+  // --ignore-scripts: the package holds the build `npm test` checked before it ran (its pretest).
   const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", tmp], { maxBuffer: 16 << 20 });
   tarball = join(tmp, (JSON.parse(stdout) as { filename: string }[])[0].filename);
   mkdirSync(join(app, "src"), { recursive: true });
