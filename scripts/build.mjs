@@ -27,8 +27,16 @@ import { fileURLToPath } from "node:url";
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const RECORD = join(ROOT, "dist", ".build-hash.json");
 const KERNELS = ["simd", "relaxed", "simd-shared", "relaxed-shared"];
-/** Inputs of every step: the scripts that run it and the compilers' versions. */
-const TOOLING = ["package.json", "package-lock.json", "scripts/build.mjs"];
+/** Inputs of every step: this script, and the compilers' versions (package-lock.json). */
+const TOOLING = ["package-lock.json", "scripts/build.mjs"];
+/**
+ * What package.json says that the build depends on: "type" decides the module format tsc emits. Its other
+ * fields (scripts, files...) change no build output, so adding a script does not rebuild.
+ */
+const PACKAGE_FACTS = (() => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+  return JSON.stringify({ type: pkg.type ?? null });
+})();
 
 /**
  * @typedef {{ name: string, what: string, inputs: string[], outputs: string[], run: () => Promise<void> }} Step
@@ -121,12 +129,14 @@ async function inParallel(jobs, limit) {
 }
 
 /**
- * One hash of the files at `paths` (folders walked, in name order): their paths and contents. A missing
- * path hashes as missing, so a deleted output changes it.
+ * One hash of the files at `paths` (folders walked, in name order): their paths and contents, after
+ * `facts`. A missing path hashes as missing, so a deleted output changes it.
  * @param {string[]} paths
+ * @param {string} facts
  */
-function hashOf(paths) {
+function hashOf(paths, facts = "") {
   const h = createHash("sha256");
+  h.update(`${facts}\0`);
   /** @param {string} rel */
   const add = (rel) => {
     const abs = join(ROOT, rel);
@@ -163,7 +173,7 @@ async function main() {
   const started = performance.now();
   let ran = 0;
   for (const step of steps) {
-    const inputs = hashOf([...TOOLING, ...step.inputs]);
+    const inputs = hashOf([...TOOLING, ...step.inputs], PACKAGE_FACTS);
     if (ifChanged && record[step.name]?.inputs === inputs && record[step.name]?.outputs === hashOf(step.outputs)) continue;
     if (ran === 0 && steps.length > 1) say("building mobilellm-wasm\n");
     say(`  ${step.what} ... `);

@@ -9,7 +9,7 @@
 // only that step runs, saying so.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile } from "node:child_process";
-import { appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -55,7 +55,7 @@ describe("the README's first command", () => {
     expect(seconds).toBeLessThan(20); // a build takes 25-60 s on this project's 2-core machines
   });
 
-  it("a changed input rebuilds its step only, saying what it builds and how long it took", async () => {
+  it("a changed input rebuilds its step only, saying what it builds and how long it took; a new script in package.json rebuilds nothing", async () => {
     const before = mtimes();
     appendFileSync(join(copy, "models", "shakespeare-tiny", "README.md"), "\n");
     const r = await run(process.execPath, ["scripts/build.mjs", "--if-changed"], { cwd: copy });
@@ -63,6 +63,9 @@ describe("the README's first command", () => {
     const after = mtimes();
     expect(after["models/shakespeare-tiny.gguf"]).toBeGreaterThan(before["models/shakespeare-tiny.gguf"]);
     for (const f of OUTPUTS.filter((f) => !f.endsWith(".gguf"))) expect(after[f]).toBe(before[f]);
+    // A script added to package.json (another helper's new command, say) changes no build input.
+    const pkg = JSON.parse(readFileSync(join(copy, "package.json"), "utf8")) as { scripts: Record<string, string> };
+    writeFileSync(join(copy, "package.json"), JSON.stringify({ ...pkg, scripts: { ...pkg.scripts, "something-new": "node -e 1" } }, null, 2));
     const again = await run(process.execPath, ["scripts/build.mjs", "--if-changed"], { cwd: copy });
     expect(again.stderr).toBe("mobilellm-wasm: the build is up to date (wasm, ts, model: no input or output changed since it ran)\n");
   });
