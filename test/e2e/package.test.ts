@@ -8,8 +8,8 @@
 // The README's snippets run here as written, in the app made from the tarball: its browser module (a page
 // of its own, with the elements the README names) loads the package's GGUF through
 // new URL("mobilellm-wasm/models/shakespeare-tiny.gguf", import.meta.url), shows progress up to "ready" and
-// stops when its Stop button is clicked mid-generation; every ts block type-checks (strict, DOM, as a Vite
-// app's tsconfig); every js block runs with node as an ES module.
+// stops when its Stop button is clicked mid-generation; every ts block type-checks (strict, DOM and Node
+// types, as an app's tsconfig); every js block runs with node as an ES module.
 //
 // Offline: the tarball is installed with `npm install --offline`, and the package's runtime dependencies
 // are given to that install as `file:` links to this repository's own node_modules (the versions this
@@ -154,7 +154,8 @@ beforeAll(async () => {
   tarball = join(tmp, (JSON.parse(stdout) as { filename: string }[])[0].filename);
   mkdirSync(join(app, "src"), { recursive: true });
   const runtime = Object.keys((JSON.parse(readFileSync("package.json", "utf8")) as { dependencies: Record<string, string> }).dependencies);
-  const links = Object.fromEntries(runtime.map((d) => [d, `file:${realpathSync(join(REPO, "node_modules", d))}`]));
+  // The README's ts blocks also use the openai client (an optional peer) and Node's types.
+  const links = Object.fromEntries([...runtime, "openai", "@types/node"].map((d) => [d, `file:${realpathSync(join(REPO, "node_modules", d))}`]));
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "an-app", private: true, type: "module", dependencies: links }, null, 2));
   writeFileSync(join(app, "index.html"), INDEX_HTML);
   writeFileSync(join(app, "src", "main.ts"), MAIN_TS);
@@ -333,13 +334,13 @@ describe("the README's snippets, as written, in the app made from the tarball", 
     }
   });
 
-  it("every ts block type-checks, strict, as a Vite app's module", async () => {
+  it("every ts block type-checks, strict, as an app's module (a Vite page's, or a Node program's)", async () => {
     const ts = README_BLOCKS.filter((b) => b.lang === "ts");
     expect(ts.length).toBeGreaterThanOrEqual(2);
     const dir = join(app, "readme-ts");
     mkdirSync(dir, { recursive: true });
     for (const b of ts) writeFileSync(join(dir, `line-${b.line}.ts`), b.body + "\n");
-    const compilerOptions = { target: "ES2022", module: "ESNext", moduleResolution: "Bundler", lib: ["ES2022", "DOM"], types: [], strict: true, noEmit: true, skipLibCheck: true };
+    const compilerOptions = { target: "ES2022", module: "ESNext", moduleResolution: "Bundler", lib: ["ES2022", "DOM"], types: ["node"], strict: true, noEmit: true, skipLibCheck: true };
     writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions, include: ["*.ts"] }));
     const tsc = await run(process.execPath, [join(REPO, "node_modules", "typescript", "bin", "tsc"), "-p", dir], { cwd: dir }).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
     expect(tsc.stdout).toBe("");

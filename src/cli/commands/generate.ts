@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { MODEL_FLAG, parseFlags, UsageError } from "../args.js";
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from "../sampling-flags.js";
 import { loadFromFlags, RUN_FLAGS, RUN_HELP } from "../load-flags.js";
-import { describeStop, formatStats, withCtrlC } from "../session.js";
+import { describeStop, formatStats, PromptCache, withCtrlC } from "../session.js";
 import { print, stdoutGone } from "../output.js";
 
 export const help = `mobilellm generate --prompt TEXT [options]
@@ -26,6 +26,8 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   const log = (s: string) => process.stderr.write(s + "\n");
   const model = await loadFromFlags(v, log);
   try {
+    const cache = v["prompt-cache"] === undefined ? null : new PromptCache(v["prompt-cache"] as string, model);
+    cache?.load();
     const ac = new AbortController();
     // Ctrl-C, or a reader that closed stdout, ends the generation after the token in flight.
     const g = model.generate(prompt, { ...opts, signal: AbortSignal.any([ac.signal, stdoutGone]) });
@@ -46,6 +48,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
       return r;
     });
     out("");
+    cache?.save();
     const why = stdoutGone.aborted ? null : describeStop(result.stopReason, model.info.contextLength);
     if (why) log(why);
     if (v.stats) log(formatStats(result.stats, model));
