@@ -2,7 +2,7 @@
 // prints ends quietly (exit code 0, nothing on stderr but what it says anyway, no stack trace), and a
 // generation stops at once instead of running to its end for nobody.
 import { afterAll, describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -50,6 +50,21 @@ describe("mobilellm | head -c 1", () => {
     expect([0, SIGPIPE_STATUS]).toContain(r.status);
     if (typeof stderr === "string") expect(r.stderr).toBe(stderr);
     else expect(r.stderr).toMatch(stderr);
+  });
+
+  it("serve keeps serving when the reader of its listening line leaves, and Ctrl-C still ends it quietly", async () => {
+    const child = spawn(process.execPath, [CLI, "serve", "--port", "0", "--parallel", "1"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const closed = new Promise<number | null>((ok) => child.on("close", ok));
+    const first = await new Promise<string>((ok) => child.stdout.once("data", (d: Buffer) => ok(d.toString())));
+    child.stdout.destroy(); // as head does after its byte
+    const url = /listening on (http:\/\/\S+)/.exec(first)?.[1];
+    expect(url).toBeDefined();
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    child.kill("SIGINT");
+    expect(await closed).toBe(0);
+    expect(stderr).toBe("SIGINT: no new requests; waiting for 0 running\n");
   });
 
   it("a generation stops at once when its reader leaves, rather than running to -n", async () => {
