@@ -17,6 +17,7 @@
 //                  the shape of every line must match exactly.
 //     ids          an OpenAI response's "id" ("chatcmpl-<hex>", "cmpl-<hex>") and "created" (a time)
 //                  match any value.
+//     status=N     the commands exit with status N (a sample of an error), where the default is 0.
 //     serves       the block is one command that starts a server (`mobilellm serve`) and shows its first
 //                  line. The server keeps running for the samples after it in the same file (curl ones,
 //                  say), and is stopped at the end. Samples show the default port, 8080; the test starts
@@ -43,7 +44,7 @@ import { hubFilesPresent } from "./helpers/hub-files.js";
 import { docFiles, fencedBlocks, type FencedBlock } from "./helpers/markdown-blocks.js";
 
 const REPO = resolve(".");
-const OPTIONS = /^(timings|ids|serves|needs=.+)$/;
+const OPTIONS = /^(timings|ids|serves|status=\d+|needs=.+)$/;
 /** The port samples show a server on (mobilellm serve's default). */
 const SAMPLE_PORT = "8080";
 /** The cache path samples name a hub file by (MOBILELLM_HUB_DIR moves it). */
@@ -175,9 +176,10 @@ describe("the docs' command samples", () => {
           expect(comparable(line, block.options)).toBe(comparable(steps[0].expected, block.options));
           return;
         }
+        const status = Number(block.options.find((o) => o.startsWith("status="))?.slice(7) ?? 0);
         for (const step of steps) {
           const { output, code } = await runCommand(step.command, cwd);
-          expect(code, `${step.command}\n${output}`).toBe(0);
+          expect(code, `${step.command}\n${output}`).toBe(status);
           expect(comparable(output.replace(/\n$/, ""), block.options), step.command).toBe(comparable(step.expected, block.options));
         }
       } finally {
