@@ -96,6 +96,8 @@ export class Sampler {
   /** The logits of the last next() call after the logit bias and the penalties (the caller's array is never written). */
   private readonly scratch: Float32Array;
   private readonly keepScratch: KeepScratch;
+  /** The ids the last next() could pick from (for logprobs). */
+  private lastAllowed: Uint8Array;
 
   /** `allowed[id]` is 1 for ids that may be sampled (0 for vocabulary padding rows). */
   constructor(
@@ -106,14 +108,16 @@ export class Sampler {
     this.rng = mersenne(this.params.seed);
     this.scratch = new Float32Array(allowed.length);
     this.keepScratch = new KeepScratch(this.params.temperature > 0 ? allowed.length : 0);
+    this.lastAllowed = allowed;
   }
 
   /**
-   * The next token after `context` (the ids seen so far: prompt and generated); `generated`, the ids
-   * generated so far, is what the presence and frequency penalties count.
+   * The next token after `context` (the ids seen so far: prompt and generated), among the ids `allowed`
+   * marks (by default the constructor's: every id but vocabulary padding; a grammar passes its mask);
+   * `generated`, the ids generated so far, is what the presence and frequency penalties count.
    */
-  next(logits: Float32Array, context: readonly number[], generated: readonly number[] = []): number {
-    if (logits.length !== this.allowed.length) {
+  next(logits: Float32Array, context: readonly number[], generated: readonly number[] = [], allowed: Uint8Array = this.allowed): number {
+    if (logits.length !== this.allowed.length || allowed.length !== this.allowed.length) {
       throw new RangeError(`logits have ${logits.length} entries but the vocabulary has ${this.allowed.length}`);
     }
     const p = this.params;
@@ -122,9 +126,10 @@ export class Sampler {
     for (const [id, bias] of p.logitBias) if (id < x.length) x[id] += bias;
     if (p.repetitionPenalty !== 1) applyRepetitionPenalty(x, context, p.repetitionPenalty, p.repetitionWindow);
     if (p.presencePenalty !== 0 || p.frequencyPenalty !== 0) applyOpenAIPenalties(x, generated, p.presencePenalty, p.frequencyPenalty);
-    if (p.temperature === 0) return argmax(x, this.allowed);
+    this.lastAllowed = allowed;
+    if (p.temperature === 0) return argmax(x, allowed);
     const w = this.keepScratch.w;
-    const { ids, mass } = keep(x, this.allowed, p, this.keepScratch);
+    const { ids, mass } = keep(x, allowed, p, this.keepScratch);
     let u = uniformFloat64(this.rng) * mass;
     if (ids !== null) {
       for (const i of ids) {
@@ -147,11 +152,11 @@ export class Sampler {
   /**
    * The log-probability of `id` and of the `top` most likely tokens, under the distribution of the last
    * next() call after the logit bias and the penalties and before temperature and truncation (as OpenAI
-   * reports logprobs): a log-softmax over the ids that may be sampled.
+   * reports logprobs): a log-softmax over the ids that could be sampled at that step (a grammar's mask included).
    */
   logprobs(id: number, top: number): TokenLogprob {
     const x = this.scratch;
-    const allowed = this.allowed;
+    const allowed = this.lastAllowed;
     let max = -Infinity;
     for (let i = 0; i < x.length; i++) if (allowed[i] && x[i] > max) max = x[i];
     let sum = 0;
