@@ -17,13 +17,10 @@
 //
 // Environment: BENCH_MODEL_DIR and BENCH_GGUF (bench/peer-inputs.ts), BENCH_NLC_DIR (bench/node-llama-cpp.ts).
 // A 32k prompt takes minutes on each side at two threads.
-import { mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { loadModel, type Model } from "../src/api.js";
 import { loadConfig } from "../src/node/bundled.js";
 import { cpuLlama, importNodeLlamaCpp, installNodeLlamaCpp, NLC_DEFAULT_VERSION, type NlcContext, type NlcLlama, type NlcModel } from "./node-llama-cpp.js";
-import { peerGguf, seconds, syntheticModel, type Cleanups } from "./peer-inputs.js";
+import { allGlobalVariant, peerGguf, seconds, syntheticModel, type Cleanups } from "./peer-inputs.js";
 import { describeMachine, machineBusyMs, median } from "./machine.js";
 import { arg, intList } from "./args.js";
 
@@ -40,17 +37,6 @@ let tokenRange = 190000;
 const token = (i: number, run: number) => 257 + ((i * 7919 + run * 104729) % tokenRange);
 
 const cleanups: Cleanups = [];
-
-/** The same folder with every layer global in config.json (weights linked, not copied). */
-function allGlobalVariant(dir: string): string {
-  const out = mkdtempSync(join(tmpdir(), "mobilellm-ttft-global-"));
-  cleanups.push(() => rmSync(out, { recursive: true, force: true }));
-  for (const f of readdirSync(dir)) if (f !== "config.json") symlinkSync(join(dir, f), join(out, f));
-  const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
-  config["layer_types"] = new Array(config["num_hidden_layers"] as number).fill("full_attention");
-  writeFileSync(join(out, "config.json"), JSON.stringify(config, null, 2));
-  return out;
-}
 
 interface Run {
   engine: string;
@@ -160,7 +146,7 @@ async function main(): Promise<void> {
       try {
         if (ONLY !== "llama") {
           sides.push(await oursSide(dir, "hybrid", threads));
-          if (ALL_GLOBAL) sides.push(await oursSide(allGlobalVariant(dir), "all global", threads));
+          if (ALL_GLOBAL) sides.push(await oursSide(allGlobalVariant(dir, cleanups), "all global", threads));
         }
         if (llamaModel) sides.push(await llamaSide(llamaModel, threads));
         // A short untimed run first: compiles and tiers up both sides' code paths.

@@ -7,7 +7,7 @@
 //   BENCH_GGUF=/tmp/mlp-synth.gguf    reuse (when its size matches the checkpoint's layout) or write and keep
 //                                     the llama.cpp GGUF
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PRESETS } from "../src/model/config.js";
@@ -84,4 +84,15 @@ export async function peerGguf(dir: string, cleanups: Cleanups, name = "MobileLL
   } finally {
     await ckpt.close();
   }
+}
+
+/** The folder `dir` (weights and tokenizer linked, not copied) with every layer global in config.json. */
+export function allGlobalVariant(dir: string, cleanups: Cleanups): string {
+  const out = mkdtempSync(join(tmpdir(), "mobilellm-peer-global-"));
+  cleanups.push(() => rmSync(out, { recursive: true, force: true }));
+  for (const f of readdirSync(dir)) if (f !== "config.json") symlinkSync(join(dir, f), join(out, f));
+  const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+  config["layer_types"] = new Array(config["num_hidden_layers"] as number).fill("full_attention");
+  writeFileSync(join(out, "config.json"), JSON.stringify(config, null, 2));
+  return out;
 }

@@ -32,16 +32,15 @@
 //
 // Environment: BENCH_MODEL_DIR and BENCH_GGUF (bench/peer-inputs.ts), BENCH_NLC_DIR (bench/node-llama-cpp.ts),
 // NODE_LLAMA_CPP_VERSION (the version to install).
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { Bench } from "tinybench";
 import { loadModel, type LoadOptions } from "../src/api.js";
 import { loadConfig } from "../src/node/bundled.js";
 import type { WasmEngine } from "../src/model/engine.js";
 import type { SimdMode } from "../src/kernels/wasm.js";
 import { cpuLlama, importNodeLlamaCpp, installedVersion, installNodeLlamaCpp, NLC_DEFAULT_VERSION, type NlcModel } from "./node-llama-cpp.js";
-import { peerGguf, seconds, syntheticModel, type Cleanups } from "./peer-inputs.js";
+import { allGlobalVariant, peerGguf, seconds, syntheticModel, type Cleanups } from "./peer-inputs.js";
 import { arg, intList } from "./args.js";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -78,18 +77,6 @@ const cleanups: Cleanups = [];
 
 // ---------------------------------------------------------------------------------------------------------
 // Inputs: checkpoint folder, its all-global variant, the GGUF
-
-/** The same folder (weights and tokenizer linked, not copied) with every layer global in config.json. */
-function allGlobalVariant(dir: string): string {
-  const out = mkdtempSync(join(tmpdir(), "mobilellm-peer-global-"));
-  cleanups.push(() => rmSync(out, { recursive: true, force: true }));
-  for (const f of readdirSync(dir)) if (f !== "config.json") symlinkSync(join(dir, f), join(out, f));
-  const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
-  const layers = config["num_hidden_layers"] as number;
-  config["layer_types"] = new Array(layers).fill("full_attention");
-  writeFileSync(join(out, "config.json"), JSON.stringify(config, null, 2));
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Measurement
@@ -482,7 +469,7 @@ async function main(): Promise<void> {
     const nlcDir = installNodeLlamaCpp(NLC_VERSION, cleanups);
     llama = await loadLlamaCpp(gguf, nlcDir);
   }
-  const global = ONLY !== "llama" ? allGlobalVariant(dir) : "";
+  const global = ONLY !== "llama" ? allGlobalVariant(dir, cleanups) : "";
   const results: Results = new Map();
   try {
     for (const threads of THREADS) {

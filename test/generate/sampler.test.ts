@@ -27,6 +27,23 @@ function oracle(logits: Float32Array, allowed: Uint8Array, t: number) {
   return { ids, p: w.map((x) => x / total) };
 }
 
+/** The ids top-k, then top-p (on what top-k left), then min-p keep, most likely first, from the oracle's order. */
+function oracleKept(logits: Float32Array, allowed: Uint8Array, opts: { topK: number; topP: number; minP: number; temperature: number }): number[] {
+  const { ids, p } = oracle(logits, allowed, opts.temperature);
+  let keep = opts.topK > 0 ? Math.min(opts.topK, ids.length) : ids.length;
+  const massK = p.slice(0, keep).reduce((a, b) => a + b, 0);
+  if (opts.topP < 1) {
+    let acc = 0;
+    let n = 0;
+    while (n < keep) {
+      acc += p[n++] / massK;
+      if (acc >= opts.topP - 1e-12) break;
+    }
+    keep = n;
+  }
+  return ids.slice(0, keep).filter((_, j) => p[j] >= opts.minP * p[0] * (1 - 1e-12));
+}
+
 describe("sampler", () => {
   it("top-k only ever picks one of the k most likely allowed tokens", () => {
     fc.assert(
@@ -86,19 +103,7 @@ describe("sampler", () => {
         fc.record({ topK: fc.integer({ min: 0, max: 20 }), topP: fc.constantFrom(1, 0.5, 0.9), minP: fc.constantFrom(0, 0.05, 0.3), temperature: fc.constantFrom(0.5, 1, 2) }),
         ({ logits, allowed }, opts) => {
           const got = candidates(logits, allowed, opts).sort((a, b) => logits[b.id] - logits[a.id] || a.id - b.id);
-          const { ids, p } = oracle(logits, allowed, opts.temperature);
-          let keep = opts.topK > 0 ? Math.min(opts.topK, ids.length) : ids.length;
-          const massK = p.slice(0, keep).reduce((a, b) => a + b, 0);
-          if (opts.topP < 1) {
-            let acc = 0;
-            let n = 0;
-            while (n < keep) {
-              acc += p[n++] / massK;
-              if (acc >= opts.topP - 1e-12) break;
-            }
-            keep = n;
-          }
-          let want = ids.slice(0, keep).filter((_, j) => p[j] >= opts.minP * p[0] * (1 - 1e-12));
+          let want = oracleKept(logits, allowed, opts);
           // A top-p cut that lands within rounding of the boundary may keep one token more or less.
           expect(Math.abs(got.length - want.length)).toBeLessThanOrEqual(opts.topP < 1 ? 1 : 0);
           want = want.slice(0, got.length);
@@ -127,19 +132,7 @@ describe("sampler", () => {
         fc.record({ topK: fc.constantFrom(0, 0, 1, 50, 999, 5000), topP: fc.constantFrom(1, 0.3, 0.9, 0.999), minP: fc.constantFrom(0, 0.01), temperature: fc.constantFrom(0.3, 0.7, 1.5) }),
         ({ logits, allowed }, opts) => {
           const got = candidates(logits, allowed, opts);
-          const { ids, p } = oracle(logits, allowed, opts.temperature);
-          let keep = opts.topK > 0 ? Math.min(opts.topK, ids.length) : ids.length;
-          const massK = p.slice(0, keep).reduce((a, b) => a + b, 0);
-          if (opts.topP < 1) {
-            let acc = 0;
-            let n = 0;
-            while (n < keep) {
-              acc += p[n++] / massK;
-              if (acc >= opts.topP - 1e-12) break;
-            }
-            keep = n;
-          }
-          const want = ids.slice(0, keep).filter((_, j) => p[j] >= opts.minP * p[0] * (1 - 1e-12));
+          const want = oracleKept(logits, allowed, opts);
           expect(Math.abs(got.length - want.length)).toBeLessThanOrEqual(opts.topP < 1 ? 1 : 0);
           const n = Math.min(got.length, want.length);
           expect(got.map((c) => c.id).slice(0, n)).toEqual(want.slice(0, n));

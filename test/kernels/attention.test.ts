@@ -144,18 +144,23 @@ function plainAttention(twin: KvCacheLayerArrays, kvHead: number, q: ArrayLike<n
 
 const styleArb = fc.constantFrom<Style>("gauss", "zero", "constant", "extreme", "wide");
 
+/** What a case's cache and queries hold: the seed, the value styles and sizes, and which KV head is read. */
+const contentArbs = {
+  seed: fc.integer(),
+  styles: fc.array(styleArb, { minLength: 1, maxLength: 3 }),
+  magnitude: fc.constantFrom(1e-3, 1, 7.5, 300),
+  qScale: fc.constantFrom(0.1, 1, 4),
+  integerQ: fc.boolean(),
+  kvHeadPick: fc.nat(),
+};
+
 const caseArb = fc
   .record({
     kvHeads: fc.integer({ min: 1, max: 4 }),
     headDim: fc.constantFrom(16, 32, 48, 64, 128),
     nq: fc.integer({ min: 1, max: 11 }),
     slots: fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 300 })),
-    seed: fc.integer(),
-    styles: fc.array(styleArb, { minLength: 1, maxLength: 3 }),
-    magnitude: fc.constantFrom(1e-3, 1, 7.5, 300),
-    qScale: fc.constantFrom(0.1, 1, 4),
-    integerQ: fc.boolean(),
-    kvHeadPick: fc.nat(),
+    ...contentArbs,
     rangeA: fc.nat(),
     rangeB: fc.nat(),
     cuts: fc.array(fc.nat(), { maxLength: 2 }),
@@ -194,12 +199,7 @@ const rowsCaseArb = fc
     extra: fc.integer({ min: 0, max: 70 }),
     at: fc.nat(),
     nearEdge: fc.boolean(),
-    seed: fc.integer(),
-    styles: fc.array(styleArb, { minLength: 1, maxLength: 3 }),
-    magnitude: fc.constantFrom(1e-3, 1, 7.5, 300),
-    qScale: fc.constantFrom(0.1, 1, 4),
-    integerQ: fc.boolean(),
-    kvHeadPick: fc.nat(),
+    ...contentArbs,
   })
   .map((c) => {
     const kvHead = c.kvHeadPick % c.kvHeads;
@@ -214,6 +214,8 @@ const rowsCaseArb = fc
     const pos0 = c.nearEdge ? Math.max(0, c.window - c.rows + (c.at % 5) - 2) : c.at % (3 * slots);
     return { ...c, kvHead, slots, pos0 };
   });
+
+type RowsCase = typeof rowsCaseArb extends fc.Arbitrary<infer T> ? T : never;
 
 /** The kernel's outputs (f32 [rows][nq][headDim]) for rows whose queries are q (same layout). */
 function kernelRows(s: Scratch, cache: KvCacheLayer, kvHead: number, q: Float32Array, rows: number, nq: number, pos0: number, window: number, sf: number): Float32Array {
@@ -267,14 +269,19 @@ describe.each(variants)("attention kernels (%s build)", (variant) => {
     );
   });
 
+  /** A case's cache, filled the same in Wasm memory and in the twin's arrays, and its rows' queries. */
+  function rowsSetup(c: RowsCase): { twin: KvCacheLayerArrays; cache: KvCacheLayer; q: Float32Array } {
+    scratch.reset();
+    const twin = kvCacheLayerArrays(c);
+    const cache = cacheInWasm(scratch, c.kvHeads, c.headDim, c.slots);
+    fillCaches(scratch, twin, cache, c.seed, c.styles, c.magnitude);
+    return { twin, cache, q: makeQ(c.seed, c.rows * c.nq, c.headDim, c.qScale, c.integerQ) };
+  }
+
   it("attention_rows matches the twin: rows of a tile at any position, global or in a ring that wraps (fast-check)", () => {
     fc.assert(
       fc.property(rowsCaseArb, (c) => {
-        scratch.reset();
-        const twin = kvCacheLayerArrays(c);
-        const cache = cacheInWasm(scratch, c.kvHeads, c.headDim, c.slots);
-        fillCaches(scratch, twin, cache, c.seed, c.styles, c.magnitude);
-        const q = makeQ(c.seed, c.rows * c.nq, c.headDim, c.qScale, c.integerQ);
+        const { twin, cache, q } = rowsSetup(c);
         const got = kernelRows(scratch, cache, c.kvHead, q, c.rows, c.nq, c.pos0, c.window, SF);
         const want = twinRows(twin, c.kvHead, q, c.rows, c.nq, c.pos0, c.window, SF);
         expect(got.every(Number.isFinite)).toBe(true);
@@ -294,11 +301,7 @@ describe.each(variants)("attention kernels (%s build)", (variant) => {
   it("a row gets the same bits whichever rows it is computed with: the tile, each row alone, any split (fast-check)", () => {
     fc.assert(
       fc.property(rowsCaseArb, fc.array(fc.nat(), { maxLength: 3 }), (c, cuts) => {
-        scratch.reset();
-        const twin = kvCacheLayerArrays(c);
-        const cache = cacheInWasm(scratch, c.kvHeads, c.headDim, c.slots);
-        fillCaches(scratch, twin, cache, c.seed, c.styles, c.magnitude);
-        const q = makeQ(c.seed, c.rows * c.nq, c.headDim, c.qScale, c.integerQ);
+        const { twin, cache, q } = rowsSetup(c);
         const whole = kernelRows(scratch, cache, c.kvHead, q, c.rows, c.nq, c.pos0, c.window, SF);
         const w = c.nq * c.headDim;
         const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
