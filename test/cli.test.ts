@@ -44,7 +44,7 @@ describe("mobilellm CLI", () => {
     expect(a.stderr).toMatch(/prefill +[\d.]+ tokens\/s/);
     expect(a.stderr).toMatch(/decode +[\d.]+ tokens\/s/);
     expect(a.stderr).toMatch(/first tok +[\d.]+ ms/);
-    expect(a.stderr).toMatch(/steps +median [\d.]+ ms, p10 [\d.]+, p90 [\d.]+ \(\d+ steps\)(; forward passes: \d+ split across the threads, \d+ on one thread)?$/m);
+    expect(a.stderr).toMatch(/steps +median [\d.]+ ms, p10 [\d.]+, p90 [\d.]+ \(\d+ steps(, [\d.]+% of them split across the threads)?\)$/m);
     expect(a.stderr).toMatch(/kv cache .* KiB holding \d+ positions, [\d.]+ MiB allocated for 4096/);
     expect(a.stderr).toMatch(/engine +wasm, (relaxed SIMD|SIMD128), \d+ threads?/);
     expectLoadLine(a.stderr);

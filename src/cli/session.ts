@@ -53,8 +53,9 @@ export function formatStats(s: GenerationStats, model: Model): string {
   ];
   const d = s.decodeSteps;
   if (d.count > 0) {
-    const threads = d.split + d.solo > 0 ? `; forward passes: ${d.split} split across the threads, ${d.solo} on one thread` : "";
-    lines.push(`steps      median ${f1(d.medianMs)} ms, p10 ${f1(d.p10Ms)}, p90 ${f1(d.p90Ms)} (${d.count} steps)${threads}`);
+    // The share split across the threads, with a decimal point: it varies from run to run (the timing decides).
+    const threads = d.split + d.solo > 0 ? `, ${f1((100 * d.split) / (d.split + d.solo))}% of them split across the threads` : "";
+    lines.push(`steps      median ${f1(d.medianMs)} ms, p10 ${f1(d.p10Ms)}, p90 ${f1(d.p90Ms)} (${d.count} steps${threads})`);
   }
   if (i.kvCacheBytes !== null) {
     const used = kvCacheBytes(model.config, Math.max(1, positions));
