@@ -5,6 +5,7 @@ import type { TokenSequence } from "./sequence.js";
 import { IncrementalDecoder, type DecodeFn } from "./detokenizer.js";
 import { StopMatcher } from "./stop.js";
 import { Sampler, type SamplingOptions, type TokenLogprob } from "./sampler.js";
+import { AsyncQueue } from "./async-queue.js";
 
 export type StopReason = "eos" | "stop" | "length" | "context" | "aborted";
 
@@ -193,10 +194,7 @@ export function shiftContext(tokens: readonly number[], keep: number): number[] 
  */
 export class Generation implements AsyncIterable<Piece> {
   readonly result: Promise<GenerationResult>;
-  private readonly queue: Piece[] = [];
-  private wake: (() => void) | null = null;
-  private finished = false;
-  private iterated = false;
+  private readonly pieces = new AsyncQueue<Piece>();
 
   constructor(
     stream: AsyncGenerator<Piece, GenerationResult, undefined>,
@@ -211,17 +209,17 @@ export class Generation implements AsyncIterable<Piece> {
         for (;;) {
           const step = await stream.next();
           if (step.done) return step.value;
-          this.queue.push(step.value);
-          this.wake?.();
+          this.pieces.push(step.value);
         }
       } finally {
-        this.finished = true;
         onEnd();
-        this.wake?.();
       }
     })();
     // A failure surfaces through whichever the caller awaits; never as an unhandled rejection.
-    this.result.catch(() => {});
+    this.result.then(
+      () => this.pieces.end(),
+      (err: unknown) => this.pieces.fail(err),
+    );
   }
 
   /**
@@ -229,31 +227,11 @@ export class Generation implements AsyncIterable<Piece> {
    * as an abort does (stopReason "aborted"), and the loop exit waits until it has stopped, so the model
    * takes the next request at once.
    */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Piece, void, undefined> {
-    if (this.iterated) throw new Error("a generation can be iterated only once");
-    this.iterated = true;
-    let completed = false;
-    try {
-      for (;;) {
-        const piece = this.queue.shift();
-        if (piece !== undefined) {
-          yield piece;
-          continue;
-        }
-        if (this.finished) {
-          completed = true;
-          await this.result; // rethrows a generation error
-          return;
-        }
-        await new Promise<void>((r) => (this.wake = r));
-        this.wake = null;
-      }
-    } finally {
-      if (!completed) {
-        this.cancel();
-        await this.result.catch(() => undefined);
-      }
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<Piece, void, undefined> {
+    return this.pieces.drain(() => {
+      this.cancel();
+      return this.result;
+    });
   }
 
   /** Waits for the end and returns the whole text (a convenience over `result`). */

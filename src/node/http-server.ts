@@ -161,12 +161,11 @@ export async function startHttpServer(api: LocalOpenAI, opts: HttpServerOptions 
     };
     res.on("close", onClose);
     try {
-      const create = route === "chat" ? api.chat.completions.create : api.completions.create;
-      const result = (await create(body, { signal: abort.signal })) as object;
+      const result = await api.request(route, body, { signal: abort.signal });
       if (!(Symbol.asyncIterator in result)) return send(res, 200, result);
       cors(res);
       res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", Connection: "keep-alive" });
-      for await (const event of sseEvents(result as AsyncIterable<unknown>)) {
+      for await (const event of sseEvents(result)) {
         if (res.destroyed) break;
         if (!res.write(event)) await new Promise<void>((r) => { res.once("drain", r); res.once("close", r); });
       }

@@ -1,6 +1,6 @@
 // OpenAI requests checked and turned into what the token loop runs: every field of chat.completions and
 // completions either honoured, or refused with a 400 naming it; nothing silently ignored. The shapes are
-// the `openai` package's own (openai-types.ts); a body from the network is `unknown` until checked here.
+// OpenAI's (openai-types.ts); a body from the network is `unknown` until checked here.
 import type { GenerateOptions } from "../generate/generate.js";
 import type { ChatMessage } from "../text/chat-template.js";
 import { invalidRequest } from "./errors.js";

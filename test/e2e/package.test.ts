@@ -179,6 +179,43 @@ describe("the packed package in a fresh Vite app", () => {
     expect(existsSync(join(app, "public"))).toBe(false);
   });
 
+  it("type-checks in a TypeScript app without the openai package, skipLibCheck off: Node's entry and the browser's", async () => {
+    expect(existsSync(join(app, "node_modules", "openai"))).toBe(false);
+    const dir = join(app, "types-check");
+    mkdirSync(dir, { recursive: true });
+    const messages = `[{ role: "system", content: "Be brief." }, { role: "user", content: [{ type: "text", text: "Hi" }] }]`;
+    writeFileSync(
+      join(dir, "node.ts"),
+      `import { createOpenAI, loadModel, type ChatCompletion, type CompletionChunk } from "mobilellm-wasm";
+const api = createOpenAI(await loadModel(), { queueLimit: 4 });
+const r: ChatCompletion = await api.chat.completions.create({ model: "m", messages: ${messages}, max_tokens: 8, stop: ["\\n"] });
+const text: string | null = r.choices[0].message.content;
+for await (const c of await api.completions.create({ model: "m", prompt: "ROMEO:", stream: true })) { const chunk: CompletionChunk = c; void chunk; }
+void text;
+`,
+    );
+    writeFileSync(
+      join(dir, "browser.ts"),
+      `import { ModelClient, type ChatCompletionChunk } from "mobilellm-wasm/browser";
+const client = new ModelClient(new Worker(new URL("mobilellm-wasm/browser/worker", import.meta.url), { type: "module" }));
+for await (const c of await client.chat.completions.create({ model: "m", messages: ${messages}, stream: true })) { const chunk: ChatCompletionChunk = c; void chunk; }
+`,
+    );
+    const common = { target: "ES2022", strict: true, noEmit: true, skipLibCheck: false, lib: ["ES2022", "DOM"] };
+    // Node's entry as a Node app compiles it (with @types/node, which its declarations use); the browser's
+    // as a bundled app does, without any Node types.
+    const configs = {
+      "tsconfig.node.json": { compilerOptions: { ...common, module: "NodeNext", moduleResolution: "NodeNext", types: ["node"], typeRoots: [join(REPO, "node_modules", "@types")] }, files: ["node.ts"] },
+      "tsconfig.browser.json": { compilerOptions: { ...common, module: "ESNext", moduleResolution: "Bundler", types: [] }, files: ["browser.ts"] },
+    };
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    for (const [name, config] of Object.entries(configs)) {
+      writeFileSync(join(dir, name), JSON.stringify(config));
+      const tsc = await run(process.execPath, [join(REPO, "node_modules", "typescript", "bin", "tsc"), "-p", join(dir, name)], { cwd: dir }).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
+      expect(tsc.stdout, name).toBe("");
+    }
+  });
+
   it("ships LICENSE, the sources of its source maps, and exports its kernels", () => {
     const pkg = join(app, "node_modules", "mobilellm-wasm");
     expect(readFileSync(join(pkg, "LICENSE"), "utf8")).toMatch(/^MIT License/);
