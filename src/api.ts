@@ -45,7 +45,7 @@ export { createOpenAI, LocalOpenAI, type ChunkStream, type OpenAIOptions, type R
 export { OpenAIError, type OpenAIErrorBody } from "./serve/errors.js";
 export { Scheduler, Slot, type SchedulerOptions, type SchedulerStats } from "./serve/scheduler.js";
 export type * from "./serve/openai-types.js";
-export { startHttpServer, DEFAULT_BODY_LIMIT, type HttpServerOptions, type RunningServer } from "./node/http-server.js";
+export { startHttpServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, type HttpServerOptions, type RunningServer } from "./node/http-server.js";
 export { KvStateError } from "./model/kv-state.js";
 export { MIN_VOCAB, synthesizeCheckpoint } from "./node/synth.js";
 

@@ -194,7 +194,8 @@ export function shiftContext(tokens: readonly number[], keep: number): number[] 
  */
 export class Generation implements AsyncIterable<Piece> {
   readonly result: Promise<GenerationResult>;
-  private readonly pieces = new AsyncQueue<Piece>();
+  /** A consumer that stops reading pauses the token loop once this many pieces wait for it. */
+  private readonly pieces = new AsyncQueue<Piece>(16);
 
   constructor(
     stream: AsyncGenerator<Piece, GenerationResult, undefined>,
@@ -210,6 +211,7 @@ export class Generation implements AsyncIterable<Piece> {
           const step = await stream.next();
           if (step.done) return step.value;
           this.pieces.push(step.value);
+          await this.pieces.room();
         }
       } finally {
         onEnd();

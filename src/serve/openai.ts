@@ -87,6 +87,8 @@ export class LocalOpenAI {
   };
   readonly models: { list(): Promise<{ object: "list"; data: OpenAIModel[] }> };
   private readonly created = Math.floor(Date.now() / 1000);
+  /** See longestToken(); computed at the first request. */
+  private longest: number | null = null;
 
   constructor(
     readonly model: Model,
@@ -112,7 +114,8 @@ export class LocalOpenAI {
    * any, then answered as chat.completions.create or completions.create would answer it.
    */
   async request(route: "chat" | "completions", body: unknown, options?: RequestOptions): Promise<ChatCompletion | Completion | ChunkStream<ChatCompletionChunk | CompletionChunk>> {
-    const job = route === "chat" ? chatJob(body, this.context) : completionJob(body, this.context, this.model.config.vocabSize);
+    const vocab = this.model.config.vocabSize;
+    const job = route === "chat" ? chatJob(body, this.context, vocab) : completionJob(body, this.context, vocab);
     return this.create(job, options);
   }
 
@@ -124,14 +127,17 @@ export class LocalOpenAI {
   // ---- running a request ----------------------------------------------------------------------------
 
   private async create(job: Job, options: RequestOptions = {}): Promise<ChatCompletion | Completion | ChunkStream<ChatCompletionChunk | CompletionChunk>> {
-    const { ids, templateStops } = this.promptOf(job);
-    if (ids.length > this.context) {
-      throw invalidRequest(
-        `This model's maximum context length is ${this.context} tokens. However, your ${job.kind === "chat" ? "messages" : "prompt"} resulted in ${ids.length} tokens. Please reduce the length of the ${job.kind === "chat" ? "messages" : "prompt"}.`,
-        job.kind === "chat" ? "messages" : "prompt",
-        "context_length_exceeded",
-      );
+    const what = job.kind === "chat" ? "messages" : "prompt";
+    const tooLong = (resulted: string) =>
+      invalidRequest(`This model's maximum context length is ${this.context} tokens. However, your ${what} ${resulted}. Please reduce the length of the ${what}.`, what, "context_length_exceeded");
+    // Text longer than the context's tokens can cover is refused before it is rendered and tokenized, which
+    // for a body of a few MB would hold every running stream for seconds.
+    const chars = job.kind === "chat" ? (job.messages ?? []).reduce((n, m) => n + m.content.length, 0) : typeof job.prompt === "string" ? job.prompt.length : 0;
+    if (chars > this.context * this.longestToken()) {
+      throw tooLong(`${job.kind === "chat" ? "hold" : "holds"} ${chars} characters, more than ${this.context} tokens of at most ${this.longestToken()} characters each`);
     }
+    const { ids, templateStops } = this.promptOf(job);
+    if (ids.length > this.context) throw tooLong(`resulted in ${ids.length} tokens`);
     if (job.n > this.scheduler.slots.length) {
       throw invalidRequest(`n is ${job.n} but this server runs ${this.scheduler.slots.length} sequences at once`, "n");
     }
@@ -171,6 +177,23 @@ export class LocalOpenAI {
     } finally {
       done();
     }
+  }
+
+  /**
+   * The most text (UTF-16 units) one token covers: its token string's length, which is the bytes it
+   * covers for a byte-level BPE and the characters for a SentencePiece vocabulary (whose byte tokens'
+   * "<0xNN>" are longer than the byte). A tokenizer whose normalizer removed text could make a prompt of
+   * more characters fit; the ones of the families served here do not.
+   */
+  private longestToken(): number {
+    const t = this.model.tokenizer;
+    if (t === null) return Infinity;
+    if (this.longest === null) {
+      let most = 1;
+      for (let id = 0; id < this.model.config.vocabSize; id++) most = Math.max(most, t.tokenString(id)?.length ?? 0);
+      this.longest = most;
+    }
+    return this.longest;
   }
 
   /** The prompt's token ids, and for a chat the template's stop strings. */
@@ -263,27 +286,34 @@ export class LocalOpenAI {
     const head = { id: randomId(job.kind === "chat" ? "chatcmpl-" : "cmpl-"), created: Math.floor(Date.now() / 1000), model: this.modelId };
     const usage = job.includeUsage ? { usage: null } : {};
     const echo = job.echo ? this.model.decode(ids, true) : "";
-    const chunks = new AsyncQueue<ChatCompletionChunk | CompletionChunk>();
-    const chat = (choice: ChatCompletionChunkChoice) => chunks.push({ ...head, object: "chat.completion.chunk", choices: [choice], ...usage });
-    const text = (choice: CompletionChunkChoice) => chunks.push({ ...head, object: "text_completion", choices: [choice], ...usage });
+    // A client that stops reading pauses its choices' token loops once a few chunks wait for it.
+    const chunks = new AsyncQueue<ChatCompletionChunk | CompletionChunk>(16);
+    const chat = (choice: ChatCompletionChunkChoice) => {
+      chunks.push({ ...head, object: "chat.completion.chunk", choices: [choice], ...usage });
+      return chunks.room();
+    };
+    const text = (choice: CompletionChunkChoice) => {
+      chunks.push({ ...head, object: "text_completion", choices: [choice], ...usage });
+      return chunks.room();
+    };
     const pump = async (run: Run) => {
       const index = run.index;
       let offset = echo.length;
-      if (job.kind === "chat") chat({ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null });
-      else if (echo) text({ index, text: echo, logprobs: null, finish_reason: null });
+      if (job.kind === "chat") await chat({ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null });
+      else if (echo) await text({ index, text: echo, logprobs: null, finish_reason: null });
       for await (const piece of run.generation) {
         if (piece.text === "" && piece.logprob === undefined) continue;
         if (job.kind === "chat") {
-          chat({ index, delta: { content: piece.text }, logprobs: job.logprobs ? { content: this.chatLogprobs([piece]), refusal: null } : null, finish_reason: null });
+          await chat({ index, delta: { content: piece.text }, logprobs: job.logprobs ? { content: this.chatLogprobs([piece]), refusal: null } : null, finish_reason: null });
         } else {
-          text({ index, text: piece.text, logprobs: job.logprobs ? this.completionLogprobs([piece], offset) : null, finish_reason: null });
+          await text({ index, text: piece.text, logprobs: job.logprobs ? this.completionLogprobs([piece], offset) : null, finish_reason: null });
           offset += piece.text.length;
         }
       }
       const result = await run.generation.result;
       const end = { index, logprobs: null, finish_reason: finishReason(result), ...this.detail(result) };
-      if (job.kind === "chat") chat({ ...end, delta: {} });
-      else text({ ...end, text: "" });
+      if (job.kind === "chat") await chat({ ...end, delta: {} });
+      else await text({ ...end, text: "" });
       return { result };
     };
     const all = Promise.all(runs.map(pump));
