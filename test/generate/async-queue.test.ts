@@ -82,4 +82,48 @@ describe("AsyncQueue", () => {
     })()).rejects.toThrow("x");
     expect(calls).toBe(0);
   });
+
+  it("with a limit, room() holds a producer while the consumer lags that many values behind, and never while nobody drains", async () => {
+    const q = new AsyncQueue<number>(2);
+    // Nobody drains yet: a result-only use must run to its end.
+    for (let i = 0; i < 5; i++) {
+      q.push(i);
+      await q.room();
+    }
+    let produced = 5;
+    const it = q.drain()[Symbol.asyncIterator]();
+    expect((await it.next()).value).toBe(0);
+    const producer = (async () => {
+      for (let i = 5; i < 10; i++) {
+        q.push(i);
+        produced++;
+        await q.room();
+      }
+      q.end();
+    })();
+    await tick();
+    expect(produced).toBe(6); // 4 queued ahead of the consumer: the producer waits
+    const got: number[] = [];
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      got.push(r.value);
+      await tick();
+      expect(produced - 1 - got[got.length - 1]).toBeLessThanOrEqual(4); // never far ahead
+    }
+    await producer;
+    expect(got).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it("a consumer that leaves lets a held producer run to its end, and what it pushes then is dropped", async () => {
+    const q = new AsyncQueue<number>(1);
+    let finished = false;
+    const producer = (async () => {
+      for (let i = 0; i < 100; i++) {
+        q.push(i);
+        await q.room();
+      }
+      finished = true;
+    })();
+    for await (const v of q.drain(() => producer)) if (v === 1) break;
+    expect(finished).toBe(true);
+  });
 });
