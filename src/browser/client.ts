@@ -9,19 +9,7 @@
 //   const r = await client.chat.completions.create({ model: "local", messages: [{ role: "user", content: "Hi" }] });
 //   for await (const chunk of await client.chat.completions.create({ ...params, stream: true })) out.append(chunk.choices[0]?.delta.content ?? "");
 //   await client.saveState("conversation");   // the KV state to OPFS; restoreState("conversation") after a reload
-import type {
-  ChatCompletion,
-  ChatCompletionChunk,
-  ChatCompletionCreateParams,
-  ChatCompletionCreateParamsNonStreaming,
-  ChatCompletionCreateParamsStreaming,
-  Completion,
-  CompletionChunk,
-  CompletionCreateParams,
-  CompletionCreateParamsNonStreaming,
-  CompletionCreateParamsStreaming,
-} from "../serve/openai-types.js";
-import type { ChunkStream } from "../serve/openai.js";
+import type { ChatCompletionsResource, CompletionsResource, RequestOptions } from "../serve/openai.js";
 import { AsyncQueue } from "../generate/async-queue.js";
 import type { ChatMessage, LoadedModel, LoadProgress, ModelSource, PieceStats, Reply, Request, WorkerChatOptions, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";
 import type { GenerationResult } from "../generate/generate.js";
@@ -57,11 +45,8 @@ export class ModelClientError extends Error {
   }
 }
 
-/** Per-call options, as the `openai` client takes them. */
-export interface ClientRequestOptions {
-  /** Aborting stops the request in the worker (its sequence is freed). */
-  signal?: AbortSignal;
-}
+/** Per-call options, as the `openai` client takes them: aborting the signal stops the request in the worker. */
+export type ClientRequestOptions = RequestOptions;
 
 /** Minimal Worker shape (a DOM Worker, or anything with postMessage / onmessage / terminate). */
 export interface WorkerLike {
@@ -86,24 +71,16 @@ export class ModelClient {
    * completions on the same model (src/serve/openai.ts runs them in the worker).
    */
   readonly chat: ((messages: readonly ChatMessage[], options?: WorkerChatOptions, onPiece?: (p: StreamedPiece) => void) => Promise<GenerationResult>) & {
-    completions: {
-      create(params: ChatCompletionCreateParamsNonStreaming, options?: ClientRequestOptions): Promise<ChatCompletion>;
-      create(params: ChatCompletionCreateParamsStreaming, options?: ClientRequestOptions): Promise<ChunkStream<ChatCompletionChunk>>;
-      create(params: ChatCompletionCreateParams, options?: ClientRequestOptions): Promise<ChatCompletion | ChunkStream<ChatCompletionChunk>>;
-    };
+    completions: ChatCompletionsResource;
   };
   /** OpenAI's (legacy) completions on the worker's model. */
-  readonly completions: {
-    create(params: CompletionCreateParamsNonStreaming, options?: ClientRequestOptions): Promise<Completion>;
-    create(params: CompletionCreateParamsStreaming, options?: ClientRequestOptions): Promise<ChunkStream<CompletionChunk>>;
-    create(params: CompletionCreateParams, options?: ClientRequestOptions): Promise<Completion | ChunkStream<CompletionChunk>>;
-  };
+  readonly completions: CompletionsResource;
 
   constructor(private readonly worker: WorkerLike) {
     this.chat = Object.assign((messages: readonly ChatMessage[], options?: WorkerChatOptions, onPiece?: (p: StreamedPiece) => void) => this.chatTurn(messages, options, onPiece), {
-      completions: { create: ((p: unknown, o?: ClientRequestOptions) => this.openai("chat", p, o)) as ModelClient["chat"]["completions"]["create"] },
+      completions: { create: ((p: unknown, o?: ClientRequestOptions) => this.openai("chat", p, o)) as ChatCompletionsResource["create"] },
     });
-    this.completions = { create: ((p: unknown, o?: ClientRequestOptions) => this.openai("completions", p, o)) as ModelClient["completions"]["create"] };
+    this.completions = { create: ((p: unknown, o?: ClientRequestOptions) => this.openai("completions", p, o)) as CompletionsResource["create"] };
     worker.onmessage = (e: MessageEvent) => this.receive(e.data as Reply);
     worker.onerror = (e: ErrorEvent) => {
       const err = new Error(`the model worker failed: ${e.message || "its script did not load"}`);

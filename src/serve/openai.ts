@@ -53,6 +53,20 @@ export interface ChunkStream<T> extends AsyncIterable<T> {
   abort(): void;
 }
 
+/** chat.completions, as LocalOpenAI and the browser's ModelClient have it (the `openai` client's signatures). */
+export interface ChatCompletionsResource {
+  create(params: ChatCompletionCreateParamsNonStreaming, options?: RequestOptions): Promise<ChatCompletion>;
+  create(params: ChatCompletionCreateParamsStreaming, options?: RequestOptions): Promise<ChunkStream<ChatCompletionChunk>>;
+  create(params: ChatCompletionCreateParams, options?: RequestOptions): Promise<ChatCompletion | ChunkStream<ChatCompletionChunk>>;
+}
+
+/** completions (the legacy API), likewise. */
+export interface CompletionsResource {
+  create(params: CompletionCreateParamsNonStreaming, options?: RequestOptions): Promise<Completion>;
+  create(params: CompletionCreateParamsStreaming, options?: RequestOptions): Promise<ChunkStream<CompletionChunk>>;
+  create(params: CompletionCreateParams, options?: RequestOptions): Promise<Completion | ChunkStream<CompletionChunk>>;
+}
+
 /** One choice's generation and what it has produced so far. */
 interface Run {
   index: number;
@@ -73,18 +87,8 @@ function finishReason(r: GenerationResult): FinishReason {
 export class LocalOpenAI {
   readonly scheduler: Scheduler;
   readonly modelId: string;
-  readonly chat: {
-    completions: {
-      create(params: ChatCompletionCreateParamsNonStreaming, options?: RequestOptions): Promise<ChatCompletion>;
-      create(params: ChatCompletionCreateParamsStreaming, options?: RequestOptions): Promise<ChunkStream<ChatCompletionChunk>>;
-      create(params: ChatCompletionCreateParams, options?: RequestOptions): Promise<ChatCompletion | ChunkStream<ChatCompletionChunk>>;
-    };
-  };
-  readonly completions: {
-    create(params: CompletionCreateParamsNonStreaming, options?: RequestOptions): Promise<Completion>;
-    create(params: CompletionCreateParamsStreaming, options?: RequestOptions): Promise<ChunkStream<CompletionChunk>>;
-    create(params: CompletionCreateParams, options?: RequestOptions): Promise<Completion | ChunkStream<CompletionChunk>>;
-  };
+  readonly chat: { completions: ChatCompletionsResource };
+  readonly completions: CompletionsResource;
   readonly models: { list(): Promise<{ object: "list"; data: OpenAIModel[] }> };
   private readonly created = Math.floor(Date.now() / 1000);
   /** See longestToken(); computed at the first request. */
@@ -96,8 +100,8 @@ export class LocalOpenAI {
   ) {
     this.scheduler = new Scheduler(model, opts);
     this.modelId = opts.modelId ?? (model.dir.split(/[\\/]/).filter(Boolean).pop() ?? "model").replace(/\.gguf$/i, "");
-    this.chat = { completions: { create: ((p: unknown, o?: RequestOptions) => this.request("chat", p, o)) as LocalOpenAI["chat"]["completions"]["create"] } };
-    this.completions = { create: ((p: unknown, o?: RequestOptions) => this.request("completions", p, o)) as LocalOpenAI["completions"]["create"] };
+    this.chat = { completions: { create: ((p: unknown, o?: RequestOptions) => this.request("chat", p, o)) as ChatCompletionsResource["create"] } };
+    this.completions = { create: ((p: unknown, o?: RequestOptions) => this.request("completions", p, o)) as CompletionsResource["create"] };
     this.models = { list: async () => ({ object: "list", data: [this.modelEntry()] }) };
   }
 
