@@ -218,12 +218,18 @@ async function loadTest(): Promise<void> {
   try {
     let s = 26;
     const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    // What the run keeps is small and of fixed size per request (a latency as a number, counters), so the
+    // memory figures are the server's, not the records of a long run.
+    const latencies: number[] = [];
+    const outcomes = new Map<string, number>();
     const pass = async (requests: number) => {
-      const out: { ms: number; kind: string; status: number }[] = [];
       await Promise.all(Array.from({ length: CLIENTS }, async () => {
-        for (let i = 0; i < requests; i++) out.push(await loadRequest(server.url, rnd));
+        for (let i = 0; i < requests; i++) {
+          const r = await loadRequest(server.url, rnd);
+          if (r.kind === "plain" || r.kind === "stream") latencies.push(r.ms);
+          outcomes.set(`${r.kind} ${r.status}`, (outcomes.get(`${r.kind} ${r.status}`) ?? 0) + 1);
+        }
       }));
-      return out;
     };
     const gc = (globalThis as { gc?: () => void }).gc ?? (() => { throw new Error("run with node --expose-gc (npm run bench:serve does)"); });
     const memory = () => {
@@ -236,22 +242,21 @@ async function loadTest(): Promise<void> {
     const show = (m: ReturnType<typeof memory>) => `RSS ${mib(m.rss)} MiB, JS heap ${mib(m.heap)} MiB used of ${mib(m.committed)} committed, external ${mib(m.external)} MiB`;
     console.log(`load       before any request: ${show(memory())}`);
     await pass(WARMUP);
+    latencies.length = 0;
+    outcomes.clear();
     const before = memory();
     console.log(`           after a warm-up of ${CLIENTS} x ${WARMUP} requests: ${show(before)}`);
-    const results: Awaited<ReturnType<typeof pass>> = [];
     for (let round = 1; round <= ROUNDS; round++) {
-      results.push(...(await pass(REQUESTS)));
+      await pass(REQUESTS);
       for (let i = 0; i < 200 && api.scheduler.stats.busy > 0; i++) await new Promise((r) => setTimeout(r, 10));
       if (ROUNDS > 1) console.log(`           after ${round * CLIENTS * REQUESTS} requests: ${show(memory())} (load ${load()})`);
     }
     const after = memory();
-    const done = results.filter((r) => r.kind === "plain" || r.kind === "stream").map((r) => r.ms);
-    const statuses = new Map<string, number>();
-    for (const r of results) statuses.set(`${r.kind} ${r.status}`, (statuses.get(`${r.kind} ${r.status}`) ?? 0) + 1);
+    const answered = [...outcomes.values()].reduce((a, b) => a + b, 0);
     const health = await fetch(`${server.url}/health`).then((r) => r.json());
     const growth = ((after.rss - before.rss) / before.rss) * 100;
-    console.log(`load       ${CLIENTS} clients x ${REQUESTS * ROUNDS} requests: ${results.length} answered, server up (${JSON.stringify(health)}), ${api.scheduler.stats.busy} sequences busy after; RSS ${mib(before.rss)} -> ${mib(after.rss)} MiB (${growth >= 0 ? "+" : ""}${growth.toFixed(1)}%, target within 5%), JS heap ${mib(before.heap)} -> ${mib(after.heap)} MiB; completed requests p50 ${pct(done, 50).toFixed(0)} ms, p99 ${pct(done, 99).toFixed(0)} ms (load ${load()})`);
-    console.log(`           outcomes: ${[...statuses].sort().map(([k, n]) => `${k}: ${n}`).join(", ")}`);
+    console.log(`load       ${CLIENTS} clients x ${REQUESTS * ROUNDS} requests: ${answered} answered, server up (${JSON.stringify(health)}), ${api.scheduler.stats.busy} sequences busy after; RSS ${mib(before.rss)} -> ${mib(after.rss)} MiB (${growth >= 0 ? "+" : ""}${growth.toFixed(1)}%, target within 5%), JS heap ${mib(before.heap)} -> ${mib(after.heap)} MiB; completed requests p50 ${pct(latencies, 50).toFixed(0)} ms, p99 ${pct(latencies, 99).toFixed(0)} ms (load ${load()})`);
+    console.log(`           outcomes: ${[...outcomes].sort().map(([k, n]) => `${k}: ${n}`).join(", ")}`);
   } finally {
     await server.close();
     await model.dispose();

@@ -190,11 +190,11 @@ export function shiftContext(tokens: readonly number[], keep: number): number[] 
 /**
  * What `model.generate` returns: iterate it for the streamed pieces; `result` resolves to the final text,
  * tokens, stop reason and stats once generation ends (it also drives the generation to its end when
- * nobody iterates).
+ * nobody iterates). The token loop runs at most 16 pieces ahead of a loop that iterates: one that stops
+ * reading pauses it.
  */
 export class Generation implements AsyncIterable<Piece> {
   readonly result: Promise<GenerationResult>;
-  /** A consumer that stops reading pauses the token loop once this many pieces wait for it. */
   private readonly pieces = new AsyncQueue<Piece>(16);
 
   constructor(
