@@ -60,8 +60,8 @@ export interface ChatCompletionStreamOptions {
 }
 
 /**
- * Output formats. Only `text` is produced for now: `json_object` and `json_schema` are refused (400) until
- * the grammar layer constrains sampling to them.
+ * The output's format: free text, any JSON object, or JSON valid against a schema (docs/structured-output.md:
+ * the keywords enforced; one that cannot be is refused with a 400 naming it). Sampling follows the grammar.
  */
 export type ResponseFormat =
   | { type: "text" }

@@ -13,7 +13,8 @@ import type { Generation, GenerationResult, Piece } from "../generate/generate.j
 import type { TokenLogprob } from "../generate/sampler.js";
 import { stopStrings } from "../generate/stop.js";
 import { AsyncQueue } from "../generate/async-queue.js";
-import { invalidRequest, OpenAIError } from "./errors.js";
+import { asOpenAIError, invalidRequest, OpenAIError } from "./errors.js";
+import { checkGrammarSpec, type GrammarSpec } from "../grammar/spec.js";
 import { chatJob, completionJob, type Job } from "./requests.js";
 import { Scheduler, type SchedulerOptions, type Slot } from "./scheduler.js";
 import type {
@@ -93,6 +94,7 @@ export class LocalOpenAI {
   private readonly created = Math.floor(Date.now() / 1000);
   /** See longestToken(); computed at the first request. */
   private longest: number | null = null;
+  private readonly grammarsChecked = new Set<string>();
 
   constructor(
     readonly model: Model,
@@ -115,12 +117,36 @@ export class LocalOpenAI {
 
   /**
    * A request body as it came from a client (the HTTP server's, the browser worker's): checked here like
-   * any, then answered as chat.completions.create or completions.create would answer it.
+   * any, then answered as chat.completions.create or completions.create would answer it. Every failure is
+   * an OpenAIError (a stream's too, thrown from its loop).
    */
   async request(route: "chat" | "completions", body: unknown, options?: RequestOptions): Promise<ChatCompletion | Completion | ChunkStream<ChatCompletionChunk | CompletionChunk>> {
-    const vocab = this.model.config.vocabSize;
-    const job = route === "chat" ? chatJob(body, this.context, vocab) : completionJob(body, this.context, vocab);
-    return this.create(job, options);
+    try {
+      const vocab = this.model.config.vocabSize;
+      const job = route === "chat" ? chatJob(body, this.context, vocab) : completionJob(body, this.context, vocab);
+      if (job.options.grammar !== undefined) this.checkGrammar(job.options.grammar);
+      return await this.create(job, options);
+    } catch (err) {
+      throw asOpenAIError(err);
+    }
+  }
+
+  /**
+   * Compiles a response_format's grammar once before the request takes a sequence, so a refused schema is
+   * a 400 at once rather than after its wait in the queue (the last 16 that compiled are remembered).
+   */
+  private checkGrammar(spec: GrammarSpec): void {
+    let key: string;
+    try {
+      key = JSON.stringify(spec);
+    } catch (err) {
+      checkGrammarSpec(spec); // a schema nested too deep to stringify: the grammar layer's own refusal says so
+      throw err;
+    }
+    if (this.grammarsChecked.has(key)) return;
+    checkGrammarSpec(spec);
+    this.grammarsChecked.add(key);
+    if (this.grammarsChecked.size > 16) this.grammarsChecked.delete(this.grammarsChecked.values().next().value as string);
   }
 
   /** Stops taking requests and resolves once the running ones have ended; the Model is free again. */
@@ -332,7 +358,7 @@ export class LocalOpenAI {
       },
       (err: unknown) => {
         abort.abort();
-        chunks.fail(err);
+        chunks.fail(asOpenAIError(err));
       },
     ).finally(done);
     return {

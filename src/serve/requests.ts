@@ -4,6 +4,9 @@
 import type { GenerateOptions } from "../generate/generate.js";
 import type { ChatMessage } from "../text/chat-template.js";
 import { invalidRequest } from "./errors.js";
+import { GrammarError } from "../grammar/ast.js";
+import { responseFormatGrammar } from "../grammar/response-format.js";
+import type { GrammarSpec } from "../grammar/spec.js";
 import type { ChatCompletionCreateParams, CompletionCreateParams } from "./openai-types.js";
 
 /** A checked request: the prompt, the options shared by its choices, and how to answer. */
@@ -237,15 +240,16 @@ function messagesOf(v: unknown, contextLength: number): ChatMessage[] {
 }
 
 /**
- * The place where response_format plugs in. Until the grammar layer (src/grammar/) maps a JSON schema to a
- * sampler constraint, only plain text is produced, and a request for JSON is refused rather than answered
- * with text that may not parse.
+ * response_format as the grammar the output must follow (src/grammar/response-format.ts): none for text,
+ * any JSON object for json_object, the schema for json_schema. Its shape is checked here; the schema
+ * itself when the request is run (LocalOpenAI), and a refused one is a 400 naming the keyword.
  */
-function checkResponseFormat(v: unknown): void {
-  if (v === undefined || v === null) return;
-  const o = object(v, "response_format");
-  if (o.type === "text") return;
-  throw invalidRequest(`response_format ${preview(o.type)} is not supported yet (only {"type": "text"})`, "response_format", "unsupported_parameter");
+function responseFormat(v: unknown): GrammarSpec | undefined {
+  try {
+    return responseFormatGrammar(v) ?? undefined;
+  } catch (err) {
+    throw err instanceof GrammarError ? invalidRequest(err.message, "response_format") : err;
+  }
 }
 
 /** A chat.completions request checked against the model's context and vocabulary. */
@@ -253,12 +257,12 @@ export function chatJob(params: ChatCompletionCreateParams | unknown, contextLen
   const body = object(params, "the request body");
   checkFields(body, CHAT_FIELDS);
   const messages = messagesOf(body.messages, contextLength);
-  checkResponseFormat(body.response_format);
+  const grammar = responseFormat(body.response_format);
   const base = common(body, "chat", contextLength, vocabSize);
   const logprobs = optional(body, "logprobs", isBool, "true or false") ?? false;
   const top = optional(body, "top_logprobs", intIn(0, MAX_TOP_LOGPROBS_CHAT), `an integer in [0, ${MAX_TOP_LOGPROBS_CHAT}]`);
   if (top !== undefined && !logprobs) throw invalidRequest("top_logprobs needs logprobs: true", "top_logprobs");
-  return { ...base, kind: "chat", messages, prompt: null, echo: false, logprobs, options: { ...base.options, logprobs: logprobs ? (top ?? 0) : undefined } };
+  return { ...base, kind: "chat", messages, prompt: null, echo: false, logprobs, options: { ...base.options, logprobs: logprobs ? (top ?? 0) : undefined, grammar } };
 }
 
 /** A completions request checked against the model's context and vocabulary. */

@@ -163,6 +163,7 @@ describe("hostile clients", () => {
     const allBiased = Object.fromEntries(Array.from({ length: model.config.vocabSize }, (_, i) => [i, -1]));
     const longStop = "thee and thou ".repeat(15_000);
     const utf8 = (s: string) => Buffer.from(s, "utf8");
+    const deepSchema = '{"items":'.repeat(100_000) + "{}" + "}".repeat(100_000);
     const cases: [string, string, string | Buffer, number, RegExp | null][] = [
       ["huge n", "chat", JSON.stringify({ ...chat, n: 1_000_000 }), 400, /n must be an integer in \[1, 16\]/],
       ["n above the sequences", "chat", JSON.stringify({ ...chat, n: 16 }), 400, /n is 16 but this server runs 2 sequences/],
@@ -176,6 +177,7 @@ describe("hostile clients", () => {
       ["a prompt of 900,000 characters", "completions", JSON.stringify({ model: "m", prompt: big }), 400, /However, your prompt holds 900000 characters, more than 256 tokens of at most \d+ characters each/],
       ["JSON nested 300,000 deep", "chat", deep, 400, /the request body must be a JSON object/],
       ["a field nested 300,000 deep", "chat", `{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":${deep}}`, 400, /temperature must be a number in \[0, 2\], got an array of 1 item$/],
+      ["a response_format schema nested 100,000 deep", "chat", JSON.stringify({ ...chat, response_format: { type: "json_schema", json_schema: { name: "deep", schema: 0 } } }).replace('"schema":0', `"schema":${deepSchema}`), 400, /^response_format: the JSON Schema nests more than 128 levels deep$/],
       ["bytes that are not UTF-8", "chat", Buffer.concat([utf8('{"model":"m","messages":[{"role":"user","content":"'), Buffer.from([0xff, 0xfe, 0xc3]), utf8('"}]}')]), 400, /not valid UTF-8/],
       ["a lone surrogate", "chat", '{"model":"m","messages":[{"role":"user","content":"x \\ud800 y"}]}', 400, /messages\[0\]\.content holds a lone surrogate \(\\ud800 at 2\)/],
     ];
