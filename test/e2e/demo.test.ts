@@ -209,7 +209,7 @@ describe("the page's ModelClient in headless Chromium: OpenAI's API and states i
   /** The model's end-of-sequence ids (generation_config.json), biased away so a stream runs until stopped. */
   const NO_END = { 1001: -100, 1007: -100, 1008: -100 };
 
-  it("chat.completions.create, plain and streamed, answers as createOpenAI in Node; an abort ends a stream and frees its sequence; a refused request is an OpenAI error with its status", async () => {
+  it("chat.completions.create, plain and streamed, answers as createOpenAI in Node; an abort ends a stream and frees its sequence; JSON output parses; a refused request is an OpenAI error with its status", async () => {
     const node = await loadModel();
     const api = createOpenAI(node);
     const want = await api.chat.completions.create({ model: "m", messages, max_tokens: 24, temperature: 0 });
@@ -236,11 +236,13 @@ describe("the page's ModelClient in headless Chromium: OpenAI's API and states i
       const abortMs = performance.now() - t0;
       const after = await client.completions.create({ model: "m", prompt: "ROMEO:", max_tokens: 3, temperature: 0 });
 
+      const json = await client.chat.completions.create({ model: "m", messages, max_tokens: 60, response_format: { type: "json_object" } });
       const refused = async (f: () => Promise<unknown>) => f().then(() => "accepted", (e: Error & { status?: number }) => `${e.name} ${e.status}: ${e.message}`);
       return {
         plain,
         chunks,
         abort: { read, ended, abortMs, after: after.choices[0].text },
+        json: json.choices[0].message.content,
         wrongType: await refused(() => client.chat.completions.create({ model: "m", messages, temperature: 9 })),
         streamRefused: await refused(() => client.chat.completions.create({ model: "m", messages, n: 99, stream: true })),
       };
@@ -258,6 +260,7 @@ describe("the page's ModelClient in headless Chromium: OpenAI's API and states i
     expect(got.abort.read).toBeLessThan(50);
     expect(got.abort.ended).toMatch(/^(done|ModelClientError 499: the request was aborted)$/);
     expect(got.abort.after.length).toBeGreaterThan(0);
+    expect(typeof JSON.parse(got.json ?? "")).toBe("object");
     expect(got.wrongType).toMatch(/^ModelClientError 400: temperature must be a number in \[0, 2\], got 9$/);
     expect(got.streamRefused).toMatch(/^ModelClientError 400: n must be an integer in \[1, 16\]/);
   });
