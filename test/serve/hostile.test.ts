@@ -180,6 +180,7 @@ describe("hostile clients", () => {
       ["a response_format schema nested 100,000 deep", "chat", JSON.stringify({ ...chat, response_format: { type: "json_schema", json_schema: { name: "deep", schema: 0 } } }).replace('"schema":0', `"schema":${deepSchema}`), 400, /^response_format: the JSON Schema nests more than 128 levels deep$/],
       ["bytes that are not UTF-8", "chat", Buffer.concat([utf8('{"model":"m","messages":[{"role":"user","content":"'), Buffer.from([0xff, 0xfe, 0xc3]), utf8('"}]}')]), 400, /not valid UTF-8/],
       ["a lone surrogate", "chat", '{"model":"m","messages":[{"role":"user","content":"x \\ud800 y"}]}', 400, /messages\[0\]\.content holds a lone surrogate \(\\ud800 at 2\)/],
+      ["a surrogate pair, escaped and not (a rose), which is text", "chat", JSON.stringify({ ...chat, messages: [{ role: "user", content: "\ud83c\udf39 and 🌹" }] }).replace("🌹", "\\ud83c\\udf39"), 200, null],
     ];
     for (const [what, route, body, status, message] of cases) {
       const r = await post(route === "chat" ? "/v1/chat/completions" : "/v1/completions", body);
