@@ -313,17 +313,19 @@ export class LocalOpenAI {
    * then the usage chunk when asked for. Leaving the iteration early, or abort(), stops every choice.
    */
   private stream(job: Job, ids: readonly number[], runs: Run[], abort: AbortController, done: () => void): ChunkStream<ChatCompletionChunk | CompletionChunk> {
-    const head = { id: randomId(job.kind === "chat" ? "chatcmpl-" : "cmpl-"), created: Math.floor(Date.now() / 1000), model: this.modelId };
+    const id = randomId(job.kind === "chat" ? "chatcmpl-" : "cmpl-");
+    const created = Math.floor(Date.now() / 1000);
+    const model = this.modelId;
     const usage = job.includeUsage ? { usage: null } : {};
     const echo = job.echo ? this.model.decode(ids, true) : "";
     // A client that stops reading pauses its choices' token loops once a few chunks wait for it.
     const chunks = new AsyncQueue<ChatCompletionChunk | CompletionChunk>(16);
     const chat = (choice: ChatCompletionChunkChoice) => {
-      chunks.push({ ...head, object: "chat.completion.chunk", choices: [choice], ...usage });
+      chunks.push({ id, object: "chat.completion.chunk", created, model, choices: [choice], ...usage });
       return chunks.room();
     };
     const text = (choice: CompletionChunkChoice) => {
-      chunks.push({ ...head, object: "text_completion", choices: [choice], ...usage });
+      chunks.push({ id, object: "text_completion", created, model, choices: [choice], ...usage });
       return chunks.room();
     };
     const pump = async (run: Run) => {
@@ -351,8 +353,8 @@ export class LocalOpenAI {
       (results) => {
         if (abort.signal.aborted) return chunks.fail(aborted());
         if (job.includeUsage) {
-          const last = { ...head, choices: [], usage: this.usage(ids, results) };
-          chunks.push(job.kind === "chat" ? { ...last, object: "chat.completion.chunk" } : { ...last, object: "text_completion" });
+          const usage = this.usage(ids, results);
+          chunks.push(job.kind === "chat" ? { id, object: "chat.completion.chunk", created, model, choices: [], usage } : { id, object: "text_completion", created, model, choices: [], usage });
         }
         chunks.end();
       },
