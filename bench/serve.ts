@@ -11,11 +11,16 @@
 //     what the cache holds).
 //  4. Load: --clients clients x --requests requests against the HTTP server on the bundled model, with
 //     random aborts, disconnects and malformed bodies: crashes (none may happen), sequences left busy, RSS
-//     before and after, p50 / p99 latency of the completed requests.
+//     before and after, p50 / p99 latency of the completed requests. "Before" is after a warm-up round of
+//     the same requests (--warmup per client, default --requests): the first few hundred requests grow V8's
+//     young generation to its working size (heap committed ~30 -> ~47 MiB, heap used flat), which is not a
+//     leak. With --rounds R it runs R rounds and prints the memory after each (after a full GC): a leak
+//     grows with every round, a warm-up settles after the first.
 //
 //   npm run bench:serve
 //   npm run bench:serve -- --threads 2 --tokens 64 --prefix 1000 --state-tokens 4096 --clients 16 --requests 50
 //   npm run bench:serve -- --only load          # or batching, prefix, state
+//   npm run bench:serve -- --only load --rounds 8   # memory after each of 8 rounds: a leak or a warm-up
 //
 // Environment: BENCH_MODEL_DIR and BENCH_GGUF (bench/peer-inputs.ts), BENCH_NLC_DIR (bench/node-llama-cpp.ts).
 import { loadavg } from "node:os";
@@ -35,6 +40,8 @@ const PREFIX = count("prefix", 1000);
 const STATE_TOKENS = count("state-tokens", 4096);
 const CLIENTS = count("clients", 16);
 const REQUESTS = count("requests", 50);
+const ROUNDS = count("rounds", 1);
+const WARMUP = count("warmup", REQUESTS);
 const ONLY = arg("only");
 const CONTEXT = 4096;
 const run = (part: string) => ONLY === undefined || ONLY === part;
@@ -211,27 +218,45 @@ async function loadTest(): Promise<void> {
   try {
     let s = 26;
     const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
-    // A first pass warms the heap and the JIT; RSS is compared between the end of that pass and of the run.
+    // What the run keeps is small and of fixed size per request (a latency as a number, counters), so the
+    // memory figures are the server's, not the records of a long run.
+    const latencies: number[] = [];
+    const outcomes = new Map<string, number>();
     const pass = async (requests: number) => {
-      const out: { ms: number; kind: string; status: number }[] = [];
       await Promise.all(Array.from({ length: CLIENTS }, async () => {
-        for (let i = 0; i < requests; i++) out.push(await loadRequest(server.url, rnd));
+        for (let i = 0; i < requests; i++) {
+          const r = await loadRequest(server.url, rnd);
+          if (r.kind === "plain" || r.kind === "stream") latencies.push(r.ms);
+          outcomes.set(`${r.kind} ${r.status}`, (outcomes.get(`${r.kind} ${r.status}`) ?? 0) + 1);
+        }
       }));
-      return out;
     };
-    await pass(5);
-    (globalThis as { gc?: () => void }).gc?.();
-    const before = process.memoryUsage().rss;
-    const results = await pass(REQUESTS);
-    for (let i = 0; i < 200 && api.scheduler.stats.busy > 0; i++) await new Promise((r) => setTimeout(r, 10));
-    (globalThis as { gc?: () => void }).gc?.();
-    const after = process.memoryUsage().rss;
-    const done = results.filter((r) => r.kind === "plain" || r.kind === "stream").map((r) => r.ms);
-    const statuses = new Map<string, number>();
-    for (const r of results) statuses.set(`${r.kind} ${r.status}`, (statuses.get(`${r.kind} ${r.status}`) ?? 0) + 1);
+    const gc = (globalThis as { gc?: () => void }).gc ?? (() => { throw new Error("run with node --expose-gc (npm run bench:serve does)"); });
+    const memory = () => {
+      gc();
+      gc();
+      const m = process.memoryUsage();
+      return { rss: m.rss, heap: m.heapUsed, committed: m.heapTotal, external: m.external };
+    };
+    const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+    const show = (m: ReturnType<typeof memory>) => `RSS ${mib(m.rss)} MiB, JS heap ${mib(m.heap)} MiB used of ${mib(m.committed)} committed, external ${mib(m.external)} MiB`;
+    console.log(`load       before any request: ${show(memory())}`);
+    await pass(WARMUP);
+    latencies.length = 0;
+    outcomes.clear();
+    const before = memory();
+    console.log(`           after a warm-up of ${CLIENTS} x ${WARMUP} requests: ${show(before)}`);
+    for (let round = 1; round <= ROUNDS; round++) {
+      await pass(REQUESTS);
+      for (let i = 0; i < 200 && api.scheduler.stats.busy > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      if (ROUNDS > 1) console.log(`           after ${round * CLIENTS * REQUESTS} requests: ${show(memory())} (load ${load()})`);
+    }
+    const after = memory();
+    const answered = [...outcomes.values()].reduce((a, b) => a + b, 0);
     const health = await fetch(`${server.url}/health`).then((r) => r.json());
-    console.log(`load       ${CLIENTS} clients x ${REQUESTS} requests: ${results.length} answered, server up (${JSON.stringify(health)}), ${api.scheduler.stats.busy} sequences busy after; RSS ${(before / 2 ** 20).toFixed(0)} -> ${(after / 2 ** 20).toFixed(0)} MiB (${(((after - before) / before) * 100).toFixed(1)}%); completed requests p50 ${pct(done, 50).toFixed(0)} ms, p99 ${pct(done, 99).toFixed(0)} ms (load ${load()})`);
-    console.log(`           outcomes: ${[...statuses].sort().map(([k, n]) => `${k}: ${n}`).join(", ")}`);
+    const growth = ((after.rss - before.rss) / before.rss) * 100;
+    console.log(`load       ${CLIENTS} clients x ${REQUESTS * ROUNDS} requests: ${answered} answered, server up (${JSON.stringify(health)}), ${api.scheduler.stats.busy} sequences busy after; RSS ${mib(before.rss)} -> ${mib(after.rss)} MiB (${growth >= 0 ? "+" : ""}${growth.toFixed(1)}%, target within 5%), JS heap ${mib(before.heap)} -> ${mib(after.heap)} MiB; completed requests p50 ${pct(latencies, 50).toFixed(0)} ms, p99 ${pct(latencies, 99).toFixed(0)} ms (load ${load()})`);
+    console.log(`           outcomes: ${[...outcomes].sort().map(([k, n]) => `${k}: ${n}`).join(", ")}`);
   } finally {
     await server.close();
     await model.dispose();

@@ -40,6 +40,9 @@ const cores = navigator.hardwareConcurrency || 1;
 const BUNDLED = new URL("./models/shakespeare-tiny.gguf", location.href).href;
 
 const client = new ModelClient(new Worker(new URL("../src/browser/worker.ts", import.meta.url), { type: "module", name: "mobilellm-model" }));
+// The page's client, for the console (and the browser tests): once the model is loaded,
+//   await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] })
+Object.assign(globalThis, { client });
 /** The page's view of the worker's model cache (the same OPFS directory): what is kept, and clearing it. */
 const cache = new ModelCache();
 let model: LoadedModel | null = null;

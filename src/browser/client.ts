@@ -9,15 +9,8 @@
 //   const r = await client.chat.completions.create({ model: "local", messages: [{ role: "user", content: "Hi" }] });
 //   for await (const chunk of await client.chat.completions.create({ ...params, stream: true })) out.append(chunk.choices[0]?.delta.content ?? "");
 //   await client.saveState("conversation");   // the KV state to OPFS; restoreState("conversation") after a reload
-import type {
-  ChatCompletion,
-  ChatCompletionChunk,
-  ChatCompletionCreateParamsNonStreaming,
-  ChatCompletionCreateParamsStreaming,
-  Completion,
-  CompletionCreateParamsNonStreaming,
-  CompletionCreateParamsStreaming,
-} from "../serve/openai-types.js";
+import type { ChatCompletionsResource, CompletionsResource, RequestOptions } from "../serve/openai.js";
+import { AsyncQueue } from "../generate/async-queue.js";
 import type { ChatMessage, LoadedModel, LoadProgress, ModelSource, PieceStats, Reply, Request, WorkerChatOptions, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";
 import type { GenerationResult } from "../generate/generate.js";
 import type { PickedFile } from "./folders.js";
@@ -52,11 +45,8 @@ export class ModelClientError extends Error {
   }
 }
 
-/** Per-call options, as the `openai` client takes them. */
-export interface ClientRequestOptions {
-  /** Aborting stops the request in the worker (its sequence is freed). */
-  signal?: AbortSignal;
-}
+/** Per-call options, as the `openai` client takes them: aborting the signal stops the request in the worker. */
+export type ClientRequestOptions = RequestOptions;
 
 /** Minimal Worker shape (a DOM Worker, or anything with postMessage / onmessage / terminate). */
 export interface WorkerLike {
@@ -81,22 +71,16 @@ export class ModelClient {
    * completions on the same model (src/serve/openai.ts runs them in the worker).
    */
   readonly chat: ((messages: readonly ChatMessage[], options?: WorkerChatOptions, onPiece?: (p: StreamedPiece) => void) => Promise<GenerationResult>) & {
-    completions: {
-      create(params: ChatCompletionCreateParamsNonStreaming, options?: ClientRequestOptions): Promise<ChatCompletion>;
-      create(params: ChatCompletionCreateParamsStreaming, options?: ClientRequestOptions): Promise<AsyncIterable<ChatCompletionChunk>>;
-    };
+    completions: ChatCompletionsResource;
   };
   /** OpenAI's (legacy) completions on the worker's model. */
-  readonly completions: {
-    create(params: CompletionCreateParamsNonStreaming, options?: ClientRequestOptions): Promise<Completion>;
-    create(params: CompletionCreateParamsStreaming, options?: ClientRequestOptions): Promise<AsyncIterable<Completion>>;
-  };
+  readonly completions: CompletionsResource;
 
   constructor(private readonly worker: WorkerLike) {
     this.chat = Object.assign((messages: readonly ChatMessage[], options?: WorkerChatOptions, onPiece?: (p: StreamedPiece) => void) => this.chatTurn(messages, options, onPiece), {
-      completions: { create: ((p: unknown, o?: ClientRequestOptions) => this.openai("chat", p, o)) as ModelClient["chat"]["completions"]["create"] },
+      completions: { create: ((p: unknown, o?: ClientRequestOptions) => this.openai("chat", p, o)) as ChatCompletionsResource["create"] },
     });
-    this.completions = { create: ((p: unknown, o?: ClientRequestOptions) => this.openai("completions", p, o)) as ModelClient["completions"]["create"] };
+    this.completions = { create: ((p: unknown, o?: ClientRequestOptions) => this.openai("completions", p, o)) as CompletionsResource["create"] };
     worker.onmessage = (e: MessageEvent) => this.receive(e.data as Reply);
     worker.onerror = (e: ErrorEvent) => {
       const err = new Error(`the model worker failed: ${e.message || "its script did not load"}`);
@@ -151,69 +135,47 @@ export class ModelClient {
     return this.request({ type: "restore-state", id: 0, name }, {}) as Promise<{ tokens: number; bytes: number }>;
   }
 
-  /** Runs an OpenAI request in the worker: the response, or an async iterable of its chunks (stream: true). */
+  /**
+   * Runs an OpenAI request in the worker: the response, or the stream of its chunks (stream: true). A
+   * request refused before its first chunk (a bad field, a full queue) rejects, as the openai client does.
+   */
   private async openai(route: "chat" | "completions", params: unknown, options: ClientRequestOptions = {}): Promise<unknown> {
     const stream = typeof params === "object" && params !== null && (params as { stream?: unknown }).stream === true;
-    const chunks: unknown[] = [];
-    let wake: (() => void) | null = null;
-    let settled: { error?: Error } | null = null;
-    let started: (() => void) | null = null;
+    const chunks = new AsyncQueue<unknown>();
+    let started: () => void = () => {};
     const first = new Promise<void>((r) => (started = r));
     const id = this.nextId;
-    const abort = () => this.worker.postMessage({ type: "stop", id: this.nextId++, target: id } satisfies Request);
+    let settled = false;
+    let received = 0;
+    const abort = () => {
+      if (!settled) this.worker.postMessage({ type: "stop", id: this.nextId++, target: id } satisfies Request);
+    };
     options.signal?.addEventListener("abort", abort, { once: true });
     const done = this.request({ type: "openai", id: 0, route, params }, {
       onChunk: (c) => {
+        received++;
         chunks.push(c);
-        started?.();
-        wake?.();
+        started();
       },
-    }).then(
-      (v) => {
-        settled = {};
-        started?.();
-        wake?.();
-        return v;
-      },
-      (err: Error) => {
-        settled = { error: err };
-        started?.();
-        wake?.();
-        throw err;
-      },
+    }).finally(() => {
+      settled = true;
+      options.signal?.removeEventListener("abort", abort);
+    });
+    done.then(
+      () => chunks.end(),
+      (err: unknown) => chunks.fail(err),
     );
-    if (!stream) {
-      try {
-        return await done;
-      } finally {
-        options.signal?.removeEventListener("abort", abort);
-      }
-    }
-    done.catch(() => undefined);
-    // A request refused before its first chunk (a bad field, a full queue) rejects here, as the openai client does.
+    done.then(started, started);
+    if (!stream) return done;
     await first;
-    if (chunks.length === 0 && settled !== null && (settled as { error?: Error }).error) throw (settled as { error: Error }).error;
+    if (received === 0) await done; // ended before its first chunk: refused, so this throws
     return {
-      [Symbol.asyncIterator]: async function* () {
-        try {
-          for (;;) {
-            if (chunks.length > 0) {
-              yield chunks.shift();
-              continue;
-            }
-            if (settled !== null) {
-              const error = (settled as { error?: Error }).error;
-              if (error) throw error;
-              return;
-            }
-            await new Promise<void>((r) => (wake = r));
-            wake = null;
-          }
-        } finally {
-          if (settled === null) abort();
-          options.signal?.removeEventListener("abort", abort);
-        }
-      },
+      abort,
+      [Symbol.asyncIterator]: () =>
+        chunks.drain(() => {
+          abort();
+          return done;
+        }),
     };
   }
 

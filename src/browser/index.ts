@@ -22,7 +22,7 @@ export { browserPlatform, browserDefaultThreads, type WasmSource } from "./platf
 export { spawnWebWorker, canUseThreads } from "./web-worker-spawn.js";
 export { ModelClient, ModelClientError, type ClientRequestOptions, type LoadSource, type StreamedPiece, type WorkerLike } from "./client.js";
 export { readState, writeState, STATE_DIRECTORY } from "./state-store.js";
-export { createOpenAI, LocalOpenAI, type ChunkStream, type OpenAIOptions, type RequestOptions } from "../serve/openai.js";
+export { createOpenAI, LocalOpenAI, type ChatCompletionsResource, type ChunkStream, type CompletionsResource, type OpenAIOptions, type RequestOptions } from "../serve/openai.js";
 export { OpenAIError } from "../serve/errors.js";
 export type * from "../serve/openai-types.js";
 export type { LoadedModel, ModelSource, PieceStats, WorkerChatOptions, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";

@@ -183,10 +183,9 @@ async function openaiRequest(id: number, req: Extract<Request, { type: "openai" 
   if (stopBeforeStart.delete(id)) abort.abort();
   openaiRequests.set(id, abort);
   try {
-    const create = req.route === "chat" ? openai.chat.completions.create : openai.completions.create;
-    const result = (await create(req.params, { signal: abort.signal })) as object;
+    const result = await openai.request(req.route, req.params, { signal: abort.signal });
     if (!(Symbol.asyncIterator in result)) return post({ type: "response", id, response: result });
-    for await (const chunk of result as AsyncIterable<unknown>) post({ type: "chunk", id, chunk });
+    for await (const chunk of result) post({ type: "chunk", id, chunk });
     post({ type: "end", id });
   } finally {
     openaiRequests.delete(id);

@@ -5,6 +5,7 @@ import type { TokenSequence } from "./sequence.js";
 import { IncrementalDecoder, type DecodeFn } from "./detokenizer.js";
 import { StopMatcher } from "./stop.js";
 import { Sampler, type SamplingOptions, type TokenLogprob } from "./sampler.js";
+import { AsyncQueue } from "./async-queue.js";
 import { fixedMask, type TokenConstraint } from "./constraint.js";
 import type { GrammarSpec } from "../grammar/spec.js";
 
@@ -255,14 +256,12 @@ class StepTimes {
 /**
  * What `model.generate` returns: iterate it for the streamed pieces; `result` resolves to the final text,
  * tokens, stop reason and stats once generation ends (it also drives the generation to its end when
- * nobody iterates).
+ * nobody iterates). The token loop runs at most 16 pieces ahead of a loop that iterates: one that stops
+ * reading pauses it.
  */
 export class Generation implements AsyncIterable<Piece> {
   readonly result: Promise<GenerationResult>;
-  private readonly queue: Piece[] = [];
-  private wake: (() => void) | null = null;
-  private finished = false;
-  private iterated = false;
+  private readonly pieces = new AsyncQueue<Piece>(16);
 
   constructor(
     stream: AsyncGenerator<Piece, GenerationResult, undefined>,
@@ -277,17 +276,18 @@ export class Generation implements AsyncIterable<Piece> {
         for (;;) {
           const step = await stream.next();
           if (step.done) return step.value;
-          this.queue.push(step.value);
-          this.wake?.();
+          this.pieces.push(step.value);
+          await this.pieces.room();
         }
       } finally {
-        this.finished = true;
         onEnd();
-        this.wake?.();
       }
     })();
     // A failure surfaces through whichever the caller awaits; never as an unhandled rejection.
-    this.result.catch(() => {});
+    this.result.then(
+      () => this.pieces.end(),
+      (err: unknown) => this.pieces.fail(err),
+    );
   }
 
   /**
@@ -295,31 +295,11 @@ export class Generation implements AsyncIterable<Piece> {
    * as an abort does (stopReason "aborted"), and the loop exit waits until it has stopped, so the model
    * takes the next request at once.
    */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Piece, void, undefined> {
-    if (this.iterated) throw new Error("a generation can be iterated only once");
-    this.iterated = true;
-    let completed = false;
-    try {
-      for (;;) {
-        const piece = this.queue.shift();
-        if (piece !== undefined) {
-          yield piece;
-          continue;
-        }
-        if (this.finished) {
-          completed = true;
-          await this.result; // rethrows a generation error
-          return;
-        }
-        await new Promise<void>((r) => (this.wake = r));
-        this.wake = null;
-      }
-    } finally {
-      if (!completed) {
-        this.cancel();
-        await this.result.catch(() => undefined);
-      }
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<Piece, void, undefined> {
+    return this.pieces.drain(() => {
+      this.cancel();
+      return this.result;
+    });
   }
 
   /** Waits for the end and returns the whole text (a convenience over `result`). */

@@ -10,10 +10,14 @@
 //   POST /slots/{id}?action=erase     forget the sequence's cached tokens
 //
 // Everything a client sends is hostile until checked: a body over the limit gets 413 (before it is read
-// when Content-Length says so), malformed JSON and invalid fields 400, a missing or wrong key 401, unknown
-// routes 404, a full queue 429, every one as an OpenAI error object; a client that disconnects stops its
-// generation and frees its sequence. No request can take the server down: every handler's failure ends in
-// a response (or a closed connection once streaming has begun).
+// when Content-Length says so), malformed JSON, bytes that are not UTF-8 and invalid fields 400, a missing
+// or wrong key 401, unknown routes 404, a full queue 429, every one as an OpenAI error object; a client
+// that disconnects stops its generation and frees its sequence. What a client does is bounded too: a
+// request's headers and body must arrive within the timeout (408 and the connection closed otherwise: a
+// slow sender cannot hold a connection), a response the client stops reading pauses its generation and
+// is dropped after the timeout (a stalled reader holds a few chunks, not its whole answer), and past
+// maxConnections a new connection is closed as it arrives. No request can take the server down: every
+// handler's failure ends in a response (or a closed connection once streaming has begun).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -36,6 +40,13 @@ export interface HttpServerOptions {
   bodyLimit?: number;
   /** Folder of the slots' state files (slot save/restore is off without it). */
   slotSavePath?: string;
+  /**
+   * Milliseconds a client has to send a request (headers and body), and that a response may wait for a
+   * client that reads nothing before its connection is dropped (default 30 s).
+   */
+  timeout?: number;
+  /** Connections open at once (default 128); one more is closed as it arrives. */
+  maxConnections?: number;
 }
 
 export interface RunningServer {
@@ -50,9 +61,14 @@ export interface RunningServer {
 }
 
 export const DEFAULT_BODY_LIMIT = 1 << 20;
+export const DEFAULT_TIMEOUT = 30_000;
+export const DEFAULT_MAX_CONNECTIONS = 128;
 const SLOT_FILE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 
 class HttpError extends OpenAIError {}
+
+/** Refuses bytes that are not UTF-8 (decoding would replace them and answer a request nobody sent). */
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 function notFound(what: string): OpenAIError {
   return new HttpError(404, what, "invalid_request_error", null, "not_found");
@@ -61,14 +77,18 @@ function notFound(what: string): OpenAIError {
 /** Starts the server and resolves once it listens. */
 export async function startHttpServer(api: LocalOpenAI, opts: HttpServerOptions = {}): Promise<RunningServer> {
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const timeout = opts.timeout ?? DEFAULT_TIMEOUT;
   const key = opts.apiKey === undefined ? null : Buffer.from(opts.apiKey);
-  const server = createServer((req, res) => {
+  // Node answers 408 and closes a connection whose request has not fully arrived within requestTimeout
+  // (headersTimeout for its headers), checking every connectionsCheckingInterval.
+  const server = createServer({ requestTimeout: timeout, headersTimeout: timeout, connectionsCheckingInterval: Math.min(1000, Math.max(50, timeout / 4)) }, (req, res) => {
     handle(req, res).catch((err: unknown) => {
       // A handler's own failure: answer if nothing was sent yet, else cut the connection.
       if (!res.headersSent) send(res, asOpenAIError(err).status, asOpenAIError(err).toJSON());
       else res.destroy();
     });
   });
+  server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
 
   function cors(res: ServerResponse): void {
     if (opts.cors === undefined) return;
@@ -83,6 +103,33 @@ export async function startHttpServer(api: LocalOpenAI, opts: HttpServerOptions 
     cors(res);
     res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
     res.end(text);
+    if (!res.writableFinished) dropIfStalled(res);
+  }
+
+  /** Drops the connection unless what is written reaches the client within the timeout. */
+  function dropIfStalled(res: ServerResponse): void {
+    const timer = setTimeout(() => res.destroy(), timeout);
+    const clear = () => clearTimeout(timer);
+    res.once("finish", clear).once("close", clear);
+  }
+
+  /** Writes an event; when the client is not reading, waits until it drains, up to the timeout. False once the connection is gone. */
+  async function write(res: ServerResponse, data: string): Promise<boolean> {
+    if (res.write(data)) return true;
+    return new Promise<boolean>((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        res.off("drain", drained).off("close", closed);
+        resolve(ok);
+      };
+      const drained = () => done(true);
+      const closed = () => done(false);
+      const timer = setTimeout(() => {
+        res.destroy();
+        done(false);
+      }, timeout);
+      res.once("drain", drained).once("close", closed);
+    });
   }
 
   function authorized(req: IncomingMessage): boolean {
@@ -104,7 +151,12 @@ export async function startHttpServer(api: LocalOpenAI, opts: HttpServerOptions 
       if (size > bodyLimit) throw new HttpError(413, `the request body is over the limit of ${bodyLimit} bytes`, "invalid_request_error", null, "body_too_large");
       parts.push(chunk as Buffer);
     }
-    const text = Buffer.concat(parts).toString("utf8");
+    let text: string;
+    try {
+      text = utf8.decode(Buffer.concat(parts));
+    } catch {
+      throw invalidRequest("the body is not valid UTF-8: JSON is sent as UTF-8 text");
+    }
     if (text.trim() === "") throw invalidRequest("the request has no body: expected a JSON object");
     try {
       return JSON.parse(text);
@@ -143,7 +195,7 @@ export async function startHttpServer(api: LocalOpenAI, opts: HttpServerOptions 
       if (route === "models") return send(res, 200, await api.models.list());
       if (route === "slots") return send(res, 200, api.scheduler.slots.map((s) => ({ id: s.index, busy: s.busy, tokens: s.tokens.length })));
       if (route === "slot") return send(res, 200, await slotAction(url, path, await jsonBody(req)));
-      await complete(route, await jsonBody(req), req, res);
+      await complete(route, await jsonBody(req), res);
     } catch (err) {
       const e = asOpenAIError(err);
       if (!res.headersSent) {
@@ -154,26 +206,24 @@ export async function startHttpServer(api: LocalOpenAI, opts: HttpServerOptions 
   }
 
   /** Runs a (chat) completion; a client that goes away aborts it, which frees its sequences. */
-  async function complete(route: "chat" | "completions", body: unknown, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function complete(route: "chat" | "completions", body: unknown, res: ServerResponse): Promise<void> {
     const abort = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abort.abort();
     };
     res.on("close", onClose);
     try {
-      const create = route === "chat" ? api.chat.completions.create : api.completions.create;
-      const result = (await create(body, { signal: abort.signal })) as object;
+      const result = await api.request(route, body, { signal: abort.signal });
       if (!(Symbol.asyncIterator in result)) return send(res, 200, result);
       cors(res);
       res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", Connection: "keep-alive" });
-      for await (const event of sseEvents(result as AsyncIterable<unknown>)) {
-        if (res.destroyed) break;
-        if (!res.write(event)) await new Promise<void>((r) => { res.once("drain", r); res.once("close", r); });
+      for await (const event of sseEvents(result)) {
+        if (res.destroyed || !(await write(res, event))) break;
       }
       res.end();
+      if (!res.writableFinished) dropIfStalled(res);
     } finally {
       res.off("close", onClose);
-      void req;
     }
   }
 

@@ -1,5 +1,6 @@
 // Errors as OpenAI's API reports them: an HTTP status and `{ error: { message, type, param, code } }`.
 // The in-process API throws them, the HTTP binding sends them; both say the same thing.
+import { GrammarError } from "../grammar/ast.js";
 
 /** The body of an error response, as OpenAI sends it. */
 export interface OpenAIErrorBody {
@@ -40,12 +41,14 @@ export function shuttingDown(): OpenAIError {
 
 /**
  * Any error as an OpenAIError: one already is; a RangeError or TypeError from the checks below the serving
- * layer (sampling options, a prompt that does not fit) is the client's (400); anything else is the server's
+ * layer (sampling options, a prompt that does not fit) is the client's (400), as is a GrammarError (a
+ * response_format schema refused, or one this vocabulary cannot write); anything else is the server's
  * (500, its message kept to one line).
  */
 export function asOpenAIError(err: unknown): OpenAIError {
   if (err instanceof OpenAIError) return err;
   const message = (err instanceof Error ? err.message : String(err)).split("\n")[0];
+  if (err instanceof GrammarError) return invalidRequest(`response_format: ${message}`, "response_format");
   if (err instanceof RangeError || err instanceof TypeError) return invalidRequest(message);
   return new OpenAIError(500, message, "server_error");
 }

@@ -12,20 +12,28 @@ import type { Model } from "../session/model.js";
 import type { Generation, GenerationResult, Piece } from "../generate/generate.js";
 import type { TokenLogprob } from "../generate/sampler.js";
 import { stopStrings } from "../generate/stop.js";
-import { invalidRequest, OpenAIError } from "./errors.js";
+import { AsyncQueue } from "../generate/async-queue.js";
+import { asOpenAIError, invalidRequest, OpenAIError } from "./errors.js";
+import { checkGrammarSpec, type GrammarSpec } from "../grammar/spec.js";
 import { chatJob, completionJob, type Job } from "./requests.js";
 import { Scheduler, type SchedulerOptions, type Slot } from "./scheduler.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
+  ChatCompletionChunkChoice,
+  ChatCompletionCreateParams,
   ChatCompletionCreateParamsNonStreaming,
   ChatCompletionCreateParamsStreaming,
   ChatCompletionTokenLogprob,
   Completion,
-  CompletionChoice,
+  CompletionChunk,
+  CompletionChunkChoice,
+  CompletionCreateParams,
   CompletionCreateParamsNonStreaming,
   CompletionCreateParamsStreaming,
+  CompletionLogprobs,
   CompletionUsage,
+  FinishReason,
   OpenAIModel,
 } from "./openai-types.js";
 
@@ -46,13 +54,19 @@ export interface ChunkStream<T> extends AsyncIterable<T> {
   abort(): void;
 }
 
-/** Why a choice ended, beyond finish_reason: set when a full context ended it ("length"). */
-export interface FinishDetail {
-  finish_detail?: string;
+/** chat.completions, as LocalOpenAI and the browser's ModelClient have it (the `openai` client's signatures). */
+export interface ChatCompletionsResource {
+  create(params: ChatCompletionCreateParamsNonStreaming, options?: RequestOptions): Promise<ChatCompletion>;
+  create(params: ChatCompletionCreateParamsStreaming, options?: RequestOptions): Promise<ChunkStream<ChatCompletionChunk>>;
+  create(params: ChatCompletionCreateParams, options?: RequestOptions): Promise<ChatCompletion | ChunkStream<ChatCompletionChunk>>;
 }
 
-/** usage, with the prompt tokens taken from a cached sequence (prefix reuse) as OpenAI reports cached tokens. */
-type Usage = CompletionUsage;
+/** completions (the legacy API), likewise. */
+export interface CompletionsResource {
+  create(params: CompletionCreateParamsNonStreaming, options?: RequestOptions): Promise<Completion>;
+  create(params: CompletionCreateParamsStreaming, options?: RequestOptions): Promise<ChunkStream<CompletionChunk>>;
+  create(params: CompletionCreateParams, options?: RequestOptions): Promise<Completion | ChunkStream<CompletionChunk>>;
+}
 
 /** One choice's generation and what it has produced so far. */
 interface Run {
@@ -67,27 +81,20 @@ function randomId(prefix: string): string {
   return prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function finishReason(r: GenerationResult): "stop" | "length" {
+function finishReason(r: GenerationResult): FinishReason {
   return r.stopReason === "eos" || r.stopReason === "stop" ? "stop" : "length";
 }
 
 export class LocalOpenAI {
   readonly scheduler: Scheduler;
   readonly modelId: string;
-  readonly chat: {
-    completions: {
-      create(params: ChatCompletionCreateParamsNonStreaming, options?: RequestOptions): Promise<ChatCompletion>;
-      create(params: ChatCompletionCreateParamsStreaming, options?: RequestOptions): Promise<ChunkStream<ChatCompletionChunk>>;
-      create(params: unknown, options?: RequestOptions): Promise<ChatCompletion | ChunkStream<ChatCompletionChunk>>;
-    };
-  };
-  readonly completions: {
-    create(params: CompletionCreateParamsNonStreaming, options?: RequestOptions): Promise<Completion>;
-    create(params: CompletionCreateParamsStreaming, options?: RequestOptions): Promise<ChunkStream<Completion>>;
-    create(params: unknown, options?: RequestOptions): Promise<Completion | ChunkStream<Completion>>;
-  };
+  readonly chat: { completions: ChatCompletionsResource };
+  readonly completions: CompletionsResource;
   readonly models: { list(): Promise<{ object: "list"; data: OpenAIModel[] }> };
   private readonly created = Math.floor(Date.now() / 1000);
+  /** See longestToken(); computed at the first request. */
+  private longest: number | null = null;
+  private readonly grammarsChecked = new Set<string>();
 
   constructor(
     readonly model: Model,
@@ -95,8 +102,8 @@ export class LocalOpenAI {
   ) {
     this.scheduler = new Scheduler(model, opts);
     this.modelId = opts.modelId ?? (model.dir.split(/[\\/]/).filter(Boolean).pop() ?? "model").replace(/\.gguf$/i, "");
-    this.chat = { completions: { create: ((p: unknown, o?: RequestOptions) => this.create(chatJob(p, this.context), o)) as LocalOpenAI["chat"]["completions"]["create"] } };
-    this.completions = { create: ((p: unknown, o?: RequestOptions) => this.create(completionJob(p, this.context, model.config.vocabSize), o)) as LocalOpenAI["completions"]["create"] };
+    this.chat = { completions: { create: ((p: unknown, o?: RequestOptions) => this.request("chat", p, o)) as ChatCompletionsResource["create"] } };
+    this.completions = { create: ((p: unknown, o?: RequestOptions) => this.request("completions", p, o)) as CompletionsResource["create"] };
     this.models = { list: async () => ({ object: "list", data: [this.modelEntry()] }) };
   }
 
@@ -108,6 +115,40 @@ export class LocalOpenAI {
     return { id: this.modelId, object: "model", created: this.created, owned_by: "mobilellm-wasm" };
   }
 
+  /**
+   * A request body as it came from a client (the HTTP server's, the browser worker's): checked here like
+   * any, then answered as chat.completions.create or completions.create would answer it. Every failure is
+   * an OpenAIError (a stream's too, thrown from its loop).
+   */
+  async request(route: "chat" | "completions", body: unknown, options?: RequestOptions): Promise<ChatCompletion | Completion | ChunkStream<ChatCompletionChunk | CompletionChunk>> {
+    try {
+      const vocab = this.model.config.vocabSize;
+      const job = route === "chat" ? chatJob(body, this.context, vocab) : completionJob(body, this.context, vocab);
+      if (job.options.grammar !== undefined) this.checkGrammar(job.options.grammar);
+      return await this.create(job, options);
+    } catch (err) {
+      throw asOpenAIError(err);
+    }
+  }
+
+  /**
+   * Compiles a response_format's grammar once before the request takes a sequence, so a refused schema is
+   * a 400 at once rather than after its wait in the queue (the last 16 that compiled are remembered).
+   */
+  private checkGrammar(spec: GrammarSpec): void {
+    let key: string;
+    try {
+      key = JSON.stringify(spec);
+    } catch (err) {
+      checkGrammarSpec(spec); // a schema nested too deep to stringify: the grammar layer's own refusal says so
+      throw err;
+    }
+    if (this.grammarsChecked.has(key)) return;
+    checkGrammarSpec(spec);
+    this.grammarsChecked.add(key);
+    if (this.grammarsChecked.size > 16) this.grammarsChecked.delete(this.grammarsChecked.values().next().value as string);
+  }
+
   /** Stops taking requests and resolves once the running ones have ended; the Model is free again. */
   close(): Promise<void> {
     return this.scheduler.close();
@@ -115,15 +156,18 @@ export class LocalOpenAI {
 
   // ---- running a request ----------------------------------------------------------------------------
 
-  private async create(job: Job, options: RequestOptions = {}): Promise<unknown> {
-    const { ids, templateStops } = this.promptOf(job);
-    if (ids.length > this.context) {
-      throw invalidRequest(
-        `This model's maximum context length is ${this.context} tokens. However, your ${job.kind === "chat" ? "messages" : "prompt"} resulted in ${ids.length} tokens. Please reduce the length of the ${job.kind === "chat" ? "messages" : "prompt"}.`,
-        job.kind === "chat" ? "messages" : "prompt",
-        "context_length_exceeded",
-      );
+  private async create(job: Job, options: RequestOptions = {}): Promise<ChatCompletion | Completion | ChunkStream<ChatCompletionChunk | CompletionChunk>> {
+    const what = job.kind === "chat" ? "messages" : "prompt";
+    const tooLong = (resulted: string) =>
+      invalidRequest(`This model's maximum context length is ${this.context} tokens. However, your ${what} ${resulted}. Please reduce the length of the ${what}.`, what, "context_length_exceeded");
+    // Text longer than the context's tokens can cover is refused before it is rendered and tokenized, which
+    // for a body of a few MB would hold every running stream for seconds.
+    const chars = job.kind === "chat" ? (job.messages ?? []).reduce((n, m) => n + m.content.length, 0) : typeof job.prompt === "string" ? job.prompt.length : 0;
+    if (chars > this.context * this.longestToken()) {
+      throw tooLong(`${job.kind === "chat" ? "hold" : "holds"} ${chars} characters, more than ${this.context} tokens of at most ${this.longestToken()} characters each`);
     }
+    const { ids, templateStops } = this.promptOf(job);
+    if (ids.length > this.context) throw tooLong(`resulted in ${ids.length} tokens`);
     if (job.n > this.scheduler.slots.length) {
       throw invalidRequest(`n is ${job.n} but this server runs ${this.scheduler.slots.length} sequences at once`, "n");
     }
@@ -165,6 +209,23 @@ export class LocalOpenAI {
     }
   }
 
+  /**
+   * The most text (UTF-16 units) one token covers: its token string's length, which is the bytes it
+   * covers for a byte-level BPE and the characters for a SentencePiece vocabulary (whose byte tokens'
+   * "<0xNN>" are longer than the byte). A tokenizer whose normalizer removed text could make a prompt of
+   * more characters fit; the ones of the families served here do not.
+   */
+  private longestToken(): number {
+    const t = this.model.tokenizer;
+    if (t === null) return Infinity;
+    if (this.longest === null) {
+      let most = 1;
+      for (let id = 0; id < this.model.config.vocabSize; id++) most = Math.max(most, t.tokenString(id)?.length ?? 0);
+      this.longest = most;
+    }
+    return this.longest;
+  }
+
   /** The prompt's token ids, and for a chat the template's stop strings. */
   private promptOf(job: Job): { ids: number[]; templateStops: string[] } {
     if (job.kind === "chat") {
@@ -175,13 +236,13 @@ export class LocalOpenAI {
     return { ids: typeof p === "string" ? this.model.encode(p) : p, templateStops: [] };
   }
 
-  private usage(ids: readonly number[], results: readonly { result: GenerationResult }[]): Usage {
+  private usage(ids: readonly number[], results: readonly { result: GenerationResult }[]): CompletionUsage {
     const completion = results.reduce((s, r) => s + r.result.tokens.length, 0);
     const cached = Math.min(...results.map((r) => r.result.stats.reusedTokens));
     return { prompt_tokens: ids.length, completion_tokens: completion, total_tokens: ids.length + completion, prompt_tokens_details: { cached_tokens: cached } };
   }
 
-  private detail(r: GenerationResult): FinishDetail {
+  private detail(r: GenerationResult): { finish_detail?: string } {
     return r.stopReason === "context" ? { finish_detail: `the context of ${this.context} tokens is full` } : {};
   }
 
@@ -232,8 +293,8 @@ export class LocalOpenAI {
       .map((p) => ({ ...this.tokenEntry(p.token, p.logprob.logprob), top_logprobs: p.logprob.top.map((t) => this.tokenEntry(t.id, t.logprob)) }));
   }
 
-  private completionLogprobs(pieces: readonly Piece[], offset: number): CompletionChoice.Logprobs {
-    const out: Required<CompletionChoice.Logprobs> = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  private completionLogprobs(pieces: readonly Piece[], offset: number): CompletionLogprobs {
+    const out: Required<CompletionLogprobs> = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
     let at = offset;
     for (const p of pieces) {
       if (p.logprob === undefined) continue;
@@ -251,56 +312,64 @@ export class LocalOpenAI {
    * The chunks of every choice as they come (interleaved), each choice's last one with its finish_reason,
    * then the usage chunk when asked for. Leaving the iteration early, or abort(), stops every choice.
    */
-  private stream(job: Job, ids: readonly number[], runs: Run[], abort: AbortController, done: () => void): ChunkStream<ChatCompletionChunk | Completion> {
+  private stream(job: Job, ids: readonly number[], runs: Run[], abort: AbortController, done: () => void): ChunkStream<ChatCompletionChunk | CompletionChunk> {
     const id = randomId(job.kind === "chat" ? "chatcmpl-" : "cmpl-");
     const created = Math.floor(Date.now() / 1000);
-    const chat = job.kind === "chat";
+    const model = this.modelId;
+    const usage = job.includeUsage ? { usage: null } : {};
     const echo = job.echo ? this.model.decode(ids, true) : "";
-    const chunk = (choice: Record<string, unknown>): ChatCompletionChunk | Completion =>
-      chat
-        ? ({ id, object: "chat.completion.chunk", created, model: this.modelId, choices: [choice], ...(job.includeUsage ? { usage: null } : {}) } as unknown as ChatCompletionChunk)
-        : ({ id, object: "text_completion", created, model: this.modelId, choices: [choice], ...(job.includeUsage ? { usage: null } : {}) } as unknown as Completion);
-    const self = this;
-    const channel = new Channel<ChatCompletionChunk | Completion>();
-    const offsets = runs.map(() => echo.length);
+    // A client that stops reading pauses its choices' token loops once a few chunks wait for it.
+    const chunks = new AsyncQueue<ChatCompletionChunk | CompletionChunk>(16);
+    const chat = (choice: ChatCompletionChunkChoice) => {
+      chunks.push({ id, object: "chat.completion.chunk", created, model, choices: [choice], ...usage });
+      return chunks.room();
+    };
+    const text = (choice: CompletionChunkChoice) => {
+      chunks.push({ id, object: "text_completion", created, model, choices: [choice], ...usage });
+      return chunks.room();
+    };
     const pump = async (run: Run) => {
-      const i = run.index;
-      if (chat) channel.push(chunk({ index: i, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }));
-      else if (echo) channel.push(chunk({ index: i, text: echo, logprobs: null, finish_reason: null }));
+      const index = run.index;
+      let offset = echo.length;
+      if (job.kind === "chat") await chat({ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null });
+      else if (echo) await text({ index, text: echo, logprobs: null, finish_reason: null });
       for await (const piece of run.generation) {
         if (piece.text === "" && piece.logprob === undefined) continue;
-        if (chat) {
-          const logprobs = job.logprobs ? { content: self.chatLogprobs([piece]), refusal: null } : null;
-          channel.push(chunk({ index: i, delta: { content: piece.text }, logprobs, finish_reason: null }));
+        if (job.kind === "chat") {
+          await chat({ index, delta: { content: piece.text }, logprobs: job.logprobs ? { content: this.chatLogprobs([piece]), refusal: null } : null, finish_reason: null });
         } else {
-          const logprobs = job.logprobs ? self.completionLogprobs([piece], offsets[i]) : null;
-          offsets[i] += piece.text.length;
-          channel.push(chunk({ index: i, text: piece.text, logprobs, finish_reason: null }));
+          await text({ index, text: piece.text, logprobs: job.logprobs ? this.completionLogprobs([piece], offset) : null, finish_reason: null });
+          offset += piece.text.length;
         }
       }
       const result = await run.generation.result;
-      const end = { index: i, logprobs: null, finish_reason: finishReason(result), ...self.detail(result) };
-      channel.push(chunk(chat ? { ...end, delta: {} } : { ...end, text: "" }));
+      const end = { index, logprobs: null, finish_reason: finishReason(result), ...this.detail(result) };
+      if (job.kind === "chat") await chat({ ...end, delta: {} });
+      else await text({ ...end, text: "" });
       return { result };
     };
     const all = Promise.all(runs.map(pump));
     all.then(
       (results) => {
-        if (abort.signal.aborted) return channel.fail(aborted());
+        if (abort.signal.aborted) return chunks.fail(aborted());
         if (job.includeUsage) {
-          const usage = self.usage(ids, results);
-          channel.push((chat ? { id, object: "chat.completion.chunk", created, model: self.modelId, choices: [], usage } : { id, object: "text_completion", created, model: self.modelId, choices: [], usage }) as ChatCompletionChunk);
+          const usage = this.usage(ids, results);
+          chunks.push(job.kind === "chat" ? { id, object: "chat.completion.chunk", created, model, choices: [], usage } : { id, object: "text_completion", created, model, choices: [], usage });
         }
-        channel.end();
+        chunks.end();
       },
       (err: unknown) => {
         abort.abort();
-        channel.fail(err);
+        chunks.fail(asOpenAIError(err));
       },
     ).finally(done);
     return {
       abort: () => abort.abort(),
-      [Symbol.asyncIterator]: () => channel.iterate(() => abort.abort(), all),
+      [Symbol.asyncIterator]: () =>
+        chunks.drain(() => {
+          abort.abort();
+          return all;
+        }),
     };
   }
 }
@@ -314,55 +383,6 @@ async function collect(g: Generation): Promise<Piece[]> {
 
 function aborted(): OpenAIError {
   return new OpenAIError(499, "the request was aborted", "invalid_request_error", null, "aborted");
-}
-
-/** A queue of values one consumer iterates; producers push, then end or fail it. */
-class Channel<T> {
-  private readonly items: T[] = [];
-  private wake: (() => void) | null = null;
-  private closed = false;
-  private error: { err: unknown } | null = null;
-
-  push(v: T): void {
-    this.items.push(v);
-    this.wake?.();
-  }
-
-  end(): void {
-    this.closed = true;
-    this.wake?.();
-  }
-
-  fail(err: unknown): void {
-    this.error ??= { err };
-    this.end();
-  }
-
-  /** Iterates the values; an early exit calls `stop` and waits for `finished` (the producers' end). */
-  async *iterate(stop: () => void, finished: Promise<unknown>): AsyncGenerator<T, void, undefined> {
-    let complete = false;
-    try {
-      for (;;) {
-        const v = this.items.shift();
-        if (v !== undefined) {
-          yield v;
-          continue;
-        }
-        if (this.closed) {
-          complete = true;
-          if (this.error) throw this.error.err;
-          return;
-        }
-        await new Promise<void>((r) => (this.wake = r));
-        this.wake = null;
-      }
-    } finally {
-      if (!complete) {
-        stop();
-        await finished.catch(() => undefined);
-      }
-    }
-  }
 }
 
 /** OpenAI's API over `model`, its sequences run by a scheduler (see LocalOpenAI). */

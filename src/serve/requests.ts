@@ -1,9 +1,12 @@
 // OpenAI requests checked and turned into what the token loop runs: every field of chat.completions and
 // completions either honoured, or refused with a 400 naming it; nothing silently ignored. The shapes are
-// the `openai` package's own (openai-types.ts); a body from the network is `unknown` until checked here.
+// OpenAI's (openai-types.ts); a body from the network is `unknown` until checked here.
 import type { GenerateOptions } from "../generate/generate.js";
 import type { ChatMessage } from "../text/chat-template.js";
 import { invalidRequest } from "./errors.js";
+import { GrammarError } from "../grammar/ast.js";
+import { responseFormatGrammar } from "../grammar/response-format.js";
+import type { GrammarSpec } from "../grammar/spec.js";
 import type { ChatCompletionCreateParams, CompletionCreateParams } from "./openai-types.js";
 
 /** A checked request: the prompt, the options shared by its choices, and how to answer. */
@@ -58,6 +61,26 @@ const REFUSED: Record<string, string> = {
   verbosity: "verbosity", moderation: "moderation", prompt_cache_options: "prompt cache options",
 };
 
+/**
+ * A value as an error message shows it: JSON, cut at 80 characters, in time bounded whatever the value's
+ * size or depth (JSON.stringify of a deeply nested value overflows the stack): an array or object is shown
+ * whole only when it is small and flat.
+ */
+function preview(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v.length > 60 ? v.slice(0, 60) + "..." : v);
+  if (typeof v !== "object" || v === null) return String(v);
+  const values = Object.values(v);
+  if (values.length > 8 || values.some((x) => typeof x === "object" && x !== null)) return Array.isArray(v) ? `an array of ${v.length} item${v.length === 1 ? "" : "s"}` : "an object";
+  return JSON.stringify(v).slice(0, 80);
+}
+
+/** Text from a client: a lone UTF-16 surrogate (a \ud800 escape in the JSON) is not Unicode text. */
+function checkText(s: string, param: string): string {
+  const bad = /[\uD800-\uDFFF]/u.exec(s);
+  if (bad) throw invalidRequest(`${param} holds a lone surrogate (\\u${bad[0].charCodeAt(0).toString(16)} at ${bad.index}): not Unicode text`, param);
+  return s;
+}
+
 function object(v: unknown, what: string): Body {
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw invalidRequest(`${what} must be a JSON object`);
   return v as Body;
@@ -78,7 +101,7 @@ function checkFields(body: Body, known: Set<string>): void {
 function optional<T>(body: Body, key: string, ok: (v: unknown) => v is T, rule: string): T | undefined {
   const v = body[key];
   if (v === undefined || v === null) return undefined;
-  if (!ok(v)) throw invalidRequest(`${key} must be ${rule}, got ${JSON.stringify(v)?.slice(0, 80)}`, key);
+  if (!ok(v)) throw invalidRequest(`${key} must be ${rule}, got ${preview(v)}`, key);
   return v;
 }
 
@@ -89,7 +112,7 @@ const inRange = (lo: number, hi: number) => (v: unknown): v is number => isNumbe
 const intIn = (lo: number, hi: number) => (v: unknown): v is number => isInt(v) && v >= lo && v <= hi;
 
 /** The fields chat.completions and completions share. */
-function common(body: Body, kind: "chat" | "completion", contextLength: number): Omit<Job, "kind" | "messages" | "prompt" | "logprobs" | "echo"> {
+function common(body: Body, kind: "chat" | "completion", contextLength: number, vocabSize: number): Omit<Job, "kind" | "messages" | "prompt" | "logprobs" | "echo"> {
   const model = body.model;
   if (typeof model !== "string" || model.length === 0) throw invalidRequest("model must be a non-empty string", "model");
   let maxTokens = optional(body, "max_tokens", isInt, "an integer");
@@ -121,7 +144,7 @@ function common(body: Body, kind: "chat" | "completion", contextLength: number):
   const presencePenalty = optional(body, "presence_penalty", inRange(-2, 2), "a number in [-2, 2]");
   const frequencyPenalty = optional(body, "frequency_penalty", inRange(-2, 2), "a number in [-2, 2]");
   const stop = stops(body.stop);
-  const logitBias = bias(body.logit_bias);
+  const logitBias = bias(body.logit_bias, vocabSize);
   const contextShift = shift(body.context_shift, contextLength);
   return {
     model,
@@ -149,16 +172,19 @@ function stops(v: unknown): string[] {
     throw invalidRequest("stop must be a non-empty string or an array of them", "stop");
   }
   if (list.length > MAX_STOPS) throw invalidRequest(`stop takes at most ${MAX_STOPS} strings, got ${list.length}`, "stop");
-  return list as string[];
+  return (list as string[]).map((s) => checkText(s, "stop"));
 }
 
-function bias(v: unknown): Map<number, number> | undefined {
+/** logit_bias: token ids of the vocabulary (at most one entry each: a JSON object's keys) to biases. */
+function bias(v: unknown, vocabSize: number): Map<number, number> | undefined {
   if (v === undefined || v === null) return undefined;
   const o = object(v, "logit_bias");
   const map = new Map<number, number>();
   for (const [key, value] of Object.entries(o)) {
-    if (!/^\d{1,9}$/.test(key)) throw invalidRequest(`logit_bias keys must be token ids, got ${JSON.stringify(key).slice(0, 40)}`, "logit_bias");
-    if (!inRange(-100, 100)(value)) throw invalidRequest(`logit_bias values must be numbers in [-100, 100], got ${JSON.stringify(value)}`, "logit_bias");
+    if (!/^\d{1,9}$/.test(key) || Number(key) >= vocabSize) {
+      throw invalidRequest(`logit_bias keys must be token ids in [0, ${vocabSize}), got ${preview(key)}`, "logit_bias");
+    }
+    if (!inRange(-100, 100)(value)) throw invalidRequest(`logit_bias values must be numbers in [-100, 100], got ${preview(value)}`, "logit_bias");
     map.set(Number(key), value);
   }
   return map;
@@ -178,27 +204,32 @@ function shift(v: unknown, contextLength: number): { keep: number } | null {
 
 /** The text of a message's content: a string, or text parts (other kinds of part are refused). */
 function contentText(content: unknown, i: number): string {
-  if (typeof content === "string") return content;
+  if (typeof content === "string") return checkText(content, `messages[${i}].content`);
   if (!Array.isArray(content)) throw invalidRequest(`messages[${i}].content must be a string or an array of text parts`, `messages[${i}].content`);
   return content
     .map((part, j) => {
       const p = object(part, `messages[${i}].content[${j}]`);
-      if (p.type !== "text") throw invalidRequest(`messages[${i}].content[${j}]: content parts of type ${JSON.stringify(p.type)} are not supported (text only)`, `messages[${i}].content`);
+      if (p.type !== "text") throw invalidRequest(`messages[${i}].content[${j}]: content parts of type ${preview(p.type)} are not supported (text only)`, `messages[${i}].content`);
       if (typeof p.text !== "string") throw invalidRequest(`messages[${i}].content[${j}].text must be a string`, `messages[${i}].content`);
-      return p.text;
+      return checkText(p.text, `messages[${i}].content`);
     })
     .join("");
 }
 
 const ROLES: Record<string, ChatMessage["role"]> = { system: "system", developer: "system", user: "user", assistant: "assistant" };
 
-function messagesOf(v: unknown): ChatMessage[] {
+function messagesOf(v: unknown, contextLength: number): ChatMessage[] {
   if (!Array.isArray(v) || v.length === 0) throw invalidRequest("messages must be a non-empty array", "messages");
+  // Every chat template gives each message at least one token (its role's marker): more messages than the
+  // context has positions cannot fit, and are refused before the template renders them all.
+  if (v.length > contextLength) {
+    throw invalidRequest(`messages holds ${v.length} messages; this model's context of ${contextLength} tokens holds at most ${contextLength}`, "messages", "context_length_exceeded");
+  }
   return v.map((m, i) => {
     const o = object(m, `messages[${i}]`);
     const role = typeof o.role === "string" ? ROLES[o.role] : undefined;
     if (role === undefined) {
-      throw invalidRequest(`messages[${i}].role ${JSON.stringify(o.role)} is not supported (system, developer, user, assistant)`, `messages[${i}].role`);
+      throw invalidRequest(`messages[${i}].role ${preview(o.role)} is not supported (system, developer, user, assistant)`, `messages[${i}].role`);
     }
     for (const key of Object.keys(o)) {
       if (key === "role" || key === "content" || key === "name" || o[key] === null) continue;
@@ -209,28 +240,29 @@ function messagesOf(v: unknown): ChatMessage[] {
 }
 
 /**
- * The place where response_format plugs in. Until the grammar layer (src/grammar/) maps a JSON schema to a
- * sampler constraint, only plain text is produced, and a request for JSON is refused rather than answered
- * with text that may not parse.
+ * response_format as the grammar the output must follow (src/grammar/response-format.ts): none for text,
+ * any JSON object for json_object, the schema for json_schema. Its shape is checked here; the schema
+ * itself when the request is run (LocalOpenAI), and a refused one is a 400 naming the keyword.
  */
-function checkResponseFormat(v: unknown): void {
-  if (v === undefined || v === null) return;
-  const o = object(v, "response_format");
-  if (o.type === "text") return;
-  throw invalidRequest(`response_format ${JSON.stringify(o.type)} is not supported yet (only {"type": "text"})`, "response_format", "unsupported_parameter");
+function responseFormat(v: unknown): GrammarSpec | undefined {
+  try {
+    return responseFormatGrammar(v) ?? undefined;
+  } catch (err) {
+    throw err instanceof GrammarError ? invalidRequest(err.message, "response_format") : err;
+  }
 }
 
-/** A chat.completions request checked against `contextLength`. */
-export function chatJob(params: ChatCompletionCreateParams | unknown, contextLength: number): Job {
+/** A chat.completions request checked against the model's context and vocabulary. */
+export function chatJob(params: ChatCompletionCreateParams | unknown, contextLength: number, vocabSize: number): Job {
   const body = object(params, "the request body");
   checkFields(body, CHAT_FIELDS);
-  const messages = messagesOf(body.messages);
-  checkResponseFormat(body.response_format);
-  const base = common(body, "chat", contextLength);
+  const messages = messagesOf(body.messages, contextLength);
+  const grammar = responseFormat(body.response_format);
+  const base = common(body, "chat", contextLength, vocabSize);
   const logprobs = optional(body, "logprobs", isBool, "true or false") ?? false;
   const top = optional(body, "top_logprobs", intIn(0, MAX_TOP_LOGPROBS_CHAT), `an integer in [0, ${MAX_TOP_LOGPROBS_CHAT}]`);
   if (top !== undefined && !logprobs) throw invalidRequest("top_logprobs needs logprobs: true", "top_logprobs");
-  return { ...base, kind: "chat", messages, prompt: null, echo: false, logprobs, options: { ...base.options, logprobs: logprobs ? (top ?? 0) : undefined } };
+  return { ...base, kind: "chat", messages, prompt: null, echo: false, logprobs, options: { ...base.options, logprobs: logprobs ? (top ?? 0) : undefined, grammar } };
 }
 
 /** A completions request checked against the model's context and vocabulary. */
@@ -239,9 +271,9 @@ export function completionJob(params: CompletionCreateParams | unknown, contextL
   checkFields(body, COMPLETION_FIELDS);
   const p = body.prompt;
   let prompt: string | number[];
-  if (typeof p === "string") prompt = p;
+  if (typeof p === "string") prompt = checkText(p, "prompt");
   else if (Array.isArray(p) && p.length > 0 && p.every((t) => isInt(t) && t >= 0 && t < vocabSize)) prompt = p as number[];
-  else if (Array.isArray(p) && p.length === 1 && typeof p[0] === "string") prompt = p[0];
+  else if (Array.isArray(p) && p.length === 1 && typeof p[0] === "string") prompt = checkText(p[0], "prompt");
   else if (Array.isArray(p) && p.length === 1 && Array.isArray(p[0])) return completionJob({ ...body, prompt: p[0] }, contextLength, vocabSize);
   else if (Array.isArray(p) && p.length > 1 && p.every((x) => typeof x === "string" || Array.isArray(x))) {
     throw invalidRequest("prompt: a list of several prompts is not supported; send one request per prompt", "prompt");
@@ -249,7 +281,7 @@ export function completionJob(params: CompletionCreateParams | unknown, contextL
     throw invalidRequest(`prompt must be a string or an array of token ids in [0, ${vocabSize})`, "prompt");
   }
   if (prompt.length === 0) throw invalidRequest("prompt must not be empty", "prompt");
-  const base = common(body, "completion", contextLength);
+  const base = common(body, "completion", contextLength, vocabSize);
   const top = optional(body, "logprobs", intIn(0, MAX_LOGPROBS_COMPLETION), `an integer in [0, ${MAX_LOGPROBS_COMPLETION}]`);
   const echo = optional(body, "echo", isBool, "true or false") ?? false;
   const bestOf = optional(body, "best_of", isInt, "an integer");

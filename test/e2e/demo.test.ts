@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { build, preview, type PreviewServer } from "vite";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { loadModel } from "../../src/api.js";
+import { createOpenAI, loadModel } from "../../src/api.js";
+import type { ModelClient } from "../../src/browser/client.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
@@ -199,3 +200,115 @@ describe("the browser demo in headless Chromium", () => {
     await page.close();
   });
 });
+
+// The page's ModelClient (the demo exposes it as `client`, for the console), driven from the test: OpenAI's
+// API in the page's worker against createOpenAI in Node, and a KV state kept in OPFS across a reload.
+describe("the page's ModelClient in headless Chromium: OpenAI's API and states in OPFS", () => {
+  type Page_ = { client: ModelClient };
+  const messages = [{ role: "user" as const, content: "What news from Verona?" }];
+  /** The model's end-of-sequence ids (generation_config.json), biased away so a stream runs until stopped. */
+  const NO_END = { 1001: -100, 1007: -100, 1008: -100 };
+
+  it("chat.completions.create, plain and streamed, answers as createOpenAI in Node; an abort ends a stream and frees its sequence; JSON output parses; a refused request is an OpenAI error with its status", async () => {
+    const node = await loadModel();
+    const api = createOpenAI(node);
+    const want = await api.chat.completions.create({ model: "m", messages, max_tokens: 24, temperature: 0 });
+    await api.close();
+    await node.dispose();
+
+    const page = await openDemo();
+    const got = await page.evaluate(async ({ messages, NO_END }) => {
+      const { client } = window as unknown as Page_;
+      const plain = await client.chat.completions.create({ model: "m", messages, max_tokens: 24, temperature: 0 });
+      const chunks = [];
+      for await (const c of await client.chat.completions.create({ model: "m", messages, max_tokens: 24, temperature: 0, stream: true, stream_options: { include_usage: true } })) chunks.push(c);
+
+      const ac = new AbortController();
+      let read = 0;
+      let ended = "done";
+      const t0 = performance.now();
+      try {
+        const long = await client.completions.create({ model: "m", prompt: "ROMEO:", max_tokens: 3000, logit_bias: NO_END, stream: true }, { signal: ac.signal });
+        for await (const _ of long) if (++read === 3) ac.abort();
+      } catch (e) {
+        ended = `${(e as Error).name} ${(e as { status?: number }).status}: ${(e as Error).message}`;
+      }
+      const abortMs = performance.now() - t0;
+      const after = await client.completions.create({ model: "m", prompt: "ROMEO:", max_tokens: 3, temperature: 0 });
+
+      const json = await client.chat.completions.create({ model: "m", messages, max_tokens: 60, response_format: { type: "json_object" } });
+      const refused = async (f: () => Promise<unknown>) => f().then(() => "accepted", (e: Error & { status?: number }) => `${e.name} ${e.status}: ${e.message}`);
+      return {
+        plain,
+        chunks,
+        abort: { read, ended, abortMs, after: after.choices[0].text },
+        json: json.choices[0].message.content,
+        wrongType: await refused(() => client.chat.completions.create({ model: "m", messages, temperature: 9 })),
+        streamRefused: await refused(() => client.chat.completions.create({ model: "m", messages, n: 99, stream: true })),
+      };
+    }, { messages, NO_END });
+    await page.close();
+
+    expect(got.plain.choices[0].message.content).toBe(want.choices[0].message.content);
+    expect(got.plain.choices[0].finish_reason).toBe(want.choices[0].finish_reason);
+    expect(got.plain.usage).toEqual(want.usage);
+    expect(got.plain.id).toMatch(/^chatcmpl-[0-9a-f]{24}$/);
+    expect(got.chunks[0].choices[0].delta).toEqual({ role: "assistant", content: "" });
+    expect(got.chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe(want.choices[0].message.content);
+    expect(got.chunks.at(-2)?.choices[0].finish_reason).toBe(want.choices[0].finish_reason);
+    expect(got.chunks.at(-1)).toMatchObject({ choices: [], usage: { completion_tokens: want.usage.completion_tokens } });
+    expect(got.abort.read).toBeLessThan(50);
+    expect(got.abort.ended).toMatch(/^(done|ModelClientError 499: the request was aborted)$/);
+    expect(got.abort.after.length).toBeGreaterThan(0);
+    expect(typeof JSON.parse(got.json ?? "")).toBe("object");
+    expect(got.wrongType).toMatch(/^ModelClientError 400: temperature must be a number in \[0, 2\], got 9$/);
+    expect(got.streamRefused).toMatch(/^ModelClientError 400: n must be an integer in \[1, 16\]/);
+  });
+
+  it("a state saved to OPFS and restored after a page reload continues exactly as without the reload", async () => {
+    const PROMPT_ = "KING RICHARD:\nNow is the winter";
+    const next = { temperature: 0.8, seed: 5, maxNewTokens: 16 };
+    const page = await openDemo();
+    const before = await page.evaluate(async ({ PROMPT_, next }) => {
+      const { client } = window as unknown as Page_;
+      const first = await client.generate(PROMPT_, { temperature: 0, maxNewTokens: 12 });
+      const saved = await client.saveState("e2e-continuation");
+      const cont = await client.generate(PROMPT_ + first.text, next);
+      return { first: first.text, saved, cont: { tokens: cont.tokens, reused: cont.stats.reusedTokens } };
+    }, { PROMPT_, next });
+    expect(before.saved.tokens).toBeGreaterThan(12);
+    expect(before.saved.bytes).toBeGreaterThan(0);
+
+    // A reload ends the page, its worker and the model's KV cache; OPFS keeps the state.
+    await page.reload();
+    await page.waitForSelector('#model-status[data-state="ready"]', { timeout: 60_000 });
+    const after = await page.evaluate(async ({ PROMPT_, next, first }) => {
+      const { client } = window as unknown as Page_;
+      const restored = await client.restoreState("e2e-continuation");
+      const cont = await client.generate(PROMPT_ + first, next);
+      const missing = await client.restoreState("no-such-state").then(() => "restored", (e: Error) => e.message);
+      return { restored, cont: { tokens: cont.tokens, reused: cont.stats.reusedTokens }, missing };
+    }, { PROMPT_, next, first: before.first });
+    await page.close();
+
+    expect(after.restored).toEqual(before.saved);
+    expect(after.cont).toEqual(before.cont);
+    expect(after.cont.reused).toBeGreaterThan(12);
+    expect(after.missing).toMatch(/no saved state "no-such-state"/);
+
+    // The same continuation in Node, and without the state nothing is reused.
+    const node = await loadModel();
+    expect((await node.generate(PROMPT_, { temperature: 0, maxNewTokens: 12 }).result).text).toBe(before.first);
+    const cont = await node.generate(PROMPT_ + before.first, next).result;
+    expect(cont.tokens).toEqual(before.cont.tokens);
+    await node.dispose();
+    const fresh = await openDemo();
+    const cold = await fresh.evaluate(async ({ PROMPT_, next, first }) => {
+      const c = await (window as unknown as Page_).client.generate(PROMPT_ + first, next);
+      return { tokens: c.tokens, reused: c.stats.reusedTokens };
+    }, { PROMPT_, next, first: before.first });
+    await fresh.close();
+    expect(cold).toEqual({ tokens: before.cont.tokens, reused: 0 });
+  });
+});
+

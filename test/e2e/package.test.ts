@@ -19,7 +19,7 @@
 // Needs a built repository (dist/, dist/build/*.wasm: `npm run build`; `npm test` builds what changed first).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
@@ -154,7 +154,7 @@ beforeAll(async () => {
   tarball = join(tmp, (JSON.parse(stdout) as { filename: string }[])[0].filename);
   mkdirSync(join(app, "src"), { recursive: true });
   const runtime = Object.keys((JSON.parse(readFileSync("package.json", "utf8")) as { dependencies: Record<string, string> }).dependencies);
-  // The README's ts blocks also use the openai client (an optional peer) and Node's types.
+  // The README's ts blocks also use the openai client (which the package does not depend on) and Node's types.
   const links = Object.fromEntries([...runtime, "openai", "@types/node"].map((d) => [d, `file:${realpathSync(join(REPO, "node_modules", d))}`]));
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "an-app", private: true, type: "module", dependencies: links }, null, 2));
   writeFileSync(join(app, "index.html"), INDEX_HTML);
@@ -212,6 +212,50 @@ describe("the packed package in a fresh Vite app", () => {
     const assets = readdirSync(join(app, "dist", "assets"));
     for (const k of ["simd", "relaxed", "simd-shared", "relaxed-shared"]) expect(assets.some((a) => new RegExp(`^${k}-[\\w-]+\\.wasm$`).test(a))).toBe(true);
     expect(existsSync(join(app, "public"))).toBe(false);
+  });
+
+  it("type-checks in a TypeScript app without the openai package, skipLibCheck off: Node's entry and the browser's", async () => {
+    // An app of its own beside the test's (which has openai for the README's snippets): the installed
+    // package and its dependencies linked in, nothing else; openai cannot be resolved from it.
+    const dir = join(tmp, "types-check");
+    const runtime = Object.keys((JSON.parse(readFileSync("package.json", "utf8")) as { dependencies: Record<string, string> }).dependencies);
+    for (const d of ["mobilellm-wasm", ...runtime]) {
+      mkdirSync(dirname(join(dir, "node_modules", d)), { recursive: true });
+      symlinkSync(join(app, "node_modules", d), join(dir, "node_modules", d), "dir");
+    }
+    expect(() => createRequire(join(dir, "package.json")).resolve("openai")).toThrow(/Cannot find module 'openai'/);
+    const messages = `[{ role: "system", content: "Be brief." }, { role: "user", content: [{ type: "text", text: "Hi" }] }]`;
+    writeFileSync(
+      join(dir, "node.ts"),
+      `import { createOpenAI, loadModel, type ChatCompletion, type CompletionChunk } from "mobilellm-wasm";
+const api = createOpenAI(await loadModel(), { queueLimit: 4 });
+const r: ChatCompletion = await api.chat.completions.create({ model: "m", messages: ${messages}, max_tokens: 8, stop: ["\\n"] });
+const text: string | null = r.choices[0].message.content;
+for await (const c of await api.completions.create({ model: "m", prompt: "ROMEO:", stream: true })) { const chunk: CompletionChunk = c; void chunk; }
+void text;
+`,
+    );
+    writeFileSync(
+      join(dir, "browser.ts"),
+      `import { ModelClient, type ChatCompletionChunk } from "mobilellm-wasm/browser";
+const client = new ModelClient(new Worker(new URL("mobilellm-wasm/browser/worker", import.meta.url), { type: "module" }));
+for await (const c of await client.chat.completions.create({ model: "m", messages: ${messages}, stream: true })) { const chunk: ChatCompletionChunk = c; void chunk; }
+`,
+    );
+    // preserveSymlinks: the package's declarations resolve their imports from here, not from the test's app.
+    const common = { target: "ES2022", strict: true, noEmit: true, skipLibCheck: false, lib: ["ES2022", "DOM"], preserveSymlinks: true };
+    // Node's entry as a Node app compiles it (with @types/node, which its declarations use); the browser's
+    // as a bundled app does, without any Node types.
+    const configs = {
+      "tsconfig.node.json": { compilerOptions: { ...common, module: "NodeNext", moduleResolution: "NodeNext", types: ["node"], typeRoots: [join(REPO, "node_modules", "@types")] }, files: ["node.ts"] },
+      "tsconfig.browser.json": { compilerOptions: { ...common, module: "ESNext", moduleResolution: "Bundler", types: [] }, files: ["browser.ts"] },
+    };
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    for (const [name, config] of Object.entries(configs)) {
+      writeFileSync(join(dir, name), JSON.stringify(config));
+      const tsc = await run(process.execPath, [join(REPO, "node_modules", "typescript", "bin", "tsc"), "-p", join(dir, name)], { cwd: dir }).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
+      expect(tsc.stdout, name).toBe("");
+    }
   });
 
   it("ships LICENSE, the sources of its source maps, and exports its kernels", () => {

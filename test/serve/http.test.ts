@@ -6,6 +6,7 @@ import { request } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { createOpenAI, loadModel, startHttpServer, type LocalOpenAI, type Model, type RunningServer } from "../../src/api.js";
 
 const CTX = 192;
@@ -132,6 +133,32 @@ describe("mobilellm serve's HTTP API, against the openai client", () => {
     expect(content.map((t) => t.token).join("")).toBe(r.choices[0].message.content);
   });
 
+  it("response_format: json_object and json_schema answers parse (and validate, ajv), streamed as plain; a refused schema is a 400", async () => {
+    const object = await client.chat.completions.create({ ...chat, max_tokens: 60, response_format: { type: "json_object" } });
+    expect(typeof JSON.parse(object.choices[0].message.content!)).toBe("object");
+    const schema = {
+      type: "object",
+      properties: { name: { type: "string", maxLength: 12 }, age: { type: "integer", minimum: 0, maximum: 120 }, sworn: { type: "boolean" } },
+      required: ["name", "age", "sworn"],
+      additionalProperties: false,
+    };
+    const validate = new Ajv2020({ strict: false }).compile(schema);
+    const params = { ...chat, max_tokens: 80, response_format: { type: "json_schema" as const, json_schema: { name: "subject", schema, strict: true } } };
+    for (const seed of [1, 2, 3]) {
+      const r = await client.chat.completions.create({ ...params, temperature: 1, seed });
+      const value: unknown = JSON.parse(r.choices[0].message.content!);
+      expect(validate(value), JSON.stringify(validate.errors)).toBe(true);
+      expect(r.choices[0].finish_reason).toBe("stop");
+    }
+    const plain = await client.chat.completions.create(params);
+    let streamed = "";
+    for await (const c of await client.chat.completions.create({ ...params, stream: true })) streamed += c.choices[0]?.delta.content ?? "";
+    expect(streamed).toBe(plain.choices[0].message.content);
+    const refused = await client.chat.completions.create({ ...params, response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "(a" } } } }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((refused as InstanceType<typeof OpenAI.BadRequestError>).message).toMatch(/^400 response_format: /);
+  });
+
   it("8 concurrent requests each equal their solo answer (batched on 4 sequences, 3 more queued... then 429)", async () => {
     const prompts = Array.from({ length: 7 }, (_, i) => `KING ${"HENRY RICHARD EDWARD JOHN LEAR LOUIS PHILIP".split(" ")[i]}:`);
     const solo: string[] = [];
@@ -206,7 +233,7 @@ describe("mobilellm serve's HTTP API, against the openai client", () => {
       ["huge max_tokens", () => post(JSON.stringify({ ...chat, max_tokens: 1e9 })), 400, /max_tokens is too large/],
       ["messages missing", () => post(JSON.stringify({ model: "m" })), 400, /messages must be a non-empty array/],
       ["a tool call", () => post(JSON.stringify({ ...chat, tools: [{ type: "function", function: { name: "f" } }] })), 400, /tools: tool calling is not supported/],
-      ["json output", () => post(JSON.stringify({ ...chat, response_format: { type: "json_object" } })), 400, /response_format "json_object" is not supported yet/],
+      ["a response_format keyword that cannot be enforced", () => post(JSON.stringify({ ...chat, response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object", patternProperties: { a: {} } } } } })), 400, /^response_format: JSON Schema at #: keyword "patternProperties" is not supported/],
       ["an unknown field", () => post(JSON.stringify({ ...chat, temprature: 1 })), 400, /unknown field temprature/],
       ["an image part", () => post(JSON.stringify({ ...chat, messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] })), 400, /image_url" are not supported/],
       ["a prompt longer than the context", () => post(JSON.stringify({ ...chat, messages: [{ role: "user", content: "a b c d e f g h ".repeat(60) }] })), 400, /maximum context length is 192 tokens/],

@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { createOpenAI, startHttpServer, DEFAULT_BODY_LIMIT } from "../../api.js";
+import { createOpenAI, startHttpServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT } from "../../api.js";
 import { intFlag, MODEL_FLAG, parseFlags, UsageError } from "../args.js";
 import { loadFromFlags, RUN_FLAGS, RUN_HELP } from "../load-flags.js";
 
@@ -20,6 +20,9 @@ options:
   --api-key KEY      require "Authorization: Bearer KEY" (every route but /health)
   --cors ORIGIN      let pages of ORIGIN ("*": any) call the server
   --body-limit N     largest request body in bytes (default ${DEFAULT_BODY_LIMIT})
+  --timeout S        seconds a client has to send its request, and that a response waits for
+                     a client that reads nothing, before the connection is closed (default ${DEFAULT_TIMEOUT / 1000})
+  --max-connections N  connections at once; more are closed as they arrive (default ${DEFAULT_MAX_CONNECTIONS})
   --slot-save-path DIR  folder for slot state files (slot save/restore is off without it)
 ${RUN_HELP}`;
 
@@ -34,6 +37,8 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
     "api-key": { type: "string" },
     cors: { type: "string" },
     "body-limit": { type: "string" },
+    timeout: { type: "string" },
+    "max-connections": { type: "string" },
     "slot-save-path": { type: "string" },
     stats: { type: "boolean" },
   });
@@ -42,6 +47,8 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   const parallel = intFlag(v, "parallel", 4);
   const queueLimit = intFlag(v, "queue", 64, 0);
   const bodyLimit = intFlag(v, "body-limit", DEFAULT_BODY_LIMIT);
+  const timeout = intFlag(v, "timeout", DEFAULT_TIMEOUT / 1000) * 1000;
+  const maxConnections = intFlag(v, "max-connections", DEFAULT_MAX_CONNECTIONS);
   const apiKey = v["api-key"] as string | undefined;
   if (apiKey !== undefined && apiKey.length === 0) throw new UsageError("--api-key must not be empty");
   const slotSavePath = v["slot-save-path"] as string | undefined;
@@ -51,7 +58,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   const api = createOpenAI(model, { queueLimit });
   let running;
   try {
-    running = await startHttpServer(api, { host: (v.host as string | undefined) ?? "127.0.0.1", port, apiKey, cors: v.cors as string | undefined, bodyLimit, slotSavePath });
+    running = await startHttpServer(api, { host: (v.host as string | undefined) ?? "127.0.0.1", port, apiKey, cors: v.cors as string | undefined, bodyLimit, slotSavePath, timeout, maxConnections });
   } catch (err) {
     await api.close();
     await model.dispose();
