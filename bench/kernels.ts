@@ -8,8 +8,8 @@
 import { enableRelaxedSimd, kernelBytes, wasmBytes } from "../src/node/wasm-files.js";
 import { Bench } from "tinybench";
 import { cpus } from "node:os";
-import { Int4Matrix, Int8Activations } from "../src/kernels/layout.js";
-import { gemm, gemmRef, gemv, setActivations } from "../src/kernels/matmul.js";
+import { LAYOUTS, WeightMatrix, Int8Activations } from "../src/kernels/layout.js";
+import { gemm, gemmIl4I8tRef, gemv, setActivations } from "../src/kernels/matmul.js";
 import type { Int8Tokens } from "../src/kernels/matmul.js";
 import { GROUP } from "../src/kernels/numerics.js";
 import { probeMatmul } from "../src/kernels/probe.js";
@@ -41,12 +41,12 @@ function p50(bench: Bench, name: string): number {
 }
 
 function matrixBytes(rows: number, cols: number): number {
-  return new Int4Matrix(rows, cols, 0, 0, 0).streamBytes;
+  return new WeightMatrix(LAYOUTS.il4, rows, cols, 0, 0, 0).streamBytes;
 }
 
 /** A matrix view at `offset` of the region: any bytes are a valid il4 matrix for timing purposes. */
-function matrixAt(base: number, offset: number, rows: number, cols: number): Int4Matrix {
-  return Int4Matrix.packedAt(base + offset, rows, cols);
+function matrixAt(base: number, offset: number, rows: number, cols: number): WeightMatrix {
+  return WeightMatrix.packedAt(LAYOUTS.il4, base + offset, rows, cols);
 }
 
 function randomTokens(tokens: number, cols: number): Int8Tokens {
@@ -96,7 +96,7 @@ function benchVariant(k: WasmKernels): VariantResult {
   add("read", () => {
     sink ^= e.read_bandwidth(region, REGION);
   });
-  const rotation = (rows: number, cols: number): Int4Matrix[] => {
+  const rotation = (rows: number, cols: number): WeightMatrix[] => {
     const bytes = matrixBytes(rows, cols);
     const stride = Math.ceil(bytes / 4096) * 4096;
     const n = Math.max(1, Math.floor(REGION / stride));
@@ -155,7 +155,7 @@ function benchTwin(): { ms: number; gops: number } {
   const bench = new Bench({ time: 600, iterations: 5, warmupIterations: 2 });
   let sink = 0;
   bench.add("twin", () => {
-    sink += gemmRef(w, x)[0];
+    sink += gemmIl4I8tRef(w, x)[0];
   });
   bench.runSync();
   if (sink === 0.5) console.log(sink);
@@ -197,7 +197,7 @@ async function main(): Promise<void> {
     const token = 30 * (2 * ms("q/o") + 2 * ms("k/v") + 2 * ms("gate/up") + ms("down")) + ms("lm_head");
     console.log(`${variant}: GEMVs of one decoded token (30 x 7 + lm_head) ${f1(token)} ms, at most ${f1(1000 / token)} tok/s`);
   }
-  console.log(`\nScalar TS twin (gemmRef on JS arrays), k/v 256x1280 only, weights in cache: p50 ${f2(twin.ms)} ms, ${f3(twin.gops)} GOPS`);
+  console.log(`\nScalar TS twin (gemmIl4I8tRef on JS arrays), k/v 256x1280 only, weights in cache: p50 ${f2(twin.ms)} ms, ${f3(twin.gops)} GOPS`);
 
   console.log("\nGEMM GOPS (weights from DRAM; T tokens per call)");
   const rows: Array<Record<string, string>> = [];

@@ -19,10 +19,10 @@ import type { WeightSource } from "./weights.js";
 import type { TensorNames } from "./tensor-names.js";
 import { KvCache } from "./kv-cache.js";
 import { wasmEngineBytes } from "./memory.js";
-import { loadWeights, STAGING_BYTES, type EngineWeights, type LayerMatrices } from "./load-weights.js";
+import { loadWeights, STAGING_BYTES, type EngineWeights, type LayerMatrices, type MatrixStack } from "./load-weights.js";
 import { loadKernels, type SimdMode, type WasmKernels, type WasmVariant } from "../kernels/wasm.js";
-import { dequantizeRowInto, Int8Activations, type Int4Matrix } from "../kernels/layout.js";
-import { quantizeActivations } from "../kernels/matmul.js";
+import { dequantizeRowInto, type Activations, type ActivationFormat, type WeightMatrix } from "../kernels/layout.js";
+import { ActivationBuffers } from "../kernels/matmul.js";
 import { probeMatmul } from "../kernels/probe.js";
 import { checkThreads, ThreadPool, type SpawnWorker } from "../threads/pool.js";
 import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
@@ -70,8 +70,8 @@ export class WasmEngine implements Backend {
   private _k: WasmKernels | null;
   private pool: ThreadPool | null = null;
   private readonly layers: LayerMatrices[];
-  private readonly embed: Int4Matrix;
-  private readonly head: Int4Matrix;
+  private readonly embed: WeightMatrix;
+  private readonly head: MatrixStack;
   private readonly finalNorm: number;
   private readonly ones: number;
   private readonly ropeTable: RopeTablePtr;
@@ -255,27 +255,23 @@ export class WasmEngine implements Backend {
 
       // attention rmsnorm -> int8 -> q, k, v
       rmsnorm(k, s.x, w.attnNorm, s.xb, T, d, c.rmsNormEps);
-      quantizeActivations(k, s.xb, s.actD, T);
-      this.matmul(w.qkv, s.actD, s.qkv, T);
+      this.matmul(w.qkv, s.xb, s.actD, s.qkv, T);
 
       this.positionEncode(l, T, pos0);
       this.attention(l, T, pos0);
 
       // output projection and residual
-      quantizeActivations(k, s.att, s.actQ, T);
-      this.matmul(w.o, s.actQ, s.xb, T);
+      this.matmul(w.o, s.att, s.actQ, s.xb, T);
       addInto(k, s.x, s.xb, T * d);
 
       // ffn rmsnorm -> int8 -> gate|up -> SwiGLU -> int8 -> down, residual
       rmsnorm(k, s.x, w.ffnNorm, s.xb, T, d, c.rmsNormEps);
-      quantizeActivations(k, s.xb, s.actD, T);
-      this.matmul(w.gateUp, s.actD, s.gateUp, T);
+      this.matmul(w.gateUp, s.xb, s.actD, s.gateUp, T);
       for (let t = 0; t < T; t++) {
         const row = s.gateUp + 8 * t * f;
         swiglu(k, row, row + 4 * f, s.hidden + 4 * t * f, f);
       }
-      quantizeActivations(k, s.hidden, s.actF, T);
-      this.matmul(w.down, s.actF, s.xb, T);
+      this.matmul(w.down, s.hidden, s.actF, s.xb, T);
       addInto(k, s.x, s.xb, T * d);
     }
   }
@@ -345,18 +341,33 @@ export class WasmEngine implements Backend {
     const d = c.hiddenSize;
     const v = c.vocabSize;
     rmsnorm(k, s.x + 4 * first * d, this.finalNorm, s.xb, n, d, c.rmsNormEps);
-    quantizeActivations(k, s.xb, s.actD, n);
+    const acts = this.activations(this.head, s.xb, s.actD, n);
     const out: Float32Array[] = [];
     for (let i = 0; i < n; i++) {
-      this.threadPool.matmul(this.head, s.actD, s.logits, 1, i);
+      for (const [j, p] of this.head.parts.entries()) this.threadPool.matmul(p.matrix, acts[j], s.logits + 4 * p.row0, 1, i, this.head.rows);
       out.push(k.f32.slice(s.logits >> 2, (s.logits >> 2) + v));
     }
     return out;
   }
 
-  /** gemv (T = 1) or gemm over the pool's threads. */
-  private matmul(m: Int4Matrix, act: Int8Activations, y: number, T: number): void {
-    this.threadPool.matmul(m, act, y, T);
+  /**
+   * Y (f32 [T][m.rows] at y) = the stacked matrices times the f32 rows at x: the activations prepared in the
+   * format each part's layout takes (once per format), then gemv (T = 1) or gemm over the pool's threads.
+   */
+  private matmul(m: MatrixStack, x: number, bufs: ActivationBuffers, y: number, T: number): void {
+    const acts = this.activations(m, x, bufs, T);
+    for (const [j, p] of m.parts.entries()) this.threadPool.matmul(p.matrix, acts[j], y + 4 * p.row0, T, 0, m.rows);
+  }
+
+  /** Each part's activations: x prepared once per format the parts' layouts take. */
+  private activations(m: MatrixStack, x: number, bufs: ActivationBuffers, T: number): Activations[] {
+    const made = new Map<ActivationFormat, Activations>();
+    return m.parts.map((p) => {
+      const format = p.matrix.layout.activations;
+      let a = made.get(format);
+      if (a === undefined) made.set(format, (a = bufs.prepare(this.k, format, x, T)));
+      return a;
+    });
   }
 }
 
@@ -374,9 +385,10 @@ class Scratch {
   readonly states: number[];
   /** Private output scratch of each worker thread. */
   readonly workerScratch: number[];
-  readonly actD: Int8Activations;
-  readonly actQ: Int8Activations;
-  readonly actF: Int8Activations;
+  /** Activation buffers per input width: hidden, attention output, FFN hidden. */
+  readonly actD: ActivationBuffers;
+  readonly actQ: ActivationBuffers;
+  readonly actF: ActivationBuffers;
 
   constructor(k: WasmKernels, c: ModelConfig, readonly block: number, threads: number) {
     const d = c.hiddenSize;
@@ -391,8 +403,8 @@ class Scratch {
     this.logits = k.alloc(4 * c.vocabSize);
     this.states = Array.from({ length: threads }, () => allocAttentionState(k, c.numHeads / c.numKvHeads, c.headDim));
     this.workerScratch = Array.from({ length: threads - 1 }, () => k.alloc(WORKER_SCRATCH_BYTES));
-    this.actD = Int8Activations.alloc(k, block, d);
-    this.actQ = Int8Activations.alloc(k, block, qDim);
-    this.actF = Int8Activations.alloc(k, block, c.intermediateSize);
+    this.actD = new ActivationBuffers(k, block, d);
+    this.actQ = new ActivationBuffers(k, block, qDim);
+    this.actF = new ActivationBuffers(k, block, c.intermediateSize);
   }
 }

@@ -94,6 +94,7 @@ describe("a load split across threads gives the weights of a one-thread load", (
     const ckpt = await openCheckpoint(BUNDLED);
     let reads = 0;
     const counted: WeightSource = {
+      quantization: "recipe",
       weight: (name) => ckpt.weight(name),
       readF32: (name) => ckpt.readF32(name),
       readRowsInto: (...args) => {

@@ -69,6 +69,9 @@ function editDistance(a: string, b: string): number {
 }
 
 export class Checkpoint implements WeightSource {
+  /** A folder's matrices get the engine's int4 recipe. */
+  readonly quantization = "recipe";
+
   private constructor(
     private readonly tensors: Map<string, TensorInfo>,
     private readonly sources: ByteSource[],
