@@ -19,7 +19,6 @@
 import type { ModelConfig } from "./config.js";
 import { rowBytes, type WeightInfo, type WeightSource } from "./weights.js";
 import type { TensorNames } from "./tensor-names.js";
-import { showName } from "./checkpoint/safetensors.js";
 import { interleaveRopeRows } from "./rope.js";
 import type { WasmKernels } from "../kernels/wasm.js";
 import { allocMatrix, LAYOUTS, type WeightLayout, type WeightMatrix } from "../kernels/layout.js";
@@ -72,7 +71,7 @@ export interface EngineWeights {
 export function layoutOf(weights: WeightSource, info: WeightInfo): WeightLayout {
   if (weights.quantization === "file") return LAYOUTS[storedLayout(info.encoding)];
   if (isGgmlQuantType(info.encoding) && info.encoding !== "Q4_0") {
-    throw new RangeError(`tensor ${showName(info.name)} is ${info.encoding}; the int4 recipe reads float and Q4_0 matrices`);
+    throw new RangeError(`${weights.where(info.name)} is ${info.encoding}; the int4 recipe reads float and Q4_0 matrices`);
   }
   return LAYOUTS.il4;
 }
@@ -123,7 +122,7 @@ export async function loadWeights(
     const cols = infos[0].shape[1];
     for (const info of infos) {
       if (info.shape.length !== 2 || info.shape[1] !== cols) {
-        throw new RangeError(`tensor ${showName(info.name)} has shape ${JSON.stringify(info.shape)}; the matrix it belongs to has ${cols} columns`);
+        throw new RangeError(`${weights.where(info.name)} has shape ${JSON.stringify(info.shape)}; the matrix it belongs to has ${cols} columns`);
       }
     }
     const parts: MatrixStack["parts"] = [];
@@ -190,7 +189,7 @@ export async function loadWeights(
     for (let i = 0; i < reads.length; i++) {
       await timed("read", () => next);
       if (i + 1 < reads.length) next = start(i + 1);
-      await timed("quantize", () => fill(k, pool(), reads[i], staging[i % 2], config.headDim));
+      await timed("quantize", () => fill(k, pool(), reads[i], staging[i % 2], config.headDim, weights.where(reads[i].info.name)));
       if (reads[i].last) step();
     }
   } finally {
@@ -200,8 +199,11 @@ export async function loadWeights(
   return { layers, embed, head, finalNorm };
 }
 
-/** Writes one read's rows, staged at `ptr`, into its matrix (on the pool's threads, if any yet). */
-function fill(k: WasmKernels, pool: ThreadPool | null, read: Read, ptr: number, headDim: number): void {
+/**
+ * Writes one read's rows, staged at `ptr`, into its matrix (on the pool's threads, if any yet); `where` names
+ * the file and tensor in a refusal.
+ */
+function fill(k: WasmKernels, pool: ThreadPool | null, read: Read, ptr: number, headDim: number, where: string): void {
   const { info, matrix: m, n } = read;
   const bytes = rowBytes(info);
   if (read.reordered) {
@@ -216,7 +218,7 @@ function fill(k: WasmKernels, pool: ThreadPool | null, read: Read, ptr: number, 
   /** Rows [from, to) on this thread, errors naming the tensor and row. */
   const here = (from: number, to: number) => {
     const src = ptr + (from - lo) * bytes;
-    const source = { name: `tensor ${showName(info.name)}`, row0: read.r + (from - lo) };
+    const source = { name: where, row0: read.r + (from - lo) };
     writeStoredRows(k, m, from, src, to - from, info.encoding, { source });
   };
   if (pool === null) return here(lo, hi);

@@ -24,6 +24,8 @@ export type Quantization = "recipe" | "file";
 
 export interface WeightSource {
   readonly quantization: Quantization;
+  /** The file holding tensor `name`, and the tensor, as a refusal names them: `model.gguf: tensor "x"`. */
+  where(name: string): string;
   /** The tensor's shape and encoding; a missing tensor is a CheckpointError. */
   weight(name: string): WeightInfo;
   /** The whole tensor as float32 (Q4_0 blocks dequantized), NaN and infinity refused. */

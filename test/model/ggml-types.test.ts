@@ -172,3 +172,104 @@ describe("the engine on every ggml type, against the float32 reference on the sa
     expect(text).toMatch(/computed +with the values the file holds/);
   }, 180_000);
 });
+
+/** `bytes` with tensor `name`'s two dims in the header replaced (its info: the name, u32 dim count, u64 dims). */
+function withDims(bytes: Uint8Array, name: string, dims: [number, number]): Uint8Array {
+  const out = bytes.slice();
+  const key = new TextEncoder().encode(name);
+  const view = new DataView(out.buffer);
+  for (let i = 8; i + key.length + 12 < out.length; i++) {
+    if (view.getUint32(i - 8, true) !== key.length || !key.every((b, j) => out[i + j] === b)) continue;
+    const at = i + key.length;
+    if (view.getUint32(at, true) !== 2) continue;
+    view.setBigUint64(at + 4, BigInt(dims[0]), true);
+    view.setBigUint64(at + 12, BigInt(dims[1]), true);
+    return out;
+  }
+  throw new Error(`tensor ${name} not found in the header`);
+}
+
+describe("hostile files of these types are refused with one line naming the file and tensor, quickly", () => {
+  /** The first line of what loading `bytes` throws (or "ok"), and how long it took. */
+  async function outcome(bytes: Uint8Array): Promise<{ message: string; ms: number }> {
+    const path = join(tmp(), "bad.gguf");
+    writeFileSync(path, bytes);
+    const t0 = performance.now();
+    try {
+      const model = await loadModel(path, { backend: "wasm", threads: 1, contextLength: 32 });
+      await model.dispose();
+      return { message: "ok", ms: performance.now() - t0 };
+    } catch (err) {
+      const message = (err as Error).message;
+      expect(message).not.toContain("\n");
+      return { message, ms: performance.now() - t0 };
+    }
+  }
+  const edit = async (f: (ts: GgufTensorToWrite[]) => void) =>
+    outcome(await rewriteGguf(base, { tensors: (ts) => f(ts) }));
+  const as = (name: string, type: WeightEncoding) => (ts: GgufTensorToWrite[]) => {
+    const t = ts.find((x) => x.name === name)!;
+    Object.assign(t, { type, data: once(encode(type, values.get(name)!)) });
+    return t;
+  };
+
+  it("a row that is not whole blocks of its type (the shape lies about the row)", async () => {
+    // 768 x 768 Q4_K values declared 760 x 776 in the header (the writer refuses to write it): the same
+    // bytes, rows of 760 values, which no Q4_K block count makes.
+    const good = await rewriteGguf(base, { tensors: (ts) => void as("blk.0.attn_q.weight", "Q4_K")(ts) });
+    const r = await outcome(withDims(good, "blk.0.attn_q.weight", [760, 776]));
+    expect(r.message).toMatch(/blk\.0\.attn_q\.weight.*row length 760 is not a multiple of the Q4_K block size 256/);
+    expect(r.ms).toBeLessThan(5000);
+  });
+
+  it("super-blocks cut short at the end of the file", async () => {
+    const whole = await rewriteGguf(base, { tensors: (ts) => void as("output.weight", "Q6_K")(ts) });
+    const file = await GgufFile.open(memorySource("whole.gguf", whole));
+    const last = file.tensors.reduce((a, b) => (a.offset > b.offset ? a : b));
+    await file.close();
+    const r = await outcome(whole.subarray(0, last.offset + Math.floor(last.bytes / 2) + 7));
+    expect(r.message).toMatch(new RegExp(`${last.name.replace(/\./g, "\\.")}.*(beyond|past|outside|exceed|end of)`));
+    expect(r.ms).toBeLessThan(5000);
+  });
+
+  it("a matrix whose dims are swapped (the same bytes, the wrong shape)", async () => {
+    const r = await edit((ts) => {
+      const t = as("blk.1.ffn_gate.weight", "Q8_0")(ts);
+      Object.assign(t, { dims: [...t.dims].reverse() });
+    });
+    expect(r.message).toMatch(/bad\.gguf: tensor blk\.1\.ffn_gate\.weight has shape \[768, 2048\] but the file's keys imply \[2048, 768\]$/);
+  });
+
+  it.each([
+    ["Q4_1", 0, "d"],
+    ["Q4_1", 2, "m"],
+    ["Q5_0", 0, "d"],
+    ["Q8_0", 0, "d"],
+    ["Q4_K", 2, "dmin"],
+    ["Q5_K", 0, "d"],
+    ["Q6_K", 208, "d"],
+  ] as const)("%s with an infinite f16 at byte %i of a block: refused naming the tensor, row, block and field", async (type, at, field) => {
+    const { bytes: size, values: per } = GGML_BLOCKS[type];
+    const r = await edit((ts) => {
+      const t = ts.find((x) => x.name === "blk.1.ffn_down.weight")!;
+      const data = encode(type, values.get(t.name)!);
+      // Row 5 (of 768 rows of 2048 values), its third block.
+      const o = (5 * (2048 / per) + 2) * size + at;
+      data[o] = 0x00;
+      data[o + 1] = 0x7c;
+      Object.assign(t, { type, data: once(data) });
+    });
+    expect(r.message).toMatch(new RegExp(`bad\\.gguf: tensor blk\\.1\\.ffn_down\\.weight: row 5, block 2: the ${type} ${field} is Infinity`));
+    expect(r.ms).toBeLessThan(5000);
+  });
+
+  it.each(["F16", "BF16", "F32"] as const)("%s with a NaN element: refused naming the tensor, row and column", async (type) => {
+    const r = await edit((ts) => {
+      const t = ts.find((x) => x.name === "blk.0.attn_v.weight")!;
+      const v = values.get(t.name)!.slice();
+      v[3 * 768 + 100] = NaN;
+      Object.assign(t, { type, data: once(encode(type, v)) });
+    });
+    expect(r.message).toMatch(/bad\.gguf: tensor blk\.0\.attn_v\.weight: row 3 contains NaN\/Inf at column 100/);
+  });
+});

@@ -127,6 +127,11 @@ export class Checkpoint implements WeightSource {
     return this.tensors.size;
   }
 
+  where(name: string): string {
+    const t = this.tensors.get(name);
+    return `${t ? `${t.source.name}: ` : ""}tensor ${showName(name)}`;
+  }
+
   has(name: string): boolean {
     return this.tensors.has(name);
   }

@@ -28,6 +28,10 @@ export class GgufWeights implements WeightSource {
     readonly quantization: Quantization = "recipe",
   ) {}
 
+  where(name: string): string {
+    return `${this.file.source.name}: tensor ${showName(name)}`;
+  }
+
   private fail(msg: string): never {
     throw new CheckpointError(`${this.file.source.name}: ${msg}`);
   }
