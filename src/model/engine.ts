@@ -1,5 +1,7 @@
-// The quantized forward pass: MobileLLM-Pro as it is deployed (int4 g32 weights, int8 dynamic per-token
-// activations, int8 KV cache), orchestrated here over the Wasm kernels.
+// The quantized forward pass, orchestrated here over the Wasm kernels: MobileLLM-Pro as it is deployed (int4
+// g32 weights, int8 dynamic per-token activations, int8 KV cache), and a llama.cpp file's model with the
+// values the file holds (each matrix in the layout of its ggml type, int8 activations per block of 32;
+// src/kernels/layout.ts). Each product prepares its input in the format its matrix's layout takes.
 //
 // Decode (one token) and prefill (a block of tokens) are the same code: a block of T tokens runs every
 // matrix product as one GEMM (each unpacked weight group serves all T tokens), and attention walks the
@@ -7,8 +9,8 @@
 // not depend on how the tokens were cut into blocks: prefill and decode agree bit for bit.
 //
 // Threads (src/threads/): with `threads` > 1 the engine runs the shared-memory build of the kernels and a
-// pool of threads-1 workers. The rows of every matrix product (q|k|v and gate|up are single stacked
-// matrices, so one hand-off each) and the (token, KV head) jobs of attention are split across the threads;
+// pool of threads-1 workers. The rows of every matrix product (q|k|v and gate|up are stacked matrices, so one
+// hand-off each, or one per layout where a file stores them in different types) and the (token, KV head) jobs of attention are split across the threads;
 // every output row or head is computed by one kernel call on the same inputs whichever thread runs it, so
 // the logits are bit-identical for any thread count. Norms, RoPE, SwiGLU and activation quantization stay
 // on the main thread. The pool starts before the weights are read: loading quantizes them on every thread.
@@ -112,8 +114,8 @@ export class WasmEngine implements Backend {
 
   /**
    * Loads the kernels, starts the thread pool and reads every weight into Wasm memory (load-weights.ts):
-   * float matrices (a folder's, or a GGUF's F32/F16/BF16 ones) quantized, Q4_0 matrices (a GGUF's)
-   * repacked, both split across the threads; norms copied as float32.
+   * each matrix quantized with the int4 recipe or repacked as the file holds it, split across the threads;
+   * norms copied as float32.
    */
   static async load(config: ModelConfig, weights: WeightSource, names: TensorNames, opts: EngineOptions): Promise<WasmEngine> {
     checkContextLength(config, opts.contextLength);
