@@ -26,6 +26,10 @@ export type { PerplexityResult } from "./model/perplexity.js";
 export type { ChatMessage } from "./text/chat-template.js";
 export type { GenerateOptions, GenerationResult, GenerationStats, Piece, StopReason } from "./generate/generate.js";
 export type { SamplingOptions } from "./generate/sampler.js";
+export { checkGrammarSpec, type GrammarSpec } from "./grammar/spec.js";
+export { GrammarError } from "./grammar/ast.js";
+export { jsonSchemaToGbnf } from "./grammar/json-schema.js";
+export { responseFormatGrammar } from "./grammar/response-format.js";
 export { Model } from "./session/model.js";
 export { Generation } from "./generate/generate.js";
 export { BACKENDS } from "./model/backend.js";
@@ -41,6 +45,12 @@ export { GgufFile } from "./model/checkpoint/gguf.js";
 export { readGgufModel } from "./session/gguf-model.js";
 export { readAnyGgufModel } from "./session/open.js";
 export { convertFolder, writeGgufFile } from "./node/gguf-files.js";
+export { createOpenAI, LocalOpenAI, type ChunkStream, type FinishDetail, type OpenAIOptions, type RequestOptions } from "./serve/openai.js";
+export { OpenAIError, type OpenAIErrorBody } from "./serve/errors.js";
+export { Scheduler, Slot, type SchedulerOptions, type SchedulerStats } from "./serve/scheduler.js";
+export type * from "./serve/openai-types.js";
+export { startHttpServer, DEFAULT_BODY_LIMIT, type HttpServerOptions, type RunningServer } from "./node/http-server.js";
+export { KvStateError } from "./model/kv-state.js";
 export { MIN_VOCAB, synthesizeCheckpoint } from "./node/synth.js";
 
 /**
