@@ -45,6 +45,13 @@ export const BLOCK_GROUP_SCALE_BYTES: usize = F16_CELL_BYTES;
 /** 2^112: an f16's exponent and mantissa shifted into an f32's place, times this, is the f16's value. */
 export const F16_REBIAS: f32 = 5.192296858534828e33;
 
+/** A finite f16's bits (sign included) to its f32 value, exactly: normal, subnormal, ±0. */
+// @ts-ignore: decorator
+@inline export function f16ToF32(h: i32): f32 {
+  const mag = reinterpret<f32>((h & 0x7fff) << 13) * F16_REBIAS;
+  return (h & 0x8000) != 0 ? -mag : mag;
+}
+
 /**
  * The 4 rows' f16 scales at `scales` (finite: the loaders refuse infinity and NaN) as f32 lanes, exactly.
  * Sign-extended to i32 and shifted left by 13, each lane holds the f16's exponent and mantissa in an f32's

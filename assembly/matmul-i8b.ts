@@ -15,64 +15,11 @@
 // evaluated in f32, one rounding per operation and no fused multiply-add, in this order for every build:
 //   f = f32(P) · s  (q6_k: f32(P0) · s0 + f32(P1) · s1);  f = f + m · X (layouts with a min);  acc = acc + f · a
 // over the groups in order, so the twin, the baseline build and the relaxed build agree bit for bit.
-import { F16_CELL_BYTES, F32_CELL_BYTES, INT8_CELL_BYTES, NIBBLE_CELL_BYTES } from "../src/kernels/strides";
+import { F32_CELL_BYTES, NIBBLE_CELL_BYTES } from "../src/kernels/strides";
+import { f32Scales, halves, hasMin, minBytes, nibbles, offset8, Q4_0, Q4_1, Q4_K, Q5_1, Q5_K, Q6_K, Q8_0, scaleBytes, valueBytes } from "./layouts";
 import { loadRows, loadScales, nibbleDot, nibbleMask, quadStepBase, quadStepRelaxed, cut, cut0, rowSums, storeRows } from "./matmul-core";
 import { prepareGroup } from "./quant-act";
 import { ROUND_MAGIC } from "./simd-util";
-
-// Layout ids: compile-time constants only (each layout has exports of its own; no id crosses into Wasm).
-const Q4_0: i32 = 0;
-const Q4_1: i32 = 1;
-const Q4_K: i32 = 2;
-const Q8_0: i32 = 3;
-const Q5_1: i32 = 4;
-const Q5_K: i32 = 5;
-const Q6_K: i32 = 6;
-
-/** 4-bit cells (nibbles, unpacked as in il4); else int8 cells. */
-// @ts-ignore: decorator
-@inline function nibbles(L: i32): bool {
-  return L == Q4_0 || L == Q4_1 || L == Q4_K;
-}
-
-/** Nibbles hold q + 8 (q4_0, as a Q4_0 block stores them): the group dot starts from -8 · Σ q_x. */
-// @ts-ignore: decorator
-@inline function offset8(L: i32): bool {
-  return L == Q4_0;
-}
-
-// @ts-ignore: decorator
-@inline function f32Scales(L: i32): bool {
-  return L == Q4_K || L == Q5_K || L == Q6_K;
-}
-
-// @ts-ignore: decorator
-@inline function hasMin(L: i32): bool {
-  return L == Q4_1 || L == Q4_K || L == Q5_1 || L == Q5_K;
-}
-
-/** Two scales per row and group, one per 16 values (q6_k). */
-// @ts-ignore: decorator
-@inline function halves(L: i32): bool {
-  return L == Q6_K;
-}
-
-// @ts-ignore: decorator
-@inline function valueBytes(L: i32): usize {
-  return nibbles(L) ? <usize>NIBBLE_CELL_BYTES : <usize>INT8_CELL_BYTES;
-}
-
-// @ts-ignore: decorator
-@inline function scaleBytes(L: i32): usize {
-  if (halves(L)) return <usize>(2 * F32_CELL_BYTES);
-  return f32Scales(L) ? <usize>F32_CELL_BYTES : <usize>F16_CELL_BYTES;
-}
-
-// @ts-ignore: decorator
-@inline function minBytes(L: i32): usize {
-  if (!hasMin(L)) return 0;
-  return f32Scales(L) ? <usize>F32_CELL_BYTES : <usize>F16_CELL_BYTES;
-}
 
 /** The 4 rows' scales (or mins) of a cell as f32 lanes, exactly: f32 as stored, f16 widened. */
 // @ts-ignore: decorator

@@ -8,21 +8,23 @@
 // vector of its block and its own scale and min slots, so two threads writing different rows never touch the
 // same bytes. Each returns -1, or the index (within the call) of the first row holding a NaN or infinite d, m,
 // dmin or element (written up to that block; the rows after it are not).
-import { F16_CELL_BYTES, F32_CELL_BYTES, FLOAT_CELL_BYTES, HALF_CELL_BYTES, INT8_CELL_BYTES, NIBBLE_CELL_BYTES } from "../src/kernels/strides";
-import { F16_REBIAS } from "./matmul-core";
+import { F32_CELL_BYTES, FLOAT_CELL_BYTES, HALF_CELL_BYTES } from "../src/kernels/strides";
+import { f16ToF32 } from "./matmul-core";
+import { f32Scales, hasMin, minBytes, Q4_1, Q4_K, Q5_1, Q5_K, Q6_K, Q8_0, scaleBytes, valueBytes } from "./layouts";
 
-// Stored types: compile-time constants only (each has an export of its own).
-const Q4_1: i32 = 1;
-const Q5_0: i32 = 2;
-const Q5_1: i32 = 3;
-const Q8_0: i32 = 4;
-const Q4_K: i32 = 5;
-const Q5_K: i32 = 6;
-const Q6_K: i32 = 7;
+// Stored types: compile-time constants only (each has an export of its own). Each is held in the layout of the
+// same name but Q5_0, which q8_0 holds (as q - 16).
+const Q5_0: i32 = 7;
+
+/** The layout holding stored type T. */
+// @ts-ignore: decorator
+@inline function layoutOf(T: i32): i32 {
+  return T == Q5_0 ? Q8_0 : T;
+}
 
 // @ts-ignore: decorator
 @inline function blockValues(T: i32): i32 {
-  return T >= Q4_K ? 256 : 32;
+  return T == Q4_K || T == Q5_K || T == Q6_K ? 256 : 32;
 }
 
 // @ts-ignore: decorator
@@ -34,46 +36,6 @@ const Q6_K: i32 = 7;
   if (T == Q4_K) return 144;
   if (T == Q5_K) return 176;
   return 210;
-}
-
-/** The layout's cell: nibbles (Q4_1, Q4_K) or int8 (the others). */
-// @ts-ignore: decorator
-@inline function nibbleCells(T: i32): bool {
-  return T == Q4_1 || T == Q4_K;
-}
-
-// @ts-ignore: decorator
-@inline function f32Scales(T: i32): bool {
-  return T == Q4_K || T == Q5_K || T == Q6_K;
-}
-
-// @ts-ignore: decorator
-@inline function hasMin(T: i32): bool {
-  return T == Q4_1 || T == Q5_1 || T == Q4_K || T == Q5_K;
-}
-
-// @ts-ignore: decorator
-@inline function valueBytes(T: i32): usize {
-  return nibbleCells(T) ? <usize>NIBBLE_CELL_BYTES : <usize>INT8_CELL_BYTES;
-}
-
-// @ts-ignore: decorator
-@inline function scaleBytes(T: i32): usize {
-  if (T == Q6_K) return <usize>(2 * F32_CELL_BYTES);
-  return f32Scales(T) ? <usize>F32_CELL_BYTES : <usize>F16_CELL_BYTES;
-}
-
-// @ts-ignore: decorator
-@inline function minBytes(T: i32): usize {
-  if (!hasMin(T)) return 0;
-  return f32Scales(T) ? <usize>F32_CELL_BYTES : <usize>F16_CELL_BYTES;
-}
-
-/** A finite f16's bits to its f32 value, exactly (normal, subnormal, ±0). */
-// @ts-ignore: decorator
-@inline function half(h: i32): f32 {
-  const mag = reinterpret<f32>((h & 0x7fff) << 13) * F16_REBIAS;
-  return (h & 0x8000) != 0 ? -mag : mag;
 }
 
 // @ts-ignore: decorator
@@ -141,7 +103,7 @@ const BIT_MASKS: usize = memory.data<u8>([1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 
 /** Stores a scale or min for the row's slot: its f16 bits as they are, or an f32. */
 // @ts-ignore: decorator
 @inline function storeFloat(T: i32, p: usize, bits: i32, value: f32): void {
-  if (f32Scales(T)) store<f32>(p, value);
+  if (f32Scales(layoutOf(T))) store<f32>(p, value);
   else store<u16>(p, <u16>bits);
 }
 
@@ -152,21 +114,22 @@ const BIT_MASKS: usize = memory.data<u8>([1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 
   const bb = blockBytes(T);
   const blocks = cols / per;
   const rowBytes = <usize>blocks * bb;
-  const stride: usize = f32Scales(T) ? 4 : 2;
+  const L = layoutOf(T);
+  const stride: usize = f32Scales(L) ? 4 : 2;
   for (let i = 0; i < rows; i++) {
     const r = row0 + i;
     const cell0 = <usize>(r >>> 2) * <usize>groups;
     const slot = <usize>(r & 3);
-    let q = values + cell0 * valueBytes(T) + (slot << 2);
-    let sc = scales + cell0 * scaleBytes(T) + slot * stride;
-    let mn = mins + cell0 * minBytes(T) + slot * stride;
+    let q = values + cell0 * valueBytes(L) + (slot << 2);
+    let sc = scales + cell0 * scaleBytes(L) + slot * stride;
+    let mn = mins + cell0 * minBytes(L) + slot * stride;
     let p = src + <usize>i * rowBytes;
     for (let b = 0; b < blocks; b++) {
       if (T == Q4_1 || T == Q5_0 || T == Q5_1 || T == Q8_0) {
         const d = <i32>load<u16>(p);
         if (!finiteHalf(d)) return i;
         store<u16>(sc, <u16>d);
-        if (hasMin(T)) {
+        if (hasMin(L)) {
           const m = <i32>load<u16>(p, 2);
           if (!finiteHalf(m)) return i;
           store<u16>(mn, <u16>m);
@@ -192,15 +155,15 @@ const BIT_MASKS: usize = memory.data<u8>([1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 
           }
         }
         p += bb;
-        q += valueBytes(T);
-        sc += scaleBytes(T);
-        mn += minBytes(T);
+        q += valueBytes(L);
+        sc += scaleBytes(L);
+        mn += minBytes(L);
       } else if (T == Q4_K || T == Q5_K) {
         const dh = <i32>load<u16>(p);
         const mh = <i32>load<u16>(p, 2);
         if (!finiteHalf(dh) || !finiteHalf(mh)) return i;
-        const d = half(dh);
-        const dmin = half(mh);
+        const d = f16ToF32(dh);
+        const dmin = f16ToF32(mh);
         const qs = p + (T == Q5_K ? 48 : 16);
         for (let s = 0; s < 8; s++) {
           store<f32>(sc, d * <f32>scaleMinK4(p + 4, s, false));
@@ -217,9 +180,9 @@ const BIT_MASKS: usize = memory.data<u8>([1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 
             hi = v128.or(hi, i8x16.shl(v128.and(i8x16.shr_u(v128.load(p, 32), s), one), 4));
             storeInt8(q, lo, hi);
           }
-          q += valueBytes(T);
-          sc += scaleBytes(T);
-          mn += minBytes(T);
+          q += valueBytes(L);
+          sc += scaleBytes(L);
+          mn += minBytes(L);
         }
         p += bb;
       } else {
@@ -227,7 +190,7 @@ const BIT_MASKS: usize = memory.data<u8>([1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 
         // 2k..2k+1 of qh[32n + l], l < 32; its two scales are sc[2·gs] and sc[2·gs + 1].
         const dh = <i32>load<u16>(p, 208);
         if (!finiteHalf(dh)) return i;
-        const d = half(dh);
+        const d = f16ToF32(dh);
         for (let gs = 0; gs < 8; gs++) {
           const n = <usize>(gs >> 2);
           const k = gs & 3;
@@ -243,8 +206,8 @@ const BIT_MASKS: usize = memory.data<u8>([1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 
           storeInt8(q, i8x16.sub(lo, i8x16.splat(<i8>32)), i8x16.sub(hi, i8x16.splat(<i8>32)));
           store<f32>(sc, d * <f32>load<i8>(p + 192 + (<usize>gs << 1)));
           store<f32>(sc, d * <f32>load<i8>(p + 193 + (<usize>gs << 1)), F32_CELL_BYTES);
-          q += valueBytes(T);
-          sc += scaleBytes(T);
+          q += valueBytes(L);
+          sc += scaleBytes(L);
         }
         p += bb;
       }

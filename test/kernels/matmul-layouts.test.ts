@@ -24,6 +24,7 @@ import { acceptsRelaxedSimd, WasmKernels, type WasmVariant } from "../../src/ker
 import { enableRelaxedSimd, wasmBytes } from "../../src/node/wasm-files.js";
 import { randomF16Bits } from "../helpers/ggml-rows.js";
 import { gauss, rng } from "../helpers/rng.js";
+import { fillInts, style } from "../helpers/int-fill.js";
 
 const RELAXED = acceptsRelaxedSimd(wasmBytes("relaxed"), enableRelaxedSimd);
 const VARIANTS: WasmVariant[] = RELAXED ? ["simd", "relaxed"] : ["simd"];
@@ -37,19 +38,6 @@ function qRange(l: WeightLayout): [number, number] {
   return l.tag === "q8_0" ? [-128, 127] : l.tag === "q6_k" ? [-32, 31] : [0, 31];
 }
 
-/** How a row of integers is filled: edge values are their own styles so every run can hit them. */
-type Style = "random" | "extreme" | "zero" | "constant";
-const style = fc.constantFrom<Style>("random", "random", "extreme", "zero", "constant");
-
-function fillInts(r: () => number, s: Style, out: Int8Array, from: number, n: number, lo: number, hi: number): void {
-  const c = lo + Math.floor(r() * (hi - lo + 1));
-  for (let i = from; i < from + n; i++) {
-    if (s === "random") out[i] = lo + Math.floor(r() * (hi - lo + 1));
-    else if (s === "extreme") out[i] = r() < 0.5 ? lo : hi;
-    else if (s === "zero") out[i] = Math.max(lo, Math.min(hi, 0));
-    else out[i] = c;
-  }
-}
 
 /**
  * A scale or min as the layout stores it: f16 values of every kind (normal, subnormal, ±0, ±65504) for f16

@@ -13,23 +13,11 @@ import { acceptsRelaxedSimd, WasmKernels, type WasmVariant } from "../../src/ker
 import { enableRelaxedSimd, wasmBytes } from "../../src/node/wasm-files.js";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/kernels/dtype.js";
 import { rng } from "../helpers/rng.js";
+import { fillInts, style } from "../helpers/int-fill.js";
 
 const RUNS = 40;
 
 
-/** How a row of integers is filled: edge values are their own styles so every run can hit them. */
-type Style = "random" | "extreme" | "zero" | "constant";
-const style = fc.constantFrom<Style>("random", "random", "extreme", "zero", "constant");
-
-function fillInts(r: () => number, s: Style, out: Int8Array, from: number, n: number, lo: number, hi: number): void {
-  const c = lo + Math.floor(r() * (hi - lo + 1));
-  for (let i = from; i < from + n; i++) {
-    if (s === "random") out[i] = lo + Math.floor(r() * (hi - lo + 1));
-    else if (s === "extreme") out[i] = r() < 0.5 ? lo : hi;
-    else if (s === "zero") out[i] = 0;
-    else out[i] = c;
-  }
-}
 
 /** x rounded to the nearest f16 value: il4 stores its scales as f16. */
 const f16 = (x: number): number => f16BitsToF32(f32ToF16Bits(x));
