@@ -45,6 +45,23 @@ export const BLOCK_GROUP_SCALE_BYTES: usize = F16_CELL_BYTES;
 /** 2^112: an f16's exponent and mantissa shifted into an f32's place, times this, is the f16's value. */
 export const F16_REBIAS: f32 = 5.192296858534828e33;
 
+/**
+ * Stores one row's 32 nibbles into its slot of a nibble cell at q (the row's first byte: the cell plus 4 ·
+ * slot): lo holds elements 0..15 and hi elements 16..31, each in 0..15, one per byte. Packed vector p's bytes e
+ * get element 8p+e in the low nibble and 8p+4+e in the high one.
+ */
+// @ts-ignore: decorator
+@inline export function storeNibbles(q: usize, lo: v128, hi: v128): void {
+  const a = i8x16.shuffle(lo, hi, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const b = i8x16.shuffle(lo, hi, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  // b's bytes are below 16, so an i16 shift by 4 moves no bit across a byte.
+  const packed = v128.or(a, i16x8.shl(b, 4));
+  v128.store32_lane(q, packed, 0);
+  v128.store32_lane(q, packed, 1, 16);
+  v128.store32_lane(q, packed, 2, 32);
+  v128.store32_lane(q, packed, 3, 48);
+}
+
 /** A finite f16's bits (sign included) to its f32 value, exactly: normal, subnormal, ±0. */
 // @ts-ignore: decorator
 @inline export function f16ToF32(h: i32): f32 {

@@ -13,7 +13,7 @@
 // A third kernel, quantize_rows_q4_0, runs quantize_rows' recipe but writes ggml Q4_0 blocks instead of il4: what `mobilellm convert` stores in a GGUF file, so that repacking the file gives
 // the matrix quantizing the folder gives.
 
-import { BLOCK_GROUP_BYTES, BLOCK_GROUP_SCALE_BYTES, F16_REBIAS, f16ToF32 } from "./matmul-core";
+import { BLOCK_GROUP_BYTES, BLOCK_GROUP_SCALE_BYTES, F16_REBIAS, f16ToF32, storeNibbles } from "./matmul-core";
 
 /** Element types of quantize_rows' input (the wrapper's codes, DTYPE_CODE in src/kernels/quantize.ts). */
 const F32: i32 = 0;
@@ -266,14 +266,7 @@ export function repack_q4_0(src: usize, rows: i32, cols: i32, row0: i32, qs: usi
       const raw = v128.load(p, 2);
       const lo = v128.and(raw, low); // elements 0..15
       const hi = v128.and(i16x8.shr_u(raw, 4), low); // elements 16..31
-      const a = i8x16.shuffle(lo, hi, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
-      const b = i8x16.shuffle(lo, hi, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-      // b's bytes are below 16, so an i16 shift by 4 moves no bit across a byte
-      const packed = v128.or(a, i16x8.shl(b, 4));
-      v128.store32_lane(q, packed, 0);
-      v128.store32_lane(q, packed, 1, 16);
-      v128.store32_lane(q, packed, 2, 32);
-      v128.store32_lane(q, packed, 3, 48);
+      storeNibbles(q, lo, hi);
       store<u16>(sc, <u16>d);
       const t = i32x4.extadd_pairwise_i16x8_u(i16x8.add(i16x8.extadd_pairwise_i8x16_u(lo), i16x8.extadd_pairwise_i8x16_u(hi)));
       const qsum = i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1) + i32x4.extract_lane(t, 2) + i32x4.extract_lane(t, 3) - 256;

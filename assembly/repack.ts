@@ -9,7 +9,7 @@
 // same bytes. Each returns -1, or the index (within the call) of the first row holding a NaN or infinite d, m,
 // dmin or element (written up to that block; the rows after it are not).
 import { F32_CELL_BYTES, FLOAT_CELL_BYTES, HALF_CELL_BYTES } from "../src/kernels/strides";
-import { f16ToF32 } from "./matmul-core";
+import { f16ToF32, storeNibbles } from "./matmul-core";
 import { f32Scales, hasMin, minBytes, Q4_1, Q4_K, Q5_1, Q5_K, Q6_K, Q8_0, scaleBytes, valueBytes } from "./layouts";
 
 // Stored types: compile-time constants only (each has an export of its own). Each is held in the layout of the
@@ -41,23 +41,6 @@ const Q5_0: i32 = 7;
 // @ts-ignore: decorator
 @inline function finiteHalf(h: i32): bool {
   return (h & 0x7c00) != 0x7c00;
-}
-
-/**
- * Stores one row's 32 nibbles into its slot of a nibble cell at q (the row's first byte: the cell plus 4 ·
- * slot): lo holds elements 0..15 and hi elements 16..31, each in 0..15, one per byte. Packed vector p's bytes e
- * get element 8p+e in the low nibble and 8p+4+e in the high one.
- */
-// @ts-ignore: decorator
-@inline function storeNibbles(q: usize, lo: v128, hi: v128): void {
-  const a = i8x16.shuffle(lo, hi, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
-  const b = i8x16.shuffle(lo, hi, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-  // b's bytes are below 16, so an i16 shift by 4 moves no bit across a byte.
-  const packed = v128.or(a, i16x8.shl(b, 4));
-  v128.store32_lane(q, packed, 0);
-  v128.store32_lane(q, packed, 1, 16);
-  v128.store32_lane(q, packed, 2, 32);
-  v128.store32_lane(q, packed, 3, 48);
 }
 
 /**
