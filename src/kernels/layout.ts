@@ -48,7 +48,6 @@ export interface FloatWeights {
 
 // ---- weight layouts ----------------------------------------------------------------------------------
 
-
 /**
  * The weight layouts. Each cuts a matrix into cells of 4 rows (a block, interleaved so that a GEMV reads one
  * sequential stream: a row-major multi-row GEMV ran at about half the speed from DRAM) by 32 columns (a
@@ -56,7 +55,7 @@ export interface FloatWeights {
  *
  *   il4   the engine's own int4 recipe (MobileLLM-Pro folders, `mobilellm convert` files), times i8t
  *         activations. Values: 64 B of nibbles q+8, q in [-8, 7] (layout below). Scales: f16 per row (8 B).
- *         Aux: each row's dequantized weight sum, f32 (16 B per block; see WeightMatrix's rules below).
+ *         Aux: each row's dequantized weight sum, f32 (16 B per block; the il4 details below).
  *   q4_0  a llama.cpp Q4_0 matrix: il4's bytes (a Q4_0 block's nibbles and d, moved), times i8b activations.
  *
  *   The other layouts hold a llama.cpp file's values exactly (value = scale · q + min, in f32 as ggml
