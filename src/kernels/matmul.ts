@@ -11,7 +11,7 @@
 //
 //   y[t][r] = s_x[t] · (Σ_g s_w[r][g] · P[t][r][g] - z[t] · wsum[r]),   P[t][r][g] = Σ_{i in g} q_w[r][i] · q_x[t][i]
 //
-// with wsum[r] = Σ_g s_w[r][g] · Σ_{i in g} q_w[r][i] computed once at load (Int4Matrix). P is an exact
+// with wsum[r] = Σ_g s_w[r][g] · Σ_{i in g} q_w[r][i] computed once at load (il4's row sums, layout.ts). P is an exact
 // integer (|P| <= 32·8·128). The float part is evaluated in f32 as
 //   acc = 0; for g in order: acc = f32(acc + f32(f32(P) · s_w)); y = f32(f32(acc - f32(z · wsum)) · s_x)
 // (no fused multiply-add in either build), so the twin, the baseline build and the relaxed build agree bit for
@@ -261,7 +261,7 @@ function groupWeightSum(w: Int4Weights, r: number, g: number): number {
   return s;
 }
 
-/** wsum[r] = Σ_g f32(s_w[r][g] · Σ_{i in g} q_w[r][i]), summed in f32 in group order (what Int4Matrix stores). */
+/** wsum[r] = Σ_g f32(s_w[r][g] · Σ_{i in g} q_w[r][i]), summed in f32 in group order (what il4's row sums hold). */
 export function rowWeightSumRef(w: Int4Weights, r: number): number {
   const groups = w.cols / GROUP;
   let acc = 0;

@@ -16,11 +16,12 @@ import { CheckpointError } from "../env/byte-source.js";
 import { CONFIG_LIMITS, ConfigError, parseConfig, type ModelConfig } from "../model/config.js";
 import type { GgufFile, GgufValue } from "../model/checkpoint/gguf.js";
 import { GgufWeights, isReadableGgmlType, READABLE_GGML_TYPES } from "../model/checkpoint/gguf-weights.js";
+import { engineShapeProblem } from "../model/engine.js";
 import { expectedShapes } from "../model/tensor-names.js";
 import { NO_GENERATION_CONFIG } from "../generate/generation-config.js";
 import { TextTokenizer } from "../text/tokenizer.js";
-import { tokenizerFromGgml } from "../text/ggml-tokenizer.js";
-import { ChatTemplate, findChatTemplate } from "../text/chat-template.js";
+import { tokenizerFromGgml, type GgmlText } from "../text/ggml-tokenizer.js";
+import { ChatTemplate } from "../text/chat-template.js";
 import { GGUF_KEYS, ggufTensorNames, parseJson, type GgufModel } from "./gguf-model.js";
 
 /** general.architecture of the files read here. */
@@ -97,6 +98,8 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
       return undefined;
     }
     if (v.type !== "f32" && v.type !== "f64") fail(`metadata key ${key} is ${describe(v)}, expected f32`);
+    // Said here: as config.json, NaN and infinities would reach parseConfig as null.
+    if (!Number.isFinite(v.value)) fail(`metadata key ${key} is ${v.value}, expected a finite number`);
     return v.type === "f32" ? shortestDecimal(v.value as number) : (v.value as number);
   };
 
@@ -122,6 +125,7 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
     if (tokens.type !== "array" || tokens.itemType !== "string") fail(`metadata key ${K.tokens} is ${describe(tokens)}, expected string[]`);
     if (tokens.value.length !== vocab) fail(`${K.tokens} has ${tokens.value.length} tokens but token_embd.weight has ${vocab} rows`);
   }
+  const text = readGgufText(file, fail);
   const tokenId = (key: string): number | undefined => {
     const id = int(key, false);
     if (id !== undefined && id >= vocab) fail(`${key} ${id} is outside the vocabulary of ${vocab}`);
@@ -155,7 +159,9 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
     // llama.cpp reads the output head from token_embd when output.weight is absent.
     tie_word_embeddings: !file.has("output.weight"),
     bos_token_id: bos,
-    eos_token_id: eos === undefined ? undefined : eot !== undefined && eot !== eos ? [eos, eot] : eos,
+    // Generation ends at any of the vocabulary's end-of-generation ids (EOS, end of turn: llama.cpp's set)
+    // when the file has llama.cpp's vocabulary keys.
+    eos_token_id: text.endOfGeneration.length > 0 ? text.endOfGeneration : eos === undefined ? undefined : eot !== undefined && eot !== eos ? [eos, eot] : eos,
     pad_token_id: pad,
   };
   for (const k of Object.keys(json)) if (json[k] === undefined) delete json[k];
@@ -165,6 +171,12 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
   } catch (err) {
     if (err instanceof ConfigError) throw new CheckpointError(err.message);
     throw err;
+  }
+  // Shapes llama.cpp runs but this engine's kernels do not (head_dim 8, hidden 16), refused naming the key.
+  const shape = engineShapeProblem(parsed);
+  if (shape !== null) {
+    const key = { head_dim: md.has(K.keyLength) ? K.keyLength : `${K.embeddingLength} / ${K.headCount}`, hidden_size: K.embeddingLength, intermediate_size: K.feedForwardLength, num_attention_heads: K.headCount }[shape.key];
+    fail(`${key} is ${shape.value}: this engine's kernels need ${shape.need}`);
   }
   const valueLength = int(K.valueLength, false);
   if (valueLength !== undefined && valueLength !== parsed.headDim) fail(`${K.valueLength} ${valueLength} differs from the key length ${parsed.headDim}`);
@@ -194,52 +206,71 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
     defaulted: parsed.defaulted.map((k) => DEFAULTED_AS[k] ?? k),
   };
 
-  // -------------------------------------------------------------------------------------------------------
-  // The tokenizer. With a tokenizer.huggingface.json, that is the tokenizer (as in this project's own files).
-  // Without one the model serves id-level work only, like a folder without tokenizer.json.
-  // The tokenizer: tokenizer.json whole when the file carries it, else built from llama.cpp's vocabulary
-  // keys (tokenizer.ggml.*), else none (the model then serves id-level work only).
-  const tokenizerText = md.string(GGUF_KEYS.tokenizerJson, "optional");
-  let text: { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown> } | null = null;
-  if (tokenizerText !== undefined) {
-    text = { tokenizerJson: parseJson(tokenizerText, `${file.source.name}: ${GGUF_KEYS.tokenizerJson}`), tokenizerConfig: {} };
-  } else if (md.has("tokenizer.ggml.model")) {
-    try {
-      text = tokenizerFromGgml(md);
-    } catch (err) {
-      fail((err as Error).message.split("\n")[0]);
-    }
-  }
-  let tokenizer: TextTokenizer | null = null;
-  let chatTemplate: ChatTemplate | null = null;
-  let chatTemplateSource: string | null = null;
-  if (text !== null) {
-    try {
-      tokenizer = new TextTokenizer({ tokenizer: text.tokenizerJson, tokenizerConfig: text.tokenizerConfig });
-    } catch (err) {
-      fail(`${GGUF_KEYS.tokenizerJson}: ${(err as Error).message.split("\n")[0]}`);
-    }
-    chatTemplateSource = findChatTemplate(text.tokenizerConfig, md.string(GGUF_KEYS.chatTemplate, "optional") ?? null);
-    if (chatTemplateSource !== null) {
-      try {
-        chatTemplate = new ChatTemplate(chatTemplateSource, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken });
-      } catch (err) {
-        fail(`${GGUF_KEYS.chatTemplate}: ${(err as Error).message.split("\n")[0]}`);
-      }
-    }
-  }
   return {
     config,
     configJson: json,
-    tokenizer,
-    tokenizerJson: text?.tokenizerJson ?? null,
-    tokenizerConfig: text?.tokenizerConfig ?? {},
-    chatTemplate,
-    chatTemplateSource,
+    tokenizer: text.tokenizer,
+    tokenizerJson: text.tokenizerJson,
+    tokenizerConfig: text.tokenizerConfig,
+    chatTemplate: text.chatTemplate,
+    chatTemplateSource: text.chatTemplateSource,
     generation: NO_GENERATION_CONFIG,
     names,
     quantization: "file",
   };
+}
+
+/** The text side of a llama.cpp file: its tokenizer, chat template and end-of-generation ids. */
+export interface GgufText {
+  tokenizer: TextTokenizer | null;
+  tokenizerJson: unknown;
+  tokenizerConfig: Record<string, unknown>;
+  chatTemplate: ChatTemplate | null;
+  chatTemplateSource: string | null;
+  /** Empty unless the vocabulary comes from tokenizer.ggml.* keys. */
+  endOfGeneration: number[];
+}
+
+/**
+ * The text side of a llama.cpp file of any architecture. The tokenizer: tokenizer.json whole when the file
+ * carries one (as this project's own files do), else built from llama.cpp's vocabulary keys
+ * (tokenizer.ggml.*, src/text/ggml-tokenizer.ts), else none (the model then serves id-level work only); the
+ * chat template, tokenizer.chat_template or the vocabulary's family default; the end-of-generation ids, which
+ * the reader makes the config's end ids. A problem with any of them is `fail`'s one line naming the key.
+ */
+export function readGgufText(file: GgufFile, fail: (msg: string) => never): GgufText {
+  const md = file.metadata;
+  const none: GgufText = { tokenizer: null, tokenizerJson: null, tokenizerConfig: {}, chatTemplate: null, chatTemplateSource: null, endOfGeneration: [] };
+  const tokenizerText = md.string(GGUF_KEYS.tokenizerJson, "optional");
+  let parts: GgufText;
+  if (tokenizerText !== undefined) {
+    const tokenizerJson = parseJson(tokenizerText, `${file.source.name}: ${GGUF_KEYS.tokenizerJson}`);
+    let tokenizer: TextTokenizer;
+    try {
+      tokenizer = new TextTokenizer({ tokenizer: tokenizerJson, tokenizerConfig: {} });
+    } catch (err) {
+      fail(`${GGUF_KEYS.tokenizerJson}: ${(err as Error).message.split("\n")[0]}`);
+    }
+    parts = { ...none, tokenizer, tokenizerJson, chatTemplateSource: md.string(GGUF_KEYS.chatTemplate, "optional") ?? null };
+  } else if (md.has("tokenizer.ggml.model")) {
+    let t: GgmlText;
+    try {
+      t = tokenizerFromGgml(md);
+    } catch (err) {
+      fail((err as Error).message.split("\n")[0]);
+    }
+    parts = { ...none, tokenizer: t.tokenizer, tokenizerConfig: t.tokenizerConfig, chatTemplateSource: t.chatTemplate, endOfGeneration: t.endOfGeneration };
+  } else {
+    return none;
+  }
+  if (parts.chatTemplateSource !== null) {
+    try {
+      parts.chatTemplate = new ChatTemplate(parts.chatTemplateSource, { bos_token: parts.tokenizer!.bosToken, eos_token: parts.tokenizer!.eosToken });
+    } catch (err) {
+      fail(`${GGUF_KEYS.chatTemplate}: ${(err as Error).message.split("\n")[0]}`);
+    }
+  }
+  return parts;
 }
 
 /**
