@@ -1,14 +1,12 @@
 // llama.cpp's `gguf` Python package (gguf_dequantize.py beside this file) as an independent decoder for the
-// tests. In CI (`CI` set) python3 with gguf must be there (`.ci/run` pip-installs it), so a missing one fails
-// the test; elsewhere a test needing it is skipped with a message saying how to install it.
+// tests. In CI (`CI` set) Python with gguf must be there (`npm run fetch:models` installs it: scripts/peers.ts),
+// so a missing one fails the test; elsewhere a test needing it is skipped with a message saying how to install it.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-
-/** The gguf package version the tests were written against (pip install gguf==GGUF_PY_VERSION). */
-export const GGUF_PY_VERSION = "0.19.0";
+import { python, PYTHON_GGUF_VERSION } from "../../scripts/peers.js";
 
 const SCRIPT = fileURLToPath(new URL("./gguf_dequantize.py", import.meta.url));
 
@@ -20,12 +18,12 @@ let available: boolean | undefined;
  */
 export function ggufPythonAvailable(): boolean {
   if (available !== undefined) return available;
-  const r = spawnSync("python3", ["-c", "import gguf, numpy; print(gguf.__file__)"], { encoding: "utf8" });
+  const r = spawnSync(python(), ["-c", "import gguf, numpy; print(gguf.__file__)"], { encoding: "utf8" });
   available = r.status === 0;
   if (!available) {
     const why = r.error ? r.error.message : r.stderr.trim().split("\n").pop();
-    if (process.env.CI) throw new Error(`python3 with the gguf package is missing in CI (${why}): pip install gguf==${GGUF_PY_VERSION}`);
-    console.warn(`skipping tests that need python3 with gguf (${why}): pip install gguf==${GGUF_PY_VERSION}`);
+    if (process.env.CI) throw new Error(`Python's gguf ${PYTHON_GGUF_VERSION} is missing in CI (${why}): npm run fetch:models`);
+    console.warn(`skipping tests that need Python's gguf ${PYTHON_GGUF_VERSION} (${why}): run \`npm run fetch:models\` to install it`);
   }
   return available;
 }
@@ -40,7 +38,7 @@ export function ggufDequantize(cases: ReadonlyArray<{ type: string; bytes: Uint8
       return { type: c.type, in: input, out: join(dir, `${i}.out`) };
     });
     writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest));
-    const r = spawnSync("python3", [SCRIPT, join(dir, "manifest.json")], { encoding: "utf8", maxBuffer: 1 << 24 });
+    const r = spawnSync(python(), [SCRIPT, join(dir, "manifest.json")], { encoding: "utf8", maxBuffer: 1 << 24 });
     if (r.status !== 0) throw new Error(`gguf_dequantize.py failed (status ${r.status}): ${r.stderr.trim().split("\n").slice(-3).join(" | ")}`);
     return manifest.map((m) => {
       const b = readFileSync(m.out);

@@ -1,5 +1,5 @@
 # The independent decoder the tests hold this project's ggml decoding to: llama.cpp's own `gguf` Python package
-# (pip install gguf==0.19.0). Reads a manifest (JSON: [{"type": "Q4_1", "in": path, "out": path}, ...]), and
+# (installed by `npm run fetch:models`). Reads a manifest (JSON: [{"type": "Q4_1", "in": path, "out": path}, ...]), and
 # writes each input's values, as gguf.quants.dequantize gives them, to its output as little-endian float32.
 import json
 import sys

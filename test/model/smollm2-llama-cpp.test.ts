@@ -11,9 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model } from "../../src/api.js";
 import type { WasmEngine } from "../../src/model/engine.js";
 import { conformanceText, measureAgreement, missedTargets, TARGETS, type Agreement } from "../../bench/agreement.js";
-import { cpuLlama, importNodeLlamaCpp, type NlcContext, type NlcLlama, type NlcModel } from "../../bench/node-llama-cpp.js";
+import type { NlcContext, NlcLlama, NlcModel } from "../../bench/node-llama-cpp.js";
 import { hubFilesPresent, hubPath, SMOLLM2_135M_INSTRUCT_Q4_1 } from "../helpers/hub-files.js";
-import { nlcDir, nodeLlamaCppPresent } from "../helpers/peer-llama-cpp.js";
+import { nodeLlamaCppPresent, peerLlama } from "../helpers/peer-nlc.js";
 
 /** What the figures are held to: the targets where the engine meets them, else its measured level with a margin. */
 const HELD = { top1: 0.95, meanKl: 0.0075, perplexity: TARGETS.perplexity } as const;
@@ -28,7 +28,7 @@ describe.skipIf(!run)("SmolLM2-135M-Instruct Q4_1 against llama.cpp on the same 
   let ctx: NlcContext;
   let ours: Model;
   beforeAll(async () => {
-    llama = await cpuLlama(await importNodeLlamaCpp(nlcDir()));
+    llama = await peerLlama();
     lm = await llama.loadModel({ modelPath: path, gpuLayers: 0, useMmap: true });
     ctx = await lm.createContext({ contextSize: 1024, batchSize: 512, threads: 1, sequences: 1, flashAttention: "auto" });
     ours = await loadModel(path, { backend: "wasm", threads: 1, contextLength: 1024 });
