@@ -1,15 +1,17 @@
-// Inner loops of the int4 x int8 kernels (assembly/matmul.ts). Only ever imported, never re-exported from
-// index.ts: these helpers take v128 parameters, which cannot be wasm exports (asc refuses an exported
-// function with v128 parameters: error AS112).
+// Inner loops of the 4-bit x int8 kernels: il4 x i8t (assembly/matmul.ts) and the 4-bit layouts of
+// assembly/matmul-i8b.ts. Only ever imported, never re-exported from index.ts: these helpers take v128
+// parameters, which cannot be wasm exports (asc refuses an exported function with v128 parameters: error AS112).
 //
-// The byte layout is documented once, at Int4Matrix and Int8Activations in src/kernels/layout.ts.
+// The byte layouts are documented once, in src/kernels/layout.ts; their sizes are in src/kernels/strides.ts.
 import { GROUP } from "../src/kernels/numerics";
+import { F16_CELL_BYTES, NIBBLE_CELL_BYTES } from "../src/kernels/strides";
 
-// One (4-row block, group) of weights is 64 bytes: 4 packed vectors, vector p holding bytes e < 4 of row i at
-// +4·i+e, with element 8p+e in the low nibble and 8p+4+e in the high one, each stored as q+8 in 0..15.
+// One (4-row block, group) of a 4-bit layout is 64 bytes: 4 packed vectors, vector p holding bytes e < 4 of
+// row i at +4·i+e, with element 8p+e in the low nibble and 8p+4+e in the high one, each a value in 0..15
+// (q+8 in il4 and q4_0).
 
 /** Bytes of packed nibbles per (4-row block, group of 32). */
-export const BLOCK_GROUP_BYTES: usize = 64;
+export const BLOCK_GROUP_BYTES: usize = NIBBLE_CELL_BYTES;
 
 // Masks live in memory rather than as v128 constants: Binaryen folds a constant splat into v128.const and
 // V8 then re-materialises it inside the loop (three instructions per use, seen with --print-wasm-code). A
@@ -33,15 +35,39 @@ const MASKS: usize = memory.data<u8>([
 
 /** 1 in every i16 lane: pmaddwd against it widens and adds lane pairs. */
 // @ts-ignore: decorator
-@inline function ones16(): v128 {
+@inline export function ones16(): v128 {
   return v128.load(MASKS, 32);
 }
 
 /** Bytes of f16 scales per (4-row block, group of 32): one per row. */
-export const BLOCK_GROUP_SCALE_BYTES: usize = 8;
+export const BLOCK_GROUP_SCALE_BYTES: usize = F16_CELL_BYTES;
 
 /** 2^112: an f16's exponent and mantissa shifted into an f32's place, times this, is the f16's value. */
 export const F16_REBIAS: f32 = 5.192296858534828e33;
+
+/**
+ * Stores one row's 32 nibbles into its slot of a nibble cell at q (the row's first byte: the cell plus 4 ·
+ * slot): lo holds elements 0..15 and hi elements 16..31, each in 0..15, one per byte. Packed vector p's bytes e
+ * get element 8p+e in the low nibble and 8p+4+e in the high one.
+ */
+// @ts-ignore: decorator
+@inline export function storeNibbles(q: usize, lo: v128, hi: v128): void {
+  const a = i8x16.shuffle(lo, hi, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const b = i8x16.shuffle(lo, hi, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  // b's bytes are below 16, so an i16 shift by 4 moves no bit across a byte.
+  const packed = v128.or(a, i16x8.shl(b, 4));
+  v128.store32_lane(q, packed, 0);
+  v128.store32_lane(q, packed, 1, 16);
+  v128.store32_lane(q, packed, 2, 32);
+  v128.store32_lane(q, packed, 3, 48);
+}
+
+/** A finite f16's bits (sign included) to its f32 value, exactly: normal, subnormal, ±0. */
+// @ts-ignore: decorator
+@inline export function f16ToF32(h: i32): f32 {
+  const mag = reinterpret<f32>((h & 0x7fff) << 13) * F16_REBIAS;
+  return (h & 0x8000) != 0 ? -mag : mag;
+}
 
 /**
  * The 4 rows' f16 scales at `scales` (finite: the loaders refuse infinity and NaN) as f32 lanes, exactly.
@@ -79,7 +105,7 @@ export const F16_REBIAS: f32 = 5.192296858534828e33;
  * a lane ends at Σ q_w · q_x over its 16 elements (it starts at -8 · Σ q_x over them), |·| <= 16·8·128 =
  * 16384, so the wrapped sum is exact; no dot saturates (2 products <= 15·128 each). */
 // @ts-ignore: decorator
-@inline function quadStepRelaxed(s: v128, lo: v128, hi: v128, x: usize): v128 {
+@inline export function quadStepRelaxed(s: v128, lo: v128, hi: v128, x: usize): v128 {
   return i16x8.add(s, i16x8.add(
     i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x), lo),
     i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x, 4), hi),
@@ -88,7 +114,7 @@ export const F16_REBIAS: f32 = 5.192296858534828e33;
 
 /** s + packed vector p's dots with one token, baseline: cuts a..d, xw = the 16 widened bytes of the vector. */
 // @ts-ignore: decorator
-@inline function quadStepBase(s: v128, a: v128, b: v128, c: v128, d: v128, xw: usize): v128 {
+@inline export function quadStepBase(s: v128, a: v128, b: v128, c: v128, d: v128, xw: usize): v128 {
   return i32x4.add(s, i32x4.add(
     i32x4.add(i32x4.dot_i16x8_s(a, v128.load32_splat(xw)), i32x4.dot_i16x8_s(b, v128.load32_splat(xw, 4))),
     i32x4.add(i32x4.dot_i16x8_s(c, v128.load32_splat(xw, 8)), i32x4.dot_i16x8_s(d, v128.load32_splat(xw, 12))),
@@ -97,19 +123,19 @@ export const F16_REBIAS: f32 = 5.192296858534828e33;
 
 /** Low nibbles (relaxed: bytes; baseline: bits 0-3 of each i16 lane). */
 // @ts-ignore: decorator
-@inline function cut0(v: v128, m: v128): v128 {
+@inline export function cut0(v: v128, m: v128): v128 {
   return v128.and(v, m);
 }
 
 /** The nibbles `bits` up (i16x8.shr_u + and: V8 lowers i8x16.shr_u to five x64 instructions). */
 // @ts-ignore: decorator
-@inline function cut(v: v128, bits: i32, m: v128): v128 {
+@inline export function cut(v: v128, bits: i32, m: v128): v128 {
   return v128.and(i16x8.shr_u(v, bits), m);
 }
 
 /** The group's i16x8 partials (relaxed) as one i32 per row; the baseline's are already. */
 // @ts-ignore: decorator
-@inline function rowSums(s: v128): v128 {
+@inline export function rowSums(s: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i32x4.dot_i16x8_s(s, ones16());
   return s;
 }
@@ -127,6 +153,24 @@ export const F16_REBIAS: f32 = 5.192296858534828e33;
 }
 
 /**
+ * The 4 rows' integer dots with one token over one cell of nibbles at w: Σ_j n[row][j] · q_x[j] + the start
+ * value, as i32 lanes. `start` is what every partial starts from: il4's and q4_0's correction word (xcorr,
+ * -8 · Σ q_x, which takes their +8 nibble offset back out: two i16 halves in the relaxed build, one i32 in
+ * the baseline one), or 0 for the unsigned nibbles of q4_1 and q4_k. xq: the token's 32 int8 activations;
+ * xw: the baseline build's widened copy.
+ */
+// @ts-ignore: decorator
+@inline export function nibbleDot(w: usize, xq: usize, xw: usize, start: v128, m: v128): v128 {
+  let d = start;
+  for (let p: usize = 0; p < BLOCK_GROUP_BYTES; p += 16) {
+    const v = v128.load(w + p);
+    if (ASC_FEATURE_RELAXED_SIMD) d = quadStepRelaxed(d, cut0(v, m), cut(v, 4, m), xq + (p >>> 1));
+    else d = quadStepBase(d, cut0(v, m), cut(v, 4, m), cut(v, 8, m), i16x8.shr_u(v, 12), xw + p);
+  }
+  return rowSums(d);
+}
+
+/**
  * Σ_g s[row][g] · Σ q_w · q_x for the 4 rows of one block and one token, accumulated over the groups in order
  * (the twin adds in the same order). Each group's partial starts from the token's correction word (xcorr),
  * which takes the weights' +8 nibble offset back out, so the group sum is exact with no epilogue. One group
@@ -137,14 +181,8 @@ export const F16_REBIAS: f32 = 5.192296858534828e33;
 @inline export function blockDot(w: usize, s: usize, groups: i32, xq: usize, xw: usize, xcorr: usize, m: v128): v128 {
   let acc = f32x4.splat(0);
   for (let g = 0; g < groups; g++) {
-    let d = v128.load32_splat(xcorr);
-    for (let p: usize = 0; p < 64; p += 16) {
-      const v = v128.load(w + p);
-      if (ASC_FEATURE_RELAXED_SIMD) d = quadStepRelaxed(d, cut0(v, m), cut(v, 4, m), xq + (p >>> 1));
-      else d = quadStepBase(d, cut0(v, m), cut(v, 4, m), cut(v, 8, m), i16x8.shr_u(v, 12), xw + p);
-    }
-    acc = accumulate(acc, rowSums(d), loadScales(s));
-    w += 64;
+    acc = accumulate(acc, nibbleDot(w, xq, xw, v128.load32_splat(xcorr), m), loadScales(s));
+    w += BLOCK_GROUP_BYTES;
     s += BLOCK_GROUP_SCALE_BYTES;
     xq += 32;
     xw += 64;
@@ -171,7 +209,7 @@ export const F16_REBIAS: f32 = 5.192296858534828e33;
 
 /** Loads what storeRows stored (lanes past `n` are 0), never reading beyond the block's real rows. */
 // @ts-ignore: decorator
-@inline function loadRows(y: usize, n: i32): v128 {
+@inline export function loadRows(y: usize, n: i32): v128 {
   if (n >= 4) return v128.load(y);
   let v = f32x4.splat(0);
   v = f32x4.replace_lane(v, 0, load<f32>(y));
@@ -210,7 +248,7 @@ export function blockTile4(
     let s1 = v128.load32_splat(xcorr + cs);
     let s2 = v128.load32_splat(xcorr + 2 * cs);
     let s3 = v128.load32_splat(xcorr + 3 * cs);
-    for (let p: usize = 0; p < 64; p += 16) {
+    for (let p: usize = 0; p < BLOCK_GROUP_BYTES; p += 16) {
       const v = v128.load(w + p);
       if (ASC_FEATURE_RELAXED_SIMD) {
         const lo = cut0(v, m);
@@ -237,7 +275,7 @@ export function blockTile4(
     acc1 = accumulate(acc1, rowSums(s1), sw);
     acc2 = accumulate(acc2, rowSums(s2), sw);
     acc3 = accumulate(acc3, rowSums(s3), sw);
-    w += 64;
+    w += BLOCK_GROUP_BYTES;
     s += BLOCK_GROUP_SCALE_BYTES;
     xq += 32;
     xw += 64;

@@ -1,11 +1,12 @@
-// int4 x int8 matrix kernels: GEMV for decode, GEMM for prefill, and per-token activation quantization.
-// Raw pointers in, nothing allocated. Layouts: Int4Matrix and Int8Activations in src/kernels/layout.ts;
-// scalar twins and typed wrappers: src/kernels/matmul.ts.
+// il4 x i8t matrix kernels (the engine's own int4 recipe times per-token int8 activations): GEMV for decode,
+// GEMM for prefill, and per-token activation quantization. Raw pointers in, nothing allocated. Layouts: il4
+// and Int8Activations in src/kernels/layout.ts; scalar twins and typed wrappers: src/kernels/matmul.ts.
 //
 // Both builds compute y[t][r] = s_x[t] · (Σ_g s_w[r][g] · Σ_{i∈g} q_w[r][i] · q_x[t][i] - z[t] · wsum[r]) with
 // exact i32 group sums and the same f32 operations in the same order, so they agree bit for bit
 // (wsum[r] = Σ_g s_w[r][g] · Σ_{i∈g} q_w[r][i], the row's dequantized weight sum, computed at load).
-import { blockDot, blockTile4, finish, nibbleMask, storeRows } from "./matmul-core";
+import { BLOCK_GROUP_BYTES, BLOCK_GROUP_SCALE_BYTES, blockDot, blockTile4, finish, nibbleMask, storeRows } from "./matmul-core";
+import { ROW_SUM_BLOCK_BYTES } from "../src/kernels/strides";
 export { quantize_activations, prepare_activations } from "./quant-act";
 
 /** 1 in the relaxed-SIMD build, 0 in the baseline SIMD128 build. */
@@ -17,7 +18,7 @@ export function kernel_variant(): i32 {
  * y[r] for one token, r < rows. wq/ws/wsum: the matrix's nibble, scale and row-sum regions;
  * xq/xw/xcorr/xs/xz: the token's int8 values, widened copy, group corrections, scale and zero point.
  */
-export function gemv(
+export function gemv_il4_i8t(
   wq: usize, ws: usize, wsum: usize, rows: i32, cols: i32,
   xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize,
 ): void {
@@ -27,9 +28,9 @@ export function gemv(
   for (let b = 0; b < blocks; b++) {
     const acc = blockDot(wq, ws, groups, xq, xw, xcorr, m);
     storeRows(y + (<usize>b << 4), finish(acc, wsum, xs, xz), rows - (b << 2));
-    wq += <usize>groups << 6;
-    ws += <usize>groups << 3; // BLOCK_GROUP_SCALE_BYTES per group
-    wsum += 16;
+    wq += <usize>groups * BLOCK_GROUP_BYTES;
+    ws += <usize>groups * BLOCK_GROUP_SCALE_BYTES;
+    wsum += ROW_SUM_BLOCK_BYTES;
   }
 }
 
@@ -44,7 +45,7 @@ const CHUNK_GROUPS = 64;
  * so each unpacked group serves 4 tokens and their activations stay in L1. Leftover tokens go one by one
  * over the whole row.
  */
-export function gemm(
+export function gemm_il4_i8t(
   wq: usize, ws: usize, wsum: usize, rows: i32, cols: i32, tokens: i32,
   xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize, ldy: i32,
 ): void {
@@ -61,7 +62,7 @@ export function gemm(
       const g = <usize>g0;
       for (let t = 0; t < tiled; t += 4) {
         blockTile4(
-          wq + (g << 6), ws + (g << 3), wsum, n, cols, ldy, rowsInBlock,
+          wq + g * BLOCK_GROUP_BYTES, ws + g * BLOCK_GROUP_SCALE_BYTES, wsum, n, cols, ldy, rowsInBlock,
           xq + <usize>t * cols + (g << 5), xw + (<usize>t * cols << 1) + (g << 6), xcorr + (<usize>t * groups << 2) + (g << 2),
           xs + (<usize>t << 2), xz + (<usize>t << 2), yb + <usize>t * ys, g0 == 0, g0 + n >= groups,
         );
@@ -73,9 +74,9 @@ export function gemm(
       );
       storeRows(yb + <usize>t * ys, finish(acc, wsum, xs + (<usize>t << 2), xz + (<usize>t << 2)), rowsInBlock);
     }
-    wq += <usize>groups << 6;
-    ws += <usize>groups << 3; // BLOCK_GROUP_SCALE_BYTES per group
-    wsum += 16;
+    wq += <usize>groups * BLOCK_GROUP_BYTES;
+    ws += <usize>groups * BLOCK_GROUP_SCALE_BYTES;
+    wsum += ROW_SUM_BLOCK_BYTES;
   }
 }
 

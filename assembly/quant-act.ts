@@ -104,30 +104,43 @@ function rowFinite(p: usize, end: usize): bool {
 export function prepare_activations(tokens: i32, cols: i32, xq: usize, xw: usize, xcorr: usize): void {
   const groups = tokens * (cols >>> 5);
   for (let g = 0; g < groups; g++) {
-    const x0 = v128.load(xq);
-    const x1 = v128.load(xq, 16);
-    // i16 lane l: the sum of elements 2l, 2l+1 and 16+2l, 16+2l+1; even lanes hold j % 4 < 2.
-    const pairs = i16x8.add(i16x8.extadd_pairwise_i8x16_s(x0), i16x8.extadd_pairwise_i8x16_s(x1));
-    if (ASC_FEATURE_RELAXED_SIMD) {
-      // Fold lanes l and l+4, then l and l+2: lanes 0 and 1 end with the two halves' sums (|·| <= 2048).
-      const h = i16x8.add(pairs, i64x2.shuffle(pairs, pairs, 1, 0));
-      const q = i16x8.add(h, i32x4.shuffle(h, h, 1, 0, 3, 2));
-      store<i32>(xcorr, i32x4.extract_lane(i16x8.mul(q, i16x8.splat(-8)), 0));
-    } else {
-      const s = i32x4.extadd_pairwise_i16x8_s(pairs);
-      store<i32>(xcorr, -8 * (i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3)));
-      // Per 8 elements: the 4 even ones, then the 4 odd ones, as i16 (the order the nibbles sit in i16 lanes).
-      const e0 = i16x8.shr_s(i16x8.shl(x0, 8), 8);
-      const o0 = i16x8.shr_s(x0, 8);
-      const e1 = i16x8.shr_s(i16x8.shl(x1, 8), 8);
-      const o1 = i16x8.shr_s(x1, 8);
-      v128.store(xw, i64x2.shuffle(e0, o0, 0, 2));
-      v128.store(xw, i64x2.shuffle(e0, o0, 1, 3), 16);
-      v128.store(xw, i64x2.shuffle(e1, o1, 0, 2), 32);
-      v128.store(xw, i64x2.shuffle(e1, o1, 1, 3), 48);
-    }
+    prepareGroup(xq, xw, xcorr, false);
     xq += 32;
     xw += 64;
     xcorr += 4;
   }
+}
+
+/**
+ * One group of 32 int8 at xq: writes its correction word at xcorr (see prepare_activations) and, in the
+ * baseline build or where `wide` asks for it, the widened copy at xw; returns Σ q (exact, |Σ q| <= 4096).
+ */
+// @ts-ignore: decorator
+@inline export function prepareGroup(xq: usize, xw: usize, xcorr: usize, wide: bool): i32 {
+  const x0 = v128.load(xq);
+  const x1 = v128.load(xq, 16);
+  // i16 lane l: the sum of elements 2l, 2l+1 and 16+2l, 16+2l+1; even lanes hold j % 4 < 2.
+  const pairs = i16x8.add(i16x8.extadd_pairwise_i8x16_s(x0), i16x8.extadd_pairwise_i8x16_s(x1));
+  const s = i32x4.extadd_pairwise_i16x8_s(pairs);
+  const total = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    // Fold lanes l and l+4, then l and l+2: lanes 0 and 1 end with the two halves' sums (|·| <= 2048).
+    const h = i16x8.add(pairs, i64x2.shuffle(pairs, pairs, 1, 0));
+    const q = i16x8.add(h, i32x4.shuffle(h, h, 1, 0, 3, 2));
+    store<i32>(xcorr, i32x4.extract_lane(i16x8.mul(q, i16x8.splat(-8)), 0));
+  } else {
+    store<i32>(xcorr, -8 * total);
+  }
+  if (!ASC_FEATURE_RELAXED_SIMD || wide) {
+    // Per 8 elements: the 4 even ones, then the 4 odd ones, as i16 (the order the nibbles sit in i16 lanes).
+    const e0 = i16x8.shr_s(i16x8.shl(x0, 8), 8);
+    const o0 = i16x8.shr_s(x0, 8);
+    const e1 = i16x8.shr_s(i16x8.shl(x1, 8), 8);
+    const o1 = i16x8.shr_s(x1, 8);
+    v128.store(xw, i64x2.shuffle(e0, o0, 0, 2));
+    v128.store(xw, i64x2.shuffle(e0, o0, 1, 3), 16);
+    v128.store(xw, i64x2.shuffle(e1, o1, 0, 2), 32);
+    v128.store(xw, i64x2.shuffle(e1, o1, 1, 3), 48);
+  }
+  return total;
 }

@@ -13,7 +13,7 @@
 // A third kernel, quantize_rows_q4_0, runs quantize_rows' recipe but writes ggml Q4_0 blocks instead of il4: what `mobilellm convert` stores in a GGUF file, so that repacking the file gives
 // the matrix quantizing the folder gives.
 
-import { BLOCK_GROUP_BYTES, BLOCK_GROUP_SCALE_BYTES, F16_REBIAS } from "./matmul-core";
+import { BLOCK_GROUP_BYTES, BLOCK_GROUP_SCALE_BYTES, F16_REBIAS, f16ToF32, storeNibbles } from "./matmul-core";
 
 /** Element types of quantize_rows' input (the wrapper's codes, DTYPE_CODE in src/kernels/quantize.ts). */
 const F32: i32 = 0;
@@ -103,7 +103,7 @@ export function quantize_rows(
     if (s32 < 0) return false;
     const h = f32ToF16Bits(s32);
     if (h >= 0x7c00) return false; // s >= 65520 rounds to infinity
-    const s = f16BitsToF32(h);
+    const s = f16ToF32(h);
     // The group is quantized with the f32 scale, as the recipe says; only the stored scale is rounded.
     const sv = f32x4.splat(s32);
     const n0 = nibbles(v0, sv);
@@ -241,13 +241,6 @@ function f32ToF16Bits(x: f32): i32 {
   return q;
 }
 
-/** A finite f16's bits (sign included) to its f32 value, exactly. */
-function f16BitsToF32(h: i32): f32 {
-  const a = h & 0x7fff;
-  const mag = reinterpret<f32>(a << 13) * F16_REBIAS;
-  return (h & 0x8000) != 0 ? -mag : mag;
-}
-
 /**
  * Repacks `rows` rows of ggml Q4_0 blocks at src ([rows][cols/32] blocks of 18 bytes: the f16 scale d, then
  * 16 bytes, byte j holding q[j] + 8 in its low nibble and q[j + 16] + 8 in its high one; w = q · d) into
@@ -269,18 +262,11 @@ export function repack_q4_0(src: usize, rows: i32, cols: i32, row0: i32, qs: usi
     for (let g = 0; g < groups; g++) {
       const d = <i32>load<u16>(p);
       if ((d & 0x7fff) >= 0x7c00) return i;
-      const s = f16BitsToF32(d);
+      const s = f16ToF32(d);
       const raw = v128.load(p, 2);
       const lo = v128.and(raw, low); // elements 0..15
       const hi = v128.and(i16x8.shr_u(raw, 4), low); // elements 16..31
-      const a = i8x16.shuffle(lo, hi, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
-      const b = i8x16.shuffle(lo, hi, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-      // b's bytes are below 16, so an i16 shift by 4 moves no bit across a byte
-      const packed = v128.or(a, i16x8.shl(b, 4));
-      v128.store32_lane(q, packed, 0);
-      v128.store32_lane(q, packed, 1, 16);
-      v128.store32_lane(q, packed, 2, 32);
-      v128.store32_lane(q, packed, 3, 48);
+      storeNibbles(q, lo, hi);
       store<u16>(sc, <u16>d);
       const t = i32x4.extadd_pairwise_i16x8_u(i16x8.add(i16x8.extadd_pairwise_i8x16_u(lo), i16x8.extadd_pairwise_i8x16_u(hi)));
       const qsum = i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1) + i32x4.extract_lane(t, 2) + i32x4.extract_lane(t, 3) - 256;

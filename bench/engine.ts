@@ -31,7 +31,7 @@ import { synthesizeCheckpoint } from "../src/node/synth.js";
 import { WasmEngine } from "../src/model/engine.js";
 import { resolveTensorNames } from "../src/model/tensor-names.js";
 import type { SimdMode } from "../src/kernels/wasm.js";
-import { Int4Matrix } from "../src/kernels/layout.js";
+import { LAYOUTS, WeightMatrix } from "../src/kernels/layout.js";
 import type { Measured } from "./results.js";
 import { busyProcess, describeMachine, median, otherLoad, waitForQuiet, withElsewhere } from "./machine.js";
 import { openCheckpoint } from "../src/node/folder.js";
@@ -217,7 +217,7 @@ async function runBuild(dir: string, simd: SimdMode, opts: { prefill: boolean; b
       // 30 layers x (q|k|v, o, gate|up, down) + the tied head, as il4 streams them (0.5625 B per weight:
       // int4 + f16 group scale, and 4 B per row: its f32 weight sum).
       const c = config;
-      const stream = (rows: number, cols: number) => new Int4Matrix(rows, cols, 0, 0, 0).streamBytes;
+      const stream = (rows: number, cols: number) => new WeightMatrix(LAYOUTS.il4, rows, cols, 0, 0, 0).streamBytes;
       const perLayer =
         stream((c.numHeads + 2 * c.numKvHeads) * c.headDim, c.hiddenSize) + stream(c.hiddenSize, c.numHeads * c.headDim) +
         stream(2 * c.intermediateSize, c.hiddenSize) + stream(c.hiddenSize, c.intermediateSize);

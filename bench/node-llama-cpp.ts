@@ -84,8 +84,8 @@ export interface NlcSequence {
   /** Evaluates `tokens`, then yields each token it generates (its public generation API). */
   evaluate(tokens: number[], options?: { temperature?: number; topK?: number; topP?: number; minP?: number; seed?: number }): AsyncGenerator<number, void, void>;
   controlledEvaluate(
-    input: Array<number | [number, { generateNext: { token?: boolean; probabilities?: boolean; options?: { temperature?: number; topK?: number; topP?: number; minP?: number } } }]>,
-  ): Promise<Array<{ next: { token?: number | null; probabilities?: Map<number, number> } } | undefined>>;
+    input: Array<number | [number, { generateNext: { token?: boolean; probabilities?: boolean; logits?: boolean; options?: { temperature?: number; topK?: number; topP?: number; minP?: number } } }]>,
+  ): Promise<Array<{ next: { token?: number | null; probabilities?: Map<number, number>; logits?: Map<number, number> } } | undefined>>;
 }
 export interface NlcContext {
   readonly contextSize: number;
@@ -96,6 +96,8 @@ export interface NlcContext {
   dispose(): Promise<void>;
 }
 export interface NlcModel {
+  /** Token ids of `text`, special-token text read as plain text, no BOS added. */
+  tokenize(text: string, specialTokens?: boolean): number[];
   createContext(o: { contextSize: number; batchSize: number; threads: number; sequences: number; flashAttention: "auto" | boolean }): Promise<NlcContext>;
   dispose(): Promise<void>;
 }

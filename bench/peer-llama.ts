@@ -6,8 +6,9 @@
 //  1. `mobilellm synth --preset P` (seed 1) writes the bf16 folder once; bench/llama-gguf.ts streams it
 //     into a llama.cpp GGUF with ggml's own Q4_0 rounding and llama.cpp's q/k row order, as
 //     convert_hf_to_gguf.py + llama-quantize would. Our engine repacks those Q4_0 blocks as they are, so
-//     both engines hold the same int4 weights; they differ in activations (ours int8 per token, llama.cpp's
-//     Q8_0 per 32 values), the KV cache (ours int8, llama.cpp F16) and the order of float sums.
+//     both engines hold the same int4 weights; both quantize activations to int8 per block of 32 (ours with f32
+//     scales, llama.cpp's Q8_0 with f16 ones); they differ in the KV cache (ours int8, llama.cpp F16) and the
+//     order of float sums.
 //  2. Agreement: for each of --prompts random prompts (--prompt-tokens ids), the next-token distribution at
 //     the last position from both: top-1 agreement and KL(llama.cpp || ours), llama.cpp's probabilities at
 //     temperature 1 with no truncation.

@@ -45,7 +45,8 @@ describe("mobilellm convert", () => {
     expect(file.code).toBe(0);
     const lines = file.stdout.split("\n");
     const same = (l: string) => !/^(model|stored) /.test(l) && l !== "";
-    expect(lines.filter(same).filter((l) => !/^(gguf file|tensors) /.test(l))).toEqual(folder.filter(same));
+    expect(lines.filter(same).filter((l) => !/^(gguf file|tensors|computed) /.test(l))).toEqual(folder.filter(same));
+    expect(file.stdout).toMatch(/computed +with the int4 recipe the file's Q4_0 blocks hold, times int8 activations per token/);
     expect(file.stdout).toMatch(/stored +3,518,720 B .*\(Q4_0\+F32\)/);
     expect(file.stdout).toMatch(/gguf file +[\d,]+ B \([\d.]+ MiB\): GGUF v3, alignment 32, tensor data from byte [\d,]+/);
     expect(file.stdout).toMatch(/tensors +Q4_0 43 tensors, 3,502,080 B \(3\.3 MiB\); F32 13 tensors, 16,640 B/);

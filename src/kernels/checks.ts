@@ -17,3 +17,10 @@ export function requireRegion(wasm: WasmKernels, fn: string, name: string, ptr: 
     throw new RangeError(`${fn}: ${name} [${ptr}, ${ptr + bytes}) lies outside the Wasm memory (${size} bytes)`);
   }
 }
+
+/** Tokens [first, first + count) must lie inside the `tokens` an activation buffer holds. */
+export function requireTokens(fn: string, held: number, first: number, count: number): void {
+  if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > held) {
+    throw new RangeError(`${fn}: tokens [${first}, ${first + count}) outside the ${held} held by the activations`);
+  }
+}

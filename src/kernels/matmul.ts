@@ -1,7 +1,9 @@
-// int4 x int8 matrix products: typed wrappers around assembly/matmul.ts and their scalar TypeScript twins.
-// Operand layouts: Int4Matrix and Int8Activations in layout.ts.
+// Matrix products: gemv and gemm, the wrappers every caller uses (the engine, the thread pool's chunks, the
+// tests), which pick the kernel pair of the matrix's layout (layout.ts) and check that the activations are in
+// the format it takes; and the il4 x i8t kernels' own wrappers and scalar TypeScript twins (assembly/matmul.ts).
+// The other layouts' wrappers and twins: matmul-i8b.ts and matmul-float.ts.
 //
-// What every build computes, for token t and output row r (q_w in [-8, 7], q_x and z in [-128, 127]):
+// What every build computes for il4 x i8t, for token t and output row r (q_w in [-8, 7], q_x and z in [-128, 127]):
 //
 //   y[t][r] = s_x[t] · Σ_g s_w[r][g] · Σ_{i in group g} q_w[r][i] · (q_x[t][i] - z[t])
 //
@@ -9,15 +11,20 @@
 //
 //   y[t][r] = s_x[t] · (Σ_g s_w[r][g] · P[t][r][g] - z[t] · wsum[r]),   P[t][r][g] = Σ_{i in g} q_w[r][i] · q_x[t][i]
 //
-// with wsum[r] = Σ_g s_w[r][g] · Σ_{i in g} q_w[r][i] computed once at load (Int4Matrix). P is an exact
+// with wsum[r] = Σ_g s_w[r][g] · Σ_{i in g} q_w[r][i] computed once at load (il4's row sums, layout.ts). P is an exact
 // integer (|P| <= 32·8·128). The float part is evaluated in f32 as
 //   acc = 0; for g in order: acc = f32(acc + f32(f32(P) · s_w)); y = f32(f32(acc - f32(z · wsum)) · s_x)
 // (no fused multiply-add in either build), so the twin, the baseline build and the relaxed build agree bit for
-// bit. The tests still accept |kernel - twin| <= 1e-5 · M (TOLERANCE, M = gemmMagnitudeRef) so that a future
+// bit. The tests still accept |kernel - twin| <= 1e-5 · M (TOLERANCE, M = gemmIl4MagnitudeRef) so that a future
 // fused or reordered kernel only has to stay within that, not be rewritten; against the exact value, the f32
 // evaluation is within (2G + 4)·2^-24 · M.
-import { requireCount, requireRegion } from "./checks.js";
-import { type Int4Matrix, type Int4Weights, type Int8Activations, requireShape } from "./layout.js";
+import { requireCount, requireRegion, requireTokens as requireHeld } from "./checks.js";
+import {
+  FloatActivations, Int8Activations, Int8BlockActivations, requireShape, type ActivationFormat, type Activations, type Int4Weights,
+  type WeightMatrix,
+} from "./layout.js";
+import { gemmFloat, gemvFloat } from "./matmul-float.js";
+import { gemmI8b, gemvI8b, quantizeActivationsI8b } from "./matmul-i8b.js";
 import { GROUP, roundHalfEven, SCALE_MIN } from "./numerics.js";
 import type { WasmKernels } from "./wasm.js";
 
@@ -36,9 +43,7 @@ export interface Int8Tokens {
 // ---- typed wrappers ----------------------------------------------------------------------------------
 
 function requireTokens(fn: string, act: Int8Activations, first: number, count: number): void {
-  if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > act.tokens) {
-    throw new RangeError(`${fn}: tokens [${first}, ${first + count}) outside the ${act.tokens} held by the activations`);
-  }
+  requireHeld(fn, act.tokens, first, count);
 }
 
 /** Quantizes f32 activations at xPtr ([count][act.cols]) into act's tokens [first, first + count). */
@@ -86,30 +91,90 @@ function tokenPtrs(act: Int8Activations, t: number): { q: number; wide: number; 
   };
 }
 
-function requireMatch(fn: string, m: Int4Matrix, act: Int8Activations): void {
+function requireMatch(fn: string, m: WeightMatrix, act: Int8Activations): void {
+  if (m.layout.activations !== "i8t") throw new RangeError(`${fn}: a ${m.layout.tag} matrix takes ${m.layout.activations} activations, not i8t`);
   if (m.cols !== act.cols) throw new RangeError(`${fn}: matrix has ${m.cols} columns, activations have ${act.cols}`);
 }
 
-/** y[r] (f32 [m.rows] at yPtr) = row r of m times token `token` of act. */
-export function gemv(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: number, token = 0): void {
+/**
+ * y[r] (f32 [m.rows] at yPtr) = row r of m times token `token` of act, by the kernel of m's layout; act must be
+ * in the format the layout takes (m.layout.activations).
+ */
+export function gemv(k: WasmKernels, m: WeightMatrix, act: Activations, yPtr: number, token = 0): void {
+  switch (act.format) {
+    case "i8t":
+      return gemvIl4I8t(k, m, act, yPtr, token);
+    case "i8b":
+      return gemvI8b(k, m, act, yPtr, token);
+    case "f32":
+      return gemvFloat(k, m, act, yPtr, token);
+  }
+}
+
+/**
+ * Y (f32 [count][m.rows] at yPtr) for act's tokens [first, first + count), by the kernel of m's layout. Token
+ * t's row starts at yPtr + 4·t·ldy: ldy > m.rows writes a block of rows (WeightMatrix.rowBlock) in place in a
+ * wider product.
+ */
+export function gemm(k: WasmKernels, m: WeightMatrix, act: Activations, yPtr: number, count = act.tokens, first = 0, ldy = m.rows): void {
+  switch (act.format) {
+    case "i8t":
+      return gemmIl4I8t(k, m, act, yPtr, count, first, ldy);
+    case "i8b":
+      return gemmI8b(k, m, act, yPtr, count, first, ldy);
+    case "f32":
+      return gemmFloat(k, m, act, yPtr, count, first, ldy);
+  }
+}
+
+/**
+ * Buffers for `tokens` rows of `cols` activations in each quantized format, so one f32 input can be prepared
+ * for whichever layout a matrix has: the engine keeps one set per input width.
+ */
+export class ActivationBuffers {
+  readonly i8t: Int8Activations;
+  readonly i8b: Int8BlockActivations;
+
+  constructor(k: WasmKernels, readonly tokens: number, readonly cols: number) {
+    this.i8t = Int8Activations.alloc(k, tokens, cols);
+    this.i8b = Int8BlockActivations.alloc(k, tokens, cols);
+  }
+
+  /**
+   * The f32 activations at xPtr ([count][cols]) in `format`: quantized into this set's buffer of that format
+   * (i8t, i8b), or taken as they are (f32, which reads xPtr itself: keep it unchanged until the product ran).
+   */
+  prepare(k: WasmKernels, format: ActivationFormat, xPtr: number, count: number): Activations {
+    switch (format) {
+      case "i8t":
+        quantizeActivations(k, xPtr, this.i8t, count);
+        return this.i8t;
+      case "i8b":
+        quantizeActivationsI8b(k, xPtr, this.i8b, count);
+        return this.i8b;
+      case "f32":
+        return new FloatActivations(count, this.cols, xPtr);
+    }
+  }
+}
+
+/** gemv of an il4 matrix (assembly/matmul.ts). */
+export function gemvIl4I8t(k: WasmKernels, m: WeightMatrix, act: Int8Activations, yPtr: number, token = 0): void {
   requireMatch("gemv", m, act);
   requireTokens("gemv", act, token, 1);
   requireRegion(k, "gemv", "y", yPtr, 4 * m.rows, 4);
   const t = tokenPtrs(act, token);
-  k.exports.gemv(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, t.q, t.wide, t.corr, t.scale, t.zero, yPtr);
+  k.exports.gemv_il4_i8t(m.valuesPtr, m.scalesPtr, m.auxPtr, m.rows, m.cols, t.q, t.wide, t.corr, t.scale, t.zero, yPtr);
 }
 
-/**
- * Y (f32 [count][m.rows] at yPtr) for act's tokens [first, first + count). Token t's row starts at
- * yPtr + 4·t·ldy: ldy > m.rows writes a block of rows (Int4Matrix.rowBlock) in place in a wider product.
- */
-export function gemm(k: WasmKernels, m: Int4Matrix, act: Int8Activations, yPtr: number, count = act.tokens, first = 0, ldy = m.rows): void {
+/** gemm of an il4 matrix (assembly/matmul.ts). */
+export function gemmIl4I8t(k: WasmKernels, m: WeightMatrix, act: Int8Activations, yPtr: number, count = act.tokens, first = 0, ldy = m.rows): void {
   requireMatch("gemm", m, act);
   requireTokens("gemm", act, first, count);
   if (!Number.isInteger(ldy) || ldy < m.rows) throw new RangeError(`gemm: output stride ${ldy} is less than the ${m.rows} rows`);
   requireRegion(k, "gemm", "y", yPtr, 4 * (ldy * (count - 1) + m.rows), 4);
   const t = tokenPtrs(act, first);
-  k.exports.gemm(m.qsPtr, m.scalesPtr, m.wsumPtr, m.rows, m.cols, count, t.q, t.wide, t.corr, t.scale, t.zero, yPtr, ldy);
+  k.exports.gemm_il4_i8t(m.valuesPtr, m.scalesPtr, m.auxPtr, m.rows, m.cols, count, t.q, t.wide, t.corr, t.scale, t.zero, yPtr, ldy);
 }
 
 /** Copies `count` rows of rowBytes bytes from src (row stride srcStride bytes) to dst (dstStride). */
@@ -196,7 +261,7 @@ function groupWeightSum(w: Int4Weights, r: number, g: number): number {
   return s;
 }
 
-/** wsum[r] = Σ_g f32(s_w[r][g] · Σ_{i in g} q_w[r][i]), summed in f32 in group order (what Int4Matrix stores). */
+/** wsum[r] = Σ_g f32(s_w[r][g] · Σ_{i in g} q_w[r][i]), summed in f32 in group order (what il4's row sums hold). */
 export function rowWeightSumRef(w: Int4Weights, r: number): number {
   const groups = w.cols / GROUP;
   let acc = 0;
@@ -204,19 +269,19 @@ export function rowWeightSumRef(w: Int4Weights, r: number): number {
   return acc;
 }
 
-/** Y[t][r] for every token of x: f32 [x.tokens][w.rows]. The twin of gemm (whose ldy only strides y). */
-export function gemmRef(w: Int4Weights, x: Int8Tokens): Float32Array {
-  if (w.cols !== x.cols) throw new RangeError(`gemmRef: matrix has ${w.cols} columns, activations have ${x.cols}`);
+/** Y[t][r] for every token of x: f32 [x.tokens][w.rows]. The twin of gemm on an il4 matrix (whose ldy only strides y). */
+export function gemmIl4I8tRef(w: Int4Weights, x: Int8Tokens): Float32Array {
+  if (w.cols !== x.cols) throw new RangeError(`gemmIl4I8tRef: matrix has ${w.cols} columns, activations have ${x.cols}`);
   const y = new Float32Array(x.tokens * w.rows);
   const wsum = Float32Array.from({ length: w.rows }, (_, r) => rowWeightSumRef(w, r));
   for (let t = 0; t < x.tokens; t++) tokenRowsRef(w, x, t, wsum, y.subarray(t * w.rows, (t + 1) * w.rows));
   return y;
 }
 
-/** y[r] for token `token` of x: f32 [w.rows]. The twin of gemv. */
-export function gemvRef(w: Int4Weights, x: Int8Tokens, token: number): Float32Array {
-  if (w.cols !== x.cols) throw new RangeError(`gemvRef: matrix has ${w.cols} columns, activations have ${x.cols}`);
-  if (!Number.isInteger(token) || token < 0 || token >= x.tokens) throw new RangeError(`gemvRef: token ${token} outside [0, ${x.tokens})`);
+/** y[r] for token `token` of x: f32 [w.rows]. The twin of gemv on an il4 matrix. */
+export function gemvIl4I8tRef(w: Int4Weights, x: Int8Tokens, token: number): Float32Array {
+  if (w.cols !== x.cols) throw new RangeError(`gemvIl4I8tRef: matrix has ${w.cols} columns, activations have ${x.cols}`);
+  if (!Number.isInteger(token) || token < 0 || token >= x.tokens) throw new RangeError(`gemvIl4I8tRef: token ${token} outside [0, ${x.tokens})`);
   const y = new Float32Array(w.rows);
   tokenRowsRef(w, x, token, Float32Array.from({ length: w.rows }, (_, r) => rowWeightSumRef(w, r)), y);
   return y;
@@ -237,7 +302,7 @@ function tokenRowsRef(w: Int4Weights, x: Int8Tokens, t: number, wsum: Float32Arr
  * [x.tokens][w.rows]). It bounds every partial sum of both f32 sums (acc and wsum), so rounding moves y by
  * at most (2G + 4)·2^-24 of it.
  */
-export function gemmMagnitudeRef(w: Int4Weights, x: Int8Tokens): Float64Array {
+export function gemmIl4MagnitudeRef(w: Int4Weights, x: Int8Tokens): Float64Array {
   const groups = w.cols / GROUP;
   const m = new Float64Array(x.tokens * w.rows);
   for (let t = 0; t < x.tokens; t++) {
@@ -254,7 +319,7 @@ export function gemmMagnitudeRef(w: Int4Weights, x: Int8Tokens): Float64Array {
 }
 
 /** The exact y[t][r] = s_x · Σ_g s_w · D in f64 (no f32 rounding anywhere): what the f32 evaluation approximates. */
-export function gemmExactRef(w: Int4Weights, x: Int8Tokens): Float64Array {
+export function gemmIl4ExactRef(w: Int4Weights, x: Int8Tokens): Float64Array {
   const groups = w.cols / GROUP;
   const y = new Float64Array(x.tokens * w.rows);
   for (let t = 0; t < x.tokens; t++) {

@@ -1,8 +1,12 @@
 // The start-up probe loadKernels runs on the relaxed-SIMD build before trusting it (relaxed ops may differ
 // between engines, and one V8 tier miscompiled one): the matmul kernels on fixed inputs, compared with their
-// scalar twins bit for bit. It lives apart from the loader (wasm.ts), which only calls the probe it is given.
-import { Int8Activations, repackInt4, type Int4Weights } from "./layout.js";
-import { gemm, gemmRef, gemv, gemvRef, quantizeActivations, quantizeActivationsRef, readActivations, setActivations, type Int8Tokens } from "./matmul.js";
+// scalar twins bit for bit: il4 x i8t, and the i8b layouts whose kernels differ between the builds (the 4-bit
+// ones, q4_0 with its correction word and q4_1 with its min) beside an int8 one (q6_k), with the i8b
+// quantizer. It lives apart from the loader (wasm.ts), which only calls the probe it is given.
+import { allocMatrix, Int8Activations, Int8BlockActivations, LAYOUTS, repackInt4, type BlockWeights, type Int4Weights, type LayoutTag } from "./layout.js";
+import { gemmI8bRef, gemvI8bRef, quantizeActivationsI8b, quantizeActivationsI8bRef, readActivationsI8b } from "./matmul-i8b.js";
+import { writeBlockRows } from "./repack.js";
+import { gemm, gemmIl4I8tRef, gemv, gemvIl4I8tRef, quantizeActivations, quantizeActivationsRef, readActivations, setActivations, type Int8Tokens } from "./matmul.js";
 import { GROUP } from "./numerics.js";
 import type { WasmKernels } from "./wasm.js";
 
@@ -37,7 +41,7 @@ export function probeMatmul(k: WasmKernels): string | null {
   const y = k.alloc(4 * rows * tokens);
   const xf = k.alloc(4 * tokens * cols);
   setActivations(k, act, x);
-  const want = gemmRef(w, x);
+  const want = gemmIl4I8tRef(w, x);
   gemm(k, m, act, y);
   const got = k.f32.slice(y >> 2, (y >> 2) + rows * tokens);
   const bad = firstBitDifference(got, want);
@@ -46,7 +50,7 @@ export function probeMatmul(k: WasmKernels): string | null {
     k.f32.fill(0, y >> 2, (y >> 2) + rows);
     gemv(k, m, act, y, t);
     const g = k.f32.slice(y >> 2, (y >> 2) + rows);
-    const wantRow = gemvRef(w, x, t);
+    const wantRow = gemvIl4I8tRef(w, x, t);
     const b = firstBitDifference(g, wantRow);
     if (b >= 0) return `gemv: token ${t} y[${b}] = ${g[b]}, expected ${wantRow[b]}`;
   }
@@ -59,6 +63,40 @@ export function probeMatmul(k: WasmKernels): string | null {
   const qb = qk.q.findIndex((v, i) => v !== qr.q[i]);
   if (qb >= 0 || firstBitDifference(qk.scale, qr.scale) >= 0 || qk.zero.some((v, i) => v !== qr.zero[i])) {
     return `quantize_activations: differs from the twin${qb >= 0 ? ` at q[${qb}] (${qk.q[qb]} vs ${qr.q[qb]})` : " in scale or zero point"}`;
+  }
+  return probeI8b(k, xs, tokens, cols, rows);
+}
+
+/** The i8b quantizer on xs, then gemm and gemv of q4_0, q4_1 and q6_k matrices over its activations. */
+function probeI8b(k: WasmKernels, xs: Float32Array, tokens: number, cols: number, rows: number): string | null {
+  const act = Int8BlockActivations.alloc(k, tokens, cols);
+  const xf = k.alloc(4 * xs.length, 16);
+  k.f32.set(xs, xf >> 2);
+  quantizeActivationsI8b(k, xf, act);
+  const x = quantizeActivationsI8bRef(xs, tokens, cols);
+  const got = readActivationsI8b(k, act);
+  const qb = got.q.findIndex((v, i) => v !== x.q[i]);
+  if (qb >= 0 || firstBitDifference(got.scale, x.scale) >= 0) return `quantize_activations_i8b: differs from the twin${qb >= 0 ? ` at q[${qb}]` : " in a scale"}`;
+  const y = k.alloc(4 * rows * tokens);
+  for (const tag of ["q4_0", "q4_1", "q6_k"] as LayoutTag[]) {
+    const l = LAYOUTS[tag];
+    const [lo, hi] = tag === "q4_0" ? [-8, 7] : tag === "q4_1" ? [0, 15] : [-32, 31];
+    const q = Int8Array.from({ length: rows * cols }, (_, i) => (i < 32 ? lo : i < 64 ? hi : lo + ((i * 7 + (i >> 5)) % (hi - lo + 1))));
+    const groups = (rows * cols) / GROUP;
+    const scales = Float32Array.from({ length: groups * l.scalesPerGroup }, (_, i) => 1 + (i % 3) * 0.25);
+    const mins = l.hasMin ? Float32Array.from({ length: groups }, (_, i) => (i % 2 ? -0.5 : 2)) : null;
+    const w: BlockWeights = { layout: l, rows, cols, q, scales, mins };
+    const m = allocMatrix(k, l, rows, cols);
+    writeBlockRows(k, m, 0, w);
+    gemm(k, m, act, y);
+    const want = gemmI8bRef(w, x);
+    const bad = firstBitDifference(k.f32.slice(y >> 2, (y >> 2) + rows * tokens), want);
+    if (bad >= 0) return `gemm_${tag}_i8b: y[${bad}] = ${k.f32[(y >> 2) + bad]}, expected ${want[bad]}`;
+    for (let t = 0; t < tokens; t++) {
+      gemv(k, m, act, y, t);
+      const b = firstBitDifference(k.f32.slice(y >> 2, (y >> 2) + rows), gemvI8bRef(w, x, t));
+      if (b >= 0) return `gemv_${tag}_i8b: token ${t} y[${b}] differs from the twin`;
+    }
   }
   return null;
 }

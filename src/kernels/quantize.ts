@@ -1,4 +1,4 @@
-// Load-time weight quantization into the kernels' il4 layout (Int4Matrix in layout.ts): typed wrappers
+// Load-time weight quantization into the kernels' il4 layout (WeightMatrix in layout.ts): typed wrappers
 // around assembly/quantize.ts and their scalar TypeScript twins.
 //
 // quantizeRows: float rows (bf16, f16 or f32 bytes as a safetensors file stores them) -> int4, the model's
@@ -29,9 +29,10 @@
 // w = q · d) -> il4 with d's bits as the scale (any sign); a NaN or infinite d is refused. Both compute the row sums wsum as
 // writeInt4Rows does (layout.ts), so a kernel's output equals writeInt4Rows of its twin's, byte for byte.
 import { decodeToF32, f16BitsToF32, f32ToF16Bits, type DType } from "./dtype.js";
-import { requireShape, type Int4Matrix, type Int4Weights } from "./layout.js";
+import { regionBytes, requireShape, type WeightMatrix, type Int4Weights } from "./layout.js";
 import { GROUP, roundHalfEven, SCALE_MIN } from "./numerics.js";
 import { requireRegion } from "./checks.js";
+import { GGML_BLOCKS } from "./ggml-blocks.js";
 import type { WasmKernels } from "./wasm.js";
 
 /** quantize_rows' element type codes. */
@@ -39,15 +40,7 @@ const DTYPE_CODE: Record<DType, number> = { F32: 0, F16: 1, BF16: 2 };
 const ELEMENT_BYTES: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 };
 
 /** Bytes per ggml Q4_0 block (32 weights): an f16 scale and 16 bytes of nibbles. */
-export const Q4_0_BLOCK_BYTES = 18;
-
-/** How a tensor's elements are stored: plain floats, or ggml Q4_0 blocks (32 int4 values and an f16 scale). */
-export type WeightEncoding = DType | "Q4_0";
-
-/** Bytes one row of `cols` weights takes as stored (cols a multiple of 32 for Q4_0). */
-export function storedRowBytes(encoding: WeightEncoding, cols: number): number {
-  return encoding === "Q4_0" ? (cols / GROUP) * Q4_0_BLOCK_BYTES : cols * ELEMENT_BYTES[encoding];
-}
+export const Q4_0_BLOCK_BYTES = GGML_BLOCKS.Q4_0.bytes;
 
 /** s = max|w| / 7.5 reaches this (and max|w| this · 7.5) where f16(s) becomes infinity. */
 const F16_SCALE_OVERFLOW = 65520;
@@ -59,18 +52,20 @@ export interface QuantizeOptions {
 
 // ---- typed wrappers ----------------------------------------------------------------------------------
 
-function requireRows(fn: string, m: Int4Matrix, row0: number, rows: number): void {
+function requireRows(fn: string, m: WeightMatrix, row0: number, rows: number): void {
   requireShape(fn, rows, m.cols, "rows");
   if (!Number.isInteger(row0) || row0 < 0 || row0 + rows > m.rows) {
     throw new RangeError(`${fn}: rows [${row0}, ${row0 + rows}) outside the matrix's ${m.rows}`);
   }
 }
 
-function requireMatrix(k: WasmKernels, fn: string, m: Int4Matrix): void {
-  const cells = m.blocks * m.groups;
-  requireRegion(k, fn, "matrix qs", m.qsPtr, cells * 64, 16);
-  requireRegion(k, fn, "matrix scales", m.scalesPtr, cells * 8, 8);
-  requireRegion(k, fn, "matrix wsum", m.wsumPtr, m.blocks * 16, 16);
+/** m must be an il4 matrix (or q4_0's, the same bytes, for the Q4_0 repack) whose regions lie in the memory. */
+function requireMatrix(k: WasmKernels, fn: string, m: WeightMatrix, tags: readonly string[]): void {
+  if (!tags.includes(m.layout.tag)) throw new RangeError(`${fn}: the matrix is ${m.layout.tag}, not ${tags.join(" or ")}`);
+  const r = regionBytes(m.layout, m.rows, m.cols);
+  requireRegion(k, fn, "matrix qs", m.valuesPtr, r.values, 16);
+  requireRegion(k, fn, "matrix scales", m.scalesPtr, r.scales, 8);
+  requireRegion(k, fn, "matrix wsum", m.auxPtr, r.aux, 16);
 }
 
 /**
@@ -79,15 +74,15 @@ function requireMatrix(k: WasmKernels, fn: string, m: Int4Matrix): void {
  * scale overflows f16; rows before the bad one are written by then.
  */
 export function quantizeRows(
-  k: WasmKernels, m: Int4Matrix, row0: number, srcPtr: number, rows: number, dtype: DType, opts: QuantizeOptions = {},
+  k: WasmKernels, m: WeightMatrix, row0: number, srcPtr: number, rows: number, dtype: DType, opts: QuantizeOptions = {},
 ): void {
   const fn = "quantizeRows";
   if (!Object.hasOwn(DTYPE_CODE, dtype)) throw new RangeError(`${fn}: unsupported element type ${String(dtype)}`);
   requireRows(fn, m, row0, rows);
   const size = ELEMENT_BYTES[dtype];
   requireRegion(k, fn, "src", srcPtr, rows * m.cols * size, size);
-  requireMatrix(k, fn, m);
-  const bad = k.exports.quantize_rows(srcPtr, DTYPE_CODE[dtype], rows, m.cols, row0, m.qsPtr, m.scalesPtr, m.wsumPtr);
+  requireMatrix(k, fn, m, ["il4"]);
+  const bad = k.exports.quantize_rows(srcPtr, DTYPE_CODE[dtype], rows, m.cols, row0, m.valuesPtr, m.scalesPtr, m.auxPtr);
   if (bad >= 0) {
     const rowBytes = m.cols * size;
     const row = k.u8.slice(srcPtr + bad * rowBytes, srcPtr + (bad + 1) * rowBytes);
@@ -125,13 +120,13 @@ export function quantizeRowsQ4_0(
  * [row0, row0 + rows) of m. Throws, naming the row and block, on a NaN or infinite scale.
  */
 export function repackQ4_0(
-  k: WasmKernels, m: Int4Matrix, row0: number, srcPtr: number, rows: number, opts: Pick<QuantizeOptions, "source"> = {},
+  k: WasmKernels, m: WeightMatrix, row0: number, srcPtr: number, rows: number, opts: Pick<QuantizeOptions, "source"> = {},
 ): void {
   const fn = "repackQ4_0";
   requireRows(fn, m, row0, rows);
   requireRegion(k, fn, "src", srcPtr, rows * m.groups * Q4_0_BLOCK_BYTES, 1);
-  requireMatrix(k, fn, m);
-  const bad = k.exports.repack_q4_0(srcPtr, rows, m.cols, row0, m.qsPtr, m.scalesPtr, m.wsumPtr);
+  requireMatrix(k, fn, m, ["il4", "q4_0"]);
+  const bad = k.exports.repack_q4_0(srcPtr, rows, m.cols, row0, m.valuesPtr, m.scalesPtr, m.auxPtr);
   if (bad >= 0) {
     const rowBytes = m.groups * Q4_0_BLOCK_BYTES;
     const row = k.u8.slice(srcPtr + bad * rowBytes, srcPtr + (bad + 1) * rowBytes);

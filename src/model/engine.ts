@@ -1,5 +1,7 @@
-// The quantized forward pass: MobileLLM-Pro as it is deployed (int4 g32 weights, int8 dynamic per-token
-// activations, int8 KV cache), orchestrated here over the Wasm kernels.
+// The quantized forward pass, orchestrated here over the Wasm kernels: MobileLLM-Pro as it is deployed (int4
+// g32 weights, int8 dynamic per-token activations, int8 KV cache), and a llama.cpp file's model with the
+// values the file holds (each matrix in the layout of its ggml type, int8 activations per block of 32;
+// src/kernels/layout.ts). Each product prepares its input in the format its matrix's layout takes.
 //
 // Decode (one token) and prefill (a block of tokens) are the same code: a block of T tokens runs every
 // matrix product as one GEMM (each unpacked weight group serves all T tokens), and attention walks the
@@ -7,8 +9,8 @@
 // not depend on how the tokens were cut into blocks: prefill and decode agree bit for bit.
 //
 // Threads (src/threads/): with `threads` > 1 the engine runs the shared-memory build of the kernels and a
-// pool of threads-1 workers. The rows of every matrix product (q|k|v and gate|up are single stacked
-// matrices, so one hand-off each) and the (token, KV head) jobs of attention are split across the threads;
+// pool of threads-1 workers. The rows of every matrix product (q|k|v and gate|up are stacked matrices, so one
+// hand-off each, or one per layout where a file stores them in different types) and the (token, KV head) jobs of attention are split across the threads;
 // every output row or head is computed by one kernel call on the same inputs whichever thread runs it, so
 // the logits are bit-identical for any thread count. Norms, RoPE, SwiGLU and activation quantization stay
 // on the main thread. The pool starts before the weights are read: loading quantizes them on every thread.
@@ -20,10 +22,10 @@ import type { TensorNames } from "./tensor-names.js";
 import { KvCache } from "./kv-cache.js";
 import { modelFingerprint, restoreKvState, saveKvState } from "./kv-state.js";
 import { wasmEngineBytes } from "./memory.js";
-import { loadWeights, STAGING_BYTES, type EngineWeights, type LayerMatrices } from "./load-weights.js";
+import { loadWeights, STAGING_BYTES, type EngineWeights, type LayerMatrices, type MatrixStack } from "./load-weights.js";
 import { loadKernels, type SimdMode, type WasmKernels, type WasmVariant } from "../kernels/wasm.js";
-import { dequantizeRowInto, Int8Activations, type Int4Matrix } from "../kernels/layout.js";
-import { quantizeActivations } from "../kernels/matmul.js";
+import { dequantizeRowInto, regionBytes, type Activations, type ActivationFormat, type WeightMatrix } from "../kernels/layout.js";
+import { ActivationBuffers } from "../kernels/matmul.js";
 import { probeMatmul } from "../kernels/probe.js";
 import { checkThreads, ThreadPool, type SpawnWorker } from "../threads/pool.js";
 import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
@@ -110,8 +112,8 @@ export class WasmEngine implements Backend {
   private _k: WasmKernels | null;
   private pool: ThreadPool | null = null;
   private readonly layers: LayerMatrices[];
-  private readonly embed: Int4Matrix;
-  private readonly head: Int4Matrix;
+  private readonly embed: WeightMatrix;
+  private readonly head: MatrixStack;
   private readonly finalNorm: number;
   private readonly ones: number;
   private readonly ropeTable: RopeTablePtr;
@@ -153,8 +155,8 @@ export class WasmEngine implements Backend {
 
   /**
    * Loads the kernels, starts the thread pool and reads every weight into Wasm memory (load-weights.ts):
-   * float matrices (a folder's, or a GGUF's F32/F16/BF16 ones) quantized, Q4_0 matrices (a GGUF's)
-   * repacked, both split across the threads; norms copied as float32.
+   * each matrix quantized with the int4 recipe or repacked as the file holds it, split across the threads;
+   * norms copied as float32.
    */
   static async load(config: ModelConfig, weights: WeightSource, names: TensorNames, opts: EngineOptions): Promise<WasmEngine> {
     const shape = engineShapeProblem(config);
@@ -306,15 +308,19 @@ export class WasmEngine implements Backend {
 
   /**
    * This model's fingerprint for state files (kv-state.ts): its config and 16 samples of 256 bytes spread
-   * over the int4 values and over the scales of every weight matrix, computed on first use (a fraction of a
+   * over the values and over the scales of every weight matrix, computed on first use (a fraction of a
    * millisecond). A change anywhere in a matrix changes its scales, its values, or both.
    */
   private modelFingerprint(): string {
     if (this.fingerprint === null) {
-      const mats = [this.embed, this.head, ...this.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down])];
+      const stacks = [this.head, ...this.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down])];
+      const mats = [this.embed, ...stacks.flatMap((st) => st.parts.map((p) => p.matrix))];
       const spread = (ptr: number, bytes: number): [number, number][] =>
-        Array.from({ length: 16 }, (_, i) => [ptr + (Math.floor((i * Math.max(0, bytes - 256)) / 15) & ~3), Math.min(256, bytes)]);
-      const samples = mats.flatMap((m) => [...spread(m.qsPtr, (m.rows * m.cols) / 2), ...spread(m.scalesPtr, (m.rows * m.cols) / 16)]);
+        bytes === 0 ? [] : Array.from({ length: 16 }, (_, i) => [ptr + (Math.floor((i * Math.max(0, bytes - 256)) / 15) & ~3), Math.min(256, bytes)]);
+      const samples = mats.flatMap((m) => {
+        const b = regionBytes(m.layout, m.rows, m.cols);
+        return [...spread(m.valuesPtr, b.values), ...spread(m.scalesPtr, b.scales)];
+      });
       this.fingerprint = modelFingerprint(JSON.stringify(this.config), this.k.u8, samples);
     }
     return this.fingerprint;
@@ -359,27 +365,23 @@ export class WasmEngine implements Backend {
 
       // attention rmsnorm -> int8 -> q, k, v
       rmsnorm(k, s.x, w.attnNorm, s.xb, T, d, c.rmsNormEps);
-      quantizeActivations(k, s.xb, s.actD, T);
-      this.matmul(w.qkv, s.actD, s.qkv, T);
+      this.matmul(w.qkv, s.xb, s.actD, s.qkv, T);
 
       this.positionEncode(l, rows);
       this.attention(l, rows);
 
       // output projection and residual
-      quantizeActivations(k, s.att, s.actQ, T);
-      this.matmul(w.o, s.actQ, s.xb, T);
+      this.matmul(w.o, s.att, s.actQ, s.xb, T);
       addInto(k, s.x, s.xb, T * d);
 
       // ffn rmsnorm -> int8 -> gate|up -> SwiGLU -> int8 -> down, residual
       rmsnorm(k, s.x, w.ffnNorm, s.xb, T, d, c.rmsNormEps);
-      quantizeActivations(k, s.xb, s.actD, T);
-      this.matmul(w.gateUp, s.actD, s.gateUp, T);
+      this.matmul(w.gateUp, s.xb, s.actD, s.gateUp, T);
       for (let t = 0; t < T; t++) {
         const row = s.gateUp + 8 * t * f;
         swiglu(k, row, row + 4 * f, s.hidden + 4 * t * f, f);
       }
-      quantizeActivations(k, s.hidden, s.actF, T);
-      this.matmul(w.down, s.actF, s.xb, T);
+      this.matmul(w.down, s.hidden, s.actF, s.xb, T);
       addInto(k, s.x, s.xb, T * d);
     }
   }
@@ -461,16 +463,31 @@ export class WasmEngine implements Backend {
     const v = c.vocabSize;
     const n = rows.length;
     rows.forEach((r, i) => rmsnorm(k, s.x + 4 * r * d, this.finalNorm, s.xb + 4 * i * d, 1, d, c.rmsNormEps));
-    quantizeActivations(k, s.xb, s.actD, n);
-    this.threadPool.matmul(this.head, s.actD, s.logits, n);
+    const acts = this.activations(this.head, s.xb, s.actD, n);
+    for (const [j, p] of this.head.parts.entries()) this.threadPool.matmul(p.matrix, acts[j], s.logits + 4 * p.row0, n, 0, this.head.rows);
     const out: Float32Array[] = [];
     for (let i = 0; i < n; i++) out.push(k.f32.slice((s.logits >> 2) + i * v, (s.logits >> 2) + (i + 1) * v));
     return out;
   }
 
-  /** gemv (T = 1) or gemm over the pool's threads. */
-  private matmul(m: Int4Matrix, act: Int8Activations, y: number, T: number): void {
-    this.threadPool.matmul(m, act, y, T);
+  /**
+   * Y (f32 [T][m.rows] at y) = the stacked matrices times the f32 rows at x: the activations prepared in the
+   * format each part's layout takes (once per format), then gemv (T = 1) or gemm over the pool's threads.
+   */
+  private matmul(m: MatrixStack, x: number, bufs: ActivationBuffers, y: number, T: number): void {
+    const acts = this.activations(m, x, bufs, T);
+    for (const [j, p] of m.parts.entries()) this.threadPool.matmul(p.matrix, acts[j], y + 4 * p.row0, T, 0, m.rows);
+  }
+
+  /** Each part's activations: x prepared once per format the parts' layouts take. */
+  private activations(m: MatrixStack, x: number, bufs: ActivationBuffers, T: number): Activations[] {
+    const made = new Map<ActivationFormat, Activations>();
+    return m.parts.map((p) => {
+      const format = p.matrix.layout.activations;
+      let a = made.get(format);
+      if (a === undefined) made.set(format, (a = bufs.prepare(this.k, format, x, T)));
+      return a;
+    });
   }
 }
 
@@ -490,9 +507,10 @@ class Scratch {
   readonly states: number[];
   /** Private output scratch of each worker thread. */
   readonly workerScratch: number[];
-  readonly actD: Int8Activations;
-  readonly actQ: Int8Activations;
-  readonly actF: Int8Activations;
+  /** Activation buffers per input width: hidden, attention output, FFN hidden. */
+  readonly actD: ActivationBuffers;
+  readonly actQ: ActivationBuffers;
+  readonly actF: ActivationBuffers;
 
   constructor(k: WasmKernels, c: ModelConfig, readonly block: number, threads: number, logitRows: number) {
     const d = c.hiddenSize;
@@ -508,8 +526,8 @@ class Scratch {
     this.logits = k.alloc(4 * this.logitRows * c.vocabSize);
     this.states = Array.from({ length: threads }, () => allocAttentionState(k, ATTENTION_TILE * (c.numHeads / c.numKvHeads), c.headDim));
     this.workerScratch = Array.from({ length: threads - 1 }, () => k.alloc(WORKER_SCRATCH_BYTES));
-    this.actD = Int8Activations.alloc(k, block, d);
-    this.actQ = Int8Activations.alloc(k, block, qDim);
-    this.actF = Int8Activations.alloc(k, block, c.intermediateSize);
+    this.actD = new ActivationBuffers(k, block, d);
+    this.actQ = new ActivationBuffers(k, block, qDim);
+    this.actF = new ActivationBuffers(k, block, c.intermediateSize);
   }
 }

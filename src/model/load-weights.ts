@@ -1,5 +1,8 @@
-// Reading a model's weights into the int4 engine's Wasm memory: every matrix quantized (float rows) or
-// repacked (a GGUF's Q4_0 blocks) into the kernels' il4 layout, every norm copied as float32.
+// Reading a model's weights into the engine's Wasm memory, every norm copied as float32 and every matrix
+// written in its layout (src/kernels/layout.ts), decided per tensor here (layoutOf): with the engine's int4
+// recipe (WeightSource.quantization "recipe": a folder's float rows quantized, this project's GGUF's Q4_0
+// blocks repacked, all into il4), or with the values a llama.cpp file holds ("file": each tensor in the layout
+// its type maps to, Q4_1 into q4_1, Q8_0 into q8_0, F16 into f16 and so on, never fewer bits than the file).
 //
 // Everything is allocated before the first matrix row is read, so the memory never grows while a read is
 // writing into it (growing a non-shared memory detaches the view the read writes through). The stored rows
@@ -16,11 +19,11 @@
 import type { ModelConfig } from "./config.js";
 import { rowBytes, type WeightInfo, type WeightSource } from "./weights.js";
 import type { TensorNames } from "./tensor-names.js";
-import { showName } from "./checkpoint/safetensors.js";
 import { interleaveRopeRows } from "./rope.js";
 import type { WasmKernels } from "../kernels/wasm.js";
-import { allocInt4Matrix, type Int4Matrix } from "../kernels/layout.js";
-import { quantizeRows, repackQ4_0 } from "../kernels/quantize.js";
+import { allocMatrix, LAYOUTS, type WeightLayout, type WeightMatrix } from "../kernels/layout.js";
+import { isGgmlQuantType, storedLayout } from "../kernels/ggml-blocks.js";
+import { writeStoredRows } from "../kernels/repack.js";
 import type { ThreadPool } from "../threads/pool.js";
 
 /**
@@ -30,23 +33,47 @@ import type { ThreadPool } from "../threads/pool.js";
  */
 export const STAGING_BYTES = 4 << 20;
 
+/**
+ * One product's weights: tensors stacked along the output rows (q|k|v, gate|up) so that one hand-off computes
+ * them all. Consecutive tensors of one layout share a matrix; where a file stores them in types of different
+ * layouts (a Q4_K_M file's Q4_K q beside a Q6_K v), each run is a part of its own, whose outputs start at
+ * row `row0` of the stacked product.
+ */
+export interface MatrixStack {
+  rows: number;
+  cols: number;
+  parts: Array<{ row0: number; matrix: WeightMatrix }>;
+}
+
 export interface LayerMatrices {
   attnNorm: number;
   ffnNorm: number;
   /** q, k and v stacked: one GEMM instead of three. */
-  qkv: Int4Matrix;
-  o: Int4Matrix;
+  qkv: MatrixStack;
+  o: MatrixStack;
   /** gate and up stacked: one GEMM, then SwiGLU pairs row halves. */
-  gateUp: Int4Matrix;
-  down: Int4Matrix;
+  gateUp: MatrixStack;
+  down: MatrixStack;
 }
 
 export interface EngineWeights {
   layers: LayerMatrices[];
-  embed: Int4Matrix;
+  embed: WeightMatrix;
   /** The output head: the embedding table itself when the model ties them. */
-  head: Int4Matrix;
+  head: MatrixStack;
   finalNorm: number;
+}
+
+/**
+ * The layout a matrix stored as info.encoding is computed in: il4 under the recipe (which quantizes float rows
+ * and reads Q4_0 blocks as its own; no other block type can be the recipe's), else the layout of its type.
+ */
+export function layoutOf(weights: WeightSource, info: WeightInfo): WeightLayout {
+  if (weights.quantization === "file") return LAYOUTS[storedLayout(info.encoding)];
+  if (isGgmlQuantType(info.encoding) && info.encoding !== "Q4_0") {
+    throw new RangeError(`${weights.where(info.name)} is ${info.encoding}; the int4 recipe reads float and Q4_0 matrices`);
+  }
+  return LAYOUTS.il4;
 }
 
 export interface LoadWeightsOptions {
@@ -61,7 +88,7 @@ export interface LoadWeightsOptions {
 /** One read: rows [r, r + n) of a tensor, which become rows [row + r, row + r + n) of `matrix`. */
 interface Read {
   info: WeightInfo;
-  matrix: Int4Matrix;
+  matrix: WeightMatrix;
   row: number;
   r: number;
   n: number;
@@ -89,30 +116,42 @@ export async function loadWeights(
   const reads: Read[] = [];
   let largestRead = 0;
 
-  /** Allocates the matrix of the stacked tensors `parts` and plans their reads. */
-  const matrix = (parts: string[]): Int4Matrix => {
-    const infos = parts.map((p) => weights.weight(p));
+  /** Allocates the matrices of the stacked tensors `names` (one per run of one layout) and plans their reads. */
+  const stack = (tensors: string[]): MatrixStack => {
+    const infos = tensors.map((p) => weights.weight(p));
     const cols = infos[0].shape[1];
-    const rows = infos.reduce((n, i) => n + i.shape[0], 0);
-    const m = allocInt4Matrix(k, rows, cols);
-    let row = 0;
     for (const info of infos) {
       if (info.shape.length !== 2 || info.shape[1] !== cols) {
-        throw new RangeError(`tensor ${showName(info.name)} has shape ${JSON.stringify(info.shape)}; the matrix it belongs to has ${cols} columns`);
+        throw new RangeError(`${weights.where(info.name)} has shape ${JSON.stringify(info.shape)}; the matrix it belongs to has ${cols} columns`);
       }
-      const bytes = rowBytes(info);
-      const reordered = reorder.has(info.name);
-      const unit = reordered ? headRows : 4;
-      const perRead = Math.max(1, Math.floor(stagingBytes / bytes / unit)) * unit;
-      const tensorRows = info.shape[0];
-      for (let r = 0; r < tensorRows; r += perRead) {
-        const n = Math.min(perRead, tensorRows - r);
-        reads.push({ info, matrix: m, row, r, n, reordered, last: r + n === tensorRows });
-        largestRead = Math.max(largestRead, n * bytes);
-      }
-      row += tensorRows;
     }
-    return m;
+    const parts: MatrixStack["parts"] = [];
+    let stackRow = 0;
+    for (let i = 0; i < infos.length; ) {
+      const layout = layoutOf(weights, infos[i]);
+      let end = i + 1;
+      while (end < infos.length && layoutOf(weights, infos[end]) === layout) end++;
+      const run = infos.slice(i, end);
+      const m = allocMatrix(k, layout, run.reduce((n, info) => n + info.shape[0], 0), cols);
+      parts.push({ row0: stackRow, matrix: m });
+      let row = 0;
+      for (const info of run) {
+        const bytes = rowBytes(info);
+        const reordered = reorder.has(info.name);
+        const unit = reordered ? headRows : 4;
+        const perRead = Math.max(1, Math.floor(stagingBytes / bytes / unit)) * unit;
+        const tensorRows = info.shape[0];
+        for (let r = 0; r < tensorRows; r += perRead) {
+          const n = Math.min(perRead, tensorRows - r);
+          reads.push({ info, matrix: m, row, r, n, reordered, last: r + n === tensorRows });
+          largestRead = Math.max(largestRead, n * bytes);
+        }
+        row += tensorRows;
+      }
+      stackRow += m.rows;
+      i = end;
+    }
+    return { rows: stackRow, cols, parts };
   };
   const vector = async (name: string): Promise<number> => {
     const v = await timed("read", () => weights.readF32(name));
@@ -121,21 +160,22 @@ export async function loadWeights(
     return ptr;
   };
 
-  const embed = matrix([names.embed]);
+  const embedStack = stack([names.embed]);
+  const embed = embedStack.parts[0].matrix;
   const layers: LayerMatrices[] = [];
   for (const l of names.layers) {
     layers.push({
       attnNorm: await vector(l.attnNorm),
       ffnNorm: await vector(l.ffnNorm),
-      qkv: matrix([l.wq, l.wk, l.wv]),
-      o: matrix([l.wo]),
-      gateUp: matrix([l.wGate, l.wUp]),
-      down: matrix([l.wDown]),
+      qkv: stack([l.wq, l.wk, l.wv]),
+      o: stack([l.wo]),
+      gateUp: stack([l.wGate, l.wUp]),
+      down: stack([l.wDown]),
     });
   }
   const finalNorm = await vector(names.finalNorm);
   step();
-  const head = names.lmHead ? matrix([names.lmHead]) : embed;
+  const head = names.lmHead ? stack([names.lmHead]) : embedStack;
   const staging = [k.alloc(largestRead), k.alloc(largestRead)];
 
   const start = (i: number): Promise<void> => {
@@ -149,7 +189,7 @@ export async function loadWeights(
     for (let i = 0; i < reads.length; i++) {
       await timed("read", () => next);
       if (i + 1 < reads.length) next = start(i + 1);
-      await timed("quantize", () => fill(k, pool(), reads[i], staging[i % 2], config.headDim));
+      await timed("quantize", () => fill(k, pool(), reads[i], staging[i % 2], config.headDim, weights.where(reads[i].info.name)));
       if (reads[i].last) step();
     }
   } finally {
@@ -159,8 +199,11 @@ export async function loadWeights(
   return { layers, embed, head, finalNorm };
 }
 
-/** Quantizes or repacks one read's rows, staged at `ptr`, into its matrix (on the pool's threads, if any yet). */
-function fill(k: WasmKernels, pool: ThreadPool | null, read: Read, ptr: number, headDim: number): void {
+/**
+ * Writes one read's rows, staged at `ptr`, into its matrix (on the pool's threads, if any yet); `where` names
+ * the file and tensor in a refusal.
+ */
+function fill(k: WasmKernels, pool: ThreadPool | null, read: Read, ptr: number, headDim: number, where: string): void {
   const { info, matrix: m, n } = read;
   const bytes = rowBytes(info);
   if (read.reordered) {
@@ -175,9 +218,8 @@ function fill(k: WasmKernels, pool: ThreadPool | null, read: Read, ptr: number, 
   /** Rows [from, to) on this thread, errors naming the tensor and row. */
   const here = (from: number, to: number) => {
     const src = ptr + (from - lo) * bytes;
-    const source = { name: `tensor ${showName(info.name)}`, row0: read.r + (from - lo) };
-    if (info.encoding === "Q4_0") repackQ4_0(k, m, from, src, to - from, { source });
-    else quantizeRows(k, m, from, src, to - from, info.encoding, { source });
+    const source = { name: where, row0: read.r + (from - lo) };
+    writeStoredRows(k, m, from, src, to - from, info.encoding, { source });
   };
   if (pool === null) return here(lo, hi);
   try {

@@ -3,10 +3,10 @@
 // (checkpoint/checkpoint.ts) and a GGUF file (checkpoint/gguf-weights.ts) implement it; the int4 engine
 // and the float32 reference read weights only through it, so both load either kind of file with one code
 // path.
-import { storedRowBytes, type WeightEncoding } from "../kernels/quantize.js";
+import { storedRowBytes, type WeightEncoding } from "../kernels/ggml-blocks.js";
 import { showName } from "./checkpoint/safetensors.js";
 
-export type { WeightEncoding } from "../kernels/quantize.js";
+export type { WeightEncoding } from "../kernels/ggml-blocks.js";
 
 export interface WeightInfo {
   name: string;
@@ -15,7 +15,17 @@ export interface WeightInfo {
   encoding: WeightEncoding;
 }
 
+/**
+ * How the engine computes with a source's matrices: "recipe", MobileLLM-Pro's own int4 recipe (a folder's
+ * float matrices quantized at load; this project's GGUF files, whose Q4_0 blocks are the recipe's), or "file",
+ * the values a llama.cpp file holds, each matrix in the layout its ggml type maps to (src/kernels/layout.ts).
+ */
+export type Quantization = "recipe" | "file";
+
 export interface WeightSource {
+  readonly quantization: Quantization;
+  /** The file holding tensor `name`, and the tensor, as a refusal names them: `model.gguf: tensor "x"`. */
+  where(name: string): string;
   /** The tensor's shape and encoding; a missing tensor is a CheckpointError. */
   weight(name: string): WeightInfo;
   /** The whole tensor as float32 (Q4_0 blocks dequantized), NaN and infinity refused. */

@@ -11,6 +11,7 @@
 import { CheckpointError } from "../env/byte-source.js";
 import type { Checkpoint } from "../model/checkpoint/checkpoint.js";
 import { Q4_0_BLOCK } from "../model/checkpoint/gguf-format.js";
+import type { Quantization } from "../model/weights.js";
 import type { GgufFile, GgufValue } from "../model/checkpoint/gguf.js";
 import { bool, bools, f32, str, u32, u32s, i32, type GgufMetadataToWrite, type GgufTensorToWrite } from "../model/checkpoint/gguf-writer.js";
 import { ConfigError, parseConfig, type ModelConfig } from "../model/config.js";
@@ -308,8 +309,8 @@ export interface GgufModel {
   generation: GenerationDefaults;
   /** The file's tensor names, each checked for presence, shape and type. */
   names: TensorNames;
-  /** Tensors stored in a ggml type the engine decodes to float32 and quantizes again at load. */
-  requantized: Array<{ name: string; type: string }>;
+  /** How the engine computes with the matrices: the int4 recipe (this project's files) or the file's values (llama.cpp's). */
+  quantization: Quantization;
 }
 
 function sameValue(a: GgufValue, b: GgufValue): boolean {
@@ -427,6 +428,6 @@ export function readGgufModel(file: GgufFile): GgufModel {
     chatTemplateSource,
     generation,
     names,
-    requantized: [],
+    quantization: "recipe",
   };
 }

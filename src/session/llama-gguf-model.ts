@@ -14,9 +14,8 @@
 //   divisor per frequency; the config carries those divisors ("factors") and RoPE applies them as given.
 import { CheckpointError } from "../env/byte-source.js";
 import { CONFIG_LIMITS, ConfigError, parseConfig, type ModelConfig } from "../model/config.js";
-import { isDequantizedType } from "../model/checkpoint/ggml-dequantize.js";
 import type { GgufFile, GgufValue } from "../model/checkpoint/gguf.js";
-import { GgufWeights, READABLE_GGML_TYPES } from "../model/checkpoint/gguf-weights.js";
+import { GgufWeights, isReadableGgmlType, READABLE_GGML_TYPES } from "../model/checkpoint/gguf-weights.js";
 import { engineShapeProblem } from "../model/engine.js";
 import { expectedShapes } from "../model/tensor-names.js";
 import { NO_GENERATION_CONFIG } from "../generate/generation-config.js";
@@ -186,17 +185,15 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
 
   const names = ggufTensorNames(parsed);
   const wanted = new Set<string>();
-  const requantized: GgufModel["requantized"] = [];
   for (const [name, shape] of expectedShapes(parsed, names)) {
     wanted.add(name);
     if (!file.has(name)) fail(`missing tensor ${name}`);
     const t = file.tensor(name);
-    const readable = shape.length === 1 ? ["F32", "F16", "BF16"].includes(t.type) : ["F32", "F16", "BF16", "Q4_0"].includes(t.type) || isDequantizedType(t.type);
+    const readable = shape.length === 1 ? ["F32", "F16", "BF16"].includes(t.type) : isReadableGgmlType(t.type);
     if (!readable) fail(`tensor ${name} is ${t.type}; this loader reads ${shape.length === 1 ? "F32, F16 and BF16 vectors" : READABLE_GGML_TYPES}`);
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
       fail(`tensor ${name} has shape [${t.shape.join(", ")}] but the file's keys imply [${shape.join(", ")}]`);
     }
-    if (isDequantizedType(t.type)) requantized.push({ name, type: t.type });
   }
   const ropeScaling = await readRopeFactors(file, parsed, fail);
   wanted.add(ROPE_FREQS_TENSOR);
@@ -219,7 +216,7 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
     chatTemplateSource: text.chatTemplateSource,
     generation: NO_GENERATION_CONFIG,
     names,
-    requantized,
+    quantization: "file",
   };
 }
 

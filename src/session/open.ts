@@ -128,7 +128,7 @@ export async function openGgufModel(source: ByteSource, platform: Platform, opts
   try {
     const m = await readAnyGgufModel(file);
     m.tokenizer?.checkFitsVocabulary(m.config.vocabSize);
-    const backend = await createBackend(m.config, new GgufWeights(file), m.names, backendOptions(m.config, opts, platform, meter), platform);
+    const backend = await createBackend(m.config, new GgufWeights(file, m.quantization), m.names, backendOptions(m.config, opts, platform, meter), platform);
     return await ready(new Model(source.name, m.config, m.tokenizer, m.chatTemplate, backend, m.generation, performance.now() - started), meter);
   } catch (err) {
     // The weight loaders and the quantizer refuse a tensor by its name ("tensor blk.0.attn_q.weight: ..."):

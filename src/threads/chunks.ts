@@ -4,9 +4,10 @@
 // and, once the protocol lets it commit (protocol.ts), copies the result into place. The same kernel call
 // on the same inputs either way, so the bits do not depend on which thread ran the chunk.
 import type { WasmKernels } from "../kernels/wasm.js";
-import { Int4Matrix } from "../kernels/layout.js";
+import { regionBytes, WeightMatrix } from "../kernels/layout.js";
 import { copyRows, gemm, gemv, readBandwidth } from "../kernels/matmul.js";
-import { quantizeRows, repackQ4_0, storedRowBytes } from "../kernels/quantize.js";
+import { storedRowBytes } from "../kernels/ggml-blocks.js";
+import { writeStoredRows } from "../kernels/repack.js";
 import { attentionFinalize, attentionRecordFloats, attentionReset, attentionRows } from "../kernels/attention.js";
 import type { AttentionJob, Job, MatmulJob, QuantizeJob } from "./jobs.js";
 
@@ -36,8 +37,7 @@ export function commitChunk(k: WasmKernels, job: Job, c: number, scratch: number
   switch (job.kind) {
     case "matmul": {
       const { row0, rows } = matmulRows(job, c);
-      const full = job.matrix.rows;
-      copyRows(k, job.y + 4 * row0, 4 * full, scratch, 4 * rows, 4 * rows, job.tokens);
+      copyRows(k, job.y + 4 * row0, 4 * job.ldy, scratch, 4 * rows, 4 * rows, job.tokens);
       return;
     }
     case "attention": {
@@ -50,12 +50,12 @@ export function commitChunk(k: WasmKernels, job: Job, c: number, scratch: number
       return; // nothing to copy
     case "quantize": {
       const { row0, rows } = quantizeChunkRows(job, c);
-      const from = Int4Matrix.packedAt(scratch, rows, job.matrix.cols);
+      const from = WeightMatrix.packedAt(job.matrix.layout, scratch, rows, job.matrix.cols);
       const to = job.matrix.rowBlock(row0, rows);
-      const cells = to.blocks * to.groups;
-      copyRows(k, to.qsPtr, 0, from.qsPtr, 0, cells * 64, 1);
-      copyRows(k, to.scalesPtr, 0, from.scalesPtr, 0, cells * 8, 1);
-      copyRows(k, to.wsumPtr, 0, from.wsumPtr, 0, to.blocks * 16, 1);
+      const bytes = regionBytes(to.layout, rows, to.cols);
+      copyRows(k, to.valuesPtr, 0, from.valuesPtr, 0, bytes.values, 1);
+      if (bytes.scales > 0) copyRows(k, to.scalesPtr, 0, from.scalesPtr, 0, bytes.scales, 1);
+      if (bytes.aux > 0) copyRows(k, to.auxPtr, 0, from.auxPtr, 0, bytes.aux, 1);
       return;
     }
   }
@@ -72,7 +72,7 @@ function matmulChunk(k: WasmKernels, job: MatmulJob, c: number, target: ChunkTar
   const block = job.matrix.rowBlock(row0, rows);
   // In place, token t's rows sit in the full product's row t; in scratch, the block's rows are packed.
   const y = target === "in place" ? job.y + 4 * row0 : target;
-  const ldy = target === "in place" ? job.matrix.rows : rows;
+  const ldy = target === "in place" ? job.ldy : rows;
   if (job.tokens === 1) gemv(k, block, job.act, y, job.first);
   else gemm(k, block, job.act, y, job.tokens, job.first, ldy);
 }
@@ -110,14 +110,13 @@ function quantizeChunkRows(job: QuantizeJob, c: number): { row0: number; rows: n
 
 /**
  * In place, the chunk's rows go straight into the matrix; in scratch, into a matrix of the chunk's blocks
- * alone (Int4Matrix.packedAt), which commitChunk copies into place block by block.
+ * alone (WeightMatrix.packedAt), which commitChunk copies into place block by block.
  */
 function quantizeChunk(k: WasmKernels, job: QuantizeJob, c: number, target: ChunkTarget): void {
   const { row0, rows } = quantizeChunkRows(job, c);
   const inPlace = target === "in place";
-  const m = inPlace ? job.matrix : Int4Matrix.packedAt(target, rows, job.matrix.cols);
+  const m = inPlace ? job.matrix : WeightMatrix.packedAt(job.matrix.layout, target, rows, job.matrix.cols);
   const at = inPlace ? row0 : 0;
   const src = job.src + (row0 - job.row0) * storedRowBytes(job.encoding, job.matrix.cols);
-  if (job.encoding === "Q4_0") repackQ4_0(k, m, at, src, rows);
-  else quantizeRows(k, m, at, src, rows, job.encoding);
+  writeStoredRows(k, m, at, src, rows, job.encoding);
 }

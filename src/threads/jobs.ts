@@ -8,19 +8,25 @@
 // head) pair, a quantize chunk a run of whole 4-row blocks of the matrix written, a read chunk a run of
 // bytes. The kernels compute every 4-row block and every head on its own, so each output's bits do not
 // depend on how the job was cut or which thread ran a chunk.
-import { int4BlockBytes, Int4Matrix, Int8Activations } from "../kernels/layout.js";
+import {
+  FloatActivations, Int8Activations, Int8BlockActivations, layoutById, packedBlockBytes, WeightMatrix, type Activations,
+} from "../kernels/layout.js";
 import type { KvCacheLayer } from "../kernels/attention.js";
-import type { WeightEncoding } from "../kernels/quantize.js";
+import { WEIGHT_ENCODINGS, type WeightEncoding } from "../kernels/ggml-blocks.js";
 import { JOB_WORDS } from "./protocol.js";
 
-/** Y (f32 [tokens][matrix.rows] at y) = matrix times act's tokens [first, first + tokens). */
+/**
+ * Y = matrix times act's tokens [first, first + tokens), token t's outputs at y + 4·t·ldy (ldy >= matrix.rows:
+ * larger when the matrix is a part of a wider product). act is in the format the matrix's layout takes.
+ */
 export interface MatmulJob {
   kind: "matmul";
-  matrix: Int4Matrix;
-  act: Int8Activations;
+  matrix: WeightMatrix;
+  act: Activations;
   first: number;
   tokens: number;
   y: number;
+  ldy: number;
   /** Rows per chunk: a multiple of 4 (the last chunk may be shorter). */
   chunkRows: number;
 }
@@ -65,14 +71,14 @@ export interface ReadJob {
 }
 
 /**
- * Rows [row0, row0 + rows) of `matrix` from `rows` stored rows at src, row-major as `encoding` stores them:
- * float rows quantized (quantizeRows), Q4_0 blocks repacked (repackQ4_0; src/kernels/quantize.ts). The
- * load of one staged read. row0, rows and chunkRows are multiples of 4 (whole blocks: a worker commits its
- * chunk's blocks whole).
+ * Rows [row0, row0 + rows) of `matrix` from `rows` stored rows at src, row-major as `encoding` stores them,
+ * written by writeStoredRows (src/kernels/repack.ts: the recipe's quantizer for an il4 matrix, else the
+ * file's values repacked). The load of one staged read. row0, rows and chunkRows are multiples of 4 (whole
+ * blocks: a worker commits its chunk's blocks whole).
  */
 export interface QuantizeJob {
   kind: "quantize";
-  matrix: Int4Matrix;
+  matrix: WeightMatrix;
   row0: number;
   rows: number;
   src: number;
@@ -105,14 +111,14 @@ export function chunkOutputBytes(job: Job): number {
     case "read":
       return 0;
     case "quantize":
-      return int4BlockBytes(job.matrix.cols) * Math.ceil(Math.min(job.chunkRows, job.rows) / 4);
+      return packedBlockBytes(job.matrix.layout, job.matrix.cols) * Math.ceil(Math.min(job.chunkRows, job.rows) / 4);
   }
 }
 
 // ---- codec ---------------------------------------------------------------------------------------------
 
 const KIND = { matmul: 1, attention: 2, read: 3, quantize: 4 } as const;
-const ENCODINGS: readonly WeightEncoding[] = ["F32", "F16", "BF16", "Q4_0"];
+const FORMATS = { i8t: 0, i8b: 1, f32: 2 } as const;
 
 const f32 = new Float32Array(1);
 const f32Bits = new Int32Array(f32.buffer);
@@ -149,10 +155,12 @@ export function encodeJob(job: Job, words: Int32Array): void {
   w.put(KIND[job.kind]);
   switch (job.kind) {
     case "matmul": {
-      const { matrix: m, act: a } = job;
-      w.put(m.rows, m.cols, m.qsPtr, m.scalesPtr, m.wsumPtr);
-      w.put(a.tokens, a.cols, a.qPtr, a.widePtr, a.corrPtr, a.scalePtr, a.zeroPtr);
-      w.put(job.first, job.tokens, job.y, job.chunkRows);
+      putMatrix(w, job.matrix);
+      const a = job.act;
+      w.put(FORMATS[a.format], a.tokens, a.cols);
+      if (a.format === "f32") w.put(a.ptr, 0, 0, 0, 0);
+      else w.put(a.qPtr, a.widePtr, a.corrPtr, a.scalePtr, a.format === "i8t" ? a.zeroPtr : a.sumPtr);
+      w.put(job.first, job.tokens, job.y, job.ldy, job.chunkRows);
       return;
     }
     case "attention": {
@@ -167,9 +175,8 @@ export function encodeJob(job: Job, words: Int32Array): void {
       w.put(job.ptr, job.bytes, job.chunkBytes);
       return;
     case "quantize": {
-      const m = job.matrix;
-      w.put(m.rows, m.cols, m.qsPtr, m.scalesPtr, m.wsumPtr);
-      w.put(job.row0, job.rows, job.src, ENCODINGS.indexOf(job.encoding), job.chunkRows);
+      putMatrix(w, job.matrix);
+      w.put(job.row0, job.rows, job.src, WEIGHT_ENCODINGS.indexOf(job.encoding), job.chunkRows);
       return;
     }
   }
@@ -181,9 +188,17 @@ export function decodeJob(words: Int32Array): Job {
   const kind = w.u32();
   switch (kind) {
     case KIND.matmul: {
-      const matrix = new Int4Matrix(w.u32(), w.u32(), w.u32(), w.u32(), w.u32());
-      const act = new Int8Activations(w.u32(), w.u32(), w.u32(), w.u32(), w.u32(), w.u32(), w.u32());
-      return { kind: "matmul", matrix, act, first: w.u32(), tokens: w.u32(), y: w.u32(), chunkRows: w.u32() };
+      const matrix = getMatrix(w);
+      const format = w.u32();
+      const tokens = w.u32();
+      const cols = w.u32();
+      const p = [w.u32(), w.u32(), w.u32(), w.u32(), w.u32()] as const;
+      let act: Activations;
+      if (format === FORMATS.i8t) act = new Int8Activations(tokens, cols, ...p);
+      else if (format === FORMATS.i8b) act = new Int8BlockActivations(tokens, cols, ...p);
+      else if (format === FORMATS.f32) act = new FloatActivations(tokens, cols, p[0]);
+      else throw new Error(`unknown activation format ${format} in the control block`);
+      return { kind: "matmul", matrix, act, first: w.u32(), tokens: w.u32(), y: w.u32(), ldy: w.u32(), chunkRows: w.u32() };
     }
     case KIND.attention: {
       const cache: KvCacheLayer = {
@@ -197,15 +212,26 @@ export function decodeJob(words: Int32Array): Job {
     case KIND.read:
       return { kind: "read", ptr: w.u32(), bytes: w.u32(), chunkBytes: w.u32() };
     case KIND.quantize: {
-      const matrix = new Int4Matrix(w.u32(), w.u32(), w.u32(), w.u32(), w.u32());
+      const matrix = getMatrix(w);
       const row0 = w.u32();
       const rows = w.u32();
       const src = w.u32();
-      const encoding = ENCODINGS[w.u32()];
+      const encoding = WEIGHT_ENCODINGS[w.u32()];
       if (encoding === undefined) throw new Error("unknown row encoding in the control block");
       return { kind: "quantize", matrix, row0, rows, src, encoding, chunkRows: w.u32() };
     }
     default:
       throw new Error(`unknown job kind ${kind} in the control block`);
   }
+}
+
+function putMatrix(w: Words, m: WeightMatrix): void {
+  w.put(m.layout.id, m.rows, m.cols, m.valuesPtr, m.scalesPtr, m.auxPtr);
+}
+
+function getMatrix(w: Words): WeightMatrix {
+  const id = w.u32();
+  const layout = layoutById(id);
+  if (layout === undefined) throw new Error(`unknown weight layout ${id} in the control block`);
+  return new WeightMatrix(layout, w.u32(), w.u32(), w.u32(), w.u32(), w.u32());
 }

@@ -21,7 +21,7 @@
 // instead (choice.ts): on this VM the workers miss about one region in six even on a quiet machine, where
 // two threads still decode faster, and the miss-based policy then sent small models solo for nothing.
 // docs/performance.md has the measurements behind the constants below.
-import { int4BlockBytes, type Int4Matrix, type Int8Activations } from "../kernels/layout.js";
+import { packedBlockBytes, type Activations, type WeightMatrix } from "../kernels/layout.js";
 import type { WasmKernels } from "../kernels/wasm.js";
 import { runChunk } from "./chunks.js";
 import { ThreadChoice, type StepMode } from "./choice.js";
@@ -307,15 +307,16 @@ export class ThreadPool {
   }
 
   /**
-   * Y (f32 [tokens][m.rows] at yPtr) = m times act's tokens [first, first + tokens): gemv for one token,
-   * gemm otherwise, rows split across the threads. Layouts: Int4Matrix and Int8Activations (layout.ts).
+   * Y (f32 [tokens] rows of ldy at yPtr) = m times act's tokens [first, first + tokens): gemv for one token,
+   * gemm otherwise, by the kernel of m's layout (act in the format it takes), rows split across the threads.
+   * Layouts: WeightMatrix and the activation formats (layout.ts).
    */
-  matmul(m: Int4Matrix, act: Int8Activations, yPtr: number, tokens: number, first = 0): void {
+  matmul(m: WeightMatrix, act: Activations, yPtr: number, tokens: number, first = 0, ldy = m.rows): void {
     if (m.cols !== act.cols) throw new RangeError(`matmul: matrix has ${m.cols} columns, activations have ${act.cols}`);
     if (!Number.isInteger(first) || !Number.isInteger(tokens) || first < 0 || tokens < 1 || first + tokens > act.tokens) {
       throw new RangeError(`matmul: tokens [${first}, ${first + tokens}) outside the ${act.tokens} held by the activations`);
     }
-    this.run({ kind: "matmul", matrix: m, act, first, tokens, y: yPtr, chunkRows: this.matmulChunkRows(m.rows, m.cols, tokens) });
+    this.run({ kind: "matmul", matrix: m, act, first, tokens, y: yPtr, ldy, chunkRows: this.matmulChunkRows(m.rows, m.cols, tokens) });
   }
 
   /**
@@ -349,7 +350,7 @@ export class ThreadPool {
     // Whole blocks, as many as a worker's scratch holds, at least chunksPerThread chunks per thread; one
     // chunk (the main thread alone) when a chunk would not fit the scratch.
     const blocks = job.rows / 4;
-    const fit = Math.floor(this.scratchBytes / int4BlockBytes(m.cols));
+    const fit = Math.floor(this.scratchBytes / packedBlockBytes(m.layout, m.cols));
     const perChunk = Math.max(Math.ceil(blocks / MAX_CHUNKS), Math.min(fit, Math.ceil(blocks / (this.chunksPerThread * this.threads))));
     const chunkRows = this.threads === 1 || perChunk > fit ? job.rows : 4 * perChunk;
     this.run({ kind: "quantize", ...job, chunkRows }, true);

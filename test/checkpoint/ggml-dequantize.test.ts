@@ -1,127 +1,173 @@
-// The Q8_0, Q4_K and Q6_K decoders against decodes written here from ggml's block layouts (ggml-common.h),
-// value by value: each value's fields are located from its index, and the arithmetic is done in float64 and
-// rounded once, which equals ggml's float32 steps because every intermediate product is exact.
-import { describe, expect, it } from "vitest";
+// Every ggml type a hub GGUF uses, decoded two ways here, against llama.cpp's own gguf Python package
+// (gguf.quants.dequantize, an independent decoder), bit for bit in f32:
+//   - the values the engine computes with: the rows repacked into the type's layout as the loader does it
+//     (writeStoredRows) and read back through the layout's formula (dequantizeRowInto, the embedding lookup);
+//   - what the float32 reference and readF32 get (dequantizeGgml).
+// Random blocks (fast-check, seeded) with every kind of f16 field (normal, subnormal, ±0, ±65504, the smallest
+// normals) and random nibbles, int8, 6-bit scales and mins and high bits; floats with subnormals, -0 and the
+// extremes. A NaN or infinite d, m, dmin or element is refused, naming the row and block.
 import fc from "fast-check";
-import { f16BitsToF32 } from "../../src/kernels/dtype.js";
-import { DEQUANTIZED_TYPES, dequantizeGgml, type DequantizedType } from "../../src/model/checkpoint/ggml-dequantize.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { f32ToF16Bits } from "../../src/kernels/dtype.js";
+import { GGML_BLOCKS, storedLayout, storedRowBytes, type GgmlQuantType, type WeightEncoding } from "../../src/kernels/ggml-blocks.js";
+import { allocMatrix, dequantizeRowInto, LAYOUTS } from "../../src/kernels/layout.js";
+import { firstBitDifference } from "../../src/kernels/probe.js";
+import { writeStoredRows } from "../../src/kernels/repack.js";
+import { WasmKernels } from "../../src/kernels/wasm.js";
+import { dequantizeGgml } from "../../src/model/checkpoint/ggml-dequantize.js";
+import { wasmBytes } from "../../src/node/wasm-files.js";
+import { ggufDequantize, ggufPythonAvailable } from "../helpers/gguf-python.js";
+import { F16_FIELDS, randomGgmlRows } from "../helpers/ggml-rows.js";
+import { gauss, rng } from "../helpers/rng.js";
 
-const half = (b: Uint8Array, o: number) => f16BitsToF32(b[o] | (b[o + 1] << 8));
-const signed = (x: number) => (x > 127 ? x - 256 : x);
+const QUANT_TYPES = Object.keys(GGML_BLOCKS) as GgmlQuantType[];
+const FLOAT_TYPES = ["F32", "F16", "BF16"] as const;
+const havePython = ggufPythonAvailable();
 
-/** Q8_0 block: f16 d, 32 int8. */
-function q8_0Value(b: Uint8Array, e: number): number {
-  return half(b, 0) * signed(b[2 + e]);
+interface Case {
+  type: WeightEncoding;
+  rows: number;
+  cols: number;
+  bytes: Uint8Array;
 }
 
-/** Q4_K block: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles. */
-function q4_KValue(b: Uint8Array, e: number): number {
-  const d = half(b, 0);
-  const dmin = half(b, 2);
-  const packed = b.subarray(4, 16);
-  // Eight 6-bit scales and eight 6-bit mins: the first four of each in the low 6 bits of bytes 0-3 (scales)
-  // and 4-7 (mins); the last four take their low 4 bits from the nibbles of bytes 8-11 (scale low, min
-  // high) and their top 2 bits from the top 2 bits of bytes 0-3 (scales) and 4-7 (mins).
-  const sc: number[] = [];
-  const mn: number[] = [];
-  for (let s = 0; s < 8; s++) {
-    if (s < 4) {
-      sc.push(packed[s] % 64);
-      mn.push(packed[4 + s] % 64);
-    } else {
-      sc.push((packed[8 + s - 4] % 16) + 16 * Math.floor(packed[s - 4] / 64));
-      mn.push(Math.floor(packed[8 + s - 4] / 16) + 16 * Math.floor(packed[s] / 64));
+/** Random floats of `type`: subnormals, ±0, the largest finite values, ordinary values of any scale. */
+function randomFloatRows(type: "F32" | "F16" | "BF16", n: number, r: () => number): Uint8Array {
+  const f = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const kind = r();
+    if (kind < 0.05) f[i] = r() < 0.5 ? 0 : -0;
+    else if (kind < 0.1) f[i] = (r() < 0.5 ? -1 : 1) * (type === "F16" ? 65504 : 3.3e38);
+    else if (kind < 0.2) f[i] = gauss(r) * (type === "F16" ? 2 ** -20 : 1e-40);
+    else f[i] = gauss(r) * 2 ** (Math.floor(r() * 30) - 15);
+  }
+  if (type === "F32") return new Uint8Array(f.buffer);
+  const out = new Uint8Array(2 * n);
+  const bits = new Uint32Array(f.buffer);
+  for (let i = 0; i < n; i++) {
+    const h = type === "F16" ? f32ToF16Bits(f[i]) : bits[i] >>> 16;
+    out[2 * i] = h & 0xff;
+    out[2 * i + 1] = h >>> 8;
+  }
+  return out;
+}
+
+/** Seeded cases: 1..9 rows of 1..3 blocks (256-value types) or 1..8 blocks (the others) per row. */
+function cases(type: WeightEncoding, runs: number, seed: number): Case[] {
+  const per = type in GGML_BLOCKS ? GGML_BLOCKS[type as GgmlQuantType].values : 32;
+  const arb = fc.record({ rows: fc.integer({ min: 1, max: 9 }), units: fc.integer({ min: 1, max: per === 256 ? 3 : 8 }), seed: fc.integer() });
+  return fc.sample(arb, { numRuns: runs, seed }).map(({ rows, units, seed: s }) => {
+    const cols = per * units;
+    const r = rng(s);
+    const bytes = type in GGML_BLOCKS ? randomGgmlRows(type as GgmlQuantType, rows, cols, r) : randomFloatRows(type as "F32", rows * cols, r);
+    return { type, rows, cols, bytes };
+  });
+}
+
+/** The rows as the engine holds them: written into the type's layout, read back row by row. */
+function engineValues(k: WasmKernels, c: Case): Float32Array {
+  const m = allocMatrix(k, LAYOUTS[storedLayout(c.type)], c.rows, c.cols);
+  const src = k.alloc(c.bytes.length, 16);
+  k.u8.set(c.bytes, src);
+  writeStoredRows(k, m, 0, src, c.rows, c.type);
+  const out = new Float32Array(c.rows * c.cols);
+  const row = k.alloc(4 * c.cols);
+  for (let r = 0; r < c.rows; r++) {
+    dequantizeRowInto(k, m, r, row);
+    out.set(k.f32.subarray(row >> 2, (row >> 2) + c.cols), r * c.cols);
+  }
+  return out;
+}
+
+describe.skipIf(!havePython)("every ggml type against gguf.quants.dequantize (llama.cpp's Python package), bit for bit", () => {
+  const TYPES = [...QUANT_TYPES, ...FLOAT_TYPES];
+  const random = new Map(TYPES.map((type) => [type, cases(type, 40, 0x5eed + type.length * 97 + type.charCodeAt(1))]));
+  const edges = new Map(QUANT_TYPES.map((type) => [type, edgeCase(type)]));
+  let k: WasmKernels;
+  /** The package's values for every case, from one python3 run. */
+  let want: Map<Case, Float32Array>;
+  beforeAll(async () => {
+    k = await WasmKernels.create("simd", wasmBytes("simd"));
+    const all = [...[...random.values()].flat(), ...edges.values()];
+    const values = ggufDequantize(all);
+    want = new Map(all.map((c, i) => [c, values[i]]));
+  }, 120_000);
+
+  it.each(TYPES)("%s: the engine's layout and the reference's decoder both give the package's values", (type) => {
+    random.get(type)!.forEach((c, i) => {
+      const expected = want.get(c)!;
+      expect(expected.length).toBe(c.rows * c.cols);
+      const got = engineValues(k, c);
+      const at = firstBitDifference(got, expected);
+      expect(at < 0 ? "same" : `${type} case ${i}: value ${at} is ${got[at]}, gguf gives ${expected[at]}`).toBe("same");
+      if (type in GGML_BLOCKS) {
+        const decoded = new Float32Array(c.rows * c.cols);
+        dequantizeGgml(type as GgmlQuantType, c.bytes, decoded);
+        expect(firstBitDifference(decoded, expected)).toBe(-1);
+      }
+    });
+  });
+
+  it.each(QUANT_TYPES)("%s: all-zero blocks, -0 and subnormal scales, and the extremes, value for value", (type) => {
+    const c = edges.get(type)!;
+    expect(firstBitDifference(engineValues(k, c), want.get(c)!)).toBe(-1);
+  });
+});
+
+/** Six blocks: all zero; then d (and m, dmin) -0, the smallest subnormal, -(largest subnormal), ±65504, the rest all ones or a pattern. */
+function edgeCase(type: GgmlQuantType): Case {
+  const { values, bytes } = GGML_BLOCKS[type];
+  const rows = 6;
+  const raw = new Uint8Array(rows * bytes);
+  const halves = [0x0000, 0x8000, 0x0001, 0x83ff, 0x7bff, 0xfbff];
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < bytes; i++) raw[r * bytes + i] = r === 0 ? 0 : r % 2 === 0 ? 0xff : (i * 37 + r) & 0xff;
+    for (const o of F16_FIELDS[type]) {
+      raw[r * bytes + o] = halves[r] & 0xff;
+      raw[r * bytes + o + 1] = halves[r] >>> 8;
     }
   }
-  const sub = Math.floor(e / 32);
-  const byte = b[16 + 32 * Math.floor(sub / 2) + (e % 32)];
-  const q = sub % 2 === 0 ? byte % 16 : Math.floor(byte / 16);
-  return d * sc[sub] * q - dmin * mn[sub];
+  return { type, rows, cols: values, bytes: raw };
 }
 
-/** Q6_K block: 128 bytes low nibbles, 64 bytes of 2-bit highs, 16 int8 scales (one per 16 values), f16 d. */
-function q6_KValue(b: Uint8Array, e: number): number {
-  const d = half(b, 208);
-  const h = Math.floor(e / 128);
-  const k = Math.floor((e % 128) / 32);
-  const l = e % 32;
-  const lowByte = b[64 * h + l + 32 * (k % 2)];
-  const low = k < 2 ? lowByte % 16 : Math.floor(lowByte / 16);
-  const high = Math.floor(b[128 + 32 * h + l] / 4 ** k) % 4;
-  return d * signed(b[192 + Math.floor(e / 16)]) * (low + 16 * high - 32);
-}
+describe("NaN and infinity in a block or a float row are refused, naming the row and block", () => {
+  let k: WasmKernels;
+  beforeAll(async () => {
+    k = await WasmKernels.create("simd", wasmBytes("simd"));
+  });
 
-const VALUE: Record<DequantizedType, (b: Uint8Array, e: number) => number> = { Q8_0: q8_0Value, Q4_K: q4_KValue, Q6_K: q6_KValue };
-/** Where each block's f16 fields sit (kept finite in the generated blocks). */
-const HALVES: Record<DequantizedType, number[]> = { Q8_0: [0], Q4_K: [0, 2], Q6_K: [208] };
-
-/** Random blocks of `type` whose halves are finite (exponent bits not all ones). */
-function blocks(type: DequantizedType) {
-  const { bytes } = DEQUANTIZED_TYPES[type];
-  return fc.integer({ min: 1, max: 4 }).chain((n) =>
-    fc.uint8Array({ minLength: n * bytes, maxLength: n * bytes }).map((raw) => {
-      for (let b = 0; b < n; b++) for (const o of HALVES[type]) raw[b * bytes + o + 1] &= 0xbb; // clears an exponent bit
-      return raw;
-    }),
-  );
-}
-
-describe("ggml block decoders", () => {
-  for (const type of Object.keys(DEQUANTIZED_TYPES) as DequantizedType[]) {
-    it(`${type} decodes every value as the block layout defines it`, () => {
-      const { values, bytes } = DEQUANTIZED_TYPES[type];
-      fc.assert(
-        fc.property(blocks(type), (raw) => {
-          const n = raw.length / bytes;
-          const out = new Float32Array(n * values + 3).fill(7);
-          dequantizeGgml(type, raw, out, 3);
-          expect(Array.from(out.subarray(0, 3))).toEqual([7, 7, 7]);
-          for (let b = 0; b < n; b++) {
-            const block = raw.subarray(b * bytes, (b + 1) * bytes);
-            for (let e = 0; e < values; e++) {
-              const want = Math.fround(VALUE[type](block, e));
-              if (!Object.is(out[3 + b * values + e], want)) expect([b, e, out[3 + b * values + e]]).toEqual([b, e, want]);
-            }
-          }
-        }),
-        { numRuns: 60 },
+  it.each(QUANT_TYPES.flatMap((type) => F16_FIELDS[type].flatMap((o) => [0x7c00, 0xfc00, 0x7e00].map((h) => ({ type, o, h })))))(
+    "$type: the f16 field at byte $o set to 0x$h",
+    ({ type, o, h }) => {
+      const { values, bytes } = GGML_BLOCKS[type];
+      const cols = 2 * values;
+      const raw = randomGgmlRows(type, 3, cols, rng(7));
+      // Row 2, block 1.
+      const at = (2 * 2 + 1) * bytes + o;
+      raw[at] = h & 0xff;
+      raw[at + 1] = h >>> 8;
+      const m = allocMatrix(k, LAYOUTS[storedLayout(type)], 3, cols);
+      const src = k.alloc(raw.length, 16);
+      k.u8.set(raw, src);
+      const message = new RegExp(`^tensor w: row 12, block 1: the ${type} \\w+ is (NaN|-?Infinity)`);
+      expect(() => writeStoredRows(k, m, 0, src, 3, type, { source: { name: "tensor w", row0: 10 } })).toThrow(
+        type === "Q4_0" ? /^tensor w: row 12, block 1: the Q4_0 scale is/ : message,
       );
-    });
+      expect(() => dequantizeGgml(type, raw, new Float32Array(3 * cols))).toThrow(/row 0, block 5|block 5/);
+    },
+  );
 
-    it(`${type} refuses a partial block and an output too small`, () => {
-      const { values, bytes } = DEQUANTIZED_TYPES[type];
-      expect(() => dequantizeGgml(type, new Uint8Array(bytes + 1), new Float32Array(2 * values))).toThrow(RangeError);
-      expect(() => dequantizeGgml(type, new Uint8Array(bytes), new Float32Array(values - 1))).toThrow(RangeError);
-    });
-  }
-
-  it("known blocks: Q8_0 of d = 0.5, Q6_K of q = -32 and 31, Q4_K with a min", () => {
-    const q8 = new Uint8Array(34);
-    q8.set([0x00, 0x38]); // 0.5
-    q8[2] = 0x80; // -128
-    q8[3] = 3;
-    const out = new Float32Array(32);
-    dequantizeGgml("Q8_0", q8, out);
-    expect(Array.from(out.subarray(0, 3))).toEqual([-64, 1.5, 0]);
-
-    const q6 = new Uint8Array(210);
-    q6.set([0x00, 0x3c], 208); // d = 1
-    q6[192] = 2; // scale of values 0-15
-    q6[0] = 0x0f; // value 0: low 15, high 3 -> 63 - 32 = 31; value 64: low 0
-    q6[128] = 0x03;
-    const y = new Float32Array(256);
-    dequantizeGgml("Q6_K", q6, y);
-    expect(y[0]).toBe(62);
-    expect(y[1]).toBe(-64); // q 0 - 32, scale 2
-    expect(Math.abs(y[16])).toBe(0); // scale 0 (d * 0 * -32 is -0)
-
-    const q4 = new Uint8Array(144);
-    q4.set([0x00, 0x3c, 0x00, 0x38]); // d = 1, dmin = 0.5
-    q4[4] = 2; // scale of sub-block 0
-    q4[8] = 3; // min of sub-block 0
-    q4[16] = 0x5a; // value 0: 10; value 32: 5 (sub-block 1: scale 0, min 0)
-    const z = new Float32Array(256);
-    dequantizeGgml("Q4_K", q4, z);
-    expect([z[0], z[32]]).toEqual([2 * 10 - 1.5, 0]);
+  it.each(FLOAT_TYPES)("%s: a NaN or infinite element", (type) => {
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const cols = 64;
+      const f = new Float32Array(2 * cols).fill(1);
+      f[cols + 5] = bad;
+      const bytes = type === "F32" ? new Uint8Array(f.buffer) : new Uint8Array(new Uint16Array(Array.from(f, (x) => (type === "F16" ? f32ToF16Bits(x) : new Uint32Array(Float32Array.of(x).buffer)[0] >>> 16))).buffer);
+      expect(bytes.length).toBe(2 * storedRowBytes(type, cols));
+      const m = allocMatrix(k, LAYOUTS[storedLayout(type)], 2, cols);
+      const src = k.alloc(bytes.length, 16);
+      k.u8.set(bytes, src);
+      expect(() => writeStoredRows(k, m, 0, src, 2, type, { source: { name: "tensor w", row0: 0 } })).toThrow(/^tensor w: row 1 contains NaN\/Inf at column 5/);
+    }
   });
 });

@@ -5,8 +5,11 @@ import { describe, expect, it } from "vitest";
 import * as attention from "../../src/kernels/attention.js";
 import * as elementwise from "../../src/kernels/elementwise.js";
 import * as quantize from "../../src/kernels/quantize.js";
+import * as repack from "../../src/kernels/repack.js";
 import { checkExports, WASM_EXPORT_ARITY } from "../../src/kernels/exports.js";
 import * as matmul from "../../src/kernels/matmul.js";
+import * as matmulI8b from "../../src/kernels/matmul-i8b.js";
+import * as matmulFloat from "../../src/kernels/matmul-float.js";
 import * as numerics from "../../src/kernels/numerics.js";
 import { acceptsRelaxedSimd, MAX_PAGES, WasmKernels, type WasmVariant } from "../../src/kernels/wasm.js";
 import { enableRelaxedSimd, wasmBytes } from "../../src/node/wasm-files.js";
@@ -19,7 +22,7 @@ const BUILDS: Array<{ variant: WasmVariant; shared: boolean }> = [
 ];
 const DECLARED = Object.keys(WASM_EXPORT_ARITY).sort();
 /** Exports that serve the loader or the activations' layout, not a wrapper of their own. */
-const UNWRAPPED = ["heap_base", "kernel_variant", "prepare_activations"];
+const UNWRAPPED = ["heap_base", "kernel_variant", "prepare_activations", "prepare_activations_i8b"];
 /** Exports with a checked wrapper but no twin: a row copy and a memory-read probe compute nothing to mirror. */
 const NO_TWIN = ["read_bandwidth", "copy_rows"];
 
@@ -40,8 +43,8 @@ describe("Wasm exports", () => {
 
   it("a module whose export is missing or takes other parameters is refused with the export's name", async () => {
     const { exports } = await WasmKernels.create("simd", wasmBytes("simd"));
-    const { gemv: _gemv, ...withoutGemv } = exports;
-    expect(() => checkExports(withoutGemv)).toThrow(/^Wasm module lacks export gemv: rebuild/);
+    const { gemv_il4_i8t: _gemv, ...withoutGemv } = exports;
+    expect(() => checkExports(withoutGemv)).toThrow(/^Wasm module lacks export gemv_il4_i8t: rebuild/);
     expect(() => checkExports({ ...exports, kv_store: (a: number) => a })).toThrow(
       /^Wasm export kv_store takes 1 parameters, src\/kernels\/exports.ts declares 7/,
     );
@@ -49,7 +52,7 @@ describe("Wasm exports", () => {
   });
 
   it("every export but the listed few has a wrapper named in camelCase and a twin with Ref appended", () => {
-    const modules: Record<string, unknown> = { ...matmul, ...attention, ...elementwise, ...quantize };
+    const modules: Record<string, unknown> = { ...matmul, ...matmulI8b, ...matmulFloat, ...attention, ...elementwise, ...quantize, ...repack };
     for (const name of DECLARED) {
       const wrapper = name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
       const found = [typeof modules[wrapper], typeof modules[`${wrapper}Ref`]];

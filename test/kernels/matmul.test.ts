@@ -4,7 +4,7 @@ import {
   Int8Activations, allocInt4Matrix, dequantizeRowInto, repackInt4, writeInt4Rows, type Int4Weights,
 } from "../../src/kernels/layout.js";
 import {
-  TOLERANCE, gemm, gemmExactRef, gemmMagnitudeRef, gemmRef, gemv, gemvRef, quantizeActivations,
+  TOLERANCE, gemm, gemmIl4ExactRef, gemmIl4MagnitudeRef, gemmIl4I8tRef, gemv, gemvIl4I8tRef, quantizeActivations,
   quantizeActivationsRef, readActivations, setActivations, type Int8Tokens,
 } from "../../src/kernels/matmul.js";
 import { GROUP, roundHalfEven, SCALE_MIN } from "../../src/kernels/numerics.js";
@@ -13,23 +13,11 @@ import { acceptsRelaxedSimd, WasmKernels, type WasmVariant } from "../../src/ker
 import { enableRelaxedSimd, wasmBytes } from "../../src/node/wasm-files.js";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/kernels/dtype.js";
 import { rng } from "../helpers/rng.js";
+import { fillInts, style } from "../helpers/int-fill.js";
 
 const RUNS = 40;
 
 
-/** How a row of integers is filled: edge values are their own styles so every run can hit them. */
-type Style = "random" | "extreme" | "zero" | "constant";
-const style = fc.constantFrom<Style>("random", "random", "extreme", "zero", "constant");
-
-function fillInts(r: () => number, s: Style, out: Int8Array, from: number, n: number, lo: number, hi: number): void {
-  const c = lo + Math.floor(r() * (hi - lo + 1));
-  for (let i = from; i < from + n; i++) {
-    if (s === "random") out[i] = lo + Math.floor(r() * (hi - lo + 1));
-    else if (s === "extreme") out[i] = r() < 0.5 ? lo : hi;
-    else if (s === "zero") out[i] = 0;
-    else out[i] = c;
-  }
-}
 
 /** x rounded to the nearest f16 value: il4 stores its scales as f16. */
 const f16 = (x: number): number => f16BitsToF32(f32ToF16Bits(x));
@@ -105,8 +93,8 @@ function runKernel(k: WasmKernels, c: Case, op: "gemm" | "gemv"): { y: Float32Ar
 }
 
 function expectWithinTolerance(got: Float32Array, c: Case): void {
-  const want = gemmRef(c.w, c.x);
-  const mag = gemmMagnitudeRef(c.w, c.x);
+  const want = gemmIl4I8tRef(c.w, c.x);
+  const mag = gemmIl4MagnitudeRef(c.w, c.x);
   for (let i = 0; i < want.length; i++) {
     const err = Math.abs(got[i] - want[i]);
     if (!(err <= TOLERANCE * mag[i])) {
@@ -127,10 +115,10 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
     fc.assert(
       fc.property(caseArb(true), (c) => {
         const { y, after } = runKernel(k, c, "gemm");
-        const want = Float32Array.from(gemmExactRef(c.w, c.x));
+        const want = Float32Array.from(gemmIl4ExactRef(c.w, c.x));
         for (const v of want) expect(Number.isInteger(v) && Math.abs(v) < 2 ** 24).toBe(true);
         expect(firstBitDifference(y, want)).toBe(-1);
-        expect(firstBitDifference(gemmRef(c.w, c.x), want)).toBe(-1);
+        expect(firstBitDifference(gemmIl4I8tRef(c.w, c.x), want)).toBe(-1);
         expect(after).toBe(SENTINEL);
       }),
       { numRuns: RUNS },
@@ -142,8 +130,8 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
     fc.assert(
       fc.property(caseArb(false, 200, 1), (c) => {
         const { y } = runKernel(k, c, "gemm");
-        const exact = gemmExactRef(c.w, c.x);
-        const mag = gemmMagnitudeRef(c.w, c.x);
+        const exact = gemmIl4ExactRef(c.w, c.x);
+        const mag = gemmIl4MagnitudeRef(c.w, c.x);
         const bound = (2 * (c.w.cols / GROUP) + 4) * 2 ** -24;
         for (let i = 0; i < y.length; i++) {
           const err = Math.abs(y[i] - exact[i]);
@@ -182,18 +170,18 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
     const k = await WasmKernels.create(variant, wasmBytes(variant));
     const gemvRefAll = (c: Case): Float32Array => {
       const y = new Float32Array(c.x.tokens * c.w.rows);
-      for (let t = 0; t < c.x.tokens; t++) y.set(gemvRef(c.w, c.x, t), t * c.w.rows);
+      for (let t = 0; t < c.x.tokens; t++) y.set(gemvIl4I8tRef(c.w, c.x, t), t * c.w.rows);
       return y;
     };
     fc.assert(
       fc.property(caseArb(true), caseArb(false), (unit, scaled) => {
         const u = runKernel(k, unit, "gemv");
         expect(firstBitDifference(u.y, gemvRefAll(unit))).toBe(-1);
-        expect(firstBitDifference(gemvRefAll(unit), Float32Array.from(gemmExactRef(unit.w, unit.x)))).toBe(-1);
+        expect(firstBitDifference(gemvRefAll(unit), Float32Array.from(gemmIl4ExactRef(unit.w, unit.x)))).toBe(-1);
         expect(u.after).toBe(SENTINEL);
         const s = runKernel(k, scaled, "gemv");
         expectWithinTolerance(s.y, scaled);
-        expect(firstBitDifference(gemvRefAll(scaled), gemmRef(scaled.w, scaled.x))).toBe(-1);
+        expect(firstBitDifference(gemvRefAll(scaled), gemmIl4I8tRef(scaled.w, scaled.x))).toBe(-1);
         expect(s.after).toBe(SENTINEL);
       }),
       { numRuns: RUNS },
@@ -220,7 +208,7 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
       expect(firstBitDifference(y.subarray(0, rows), want)).toBe(-1);
       expect(firstBitDifference(y.subarray(rows), want)).toBe(-1);
     }
-    expect(firstBitDifference(gemmRef(w, x).subarray(0, rows), want)).toBe(-1);
+    expect(firstBitDifference(gemmIl4I8tRef(w, x).subarray(0, rows), want)).toBe(-1);
   });
 
   it("keeps the largest sums exact: 6144 columns of -8 x (-128 - 127), 5 rows", async () => {
@@ -233,7 +221,7 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
     const { y } = runKernel(k, { w, x }, "gemm");
     expect(y[0]).toBe(-8 * -255 * cols);
     expect(y[4]).toBe(7 * -255 * cols);
-    expect(firstBitDifference(y, gemmRef(w, x))).toBe(-1);
+    expect(firstBitDifference(y, gemmIl4I8tRef(w, x))).toBe(-1);
   });
 
   it("quantize_activations agrees exactly with the twin on q, scale and zero point", async () => {
@@ -364,7 +352,7 @@ describe("scalar twins", () => {
     expect(Array.from(z.scale)).toEqual([SCALE_MIN, SCALE_MIN]);
     expect(Array.from(z.zero)).toEqual([127, 127]);
     const w: Int4Weights = { rows: 3, cols: 32, q: new Int8Array(96).fill(7), scales: new Float32Array(3).fill(2) };
-    expect(Array.from(gemmRef(w, z))).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(Array.from(gemmIl4I8tRef(w, z))).toEqual([0, 0, 0, 0, 0, 0]);
   });
 });
 
@@ -386,9 +374,9 @@ describe("il4 repack", () => {
           });
           r0 += n;
         }
-        const bytes = whole.wsumPtr + 16 * whole.blocks - whole.qsPtr; // nibbles, scales and row sums
-        expect(parts.wsumPtr - parts.qsPtr).toBe(whole.wsumPtr - whole.qsPtr);
-        expect(k.u8.slice(parts.qsPtr, parts.qsPtr + bytes)).toEqual(k.u8.slice(whole.qsPtr, whole.qsPtr + bytes));
+        const bytes = whole.auxPtr + 16 * whole.blocks - whole.valuesPtr; // nibbles, scales and row sums
+        expect(parts.auxPtr - parts.valuesPtr).toBe(whole.auxPtr - whole.valuesPtr);
+        expect(k.u8.slice(parts.valuesPtr, parts.valuesPtr + bytes)).toEqual(k.u8.slice(whole.valuesPtr, whole.valuesPtr + bytes));
         const out = k.alloc(4 * cols);
         for (let r = 0; r < rows; r++) {
           dequantizeRowInto(k, parts, r, out);

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { allocInt4Matrix, writeInt4Rows, type Int4Matrix, type Int4Weights } from "../../src/kernels/layout.js";
+import { allocInt4Matrix, writeInt4Rows, type WeightMatrix, type Int4Weights } from "../../src/kernels/layout.js";
 import { GROUP } from "../../src/kernels/numerics.js";
 import {
   Q4_0_BLOCK_BYTES, quantizeRows, quantizeRowsQ4_0, quantizeRowsQ4_0Ref, quantizeRowsRef, repackQ4_0, repackQ4_0Ref,
@@ -84,28 +84,28 @@ const caseArb = (): fc.Arbitrary<Case> => fc.record({
 });
 
 /** The three regions of m as bytes: nibbles, scales, row sums. */
-function regions(k: WasmKernels, m: Int4Matrix): Uint8Array[] {
+function regions(k: WasmKernels, m: WeightMatrix): Uint8Array[] {
   const cells = m.blocks * m.groups;
   return [
-    k.u8.slice(m.qsPtr, m.qsPtr + cells * 64),
+    k.u8.slice(m.valuesPtr, m.valuesPtr + cells * 64),
     k.u8.slice(m.scalesPtr, m.scalesPtr + cells * 8),
-    k.u8.slice(m.wsumPtr, m.wsumPtr + m.blocks * 16),
+    k.u8.slice(m.auxPtr, m.auxPtr + m.blocks * 16),
   ];
 }
 
 /** Two matrices of one shape holding the same random bytes, so a write outside the rows shows. */
-function twinMatrices(k: WasmKernels, rows: number, cols: number, seed: number): [Int4Matrix, Int4Matrix] {
+function twinMatrices(k: WasmKernels, rows: number, cols: number, seed: number): [WeightMatrix, WeightMatrix] {
   const a = allocInt4Matrix(k, rows, cols);
   const b = allocInt4Matrix(k, rows, cols);
   const r = rng(seed);
-  const junk = new Uint8Array(a.wsumPtr + a.blocks * 16 - a.qsPtr);
+  const junk = new Uint8Array(a.auxPtr + a.blocks * 16 - a.valuesPtr);
   for (let i = 0; i < junk.length; i++) junk[i] = Math.floor(r() * 256);
-  k.u8.set(junk, a.qsPtr);
-  k.u8.set(junk, b.qsPtr);
+  k.u8.set(junk, a.valuesPtr);
+  k.u8.set(junk, b.valuesPtr);
   return [a, b];
 }
 
-function expectSameMatrix(k: WasmKernels, got: Int4Matrix, want: Int4Matrix): void {
+function expectSameMatrix(k: WasmKernels, got: WeightMatrix, want: WeightMatrix): void {
   const [gq, gs, gw] = regions(k, got);
   const [wq, ws, ww] = regions(k, want);
   expect(gq).toEqual(wq);
@@ -352,7 +352,7 @@ describe.each(VARIANTS)("weight quantization kernels, %s build", (variant) => {
     const m = allocInt4Matrix(k, 1, 32);
     quantizeRows(k, m, 0, put(k, new Uint8Array(ok.buffer)), 1, "F32");
     expect(k.u16[m.scalesPtr >> 1]).toBe(0x7bff); // 65504
-    expect(k.u8[m.qsPtr] & 15).toBe(7 + 8);
+    expect(k.u8[m.valuesPtr] & 15).toBe(7 + 8);
   });
 
   it("f16 scales round ties to even: s = 1 + 2^-11 -> 1, s = 1 + 3 · 2^-11 -> 1 + 2^-9, s = 2^-23 + 2^-25 -> 2^-23", async () => {

@@ -14,8 +14,8 @@ import { enableRelaxedSimd, wasmBytes } from "../../src/node/wasm-files.js";
 const relaxedOk = acceptsRelaxedSimd(wasmBytes("relaxed"), enableRelaxedSimd);
 
 /** k with its gemm export replaced: how a miscompiled relaxed op would look from the outside. */
-function withGemm(k: WasmKernels, gemm: WasmExports["gemm"]): WasmKernels {
-  const exports = { ...k.exports, gemm };
+function withGemm(k: WasmKernels, gemm: WasmExports["gemm_il4_i8t"]): WasmKernels {
+  const exports = { ...k.exports, gemm_il4_i8t: gemm };
   return Object.create(k, { exports: { value: exports } }) as WasmKernels;
 }
 
@@ -56,7 +56,7 @@ describe("--simd selection", () => {
   it("the default probe catches a kernel that doubles its result (the Liftoff relaxed-dot bug's symptom)", async () => {
     const k = await WasmKernels.create("relaxed", wasmBytes("relaxed"));
     expect(probeMatmul(k)).toBeNull();
-    const real = k.exports.gemm;
+    const real = k.exports.gemm_il4_i8t;
     const doubled = withGemm(k, (...args) => {
       real(...args);
       const [, , , rows, , tokens, , , , , , y] = args;

@@ -4,10 +4,15 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WasmKernels } from "../../src/kernels/wasm.js";
-import { allocInt4Matrix, Int4Matrix, Int8Activations, repackInt4, type Int4Weights } from "../../src/kernels/layout.js";
-import { quantizeRows, repackQ4_0, storedRowBytes, type WeightEncoding } from "../../src/kernels/quantize.js";
+import {
+  allocMatrix, FloatActivations, Int8Activations, Int8BlockActivations, LAYOUTS, regionBytes, repackInt4, WeightMatrix,
+  type Int4Weights,
+} from "../../src/kernels/layout.js";
+import { GGML_BLOCKS, isGgmlQuantType, storedLayout, storedRowBytes, WEIGHT_ENCODINGS, type WeightEncoding } from "../../src/kernels/ggml-blocks.js";
+import { writeStoredRows } from "../../src/kernels/repack.js";
+import { randomGgmlRows } from "../helpers/ggml-rows.js";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/kernels/dtype.js";
-import { gemmRef, setActivations, type Int8Tokens } from "../../src/kernels/matmul.js";
+import { gemmIl4I8tRef, setActivations, type Int8Tokens } from "../../src/kernels/matmul.js";
 import { firstBitDifference } from "../../src/kernels/probe.js";
 import { wasmBytes } from "../../src/node/wasm-files.js";
 import {
@@ -27,11 +32,19 @@ const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
 /** Plain objects, as the engine builds them (fast-check's records may otherwise lack a prototype). */
 const plain = { noNullPrototype: true } as const;
 
+/** Any layout, any numbers: the codec carries them as they are. */
+const matrixArb = fc.tuple(fc.constantFrom(...Object.values(LAYOUTS)), u32, u32, u32, u32, u32)
+  .map(([l, a, b, c, d, e]) => new WeightMatrix(l, a, b, c, d, e));
+
 const jobArb: fc.Arbitrary<Job> = fc.oneof(
   fc.record({
-    matrix: fc.tuple(u32, u32, u32, u32, u32).map(([a, b, c, d, e]) => new Int4Matrix(a, b, c, d, e)),
-    act: fc.tuple(u32, u32, u32, u32, u32, u32, u32).map(([a, b, c, d, e, f, g]) => new Int8Activations(a, b, c, d, e, f, g)),
-    first: u32, tokens: u32, y: u32, chunkRows: u32,
+    matrix: matrixArb,
+    act: fc.oneof(
+      fc.tuple(u32, u32, u32, u32, u32, u32, u32).map(([a, b, c, d, e, f, g]) => new Int8Activations(a, b, c, d, e, f, g)),
+      fc.tuple(u32, u32, u32, u32, u32, u32, u32).map(([a, b, c, d, e, f, g]) => new Int8BlockActivations(a, b, c, d, e, f, g)),
+      fc.tuple(u32, u32, u32).map(([a, b, c]) => new FloatActivations(a, b, c)),
+    ),
+    first: u32, tokens: u32, y: u32, ldy: u32, chunkRows: u32,
   }, plain).map((j): Job => ({ kind: "matmul", ...j })),
   fc.record({
     cache: fc.record({ kvHeads: u32, headDim: u32, slots: u32, kData: u32, kScales: u32, vData: u32, vScales: u32 }, plain),
@@ -44,8 +57,8 @@ const jobArb: fc.Arbitrary<Job> = fc.oneof(
   }, plain).map((j): Job => ({ kind: "attention", ...j })),
   fc.record({ ptr: u32, bytes: u32, chunkBytes: u32 }, plain).map((j): Job => ({ kind: "read", ...j })),
   fc.record({
-    matrix: fc.tuple(u32, u32, u32, u32, u32).map(([a, b, c, d, e]) => new Int4Matrix(a, b, c, d, e)),
-    row0: u32, rows: u32, src: u32, encoding: fc.constantFrom("F32", "F16", "BF16", "Q4_0"), chunkRows: u32,
+    matrix: matrixArb,
+    row0: u32, rows: u32, src: u32, encoding: fc.constantFrom(...WEIGHT_ENCODINGS), chunkRows: u32,
   }, plain).map((j): Job => ({ kind: "quantize", ...j })),
 );
 
@@ -117,9 +130,9 @@ describe("chunks", () => {
           setActivations(k, act, x);
           const y = k.alloc(4 * rows * tokens);
           k.f32.fill(Number.NaN, y >> 2, (y >> 2) + rows * tokens);
-          const job: MatmulJob = { kind: "matmul", matrix, act, first, tokens, y, chunkRows: 4 * blocks };
+          const job: MatmulJob = { kind: "matmul", matrix, act, first, tokens, y, ldy: rows, chunkRows: 4 * blocks };
           runAllChunks(job, 0, k.alloc(4 * 4 * blocks * tokens));
-          const want = gemmRef(w, x).subarray(first * rows, (first + tokens) * rows);
+          const want = gemmIl4I8tRef(w, x).subarray(first * rows, (first + tokens) * rows);
           expect(firstBitDifference(k.f32.slice(y >> 2, (y >> 2) + rows * tokens), want)).toBe(-1);
         },
       ),
@@ -127,14 +140,19 @@ describe("chunks", () => {
     );
   });
 
-  it("quantize: every block of rows, in place or committed from scratch, has the unsplit kernel call's bytes, padding rows kept (fast-check)", () => {
+  it("quantize: every block of rows of every layout, in place or committed from scratch, has the unsplit call's bytes, padding rows kept (fast-check)", () => {
+    // The recipe (il4) from float and Q4_0 rows, and every layout holding a file's rows as they are.
+    const targets = [
+      ...(["F32", "F16", "BF16", "Q4_0"] as const).map((e) => ({ encoding: e as WeightEncoding, layout: LAYOUTS.il4 })),
+      ...WEIGHT_ENCODINGS.map((e) => ({ encoding: e, layout: LAYOUTS[storedLayout(e)] })),
+    ];
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 30 }), fc.integer({ min: 0, max: 12 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }),
-        fc.constantFrom<WeightEncoding>("F32", "F16", "BF16", "Q4_0"), fc.integer(),
-        (blocksPick, firstPick, groups, chunkBlocks, encoding, seed) => {
+        fc.constantFrom(...targets), fc.integer(),
+        (blocksPick, firstPick, units, chunkBlocks, { encoding, layout }, seed) => {
           const r = rng(seed);
-          const cols = 32 * groups;
+          const cols = (isGgmlQuantType(encoding) ? GGML_BLOCKS[encoding].values : 32) * units;
           // A matrix whose last block may be partial: the job covers whole blocks from a block boundary.
           const rows = 4 * blocksPick + (seed >>> 0) % 4;
           const wholeBlocks = Math.floor(rows / 4);
@@ -144,10 +162,8 @@ describe("chunks", () => {
           const rowBytes = storedRowBytes(encoding, cols);
           const src = k.alloc(jobRows * rowBytes, 16);
           const bytes = k.u8.subarray(src, src + jobRows * rowBytes);
-          if (encoding === "Q4_0") {
-            for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(r() * 256);
-            // Finite f16 scales: bits below 0x7c00 in each block's first two bytes.
-            for (let b = 0; b < bytes.length; b += 18) bytes[b + 1] &= 0x7b;
+          if (isGgmlQuantType(encoding)) {
+            bytes.set(randomGgmlRows(encoding, jobRows, cols, r));
           } else {
             const w = Float32Array.from({ length: jobRows * cols }, () => gauss(r));
             if (encoding === "F32") bytes.set(new Uint8Array(w.buffer));
@@ -157,21 +173,19 @@ describe("chunks", () => {
               bytes[2 * i + 1] = h >> 8;
             }
           }
-          const regions = (m: Int4Matrix) => [
-            k.u8.slice(m.qsPtr, m.qsPtr + m.blocks * m.groups * 64),
-            k.u8.slice(m.scalesPtr, m.scalesPtr + m.blocks * m.groups * 8),
-            k.u8.slice(m.wsumPtr, m.wsumPtr + m.blocks * 16),
-          ];
-          const want = allocInt4Matrix(k, rows, cols);
-          if (encoding === "Q4_0") repackQ4_0(k, want, row0, src, jobRows);
-          else quantizeRows(k, want, row0, src, jobRows, encoding);
-          const matrix = allocInt4Matrix(k, rows, cols);
+          const regions = (m: WeightMatrix) => {
+            const b = regionBytes(m.layout, m.rows, m.cols);
+            return [k.u8.slice(m.valuesPtr, m.valuesPtr + b.values), k.u8.slice(m.scalesPtr, m.scalesPtr + b.scales), k.u8.slice(m.auxPtr, m.auxPtr + b.aux)];
+          };
+          const want = allocMatrix(k, layout, rows, cols);
+          writeStoredRows(k, want, row0, src, jobRows, encoding);
+          const matrix = allocMatrix(k, layout, rows, cols);
           const job: QuantizeJob = { kind: "quantize", matrix, row0, rows: jobRows, src, encoding, chunkRows: 4 * chunkBlocks };
           runAllChunks(job, 0, k.alloc(chunkOutputBytes(job), 16));
           expect(regions(matrix)).toEqual(regions(want));
         },
       ),
-      { numRuns: 80 },
+      { numRuns: 120 },
     );
   });
 

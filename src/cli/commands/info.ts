@@ -26,8 +26,8 @@ For a GGUF file (mobilellm convert's, or llama.cpp's of a Llama model), stored i
 and more lines show the file:
   gguf file    size, format version, alignment and where the tensor data starts
   tensors      per ggml tensor type: how many tensors and their bytes
-  requantized  tensors of a type the engine decodes to float32 and quantizes with its int4 recipe at
-               load (Q8_0, Q4_K, Q6_K), when there are any
+  computed     how the engine computes with the matrices: the int4 recipe (mobilellm convert's files),
+               or the values the file holds, each type in its layout (llama.cpp's files)
 
 --ctx N      context length for the KV cache (default min(max_position_embeddings, ${DEFAULT_CTX}))
 --load       also load the weights into the wasm engine (with a KV cache of --ctx positions) and print
@@ -45,8 +45,8 @@ interface GgufSummary {
   dataOffset: number;
   /** ggml type name -> tensors of that type and their bytes. */
   types: Record<string, { tensors: number; bytes: number }>;
-  /** Tensors decoded and quantized again at load, with their stored type. */
-  requantized: Array<{ name: string; type: string }>;
+  /** How the engine computes with the matrices. */
+  quantization: "recipe" | "file";
 }
 
 /** A GGUF file's config (from the config.json it carries or, in a llama.cpp file, from its keys) and tensor totals. */
@@ -71,7 +71,7 @@ async function readGgufInfo(path: string): Promise<{ config: ModelConfig; rawCon
       bytes += t.bytes;
     }
     const stored: StoredWeights = { bytes, dtype: Object.keys(types).join("+"), from: "checkpoint" };
-    const gguf = { architecture: file.metadata.string("general.architecture"), fileBytes: file.source.size, version: file.version, alignment: file.alignment, dataOffset: file.dataOffset, types, requantized: model.requantized };
+    const gguf = { architecture: file.metadata.string("general.architecture"), fileBytes: file.source.size, version: file.version, alignment: file.alignment, dataOffset: file.dataOffset, types, quantization: model.quantization };
     return { config: model.config, rawConfig: model.configJson, stored, gguf };
   } finally {
     await file.close();
@@ -193,9 +193,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
     ? [
         `gguf file    ${bytes(gguf.fileBytes)}: GGUF v${gguf.version}, alignment ${gguf.alignment}, tensor data from byte ${fmt(gguf.dataOffset)}; general.architecture ${gguf.architecture}`,
         `tensors      ${Object.entries(gguf.types).map(([type, t]) => `${type} ${t.tensors} tensor${t.tensors === 1 ? "" : "s"}, ${bytes(t.bytes)}`).join("; ")}`,
-        ...(gguf.requantized.length > 0
-          ? [`requantized  ${gguf.requantized.map((t) => `${t.name} (${t.type})`).join(", ")}: decoded to f32 and quantized with the int4 recipe at load`]
-          : []),
+        `computed     ${gguf.quantization === "recipe" ? "with the int4 recipe the file's Q4_0 blocks hold, times int8 activations per token" : "with the values the file holds, each ggml type in a layout that holds it exactly, times int8 activations per block of 32"}`,
       ]
     : [];
   out(

@@ -69,6 +69,9 @@ function editDistance(a: string, b: string): number {
 }
 
 export class Checkpoint implements WeightSource {
+  /** A folder's matrices get the engine's int4 recipe. */
+  readonly quantization = "recipe";
+
   private constructor(
     private readonly tensors: Map<string, TensorInfo>,
     private readonly sources: ByteSource[],
@@ -122,6 +125,11 @@ export class Checkpoint implements WeightSource {
   /** Number of tensors in all files. */
   get tensorCount(): number {
     return this.tensors.size;
+  }
+
+  where(name: string): string {
+    const t = this.tensors.get(name);
+    return `${t ? `${t.source.name}: ` : ""}tensor ${showName(name)}`;
   }
 
   has(name: string): boolean {

@@ -112,9 +112,9 @@ export const GGML_TYPES: ReadonlyMap<number, GgmlTypeInfo> = new Map(
 
 /**
  * The ggml types the writer writes, by name: this project's files use F32, F16 and Q4_0; the others let
- * tests build files as llama.cpp's tools write them (Q8_0, Q4_K and Q6_K tables beside Q4_0 matrices).
+ * tests build files as llama.cpp's tools write them (every type the engine reads, and Q2_K to be refused).
  */
-export const GgmlType = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
+export const GgmlType = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q2_K: 10, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
 export type GgmlTypeName = keyof typeof GgmlType;
 
 /**

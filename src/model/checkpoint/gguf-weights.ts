@@ -1,36 +1,46 @@
-// A GGUF file's tensors as a WeightSource (src/model/weights.ts), so that the int4 engine and the float32
-// reference load a GGUF through the same code as a safetensors checkpoint. Q4_0 matrices reach the engine
-// as their raw blocks (it repacks them in Wasm memory); F32, F16 and BF16 tensors as their raw elements
-// (it quantizes matrices like a folder's). Q8_0, Q4_K and Q6_K tensors (llama.cpp's usual types for the
-// embedding and output tables) are decoded to float32 rows here (ggml-dequantize.ts) and reach the engine
-// as F32, to be quantized with its recipe like any float tensor. readF32 decodes any of them, Q4_0 as q · d.
+// A GGUF file's tensors as a WeightSource (src/model/weights.ts), so that the engine and the float32 reference
+// load a GGUF through the same code as a safetensors checkpoint. Every tensor reaches the engine as its raw
+// stored rows, whatever its type (F32, F16, BF16 or one of ggml's block types: src/kernels/ggml-blocks.ts); the
+// engine writes them into the layout `quantization` says (load-weights.ts). readF32 decodes any of them
+// (ggml-dequantize.ts), exactly as llama.cpp dequantizes them.
 import { CheckpointError } from "../../env/byte-source.js";
-import { decodeToF32, firstNonFinite, type DType } from "../../kernels/dtype.js";
-import { dequantizeInt4 } from "../quantize.js";
-import { decodeQ4_0 } from "../q4_0.js";
-import { rowBytes, rowRangeProblem, type WeightEncoding, type WeightInfo, type WeightSource } from "../weights.js";
-import { dequantizeGgml, dequantizedTypeBytes, isDequantizedType, type DequantizedType } from "./ggml-dequantize.js";
+import { decodeToF32, firstNonFinite, isDType } from "../../kernels/dtype.js";
+import { isGgmlQuantType, WEIGHT_ENCODINGS, type WeightEncoding } from "../../kernels/ggml-blocks.js";
+import { rowBytes, rowRangeProblem, type Quantization, type WeightInfo, type WeightSource } from "../weights.js";
+import { dequantizeGgml } from "./ggml-dequantize.js";
 import type { GgufFile, GgufTensorInfo } from "./gguf.js";
 import { showName } from "./safetensors.js";
 
-const ENCODINGS: ReadonlySet<string> = new Set<WeightEncoding>(["F32", "F16", "BF16", "Q4_0"]);
-
 /** The ggml tensor types this loader reads, as its refusal names them. */
-export const READABLE_GGML_TYPES = "F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K";
+export const READABLE_GGML_TYPES = WEIGHT_ENCODINGS.join(", ");
+
+export function isReadableGgmlType(type: string): type is WeightEncoding {
+  return isDType(type) || isGgmlQuantType(type);
+}
 
 export class GgufWeights implements WeightSource {
-  constructor(readonly file: GgufFile) {}
+  /**
+   * `quantization`: "recipe" for this project's own files (`mobilellm convert`: Q4_0 blocks of the engine's
+   * recipe), "file" for llama.cpp's (every matrix computed with the values it holds).
+   */
+  constructor(
+    readonly file: GgufFile,
+    readonly quantization: Quantization = "recipe",
+  ) {}
+
+  where(name: string): string {
+    return `${this.file.source.name}: tensor ${showName(name)}`;
+  }
 
   private fail(msg: string): never {
     throw new CheckpointError(`${this.file.source.name}: ${msg}`);
   }
 
-  /** The tensor, how it reaches the loader (`info`) and, for a decoded type, which one it is stored as. */
-  private tensor(name: string): { t: GgufTensorInfo; info: WeightInfo; stored: DequantizedType | null } {
+  /** The tensor and how it reaches the loader; a type this loader does not read is refused by name. */
+  private tensor(name: string): { t: GgufTensorInfo; info: WeightInfo } {
     const t = this.file.tensor(name);
-    if (isDequantizedType(t.type)) return { t, info: { name, shape: t.shape, encoding: "F32" }, stored: t.type };
-    if (!ENCODINGS.has(t.type)) this.fail(`tensor ${showName(name)} is ${t.type}; this loader reads ${READABLE_GGML_TYPES}`);
-    return { t, info: { name, shape: t.shape, encoding: t.type as WeightEncoding }, stored: null };
+    if (!isReadableGgmlType(t.type)) this.fail(`tensor ${showName(name)} is ${t.type}; this loader reads ${READABLE_GGML_TYPES}`);
+    return { t, info: { name, shape: t.shape, encoding: t.type } };
   }
 
   weight(name: string): WeightInfo {
@@ -38,42 +48,28 @@ export class GgufWeights implements WeightSource {
   }
 
   async readRowsInto(name: string, row0: number, rows: number, out: Uint8Array, outOffset: number): Promise<void> {
-    const { t, info, stored } = this.tensor(name);
+    const { t, info } = this.tensor(name);
     const problem = rowRangeProblem(info, row0, rows);
     if (problem !== null) this.fail(problem);
-    if (stored === null) {
-      const bytes = rowBytes(info);
-      await this.file.readTensorBytes(t, out, outOffset, { begin: row0 * bytes, length: rows * bytes });
-      return;
-    }
-    const cols = info.shape[1];
-    if (outOffset < 0 || outOffset + rows * cols * 4 > out.length) this.fail(`${rows} rows of tensor ${showName(name)} do not fit the output at ${outOffset}`);
-    const storedRow = dequantizedTypeBytes(stored, cols);
-    const raw = new Uint8Array(rows * storedRow);
-    await this.file.readTensorBytes(t, raw, 0, { begin: row0 * storedRow, length: raw.length });
-    // Decoded straight into `out` when it is 4-byte aligned there (the engine's staging region is).
-    const at = out.byteOffset + outOffset;
-    const direct = at % 4 === 0;
-    const values = direct ? new Float32Array(out.buffer, at, rows * cols) : new Float32Array(rows * cols);
-    dequantizeGgml(stored, raw, values);
-    if (!direct) out.set(new Uint8Array(values.buffer), outOffset);
+    const bytes = rowBytes(info);
+    await this.file.readTensorBytes(t, out, outOffset, { begin: row0 * bytes, length: rows * bytes });
   }
 
   async readF32(name: string): Promise<Float32Array> {
-    const { t, info, stored } = this.tensor(name);
+    const { t, info } = this.tensor(name);
     // Bounded by the file: the reader checked every tensor's extent against the file's size.
     const bytes = new Uint8Array(t.bytes);
     await this.file.readTensorBytes(t, bytes);
-    let out: Float32Array;
-    if (stored !== null) {
-      out = new Float32Array(t.elements);
-      dequantizeGgml(stored, bytes, out);
-    } else if (info.encoding === "Q4_0") {
-      const cols = t.shape[t.shape.length - 1];
-      out = dequantizeInt4(decodeQ4_0(bytes, t.elements / cols, cols));
+    const out = new Float32Array(t.elements);
+    const encoding = info.encoding;
+    if (isGgmlQuantType(encoding)) {
+      try {
+        dequantizeGgml(encoding, bytes, out);
+      } catch (err) {
+        this.fail(`tensor ${showName(name)}: ${(err as Error).message}`);
+      }
     } else {
-      out = new Float32Array(t.elements);
-      decodeToF32(info.encoding as DType, bytes, out, 0);
+      decodeToF32(encoding, bytes, out, 0);
     }
     const bad = firstNonFinite(out);
     if (bad >= 0) this.fail(`tensor ${showName(name)} contains NaN/Inf at index ${bad} (value ${out[bad]})`);
