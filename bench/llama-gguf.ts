@@ -145,8 +145,9 @@ export interface LlamaGgufOptions {
  * rope_scaling: the unscaled frequency over the scaled one.
  */
 export function ropeFrequencyDivisors(c: ModelConfig): Float32Array {
-  const scaled = ropeInverseFrequencies(c);
-  const plain = ropeInverseFrequencies({ ...c, ropeScaling: null });
+  const rope = c.rope.full_attention;
+  const scaled = ropeInverseFrequencies(c.headDim, rope);
+  const plain = ropeInverseFrequencies(c.headDim, { ...rope, scaling: null });
   return Float32Array.from(plain, (w, i) => w / scaled[i]);
 }
 
@@ -161,8 +162,8 @@ export function ropeFrequencyDivisors(c: ModelConfig): Float32Array {
  */
 export function llamaGguf(o: LlamaGgufOptions): { metadata: Array<[string, GgufValue]>; tensors: GgufTensorToWrite[] } {
   const c = o.config;
-  if (c.useQkNorm) throw new CheckpointError("use_qk_norm has no equivalent in llama.cpp's llama architecture");
-  if (c.useRope.some((r) => !r)) throw new CheckpointError("NoPE layers have no equivalent in llama.cpp's llama architecture");
+  if (c.qkNorm !== "none") throw new CheckpointError("use_qk_norm has no equivalent in llama.cpp's llama architecture");
+  if (c.layers.some((l) => !l.rope)) throw new CheckpointError("NoPE layers have no equivalent in llama.cpp's llama architecture");
   const rowsPerRead = o.rowsPerRead ?? 4096;
   const vocab = syntheticVocab(c);
   const specialId = (t: string) => vocab.specials.get(t);
@@ -182,7 +183,7 @@ export function llamaGguf(o: LlamaGgufOptions): { metadata: Array<[string, GgufV
     [K.keyLength, u32(c.headDim)],
     [K.valueLength, u32(c.headDim)],
     [K.ropeDimensionCount, u32(c.headDim)],
-    [K.ropeFreqBase, f32(c.ropeTheta)],
+    [K.ropeFreqBase, f32(c.rope.full_attention.theta)],
     [K.rmsNormEps, f32(c.rmsNormEps)],
     [K.vocabSize, u32(c.vocabSize)],
     ["tokenizer.ggml.model", str("llama")],
@@ -254,8 +255,10 @@ export function llamaGguf(o: LlamaGgufOptions): { metadata: Array<[string, GgufV
   });
   tensors.push(vector(to.finalNorm, n.finalNorm));
   if (n.lmHead) tensors.push(matrix("output.weight", n.lmHead));
-  if (c.ropeScaling !== null) {
-    const divisors = c.ropeScaling.type === "factors" ? Float32Array.from(c.ropeScaling.factors) : ropeFrequencyDivisors(c);
+  const scaling = c.rope.full_attention.scaling;
+  if (scaling !== null) {
+    if (scaling.type === "linear") throw new CheckpointError("linear RoPE scaling is not written to llama.cpp llama files here");
+    const divisors = scaling.type === "factors" ? Float32Array.from(scaling.factors) : ropeFrequencyDivisors(c);
     tensors.push({ name: ROPE_FREQS_TENSOR, dims: [divisors.length], type: "F32", data: async function* () { yield new Uint8Array(divisors.buffer); } });
   }
   return { metadata, tensors };

@@ -11,11 +11,12 @@
 // the same bytes whichever thread runs it, so the weights are bit-identical for any thread count.
 //
 // q and k rows of a rotate_half checkpoint are reordered for the interleaved RoPE kernel on the way, whole
-// heads per read; a GGUF written by convert stores the rows as the folder does, so the same reordering
-// applies to it.
+// heads per read (and the per-head q and k norm weights of Gemma with them); a GGUF written by convert, or
+// a llama.cpp Gemma file, stores the rows as the folder does, so the same reordering applies to it. Norm
+// weights are stored as the multipliers the kernels take: a Hugging Face Gemma checkpoint's get their 1 + w.
 import type { ModelConfig } from "./config.js";
 import { rowBytes, type WeightInfo, type WeightSource } from "./weights.js";
-import type { TensorNames } from "./tensor-names.js";
+import type { LayerRole, TensorNames } from "./tensor-names.js";
 import { showName } from "./checkpoint/safetensors.js";
 import { interleaveRopeRows } from "./rope.js";
 import type { WasmKernels } from "../kernels/wasm.js";
@@ -31,8 +32,8 @@ import type { ThreadPool } from "../threads/pool.js";
 export const STAGING_BYTES = 4 << 20;
 
 export interface LayerMatrices {
-  attnNorm: number;
-  ffnNorm: number;
+  /** The layer's norm weights by role (f32 pointers), each the multiplier the RMSNorm kernel takes. */
+  norms: Partial<Record<LayerRole, number>>;
   /** q, k and v stacked: one GEMM instead of three. */
   qkv: Int4Matrix;
   o: Int4Matrix;
@@ -69,6 +70,9 @@ interface Read {
   /** The tensor's last read. */
   last: boolean;
 }
+
+/** Norms over each q or k head (Gemma's q_norm, k_norm): one weight per head dimension. */
+const PER_HEAD_NORMS: ReadonlySet<LayerRole> = new Set(["qNorm", "kNorm"]);
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
@@ -114,8 +118,14 @@ export async function loadWeights(
     }
     return m;
   };
-  const vector = async (name: string): Promise<number> => {
-    const v = await timed("read", () => weights.readF32(name));
+  /**
+   * A norm weight as the kernels take it: plus the file's norm offset (1 for a Hugging Face Gemma
+   * checkpoint's w of x · (1 + w)); a per-head q or k norm reordered like the q and k rows it scales.
+   */
+  const vector = async (name: string, headReordered = false): Promise<number> => {
+    let v = await timed("read", () => weights.readF32(name));
+    if (names.normOffset !== 0) for (let i = 0; i < v.length; i++) v[i] += names.normOffset;
+    if (headReordered) v = new Float32Array(interleaveRopeRows(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), v.length, 4, config.headDim).buffer);
     const ptr = k.alloc(v.byteLength);
     k.f32.set(v, ptr >> 2);
     return ptr;
@@ -124,9 +134,12 @@ export async function loadWeights(
   const embed = matrix([names.embed]);
   const layers: LayerMatrices[] = [];
   for (const l of names.layers) {
+    const norms: LayerMatrices["norms"] = {};
+    for (const [role, name] of Object.entries(l) as Array<[LayerRole, string]>) {
+      if (weights.weight(name).shape.length === 1) norms[role] = await vector(name, config.ropeStyle === "rotate_half" && PER_HEAD_NORMS.has(role));
+    }
     layers.push({
-      attnNorm: await vector(l.attnNorm),
-      ffnNorm: await vector(l.ffnNorm),
+      norms,
       qkv: matrix([l.wq, l.wk, l.wv]),
       o: matrix([l.wo]),
       gateUp: matrix([l.wGate, l.wUp]),

@@ -7,7 +7,7 @@
 // depend on neither the chunk size nor the shard size, and the same seed gives byte-identical files.
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { parseConfig, type ModelConfig } from "../model/config.js";
+import { layerMap, parseConfig, type ModelConfig } from "../model/config.js";
 import type { TensorToWrite } from "../model/checkpoint/safetensors-writer.js";
 import { shardedWrite } from "./safetensors-files.js";
 import { INDEX_FILE, SINGLE_FILE } from "../model/checkpoint/checkpoint.js";
@@ -250,8 +250,8 @@ Written by \`mobilellm synth\`. The weights are **random** (seed ${seed}): this 
 generates noise. It exists to exercise the real-size loading path (sharded bf16 safetensors,
 model.safetensors.index.json, config.json, tokenizer) without downloading the gated model.
 
-- config.json: the ${presetName} preset with ${config.numLayers} layers (${config.layerTypes.map((t) => (t === "full_attention" ? "G" : "S")).join("")}),
-  vocabulary ${config.vocabSize}, rope_theta ${config.ropeTheta} and rms_norm_eps ${config.rmsNormEps} written explicitly.
+- config.json: the ${presetName} preset with ${config.numLayers} layers (${layerMap(config)}),
+  vocabulary ${config.vocabSize}, rope_theta ${config.rope.full_attention.theta} and rms_norm_eps ${config.rmsNormEps} written explicitly.
 - Weights: embedding and linear layers approximately normal with mean 0 and std ${init.std} (initializer_range);
   norm weights 1 + ${init.normNoise} x noise. Stored as bfloat16. The same seed gives byte-identical files.
 - Tokenizer: NOT the model's tokenizer (not available offline). It is the bundled shakespeare-tiny byte-level

@@ -13,16 +13,16 @@
 // - llama3 RoPE scaling: the converter writes no scaling keys for it but a rope_freqs.weight tensor, one
 //   divisor per frequency; the config carries those divisors ("factors") and RoPE applies them as given.
 import { CheckpointError } from "../env/byte-source.js";
-import { CONFIG_LIMITS, ConfigError, parseConfig, type ModelConfig } from "../model/config.js";
+import { CONFIG_LIMITS, ConfigError, parseConfig, type ModelConfig, type RopeScaling } from "../model/config.js";
 import { isDequantizedType } from "../model/checkpoint/ggml-dequantize.js";
 import type { GgufFile, GgufValue } from "../model/checkpoint/gguf.js";
 import { GgufWeights, READABLE_GGML_TYPES } from "../model/checkpoint/gguf-weights.js";
-import { expectedShapes } from "../model/tensor-names.js";
+import { expectedShapes, ggufTensorNames } from "../model/tensor-names.js";
 import { NO_GENERATION_CONFIG } from "../generate/generation-config.js";
 import { TextTokenizer } from "../text/tokenizer.js";
 import { tokenizerFromGgml } from "../text/ggml-tokenizer.js";
 import { ChatTemplate, findChatTemplate } from "../text/chat-template.js";
-import { GGUF_KEYS, ggufTensorNames, parseJson, type GgufModel } from "./gguf-model.js";
+import { GGUF_KEYS, parseJson, type GgufModel } from "./gguf-model.js";
 
 /** general.architecture of the files read here. */
 export const LLAMA_CPP_ARCHITECTURE = "llama";
@@ -190,10 +190,11 @@ export async function readLlamaGgufModel(file: GgufFile): Promise<GgufModel> {
   wanted.add(ROPE_FREQS_TENSOR);
   for (const t of file.tensors) if (!wanted.has(t.name)) fail(`unexpected tensor ${JSON.stringify(t.name)} (not in the llama layout this loader reads)`);
 
+  const rope = { ...parsed.rope.full_attention, scaling: ropeScaling };
   const config: ModelConfig = {
     ...parsed,
     ropeStyle: "interleaved",
-    ropeScaling,
+    rope: { full_attention: rope, sliding_attention: rope },
     defaulted: parsed.defaulted.map((k) => DEFAULTED_AS[k] ?? k),
   };
 
@@ -267,7 +268,7 @@ function describe(v: GgufValue): string {
  * least 1 (a divisor below 1 would raise a frequency above theta's, as a rope_scaling.factor below 1
  * would). Null without the tensor, or when every divisor is 1 (no scaling at all).
  */
-async function readRopeFactors(file: GgufFile, c: ModelConfig, fail: (msg: string) => never): Promise<ModelConfig["ropeScaling"]> {
+async function readRopeFactors(file: GgufFile, c: ModelConfig, fail: (msg: string) => never): Promise<RopeScaling | null> {
   if (!file.has(ROPE_FREQS_TENSOR)) return null;
   const t = file.tensor(ROPE_FREQS_TENSOR);
   if (t.type !== "F32" || t.shape.length !== 1 || t.shape[0] !== c.headDim / 2) {

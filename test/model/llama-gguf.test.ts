@@ -190,16 +190,16 @@ describe("llama.cpp GGUF files of Llama models", () => {
     } finally {
       await file.close();
     }
-    expect(ggufConfig.ropeScaling?.type).toBe("factors");
+    expect(ggufConfig.rope.full_attention.scaling?.type).toBe("factors");
     // All three bands of the llama3 rule occur: kept (1), blended, slowed by the factor (32).
     const divisors = Array.from(ropeFrequencyDivisors(folderConfig));
     expect(divisors[0]).toBe(1);
     expect(divisors[31]).toBe(32);
     expect(divisors.some((f) => f > 1 && f < 32)).toBe(true);
-    const want = ropeInverseFrequencies(folderConfig);
-    const got = ropeInverseFrequencies(ggufConfig);
+    const want = ropeInverseFrequencies(folderConfig.headDim, folderConfig.rope.full_attention);
+    const got = ropeInverseFrequencies(ggufConfig.headDim, ggufConfig.rope.full_attention);
     got.forEach((w, i) => expect(Math.abs(w - want[i]) / want[i]).toBeLessThan(1e-6));
-    const unscaled = ropeInverseFrequencies({ ...folderConfig, ropeScaling: null });
+    const unscaled = ropeInverseFrequencies(folderConfig.headDim, { ...folderConfig.rope.full_attention, scaling: null });
     expect(unscaled[31] / got[31]).toBeCloseTo(32, 4);
     expect(relError(await logits(path, "reference"), await logits(dir, "reference"))).toBeLessThan(1e-5);
   }, 120_000);

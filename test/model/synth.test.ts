@@ -79,7 +79,7 @@ describe("synth --preset mobilellm-pro --layers 2 --vocab 4096 (CLI)", () => {
   it("holds every expected tensor with the right shape, sharded like Hugging Face", async () => {
     const config = parseConfig(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")));
     expect(config.numLayers).toBe(2);
-    expect(config.layerTypes).toEqual(["full_attention", "sliding_attention"]);
+    expect(config.layers.map((l) => l.kind)).toEqual(["full_attention", "sliding_attention"]);
     expect(config.vocabSize).toBe(4096);
     expect(config.defaulted).not.toContain("rope_theta");
     expect(config.defaulted).not.toContain("rms_norm_eps");
@@ -246,10 +246,10 @@ describe("synth of the Llama presets", () => {
     expect([smol["bos_token_id"], smol["eos_token_id"]]).toEqual([2048 - 24, 2048 - 24]);
     const c = parseConfig(smol);
     expect([c.architecture, c.ropeStyle, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize]).toEqual(["llama", "rotate_half", 9, 3, 64, 576]);
-    expect(c.layerTypes).toEqual(["full_attention", "full_attention"]);
+    expect(c.layers.map((l) => l.kind)).toEqual(["full_attention", "full_attention"]);
     const llama = parseConfig(synthConfigJson(PRESETS["llama-3.2-1b"].json, undefined, undefined));
-    expect([llama.bosTokenId, llama.eosTokenIds, llama.vocabSize, llama.ropeTheta]).toEqual([128000, [128001], 128256, 500000]);
-    expect(llama.ropeScaling).toMatchObject({ type: "llama3", factor: 32 });
+    expect([llama.bosTokenId, llama.eosTokenIds, llama.vocabSize, llama.rope.full_attention.theta]).toEqual([128000, [128001], 128256, 500000]);
+    expect(llama.rope.full_attention.scaling).toMatchObject({ type: "llama3", factor: 32 });
   });
 
   it("an untied AMD-Llama folder loads in both backends; the engine matches the reference on its int4 weights", async () => {
