@@ -278,6 +278,44 @@ describe("synth of the Llama presets", () => {
   });
 });
 
+describe("synth of the Gemma 3 presets", () => {
+  it("config.json is the published one; EOS and pad, below Gemma's BOS, take the block's <|end_of_text|> and pad", () => {
+    const g = synthConfigJson(PRESETS["gemma-3-270m"].json, 6, 2048);
+    const base = 2048 - 24;
+    expect([g["bos_token_id"], g["eos_token_id"], g["pad_token_id"]]).toEqual([base, base + 1, base + 18]);
+    expect(g["layer_types"]).toEqual((PRESETS["gemma-3-270m"].json["layer_types"] as string[]).slice(0, 6));
+    const c = parseConfig(g);
+    expect([c.architecture, c.hiddenSize, c.intermediateSize, c.numHeads, c.numKvHeads, c.headDim, c.slidingWindow]).toEqual(["gemma3", 640, 2048, 4, 1, 256, 512]);
+    const oneB = parseConfig(synthConfigJson(PRESETS["gemma-3-1b"].json, undefined, undefined));
+    expect([oneB.numLayers, oneB.hiddenSize, oneB.intermediateSize, oneB.numHeads, oneB.vocabSize, oneB.eosTokenIds]).toEqual([26, 1152, 6912, 4, 262144, [262144 - 24 + 1]]);
+  });
+
+  it("a gemma-3-270m folder stores norm weights around 0 (w of 1 + w) and runs in the engine as in the reference on its int4 weights", async () => {
+    const dir = tmp("synth-gemma3-");
+    await synthesizeCheckpoint({ presetJson: PRESETS["gemma-3-270m"].json, presetName: "gemma-3-270m", outDir: dir, seed: 5, layers: 2, vocab: 1024, maxShardBytes: 1e9 });
+    const ckpt = await openCheckpoint(dir);
+    try {
+      const norm = await ckpt.readF32("model.layers.0.post_feedforward_layernorm.weight");
+      expect(Math.abs(stats(norm).mean)).toBeLessThan(0.01);
+    } finally {
+      await ckpt.close();
+    }
+    const { int4 } = await referenceModels(dir, 16);
+    const wasm = await loadModel(dir, { backend: "wasm", contextLength: 16, threads: 1 });
+    try {
+      const ids = wasm.encode("ROMEO:");
+      const want = allLogits(int4, ids);
+      const got = wasm.logits(ids, true);
+      for (let t = 0; t < ids.length; t++) {
+        expect(stats(got[t]).std).toBeGreaterThan(0.01);
+        expect(cosine(want[t], got[t])).toBeGreaterThan(0.99);
+      }
+    } finally {
+      await wasm.dispose();
+    }
+  });
+});
+
 describe("synth usage errors", () => {
   it.each([
     [["--preset", "llama-9000", "--out", "/tmp/x"], /unknown preset "llama-9000"/],
