@@ -21,7 +21,7 @@ import { resolveTensorNames } from "../../src/model/tensor-names.js";
 import { loadConfig } from "../../src/node/bundled.js";
 import { openCheckpoint } from "../../src/node/folder.js";
 import { writeGgufFile } from "../../src/node/gguf-files.js";
-import { readLlamaGgufModel } from "../../src/session/llama-gguf-model.js";
+import { readLlamaCppGgufModel } from "../../src/session/llama-gguf-model.js";
 import { readAnyGgufModel } from "../../src/session/open.js";
 import { GgufWeights } from "../../src/model/checkpoint/gguf-weights.js";
 import { WasmEngine } from "../../src/model/engine.js";
@@ -150,7 +150,7 @@ describe("llama.cpp GGUF files of Llama models", () => {
     const path = await writeLlamaCppFile(dir, { matrices: "F32" });
     const file = await GgufFile.open(await openFileSource(path));
     try {
-      const m = await readLlamaGgufModel(file);
+      const m = await readLlamaCppGgufModel(file);
       const twice = { ...m.config, ropeStyle: "rotate_half" as const };
       const engine = await WasmEngine.load(twice, new GgufWeights(file), m.names, engineOptions({ contextLength: 16, threads: 1 }));
       try {
@@ -168,7 +168,7 @@ describe("llama.cpp GGUF files of Llama models", () => {
   it("reads the config a folder with model_type llama gives, but for the q/k row order", async () => {
     const dir = await folder("AMD-Llama-135m");
     const file = await GgufFile.open(memorySource("amd.gguf", readFileSync(await writeLlamaCppFile(dir, recipeQ4_0))));
-    const m = await readLlamaGgufModel(file);
+    const m = await readLlamaCppGgufModel(file);
     const fromFolder = loadConfig(dir);
     expect(m.config).toEqual({ ...fromFolder, ropeStyle: "interleaved", defaulted: [] });
     expect(fromFolder.tieWordEmbeddings).toBe(false);
@@ -186,7 +186,7 @@ describe("llama.cpp GGUF files of Llama models", () => {
     const file = await GgufFile.open(await openFileSource(path));
     let ggufConfig;
     try {
-      ggufConfig = (await readLlamaGgufModel(file)).config;
+      ggufConfig = (await readLlamaCppGgufModel(file)).config;
     } finally {
       await file.close();
     }
@@ -360,7 +360,7 @@ describe("a llama.cpp file this loader cannot run is refused with one line", () 
     expect(await withKey("llama.expert_count", u32(8))).toMatch(/llama\.expert_count is 8: mixture-of-experts models are not supported/);
     expect(await withKey("llama.rope.scaling.type", str("yarn"))).toMatch(/llama\.rope\.scaling\.type "yarn" is not supported/);
     expect(await withKey("llama.expert_count", u32(0))).toBe("ok");
-    expect(await withKey("general.architecture", str("qwen2"))).toMatch(/general\.architecture is "qwen2"; this loader reads "mobilellmpro" \(mobilellm convert\) and "llama"/);
+    expect(await withKey("general.architecture", str("qwen2"))).toMatch(/general\.architecture is "qwen2"; this loader reads "mobilellmpro" \(mobilellm convert\), "llama" \(llama.cpp.s llama files\), "gemma3" \(llama.cpp.s gemma3 files\)/);
   });
 
   it("tensors: missing, unexpected, misshapen, of an unreadable type, a bad rope_freqs", async () => {

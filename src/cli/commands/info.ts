@@ -37,7 +37,7 @@ and more lines show the file:
 --threads N  engine threads for --load (default: the available cores)`;
 
 interface GgufSummary {
-  /** general.architecture: "mobilellmpro" (mobilellm convert) or "llama" (llama.cpp). */
+  /** general.architecture: "mobilellmpro" (mobilellm convert), "llama" or "gemma3" (llama.cpp). */
   architecture: string;
   fileBytes: number;
   version: number;
@@ -219,7 +219,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
       `rope         ${ropeLine(config)}`,
       `norms        rms eps ${config.rmsNormEps}, ${config.norms === "sandwich" ? "before and after attention and MLP" : "before attention and MLP"}, qk-norm ${config.qkNorm === "none" ? "off" : config.qkNorm === "after_rope" ? "on (after RoPE)" : "per head with weights, before RoPE"}`,
       `blocks       MLP ${config.activation === "silu" ? "SwiGLU" : "GeGLU (tanh GELU)"}, embedding x ${config.embedScale}, scores x ${config.queryScale}`,
-      `defaults     ${config.defaulted.length ? config.defaulted.join(", ") : `none (every value came from ${gguf?.architecture === "llama" ? "the file's keys" : "config.json"})`}`,
+      `defaults     ${config.defaulted.length ? config.defaulted.join(", ") : `none (every value came from ${gguf !== null && gguf.architecture !== "mobilellmpro" ? "the file's keys" : "config.json"})`}`,
       `stored       ${bytes(stored.bytes)}: ${stored.from === "checkpoint" ? `sum of the checkpoint's tensors (${stored.dtype})` : `${fmt(params.total)} parameters x ${stored.bytes / params.total} B (${stored.dtype}), from the config`}`,
       `int4         ${bytes(int4.recipe)}: int4 values ${fmt(int4.values)} + f16 scales ${fmt(int4.scales)} (one per row and ${GROUP} inputs; every linear layer and the ${config.tieWordEmbeddings ? "tied embedding/output table, counted once" : "embedding and lm_head tables"}) + f32 norms ${fmt(int4.norms)}; with f32 scales (the technical report's count) ${bytes(int4.recipeF32Scales)}`,
       `engine       ${bytes(int4.total)}: the int4 weights above + f32 row sums ${fmt(int4.rowSums)} (the kernels take the activation zero point out with them)`,

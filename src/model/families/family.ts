@@ -153,6 +153,8 @@ export interface Family {
   readonly modelTypes: readonly string[];
   /** config.json `architectures` class names that select it. */
   readonly classes: readonly string[];
+  /** llama.cpp's general.architecture for it, null where llama.cpp has none (MobileLLM-Pro). */
+  readonly ggufArchitecture: string | null;
   /** How a Hugging Face checkpoint of it lays out q and k rows for RoPE. */
   readonly ropeStyle: RopeStyle;
   readonly norms: {

@@ -139,6 +139,7 @@ export const GEMMA3: Family = {
   name: "gemma3",
   modelTypes: ["gemma3_text"],
   classes: ["Gemma3ForCausalLM"],
+  ggufArchitecture: "gemma3",
   ropeStyle: "rotate_half",
   norms: { placement: "sandwich", hfOffset: 1 },
   layerTensors: GEMMA3_LAYER_TENSORS,
