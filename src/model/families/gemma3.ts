@@ -20,6 +20,7 @@
 //   alike (llama.cpp runs Gemma with NEOX RoPE, so its converter does not reorder them).
 import { CONFIG_LIMITS, parseRopeScaling, readLayerTypes, readSlidingWindow, type ConfigReader, type Json } from "../config-reader.js";
 import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../kernels/dtype.js";
+import { LLAMA4_DEFAULTS } from "./llama.js";
 import type { Family, FamilyConfig, LayerTensor, LayerType, Rope, Sizes } from "./family.js";
 
 export const GEMMA3_LAYER_TENSORS: readonly LayerTensor[] = [
@@ -129,9 +130,10 @@ function readGemma3Config(r: ConfigReader, s: Sizes): FamilyConfig {
     activation: "gelu_tanh",
     embedScale: roundToDtype(Math.sqrt(s.hiddenSize), embeddingDtype(r)),
     queryScale: 1 / Math.sqrt(queryPreAttnScalar),
+    // Llama 4's temperature tuning, off: its parameters at their neutral (default) values.
     attnTemperatureTuning: false,
-    floorScale: 1,
-    attnScale: 0,
+    floorScale: LLAMA4_DEFAULTS.floor_scale,
+    attnScale: LLAMA4_DEFAULTS.attn_scale,
   };
 }
 
