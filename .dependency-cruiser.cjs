@@ -63,6 +63,13 @@ module.exports = {
       to: { dependencyTypes: ["core"] },
     },
     {
+      name: "openai-types-only",
+      comment: "openai is an optional peer dependency for its types: src/ imports it with `import type` only, so nothing of it loads at run time",
+      severity: "error",
+      from: { path: "^src/" },
+      to: { path: "node_modules/openai/", dependencyTypesNot: ["type-only"] },
+    },
+    {
       name: "no-cycles",
       comment: "no file imports itself through others",
       severity: "error",

@@ -120,7 +120,7 @@ function fillCache(engine: WasmEngine, positions: number): void {
   let seed = 12345;
   const i32 = k.i32;
   const f32 = k.f32;
-  for (const layer of engine.kv.layers) {
+  for (const layer of engine.caches[0].layers) {
     const slots = Math.min(layer.slots, positions);
     for (const [data, scales] of [[layer.kData, layer.kScales], [layer.vData, layer.vScales]] as const) {
       for (let h = 0; h < layer.kvHeads; h++) {

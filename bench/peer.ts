@@ -207,7 +207,7 @@ function fillCache(engine: WasmEngine, positions: number): void {
   const k = engine.kernels;
   let seed = 12345;
   const next = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 24) - 128;
-  for (const layer of engine.kv.layers) {
+  for (const layer of engine.caches[0].layers) {
     const slots = Math.min(layer.slots, positions);
     for (const [data, scales] of [[layer.kData, layer.kScales], [layer.vData, layer.vScales]] as const) {
       for (let h = 0; h < layer.kvHeads; h++) {

@@ -41,6 +41,12 @@ export { GgufFile } from "./model/checkpoint/gguf.js";
 export { readGgufModel } from "./session/gguf-model.js";
 export { readAnyGgufModel } from "./session/open.js";
 export { convertFolder, writeGgufFile } from "./node/gguf-files.js";
+export { createOpenAI, LocalOpenAI, type ChunkStream, type FinishDetail, type OpenAIOptions, type RequestOptions } from "./serve/openai.js";
+export { OpenAIError, type OpenAIErrorBody } from "./serve/errors.js";
+export { Scheduler, Slot, type SchedulerOptions, type SchedulerStats } from "./serve/scheduler.js";
+export type * from "./serve/openai-types.js";
+export { startHttpServer, DEFAULT_BODY_LIMIT, type HttpServerOptions, type RunningServer } from "./node/http-server.js";
+export { KvStateError } from "./model/kv-state.js";
 export { MIN_VOCAB, synthesizeCheckpoint } from "./node/synth.js";
 
 /**

@@ -6,6 +6,18 @@
 //   const result = await client.generate("ROMEO:", { maxNewTokens: 64, seed: 1 }, (piece) => out.append(piece.text));
 //   await client.chat([{ role: "user", content: "Hello" }], { maxNewTokens: 64 }, (piece) => out.append(piece.text));
 //   client.stop();   // ends a running generation after the current token (stopReason "aborted")
+//   const r = await client.chat.completions.create({ model: "local", messages: [{ role: "user", content: "Hi" }] });
+//   for await (const chunk of await client.chat.completions.create({ ...params, stream: true })) out.append(chunk.choices[0]?.delta.content ?? "");
+//   await client.saveState("conversation");   // the KV state to OPFS; restoreState("conversation") after a reload
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionCreateParamsNonStreaming,
+  ChatCompletionCreateParamsStreaming,
+  Completion,
+  CompletionCreateParamsNonStreaming,
+  CompletionCreateParamsStreaming,
+} from "../serve/openai-types.js";
 import type { ChatMessage, LoadedModel, LoadProgress, ModelSource, PieceStats, Reply, Request, WorkerChatOptions, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";
 import type { GenerationResult } from "../generate/generate.js";
 import type { PickedFile } from "./folders.js";
@@ -26,6 +38,24 @@ interface Pending {
   reject(e: Error): void;
   onProgress?: (p: LoadProgress) => void;
   onPiece?: (p: StreamedPiece) => void;
+  onChunk?: (chunk: unknown) => void;
+}
+
+/** An OpenAI request that failed in the worker: the message and OpenAI's status for it (400, 429, ...). */
+export class ModelClientError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+  ) {
+    super(message);
+    this.name = "ModelClientError";
+  }
+}
+
+/** Per-call options, as the `openai` client takes them. */
+export interface ClientRequestOptions {
+  /** Aborting stops the request in the worker (its sequence is freed). */
+  signal?: AbortSignal;
 }
 
 /** Minimal Worker shape (a DOM Worker, or anything with postMessage / onmessage / terminate). */
@@ -44,8 +74,29 @@ export class ModelClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private generating: number | null = null;
+  /**
+   * Called, it streams the assistant's answer to `messages` (the checkpoint's chat template, or
+   * options.template): send the conversation so far plus the answer and a new message for the next turn,
+   * and the worker's model prefills only the new tokens. `chat.completions.create` is OpenAI's chat
+   * completions on the same model (src/serve/openai.ts runs them in the worker).
+   */
+  readonly chat: ((messages: readonly ChatMessage[], options?: WorkerChatOptions, onPiece?: (p: StreamedPiece) => void) => Promise<GenerationResult>) & {
+    completions: {
+      create(params: ChatCompletionCreateParamsNonStreaming, options?: ClientRequestOptions): Promise<ChatCompletion>;
+      create(params: ChatCompletionCreateParamsStreaming, options?: ClientRequestOptions): Promise<AsyncIterable<ChatCompletionChunk>>;
+    };
+  };
+  /** OpenAI's (legacy) completions on the worker's model. */
+  readonly completions: {
+    create(params: CompletionCreateParamsNonStreaming, options?: ClientRequestOptions): Promise<Completion>;
+    create(params: CompletionCreateParamsStreaming, options?: ClientRequestOptions): Promise<AsyncIterable<Completion>>;
+  };
 
   constructor(private readonly worker: WorkerLike) {
+    this.chat = Object.assign((messages: readonly ChatMessage[], options?: WorkerChatOptions, onPiece?: (p: StreamedPiece) => void) => this.chatTurn(messages, options, onPiece), {
+      completions: { create: ((p: unknown, o?: ClientRequestOptions) => this.openai("chat", p, o)) as ModelClient["chat"]["completions"]["create"] },
+    });
+    this.completions = { create: ((p: unknown, o?: ClientRequestOptions) => this.openai("completions", p, o)) as ModelClient["completions"]["create"] };
     worker.onmessage = (e: MessageEvent) => this.receive(e.data as Reply);
     worker.onerror = (e: ErrorEvent) => {
       const err = new Error(`the model worker failed: ${e.message || "its script did not load"}`);
@@ -80,13 +131,89 @@ export class ModelClient {
     return p;
   }
 
-  /**
-   * Streams the assistant's answer to `messages` (the checkpoint's chat template, or options.template).
-   * Send the conversation so far plus the answer and a new message for the next turn: the worker's model
-   * then prefills only the new tokens.
-   */
-  chat(messages: readonly ChatMessage[], options: WorkerChatOptions = {}, onPiece?: (p: StreamedPiece) => void): Promise<GenerationResult> {
+  /** The model's own chat (see `chat`). */
+  private chatTurn(messages: readonly ChatMessage[], options: WorkerChatOptions = {}, onPiece?: (p: StreamedPiece) => void): Promise<GenerationResult> {
     return this.request({ type: "chat", id: 0, messages: [...messages], options }, { onPiece }) as Promise<GenerationResult>;
+  }
+
+  /**
+   * The model's sequence (its tokens and KV cache) saved in the Origin Private File System as `name`; a
+   * later restoreState(name), after a page reload too, makes a prompt starting with those tokens prefill
+   * only the rest.
+   */
+  saveState(name: string): Promise<{ tokens: number; bytes: number }> {
+    return this.request({ type: "save-state", id: 0, name }, {}) as Promise<{ tokens: number; bytes: number }>;
+  }
+
+  /** Loads state `name` from OPFS into the model's sequence; a state of another model is refused. */
+  restoreState(name: string): Promise<{ tokens: number; bytes: number }> {
+    return this.request({ type: "restore-state", id: 0, name }, {}) as Promise<{ tokens: number; bytes: number }>;
+  }
+
+  /** Runs an OpenAI request in the worker: the response, or an async iterable of its chunks (stream: true). */
+  private async openai(route: "chat" | "completions", params: unknown, options: ClientRequestOptions = {}): Promise<unknown> {
+    const stream = typeof params === "object" && params !== null && (params as { stream?: unknown }).stream === true;
+    const chunks: unknown[] = [];
+    let wake: (() => void) | null = null;
+    let settled: { error?: Error } | null = null;
+    let started: (() => void) | null = null;
+    const first = new Promise<void>((r) => (started = r));
+    const id = this.nextId;
+    const abort = () => this.worker.postMessage({ type: "stop", id: this.nextId++, target: id } satisfies Request);
+    options.signal?.addEventListener("abort", abort, { once: true });
+    const done = this.request({ type: "openai", id: 0, route, params }, {
+      onChunk: (c) => {
+        chunks.push(c);
+        started?.();
+        wake?.();
+      },
+    }).then(
+      (v) => {
+        settled = {};
+        started?.();
+        wake?.();
+        return v;
+      },
+      (err: Error) => {
+        settled = { error: err };
+        started?.();
+        wake?.();
+        throw err;
+      },
+    );
+    if (!stream) {
+      try {
+        return await done;
+      } finally {
+        options.signal?.removeEventListener("abort", abort);
+      }
+    }
+    done.catch(() => undefined);
+    // A request refused before its first chunk (a bad field, a full queue) rejects here, as the openai client does.
+    await first;
+    if (chunks.length === 0 && settled !== null && (settled as { error?: Error }).error) throw (settled as { error: Error }).error;
+    return {
+      [Symbol.asyncIterator]: async function* () {
+        try {
+          for (;;) {
+            if (chunks.length > 0) {
+              yield chunks.shift();
+              continue;
+            }
+            if (settled !== null) {
+              const error = (settled as { error?: Error }).error;
+              if (error) throw error;
+              return;
+            }
+            await new Promise<void>((r) => (wake = r));
+            wake = null;
+          }
+        } finally {
+          if (settled === null) abort();
+          options.signal?.removeEventListener("abort", abort);
+        }
+      },
+    };
   }
 
   /** Stops the running generation after its current token; its promise resolves with stopReason "aborted". */
@@ -129,6 +256,18 @@ export class ModelClient {
       case "piece":
         p.onPiece?.({ token: m.token, text: m.text, stats: m.stats });
         return;
+      case "chunk":
+        p.onChunk?.(m.chunk);
+        return;
+      case "response":
+        this.settle(m.id).resolve(m.response);
+        return;
+      case "state":
+        this.settle(m.id).resolve({ tokens: m.tokens, bytes: m.bytes });
+        return;
+      case "end":
+        this.settle(m.id).resolve(undefined);
+        return;
       case "loaded":
         this.settle(m.id).resolve(m.model);
         return;
@@ -140,7 +279,7 @@ export class ModelClient {
         this.settle(m.id).resolve(undefined);
         return;
       case "error":
-        this.settle(m.id).reject(new Error(m.message));
+        this.settle(m.id).reject(m.status === undefined ? new Error(m.message) : new ModelClientError(m.message, m.status));
         return;
     }
   }

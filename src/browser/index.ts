@@ -19,5 +19,9 @@ export { folderFromFiles, folderFromUrl, filesFromDrop, ggufFromFiles, ggufFromU
 export { ModelCache, modelCacheSupported, type CachedModel, type CachedSource, type CacheOrigin, type ModelCacheOptions } from "./model-cache.js";
 export { browserPlatform, browserDefaultThreads, type WasmSource } from "./platform.js";
 export { spawnWebWorker, canUseThreads } from "./web-worker-spawn.js";
-export { ModelClient, type LoadSource, type StreamedPiece, type WorkerLike } from "./client.js";
+export { ModelClient, ModelClientError, type ClientRequestOptions, type LoadSource, type StreamedPiece, type WorkerLike } from "./client.js";
+export { readState, writeState, STATE_DIRECTORY } from "./state-store.js";
+export { createOpenAI, LocalOpenAI, type ChunkStream, type OpenAIOptions, type RequestOptions } from "../serve/openai.js";
+export { OpenAIError } from "../serve/errors.js";
+export type * from "../serve/openai-types.js";
 export type { LoadedModel, ModelSource, PieceStats, WorkerChatOptions, WorkerGenerateOptions, WorkerLoadOptions } from "./protocol.js";

@@ -22,6 +22,8 @@ export interface WorkerLoadOptions {
   contextLength?: number;
   simd?: SimdMode;
   backend?: BackendName;
+  /** Sequences with a KV cache of their own (default 1): OpenAI requests the worker runs at once. */
+  sequences?: number;
   /**
    * Keep the model's files (a URL source) and the kernels (a URL base) across visits, in the Origin
    * Private File System (model-cache.ts); a directory name picks a cache other than the default one.
@@ -40,6 +42,14 @@ export type Request =
   | { type: "generate"; id: number; prompt: string; options: WorkerGenerateOptions }
   /** The assistant's answer to `messages`; a follow-up turn reuses the conversation's KV cache (Model.chat). */
   | { type: "chat"; id: number; messages: ChatMessage[]; options: WorkerChatOptions }
+  /**
+   * OpenAI's chat.completions.create / completions.create (src/serve/openai.ts) on the worker's model: the
+   * "response", or its chunks as "chunk" replies and then "end" when params.stream is true.
+   */
+  | { type: "openai"; id: number; route: "chat" | "completions"; params: unknown }
+  /** The model's sequence saved to / restored from the Origin Private File System under `name`. */
+  | { type: "save-state"; id: number; name: string }
+  | { type: "restore-state"; id: number; name: string }
   /** Stops generation `target` (the running one when absent), even if it has not started yet. */
   | { type: "stop"; id: number; target?: number }
   | { type: "dispose"; id: number };
@@ -85,8 +95,13 @@ export type Reply =
   | { type: "loaded"; id: number; model: LoadedModel }
   | { type: "piece"; id: number; token: number; text: string; stats: PieceStats }
   | { type: "done"; id: number; result: GenerationResult }
+  | { type: "chunk"; id: number; chunk: unknown }
+  | { type: "end"; id: number }
+  | { type: "response"; id: number; response: unknown }
+  | { type: "state"; id: number; tokens: number; bytes: number }
   | { type: "stopped"; id: number }
   | { type: "disposed"; id: number }
-  | { type: "error"; id: number; message: string };
+  /** `status`: an OpenAI request's HTTP-equivalent status (400, 429, ...) when it failed as OpenAI's API fails. */
+  | { type: "error"; id: number; message: string; status?: number };
 
 export type { ChatMessage, GenerationResult, LoadProgress, StopReason };

@@ -14,6 +14,9 @@ import { loadModelInBrowser } from "./load.js";
 import { folderFromFiles, ggufFromFiles } from "./folders.js";
 import { ModelCache, type CacheOrigin } from "./model-cache.js";
 import { canUseThreads } from "./web-worker-spawn.js";
+import { createOpenAI, type LocalOpenAI } from "../serve/openai.js";
+import { OpenAIError } from "../serve/errors.js";
+import { readState, writeState } from "./state-store.js";
 import type { Reply, Request } from "./protocol.js";
 
 interface Scope {
@@ -33,6 +36,20 @@ let loading: Promise<unknown> = Promise.resolve();
  */
 let latestLoad = 0;
 let running: { id: number; abort: AbortController } | null = null;
+/**
+ * OpenAI's API over the model, made at the first OpenAI request; it holds the model while it exists, so
+ * a generate, chat or state request closes it first (once its requests have ended).
+ */
+let openai: LocalOpenAI | null = null;
+/** OpenAI requests in progress, by id, so a stop message can abort one. */
+const openaiRequests = new Map<number, AbortController>();
+
+/** Gives the model back from the OpenAI layer (after its running requests end). */
+async function closeOpenAI(): Promise<void> {
+  const api = openai;
+  openai = null;
+  await api?.close();
+}
 /** Generations stopped before they started running (a stop can overtake a generate still waiting for a load). */
 const stopBeforeStart = new Set<number>();
 
@@ -55,6 +72,8 @@ async function load(id: number, req: Extract<Request, { type: "load" }>, ticket:
   const superseded = () => ticket !== latestLoad;
   if (superseded()) throw new Superseded();
   running?.abort.abort();
+  for (const a of openaiRequests.values()) a.abort();
+  await closeOpenAI();
   const old = model;
   model = null;
   await old?.dispose();
@@ -111,6 +130,7 @@ async function stream(id: number, start: (m: Model, signal: AbortSignal) => Gene
   }
   if (model === null) throw new Error("no model is loaded");
   if (running !== null) throw new Error("a generation is still running: stop it first");
+  await closeOpenAI();
   const abort = new AbortController();
   if (stopBeforeStart.delete(id)) abort.abort();
   running = { id, abort };
@@ -144,10 +164,54 @@ async function stream(id: number, start: (m: Model, signal: AbortSignal) => Gene
   }
 }
 
+/** The loaded model once no load is pending. */
+async function loadedModel(): Promise<Model> {
+  for (let l = loading; ; l = loading) {
+    await l;
+    if (l === loading) break;
+  }
+  if (model === null) throw new Error("no model is loaded");
+  return model;
+}
+
+/** An OpenAI request: the response, or "chunk" replies then "end" for a stream. */
+async function openaiRequest(id: number, req: Extract<Request, { type: "openai" }>): Promise<void> {
+  const m = await loadedModel();
+  if (running !== null) throw new Error("a generation is still running: stop it first");
+  openai ??= createOpenAI(m);
+  const abort = new AbortController();
+  if (stopBeforeStart.delete(id)) abort.abort();
+  openaiRequests.set(id, abort);
+  try {
+    const create = req.route === "chat" ? openai.chat.completions.create : openai.completions.create;
+    const result = (await create(req.params, { signal: abort.signal })) as object;
+    if (!(Symbol.asyncIterator in result)) return post({ type: "response", id, response: result });
+    for await (const chunk of result as AsyncIterable<unknown>) post({ type: "chunk", id, chunk });
+    post({ type: "end", id });
+  } finally {
+    openaiRequests.delete(id);
+  }
+}
+
+/** Saves the model's sequence to OPFS, or restores it from there. */
+async function stateRequest(id: number, req: Extract<Request, { type: "save-state" | "restore-state" }>): Promise<void> {
+  const m = await loadedModel();
+  if (running !== null) throw new Error("a generation is still running: stop it first");
+  await closeOpenAI();
+  if (req.type === "save-state") {
+    const bytes = m.saveState();
+    await writeState(req.name, bytes);
+    post({ type: "state", id, tokens: m.cachedTokens.length, bytes: bytes.length });
+  } else {
+    const bytes = await readState(req.name);
+    post({ type: "state", id, tokens: m.restoreState(bytes), bytes: bytes.length });
+  }
+}
+
 scope.onmessage = (e: MessageEvent<Request>) => {
   const req = e.data;
   const id = req.id;
-  const fail = (err: unknown) => post({ type: "error", id, message: message(err) });
+  const fail = (err: unknown) => post({ type: "error", id, message: message(err), ...(err instanceof OpenAIError ? { status: err.status } : {}) });
   switch (req.type) {
     case "load": {
       const ticket = ++latestLoad;
@@ -160,17 +224,27 @@ scope.onmessage = (e: MessageEvent<Request>) => {
     case "chat":
       stream(id, (m, signal) => m.chat(req.messages, { ...req.options, signal })).catch(fail);
       break;
+    case "openai":
+      openaiRequest(id, req).catch(fail);
+      break;
+    case "save-state":
+    case "restore-state":
+      stateRequest(id, req).catch(fail);
+      break;
     case "stop":
-      if (running !== null && (req.target === undefined || req.target === running.id)) running.abort.abort();
+      if (req.target !== undefined && openaiRequests.has(req.target)) openaiRequests.get(req.target)?.abort();
+      else if (running !== null && (req.target === undefined || req.target === running.id)) running.abort.abort();
       else if (req.target !== undefined) stopBeforeStart.add(req.target);
       post({ type: "stopped", id });
       break;
     case "dispose": {
       running?.abort.abort();
       latestLoad++; // a load still running is cancelled
+      for (const a of openaiRequests.values()) a.abort();
       const previous = loading;
       loading = (async () => {
         await previous;
+        await closeOpenAI();
         const m = model;
         model = null;
         await m?.dispose();

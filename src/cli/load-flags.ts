@@ -1,7 +1,7 @@
 // Loading a model for the text commands: the shared flags, the progress bar while the checkpoint is read
 // and quantized, and one line saying what runs.
 import { basename } from "node:path";
-import { describeLoadProgress, loadModel, type Model, type ModelInfo, parameterCount } from "../api.js";
+import { describeLoadProgress, loadModel, type LoadOptions, type Model, type ModelInfo, parameterCount } from "../api.js";
 import { backendFlag, intFlag, simdFlag, type Values } from "./args.js";
 import { progressBar } from "./progress.js";
 
@@ -43,7 +43,8 @@ export function describeLoad(info: ModelInfo): string | null {
   return `${ms(total)} to ready: ${parts.map(([name, x]) => `${name} ${ms(Math.max(0, x))}`).join(", ")} (${threads})`;
 }
 
-export async function loadFromFlags(v: Values, log: (s: string) => void): Promise<Model> {
+/** Loads the model the flags name; `extra` adds load options a command sets itself (serve's sequences). */
+export async function loadFromFlags(v: Values, log: (s: string) => void, extra: Pick<LoadOptions, "sequences"> = {}): Promise<Model> {
   const bar = progressBar("loading");
   const t0 = performance.now();
   const model = await loadModel(v.model as string | undefined, {
@@ -52,6 +53,7 @@ export async function loadFromFlags(v: Values, log: (s: string) => void): Promis
     contextLength: v.ctx === undefined ? undefined : intFlag(v, "ctx", 0),
     threads: v.threads === undefined ? undefined : intFlag(v, "threads", 1),
     onProgress: (p) => bar.update(p.bytes, p.totalBytes, describeLoadProgress(p)),
+    ...extra,
   }).finally(() => bar.end());
   // The summary line is for people watching a terminal (or asking for --stats); pipes get only errors.
   if (!v.quiet && (process.stderr.isTTY || v.stats)) {

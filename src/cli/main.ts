@@ -8,6 +8,7 @@ import * as generate from "./commands/generate.js";
 import * as info from "./commands/info.js";
 import * as logits from "./commands/logits.js";
 import * as perplexity from "./commands/perplexity.js";
+import * as serve from "./commands/serve.js";
 import * as synth from "./commands/synth.js";
 
 interface Command {
@@ -15,13 +16,14 @@ interface Command {
   run(argv: string[], out: (s: string) => void): Promise<void>;
 }
 
-const COMMANDS: Record<string, Command> = { generate, chat, logits, perplexity, info, synth, convert };
+const COMMANDS: Record<string, Command> = { generate, chat, serve, logits, perplexity, info, synth, convert };
 
 const USAGE = `usage: mobilellm <command> [options]
 
 commands:
   generate     stream the continuation of a prompt (default model: the bundled shakespeare-tiny)
   chat         a conversation on stdin/stdout that keeps earlier turns in the KV cache
+  serve        an OpenAI-compatible HTTP server (chat and completions, several requests at once)
   logits       print next-token logits as JSON
   perplexity   held-out perplexity of a text file
   info         parameters, layer map, assumed config values, weight and KV-cache memory

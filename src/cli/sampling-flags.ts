@@ -13,6 +13,7 @@ export const GENERATION_FLAGS = {
   seed: { type: "string" },
   stop: { type: "string", multiple: true },
   stats: { type: "boolean" },
+  "prompt-cache": { type: "string" },
 } as const satisfies Options;
 
 export const GENERATION_HELP = `  -n N               new tokens at most (default: generation_config.json's max_new_tokens, else 256)
@@ -24,7 +25,9 @@ export const GENERATION_HELP = `  -n N               new tokens at most (default
   --repeat-last-n N  how many recent tokens the penalty looks at (default: all)
   --seed S           make sampling reproducible (integer in [0, 2^32))
   --stop TEXT        stop when TEXT appears (not printed); may be given several times
-  --stats            print prefill and decode tokens/s, time to first token and KV cache bytes on stderr`;
+  --stats            print prefill and decode tokens/s, time to first token and KV cache bytes on stderr
+  --prompt-cache FILE  load the KV state saved in FILE before the prompt (its tokens are reused where
+                     the prompt starts with them) and save the state there afterwards`;
 
 export function floatFlag(values: Values, name: string, min: number, max: number): number | undefined {
   const v = values[name];

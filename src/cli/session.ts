@@ -1,4 +1,6 @@
-// What `generate` and `chat` share around a generation: Ctrl-C as an abort, the stop message, --stats.
+// What `generate` and `chat` share around a generation: Ctrl-C as an abort, the stop message, --stats,
+// --prompt-cache.
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { type Model, type GenerationStats, type StopReason, kvCacheBytes } from "../api.js";
 import { describeLoad } from "./load-flags.js";
 
@@ -58,4 +60,40 @@ export function formatStats(s: GenerationStats, model: Model): string {
   const load = describeLoad(i);
   if (load !== null) lines.push(`load       ${load}`);
   return lines.join("\n");
+}
+
+/**
+ * --prompt-cache FILE (llama-cli's convention): a state saved by an earlier run is loaded into the model
+ * before the prompt runs, so the prompt's cached beginning is reused (--stats counts it); the state is
+ * written back after each answer, extended by the new tokens. A file that is not a state of this model
+ * (another model, a larger context, damaged) is refused rather than overwritten.
+ */
+export class PromptCache {
+  constructor(
+    readonly file: string,
+    private readonly model: Model,
+  ) {}
+
+  /** Loads the file when it exists; returns the tokens it held (0 when there was none). */
+  load(): number {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(this.file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+      throw new Error(`cannot read --prompt-cache ${this.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      return this.model.restoreState(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    } catch (err) {
+      throw new Error(`--prompt-cache ${this.file}: ${(err as Error).message} (delete the file to start a new cache)`);
+    }
+  }
+
+  /** Writes the model's state, replacing the file in one step (a crash never leaves half a file). */
+  save(): void {
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    writeFileSync(tmp, this.model.saveState());
+    renameSync(tmp, this.file);
+  }
 }

@@ -1,10 +1,10 @@
 // The token loop: prefill the prompt (reusing the cache where it can), then sample, stream and feed back
 // one token at a time, until an end-of-sequence token, a stop string, the token budget, a full context
 // or an abort.
-import { CachedSequence } from "./sequence.js";
+import type { TokenSequence } from "./sequence.js";
 import { IncrementalDecoder, type DecodeFn } from "./detokenizer.js";
 import { StopMatcher } from "./stop.js";
-import { Sampler, type SamplingOptions } from "./sampler.js";
+import { Sampler, type SamplingOptions, type TokenLogprob } from "./sampler.js";
 
 export type StopReason = "eos" | "stop" | "length" | "context" | "aborted";
 
@@ -15,12 +15,29 @@ export interface GenerateOptions extends SamplingOptions {
   stop?: string | readonly string[];
   /** Aborting ends generation after the current token (or prefill block) with stopReason "aborted". */
   signal?: AbortSignal;
+  /**
+   * Report each sampled token's log-probability with its piece, and those of the `logprobs` most likely
+   * tokens at that step (0 to 20; see Sampler.logprobs).
+   */
+  logprobs?: number;
+  /**
+   * What a full context does: absent, generation ends (stopReason "context"); { keep } drops the oldest
+   * half of the tokens after the first `keep` and goes on, the kept tokens prefilled again at their new
+   * positions (the first `keep` stay cached). Off unless asked for: the model then no longer sees the
+   * dropped text.
+   */
+  contextShift?: { keep: number };
 }
 
-/** One streamed step: the sampled token and the text it completed ("" while a character is incomplete). */
+/**
+ * One streamed step: the sampled token and the text it completed ("" while a character is incomplete),
+ * with its log-probability when asked for. The last piece may carry only text held back until the end
+ * (`logprob` absent): its token is the one before it.
+ */
 export interface Piece {
   token: number;
   text: string;
+  logprob?: TokenLogprob;
 }
 
 export interface GenerationStats {
@@ -48,7 +65,7 @@ export interface GenerationResult {
 }
 
 export interface LoopContext {
-  sequence: CachedSequence;
+  sequence: TokenSequence;
   /** Decodes generated ids to display text (special tokens skipped). */
   decode: DecodeFn;
   eosTokenIds: readonly number[];
@@ -61,7 +78,7 @@ export interface LoopContext {
 class Aborted extends Error {}
 
 /** Lets timers and abort events run between tokens (setImmediate where it exists: no 1 ms clamp). */
-const yieldToEventLoop: () => Promise<void> =
+export const yieldToEventLoop: () => Promise<void> =
   typeof setImmediate === "function" ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0));
 
 /** Streams the continuation of `prompt`; the generator's return value is the final result. */
@@ -72,6 +89,8 @@ export async function* generateStream(
 ): AsyncGenerator<Piece, GenerationResult, undefined> {
   const maxNewTokens = opts.maxNewTokens ?? 256;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new RangeError(`maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
+  const top = opts.logprobs;
+  if (top !== undefined && !(Number.isInteger(top) && top >= 0 && top <= 20)) throw new RangeError(`logprobs must be an integer in [0, 20], got ${top}`);
   const sampler = new Sampler(opts, ctx.allowed);
   const stops = new StopMatcher(opts.stop ?? []);
   const detok = new IncrementalDecoder(ctx.decode);
@@ -100,7 +119,7 @@ export async function* generateStream(
     let logits = p.logits;
     for (;;) {
       if (tokens.length >= maxNewTokens) break;
-      const token = sampler.next(logits, seq.tokens);
+      const token = sampler.next(logits, seq.tokens, tokens);
       if (tokens.length === 0) tFirst = performance.now();
       tokens.push(token);
       if (ctx.eosTokenIds.includes(token)) {
@@ -109,18 +128,23 @@ export async function* generateStream(
       }
       const s = stops.push(detok.push(token));
       text += s.text;
-      yield { token, text: s.text };
+      yield top === undefined ? { token, text: s.text } : { token, text: s.text, logprob: sampler.logprobs(token, top) };
       if (s.stopped) {
         stopReason = "stop";
         break;
       }
       if (tokens.length >= maxNewTokens) break;
       if (seq.full) {
-        stopReason = "context";
-        break;
+        if (opts.contextShift === undefined) {
+          stopReason = "context";
+          break;
+        }
+        await between();
+        logits = (await seq.prefill(shiftContext([...seq.tokens, token], opts.contextShift.keep), between)).logits;
+        continue;
       }
       await between();
-      logits = seq.append(token);
+      logits = await seq.append(token);
     }
   } catch (err) {
     if (!(err instanceof Aborted)) throw err;
@@ -153,6 +177,13 @@ export async function* generateStream(
       decodeTokensPerSecond: decodeMs > 0 ? ((tokens.length - 1) / decodeMs) * 1000 : 0,
     },
   };
+}
+
+/** `tokens` less the oldest half of those after the first `keep` (context shift). */
+export function shiftContext(tokens: readonly number[], keep: number): number[] {
+  if (!Number.isInteger(keep) || keep < 0 || 2 * keep >= tokens.length) throw new RangeError(`contextShift.keep must be an integer in [0, ${Math.ceil(tokens.length / 2) - 1}], got ${keep}`);
+  const drop = Math.max(1, Math.floor((tokens.length - keep) / 2));
+  return [...tokens.slice(0, keep), ...tokens.slice(keep + drop)];
 }
 
 /**

@@ -20,6 +20,12 @@ export interface SamplingOptions {
   repetitionPenalty?: number;
   /** How many of the latest context tokens the penalty looks at (default: all of them). */
   repetitionWindow?: number;
+  /** OpenAI's presence penalty: subtracted once from the logit of every token already generated ([-2, 2]). */
+  presencePenalty?: number;
+  /** OpenAI's frequency penalty: subtracted from a token's logit once per time it was generated ([-2, 2]). */
+  frequencyPenalty?: number;
+  /** Added to the logits of the given token ids before anything else ([-100, 100]; OpenAI's logit_bias). */
+  logitBias?: ReadonlyMap<number, number>;
   /** Makes sampling reproducible; without one, each run differs. */
   seed?: number;
 }
@@ -32,6 +38,9 @@ export interface SamplingParams {
   minP: number;
   repetitionPenalty: number;
   repetitionWindow: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  logitBias: ReadonlyMap<number, number>;
   seed: number;
 }
 
@@ -43,6 +52,9 @@ export function samplingParams(o: SamplingOptions = {}): SamplingParams {
     minP: o.minP ?? 0,
     repetitionPenalty: o.repetitionPenalty ?? 1,
     repetitionWindow: o.repetitionWindow ?? Infinity,
+    presencePenalty: o.presencePenalty ?? 0,
+    frequencyPenalty: o.frequencyPenalty ?? 0,
+    logitBias: o.logitBias ?? new Map(),
     seed: o.seed ?? Math.floor(Math.random() * 2 ** 32),
   };
   const check = (ok: boolean, what: string, v: number) => {
@@ -54,6 +66,12 @@ export function samplingParams(o: SamplingOptions = {}): SamplingParams {
   check(p.minP >= 0 && p.minP <= 1, "min-p must be in [0, 1]", p.minP);
   check(Number.isFinite(p.repetitionPenalty) && p.repetitionPenalty > 0, "repetition penalty must be a finite number > 0", p.repetitionPenalty);
   check(p.repetitionWindow === Infinity || (Number.isInteger(p.repetitionWindow) && p.repetitionWindow >= 0), "repetition window must be an integer >= 0", p.repetitionWindow);
+  check(Number.isFinite(p.presencePenalty) && Math.abs(p.presencePenalty) <= 2, "presence penalty must be a number in [-2, 2]", p.presencePenalty);
+  check(Number.isFinite(p.frequencyPenalty) && Math.abs(p.frequencyPenalty) <= 2, "frequency penalty must be a number in [-2, 2]", p.frequencyPenalty);
+  for (const [id, bias] of p.logitBias) {
+    check(Number.isInteger(id) && id >= 0, "a logit bias key must be a token id", id);
+    check(Number.isFinite(bias) && Math.abs(bias) <= 100, "a logit bias must be a number in [-100, 100]", bias);
+  }
   check(Number.isInteger(p.seed) && p.seed >= 0 && p.seed < 2 ** 32, "seed must be an integer in [0, 2^32)", p.seed);
   return p;
 }
@@ -62,6 +80,13 @@ export function samplingParams(o: SamplingOptions = {}): SamplingParams {
 export interface Candidate {
   id: number;
   p: number;
+}
+
+/** A token's log-probability, and the most likely tokens' at the same step. */
+export interface TokenLogprob {
+  id: number;
+  logprob: number;
+  top: { id: number; logprob: number }[];
 }
 
 export class Sampler {
@@ -81,15 +106,20 @@ export class Sampler {
     this.weights = new Float64Array(allowed.length);
   }
 
-  /** The next token after `context` (the ids seen so far: prompt and generated). */
-  next(logits: Float32Array, context: readonly number[]): number {
+  /**
+   * The next token after `context` (the ids seen so far: prompt and generated); `generated`, the ids
+   * generated so far, is what the presence and frequency penalties count.
+   */
+  next(logits: Float32Array, context: readonly number[], generated: readonly number[] = []): number {
     if (logits.length !== this.allowed.length) {
       throw new RangeError(`logits have ${logits.length} entries but the vocabulary has ${this.allowed.length}`);
     }
     const x = this.scratch;
     x.set(logits);
     const p = this.params;
+    for (const [id, bias] of p.logitBias) if (id < x.length) x[id] += bias;
     if (p.repetitionPenalty !== 1) applyRepetitionPenalty(x, context, p.repetitionPenalty, p.repetitionWindow);
+    if (p.presencePenalty !== 0 || p.frequencyPenalty !== 0) applyOpenAIPenalties(x, generated, p.presencePenalty, p.frequencyPenalty);
     if (p.temperature === 0) return argmax(x, this.allowed);
     const w = this.weights;
     const kept = keptIds(x, this.allowed, p, w);
@@ -102,6 +132,33 @@ export class Sampler {
     }
     return kept[kept.length - 1];
   }
+
+  /**
+   * The log-probability of `id` and of the `top` most likely tokens, under the distribution of the last
+   * next() call after the logit bias and the penalties and before temperature and truncation (as OpenAI
+   * reports logprobs): a log-softmax over the ids that may be sampled.
+   */
+  logprobs(id: number, top: number): TokenLogprob {
+    const x = this.scratch;
+    const allowed = this.allowed;
+    let max = -Infinity;
+    for (let i = 0; i < x.length; i++) if (allowed[i] && x[i] > max) max = x[i];
+    let sum = 0;
+    for (let i = 0; i < x.length; i++) if (allowed[i]) sum += Math.exp(x[i] - max);
+    const logZ = max + Math.log(sum);
+    const best = top > 0 ? topKIds(x, Float64Array.from(allowed), top) : [];
+    return { id, logprob: x[id] - logZ, top: best.map((i) => ({ id: i, logprob: x[i] - logZ })) };
+  }
+}
+
+/**
+ * OpenAI's penalties: logit[j] -= count[j] * frequency + (count[j] > 0 ? presence : 0), count[j] being how
+ * often j was generated so far.
+ */
+export function applyOpenAIPenalties(x: Float32Array, generated: readonly number[], presence: number, frequency: number): void {
+  const counts = new Map<number, number>();
+  for (const id of generated) counts.set(id, (counts.get(id) ?? 0) + 1);
+  for (const [id, n] of counts) if (id >= 0 && id < x.length) x[id] -= n * frequency + presence;
 }
 
 /** transformers' RepetitionPenaltyLogitsProcessor: each distinct id of the window once. */

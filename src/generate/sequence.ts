@@ -17,12 +17,56 @@ export interface PrefillResult {
 }
 
 /** Tokens per forward call while prefilling: one engine block, so an abort is seen within one block. */
-const PREFILL_CHUNK = 32;
+export const PREFILL_CHUNK = 32;
 
-export class CachedSequence {
+/**
+ * What the token loop (generate.ts) runs on: a sequence of cached tokens that can be brought to a prompt
+ * and extended a token at a time. CachedSequence runs its backend directly; the serving layer's sequences
+ * (src/serve/) hand each step to a scheduler that batches the steps of all its sequences.
+ */
+export interface TokenSequence {
+  /** Tokens whose keys and values are in the cache, in order from position 0. */
+  readonly tokens: readonly number[];
+  /** True when the cache holds the whole context (no token can be appended). */
+  readonly full: boolean;
+  /** Positions the sequence can hold. */
+  readonly contextLength: number;
+  prefill(prompt: readonly number[], between: () => Promise<void>): Promise<PrefillResult>;
+  /** Runs one more token; resolves to the logits after it. */
+  append(token: number): Float32Array | Promise<Float32Array>;
+}
+
+/**
+ * How much of `cached` a new `prompt` can keep: their longest common prefix, less the prompt's last token
+ * (its logits are needed, so it always runs), and 0 where a ring no longer holds what resuming there needs.
+ */
+export function reusablePrefix(backend: Backend, cached: readonly number[], prompt: readonly number[]): number {
+  let keep = 0;
+  while (keep < cached.length && keep < prompt.length && cached[keep] === prompt[keep]) keep++;
+  keep = Math.min(keep, prompt.length - 1);
+  return canResumeAt(backend.config, backend.contextLength, cached.length, keep) ? keep : 0;
+}
+
+/** Refuses a prompt that is empty or longer than the context, with the message a user can act on. */
+export function checkPromptFits(prompt: readonly number[], contextLength: number): void {
+  if (prompt.length === 0) throw new RangeError("the prompt is empty");
+  if (prompt.length > contextLength) {
+    throw new RangeError(`the prompt has ${prompt.length} tokens but the context holds ${contextLength}; shorten it or raise the context length`);
+  }
+}
+
+export class CachedSequence implements TokenSequence {
   private cached: number[] = [];
 
-  constructor(readonly backend: Backend) {}
+  /** `sequence`: which of the backend's KV caches this sequence runs in. */
+  constructor(
+    readonly backend: Backend,
+    readonly sequence = 0,
+  ) {}
+
+  get contextLength(): number {
+    return this.backend.contextLength;
+  }
 
   /** Tokens whose keys and values are in the cache, in order from position 0. */
   get tokens(): readonly number[] {
@@ -41,20 +85,13 @@ export class CachedSequence {
    */
   async prefill(prompt: readonly number[], between: () => Promise<void>): Promise<PrefillResult> {
     const b = this.backend;
-    if (prompt.length === 0) throw new RangeError("the prompt is empty");
-    if (prompt.length > b.contextLength) {
-      throw new RangeError(`the prompt has ${prompt.length} tokens but the context holds ${b.contextLength}; shorten it or raise the context length`);
-    }
-    let keep = 0;
-    while (keep < this.cached.length && keep < prompt.length && this.cached[keep] === prompt[keep]) keep++;
-    // The last prompt token always runs: its logits are what the caller needs.
-    keep = Math.min(keep, prompt.length - 1);
-    if (!canResumeAt(b.config, b.contextLength, this.cached.length, keep)) keep = 0;
+    checkPromptFits(prompt, b.contextLength);
+    const keep = reusablePrefix(b, this.cached, prompt);
     this.cached = prompt.slice(0, keep);
     let logits: Float32Array | undefined;
     for (let i = keep; i < prompt.length; i += PREFILL_CHUNK) {
       const chunk = prompt.slice(i, i + PREFILL_CHUNK);
-      logits = b.forward(chunk, i, false)[0];
+      logits = b.forward(chunk, i, false, this.sequence)[0];
       this.cached.push(...chunk);
       if (i + PREFILL_CHUNK < prompt.length) await between();
     }
@@ -63,7 +100,7 @@ export class CachedSequence {
 
   /** Runs one more token; returns the logits after it. */
   append(token: number): Float32Array {
-    const logits = this.backend.forward([token], this.cached.length, false)[0];
+    const logits = this.backend.forward([token], this.cached.length, false, this.sequence)[0];
     this.cached.push(token);
     return logits;
   }
@@ -71,4 +108,27 @@ export class CachedSequence {
   get full(): boolean {
     return this.cached.length >= this.backend.contextLength;
   }
+
+  /** The cached tokens and their KV entries as a state file (src/model/kv-state.ts). */
+  save(): Uint8Array {
+    return saveState(this.backend, this.sequence, this.cached);
+  }
+
+  /** Loads a state file: the cache then holds its tokens (a prompt sharing them prefills only the rest). */
+  restore(bytes: Uint8Array): number {
+    this.cached = restoreState(this.backend, this.sequence, bytes);
+    return this.cached.length;
+  }
+}
+
+/** The backend's saveState, or an error saying that this backend keeps no state it can save. */
+export function saveState(backend: Backend, sequence: number, tokens: readonly number[]): Uint8Array {
+  if (backend.saveState === undefined) throw new Error(`the ${backend.name} backend cannot save its KV state (the wasm engine can)`);
+  return backend.saveState(sequence, tokens);
+}
+
+/** The backend's restoreState; the sequence's tokens, or an error (a refused file leaves the cache as it was). */
+export function restoreState(backend: Backend, sequence: number, bytes: Uint8Array): number[] {
+  if (backend.restoreState === undefined) throw new Error(`the ${backend.name} backend cannot restore a KV state (the wasm engine can)`);
+  return backend.restoreState(sequence, bytes);
 }

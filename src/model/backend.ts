@@ -36,11 +36,25 @@ export interface LoadTimes {
   threadsStart: number;
 }
 
+/**
+ * One token of a batched forward pass: the sequence whose KV cache it extends, its position in that
+ * sequence, and whether its next-token logits are wanted. A sequence's tokens in one batch are consecutive
+ * positions in order, on top of the positions already cached for it.
+ */
+export interface BatchToken {
+  sequence: number;
+  token: number;
+  position: number;
+  logits: boolean;
+}
+
 export interface Backend {
   readonly name: BackendName;
   readonly config: ModelConfig;
-  /** Positions this instance can hold (its KV cache length). */
+  /** Positions each sequence can hold (its KV cache length). */
   readonly contextLength: number;
+  /** Sequences with a KV cache of their own: 0 .. sequences - 1 (the serving layer's slots). */
+  readonly sequences: number;
   /** Threads running the forward pass (the main thread included). */
   readonly threads: number;
   /** The Wasm build in use and why, or null for a backend without kernels. */
@@ -48,17 +62,31 @@ export interface Backend {
   /** The load's breakdown, where the backend measured it. */
   readonly loadTimes: LoadTimes | null;
   /**
-   * Runs `tokens` at positions startPos, startPos + 1, ... on top of the cached positions before
-   * startPos, and returns the next-token logits of every position (`all`) or of the last one only.
-   * Each returned array is a fresh copy the caller may keep.
+   * Runs `tokens` at positions startPos, startPos + 1, ... of `sequence` (default 0) on top of its cached
+   * positions before startPos, and returns the next-token logits of every position (`all`) or of the last
+   * one only. Each returned array is a fresh copy the caller may keep.
    */
-  forward(tokens: readonly number[], startPos: number, all: boolean): Float32Array[];
+  forward(tokens: readonly number[], startPos: number, all: boolean, sequence?: number): Float32Array[];
+  /**
+   * Runs the tokens of several sequences as one pass (continuous batching) and returns the logits of the
+   * rows that want them, in batch order. Every row's logits are bit-identical to running its sequence alone:
+   * no kernel mixes tokens, so what else is in the batch never changes a result (batch invariance).
+   */
+  forwardBatch(batch: readonly BatchToken[]): Float32Array[];
+  /**
+   * The KV state of `sequence` holding `tokens` (its cached positions 0 .. tokens.length - 1) as bytes
+   * (kv-state.ts); null when this backend keeps no state it can save (the float32 reference).
+   */
+  saveState?(sequence: number, tokens: readonly number[]): Uint8Array;
+  /** Loads a saved state into `sequence` and returns its tokens; a file that fails a check is refused. */
+  restoreState?(sequence: number, bytes: Uint8Array): number[];
   /** Releases what the backend holds (Wasm memory, worker threads); the backend is unusable afterwards. */
   dispose(): void | Promise<void>;
 }
 
 /** Checks a request before any work, so bad input fails with a clear message and not deep inside. */
-export function checkForwardRequest(b: Backend, tokens: readonly number[], startPos: number): void {
+export function checkForwardRequest(b: Backend, tokens: readonly number[], startPos: number, sequence = 0): void {
+  checkSequence(b, sequence);
   if (tokens.length === 0) throw new RangeError("no tokens to run");
   if (!Number.isInteger(startPos) || startPos < 0) throw new RangeError(`invalid start position ${startPos}`);
   if (startPos + tokens.length > b.contextLength) {
@@ -69,5 +97,29 @@ export function checkForwardRequest(b: Backend, tokens: readonly number[], start
   const v = b.config.vocabSize;
   for (const t of tokens) {
     if (!Number.isInteger(t) || t < 0 || t >= v) throw new RangeError(`token id ${t} is outside the vocabulary [0, ${v})`);
+  }
+}
+
+export function checkSequence(b: Backend, sequence: number): void {
+  if (!Number.isInteger(sequence) || sequence < 0 || sequence >= b.sequences) {
+    throw new RangeError(`sequence ${sequence} is outside 0..${b.sequences - 1}`);
+  }
+}
+
+/**
+ * Checks a batch before any work: each row a valid token inside the context of a valid sequence, and each
+ * sequence's rows consecutive positions in order.
+ */
+export function checkBatch(b: Backend, batch: readonly BatchToken[]): void {
+  if (batch.length === 0) throw new RangeError("no tokens to run");
+  const next = new Map<number, number>();
+  for (const r of batch) {
+    checkSequence(b, r.sequence);
+    const expected = next.get(r.sequence);
+    if (expected !== undefined && r.position !== expected) {
+      throw new RangeError(`sequence ${r.sequence}: position ${r.position} follows position ${expected - 1} in the batch`);
+    }
+    checkForwardRequest(b, [r.token], r.position, r.sequence);
+    next.set(r.sequence, r.position + 1);
   }
 }

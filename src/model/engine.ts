@@ -12,12 +12,13 @@
 // every output row or head is computed by one kernel call on the same inputs whichever thread runs it, so
 // the logits are bit-identical for any thread count. Norms, RoPE, SwiGLU and activation quantization stay
 // on the main thread. The pool starts before the weights are read: loading quantizes them on every thread.
-import type { Backend, LoadTimes } from "./backend.js";
-import { checkForwardRequest } from "./backend.js";
+import type { Backend, BatchToken, LoadTimes } from "./backend.js";
+import { checkBatch, checkForwardRequest, checkSequence } from "./backend.js";
 import { checkContextLength, type ModelConfig } from "./config.js";
 import type { WeightSource } from "./weights.js";
 import type { TensorNames } from "./tensor-names.js";
 import { KvCache } from "./kv-cache.js";
+import { modelFingerprint, restoreKvState, saveKvState } from "./kv-state.js";
 import { wasmEngineBytes } from "./memory.js";
 import { loadWeights, STAGING_BYTES, type EngineWeights, type LayerMatrices } from "./load-weights.js";
 import { loadKernels, type SimdMode, type WasmKernels, type WasmVariant } from "../kernels/wasm.js";
@@ -39,6 +40,8 @@ const WORKER_SCRATCH_BYTES = 128 << 10;
 
 export interface EngineOptions {
   contextLength: number;
+  /** Sequences with a KV cache of their own (default 1), each holding the whole context. */
+  sequences?: number;
   /** Tokens per prefill block (the GEMM width). */
   blockSize?: number;
   /** Which Wasm build: relaxed SIMD where the start-up probe proves it correct ("auto"), or forced. */
@@ -69,7 +72,8 @@ export interface EngineOptions {
 export class WasmEngine implements Backend {
   readonly name = "wasm" as const;
   readonly contextLength: number;
-  readonly kv: KvCache;
+  /** One KV cache per sequence (rings on sliding layers), allocated at load. */
+  readonly caches: KvCache[];
   /** Threads running the forward pass (the main thread included). */
   readonly threads: number;
   private _k: WasmKernels | null;
@@ -84,9 +88,11 @@ export class WasmEngine implements Backend {
   /** The order of one layer's blocks (src/model/layers.ts) and the blocks it calls, on the current block. */
   private readonly layer: LayerProgram;
   private readonly layerBlocks: LayerBlocks;
-  private current = { T: 0, pos0: 0 };
+  /** The rows of the block being run, for the layer program's blocks. */
+  private current: readonly BatchToken[] = [];
   private readonly block: number;
   private readonly s: Scratch;
+  private fingerprint: string | null = null;
   private disposed = false;
   /** Which Wasm build runs and why (the start-up probe's verdict). */
   readonly simd: { variant: string; reason: string };
@@ -112,7 +118,7 @@ export class WasmEngine implements Backend {
     this.head = weights.head;
     this.finalNorm = weights.finalNorm;
     this.block = s.block;
-    this.kv = new KvCache(k, config, opts.contextLength);
+    this.caches = Array.from({ length: opts.sequences ?? 1 }, () => new KvCache(k, config, opts.contextLength));
     const tables: Partial<Record<LayerType, RopeTablePtr>> = {};
     for (const kind of distinctRopes(config)) {
       const omega = ropeInverseFrequencies(config.headDim, config.rope[kind]);
@@ -127,10 +133,10 @@ export class WasmEngine implements Backend {
     this.layerBlocks = {
       x: s.x,
       xb: s.xb,
-      norm: (l, role, src, dst) => rmsnorm(this.k, src, this.normOf(l, role), dst, this.current.T, config.hiddenSize, config.rmsNormEps),
-      attention: (l) => this.attentionBlock(l, this.current.T, this.current.pos0),
-      mlp: (l) => this.mlpBlock(l, this.current.T),
-      residual: () => addInto(this.k, s.x, s.xb, this.current.T * config.hiddenSize),
+      norm: (l, role, src, dst) => rmsnorm(this.k, src, this.normOf(l, role), dst, this.current.length, config.hiddenSize, config.rmsNormEps),
+      attention: (l) => this.attentionBlock(l, this.current),
+      mlp: (l) => this.mlpBlock(l, this.current.length),
+      residual: () => addInto(this.k, s.x, s.xb, this.current.length * config.hiddenSize),
     };
   }
 
@@ -141,6 +147,8 @@ export class WasmEngine implements Backend {
    */
   static async load(config: ModelConfig, weights: WeightSource, names: TensorNames, opts: EngineOptions): Promise<WasmEngine> {
     checkContextLength(config, opts.contextLength);
+    const sequences = opts.sequences ?? 1;
+    if (!Number.isSafeInteger(sequences) || sequences < 1) throw new RangeError(`sequences must be an integer >= 1, got ${sequences}`);
     const threads = checkThreads(opts.threads ?? 1);
     const started = performance.now();
     const times: LoadTimes = { total: 0, kernels: 0, read: 0, quantize: 0, threads: 0, threadsStart: 0 };
@@ -165,10 +173,10 @@ export class WasmEngine implements Backend {
     let done = 0;
 
     const block = Math.min(opts.blockSize ?? 32, opts.contextLength);
-    const scratch = new Scratch(k, config, block, threads);
+    const scratch = new Scratch(k, config, block, threads, Math.min(block, sequences));
     // The memory grows once, to what the weights, the KV cache and the RoPE table need (memory.ts) and the
     // two staging regions, with a MiB for the matrices' padding and alignment; a shortfall only costs a grow.
-    k.reserve(wasmEngineBytes(config, opts.contextLength).total + 2 * (opts.stagingBytes ?? STAGING_BYTES) + (1 << 20));
+    k.reserve(wasmEngineBytes(config, opts.contextLength, sequences).total + 2 * (opts.stagingBytes ?? STAGING_BYTES) + (1 << 20));
     // The workers start while the first weights load (quantized by the main thread alone until they are
     // ready), then quantize the rest with it.
     let pool: ThreadPool | null = null;
@@ -231,25 +239,69 @@ export class WasmEngine implements Backend {
     return this.pool;
   }
 
-  forward(tokens: readonly number[], startPos: number, all: boolean): Float32Array[] {
-    if (this.disposed) throw new Error("the model was disposed");
-    checkForwardRequest(this, tokens, startPos);
-    this.threadPool.check();
-    // A decode step: the pool times it and runs it split or solo, whichever the last steps say is faster.
-    if (tokens.length === 1) return this.threadPool.step(startPos, () => this.blocks(tokens, startPos, all));
-    return this.blocks(tokens, startPos, all);
+  get sequences(): number {
+    return this.caches.length;
   }
 
-  private blocks(tokens: readonly number[], startPos: number, all: boolean): Float32Array[] {
+  forward(tokens: readonly number[], startPos: number, all: boolean, sequence = 0): Float32Array[] {
+    if (this.disposed) throw new Error("the model was disposed");
+    checkForwardRequest(this, tokens, startPos, sequence);
+    return this.run(tokens.map((token, i) => ({ sequence, token, position: startPos + i, logits: all || i === tokens.length - 1 })));
+  }
+
+  forwardBatch(batch: readonly BatchToken[]): Float32Array[] {
+    if (this.disposed) throw new Error("the model was disposed");
+    checkBatch(this, batch);
+    return this.run(batch);
+  }
+
+  private run(batch: readonly BatchToken[]): Float32Array[] {
+    this.threadPool.check();
+    // A decode step (one token of each sequence): the pool times it and runs it split or solo, whichever
+    // the last steps say is faster.
+    if (new Set(batch.map((r) => r.sequence)).size === batch.length) {
+      return this.threadPool.step(Math.max(...batch.map((r) => r.position)), () => this.blocks(batch));
+    }
+    return this.blocks(batch);
+  }
+
+  /** The batch in blocks of at most `block` rows; the logits of the rows that want them, in order. */
+  private blocks(batch: readonly BatchToken[]): Float32Array[] {
     const out: Float32Array[] = [];
-    for (let i = 0; i < tokens.length; i += this.block) {
-      const chunk = tokens.slice(i, i + this.block);
-      const last = i + chunk.length === tokens.length;
-      this.runBlock(chunk, startPos + i);
-      if (all) out.push(...this.logits(0, chunk.length));
-      else if (last) out.push(...this.logits(chunk.length - 1, 1));
+    for (let i = 0; i < batch.length; i += this.block) {
+      const rows = batch.slice(i, i + this.block);
+      this.runBlock(rows);
+      const wanted: number[] = [];
+      rows.forEach((r, j) => r.logits && wanted.push(j));
+      for (let j = 0; j < wanted.length; j += this.s.logitRows) out.push(...this.logits(wanted.slice(j, j + this.s.logitRows)));
     }
     return out;
+  }
+
+  /**
+   * This model's fingerprint for state files (kv-state.ts): its config and 16 samples of 256 bytes spread
+   * over the int4 values and over the scales of every weight matrix, computed on first use (a fraction of a
+   * millisecond). A change anywhere in a matrix changes its scales, its values, or both.
+   */
+  private modelFingerprint(): string {
+    if (this.fingerprint === null) {
+      const mats = [this.embed, this.head, ...this.layers.flatMap((l) => [l.qkv, l.o, l.gateUp, l.down])];
+      const spread = (ptr: number, bytes: number): [number, number][] =>
+        Array.from({ length: 16 }, (_, i) => [ptr + (Math.floor((i * Math.max(0, bytes - 256)) / 15) & ~3), Math.min(256, bytes)]);
+      const samples = mats.flatMap((m) => [...spread(m.qsPtr, (m.rows * m.cols) / 2), ...spread(m.scalesPtr, (m.rows * m.cols) / 16)]);
+      this.fingerprint = modelFingerprint(JSON.stringify(this.config), this.k.u8, samples);
+    }
+    return this.fingerprint;
+  }
+
+  saveState(sequence: number, tokens: readonly number[]): Uint8Array {
+    checkSequence(this, sequence);
+    return saveKvState(this.k, this.caches[sequence], tokens, this.modelFingerprint());
+  }
+
+  restoreState(sequence: number, bytes: Uint8Array): number[] {
+    checkSequence(this, sequence);
+    return restoreKvState(this.k, this.caches[sequence], bytes, this.modelFingerprint());
   }
 
   /**
@@ -266,18 +318,18 @@ export class WasmEngine implements Backend {
 
   // ---- one block of T tokens at positions pos0 .. pos0 + T - 1 ------------------------------------------
 
-  private runBlock(tokens: readonly number[], pos0: number): void {
+  private runBlock(rows: readonly BatchToken[]): void {
     const c = this.config;
     const k = this.k;
     const s = this.s;
     const d = c.hiddenSize;
-    this.current = { T: tokens.length, pos0 };
+    this.current = rows;
 
     // token embeddings, times the family's scale (1 for Llama, sqrt(hidden) for Gemma)
-    tokens.forEach((t, i) => dequantizeRowInto(k, this.embed, t, s.x + 4 * i * d));
+    rows.forEach((r, i) => dequantizeRowInto(k, this.embed, r.token, s.x + 4 * i * d));
     if (c.embedScale !== 1) {
       const f32 = k.f32;
-      for (let i = s.x >> 2, end = i + tokens.length * d; i < end; i++) f32[i] = Math.fround(f32[i] * c.embedScale);
+      for (let i = s.x >> 2, end = i + rows.length * d; i < end; i++) f32[i] = Math.fround(f32[i] * c.embedScale);
     }
 
     // the layers, each in its family's order of blocks (src/model/layers.ts)
@@ -291,15 +343,16 @@ export class WasmEngine implements Backend {
     return ptr;
   }
 
-  /** Attention of layer l on the T rows of xb: int8 -> q, k, v -> QK-norm and RoPE -> attention -> int8 -> o, into xb. */
-  private attentionBlock(l: number, T: number, pos0: number): void {
+  /** Attention of layer l on xb's rows: int8 -> q, k, v -> QK-norm and RoPE -> attention -> int8 -> o, into xb. */
+  private attentionBlock(l: number, rows: readonly BatchToken[]): void {
     const k = this.k;
     const s = this.s;
     const w = this.layers[l];
+    const T = rows.length;
     quantizeActivations(k, s.xb, s.actD, T);
     this.matmul(w.qkv, s.actD, s.qkv, T);
-    this.positionEncode(l, T, pos0);
-    this.attention(l, T, pos0);
+    this.positionEncode(l, rows);
+    this.attention(l, rows);
     quantizeActivations(k, s.att, s.actQ, T);
     this.matmul(w.o, s.actQ, s.xb, T);
   }
@@ -324,10 +377,10 @@ export class WasmEngine implements Backend {
 
   /**
    * Each row's q and k heads: QK-norm where the family puts it (before RoPE with learned weights: Gemma;
-   * after it without: Llama 4's use_qk_norm), RoPE with the table of the layer's kind, or on a NoPE layer
-   * the temperature tuning of its queries.
+   * after it without: Llama 4's use_qk_norm), RoPE with the table of the layer's kind at the row's
+   * position, or on a NoPE layer the temperature tuning of its queries.
    */
-  private positionEncode(l: number, T: number, pos0: number): void {
+  private positionEncode(l: number, rows: readonly BatchToken[]): void {
     const c = this.config;
     const k = this.k;
     const s = this.s;
@@ -335,17 +388,18 @@ export class WasmEngine implements Backend {
     const dh = c.headDim;
     const qDim = c.numHeads * dh;
     const qkHeads = c.numHeads + c.numKvHeads;
-    for (let t = 0; t < T; t++) {
+    for (let t = 0; t < rows.length; t++) {
       const row = s.qkv + 4 * t * s.qkvWidth;
+      const pos = rows[t].position;
       if (c.qkNorm === "before_rope") {
         rmsnorm(k, row, this.normOf(l, "qNorm"), row, c.numHeads, dh, c.rmsNormEps);
         rmsnorm(k, row + 4 * qDim, this.normOf(l, "kNorm"), row + 4 * qDim, c.numKvHeads, dh, c.rmsNormEps);
       }
       if (layer.rope) {
-        rope(k, row, 1, qkHeads, this.ropeTables[layer.kind] as RopeTablePtr, pos0 + t);
+        rope(k, row, 1, qkHeads, this.ropeTables[layer.kind] as RopeTablePtr, pos);
         if (c.qkNorm === "after_rope") rmsnorm(k, row, this.ones, row, qkHeads, dh, c.rmsNormEps);
       } else if (c.attnTemperatureTuning) {
-        const tau = attentionTemperature(pos0 + t, c.floorScale, c.attnScale);
+        const tau = attentionTemperature(pos, c.floorScale, c.attnScale);
         const f32 = k.f32;
         for (let i = row >> 2, end = i + qDim; i < end; i++) f32[i] = Math.fround(f32[i] * tau);
       }
@@ -353,14 +407,16 @@ export class WasmEngine implements Backend {
   }
 
   /**
-   * Grouped-query attention. Each token's K and V go into the cache before its query reads the positions
-   * it may see (one run of slots, or two where a ring wraps), so the cache is in exactly the state a
-   * one-token decode would see: the in-block causal and sliding masks come for free and prefill gives the
-   * same bits as decode. Tokens are stored a group at a time and the group's (token, KV head) jobs then run
-   * across the threads; a group ends where storing the next token would overwrite a ring slot that an
-   * earlier token of the group still reads (sliding layers once the ring is full: then one token a group).
+   * Grouped-query attention, over each row's own sequence. A run of rows of one sequence (a prefill chunk,
+   * or one decode token) reads that sequence's cache. Each token's K and V go into the cache before its
+   * query reads the positions it may see (one run of slots, or two where a ring wraps), so the cache is in
+   * exactly the state a one-token decode would see: the in-block causal and sliding masks come for free and
+   * prefill gives the same bits as decode. Tokens are stored a group at a time and the group's (token, KV
+   * head) jobs then run across the threads; a group ends with its sequence's run, or where storing the next
+   * token would overwrite a ring slot that an earlier token of the group still reads (sliding layers once
+   * the ring is full: then one token a group).
    */
-  private attention(l: number, T: number, pos0: number): void {
+  private attention(l: number, rows: readonly BatchToken[]): void {
     const c = this.config;
     const k = this.k;
     const s = this.s;
@@ -368,21 +424,23 @@ export class WasmEngine implements Backend {
     const qDim = c.numHeads * dh;
     const kvDim = c.numKvHeads * dh;
     const group = c.numHeads / c.numKvHeads;
-    const cache = this.kv.layers[l];
-    const ring = cache.slots < this.contextLength;
-    const window = this.kv.windowOf(l);
+    const T = rows.length;
     for (let t = 0; t < T; ) {
+      const seq = this.caches[rows[t].sequence];
+      const cache = seq.layers[l];
+      const ring = cache.slots < this.contextLength;
+      const pos0 = rows[t].position;
       let end = t + 1;
-      while (end < T && !(ring && pos0 + end >= cache.slots)) end++;
+      while (end < T && rows[end].sequence === rows[t].sequence && !(ring && pos0 + (end - t) >= cache.slots)) end++;
       for (let i = t; i < end; i++) {
         const row = s.qkv + 4 * i * s.qkvWidth;
-        const slot = this.kv.slotOf(l, pos0 + i);
+        const slot = seq.slotOf(l, rows[i].position);
         kvStore(k, cache, "k", row + 4 * qDim, slot);
         kvStore(k, cache, "v", row + 4 * (qDim + kvDim), slot);
       }
-      // Tokens [t, end) of the block: their query heads lead their qkv rows, their outputs fill att rows.
+      // Rows [t, end) of the block: their query heads lead their qkv rows, their outputs fill att rows.
       this.threadPool.attention({
-        cache, window, position: pos0 + t, tokens: end - t, group, scale: c.queryScale,
+        cache, window: seq.windowOf(l), position: pos0, tokens: end - t, group, scale: c.queryScale,
         queries: { ptr: s.qkv + 4 * t * s.qkvWidth, stride: 4 * s.qkvWidth },
         out: { ptr: s.att + 4 * t * qDim, stride: 4 * qDim },
       });
@@ -390,20 +448,22 @@ export class WasmEngine implements Backend {
     }
   }
 
-  /** Final norm and the tied output head for block rows [first, first + n); returns copies. */
-  private logits(first: number, n: number): Float32Array[] {
+  /**
+   * Final norm and the tied output head for the given block rows, as one matrix product (the head's
+   * weights read once for all of them); returns copies.
+   */
+  private logits(rows: readonly number[]): Float32Array[] {
     const c = this.config;
     const k = this.k;
     const s = this.s;
     const d = c.hiddenSize;
     const v = c.vocabSize;
-    rmsnorm(k, s.x + 4 * first * d, this.finalNorm, s.xb, n, d, c.rmsNormEps);
+    const n = rows.length;
+    rows.forEach((r, i) => rmsnorm(k, s.x + 4 * r * d, this.finalNorm, s.xb + 4 * i * d, 1, d, c.rmsNormEps));
     quantizeActivations(k, s.xb, s.actD, n);
+    this.threadPool.matmul(this.head, s.actD, s.logits, n);
     const out: Float32Array[] = [];
-    for (let i = 0; i < n; i++) {
-      this.threadPool.matmul(this.head, s.actD, s.logits, 1, i);
-      out.push(k.f32.slice(s.logits >> 2, (s.logits >> 2) + v));
-    }
+    for (let i = 0; i < n; i++) out.push(k.f32.slice((s.logits >> 2) + i * v, (s.logits >> 2) + (i + 1) * v));
     return out;
   }
 
@@ -423,6 +483,8 @@ class Scratch {
   readonly gateUp: number;
   readonly hidden: number;
   readonly logits: number;
+  /** Rows of logits the output head computes in one pass (the sequences a decode step carries). */
+  readonly logitRows: number;
   /** One attention state per thread (the main thread's first). */
   readonly states: number[];
   /** Private output scratch of each worker thread. */
@@ -431,7 +493,7 @@ class Scratch {
   readonly actQ: Int8Activations;
   readonly actF: Int8Activations;
 
-  constructor(k: WasmKernels, c: ModelConfig, readonly block: number, threads: number) {
+  constructor(k: WasmKernels, c: ModelConfig, readonly block: number, threads: number, logitRows: number) {
     const d = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
     this.qkvWidth = qDim + 2 * c.numKvHeads * c.headDim;
@@ -441,7 +503,8 @@ class Scratch {
     this.att = k.alloc(4 * block * qDim);
     this.gateUp = k.alloc(4 * block * 2 * c.intermediateSize);
     this.hidden = k.alloc(4 * block * c.intermediateSize);
-    this.logits = k.alloc(4 * c.vocabSize);
+    this.logitRows = Math.max(1, logitRows);
+    this.logits = k.alloc(4 * this.logitRows * c.vocabSize);
     this.states = Array.from({ length: threads }, () => allocAttentionState(k, c.numHeads / c.numKvHeads, c.headDim));
     this.workerScratch = Array.from({ length: threads - 1 }, () => k.alloc(WORKER_SCRATCH_BYTES));
     this.actD = Int8Activations.alloc(k, block, d);

@@ -148,23 +148,25 @@ export function canResumeAt(c: ModelConfig, contextLength: number, filled: numbe
 export const WASM_MEMORY_BYTES = 2 ** 32;
 
 /**
- * Wasm memory the int4 engine needs at least for `contextLength`: its weights, the KV cache and the RoPE
- * tables (f32 cos and sin per position and rotation pair, one table per distinct RoPE: Gemma's local and
- * global layers have two). Scratch buffers come on top.
+ * Wasm memory the int4 engine needs at least for `contextLength`: its weights, the KV caches of its
+ * `sequences` (one each) and the RoPE tables (f32 cos and sin per position and rotation pair, one table per
+ * distinct RoPE: Gemma's local and global layers have two). Scratch buffers come on top.
  */
-export function wasmEngineBytes(c: ModelConfig, contextLength: number): { weights: number; kvCache: number; ropeTable: number; total: number } {
+export function wasmEngineBytes(c: ModelConfig, contextLength: number, sequences = 1): { weights: number; kvCache: number; ropeTable: number; total: number } {
   const weights = int4WeightBytes(c).total;
   const kv = kvCacheBytes(c, contextLength);
+  const kvCache = sequences * (kv.data + kv.scales);
   const ropeTable = contextLength * c.headDim * 4 * distinctRopes(c).length;
-  return { weights, kvCache: kv.data + kv.scales, ropeTable, total: weights + kv.data + kv.scales + ropeTable };
+  return { weights, kvCache, ropeTable, total: weights + kvCache + ropeTable };
 }
 
 /** Throws before anything is read or allocated when the engine could not fit in Wasm memory. */
-export function checkWasmBudget(c: ModelConfig, contextLength: number): void {
-  const b = wasmEngineBytes(c, contextLength);
+export function checkWasmBudget(c: ModelConfig, contextLength: number, sequences = 1): void {
+  const b = wasmEngineBytes(c, contextLength, sequences);
   if (b.total > WASM_MEMORY_BYTES) {
+    const caches = sequences === 1 ? "KV cache" : `KV caches of ${sequences} sequences`;
     throw new RangeError(
-      `the wasm engine needs at least ${mib(b.total)} MiB for context ${contextLength} (weights ${mib(b.weights)}, KV cache ${mib(b.kvCache)}, RoPE table ${mib(b.ropeTable)}), more than the 4096 MiB of wasm32 memory; lower the context length`,
+      `the wasm engine needs at least ${mib(b.total)} MiB for context ${contextLength} (weights ${mib(b.weights)}, ${caches} ${mib(b.kvCache)}, RoPE table ${mib(b.ropeTable)}), more than the 4096 MiB of wasm32 memory; lower the context length${sequences === 1 ? "" : " or the sequences"}`,
     );
   }
 }

@@ -1,7 +1,7 @@
 // The float32 reference behind the Backend interface: weights read from the checkpoint as float32 (a GGUF's
 // Q4_0 matrices dequantized).
-import type { Backend } from "../model/backend.js";
-import { checkForwardRequest } from "../model/backend.js";
+import type { Backend, BatchToken } from "../model/backend.js";
+import { checkBatch, checkForwardRequest } from "../model/backend.js";
 import type { ModelConfig } from "../model/config.js";
 import type { WeightSource } from "../model/weights.js";
 import type { TensorNames } from "../model/tensor-names.js";
@@ -34,23 +34,35 @@ export class ReferenceBackend implements Backend {
   readonly threads = 1;
   readonly simd = null;
   readonly loadTimes = null;
-  readonly model: ReferenceModel;
+  /** One model (its own float32 KV cache) per sequence, all over the same weights. */
+  private readonly models: ReferenceModel[];
 
   constructor(
     readonly config: ModelConfig,
     weights: Weights,
     readonly contextLength: number,
+    readonly sequences = 1,
   ) {
-    this.model = new ReferenceModel(config, weights, contextLength);
+    this.models = Array.from({ length: sequences }, () => new ReferenceModel(config, weights, contextLength));
   }
 
-  forward(tokens: readonly number[], startPos: number, all: boolean): Float32Array[] {
-    checkForwardRequest(this, tokens, startPos);
+  forward(tokens: readonly number[], startPos: number, all: boolean, sequence = 0): Float32Array[] {
+    checkForwardRequest(this, tokens, startPos, sequence);
     const out: Float32Array[] = [];
     tokens.forEach((t, i) => {
-      const logits = this.model.forward(t, startPos + i);
+      const logits = this.models[sequence].forward(t, startPos + i);
       if (all || i === tokens.length - 1) out.push(logits.slice());
     });
+    return out;
+  }
+
+  forwardBatch(batch: readonly BatchToken[]): Float32Array[] {
+    checkBatch(this, batch);
+    const out: Float32Array[] = [];
+    for (const r of batch) {
+      const logits = this.models[r.sequence].forward(r.token, r.position);
+      if (r.logits) out.push(logits.slice());
+    }
     return out;
   }
 

@@ -16,12 +16,20 @@ export interface LoadOptions {
   /** Threads of the wasm engine (main thread + workers); defaults to the available cores. */
   threads?: number;
   /**
+   * Sequences with a KV cache of their own, each holding the whole context (default 1): what a server
+   * runs at once (src/serve/). The single-sequence API (generate, chat) uses sequence 0.
+   */
+  sequences?: number;
+  /**
    * Called as the weights arrive and are read: the phase (download, prepare, threads), bytes done of the
    * total, rate and time left (src/session/load-progress.ts), at most every 100 ms within a phase.
    */
   onProgress?: LoadProgressCallback;
 }
 
+
+/** Sequences never exceed this: each has a KV cache for the whole context, and a decode step carries them all. */
+export const MAX_SEQUENCES = 64;
 
 /** Engine threads never exceed this, whatever the machine: each one is a worker with its own heap. */
 export const MAX_THREADS = 64;
@@ -34,7 +42,7 @@ const SIMD_MODES = ["auto", "baseline", "relaxed"];
  */
 export function checkLoadOptions(opts: LoadOptions, cores: number): void {
   if (typeof opts !== "object" || opts === null) throw new TypeError("the load options must be an object");
-  const { backend, simd, contextLength, threads, onProgress } = opts;
+  const { backend, simd, contextLength, threads, sequences, onProgress } = opts;
   if (backend !== undefined && !BACKENDS.includes(backend)) {
     throw new RangeError(`backend must be one of ${BACKENDS.join(", ")}, got ${JSON.stringify(backend)}`);
   }
@@ -43,6 +51,9 @@ export function checkLoadOptions(opts: LoadOptions, cores: number): void {
   }
   if (contextLength !== undefined && (typeof contextLength !== "number" || !Number.isSafeInteger(contextLength) || contextLength < 1)) {
     throw new RangeError(`contextLength must be an integer >= 1, got ${String(contextLength)}`);
+  }
+  if (sequences !== undefined && (typeof sequences !== "number" || !Number.isSafeInteger(sequences) || sequences < 1 || sequences > MAX_SEQUENCES)) {
+    throw new RangeError(`sequences must be an integer in [1, ${MAX_SEQUENCES}], got ${String(sequences)}`);
   }
   if (threads !== undefined) {
     checkThreads(threads);

@@ -9,7 +9,7 @@ import { perplexity, type PerplexityResult } from "../model/perplexity.js";
 import type { TextTokenizer } from "../text/tokenizer.js";
 import { ChatTemplate, PLAIN_DIALOGUE_STOP, PLAIN_DIALOGUE_TEMPLATE, type ChatMessage } from "../text/chat-template.js";
 import { Generation, generateStream, type GenerateOptions } from "../generate/generate.js";
-import { CachedSequence } from "../generate/sequence.js";
+import { CachedSequence, checkPromptFits, type TokenSequence } from "../generate/sequence.js";
 import { stopStrings } from "../generate/stop.js";
 import type { GenerationDefaults } from "../generate/generation-config.js";
 import type { SamplingOptions } from "../generate/sampler.js";
@@ -33,10 +33,17 @@ export interface ModelInfo {
   loadMs: number | null;
 }
 
+/** A chat rendered for the model: the prompt's token ids and the stop strings its template ends turns with. */
+export interface RenderedChat {
+  ids: number[];
+  stop: string[];
+}
+
 export class Model {
   private readonly sequence: CachedSequence;
   private readonly allowed: Uint8Array;
-  private running = false;
+  /** What holds the model's single-sequence API: null when free. */
+  private holder: string | null = null;
   private disposed = false;
 
   constructor(
@@ -95,7 +102,7 @@ export class Model {
       this.sequence.reset();
       return this.backend.forward(tokens, 0, all);
     } finally {
-      this.running = false;
+      this.holder = null;
     }
   }
 
@@ -105,7 +112,39 @@ export class Model {
       this.sequence.reset();
       return perplexity(this.backend, this.encode(text), ctx);
     } finally {
-      this.running = false;
+      this.holder = null;
+    }
+  }
+
+  /** Tokens the model's own sequence holds in its KV cache (what the next prompt can reuse). */
+  get cachedTokens(): readonly number[] {
+    return this.sequence.tokens;
+  }
+
+  /**
+   * The model's sequence (its tokens and their KV cache entries) as bytes: restored later, or by another
+   * process with the same model, a prompt starting with those tokens prefills only the rest, and the
+   * continuation is bit-identical (src/model/kv-state.ts has the format and its checks).
+   */
+  saveState(): Uint8Array {
+    this.claim();
+    try {
+      return this.sequence.save();
+    } finally {
+      this.holder = null;
+    }
+  }
+
+  /**
+   * Loads bytes from saveState into the model's sequence and returns how many tokens it holds. A file made by
+   * another model, for a larger context, truncated or edited is refused with one line, the cache unchanged.
+   */
+  restoreState(bytes: Uint8Array): number {
+    this.claim();
+    try {
+      return this.sequence.restore(bytes);
+    } finally {
+      this.holder = null;
     }
   }
 
@@ -126,12 +165,21 @@ export class Model {
    * prefills only the new tokens: the earlier turns are still in the KV cache (`stats.reusedTokens`).
    */
   chat(messages: readonly ChatMessage[], opts: ChatOptions = {}): Generation {
-    const special = { bos_token: this.text().bosToken, eos_token: this.text().eosToken };
-    const template = opts.template !== undefined ? new ChatTemplate(opts.template, special) : (this.chatTemplate ?? this.plainDialogue());
-    const ids = this.encode(template.render(messages, true), false);
-    if (ids.length === 0) throw new RangeError("the chat template rendered an empty prompt");
+    const { ids, stop } = this.renderChat(messages, opts.template);
     const { template: _, ...rest } = opts;
-    return this.run(ids, { ...rest, stop: [...template.stop, ...stopStrings(opts.stop)] });
+    return this.run(ids, { ...rest, stop: [...stop, ...stopStrings(opts.stop)] });
+  }
+
+  /**
+   * `messages` as the prompt chat() runs: the checkpoint's chat template (or `template`, or the plain
+   * dialogue format) with the assistant header, tokenized, and the template's stop strings.
+   */
+  renderChat(messages: readonly ChatMessage[], template?: string): RenderedChat {
+    const special = { bos_token: this.text().bosToken, eos_token: this.text().eosToken };
+    const t = template !== undefined ? new ChatTemplate(template, special) : (this.chatTemplate ?? this.plainDialogue());
+    const ids = this.encode(t.render(messages, true), false);
+    if (ids.length === 0) throw new RangeError("the chat template rendered an empty prompt");
+    return { ids, stop: [...t.stop] };
   }
 
   /** The format chat falls back to when the checkpoint has no template (see PLAIN_DIALOGUE_TEMPLATE). */
@@ -159,24 +207,57 @@ export class Model {
   }
 
   private run(ids: number[], opts: GenerateOptions): Generation {
-    const ctx = this.backend.contextLength;
-    if (ids.length > ctx) throw new RangeError(`the prompt has ${ids.length} tokens but the context holds ${ctx}; shorten it or raise the context length`);
+    checkPromptFits(ids, this.backend.contextLength);
     this.claim();
+    try {
+      return this.generateOn(this.sequence, ids, opts, () => (this.holder = null));
+    } catch (err) {
+      this.holder = null;
+      throw err;
+    }
+  }
+
+  /**
+   * Streams the continuation of `ids` on `sequence` with this model's tokenizer, end-of-sequence ids and
+   * sampling defaults, as generate() does on the model's own sequence: the serving layer (src/serve/) runs
+   * its sequences through this. `onEnd` runs once the generation has ended.
+   */
+  generateOn(sequence: TokenSequence, ids: readonly number[], opts: GenerateOptions, onEnd: () => void = () => {}): Generation {
+    if (this.disposed) throw new Error("the model was disposed");
     const eos = [...new Set([...this.config.eosTokenIds, ...this.defaults.eosTokenIds])];
     const sampling = this.samplingFor(opts);
     const cancel = new AbortController();
     const tokenizer = this.text();
     const stream = generateStream(
-      { sequence: this.sequence, decode: (t) => tokenizer.decode(t, true), eosTokenIds: eos, allowed: this.allowed, cancel: cancel.signal },
+      { sequence, decode: (t) => tokenizer.decode(t, true), eosTokenIds: eos, allowed: this.allowed, cancel: cancel.signal },
       ids,
       { ...opts, ...sampling, maxNewTokens: opts.maxNewTokens ?? this.defaults.maxNewTokens },
     );
-    return new Generation(stream, () => (this.running = false), ids.length, () => cancel.abort());
+    return new Generation(stream, onEnd, ids.length, () => cancel.abort());
   }
 
-  private claim(): void {
+  /**
+   * Takes the model's single-sequence API for `holder` (a server running its sequences) until the returned
+   * release function is called: generate, chat, logits and the rest refuse meanwhile, naming the holder.
+   */
+  reserve(holder: string): () => void {
+    this.claim(holder);
+    let released = false;
+    return () => {
+      if (!released) this.holder = null;
+      released = true;
+    };
+  }
+
+  private claim(holder = "a generation"): void {
     if (this.disposed) throw new Error("the model was disposed");
-    if (this.running) throw new Error("a generation is still running on this model: wait for its result or abort it first");
-    this.running = true;
+    if (this.holder !== null) {
+      throw new Error(
+        this.holder === "a generation"
+          ? "a generation is still running on this model: wait for its result or abort it first"
+          : `the model is in use by ${this.holder}`,
+      );
+    }
+    this.holder = holder;
   }
 }

@@ -146,7 +146,7 @@ export async function openGgufModel(source: ByteSource, platform: Platform, opts
 function backendOptions(config: ModelConfig, opts: LoadOptions, platform: Platform, meter: LoadMeter): BackendOptions {
   const contextLength = opts.contextLength ?? Math.min(config.maxPositions, 4096);
   checkContextLength(config, contextLength);
-  return { backend: opts.backend ?? "wasm", simd: opts.simd, contextLength, threads: opts.threads ?? platform.defaultThreads(), onProgress: meter.tensors };
+  return { backend: opts.backend ?? "wasm", simd: opts.simd, contextLength, sequences: opts.sequences, threads: opts.threads ?? platform.defaultThreads(), onProgress: meter.tensors };
 }
 
 export interface TextFiles {
@@ -169,6 +169,8 @@ export function parseTextFiles(files: { tokenizer: unknown; tokenizerConfig: Rec
 export interface BackendOptions {
   backend: BackendName;
   contextLength: number;
+  /** Sequences with a KV cache of their own (default 1). */
+  sequences?: number;
   /** Threads for the wasm engine (ignored by the reference backend). */
   threads?: number;
   simd?: SimdMode;
@@ -183,13 +185,14 @@ export interface BackendOptions {
  */
 export async function createBackend(config: ModelConfig, weights: WeightSource, names: TensorNames, opts: BackendOptions, platform: Platform): Promise<Backend> {
   checkContextLength(config, opts.contextLength);
-  if (opts.backend !== "reference") checkWasmBudget(config, opts.contextLength);
+  if (opts.backend !== "reference") checkWasmBudget(config, opts.contextLength, opts.sequences);
   if (opts.backend === "reference") {
-    return new ReferenceBackend(config, await loadReferenceWeights(weights, names), opts.contextLength);
+    return new ReferenceBackend(config, await loadReferenceWeights(weights, names), opts.contextLength, opts.sequences);
   }
   const threads = opts.threads ?? 1;
   return await WasmEngine.load(config, weights, names, {
     contextLength: opts.contextLength,
+    sequences: opts.sequences,
     simd: opts.simd,
     onProgress: opts.onProgress,
     threads,

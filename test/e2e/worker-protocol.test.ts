@@ -31,7 +31,7 @@ async function send(req: WithoutId<Request>): Promise<Reply[]> {
     }
     const [r] = replies.splice(i, 1);
     mine.push(r);
-    if (r.type !== "piece" && r.type !== "progress") return mine;
+    if (r.type !== "piece" && r.type !== "progress" && r.type !== "chunk") return mine;
   }
 }
 
@@ -109,5 +109,33 @@ describe("the model worker's protocol", () => {
     const rs = await send({ type: "chat", messages: [], options });
     expect(rs[rs.length - 1]).toMatchObject({ type: "error", message: expect.stringMatching(/no messages/) });
     expect(final(await send({ type: "generate", prompt: "KING:", options: { ...options, maxNewTokens: 2 } }), "done").result.tokens).toHaveLength(2);
+  });
+
+  it("OpenAI requests: the response createOpenAI gives in Node, streamed chunks then end, and generate works afterwards", async () => {
+    const params = { model: "m", messages: [{ role: "user", content: "Good morrow." }], max_tokens: 10, temperature: 0 };
+    const rs = await send({ type: "openai", route: "chat", params });
+    const got = final(rs, "response").response as { choices: { message: { content: string } }[]; usage: { completion_tokens: number } };
+    const m = await loadModel(BUNDLED, { threads: 1, contextLength: 256, simd: "baseline" });
+    const { createOpenAI } = await import("../../src/serve/openai.js");
+    const api = createOpenAI(m);
+    const want = await api.chat.completions.create(params as never);
+    await api.close();
+    await m.dispose();
+    expect(got.choices[0].message.content).toBe(want.choices[0].message.content);
+    expect(got.usage.completion_tokens).toBe(want.usage!.completion_tokens);
+
+    const streamed = await send({ type: "openai", route: "chat", params: { ...params, stream: true } });
+    final(streamed, "end");
+    const text = streamed
+      .filter((r): r is Extract<Reply, { type: "chunk" }> => r.type === "chunk")
+      .map((r) => (r.chunk as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? "")
+      .join("");
+    expect(text).toBe(want.choices[0].message.content);
+
+    const bad = await send({ type: "openai", route: "chat", params: { ...params, temperature: 9 } });
+    const err = bad[bad.length - 1] as Extract<Reply, { type: "error" }>;
+    expect(err).toMatchObject({ type: "error", status: 400 });
+    expect(err.message).toMatch(/temperature must be a number in \[0, 2\]/);
+    final(await send({ type: "generate", prompt: "ROMEO:", options: { maxNewTokens: 3 } }), "done");
   });
 });

@@ -157,10 +157,12 @@ describe("generate", () => {
       name: "reference",
       config: { vocabSize: 4 } as Backend["config"],
       contextLength: 32,
+      sequences: 1,
       threads: 1,
       simd: null,
       loadTimes: null,
       forward: (tokens, start) => [Float32Array.from([0, 0, start + tokens.length >= 5 ? 9 : 0, 5])],
+      forwardBatch: () => [],
       dispose: () => {},
     };
     const ctx: LoopContext = { sequence: new CachedSequence(backend), decode: (ids) => ids.map(String).join(","), eosTokenIds: [2], allowed: Uint8Array.from([1, 1, 1, 1]) };

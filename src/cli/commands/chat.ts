@@ -4,7 +4,7 @@ import type { ChatMessage, Generation } from "../../api.js";
 import { MODEL_FLAG, parseFlags, UsageError } from "../args.js";
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from "../sampling-flags.js";
 import { loadFromFlags, RUN_FLAGS, RUN_HELP } from "../load-flags.js";
-import { describeStop, formatStats, withCtrlC } from "../session.js";
+import { describeStop, formatStats, PromptCache, withCtrlC } from "../session.js";
 
 export const help = `mobilellm chat [options]
 
@@ -39,6 +39,9 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   let messages = [...opening];
   let turn = 0;
   try {
+    const cache = v["prompt-cache"] === undefined ? null : new PromptCache(v["prompt-cache"] as string, model);
+    const restored = cache?.load() ?? 0;
+    if (!v.quiet && restored > 0) log(`--prompt-cache: ${restored} tokens restored`);
     if (!v.quiet && model.chatTemplate === null && template === undefined) log("no chat template in the checkpoint: using the plain dialogue format");
     const rl = createInterface({ input: process.stdin, terminal: interactive });
     if (interactive) process.stdout.write("> ");
@@ -69,6 +72,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
           return g.result;
         });
         out("");
+        cache?.save();
         messages.push({ role: "assistant", content: result.text });
         const s = result.stats;
         if (!v.quiet) {

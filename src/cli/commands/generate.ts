@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { MODEL_FLAG, parseFlags, UsageError } from "../args.js";
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from "../sampling-flags.js";
 import { loadFromFlags, RUN_FLAGS, RUN_HELP } from "../load-flags.js";
-import { describeStop, formatStats, withCtrlC } from "../session.js";
+import { describeStop, formatStats, PromptCache, withCtrlC } from "../session.js";
 
 export const help = `mobilellm generate --prompt TEXT [options]
 
@@ -25,6 +25,8 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   const log = (s: string) => process.stderr.write(s + "\n");
   const model = await loadFromFlags(v, log);
   try {
+    const cache = v["prompt-cache"] === undefined ? null : new PromptCache(v["prompt-cache"] as string, model);
+    cache?.load();
     const ac = new AbortController();
     const g = model.generate(prompt, { ...opts, signal: ac.signal });
     const result = await withCtrlC(ac, async () => {
@@ -44,6 +46,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
       return r;
     });
     out("");
+    cache?.save();
     const why = describeStop(result.stopReason, model.info.contextLength);
     if (why) log(why);
     if (v.stats) log(formatStats(result.stats, model));
