@@ -164,12 +164,16 @@ export function swigluRef(gate: Float32Array, up: Float32Array, out: Float32Arra
 
 /** Wasm SwiGLU over n f32 at gate, up -> out. */
 export function swiglu(wasm: WasmKernels, gate: number, up: number, out: number, n: number): void {
-  const fn = "swiglu";
+  checkGated(wasm, "swiglu", gate, up, out, n);
+  wasm.exports.swiglu(gate, up, out, n);
+}
+
+/** The arguments of a gated kernel (swiglu, geglu): n f32 each at gate, up and out. */
+function checkGated(wasm: WasmKernels, fn: string, gate: number, up: number, out: number, n: number): void {
   requireCount(fn, "n", n);
   requireRegion(wasm, fn, "gate", gate, n * 4);
   requireRegion(wasm, fn, "up", up, n * 4);
   requireRegion(wasm, fn, "out", out, n * 4);
-  wasm.exports.swiglu(gate, up, out, n);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -194,11 +198,7 @@ export function gegluRef(gate: Float32Array, up: Float32Array, out: Float32Array
 
 /** Wasm GeGLU over n f32 at gate, up -> out. */
 export function geglu(wasm: WasmKernels, gate: number, up: number, out: number, n: number): void {
-  const fn = "geglu";
-  requireCount(fn, "n", n);
-  requireRegion(wasm, fn, "gate", gate, n * 4);
-  requireRegion(wasm, fn, "up", up, n * 4);
-  requireRegion(wasm, fn, "out", out, n * 4);
+  checkGated(wasm, "geglu", gate, up, out, n);
   wasm.exports.geglu(gate, up, out, n);
 }
 

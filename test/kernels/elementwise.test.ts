@@ -148,39 +148,25 @@ describe.each(variants)("element-wise kernels (%s build)", (variant) => {
     );
   });
 
-  it("swiglu matches the twin within 1e-6 relative, including saturated and tail elements", () => {
-    fc.assert(
-      fc.property(
-        fc.record({
-          n: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 7000 }), fc.constant(6144)),
-          gateScale: fc.constantFrom(0.01, 1, 10, 60, 200),
-          style: styleArb,
-          seed: fc.integer(),
-          alias: fc.constantFrom("none", "gate", "up"),
-        }),
-        (c) => {
-          scratch.reset();
-          const gate = values(c.seed, c.n, c.style, c.gateScale);
-          const up = values(c.seed + 7, c.n, "wide", 1);
-          if (c.n > 3) gate.set([88.5, -88.5, -100, 0].slice(0, c.n), 0); // around the clamp of e^x
-          const want = new Float32Array(c.n);
-          swigluRef(gate, up, want, c.n);
-          const gp = scratch.putF32(gate);
-          const upp = scratch.putF32(up);
-          const op = c.alias === "gate" ? gp : c.alias === "up" ? upp : scratch.putF32(new Float32Array(c.n));
-          swiglu(wasm, gp, upp, op, c.n);
-          expectWithin(scratch.get(op, c.n), want, 1e-6, 1e-30, "swiglu");
-        },
-      ),
-      { numRuns: RUNS },
-    );
-  });
+  // Each gated kernel with its twin, its stated bound, and the gates where its e^x saturates or bends.
+  const gated = [
+    { name: "swiglu", kernel: swiglu, twin: swigluRef, special: [88.5, -88.5, -100, 0], tolerance: (_g: number, want: number) => 1e-6 * Math.abs(want) + 1e-30 },
+    {
+      name: "geglu", kernel: geglu, twin: gegluRef,
+      // around e^x's clamp (-2z = 88 near g = -5.9), GELU's knee, and far out on both sides
+      special: [-5.9, -6, 5.9, -0.5, 1e6, -1e6, -1e30, 0],
+      tolerance: (g: number, want: number, up: number) => {
+        const z2 = Math.abs(2 * GELU_TANH.c * (g + GELU_TANH.a * g * g * g));
+        return (1e-6 + 4e-7 * Math.min(z2, 1e30)) * Math.abs(want) + 1e-30 + 1e-37 * Math.abs(g * up);
+      },
+    },
+  ] as const;
 
-  it("geglu matches the twin within its stated bound, including saturated and tail elements", () => {
+  it.each(gated)("$name matches the twin within its stated bound, including saturated and tail elements", ({ name, kernel, twin, special, tolerance }) => {
     fc.assert(
       fc.property(
         fc.record({
-          n: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 7000 }), fc.constant(2048)),
+          n: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 7000 }), fc.constantFrom(2048, 6144)),
           gateScale: fc.constantFrom(0.01, 1, 3, 10, 60, 200),
           style: styleArb,
           seed: fc.integer(),
@@ -190,20 +176,17 @@ describe.each(variants)("element-wise kernels (%s build)", (variant) => {
           scratch.reset();
           const gate = values(c.seed, c.n, c.style, c.gateScale);
           const up = values(c.seed + 7, c.n, "wide", 1);
-          // around e^x's clamp (-2z = 88 near g = -5.9), GELU's knee, and far out on both sides
-          if (c.n > 7) gate.set([-5.9, -6, 5.9, -0.5, 1e6, -1e6, -1e30, 0], 0);
+          if (c.n >= special.length) gate.set(special, 0);
           const want = new Float32Array(c.n);
-          gegluRef(gate, up, want, c.n);
+          twin(gate, up, want, c.n);
           const gp = scratch.putF32(gate);
           const upp = scratch.putF32(up);
           const op = c.alias === "gate" ? gp : c.alias === "up" ? upp : scratch.putF32(new Float32Array(c.n));
-          geglu(wasm, gp, upp, op, c.n);
+          kernel(wasm, gp, upp, op, c.n);
           const got = scratch.get(op, c.n);
           for (let i = 0; i < c.n; i++) {
-            const g = gate[i];
-            const z2 = Math.abs(2 * GELU_TANH.c * (g + GELU_TANH.a * g * g * g));
-            const tol = (1e-6 + 4e-7 * Math.min(z2, 1e30)) * Math.abs(want[i]) + 1e-30 + 1e-37 * Math.abs(g * up[i]);
-            if (!(Math.abs(got[i] - want[i]) <= tol)) throw new Error(`geglu[${i}] (gate ${g}): ${got[i]} vs ${want[i]} (tolerance ${tol})`);
+            const tol = tolerance(gate[i], want[i], up[i]);
+            if (!(Math.abs(got[i] - want[i]) <= tol)) throw new Error(`${name}[${i}] (gate ${gate[i]}): ${got[i]} vs ${want[i]} (tolerance ${tol})`);
           }
         },
       ),

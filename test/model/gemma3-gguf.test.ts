@@ -29,6 +29,7 @@ import { llamaCppKeys, type KeyReaders } from "../../src/session/llama-cpp-archi
 import { llamaGguf, type LlamaGgufOptions } from "../../bench/llama-gguf.js";
 import { writeGemma3Folder } from "../helpers/gemma3-folder.js";
 import { rewriteGguf } from "../checkpoint/gguf-helpers.js";
+import { relativeError } from "../helpers/compare.js";
 import { GEMMA3_270M_Q4_K_M, hubFilesPresent, hubPath } from "../helpers/hub-files.js";
 
 const made: string[] = [];
@@ -42,15 +43,6 @@ afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })))
 const TOKENS = [1000, 17, 402, 999, 3, 511, 77, 1023, 250, 640];
 const bits = (rows: Float32Array[]) => rows.map((r) => Array.from(new Uint32Array(r.buffer, r.byteOffset, r.length)));
 
-function relError(a: Float32Array[], b: Float32Array[]): number {
-  let diff = 0;
-  let scale = 0;
-  a.forEach((row, i) => row.forEach((x, j) => {
-    diff = Math.max(diff, Math.abs(x - b[i][j]));
-    scale = Math.max(scale, Math.abs(b[i][j]));
-  }));
-  return diff / scale;
-}
 
 async function logits(path: string, backend: "wasm" | "reference"): Promise<Float32Array[]> {
   const model = await loadModel(path, { backend, threads: 1, contextLength: 16 });
@@ -149,8 +141,8 @@ describe("Gemma 3 GGUF files", () => {
   it("norms stored without llama.cpp's 1, or q/k rows in llama's adjacent-pair order, give other logits", async () => {
     const dir = await folder();
     const want = await logits(dir, "reference");
-    expect(relError(await logits(await writeLlamaCppFile(dir, { matrices: "F32", variant: "no-norm-offset" }), "reference"), want)).toBeGreaterThan(1e-2);
-    expect(relError(await logits(await withLlamaRows(await writeLlamaCppFile(dir, { matrices: "F32" })), "reference"), want)).toBeGreaterThan(1e-2);
+    expect(relativeError(await logits(await writeLlamaCppFile(dir, { matrices: "F32", variant: "no-norm-offset" }), "reference"), want)).toBeGreaterThan(1e-2);
+    expect(relativeError(await logits(await withLlamaRows(await writeLlamaCppFile(dir, { matrices: "F32" })), "reference"), want)).toBeGreaterThan(1e-2);
   }, 120_000);
 
   it("reads llama.cpp's gemma3 keys: linear scaling on global layers, no sliding window means all global, 27B's score scale", async () => {

@@ -27,7 +27,7 @@ import { GgufWeights } from "../../src/model/checkpoint/gguf-weights.js";
 import { WasmEngine } from "../../src/model/engine.js";
 import { ReferenceBackend, loadReferenceWeights } from "../../src/reference/backend.js";
 import { engineOptions } from "../helpers/node-kernels.js";
-import { argmax, cosine } from "../helpers/compare.js";
+import { argmax, cosine, relativeError } from "../helpers/compare.js";
 import { run as info } from "../../src/cli/commands/info.js";
 import { llamaGguf, ropeFrequencyDivisors, type LlamaGgufOptions } from "../../bench/llama-gguf.js";
 import { writeLlamaFolder, type LlamaShape } from "../helpers/llama-folder.js";
@@ -47,18 +47,6 @@ afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })))
 const TOKENS = [1000, 17, 402, 999, 3, 511, 77, 1023, 250, 640];
 const bits = (rows: Float32Array[]) => rows.map((r) => Array.from(new Uint32Array(r.buffer, r.byteOffset, r.length)));
 
-/** Largest |a - b| over every logit, relative to the largest |b|. */
-function relError(a: Float32Array[], b: Float32Array[]): number {
-  let diff = 0;
-  let scale = 0;
-  a.forEach((row, i) =>
-    row.forEach((x, j) => {
-      diff = Math.max(diff, Math.abs(x - b[i][j]));
-      scale = Math.max(scale, Math.abs(b[i][j]));
-    }),
-  );
-  return diff / scale;
-}
 
 type WriteOptions = Pick<LlamaGgufOptions, "matrices" | "q4_0">;
 
@@ -119,7 +107,7 @@ describe("llama.cpp GGUF files of Llama models", () => {
       expect(bits(await logits(file, "wasm"))).toEqual(bits(fromFolder));
       // The rows as Hugging Face stores them, read as llama.cpp's order: RoPE then pairs the wrong dimensions.
       const unpermuted = await writeLlamaCppFile(dir, { ...recipeQ4_0, permute: false });
-      expect(relError(await logits(unpermuted, "wasm"), fromFolder)).toBeGreaterThan(1e-2);
+      expect(relativeError(await logits(unpermuted, "wasm"), fromFolder)).toBeGreaterThan(1e-2);
     }, 120_000);
   }
 
@@ -136,11 +124,11 @@ describe("llama.cpp GGUF files of Llama models", () => {
     const dir = await folder("SmolLM2-135M");
     const fromFolder = await logits(dir, "reference");
     const f32 = await logits(await writeLlamaCppFile(dir, { matrices: "F32" }), "reference");
-    expect(relError(f32, fromFolder)).toBeLessThan(1e-5);
+    expect(relativeError(f32, fromFolder)).toBeLessThan(1e-5);
     const f16 = await logits(await writeLlamaCppFile(dir, { matrices: "F16" }), "reference");
-    expect(relError(f16, fromFolder)).toBeLessThan(1e-2);
+    expect(relativeError(f16, fromFolder)).toBeLessThan(1e-2);
     const unpermuted = await logits(await writeLlamaCppFile(dir, { matrices: "F32", permute: false }), "reference");
-    expect(relError(unpermuted, fromFolder)).toBeGreaterThan(1e-2);
+    expect(relativeError(unpermuted, fromFolder)).toBeGreaterThan(1e-2);
     // The engine quantizes the F32 file's matrices as it does the folder's: the same bits.
     expect(bits(await logits(await writeLlamaCppFile(dir, { matrices: "F32" }), "wasm"))).toEqual(bits(await logits(dir, "wasm")));
   }, 120_000);
@@ -154,12 +142,12 @@ describe("llama.cpp GGUF files of Llama models", () => {
       const twice = { ...m.config, ropeStyle: "rotate_half" as const };
       const engine = await WasmEngine.load(twice, new GgufWeights(file), m.names, engineOptions({ contextLength: 16, threads: 1 }));
       try {
-        expect(relError(engine.forward(TOKENS, 0, true), await logits(dir, "wasm"))).toBeGreaterThan(1e-2);
+        expect(relativeError(engine.forward(TOKENS, 0, true), await logits(dir, "wasm"))).toBeGreaterThan(1e-2);
       } finally {
         await engine.dispose();
       }
       const reference = new ReferenceBackend(twice, await loadReferenceWeights(new GgufWeights(file), m.names), 16);
-      expect(relError(reference.forward(TOKENS, 0, true), await logits(dir, "reference"))).toBeGreaterThan(1e-2);
+      expect(relativeError(reference.forward(TOKENS, 0, true), await logits(dir, "reference"))).toBeGreaterThan(1e-2);
     } finally {
       await file.close();
     }
@@ -201,7 +189,7 @@ describe("llama.cpp GGUF files of Llama models", () => {
     got.forEach((w, i) => expect(Math.abs(w - want[i]) / want[i]).toBeLessThan(1e-6));
     const unscaled = ropeInverseFrequencies(folderConfig.headDim, { ...folderConfig.rope.full_attention, scaling: null });
     expect(unscaled[31] / got[31]).toBeCloseTo(32, 4);
-    expect(relError(await logits(path, "reference"), await logits(dir, "reference"))).toBeLessThan(1e-5);
+    expect(relativeError(await logits(path, "reference"), await logits(dir, "reference"))).toBeLessThan(1e-5);
   }, 120_000);
 });
 

@@ -12,8 +12,9 @@ import { loadModel } from "../../src/api.js";
 import { layerMap } from "../../src/model/config.js";
 import { GEMMA3_SHAPES, writeGemma3Folder, type Gemma3Shape } from "../helpers/gemma3-folder.js";
 import { toBf16, type LlamaFolder } from "../helpers/llama-folder.js";
-import { allLogits, referenceModels } from "../helpers/int4-reference.js";
-import { argmax, cosine } from "../helpers/compare.js";
+import { expectEngineNearInt4Reference } from "../helpers/int4-reference.js";
+import { relativeError } from "../helpers/compare.js";
+import { groupedAttention, linear, rmsNorm, ropeRotateHalf } from "../helpers/float64.js";
 
 const TOKENS = [1000, 17, 402, 999, 3, 511, 77, 1023, 5, 900, 64, 12];
 
@@ -36,38 +37,14 @@ function gemma3Float64(m: LlamaFolder, tokens: number[]): Float64Array[] {
   const invFreq = (theta: number, factor: number) => Array.from({ length: hd / 2 }, (_, i) => 1 / theta ** ((2 * i) / hd) / factor);
   const globalFreq = invFreq(c.rope_theta as number, scaling?.rope_type === "linear" ? scaling.factor : 1);
   const localFreq = invFreq(c.rope_local_base_freq as number, 1);
-  const linear = (w: Float32Array, x: Float64Array, rows: number) => {
-    const cols = x.length;
-    const y = new Float64Array(rows);
-    for (let r = 0; r < rows; r++) {
-      let s = 0;
-      for (let k = 0; k < cols; k++) s += w[r * cols + k] * x[k];
-      y[r] = s;
-    }
-    return y;
-  };
   // Gemma3RMSNorm: x / sqrt(mean(x^2) + eps) * (1 + w)
-  const norm = (x: Float64Array, w: Float32Array) => {
-    const variance = x.reduce((s, v) => s + v * v, 0) / x.length;
-    return x.map((v, i) => (1 + w[i]) * (v / Math.sqrt(variance + eps)));
-  };
+  const norm = (x: Float64Array, w: Float32Array) => rmsNorm(x, eps, (i) => 1 + w[i]);
   const headNorm = (x: Float64Array, heads: number, w: Float32Array) => {
     const out = new Float64Array(x.length);
     for (let h = 0; h < heads; h++) out.set(norm(x.subarray(h * hd, (h + 1) * hd), w), h * hd);
     return out;
   };
-  // q * cos + rotate_half(q) * sin, rotate_half(x) = [-x2, x1], cos/sin = [cos(p f), cos(p f)]
-  const rope = (x: Float64Array, heads: number, pos: number, inv: number[]) => {
-    const out = new Float64Array(x.length);
-    for (let h = 0; h < heads; h++) {
-      for (let j = 0; j < hd; j++) {
-        const angle = pos * inv[j % (hd / 2)];
-        const rotated = j < hd / 2 ? -x[h * hd + j + hd / 2] : x[h * hd + j - hd / 2];
-        out[h * hd + j] = x[h * hd + j] * Math.cos(angle) + rotated * Math.sin(angle);
-      }
-    }
-    return out;
-  };
+  const rope = (x: Float64Array, heads: number, pos: number, inv: number[]) => ropeRotateHalf(x, heads, hd, pos, inv);
   const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
   const embedScale = toBf16(Math.sqrt(d));
   const scale = (c.query_pre_attn_scalar as number) ** -0.5;
@@ -84,20 +61,7 @@ function gemma3Float64(m: LlamaFolder, tokens: number[]): Float64Array[] {
       keys[l].push(rope(headNorm(linear(W(`${p}.self_attn.k_proj.weight`), h, nkv * hd), nkv, W(`${p}.self_attn.k_norm.weight`)), nkv, pos, inv));
       values[l].push(linear(W(`${p}.self_attn.v_proj.weight`), h, nkv * hd));
       const first = sliding ? Math.max(0, pos - window + 1) : 0;
-      const att = new Float64Array(nh * hd);
-      for (let qh = 0; qh < nh; qh++) {
-        const kvh = Math.floor(qh / (nh / nkv));
-        const scores: number[] = [];
-        for (let t = first; t <= pos; t++) {
-          let s = 0;
-          for (let j = 0; j < hd; j++) s += q[qh * hd + j] * keys[l][t][kvh * hd + j];
-          scores.push(s * scale);
-        }
-        const max = Math.max(...scores);
-        const e = scores.map((s) => Math.exp(s - max));
-        const sum = e.reduce((a, b) => a + b, 0);
-        for (let j = 0; j < hd; j++) att[qh * hd + j] = e.reduce((a, w, i) => a + w * values[l][first + i][kvh * hd + j], 0) / sum;
-      }
+      const att = groupedAttention(q, keys[l], values[l], first, nh, nkv, hd, scale);
       const o = norm(linear(W(`${p}.self_attn.o_proj.weight`), att, d), W(`${p}.post_attention_layernorm.weight`));
       x = x.map((v, i) => v + o[i]);
       const h2 = norm(x, W(`${p}.pre_feedforward_layernorm.weight`));
@@ -108,17 +72,6 @@ function gemma3Float64(m: LlamaFolder, tokens: number[]): Float64Array[] {
     }
     return linear(W("model.embed_tokens.weight"), norm(x, W("model.norm.weight")), vocab);
   });
-}
-
-/** max |a - b| / max |b| over all positions. */
-function relativeError(a: Float32Array[], b: Float64Array[]): number {
-  let num = 0;
-  let den = 0;
-  a.forEach((row, t) => row.forEach((v, i) => {
-    num = Math.max(num, Math.abs(v - b[t][i]));
-    den = Math.max(den, Math.abs(b[t][i]));
-  }));
-  return num / den;
 }
 
 // A window of 4 positions, so the 12 tokens reach past it; a global layer among the layers (pattern 6 or 2).
@@ -150,17 +103,6 @@ describe.each(CASES)("%s shape, vocabulary cut to 2048, bf16 weights", (_, shape
   }, 120_000);
 
   it("the int4 engine matches the reference run on the same int4 weights (cosine >= 0.999, same top-1)", async () => {
-    const { int4 } = await referenceModels(m.dir, 64);
-    const engine = await loadModel(m.dir, { backend: "wasm", contextLength: 64, threads: 1 });
-    try {
-      const want = allLogits(int4, TOKENS);
-      const got = engine.logits(TOKENS, true);
-      for (let t = 0; t < TOKENS.length; t++) {
-        expect(cosine(want[t], got[t])).toBeGreaterThan(0.999);
-        expect(argmax(got[t])).toBe(argmax(want[t]));
-      }
-    } finally {
-      await engine.dispose();
-    }
+    await expectEngineNearInt4Reference(m.dir, TOKENS);
   }, 120_000);
 });
