@@ -97,7 +97,7 @@ function showProgress(p: LoadProgress): void {
   ui.progress.value = p.totalBytes > 0 ? p.bytes / p.totalBytes : 0;
   ui.progress.dataset.phase = p.phase;
   ui.progressNote.textContent = describeLoadProgress(p);
-  setStatus("loading", p.phase === "download" ? "downloading" : p.phase === "prepare" ? "preparing" : "starting threads");
+  setStatus("loading", p.phase === "download" ? "downloading" : p.phase === "prepare" ? "preparing" : p.phase === "threads" ? "starting threads" : "ready");
 }
 
 let kvAllocated: number | null = null;

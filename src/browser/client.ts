@@ -107,7 +107,8 @@ export class ModelClient {
 
   /**
    * Loads a model (replacing the current one); resolves with what was loaded. `onProgress` hears the
-   * load's phase (download, prepare, threads), bytes, rate and time left, from the first byte on.
+   * load's phase (download, prepare, threads), bytes, rate and time left, from the first byte on, and a last
+   * report, phase "ready", just before the promise resolves.
    */
   load(source: LoadSource, options: WorkerLoadOptions, onProgress?: (p: LoadProgress) => void): Promise<LoadedModel> {
     // A File's webkitRelativePath does not survive postMessage: send the paths along.

@@ -65,12 +65,23 @@ export function ggufFromFiles(files: Iterable<File | PickedFile>): ByteSource | 
 /**
  * A GGUF file behind a URL, fetched with one streamed GET whose bytes the loader reads as they arrive
  * (stream-source.ts), or through the cache (the same GET, stored as it arrives, and kept). A 404 is an
- * error naming the URL.
+ * error naming the URL, and so is an HTML page where the file should be (what a dev server answers for a
+ * path it does not have), as for a folder's config.json.
  */
 export async function ggufFromUrl(url: string | URL, options: UrlFolderOptions = {}): Promise<ByteSource> {
   const href = new URL(String(url), (globalThis as { location?: { href: string } }).location?.href).href;
   const source = options.cache ? await options.cache.open(href) : await openStreamedSource(href);
   if (source === null) throw new Error(`cannot fetch ${href}: not found (HTTP 404)`);
+  // A GGUF starts with its magic; only a file that does not is looked at as text (the loader reads these
+  // first bytes again from what the source keeps).
+  const head = await source.read(0, Math.min(source.size, 512)).catch(async (e: unknown) => {
+    await source.close();
+    throw e;
+  });
+  if (new TextDecoder().decode(head.subarray(0, 4)) !== "GGUF" && isHtmlPage(new TextDecoder().decode(head))) {
+    await source.close();
+    throw new Error(`cannot fetch ${href}: not found (${HTML_FALLBACK})`);
+  }
   return source;
 }
 
@@ -78,6 +89,9 @@ export interface UrlFolderOptions {
   /** Keep the files across visits (src/browser/model-cache.ts): each is then fetched whole, once, with one GET. */
   cache?: ModelCache;
 }
+
+/** Why a file a server answered for is taken as missing: an HTML page where no HTML file was asked for. */
+const HTML_FALLBACK = "the server answered with an HTML page, as a dev server does for a path it does not have";
 
 /**
  * True when a file's text is an HTML document: what a dev server or a single-page app's host answers for a
@@ -145,7 +159,7 @@ export function folderFromUrl(base: string | URL, options: UrlFolderOptions = {}
         if (file === "chat_template.jinja" && declaresChatTemplate(await readText("tokenizer_config.json"))) return null;
         const text = await fetchText(file);
         if (text === null || file.endsWith(".html") || !isHtmlPage(text)) return text;
-        if (file === "config.json") throw notAFolder(new URL(file, root), "the server answered with an HTML page, as a dev server does for a path it does not have");
+        if (file === "config.json") throw notAFolder(new URL(file, root), HTML_FALLBACK);
         return null;
       })();
       // Each file is read once (tokenizer_config.json is read by the loader and by the check above); a

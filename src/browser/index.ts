@@ -7,6 +7,7 @@ export type { LoadOptions } from "../session/open.js";
 export { describeLoadProgress, type LoadPhase, type LoadProgress, type LoadProgressCallback } from "../session/load-progress.js";
 export { Generation } from "../generate/generate.js";
 export type { GenerateOptions, GenerationResult, GenerationStats, Piece, StopReason } from "../generate/generate.js";
+export type { GrammarSpec } from "../grammar/spec.js";
 export type { SamplingOptions } from "../generate/sampler.js";
 export type { ChatMessage } from "../text/chat-template.js";
 export { parseConfig, parameterCount } from "../model/config.js";

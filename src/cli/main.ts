@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // mobilellm: the command-line face. Each command lives in its own file; errors end as one line on
-// stderr and a non-zero exit code (2 for usage mistakes, 1 for everything else).
+// stderr and a non-zero exit code (2 for usage mistakes, 1 for everything else). A reader that closes
+// stdout early (`| head`) ends the command quietly, with exit code 0 (output.ts).
 import { UsageError } from "./args.js";
+import { printLine, watchOutput } from "./output.js";
 import * as chat from "./commands/chat.js";
 import * as convert from "./commands/convert.js";
 import * as generate from "./commands/generate.js";
@@ -33,9 +35,10 @@ commands:
 mobilellm <command> --help shows a command's options.`;
 
 async function main(argv: string[]): Promise<number> {
+  watchOutput();
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    process.stdout.write(USAGE + "\n");
+    printLine(USAGE);
     return name === undefined ? 2 : 0;
   }
   const cmd = COMMANDS[name];
@@ -44,11 +47,11 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write(cmd.help + "\n");
+    printLine(cmd.help);
     return 0;
   }
   try {
-    await cmd.run(rest, (s) => process.stdout.write(s + "\n"));
+    await cmd.run(rest, printLine);
     return 0;
   } catch (err) {
     const message = (err as Error).message.split("\n")[0];

@@ -1,6 +1,7 @@
 // The generation flags shared by `generate` and `chat`, turned into GenerateOptions.
 import type { GenerateOptions } from "../api.js";
 import { intFlag, UsageError, type Options, type Values } from "./args.js";
+import { GRAMMAR_FLAGS, GRAMMAR_HELP, grammarOption } from "./grammar-flags.js";
 
 export const GENERATION_FLAGS = {
   n: { type: "string", short: "n" },
@@ -13,6 +14,7 @@ export const GENERATION_FLAGS = {
   seed: { type: "string" },
   stop: { type: "string", multiple: true },
   stats: { type: "boolean" },
+  ...GRAMMAR_FLAGS,
   "prompt-cache": { type: "string" },
 } as const satisfies Options;
 
@@ -27,7 +29,8 @@ export const GENERATION_HELP = `  -n N               new tokens at most (default
   --stop TEXT        stop when TEXT appears (not printed); may be given several times
   --stats            print prefill and decode tokens/s, time to first token and KV cache bytes on stderr
   --prompt-cache FILE  load the KV state saved in FILE before the prompt (its tokens are reused where
-                     the prompt starts with them) and save the state there afterwards`;
+                     the prompt starts with them) and save the state there afterwards
+${GRAMMAR_HELP}`;
 
 export function floatFlag(values: Values, name: string, min: number, max: number): number | undefined {
   const v = values[name];
@@ -58,5 +61,6 @@ export function generationOptions(v: Values): GenerateOptions {
     repetitionWindow: optionalInt(v, "repeat-last-n", 0),
     seed,
     stop,
+    grammar: grammarOption(v),
   };
 }

@@ -5,6 +5,8 @@ import type { TokenSequence } from "./sequence.js";
 import { IncrementalDecoder, type DecodeFn } from "./detokenizer.js";
 import { StopMatcher } from "./stop.js";
 import { Sampler, type SamplingOptions, type TokenLogprob } from "./sampler.js";
+import { fixedMask, type TokenConstraint } from "./constraint.js";
+import type { GrammarSpec } from "../grammar/spec.js";
 
 export type StopReason = "eos" | "stop" | "length" | "context" | "aborted";
 
@@ -15,6 +17,11 @@ export interface GenerateOptions extends SamplingOptions {
   stop?: string | readonly string[];
   /** Aborting ends generation after the current token (or prefill block) with stopReason "aborted". */
   signal?: AbortSignal;
+  /**
+   * Output that follows a grammar: `{ gbnf }` (llama.cpp's GBNF) or `{ jsonSchema }` (docs/structured-output.md).
+   * Generation ends where the grammar's text is complete; it is closed before `maxNewTokens` runs out.
+   */
+  grammar?: GrammarSpec;
   /**
    * Report each sampled token's log-probability with its piece, and those of the `logprobs` most likely
    * tokens at that step (0 to 20; see Sampler.logprobs).
@@ -71,6 +78,8 @@ export interface LoopContext {
   eosTokenIds: readonly number[];
   /** 1 for ids that may be sampled (not vocabulary padding). */
   allowed: Uint8Array;
+  /** What may be sampled step by step (a grammar's); without one, `allowed` at every step. */
+  constraint?: TokenConstraint;
   /** Aborted when the consumer of the Generation went away (left its for-await loop): stops as an abort does. */
   cancel?: AbortSignal;
 }
@@ -92,6 +101,7 @@ export async function* generateStream(
   const top = opts.logprobs;
   if (top !== undefined && !(Number.isInteger(top) && top >= 0 && top <= 20)) throw new RangeError(`logprobs must be an integer in [0, 20], got ${top}`);
   const sampler = new Sampler(opts, ctx.allowed);
+  const constraint = ctx.constraint ?? fixedMask(ctx.allowed);
   const stops = new StopMatcher(opts.stop ?? []);
   const detok = new IncrementalDecoder(ctx.decode);
   const seq = ctx.sequence;
@@ -119,7 +129,15 @@ export async function* generateStream(
     let logits = p.logits;
     for (;;) {
       if (tokens.length >= maxNewTokens) break;
-      const token = sampler.next(logits, seq.tokens, tokens);
+      // Tokens that may still come: the grammar closes its text within them (a context that shifts is no limit).
+      const contextLeft = opts.contextShift === undefined ? seq.contextLength - seq.tokens.length + 1 : Infinity;
+      const allowed = constraint.allowed(Math.min(maxNewTokens - tokens.length, contextLeft));
+      if (allowed === null) {
+        stopReason = "eos"; // the grammar's text is complete and nothing may follow
+        break;
+      }
+      const token = sampler.next(logits, seq.tokens, tokens, allowed);
+      constraint.accept(token);
       if (tokens.length === 0) tFirst = performance.now();
       tokens.push(token);
       if (ctx.eosTokenIds.includes(token)) {

@@ -94,6 +94,8 @@ export class Sampler {
   private readonly rng: ReturnType<typeof mersenne>;
   private readonly scratch: Float32Array;
   private readonly weights: Float64Array;
+  /** The ids the last next() could pick from (for logprobs). */
+  private lastAllowed: Uint8Array;
 
   /** `allowed[id]` is 1 for ids that may be sampled (0 for vocabulary padding rows). */
   constructor(
@@ -104,14 +106,16 @@ export class Sampler {
     this.rng = mersenne(this.params.seed);
     this.scratch = new Float32Array(allowed.length);
     this.weights = new Float64Array(allowed.length);
+    this.lastAllowed = allowed;
   }
 
   /**
-   * The next token after `context` (the ids seen so far: prompt and generated); `generated`, the ids
-   * generated so far, is what the presence and frequency penalties count.
+   * The next token after `context` (the ids seen so far: prompt and generated), among the ids `allowed`
+   * marks (by default the constructor's: every id but vocabulary padding; a grammar passes its mask);
+   * `generated`, the ids generated so far, is what the presence and frequency penalties count.
    */
-  next(logits: Float32Array, context: readonly number[], generated: readonly number[] = []): number {
-    if (logits.length !== this.allowed.length) {
+  next(logits: Float32Array, context: readonly number[], generated: readonly number[] = [], allowed: Uint8Array = this.allowed): number {
+    if (logits.length !== this.allowed.length || allowed.length !== this.allowed.length) {
       throw new RangeError(`logits have ${logits.length} entries but the vocabulary has ${this.allowed.length}`);
     }
     const x = this.scratch;
@@ -120,9 +124,10 @@ export class Sampler {
     for (const [id, bias] of p.logitBias) if (id < x.length) x[id] += bias;
     if (p.repetitionPenalty !== 1) applyRepetitionPenalty(x, context, p.repetitionPenalty, p.repetitionWindow);
     if (p.presencePenalty !== 0 || p.frequencyPenalty !== 0) applyOpenAIPenalties(x, generated, p.presencePenalty, p.frequencyPenalty);
-    if (p.temperature === 0) return argmax(x, this.allowed);
+    this.lastAllowed = allowed;
+    if (p.temperature === 0) return argmax(x, allowed);
     const w = this.weights;
-    const kept = keptIds(x, this.allowed, p, w);
+    const kept = keptIds(x, allowed, p, w);
     let mass = 0;
     for (const i of kept) mass += w[i];
     let u = uniformFloat64(this.rng) * mass;
@@ -136,11 +141,11 @@ export class Sampler {
   /**
    * The log-probability of `id` and of the `top` most likely tokens, under the distribution of the last
    * next() call after the logit bias and the penalties and before temperature and truncation (as OpenAI
-   * reports logprobs): a log-softmax over the ids that may be sampled.
+   * reports logprobs): a log-softmax over the ids that could be sampled at that step (a grammar's mask included).
    */
   logprobs(id: number, top: number): TokenLogprob {
     const x = this.scratch;
-    const allowed = this.allowed;
+    const allowed = this.lastAllowed;
     let max = -Infinity;
     for (let i = 0; i < x.length; i++) if (allowed[i] && x[i] > max) max = x[i];
     let sum = 0;

@@ -22,7 +22,8 @@ export interface LoadOptions {
   sequences?: number;
   /**
    * Called as the weights arrive and are read: the phase (download, prepare, threads), bytes done of the
-   * total, rate and time left (src/session/load-progress.ts), at most every 100 ms within a phase.
+   * total, rate and time left (src/session/load-progress.ts), at most every 100 ms within a phase; last,
+   * once the model can generate, phase "ready".
    */
   onProgress?: LoadProgressCallback;
 }

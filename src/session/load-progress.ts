@@ -7,10 +7,11 @@
 // with `arrived()`, e.g. a URL fetched as a stream), counting the bytes that arrived; "prepare" once every
 // byte is here, counting the bytes the engine has read (it reads while the download runs, so this phase
 // starts part-way and is short); "threads" once every weight is in, while the engine allocates its
-// buffers and starts its worker threads. A file already on disk or in a cache starts at "prepare".
+// buffers and starts its worker threads; "ready", once, as the last report of a load that succeeded (the
+// model can generate). A file already on disk or in a cache starts at "prepare".
 import type { ByteSource } from "../env/byte-source.js";
 
-export type LoadPhase = "download" | "prepare" | "threads";
+export type LoadPhase = "download" | "prepare" | "threads" | "ready";
 
 export interface LoadProgress {
   phase: LoadPhase;
@@ -20,7 +21,7 @@ export interface LoadProgress {
   totalBytes: number;
   /** This phase's bytes per second since it started (0 until measurable). */
   bytesPerSecond: number;
-  /** Seconds until this phase ends at that rate; null when unknown (no rate yet, or "threads"). */
+  /** Seconds until this phase ends at that rate; null when unknown (no rate yet, "threads", "ready"). */
   etaSeconds: number | null;
   /** Milliseconds since the load started. */
   elapsedMs: number;
@@ -31,7 +32,7 @@ export type LoadProgressCallback = (progress: LoadProgress) => void;
 /** Events at most this often (ms), besides a phase's first and last. */
 const MIN_INTERVAL_MS = 100;
 
-const PHASES: readonly LoadPhase[] = ["download", "prepare", "threads"];
+const PHASES: readonly LoadPhase[] = ["download", "prepare", "threads", "ready"];
 
 /**
  * Measures a load for `onProgress`. Wrap each weight file with `watch`; pass `tensors` as the engine's
@@ -99,6 +100,18 @@ export class LoadMeter {
     this.rethrow();
   };
 
+  /**
+   * The load succeeded: the last report, phase "ready" with every byte in. Rethrows what the callback
+   * throws, so a caller can still cancel (the loader then disposes the model it built).
+   */
+  ready(): void {
+    if (this.onProgress === undefined) return;
+    this.stop();
+    this.rethrow();
+    this.enter(3);
+    this.rethrow();
+  }
+
   /** Ends the reports (the load finished or failed). */
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
@@ -138,7 +151,7 @@ export class LoadMeter {
 
   private enter(phase: number): void {
     if (phase <= this.phase && this.lastEmit !== -Infinity) return;
-    if (phase === 2 && this.phase === 1) {
+    if (phase >= 2 && this.phase === 1) {
       this.read = this.totalBytes(); // the engine skips some bytes (the header, padding): prepare ends whole
       this.emit();
     }
@@ -162,7 +175,7 @@ export class LoadMeter {
         bytes,
         totalBytes,
         bytesPerSecond: rate,
-        etaSeconds: phase !== "threads" && rate > 0 ? (totalBytes - bytes) / rate : null,
+        etaSeconds: (phase === "download" || phase === "prepare") && rate > 0 ? (totalBytes - bytes) / rate : null,
         elapsedMs: now - this.started,
       });
     } catch (error) {
@@ -176,10 +189,14 @@ export class LoadMeter {
   }
 }
 
-/** "download 45.1 / 176.5 MB, 61.2 MB/s, 2 s left": the phase, bytes (10^6), rate and time left. */
+/**
+ * "download 45.1 / 176.5 MB, 61.2 MB/s, 2 s left": the phase, bytes (10^6), rate and time left; at the end
+ * "ready: 176.5 MB in 3.1 s".
+ */
 export function describeLoadProgress(p: LoadProgress): string {
   const mb = (n: number) => (n / 1e6).toFixed(1);
   if (p.phase === "threads") return `starting threads (${mb(p.totalBytes)} MB in)`;
+  if (p.phase === "ready") return `ready: ${mb(p.totalBytes)} MB in ${(p.elapsedMs / 1000).toFixed(1)} s`;
   const rate = p.bytesPerSecond > 0 ? `, ${mb(p.bytesPerSecond)} MB/s` : "";
   const eta = p.etaSeconds === null ? "" : `, ${p.etaSeconds < 10 ? p.etaSeconds.toFixed(1) : Math.round(p.etaSeconds)} s left`;
   return `${p.phase} ${mb(p.bytes)} / ${mb(p.totalBytes)} MB${rate}${eta}`;

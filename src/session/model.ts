@@ -13,6 +13,7 @@ import { CachedSequence, checkPromptFits, type TokenSequence } from "../generate
 import { stopStrings } from "../generate/stop.js";
 import type { GenerationDefaults } from "../generate/generation-config.js";
 import type { SamplingOptions } from "../generate/sampler.js";
+import { GrammarConstraints } from "../generate/constraint.js";
 
 export interface ChatOptions extends GenerateOptions {
   /** A Jinja chat template to use instead of the checkpoint's. */
@@ -45,6 +46,8 @@ export class Model {
   /** What holds the model's single-sequence API: null when free. */
   private holder: string | null = null;
   private disposed = false;
+  /** Grammars compiled for this model's vocabulary (options.grammar). */
+  private readonly grammars: GrammarConstraints;
 
   constructor(
     readonly dir: string,
@@ -62,6 +65,7 @@ export class Model {
     this.sequence = new CachedSequence(backend);
     this.allowed = new Uint8Array(config.vocabSize);
     for (let id = 0; id < config.vocabSize; id++) this.allowed[id] = tokenizer?.isPadding(id) ? 0 : 1;
+    this.grammars = new GrammarConstraints(() => this.text().tokenBytes(config.vocabSize), config.vocabSize);
   }
 
   get info(): ModelInfo {
@@ -225,11 +229,12 @@ export class Model {
   generateOn(sequence: TokenSequence, ids: readonly number[], opts: GenerateOptions, onEnd: () => void = () => {}): Generation {
     if (this.disposed) throw new Error("the model was disposed");
     const eos = [...new Set([...this.config.eosTokenIds, ...this.defaults.eosTokenIds])];
+    const constraint = opts.grammar === undefined ? undefined : this.grammars.constraint(opts.grammar, eos);
     const sampling = this.samplingFor(opts);
     const cancel = new AbortController();
     const tokenizer = this.text();
     const stream = generateStream(
-      { sequence, decode: (t) => tokenizer.decode(t, true), eosTokenIds: eos, allowed: this.allowed, cancel: cancel.signal },
+      { sequence, decode: (t) => tokenizer.decode(t, true), eosTokenIds: eos, allowed: this.allowed, constraint, cancel: cancel.signal },
       ids,
       { ...opts, ...sampling, maxNewTokens: opts.maxNewTokens ?? this.defaults.maxNewTokens },
     );

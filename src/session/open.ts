@@ -85,7 +85,7 @@ export async function openModel(folder: ModelFolder, platform: Platform, opts: L
     const ckpt = await openFolderCheckpoint(weights);
     try {
       const backend = await createBackend(config, ckpt, resolveTensorNames(config, ckpt), backendOpts, platform);
-      return new Model(folder.name, config, tokenizer, chatTemplate, backend, defaults, performance.now() - started);
+      return await ready(new Model(folder.name, config, tokenizer, chatTemplate, backend, defaults, performance.now() - started), meter);
     } finally {
       await ckpt.close();
     }
@@ -135,11 +135,25 @@ export async function openGgufModel(source: ByteSource, platform: Platform, opts
     const m = await readAnyGgufModel(file);
     m.tokenizer?.checkFitsVocabulary(m.config.vocabSize);
     const backend = await createBackend(m.config, new GgufWeights(file), m.names, backendOptions(m.config, opts, platform, meter), platform);
-    return new Model(source.name, m.config, m.tokenizer, m.chatTemplate, backend, m.generation, performance.now() - started);
+    return await ready(new Model(source.name, m.config, m.tokenizer, m.chatTemplate, backend, m.generation, performance.now() - started), meter);
   } finally {
     meter.stop();
     await file.close();
   }
+}
+
+/**
+ * The load's last progress report ("ready"); a callback that throws there cancels the load as at any
+ * earlier report, and the model just built is disposed.
+ */
+async function ready(model: Model, meter: LoadMeter): Promise<Model> {
+  try {
+    meter.ready();
+  } catch (err) {
+    await model.dispose();
+    throw err;
+  }
+  return model;
 }
 
 /** The backend options a load's options mean for this config (the context checked against it). */

@@ -5,6 +5,7 @@
 // otherwise the tokenizer.json post-processor does what it was built to do.
 import { Tokenizer } from "@huggingface/tokenizers";
 import { TokenizerError, checkTokenizerConfig, checkTokenizerJson } from "./tokenizer-json.js";
+import { tokenBytesOf, type TokenBytes } from "./token-bytes.js";
 
 export interface TokenizerFiles {
   /** Parsed tokenizer.json. */
@@ -23,10 +24,14 @@ export class TextTokenizer {
   private readonly cleanUpSpaces: boolean;
   /** Ids below this bound that have a token string; ids without one are vocabulary padding. */
   private readonly known: Set<number>;
+  /** The checked tokenizer.json, kept for the byte table (built on first use). */
+  private readonly json: Record<string, unknown>;
+  private bytes: TokenBytes | null = null;
 
   constructor(files: TokenizerFiles) {
     // Malformed files are refused here, with the key named, rather than inside the library (see tokenizer-json.ts).
     const tj = checkTokenizerJson(files.tokenizer);
+    this.json = tj;
     const cfg = files.tokenizerConfig;
     if (typeof cfg !== "object" || cfg === null || Array.isArray(cfg)) throw new TokenizerError("tokenizer_config.json: expected a JSON object");
     checkTokenizerConfig(cfg);
@@ -68,6 +73,15 @@ export class TextTokenizer {
   /** The token string of an id, or undefined for vocabulary padding rows. */
   tokenString(id: number): string | undefined {
     return this.tok.id_to_token(id);
+  }
+
+  /**
+   * Each id's UTF-8 bytes (see token-bytes.ts) for ids below `vocabSize`, built once; special tokens and
+   * padding ids have none. Throws a TokenizerError for a vocabulary whose tokens are not byte strings.
+   */
+  tokenBytes(vocabSize: number): TokenBytes {
+    if (this.bytes === null || this.bytes.offsets.length !== vocabSize + 1) this.bytes = tokenBytesOf(this.json, vocabSize);
+    return this.bytes;
   }
 
   /** True when no text maps to `id`: such rows of the embedding table must never be sampled. */

@@ -138,11 +138,13 @@ describe("the demo with ?model=<a .gguf URL>", () => {
     expect(await page.evaluate(() => document.body.dataset.source)).toBe("network");
     expect(await page.locator("#model-source").textContent()).toBe("from the network");
     expect(served).toBe(ggufSize);
-    // Progress: download first (from its first bytes), then prepare, then threads; never back, bytes never down.
-    const order = ["download", "prepare", "threads"];
+    // Progress: download first (from its first bytes), then prepare, then threads, then ready; never back,
+    // bytes never down.
+    const order = ["download", "prepare", "threads", "ready"];
     expect(progress[0].phase).toBe("download");
     expect(progress.some((p) => p.phase === "prepare")).toBe(true);
-    expect(progress.at(-1)?.phase).toBe("threads");
+    expect(progress.at(-2)?.phase).toBe("threads");
+    expect(progress.at(-1)?.phase).toBe("ready");
     for (let i = 1; i < progress.length; i++) {
       const [a, b] = [progress[i - 1], progress[i]];
       expect(order.indexOf(b.phase)).toBeGreaterThanOrEqual(order.indexOf(a.phase));

@@ -1,10 +1,11 @@
 // Load progress in bytes (src/session/load-progress.ts): a download reports arrived bytes with rate and
-// time left, then the engine's reads ("prepare"), then "threads"; phases never go back and bytes never
-// go down within a phase; a callback that throws stops the load at its next read.
-import { describe, expect, it } from "vitest";
+// time left, then the engine's reads ("prepare"), then "threads", and a load that succeeded ends with one
+// "ready"; phases never go back and bytes never go down within a phase; a callback that throws stops the
+// load at its next read.
+import { describe, expect, it, vi } from "vitest";
 import { memorySource, type ByteSource } from "../../src/env/byte-source.js";
 import { LoadMeter, describeLoadProgress, type LoadProgress } from "../../src/session/load-progress.js";
-import { loadModel } from "../../src/api.js";
+import { loadModel, Model } from "../../src/api.js";
 import { BUNDLED } from "../helpers/model-folder.js";
 
 /** A 1000-byte file whose bytes arrive as the test says. */
@@ -15,7 +16,7 @@ function arriving(): { source: ByteSource; arrive(n: number): void } {
 }
 
 describe("LoadMeter", () => {
-  it("reports download (arrived bytes, rate, time left), then prepare (bytes read), then threads", async () => {
+  it("reports download (arrived bytes, rate, time left), then prepare (bytes read), then threads, then ready", async () => {
     let now = 0;
     const events: LoadProgress[] = [];
     const meter = new LoadMeter((p) => events.push(p), () => now);
@@ -32,13 +33,16 @@ describe("LoadMeter", () => {
     now = 2500;
     await watched.read(800, 100);
     meter.tensors(7, 7);
-    meter.stop();
+    now = 3000;
+    meter.ready();
     const phases = events.map((e) => e.phase);
-    expect(phases).toEqual(["download", "download", "download", "prepare", "prepare", "prepare", "threads"]);
+    expect(phases).toEqual(["download", "download", "download", "prepare", "prepare", "prepare", "threads", "ready"]);
     expect(events[2]).toMatchObject({ phase: "download", bytes: 1000 });
     // Prepare starts where the engine's reads are (800 bytes read when the download ended) and ends whole.
-    expect(events.slice(3).map((e) => e.bytes)).toEqual([800, 900, 1000, 1000]);
-    expect(events.at(-1)).toMatchObject({ phase: "threads", etaSeconds: null });
+    expect(events.slice(3).map((e) => e.bytes)).toEqual([800, 900, 1000, 1000, 1000]);
+    expect(events.at(-2)).toMatchObject({ phase: "threads", etaSeconds: null });
+    expect(events.at(-1)).toEqual({ phase: "ready", bytes: 1000, totalBytes: 1000, bytesPerSecond: 0, etaSeconds: null, elapsedMs: 3000 });
+    expect(describeLoadProgress(events.at(-1)!)).toBe("ready: 0.0 MB in 3.0 s");
     for (let i = 1; i < events.length; i++) {
       if (events[i].phase === events[i - 1].phase) expect(events[i].bytes).toBeGreaterThanOrEqual(events[i - 1].bytes);
     }
@@ -67,15 +71,34 @@ describe("LoadMeter", () => {
 });
 
 describe("loadModel's onProgress", () => {
-  it("a folder on disk: prepare from 0 to every byte of its weights, then threads", async () => {
+  it("a folder on disk: prepare from 0 to every byte of its weights, then threads, then ready", async () => {
     const events: LoadProgress[] = [];
     const m = await loadModel(BUNDLED, { threads: 1, contextLength: 32, onProgress: (p) => events.push(p) });
     await m.dispose();
     expect(events[0]).toMatchObject({ phase: "prepare", bytes: 0 });
-    expect(events.at(-1)?.phase).toBe("threads");
     const total = events[0].totalBytes;
     expect(total).toBeGreaterThan(1e6); // model.safetensors
-    expect(events.at(-2)).toMatchObject({ phase: "prepare", bytes: total });
+    expect(events.slice(-3).map((e) => [e.phase, e.bytes])).toEqual([["prepare", total], ["threads", total], ["ready", total]]);
     expect(events.every((e) => e.phase !== "download")).toBe(true);
+  });
+
+  it("the GGUF and the reference backend end with ready too; a callback that throws at ready cancels the load and frees the model", async () => {
+    for (const [path, backend] of [[undefined, "wasm"], [BUNDLED, "reference"]] as const) {
+      const phases: string[] = [];
+      const m = await loadModel(path, { backend, threads: 1, contextLength: 32, onProgress: (p) => phases.push(p.phase) });
+      await m.dispose();
+      expect(phases.filter((p) => p === "ready")).toEqual(["ready"]);
+      expect(phases.at(-1)).toBe("ready");
+    }
+    const dispose = vi.spyOn(Model.prototype, "dispose");
+    try {
+      const cancel = (p: LoadProgress) => {
+        if (p.phase === "ready") throw new Error("cancelled at ready");
+      };
+      await expect(loadModel(undefined, { threads: 2, contextLength: 48, onProgress: cancel })).rejects.toThrow("cancelled at ready");
+      expect(dispose.mock.contexts.map((m) => (m as Model).info.contextLength)).toEqual([48]);
+    } finally {
+      dispose.mockRestore();
+    }
   });
 });

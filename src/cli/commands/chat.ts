@@ -5,6 +5,7 @@ import { MODEL_FLAG, parseFlags, UsageError } from "../args.js";
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from "../sampling-flags.js";
 import { loadFromFlags, RUN_FLAGS, RUN_HELP } from "../load-flags.js";
 import { describeStop, formatStats, PromptCache, withCtrlC } from "../session.js";
+import { print, stdoutGone } from "../output.js";
 
 export const help = `mobilellm chat [options]
 
@@ -44,8 +45,9 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
     if (!v.quiet && restored > 0) log(`--prompt-cache: ${restored} tokens restored`);
     if (!v.quiet && model.chatTemplate === null && template === undefined) log("no chat template in the checkpoint: using the plain dialogue format");
     const rl = createInterface({ input: process.stdin, terminal: interactive });
-    if (interactive) process.stdout.write("> ");
+    if (interactive) print("> ");
     for await (const line of rl) {
+      if (stdoutGone.aborted) break; // nobody reads the answers any more
       const text = line.trim();
       if (text === "/exit") break;
       if (text === "/reset") {
@@ -57,22 +59,23 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
         const ac = new AbortController();
         let g: Generation;
         try {
-          g = model.chat(messages, { ...opts, template, signal: ac.signal });
+          g = model.chat(messages, { ...opts, template, signal: AbortSignal.any([ac.signal, stdoutGone]) });
         } catch (err) {
           // A conversation that outgrew the context: say so and let the user go on with /reset.
           if (!(err instanceof RangeError)) throw err;
           messages.pop();
           log(`${err.message}; /reset starts a new conversation`);
-          if (interactive) process.stdout.write("> ");
+          if (interactive) print("> ");
           continue;
         }
         turn++;
         const result = await withCtrlC(ac, async () => {
-          for await (const piece of g) process.stdout.write(piece.text);
+          for await (const piece of g) print(piece.text);
           return g.result;
         });
         out("");
         cache?.save();
+        if (stdoutGone.aborted) break;
         messages.push({ role: "assistant", content: result.text });
         const s = result.stats;
         if (!v.quiet) {
@@ -83,7 +86,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
         if (why) log(result.stopReason === "context" ? `${why}; /reset starts a new conversation` : why);
         if (v.stats) log(formatStats(s, model));
       }
-      if (interactive) process.stdout.write("> ");
+      if (interactive) print("> ");
     }
     rl.close();
   } finally {

@@ -36,5 +36,5 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   const result = await convertFolder(dir, path, (done, total) => bar.update(done, total)).finally(() => bar.end());
   const seconds = (performance.now() - started) / 1000;
   const fmt = (n: number) => n.toLocaleString("en-US");
-  out(`wrote ${path}: ${result.tensors} tensors (Q4_0 matrices, F32 norms), ${fmt(result.layout.fileSize)} bytes in ${seconds.toFixed(1)} s`);
+  out(`wrote ${v.out as string}: ${result.tensors} tensors (Q4_0 matrices, F32 norms), ${fmt(result.layout.fileSize)} bytes in ${seconds.toFixed(1)} s`);
 }

@@ -3,6 +3,7 @@ import { MODEL_FLAG, parseFlags, UsageError } from "../args.js";
 import { GENERATION_FLAGS, GENERATION_HELP, generationOptions } from "../sampling-flags.js";
 import { loadFromFlags, RUN_FLAGS, RUN_HELP } from "../load-flags.js";
 import { describeStop, formatStats, PromptCache, withCtrlC } from "../session.js";
+import { print, stdoutGone } from "../output.js";
 
 export const help = `mobilellm generate --prompt TEXT [options]
 
@@ -28,18 +29,19 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
     const cache = v["prompt-cache"] === undefined ? null : new PromptCache(v["prompt-cache"] as string, model);
     cache?.load();
     const ac = new AbortController();
-    const g = model.generate(prompt, { ...opts, signal: ac.signal });
+    // Ctrl-C, or a reader that closed stdout, ends the generation after the token in flight.
+    const g = model.generate(prompt, { ...opts, signal: AbortSignal.any([ac.signal, stdoutGone]) });
     const result = await withCtrlC(ac, async () => {
       // The prompt is echoed once the model has produced something (or finished cleanly), so a model whose
       // logits are not finite fails with nothing on stdout.
       let echoed = false;
       const echo = () => {
-        if (!echoed) process.stdout.write(prompt);
+        if (!echoed) print(prompt);
         echoed = true;
       };
       for await (const piece of g) {
         echo();
-        process.stdout.write(piece.text);
+        print(piece.text);
       }
       const r = await g.result;
       echo();
@@ -47,7 +49,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
     });
     out("");
     cache?.save();
-    const why = describeStop(result.stopReason, model.info.contextLength);
+    const why = stdoutGone.aborted ? null : describeStop(result.stopReason, model.info.contextLength);
     if (why) log(why);
     if (v.stats) log(formatStats(result.stats, model));
   } finally {

@@ -211,7 +211,7 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
     : [];
   out(
     [
-      `model        ${source}`,
+      `model        ${(v.model as string | undefined) ?? source}`, // as given; --json has the full path
       `architecture ${config.architecture} (RoPE on ${config.ropeStyle === "rotate_half" ? "halves, as Hugging Face stores q and k" : config.architecture === "llama" ? "adjacent pairs, as llama.cpp's converter stores q and k" : "adjacent pairs, as Llama-4 stores q and k"})`,
       `parameters   ${fmt(params.total)} (embedding ${fmt(params.embedding)}, ${config.numLayers} layers x ${fmt(params.perLayer)}, final norm ${fmt(params.finalNorm)}${params.lmHead ? `, lm_head ${fmt(params.lmHead)}` : ", tied lm_head"})`,
       `shape        hidden ${config.hiddenSize}, ffn ${config.intermediateSize}, heads ${config.numHeads} (kv ${config.numKvHeads}) x ${config.headDim}, vocab ${fmt(config.vocabSize)}, positions ${fmt(config.maxPositions)}`,
