@@ -130,13 +130,23 @@ export class WasmEngine implements Backend {
     k.f32.fill(1, this.ones >> 2, (this.ones >> 2) + config.headDim);
     this.s = s;
     this.layer = LAYER_PROGRAMS[config.norms];
-    this.layerBlocks = {
-      x: s.x,
-      xb: s.xb,
-      norm: (l, role, src, dst) => rmsnorm(this.k, src, this.normOf(l, role), dst, this.current.length, config.hiddenSize, config.rmsNormEps),
+    this.layerBlocks = this.makeLayerBlocks();
+  }
+
+  /**
+   * The blocks the layer program calls, on the current block's rows. Built outside the constructor: closures
+   * made there would keep its whole scope alive, the kernels (and so the Wasm memory) included, after dispose.
+   */
+  private makeLayerBlocks(): LayerBlocks {
+    const { x, xb } = this.s;
+    const { hiddenSize, rmsNormEps } = this.config;
+    return {
+      x,
+      xb,
+      norm: (l, role, src, dst) => rmsnorm(this.k, src, this.normOf(l, role), dst, this.current.length, hiddenSize, rmsNormEps),
       attention: (l) => this.attentionBlock(l, this.current),
       mlp: (l) => this.mlpBlock(l, this.current.length),
-      residual: () => addInto(this.k, s.x, s.xb, this.current.length * config.hiddenSize),
+      residual: () => addInto(this.k, x, xb, this.current.length * hiddenSize),
     };
   }
 
