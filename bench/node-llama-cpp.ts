@@ -46,9 +46,11 @@ export function installedVersion(dir: string, pkg: string): string | null {
   }
 }
 
-/** The folder holding node-llama-cpp `version` and this platform's binary: BENCH_NLC_DIR's, or installed. */
-export function installNodeLlamaCpp(version: string, cleanups: Array<() => void>): string {
-  const given = process.env.BENCH_NLC_DIR;
+/**
+ * The folder holding node-llama-cpp `version` and this platform's binary: `given` (BENCH_NLC_DIR by
+ * default), installed there unless already, or a temporary folder installed into and removed by `cleanups`.
+ */
+export function installNodeLlamaCpp(version: string, cleanups: Array<() => void>, given: string | undefined = process.env.BENCH_NLC_DIR): string {
   const dir = given ? resolve(given) : mkdtempSync(join(tmpdir(), "mobilellm-peer-nlc-"));
   if (!given) cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const bin = binaryPackage();

@@ -27,7 +27,8 @@ import { quantizeActivations } from "../kernels/matmul.js";
 import { probeMatmul } from "../kernels/probe.js";
 import { checkThreads, ThreadPool, type SpawnWorker } from "../threads/pool.js";
 import { addInto, buildRopeTables, geglu, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
-import { allocAttentionState, kvStore } from "../kernels/attention.js";
+import { allocAttentionState, kvStore, MAX_HEAD_DIM } from "../kernels/attention.js";
+import { GROUP } from "../kernels/numerics.js";
 import { attentionTemperature, distinctRopes, ropeInverseFrequencies, ropeTableKind } from "./rope.js";
 import type { Activation, LayerRole, LayerType } from "./families/family.js";
 import { LAYER_PROGRAMS, type LayerBlocks, type LayerProgram } from "./layers.js";
@@ -67,6 +68,33 @@ export interface EngineOptions {
   enableRelaxedSimd?: () => void;
   /** Starts the pool's worker threads (Node's worker_threads, a browser's Web Workers); needed when threads > 1. */
   spawn?: SpawnWorker;
+}
+
+/** A model shape the kernels cannot run: the config.json key at fault, its value, and what the kernels need. */
+export interface ShapeProblem {
+  key: "head_dim" | "hidden_size" | "intermediate_size" | "num_attention_heads";
+  value: number;
+  need: string;
+}
+
+/**
+ * Why this engine's kernels cannot run a model of this shape, or null. The attention kernels take a head as
+ * whole i8x16 vectors (head_dim a multiple of 16, at most MAX_HEAD_DIM); every matrix multiplies
+ * activations quantized in groups of GROUP values, so each matrix's input width is a multiple of GROUP: the
+ * hidden size (q, k, v, gate, up), the FFN width (down) and query heads x head_dim (o). Checked at load,
+ * before any kernel could meet the shape; llama.cpp runs some of these shapes (head_dim 8, hidden 16).
+ */
+export function engineShapeProblem(c: ModelConfig): ShapeProblem | null {
+  if (c.headDim % 16 !== 0 || c.headDim < 16 || c.headDim > MAX_HEAD_DIM) return { key: "head_dim", value: c.headDim, need: `a multiple of 16 from 16 to ${MAX_HEAD_DIM} (the attention kernels work on whole 16-byte vectors)` };
+  const widths: Array<[ShapeProblem["key"], number, string]> = [
+    ["hidden_size", c.hiddenSize, "the hidden size"],
+    ["intermediate_size", c.intermediateSize, "the FFN width"],
+    ["num_attention_heads", c.numHeads * c.headDim, "query heads x head_dim"],
+  ];
+  for (const [key, width, what] of widths) {
+    if (width % GROUP !== 0) return { key, value: key === "num_attention_heads" ? c.numHeads : width, need: `${what} (${width}) to be a multiple of ${GROUP}, the group the activations are quantized in` };
+  }
+  return null;
 }
 
 export class WasmEngine implements Backend {
@@ -156,6 +184,8 @@ export class WasmEngine implements Backend {
    * repacked, both split across the threads; norms copied as float32.
    */
   static async load(config: ModelConfig, weights: WeightSource, names: TensorNames, opts: EngineOptions): Promise<WasmEngine> {
+    const shape = engineShapeProblem(config);
+    if (shape !== null) throw new RangeError(`${shape.key} is ${shape.value}: this engine's kernels need ${shape.need}`);
     checkContextLength(config, opts.contextLength);
     const sequences = opts.sequences ?? 1;
     if (!Number.isSafeInteger(sequences) || sequences < 1) throw new RangeError(`sequences must be an integer >= 1, got ${sequences}`);

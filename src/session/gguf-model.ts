@@ -312,12 +312,15 @@ function sameValue(a: GgufValue, b: GgufValue): boolean {
   return a.value === b.value;
 }
 
+/** A value for a message: strings cut, arrays by their first 8 items and length (never all of them turned to text). */
 function showValue(v: GgufValue): string {
+  const one = (x: unknown) => (typeof x !== "string" ? String(x) : x.length > 200 ? `${JSON.stringify(x.slice(0, 200))}... (${x.length} characters)` : JSON.stringify(x));
   if (v.type === "array") {
-    const items = Array.from(v.value as ArrayLike<unknown>, (x) => (typeof x === "string" ? JSON.stringify(x) : String(x)));
-    return `[${items.length > 8 ? [...items.slice(0, 8), "..."].join(", ") : items.join(", ")}]`;
+    const all = v.value as ArrayLike<unknown>;
+    const items = Array.from({ length: Math.min(all.length, 8) }, (_, i) => one(all[i]));
+    return `[${all.length > 8 ? `${items.join(", ")}, ... (${all.length} items)` : items.join(", ")}]`;
   }
-  return typeof v.value === "string" ? JSON.stringify(v.value) : String(v.value);
+  return one(v.value);
 }
 
 /**

@@ -19,11 +19,12 @@ import { CONFIG_LIMITS, ConfigError, parseConfig, type ModelConfig, type RopeSca
 import { isDequantizedType } from "../model/checkpoint/ggml-dequantize.js";
 import type { GgufFile, GgufValue } from "../model/checkpoint/gguf.js";
 import { GgufWeights, READABLE_GGML_TYPES } from "../model/checkpoint/gguf-weights.js";
+import { engineShapeProblem } from "../model/engine.js";
 import { expectedShapes, ggufTensorNames, type TensorNames } from "../model/tensor-names.js";
 import { NO_GENERATION_CONFIG } from "../generate/generation-config.js";
 import { TextTokenizer } from "../text/tokenizer.js";
-import { tokenizerFromGgml } from "../text/ggml-tokenizer.js";
-import { ChatTemplate, findChatTemplate } from "../text/chat-template.js";
+import { tokenizerFromGgml, type GgmlText } from "../text/ggml-tokenizer.js";
+import { ChatTemplate } from "../text/chat-template.js";
 import { GGUF_KEYS, parseJson, type GgufModel } from "./gguf-model.js";
 import { llamaCppKeys, type KeyReaders, type LlamaCppArchitecture } from "./llama-cpp-architecture.js";
 import { GEMMA3_GGUF } from "./gemma3-gguf-model.js";
@@ -91,7 +92,11 @@ export async function readLlamaCppGgufModel(file: GgufFile): Promise<GgufModel> 
   const fail: (msg: string) => never = (msg) => {
     throw new CheckpointError(`${file.source.name}: ${msg}`);
   };
-  const { config, configJson: json, names } = await readLlamaCppHeader(file);
+  // The text side is read where the header has checked the vocabulary's size, before the config is parsed:
+  // its end-of-generation ids become the config's end ids.
+  let text: GgufText | undefined;
+  const { config, configJson: json, names } = await readLlamaCppHeader(file, () => (text = readGgufText(file, fail)).endOfGeneration);
+  if (text === undefined) throw new Error("readLlamaCppHeader did not read the text side");
   const requantized: GgufModel["requantized"] = [];
   for (const [name, shape] of expectedShapes(config, names)) {
     const t = file.tensor(name);
@@ -100,59 +105,80 @@ export async function readLlamaCppGgufModel(file: GgufFile): Promise<GgufModel> 
     if (isDequantizedType(t.type)) requantized.push({ name, type: t.type });
   }
 
-  // -------------------------------------------------------------------------------------------------------
-  // The tokenizer. With a tokenizer.huggingface.json, that is the tokenizer (as in this project's own files).
-  // Without one the model serves id-level work only, like a folder without tokenizer.json.
-  // The tokenizer: tokenizer.json whole when the file carries it, else built from llama.cpp's vocabulary
-  // keys (tokenizer.ggml.*), else none (the model then serves id-level work only).
-  const tokenizerText = md.string(GGUF_KEYS.tokenizerJson, "optional");
-  let text: { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown> } | null = null;
-  if (tokenizerText !== undefined) {
-    text = { tokenizerJson: parseJson(tokenizerText, `${file.source.name}: ${GGUF_KEYS.tokenizerJson}`), tokenizerConfig: {} };
-  } else if (md.has("tokenizer.ggml.model")) {
-    try {
-      text = tokenizerFromGgml(md);
-    } catch (err) {
-      fail((err as Error).message.split("\n")[0]);
-    }
-  }
-  let tokenizer: TextTokenizer | null = null;
-  let chatTemplate: ChatTemplate | null = null;
-  let chatTemplateSource: string | null = null;
-  if (text !== null) {
-    try {
-      tokenizer = new TextTokenizer({ tokenizer: text.tokenizerJson, tokenizerConfig: text.tokenizerConfig });
-    } catch (err) {
-      fail(`${GGUF_KEYS.tokenizerJson}: ${(err as Error).message.split("\n")[0]}`);
-    }
-    chatTemplateSource = findChatTemplate(text.tokenizerConfig, md.string(GGUF_KEYS.chatTemplate, "optional") ?? null);
-    if (chatTemplateSource !== null) {
-      try {
-        chatTemplate = new ChatTemplate(chatTemplateSource, { bos_token: tokenizer.bosToken, eos_token: tokenizer.eosToken });
-      } catch (err) {
-        fail(`${GGUF_KEYS.chatTemplate}: ${(err as Error).message.split("\n")[0]}`);
-      }
-    }
-  }
   return {
     config,
     configJson: json,
-    tokenizer,
-    tokenizerJson: text?.tokenizerJson ?? null,
-    tokenizerConfig: text?.tokenizerConfig ?? {},
-    chatTemplate,
-    chatTemplateSource,
+    tokenizer: text.tokenizer,
+    tokenizerJson: text.tokenizerJson,
+    tokenizerConfig: text.tokenizerConfig,
+    chatTemplate: text.chatTemplate,
+    chatTemplateSource: text.chatTemplateSource,
     generation: NO_GENERATION_CONFIG,
     names,
     requantized,
   };
 }
 
+/** The text side of a llama.cpp file: its tokenizer, chat template and end-of-generation ids. */
+export interface GgufText {
+  tokenizer: TextTokenizer | null;
+  tokenizerJson: unknown;
+  tokenizerConfig: Record<string, unknown>;
+  chatTemplate: ChatTemplate | null;
+  chatTemplateSource: string | null;
+  /** Empty unless the vocabulary comes from tokenizer.ggml.* keys. */
+  endOfGeneration: number[];
+}
+
+/**
+ * The text side of a llama.cpp file of any architecture. The tokenizer: tokenizer.json whole when the file
+ * carries one (as this project's own files do), else built from llama.cpp's vocabulary keys
+ * (tokenizer.ggml.*, src/text/ggml-tokenizer.ts), else none (the model then serves id-level work only); the
+ * chat template, tokenizer.chat_template or the vocabulary's family default; the end-of-generation ids, which
+ * the reader makes the config's end ids. A problem with any of them is `fail`'s one line naming the key.
+ */
+export function readGgufText(file: GgufFile, fail: (msg: string) => never): GgufText {
+  const md = file.metadata;
+  const none: GgufText = { tokenizer: null, tokenizerJson: null, tokenizerConfig: {}, chatTemplate: null, chatTemplateSource: null, endOfGeneration: [] };
+  const tokenizerText = md.string(GGUF_KEYS.tokenizerJson, "optional");
+  let parts: GgufText;
+  if (tokenizerText !== undefined) {
+    const tokenizerJson = parseJson(tokenizerText, `${file.source.name}: ${GGUF_KEYS.tokenizerJson}`);
+    let tokenizer: TextTokenizer;
+    try {
+      tokenizer = new TextTokenizer({ tokenizer: tokenizerJson, tokenizerConfig: {} });
+    } catch (err) {
+      fail(`${GGUF_KEYS.tokenizerJson}: ${(err as Error).message.split("\n")[0]}`);
+    }
+    parts = { ...none, tokenizer, tokenizerJson, chatTemplateSource: md.string(GGUF_KEYS.chatTemplate, "optional") ?? null };
+  } else if (md.has("tokenizer.ggml.model")) {
+    let t: GgmlText;
+    try {
+      t = tokenizerFromGgml(md);
+    } catch (err) {
+      fail((err as Error).message.split("\n")[0]);
+    }
+    parts = { ...none, tokenizer: t.tokenizer, tokenizerConfig: t.tokenizerConfig, chatTemplateSource: t.chatTemplate, endOfGeneration: t.endOfGeneration };
+  } else {
+    return none;
+  }
+  if (parts.chatTemplateSource !== null) {
+    try {
+      parts.chatTemplate = new ChatTemplate(parts.chatTemplateSource, { bos_token: parts.tokenizer!.bosToken, eos_token: parts.tokenizer!.eosToken });
+    } catch (err) {
+      fail(`${GGUF_KEYS.chatTemplate}: ${(err as Error).message.split("\n")[0]}`);
+    }
+  }
+  return parts;
+}
+
 /**
  * A llama.cpp file's header, checked: the config from its keys (the architecture's own through
  * LLAMA_CPP_ARCHITECTURES) and every tensor of the family's list present with its shape, nothing else.
+ * `endOfGeneration` is asked once the vocabulary's size is checked: the vocabulary's end-of-generation ids
+ * (readGgufText's), which become the config's end ids when there are any.
  */
-export async function readLlamaCppHeader(file: GgufFile): Promise<LlamaCppHeader> {
+export async function readLlamaCppHeader(file: GgufFile, endOfGeneration: () => number[] = () => []): Promise<LlamaCppHeader> {
   const md = file.metadata;
   const fail: (msg: string) => never = (msg) => {
     throw new CheckpointError(`${file.source.name}: ${msg}`);
@@ -182,6 +208,8 @@ export async function readLlamaCppHeader(file: GgufFile): Promise<LlamaCppHeader
       return undefined;
     }
     if (v.type !== "f32" && v.type !== "f64") fail(`metadata key ${key} is ${describe(v)}, expected f32`);
+    // Said here: as config.json, NaN and infinities would reach parseConfig as null.
+    if (!Number.isFinite(v.value)) fail(`metadata key ${key} is ${v.value}, expected a finite number`);
     return v.type === "f32" ? shortestDecimal(v.value as number) : (v.value as number);
   };
 
@@ -203,6 +231,7 @@ export async function readLlamaCppHeader(file: GgufFile): Promise<LlamaCppHeader
     if (tokens.type !== "array" || tokens.itemType !== "string") fail(`metadata key ${K.tokens} is ${describe(tokens)}, expected string[]`);
     if (tokens.value.length !== vocab) fail(`${K.tokens} has ${tokens.value.length} tokens but token_embd.weight has ${vocab} rows`);
   }
+  const ends = endOfGeneration();
   const tokenId = (key: string): number | undefined => {
     const id = int(key, false);
     if (id !== undefined && id >= vocab) fail(`${key} ${id} is outside the vocabulary of ${vocab}`);
@@ -234,7 +263,9 @@ export async function readLlamaCppHeader(file: GgufFile): Promise<LlamaCppHeader
     // llama.cpp reads the output head from token_embd when output.weight is absent.
     tie_word_embeddings: !file.has("output.weight"),
     bos_token_id: bos,
-    eos_token_id: eos === undefined ? undefined : eot !== undefined && eot !== eos ? [eos, eot] : eos,
+    // Generation ends at any of the vocabulary's end-of-generation ids (EOS, end of turn: llama.cpp's set)
+    // when the file has llama.cpp's vocabulary keys.
+    eos_token_id: ends.length > 0 ? ends : eos === undefined ? undefined : eot !== undefined && eot !== eos ? [eos, eot] : eos,
     pad_token_id: pad,
   };
   for (const k of Object.keys(json)) if (json[k] === undefined) delete json[k];
@@ -244,6 +275,12 @@ export async function readLlamaCppHeader(file: GgufFile): Promise<LlamaCppHeader
   } catch (err) {
     if (err instanceof ConfigError) throw new CheckpointError(err.message);
     throw err;
+  }
+  // Shapes llama.cpp runs but this engine's kernels do not (head_dim 8, hidden 16), refused naming the key.
+  const shape = engineShapeProblem(parsed);
+  if (shape !== null) {
+    const key = { head_dim: md.has(K.keyLength) ? K.keyLength : `${K.embeddingLength} / ${K.headCount}`, hidden_size: K.embeddingLength, intermediate_size: K.feedForwardLength, num_attention_heads: K.headCount }[shape.key];
+    fail(`${key} is ${shape.value}: this engine's kernels need ${shape.need}`);
   }
   const valueLength = int(K.valueLength, false);
   if (valueLength !== undefined && valueLength !== parsed.headDim) fail(`${K.valueLength} ${valueLength} differs from the key length ${parsed.headDim}`);

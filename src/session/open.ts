@@ -136,6 +136,11 @@ export async function openGgufModel(source: ByteSource, platform: Platform, opts
     m.tokenizer?.checkFitsVocabulary(m.config.vocabSize);
     const backend = await createBackend(m.config, new GgufWeights(file), m.names, backendOptions(m.config, opts, platform, meter), platform);
     return await ready(new Model(source.name, m.config, m.tokenizer, m.chatTemplate, backend, m.generation, performance.now() - started), meter);
+  } catch (err) {
+    // The weight loaders and the quantizer refuse a tensor by its name ("tensor blk.0.attn_q.weight: ..."):
+    // the file's name goes in front, as in every other refusal of the file.
+    if (err instanceof Error && err.message.startsWith("tensor ")) throw new CheckpointError(`${source.name}: ${err.message}`);
+    throw err;
   } finally {
     meter.stop();
     await file.close();

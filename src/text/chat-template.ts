@@ -28,10 +28,17 @@ export class ChatTemplate {
     private readonly specialTokens: { bos_token: string | null; eos_token: string | null },
     readonly stop: readonly string[] = [],
   ) {
+    // The library preprocesses the source with regular expressions before parsing it, outside any limit of
+    // the render: check first that this stays quick.
+    const problem = sourceProblem(source);
+    if (problem !== null) throw new TemplateLimitError(`chat template ${problem}`);
     try {
       this.template = new Template(source);
     } catch (err) {
-      throw new Error(`chat template does not parse: ${(err as Error).message}`);
+      // The library's lexer and parser throw SyntaxErrors; anything else is the library tripping over an
+      // unfinished tag (its own message would be "Cannot read properties of undefined").
+      const why = err instanceof SyntaxError ? err.message.split("\n")[0] : "the template library fails on it (an unfinished tag or expression?)";
+      throw new Error(`chat template does not parse: ${why}`);
     }
   }
 
@@ -67,7 +74,32 @@ export const TEMPLATE_LIMITS = {
   ms: 5_000,
   /** Integers written or computed in the template: widths (indent, tojson) allocate this many characters. */
   integer: 1_000_000,
+  /** Characters of the template's source (real ones have a few thousand; Llama 4's about 5,000). */
+  sourceChars: 256 * 1024,
+  /**
+   * Sum over the source's runs of whitespace of the run's length squared. @huggingface/jinja's lexer first
+   * rewrites the source with /(\s*){%(-?)\s*(?:end)?generation.../, which backtracks through each run from
+   * each of its characters: about 2 ns per unit here, so 10^8 is about 0.2 s (a million spaces would be an
+   * hour). Real templates, indented by tens of spaces, stay below 10^6.
+   */
+  whitespaceWork: 1e8,
 } as const;
+
+/** Why `source` is refused before the library sees it, or null. */
+function sourceProblem(source: string): string | null {
+  if (source.length > TEMPLATE_LIMITS.sourceChars) return `has ${source.length} characters, more than ${TEMPLATE_LIMITS.sourceChars}`;
+  let work = 0;
+  let longest = 0;
+  for (const m of source.matchAll(/\s+/g)) {
+    const n = m[0].length;
+    work += n * n;
+    longest = Math.max(longest, n);
+  }
+  if (work > TEMPLATE_LIMITS.whitespaceWork) {
+    return `has too much whitespace in long runs (the longest ${longest} characters): the template library's preprocessing takes time quadratic in a run's length`;
+  }
+  return null;
+}
 
 export class TemplateLimitError extends Error {
   constructor(message: string) {
@@ -235,3 +267,20 @@ export const PLAIN_DIALOGUE_TEMPLATE = `{{- bos_token }}
 {%- endif %}`;
 
 export const PLAIN_DIALOGUE_STOP = ["\n\n"];
+
+/**
+ * Gemma's chat format, for a Gemma file that carries no template (the base models: src/text/ggml-tokenizer.ts
+ * picks it): each turn "<start_of_turn>" + role ("model" for the assistant) + a newline, the message,
+ * "<end_of_turn>" and a newline; a system message is put before the first user message, after a blank
+ * line, as Gemma has no system role; the generation prompt opens a model turn. The model ends its turn with
+ * <end_of_turn>, one of the file's end-of-generation tokens.
+ */
+export const GEMMA_TURNS_TEMPLATE = `{{- bos_token }}
+{%- set system = messages[0]['content'] | trim + '\n\n' if messages[0]['role'] == 'system' else '' %}
+{%- for message in messages if message['role'] != 'system' %}
+{{- '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' }}
+{{- (system if loop.first else '') + message['content'] | trim + '<end_of_turn>\n' }}
+{%- endfor %}
+{%- if add_generation_prompt %}
+{{- '<start_of_turn>model\n' }}
+{%- endif %}`;

@@ -10,22 +10,12 @@
 // Added tokens hold their text as it is (not in the byte alphabet); special ones (BOS, EOS, control
 // tokens) stand for no bytes at all, like the vocabulary padding ids.
 import { TokenizerError } from "./tokenizer-json.js";
+import { BYTE_LEVEL_BYTES } from "./byte-level.js";
 
 /** Token id i's bytes are `data[offsets[i] .. offsets[i + 1])`; ids that stand for no bytes have an empty range. */
 export interface TokenBytes {
   data: Uint8Array;
   offsets: Uint32Array;
-}
-
-/** GPT-2's bytes_to_unicode, inverted: the byte each character of the byte alphabet stands for (-1 if none). */
-function byteLevelAlphabet(): Int16Array {
-  const fromChar = new Int16Array(324).fill(-1);
-  let extra = 0;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-    fromChar[printable ? b : 256 + extra++] = b;
-  }
-  return fromChar;
 }
 
 type Spelling = "byte-level" | "sentencepiece";
@@ -62,7 +52,7 @@ export function tokenBytesOf(tj: Record<string, unknown>, vocabSize: number): To
     throw new TokenizerError("tokenizer.json: its tokens are not byte strings (grammars need a byte-level BPE or SentencePiece vocabulary)");
   }
   const byteFallback = model.byte_fallback === true || componentTypes(tj.decoder).includes("ByteFallback");
-  const alphabet = byteLevelAlphabet();
+  const alphabet = BYTE_LEVEL_BYTES;
   const pieces: (Uint8Array | null)[] = new Array(vocabSize).fill(null);
 
   const regular = (piece: string): Uint8Array | null => {

@@ -11,6 +11,20 @@ import { backtrackingRisk } from "./regex-safety.js";
  */
 export const MAX_TOKEN_ID = 2 ** 22;
 
+/**
+ * Characters of one special token (an added token of tokenizer.json; a control, user-defined or unknown token
+ * of a GGUF vocabulary). Every prompt is searched for them, at a cost per position that grows with their
+ * length, and @huggingface/tokenizers keeps them in a trie of about 190 bytes per character. Real ones are
+ * short: Gemma 3's longest is 31 characters, Llama 3's 30.
+ */
+export const MAX_SPECIAL_TOKEN_CHARS = 256;
+
+/** Characters of all added tokens of a tokenizer.json together (Gemma 3's 6,414 special tokens: 75,784). */
+export const MAX_ADDED_TOKEN_CHARS = 2 ** 18;
+
+/** Entries of tokenizer_config.json's additional_special_tokens (real lists hold a few hundred at most). */
+export const MAX_ADDITIONAL_SPECIAL_TOKENS = 1024;
+
 export class TokenizerError extends Error {
   constructor(message: string) {
     super(message);
@@ -81,10 +95,15 @@ export function checkTokenizerJson(tj: unknown): Record<string, unknown> {
 
   const added = t.added_tokens ?? [];
   if (!Array.isArray(added)) fail(`"added_tokens" must be a list, got ${show(added)}`);
+  let addedChars = 0;
   (added as unknown[]).forEach((a, i) => {
     if (!isRecord(a)) fail(`added_tokens[${i}] must be an object, got ${show(a)}`);
     const e = a as Record<string, unknown>;
     if (typeof e.content !== "string" || e.content.length === 0) fail(`added_tokens[${i}].content must be a non-empty string, got ${show(e.content)}`);
+    const content = e.content as string;
+    if (content.length > MAX_SPECIAL_TOKEN_CHARS) fail(`added_tokens[${i}].content has ${content.length} characters; added tokens have at most ${MAX_SPECIAL_TOKEN_CHARS}`);
+    addedChars += content.length;
+    if (addedChars > MAX_ADDED_TOKEN_CHARS) fail(`added_tokens hold more than ${MAX_ADDED_TOKEN_CHARS} characters in all (at added_tokens[${i}])`);
     if (!isId(e.id)) fail(`added_tokens[${i}].id must be a token id (an integer in [0, ${MAX_TOKEN_ID}]), got ${show(e.id)}`);
     for (const flag of ["special", "normalized", "lstrip", "rstrip", "single_word"]) {
       if (e[flag] !== undefined && typeof e[flag] !== "boolean") fail(`added_tokens[${i}].${flag} must be true or false, got ${show(e[flag])}`);
@@ -216,6 +235,13 @@ export function checkTokenizerConfig(cfg: Record<string, unknown>): void {
     if (!Array.isArray(extra) || extra.some((v) => typeof v !== "string" && !(isRecord(v) && typeof v.content === "string"))) {
       fail(`additional_special_tokens must be a list of strings or {"content": string} tokens, got ${show(extra)}`);
     }
+    // The library checks each against every special token before it (quadratic in the list).
+    const list = extra as unknown[];
+    if (list.length > MAX_ADDITIONAL_SPECIAL_TOKENS) fail(`additional_special_tokens has ${list.length} entries, more than ${MAX_ADDITIONAL_SPECIAL_TOKENS}`);
+    list.forEach((v, i) => {
+      const text = typeof v === "string" ? v : (v as { content: string }).content;
+      if (text.length > MAX_SPECIAL_TOKEN_CHARS) fail(`additional_special_tokens[${i}] has ${text.length} characters; special tokens have at most ${MAX_SPECIAL_TOKEN_CHARS}`);
+    });
   }
   for (const key of ["add_bos_token", "add_eos_token", "clean_up_tokenization_spaces", "remove_space", "do_lowercase_and_remove_accent"]) {
     if (cfg[key] !== undefined && cfg[key] !== null && typeof cfg[key] !== "boolean") fail(`${key} must be true or false, got ${show(cfg[key])}`);

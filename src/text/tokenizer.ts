@@ -1,4 +1,5 @@
-// Text <-> token ids through the checkpoint's own tokenizer.json (@huggingface/tokenizers).
+// Text <-> token ids through the checkpoint's own tokenizer.json (@huggingface/tokenizers), or through an
+// engine of the same shape for a GGUF file's own vocabulary (src/text/ggml-tokenizer.ts).
 //
 // BOS: tokenizer_config.json's `add_bos_token` decides when it is present (the ids are then encoded
 // without special tokens and BOS prepended by hand, so a post-processor cannot add a second one);
@@ -14,33 +15,58 @@ export interface TokenizerFiles {
   tokenizerConfig: Record<string, unknown>;
 }
 
+/**
+ * The part of @huggingface/tokenizers' Tokenizer this class uses, so another implementation can stand in for
+ * it (the library's names). encode with add_special_tokens adds what the tokenizer's post-processor adds.
+ */
+export interface TokenizerEngine {
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean; clean_up_tokenization_spaces?: boolean }): string;
+  token_to_id(token: string): number | undefined;
+  id_to_token(id: number): string | undefined;
+  get_vocab(withAddedTokens?: boolean): Map<string, number>;
+  /** Each id's bytes, as TextTokenizer.tokenBytes gives them; without it they are read from the tokenizer.json. */
+  tokenBytes?(vocabSize: number): TokenBytes;
+}
+
+/** An engine already built (and checked) elsewhere, with the tokenizer_config.json fields it comes with. */
+export interface TokenizerEngineFiles {
+  engine: TokenizerEngine;
+  tokenizerConfig: Record<string, unknown>;
+}
+
 export class TextTokenizer {
   readonly bosTokenId: number | null;
   readonly bosToken: string | null;
   readonly eosToken: string | null;
-  private readonly tok: Tokenizer;
+  private readonly tok: TokenizerEngine;
   private readonly addBos: boolean | null;
   /** transformers' cleanup (" !" -> "!") is lossy, so it runs only when tokenizer_config.json asks for it. */
   private readonly cleanUpSpaces: boolean;
   /** Ids below this bound that have a token string; ids without one are vocabulary padding. */
   private readonly known: Set<number>;
-  /** The checked tokenizer.json, kept for the byte table (built on first use). */
-  private readonly json: Record<string, unknown>;
+  /** The checked tokenizer.json, kept for the byte table (built on first use); null with an engine. */
+  private readonly json: Record<string, unknown> | null;
   private bytes: TokenBytes | null = null;
 
-  constructor(files: TokenizerFiles) {
-    // Malformed files are refused here, with the key named, rather than inside the library (see tokenizer-json.ts).
-    const tj = checkTokenizerJson(files.tokenizer);
-    this.json = tj;
+  constructor(files: TokenizerFiles | TokenizerEngineFiles) {
     const cfg = files.tokenizerConfig;
     if (typeof cfg !== "object" || cfg === null || Array.isArray(cfg)) throw new TokenizerError("tokenizer_config.json: expected a JSON object");
     checkTokenizerConfig(cfg);
-    const extra = cfg["additional_special_tokens"];
-    const libraryConfig = Array.isArray(extra) ? { ...cfg, additional_special_tokens: extra.map(specialTokenString) } : cfg;
-    try {
-      this.tok = new Tokenizer(tj, libraryConfig);
-    } catch (err) {
-      throw new TokenizerError(`tokenizer.json: cannot be built: ${(err as Error).message.split("\n")[0]}`);
+    if ("engine" in files) {
+      this.tok = files.engine;
+      this.json = null;
+    } else {
+      // Malformed files are refused here, with the key named, rather than inside the library (see tokenizer-json.ts).
+      const tj = checkTokenizerJson(files.tokenizer);
+      this.json = tj;
+      const extra = cfg["additional_special_tokens"];
+      const libraryConfig = Array.isArray(extra) ? { ...cfg, additional_special_tokens: extra.map(specialTokenString) } : cfg;
+      try {
+        this.tok = new Tokenizer(tj, libraryConfig);
+      } catch (err) {
+        throw new TokenizerError(`tokenizer.json: cannot be built: ${(err as Error).message.split("\n")[0]}`);
+      }
     }
     this.bosToken = specialTokenString(cfg["bos_token"]);
     this.eosToken = specialTokenString(cfg["eos_token"]);
@@ -80,7 +106,7 @@ export class TextTokenizer {
    * padding ids have none. Throws a TokenizerError for a vocabulary whose tokens are not byte strings.
    */
   tokenBytes(vocabSize: number): TokenBytes {
-    if (this.bytes === null || this.bytes.offsets.length !== vocabSize + 1) this.bytes = tokenBytesOf(this.json, vocabSize);
+    if (this.bytes === null || this.bytes.offsets.length !== vocabSize + 1) this.bytes = this.tok.tokenBytes?.(vocabSize) ?? tokenBytesOf(this.json!, vocabSize);
     return this.bytes;
   }
 

@@ -339,7 +339,7 @@ describe("a llama.cpp file this loader cannot run is refused with one line", () 
     expect(await withKey("llama.feed_forward_length", u32(1024))).toMatch(/tensor blk\.0\.ffn_gate\.weight has shape \[1536, 576\] but the file's keys imply \[1024, 576\]/);
     expect(await withKey("llama.attention.value_length", u32(32))).toMatch(/value_length 32 differs from the key length 64/);
     expect(await withKey("llama.rope.dimension_count", u32(32))).toMatch(/partial RoPE is not supported/);
-    expect(await withKey("tokenizer.ggml.bos_token_id", u32(5000))).toMatch(/bos_token_id 5000 is outside the vocabulary of 1024/);
+    expect(await withKey("tokenizer.ggml.bos_token_id", u32(5000))).toMatch(/bos_token_id 5000 is not a token id \(the vocabulary has 1024 tokens\)/);
     // An out-of-range padding id is ignored, as llama.cpp ignores it.
     expect(await withKey("tokenizer.ggml.padding_token_id", u32(2 ** 32 - 1))).toBe("ok");
   });

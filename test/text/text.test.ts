@@ -128,6 +128,19 @@ describe("chat template limits", () => {
     refuse("{{ 'a' | indent(999 * 999 * 999, true) }}", /number 997002999 is out of range/);
     expect(() => new ChatTemplate("{% for i in range(2000000) %}{% endfor %}", special).render(hi)).toThrow(TemplateLimitError);
   });
+
+  it("refuses, before the template library preprocesses it, a source too long or with whitespace runs it would backtrack through", () => {
+    // 100,000 spaces took the library's preprocessing about 20 s here; a million, hours.
+    refuse("{{ x }}" + " ".repeat(100_000) + "{{ y }}", /chat template has too much whitespace in long runs \(the longest 100000 characters\)/);
+    refuse("{{ x }}".repeat(40_000), /chat template has 280000 characters, more than 262144/);
+    // Indentation and blank lines of the size real templates have are nothing.
+    const indented = Array.from({ length: 300 }, (_, i) => `${" ".repeat(i % 40)}{{- 'x' }}\n\n`).join("");
+    expect(new ChatTemplate(indented, special).render(hi).trim()).toBe("x".repeat(300));
+  });
+
+  it("says an unfinished tag is one, not the template library's internal message", () => {
+    expect(() => new ChatTemplate("{{ raise_exception('no')", special)).toThrow(/^chat template does not parse: the template library fails on it \(an unfinished tag or expression\?\)$/);
+  });
 });
 
 describe("malformed and hostile tokenizers are refused at load", () => {
@@ -155,6 +168,16 @@ describe("malformed and hostile tokenizers are refused at load", () => {
     expect(load(patched((t) => (t.pre_tokenizer.pretokenizers[0].behavior = 3)))).toThrow(/^tokenizer\.json: pre_tokenizer\.pretokenizers\[0\]\.behavior must be a string, got 3$/);
     expect(load(tokenizerJson, { ...tokenizerConfig, additional_special_tokens: "x" })).toThrow(/^tokenizer_config\.json: additional_special_tokens must be a list/);
     expect(load(tokenizerJson, { ...tokenizerConfig, bos_token: 5 })).toThrow(/^tokenizer_config\.json: bos_token must be a string/);
+  });
+
+  it("bounds special tokens: an added token's length, all added tokens' characters, additional_special_tokens", () => {
+    expect(load(patched((t) => t.added_tokens.push({ id: 900, content: "z".repeat(257), special: true })))).toThrow(/^tokenizer\.json: added_tokens\[\d+\]\.content has 257 characters; added tokens have at most 256$/);
+    const many = patched((t) => {
+      for (let i = 0; i < 1100; i++) t.added_tokens.push({ id: 2000 + i, content: `<|${String(i).padStart(250, "0")}|>`, special: true });
+    });
+    expect(load(many)).toThrow(/^tokenizer\.json: added_tokens hold more than 262144 characters in all \(at added_tokens\[\d+\]\)$/);
+    expect(load(tokenizerJson, { ...tokenizerConfig, additional_special_tokens: Array.from({ length: 1025 }, (_, i) => `<${i}>`) })).toThrow(/^tokenizer_config\.json: additional_special_tokens has 1025 entries, more than 1024$/);
+    expect(load(tokenizerJson, { ...tokenizerConfig, additional_special_tokens: ["<ok>", { content: "w".repeat(300) }] })).toThrow(/^tokenizer_config\.json: additional_special_tokens\[1\] has 300 characters; special tokens have at most 256$/);
   });
 
   it("refuses an added token id the model's embedding table has no row for", () => {
