@@ -1,4 +1,4 @@
-// Element-wise kernels of the forward pass: RMSNorm, interleaved RoPE, SwiGLU, the residual add. Raw pointers, no
+// Element-wise kernels of the forward pass: RMSNorm, interleaved RoPE, SwiGLU, GeGLU, the residual add. Raw pointers, no
 // allocation; the layouts and tolerances are documented beside the TypeScript twins in
 // src/kernels/elementwise.ts.
 import { madd, hsum, exp4 } from "./simd-util";
@@ -107,6 +107,37 @@ export function swiglu(gate: usize, up: usize, out: usize, n: i32): void {
     const g = load<f32>(gate + i);
     const e = f32x4.extract_lane(exp4(f32x4.splat(-g)), 0);
     store<f32>(out + i, (g / (1.0 + e)) * load<f32>(up + i));
+  }
+}
+
+/** sqrt(2/pi) and 0.044715: GELU's tanh approximation, tanh(sqrt(2/pi) (x + 0.044715 x^3)). */
+const GELU_C: f32 = 0.7978845608028654;
+const GELU_A: f32 = 0.044715;
+
+/**
+ * out[i] = gelu_tanh(gate[i]) · up[i] for n f32, with gelu_tanh(g) = 0.5 g (1 + tanh(z)), z = sqrt(2/pi)
+ * (g + 0.044715 g^3), computed as g / (1 + e^(-2z)) (the same function: 0.5 (1 + tanh z) is the logistic
+ * of 2z), so it is SwiGLU's loop with e^(-2z) for e^(-g). `out` may alias either input.
+ */
+export function geglu(gate: usize, up: usize, out: usize, n: i32): void {
+  const end = <usize>n << 2;
+  const quadEnd = <usize>(n & ~3) << 2;
+  const one = f32x4.splat(1.0);
+  const c2 = f32x4.splat(-2.0 * GELU_C);
+  const a = f32x4.splat(GELU_A);
+  let i: usize = 0;
+  for (; i < quadEnd; i += 16) {
+    const g = v128.load(gate + i);
+    // -2z = -2 sqrt(2/pi) · g · (1 + 0.044715 g²)
+    const m2z = f32x4.mul(f32x4.mul(c2, g), madd(a, f32x4.mul(g, g), one));
+    const e = exp4(m2z);
+    v128.store(out + i, f32x4.mul(f32x4.div(g, f32x4.add(one, e)), v128.load(up + i)));
+  }
+  for (; i < end; i += 4) {
+    const g = f32x4.splat(load<f32>(gate + i));
+    const m2z = f32x4.mul(f32x4.mul(c2, g), madd(a, f32x4.mul(g, g), one));
+    const y = f32x4.div(g, f32x4.add(one, exp4(m2z)));
+    store<f32>(out + i, f32x4.extract_lane(y, 0) * load<f32>(up + i));
   }
 }
 

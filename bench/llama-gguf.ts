@@ -1,6 +1,6 @@
-// The GGUF behind `npm run bench:peer`: the checkpoint's weights as a llama.cpp "llama" model, so llama.cpp
-// runs the same matrices our engine loads; the tests of the llama.cpp reader (src/session/llama-gguf-model.ts)
-// write their files with it too. The container itself is src/model/checkpoint/gguf-writer.ts, the key names
+// The GGUF behind `npm run bench:peer`: the checkpoint's weights as a llama.cpp model ("llama", or "gemma3"
+// for a Gemma 3 checkpoint), so llama.cpp runs the same matrices our engine loads; the tests of the llama.cpp
+// reader (src/session/llama-gguf-model.ts) write their files with it too. The container itself is src/model/checkpoint/gguf-writer.ts, the key names
 // the reader's; this file adds what only llama.cpp needs: ggml's own Q4_0 rounding, a synthetic
 // SentencePiece-style vocabulary, the q/k row order of llama.cpp's converter and its rope_freqs tensor.
 //
@@ -17,8 +17,10 @@ import { Q4_0_BLOCK, Q4_0_BLOCK_BYTES, GGUF_DEFAULT_ALIGNMENT } from "../src/mod
 import { bool, f32, f32s, i32s, str, strings, u32, type GgufTensorToWrite, type GgufValue } from "../src/model/checkpoint/gguf-writer.js";
 import type { TensorNames } from "../src/model/tensor-names.js";
 import { interleaveRopeRows, ropeInverseFrequencies } from "../src/model/rope.js";
-import { ggufTensorNames } from "../src/session/gguf-model.js";
-import { LLAMA_CPP_KEYS as K, ROPE_FREQS_TENSOR } from "../src/session/llama-gguf-model.js";
+import { ggufTensorNames } from "../src/model/tensor-names.js";
+import { familyOf } from "../src/model/families/index.js";
+import { LLAMA_CPP_ARCHITECTURES, LLAMA_CPP_KEYS as K, ROPE_FREQS_TENSOR } from "../src/session/llama-gguf-model.js";
+import { llamaCppKeys } from "../src/session/llama-cpp-architecture.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Q4_0
@@ -145,46 +147,56 @@ export interface LlamaGgufOptions {
  * rope_scaling: the unscaled frequency over the scaled one.
  */
 export function ropeFrequencyDivisors(c: ModelConfig): Float32Array {
-  const scaled = ropeInverseFrequencies(c);
-  const plain = ropeInverseFrequencies({ ...c, ropeScaling: null });
+  const rope = c.rope.full_attention;
+  const scaled = ropeInverseFrequencies(c.headDim, rope);
+  const plain = ropeInverseFrequencies(c.headDim, { ...rope, scaling: null });
   return Float32Array.from(plain, (w, i) => w / scaled[i]);
 }
 
 /**
- * The metadata and tensors of a llama.cpp "llama" GGUF holding the checkpoint's weights: Q4_0 matrices (or
- * F32/F16 ones), F32 norms. Every layer is global attention (llama.cpp has no MobileLLM-Pro sliding
- * pattern). llama.cpp's llama architecture (rope type NORM) rotates adjacent pairs (2i, 2i+1), so q/k rows
- * stored for that (a Llama-4 checkpoint's) are written as they are, and a Hugging Face Llama checkpoint's
- * (rotate_half) are reordered as llama.cpp's converter does (LlamaModel.permute: row i of each head to 2i,
- * row i + headDim/2 to 2i + 1). llama3 RoPE scaling becomes rope_freqs.weight, as the converter writes it.
- * A tied model gets no output.weight: llama.cpp then reads the head from token_embd.
+ * The metadata and tensors of a llama.cpp GGUF holding the checkpoint's weights, of the architecture llama.cpp
+ * runs its family as ("llama", "gemma3"), keys and tensors as llama.cpp's converter writes them: Q4_0
+ * matrices (or F32/F16 ones), F32 norms holding their multipliers (a Gemma checkpoint's 1 + w). q/k rows go in
+ * the order llama.cpp's RoPE for the architecture rotates: its llama architecture (rope type NORM) rotates
+ * adjacent pairs (2i, 2i+1), so a Hugging Face Llama checkpoint's (rotate_half) are reordered as the
+ * converter does (LlamaModel.permute: row i of each head to 2i, row i + headDim/2 to 2i + 1); its gemma3
+ * (NEOX) rotates halves, so Gemma's stay as they are. A llama file is all global attention (llama.cpp has no
+ * MobileLLM-Pro sliding pattern), with llama3 RoPE scaling as rope_freqs.weight; a gemma3 file gets its
+ * sliding window (llama.cpp fixes the pattern). A tied model gets no output.weight: llama.cpp then reads the
+ * head from token_embd.
  */
 export function llamaGguf(o: LlamaGgufOptions): { metadata: Array<[string, GgufValue]>; tensors: GgufTensorToWrite[] } {
   const c = o.config;
-  if (c.useQkNorm) throw new CheckpointError("use_qk_norm has no equivalent in llama.cpp's llama architecture");
-  if (c.useRope.some((r) => !r)) throw new CheckpointError("NoPE layers have no equivalent in llama.cpp's llama architecture");
+  const arch = familyOf(c.architecture).ggufArchitecture ?? "llama";
+  const file = LLAMA_CPP_ARCHITECTURES[arch];
+  const A = llamaCppKeys(arch);
+  if (arch === "llama") {
+    if (c.qkNorm !== "none") throw new CheckpointError("use_qk_norm has no equivalent in llama.cpp's llama architecture");
+    if (c.layers.some((l) => !l.rope)) throw new CheckpointError("NoPE layers have no equivalent in llama.cpp's llama architecture");
+  }
   const rowsPerRead = o.rowsPerRead ?? 4096;
   const vocab = syntheticVocab(c);
   const specialId = (t: string) => vocab.specials.get(t);
   const eos = c.eosTokenIds[0] ?? specialId("<|end_of_text|>");
   const metadata: Array<[string, GgufValue]> = [
-    ["general.architecture", str("llama")],
+    ["general.architecture", str(arch)],
     ["general.name", str(o.name)],
     ["general.alignment", u32(GGUF_DEFAULT_ALIGNMENT)],
     ["general.file_type", u32(2)], // LLAMA_FTYPE_MOSTLY_Q4_0
     ["general.quantization_version", u32(2)],
-    [K.contextLength, u32(c.maxPositions)],
-    [K.embeddingLength, u32(c.hiddenSize)],
-    [K.blockCount, u32(c.numLayers)],
-    [K.feedForwardLength, u32(c.intermediateSize)],
-    [K.headCount, u32(c.numHeads)],
-    [K.headCountKv, u32(c.numKvHeads)],
-    [K.keyLength, u32(c.headDim)],
-    [K.valueLength, u32(c.headDim)],
-    [K.ropeDimensionCount, u32(c.headDim)],
-    [K.ropeFreqBase, f32(c.ropeTheta)],
-    [K.rmsNormEps, f32(c.rmsNormEps)],
-    [K.vocabSize, u32(c.vocabSize)],
+    [A.contextLength, u32(c.maxPositions)],
+    [A.embeddingLength, u32(c.hiddenSize)],
+    [A.blockCount, u32(c.numLayers)],
+    [A.feedForwardLength, u32(c.intermediateSize)],
+    [A.headCount, u32(c.numHeads)],
+    [A.headCountKv, u32(c.numKvHeads)],
+    [A.keyLength, u32(c.headDim)],
+    [A.valueLength, u32(c.headDim)],
+    ...(arch === "llama" ? [[A.ropeDimensionCount, u32(c.headDim)] as [string, GgufValue]] : []),
+    [A.ropeFreqBase, f32(c.rope.full_attention.theta)],
+    [A.rmsNormEps, f32(c.rmsNormEps)],
+    ...(c.slidingWindow !== null && c.layers.some((l) => l.kind === "sliding_attention") ? [[A.slidingWindow, u32(c.slidingWindow)] as [string, GgufValue]] : []),
+    ...(arch === "llama" ? [[A.vocabSize, u32(c.vocabSize)] as [string, GgufValue]] : []),
     ["tokenizer.ggml.model", str("llama")],
     [K.tokens, strings(vocab.tokens)],
     ["tokenizer.ggml.scores", f32s(vocab.scores)],
@@ -193,6 +205,8 @@ export function llamaGguf(o: LlamaGgufOptions): { metadata: Array<[string, GgufV
     ["tokenizer.ggml.add_bos_token", bool(false)],
     ["tokenizer.ggml.add_eos_token", bool(false)],
   ];
+  const globalScaling = c.rope.full_attention.scaling;
+  if (globalScaling?.type === "linear") metadata.push([A.ropeScalingType, str("linear")], [A.ropeScalingFactor, f32(globalScaling.factor)]);
   if (c.bosTokenId !== null && c.bosTokenId < c.vocabSize) metadata.push([K.bosTokenId, u32(c.bosTokenId)]);
   if (eos !== undefined && eos < c.vocabSize) metadata.push([K.eosTokenId, u32(eos)]);
   if (c.padTokenId !== null && c.padTokenId < c.vocabSize) metadata.push([K.padTokenId, u32(c.padTokenId)]);
@@ -206,7 +220,8 @@ export function llamaGguf(o: LlamaGgufOptions): { metadata: Array<[string, GgufV
     for (let i = 0; i < x.length; i++) h[i] = f32ToF16Bits(x[i]);
     return new Uint8Array(h.buffer);
   };
-  const permuted = new Set(c.ropeStyle === "rotate_half" ? o.names.layers.flatMap((l) => [l.wq, l.wk]) : []);
+  const permute = file.ropeStyle === "interleaved" && c.ropeStyle === "rotate_half";
+  const permuted = new Set(permute ? o.names.layers.flatMap((l) => [l.wq, l.wk]) : []);
   const matrix = (gguf: string, hf: string): GgufTensorToWrite => {
     const [rows, cols] = o.ckpt.info(hf).shape;
     return {
@@ -230,32 +245,26 @@ export function llamaGguf(o: LlamaGgufOptions): { metadata: Array<[string, GgufV
     dims: [o.ckpt.info(hf).shape[0]],
     type: "F32",
     data: async function* () {
+      // The norm's multiplier, as the converter writes it (Gemma's 1 + w).
       const v = await o.ckpt.readF32(hf);
+      if (o.names.normOffset !== 0) for (let i = 0; i < v.length; i++) v[i] += o.names.normOffset;
       yield new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
     },
   });
+  const tensor = (gguf: string, hf: string) => (o.ckpt.info(hf).shape.length === 1 ? vector(gguf, hf) : matrix(gguf, hf));
 
   const n = o.names;
   const to = ggufTensorNames(c);
   const tensors: GgufTensorToWrite[] = [matrix(to.embed, n.embed)];
   n.layers.forEach((l, i) => {
     const g = to.layers[i];
-    tensors.push(
-      vector(g.attnNorm, l.attnNorm),
-      matrix(g.wq, l.wq),
-      matrix(g.wk, l.wk),
-      matrix(g.wv, l.wv),
-      matrix(g.wo, l.wo),
-      vector(g.ffnNorm, l.ffnNorm),
-      matrix(g.wGate, l.wGate),
-      matrix(g.wUp, l.wUp),
-      matrix(g.wDown, l.wDown),
-    );
+    for (const t of familyOf(c.architecture).layerTensors) tensors.push(tensor(g[t.role] as string, l[t.role] as string));
   });
   tensors.push(vector(to.finalNorm, n.finalNorm));
   if (n.lmHead) tensors.push(matrix("output.weight", n.lmHead));
-  if (c.ropeScaling !== null) {
-    const divisors = c.ropeScaling.type === "factors" ? Float32Array.from(c.ropeScaling.factors) : ropeFrequencyDivisors(c);
+  if (globalScaling !== null && globalScaling.type !== "linear") {
+    if (arch !== "llama") throw new CheckpointError(`llama3 RoPE scaling has no place in llama.cpp's ${arch} files`);
+    const divisors = globalScaling.type === "factors" ? Float32Array.from(globalScaling.factors) : ropeFrequencyDivisors(c);
     tensors.push({ name: ROPE_FREQS_TENSOR, dims: [divisors.length], type: "F32", data: async function* () { yield new Uint8Array(divisors.buffer); } });
   }
   return { metadata, tensors };

@@ -1,9 +1,12 @@
-// RMSNorm, interleaved RoPE and SwiGLU: the scalar TypeScript twins and the typed wrappers around the
-// Wasm kernels of assembly/elementwise.ts. The twins compute in float64 and round each result to f32
+// RMSNorm, interleaved RoPE, SwiGLU and GeGLU: the scalar TypeScript twins and the typed wrappers around
+// the Wasm kernels of assembly/elementwise.ts. The twins compute in float64 and round each result to f32
 // once; the kernels compute in f32. Agreement (checked by test/kernels/elementwise.test.ts):
 //   rmsnorm  |kernel - twin| <= 1e-5 · |twin|                   (f32 sum of squares, dim <= 4096)
 //   rope     |kernel - twin| <= 2^-22 · (|x[2i]| + |x[2i+1]|)   (bit-exact in the 'simd' build)
 //   swiglu   |kernel - twin| <= 1e-6 · |twin| + 1e-30           (vector e^x, ~1 ulp)
+//   geglu    |kernel - twin| <= (1e-6 + 4e-7 · |2z|) · |twin| + 1e-30 + 1e-37 · |gate|
+//            (z = sqrt(2/pi)(g + 0.044715 g^3) is computed in f32, and e^-2z carries its rounding times |2z|;
+//            e^x saturates at e^88, so a large negative gate gives about gate · 6e-39 instead of -0)
 import { requireCount, requireRegion } from "./checks.js";
 import type { WasmKernels } from "./wasm.js";
 
@@ -161,12 +164,42 @@ export function swigluRef(gate: Float32Array, up: Float32Array, out: Float32Arra
 
 /** Wasm SwiGLU over n f32 at gate, up -> out. */
 export function swiglu(wasm: WasmKernels, gate: number, up: number, out: number, n: number): void {
-  const fn = "swiglu";
+  checkGated(wasm, "swiglu", gate, up, out, n);
+  wasm.exports.swiglu(gate, up, out, n);
+}
+
+/** The arguments of a gated kernel (swiglu, geglu): n f32 each at gate, up and out. */
+function checkGated(wasm: WasmKernels, fn: string, gate: number, up: number, out: number, n: number): void {
   requireCount(fn, "n", n);
   requireRegion(wasm, fn, "gate", gate, n * 4);
   requireRegion(wasm, fn, "up", up, n * 4);
   requireRegion(wasm, fn, "out", out, n * 4);
-  wasm.exports.swiglu(gate, up, out, n);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// GeGLU
+
+/** GELU's tanh approximation: 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))). */
+export const GELU_TANH = { c: Math.sqrt(2 / Math.PI), a: 0.044715 } as const;
+
+/**
+ * out[i] = gelu_tanh(gate[i]) · up[i]; out may alias gate or up. gelu_tanh(g) = 0.5 g (1 + tanh z) is
+ * computed as g / (1 + e^-2z), the same function without 1 + tanh z's cancellation for negative g.
+ */
+export function gegluRef(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): void {
+  requireCount("gegluRef", "n", n);
+  if (gate.length < n || up.length < n || out.length < n) throw new RangeError(`gegluRef: arrays shorter than n = ${n}`);
+  for (let i = 0; i < n; i++) {
+    const g = gate[i];
+    const z = GELU_TANH.c * (g + GELU_TANH.a * g * g * g);
+    out[i] = (g / (1 + Math.exp(-2 * z))) * up[i];
+  }
+}
+
+/** Wasm GeGLU over n f32 at gate, up -> out. */
+export function geglu(wasm: WasmKernels, gate: number, up: number, out: number, n: number): void {
+  checkGated(wasm, "geglu", gate, up, out, n);
+  wasm.exports.geglu(gate, up, out, n);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -107,6 +107,7 @@ export interface WasmExports {
   rmsnorm(x: number, w: number, out: number, rows: number, dim: number, eps: number): void;
   rope(x: number, rows: number, nHeads: number, headDim: number, table: number, pos0: number): void;
   swiglu(gate: number, up: number, out: number, n: number): void;
+  geglu(gate: number, up: number, out: number, n: number): void;
   add_into(dst: number, src: number, n: number): void;
 }
 
@@ -165,6 +166,7 @@ export const WASM_EXPORT_ARITY: { readonly [K in keyof WasmExports]: Parameters<
   rmsnorm: 6,
   rope: 6,
   swiglu: 4,
+  geglu: 4,
   add_into: 3,
 };
 

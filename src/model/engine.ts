@@ -28,10 +28,15 @@ import { dequantizeRowInto, regionBytes, type Activations, type ActivationFormat
 import { ActivationBuffers } from "../kernels/matmul.js";
 import { probeMatmul } from "../kernels/probe.js";
 import { checkThreads, ThreadPool, type SpawnWorker } from "../threads/pool.js";
-import { addInto, buildRopeTables, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
+import { addInto, buildRopeTables, geglu, rmsnorm, rope, swiglu, uploadRopeTable, type RopeTablePtr } from "../kernels/elementwise.js";
 import { allocAttentionState, kvStore, MAX_HEAD_DIM } from "../kernels/attention.js";
 import { GROUP } from "../kernels/numerics.js";
-import { attentionTemperature, ropeInverseFrequencies } from "./rope.js";
+import { attentionTemperature, distinctRopes, ropeInverseFrequencies, ropeTableKind } from "./rope.js";
+import type { Activation, LayerRole, LayerType } from "./families/family.js";
+import { LAYER_PROGRAMS, type LayerBlocks, type LayerProgram } from "./layers.js";
+
+/** The gated MLP's elementwise kernel per activation: silu(gate) · up or gelu_tanh(gate) · up. */
+const GATED: Record<Activation, typeof swiglu> = { silu: swiglu, gelu_tanh: geglu };
 
 /** Private output scratch of each worker thread (a chunk of rows x block tokens, or a tile's attention heads). */
 const WORKER_SCRATCH_BYTES = 128 << 10;
@@ -116,7 +121,13 @@ export class WasmEngine implements Backend {
   private readonly head: MatrixStack;
   private readonly finalNorm: number;
   private readonly ones: number;
-  private readonly ropeTable: RopeTablePtr;
+  /** The RoPE table of each layer kind (Gemma's local and global layers rotate with different bases). */
+  private readonly ropeTables: Partial<Record<LayerType, RopeTablePtr>>;
+  /** The order of one layer's blocks (src/model/layers.ts) and the blocks it calls, on the current block. */
+  private readonly layer: LayerProgram;
+  private readonly layerBlocks: LayerBlocks;
+  /** The rows of the block being run, for the layer program's blocks. */
+  private current: readonly BatchToken[] = [];
   private readonly block: number;
   private readonly s: Scratch;
   private fingerprint: string | null = null;
@@ -146,11 +157,35 @@ export class WasmEngine implements Backend {
     this.finalNorm = weights.finalNorm;
     this.block = s.block;
     this.caches = Array.from({ length: opts.sequences ?? 1 }, () => new KvCache(k, config, opts.contextLength, s.block));
-    const omega = ropeInverseFrequencies(config);
-    this.ropeTable = uploadRopeTable(k, buildRopeTables(config.headDim, opts.contextLength, Float32Array.from(omega)));
+    const tables: Partial<Record<LayerType, RopeTablePtr>> = {};
+    for (const kind of distinctRopes(config)) {
+      const omega = ropeInverseFrequencies(config.headDim, config.rope[kind]);
+      tables[kind] = uploadRopeTable(k, buildRopeTables(config.headDim, opts.contextLength, Float32Array.from(omega)));
+    }
+    this.ropeTables = {};
+    for (const kind of ["full_attention", "sliding_attention"] as const) this.ropeTables[kind] = tables[ropeTableKind(config, kind)];
     this.ones = k.alloc(4 * config.headDim);
     k.f32.fill(1, this.ones >> 2, (this.ones >> 2) + config.headDim);
     this.s = s;
+    this.layer = LAYER_PROGRAMS[config.norms];
+    this.layerBlocks = this.makeLayerBlocks();
+  }
+
+  /**
+   * The blocks the layer program calls, on the current block's rows. Built outside the constructor: closures
+   * made there would keep its whole scope alive, the kernels (and so the Wasm memory) included, after dispose.
+   */
+  private makeLayerBlocks(): LayerBlocks {
+    const { x, xb } = this.s;
+    const { hiddenSize, rmsNormEps } = this.config;
+    return {
+      x,
+      xb,
+      norm: (l, role, src, dst) => rmsnorm(this.k, src, this.normOf(l, role), dst, this.current.length, hiddenSize, rmsNormEps),
+      attention: (l) => this.attentionBlock(l, this.current),
+      mlp: (l) => this.mlpBlock(l, this.current.length),
+      residual: () => addInto(this.k, x, xb, this.current.length * hiddenSize),
+    };
   }
 
   /**
@@ -182,7 +217,9 @@ export class WasmEngine implements Backend {
       enableRelaxedSimd: opts.enableRelaxedSimd,
     });
     times.kernels = performance.now() - started;
-    const total = names.layers.length * 7 + 2 + (names.lmHead ? 1 : 0);
+    // One step per matrix read (the embedding, each layer's, the head) and one for the norms.
+    const matrices = names.layers.reduce((n, l) => n + Object.values(l).filter((name) => weights.weight(name as string).shape.length === 2).length, 0);
+    const total = matrices + 2 + (names.lmHead ? 1 : 0);
     let done = 0;
 
     const block = Math.min(opts.blockSize ?? 32, opts.contextLength);
@@ -354,54 +391,82 @@ export class WasmEngine implements Backend {
     const c = this.config;
     const k = this.k;
     const s = this.s;
-    const T = rows.length;
     const d = c.hiddenSize;
-    const f = c.intermediateSize;
+    this.current = rows;
 
+    // token embeddings, times the family's scale (1 for Llama, sqrt(hidden) for Gemma)
     rows.forEach((r, i) => dequantizeRowInto(k, this.embed, r.token, s.x + 4 * i * d));
-
-    for (let l = 0; l < c.numLayers; l++) {
-      const w = this.layers[l];
-
-      // attention rmsnorm -> int8 -> q, k, v
-      rmsnorm(k, s.x, w.attnNorm, s.xb, T, d, c.rmsNormEps);
-      this.matmul(w.qkv, s.xb, s.actD, s.qkv, T);
-
-      this.positionEncode(l, rows);
-      this.attention(l, rows);
-
-      // output projection and residual
-      this.matmul(w.o, s.att, s.actQ, s.xb, T);
-      addInto(k, s.x, s.xb, T * d);
-
-      // ffn rmsnorm -> int8 -> gate|up -> SwiGLU -> int8 -> down, residual
-      rmsnorm(k, s.x, w.ffnNorm, s.xb, T, d, c.rmsNormEps);
-      this.matmul(w.gateUp, s.xb, s.actD, s.gateUp, T);
-      for (let t = 0; t < T; t++) {
-        const row = s.gateUp + 8 * t * f;
-        swiglu(k, row, row + 4 * f, s.hidden + 4 * t * f, f);
-      }
-      this.matmul(w.down, s.hidden, s.actF, s.xb, T);
-      addInto(k, s.x, s.xb, T * d);
+    if (c.embedScale !== 1) {
+      const f32 = k.f32;
+      for (let i = s.x >> 2, end = i + rows.length * d; i < end; i++) f32[i] = Math.fround(f32[i] * c.embedScale);
     }
+
+    // the layers, each in its family's order of blocks (src/model/layers.ts)
+    for (let l = 0; l < c.numLayers; l++) this.layer(this.layerBlocks, l);
   }
 
-  /** RoPE on the q and k heads of each row (then the optional QK-norm), or NoPE temperature tuning. */
+  /** Layer l's norm weight of that role (the family's tensor list guarantees it). */
+  private normOf(l: number, role: LayerRole): number {
+    const ptr = this.layers[l].norms[role];
+    if (ptr === undefined) throw new Error(`layer ${l} has no ${role} weight`);
+    return ptr;
+  }
+
+  /** Attention of layer l on xb's rows: int8 -> q, k, v -> QK-norm and RoPE -> attention -> int8 -> o, into xb. */
+  private attentionBlock(l: number, rows: readonly BatchToken[]): void {
+    const k = this.k;
+    const s = this.s;
+    const w = this.layers[l];
+    const T = rows.length;
+    this.matmul(w.qkv, s.xb, s.actD, s.qkv, T);
+    this.positionEncode(l, rows);
+    this.attention(l, rows);
+    this.matmul(w.o, s.att, s.actQ, s.xb, T);
+  }
+
+  /** The gated MLP of layer l on the T rows of xb: int8 -> gate|up -> SwiGLU or GeGLU -> int8 -> down, into xb. */
+  private mlpBlock(l: number, T: number): void {
+    const c = this.config;
+    const k = this.k;
+    const s = this.s;
+    const w = this.layers[l];
+    const f = c.intermediateSize;
+    const gated = GATED[c.activation];
+    this.matmul(w.gateUp, s.xb, s.actD, s.gateUp, T);
+    for (let t = 0; t < T; t++) {
+      const row = s.gateUp + 8 * t * f;
+      gated(k, row, row + 4 * f, s.hidden + 4 * t * f, f);
+    }
+    this.matmul(w.down, s.hidden, s.actF, s.xb, T);
+  }
+
+  /**
+   * Each row's q and k heads: QK-norm where the family puts it (before RoPE with learned weights: Gemma;
+   * after it without: Llama 4's use_qk_norm), RoPE with the table of the layer's kind at the row's
+   * position, or on a NoPE layer the temperature tuning of its queries.
+   */
   private positionEncode(l: number, rows: readonly BatchToken[]): void {
     const c = this.config;
     const k = this.k;
     const s = this.s;
+    const layer = c.layers[l];
+    const dh = c.headDim;
+    const qDim = c.numHeads * dh;
     const qkHeads = c.numHeads + c.numKvHeads;
     for (let t = 0; t < rows.length; t++) {
       const row = s.qkv + 4 * t * s.qkvWidth;
       const pos = rows[t].position;
-      if (c.useRope[l]) {
-        rope(k, row, 1, qkHeads, this.ropeTable, pos);
-        if (c.useQkNorm) rmsnorm(k, row, this.ones, row, qkHeads, c.headDim, c.rmsNormEps);
+      if (c.qkNorm === "before_rope") {
+        rmsnorm(k, row, this.normOf(l, "qNorm"), row, c.numHeads, dh, c.rmsNormEps);
+        rmsnorm(k, row + 4 * qDim, this.normOf(l, "kNorm"), row + 4 * qDim, c.numKvHeads, dh, c.rmsNormEps);
+      }
+      if (layer.rope) {
+        rope(k, row, 1, qkHeads, this.ropeTables[layer.kind] as RopeTablePtr, pos);
+        if (c.qkNorm === "after_rope") rmsnorm(k, row, this.ones, row, qkHeads, dh, c.rmsNormEps);
       } else if (c.attnTemperatureTuning) {
         const tau = attentionTemperature(pos, c.floorScale, c.attnScale);
         const f32 = k.f32;
-        for (let i = row >> 2, end = i + c.numHeads * c.headDim; i < end; i++) f32[i] = Math.fround(f32[i] * tau);
+        for (let i = row >> 2, end = i + qDim; i < end; i++) f32[i] = Math.fround(f32[i] * tau);
       }
     }
   }
@@ -442,7 +507,7 @@ export class WasmEngine implements Backend {
       }
       // Rows [t, end) of the block: their query heads lead their qkv rows, their outputs fill att rows.
       this.threadPool.attention({
-        cache, window, position: pos0, tokens: end - t, group, scale: 1 / Math.sqrt(dh),
+        cache, window, position: pos0, tokens: end - t, group, scale: c.queryScale,
         queries: { ptr: s.qkv + 4 * t * s.qkvWidth, stride: 4 * s.qkvWidth },
         out: { ptr: s.att + 4 * t * qDim, stride: 4 * qDim },
         tileRows: ATTENTION_TILE,

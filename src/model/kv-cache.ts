@@ -25,13 +25,13 @@ export class KvCache {
   ) {
     checkContextLength(config, contextLength);
     this.contextLength = contextLength;
-    this.layers = config.layerTypes.map((_, l) =>
+    this.layers = config.layers.map((_, l) =>
       allocKvCacheLayer(wasm, { kvHeads: config.numKvHeads, headDim: config.headDim, slots: this.slotsOf(l) }),
     );
   }
 
   isSliding(layer: number): boolean {
-    return this.config.layerTypes[layer] === "sliding_attention";
+    return this.config.layers[layer].kind === "sliding_attention";
   }
 
   /** Slots of a layer: the context for global layers, the window and the headroom (or the context, if shorter) for sliding ones. */

@@ -14,11 +14,12 @@
 // the same bytes whichever thread runs it, so the weights are bit-identical for any thread count.
 //
 // q and k rows of a rotate_half checkpoint are reordered for the interleaved RoPE kernel on the way, whole
-// heads per read; a GGUF written by convert stores the rows as the folder does, so the same reordering
-// applies to it.
+// heads per read (and the per-head q and k norm weights of Gemma with them); a GGUF written by convert, or
+// a llama.cpp Gemma file, stores the rows as the folder does, so the same reordering applies to it. Norm
+// weights are stored as the multipliers the kernels take: a Hugging Face Gemma checkpoint's get their 1 + w.
 import type { ModelConfig } from "./config.js";
 import { rowBytes, type WeightInfo, type WeightSource } from "./weights.js";
-import type { TensorNames } from "./tensor-names.js";
+import type { LayerRole, TensorNames } from "./tensor-names.js";
 import { interleaveRopeRows } from "./rope.js";
 import type { WasmKernels } from "../kernels/wasm.js";
 import { allocMatrix, LAYOUTS, type WeightLayout, type WeightMatrix } from "../kernels/layout.js";
@@ -46,8 +47,8 @@ export interface MatrixStack {
 }
 
 export interface LayerMatrices {
-  attnNorm: number;
-  ffnNorm: number;
+  /** The layer's norm weights by role (f32 pointers), each the multiplier the RMSNorm kernel takes. */
+  norms: Partial<Record<LayerRole, number>>;
   /** q, k and v stacked: one GEMM instead of three. */
   qkv: MatrixStack;
   o: MatrixStack;
@@ -96,6 +97,9 @@ interface Read {
   /** The tensor's last read. */
   last: boolean;
 }
+
+/** Norms over each q or k head (Gemma's q_norm, k_norm): one weight per head dimension. */
+const PER_HEAD_NORMS: ReadonlySet<LayerRole> = new Set(["qNorm", "kNorm"]);
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 const lcm = (a: number, b: number): number => (a / gcd(a, b)) * b;
@@ -153,8 +157,14 @@ export async function loadWeights(
     }
     return { rows: stackRow, cols, parts };
   };
-  const vector = async (name: string): Promise<number> => {
-    const v = await timed("read", () => weights.readF32(name));
+  /**
+   * A norm weight as the kernels take it: plus the file's norm offset (1 for a Hugging Face Gemma
+   * checkpoint's w of x · (1 + w)); a per-head q or k norm reordered like the q and k rows it scales.
+   */
+  const vector = async (name: string, headReordered = false): Promise<number> => {
+    let v = await timed("read", () => weights.readF32(name));
+    if (names.normOffset !== 0) for (let i = 0; i < v.length; i++) v[i] += names.normOffset;
+    if (headReordered) v = new Float32Array(interleaveRopeRows(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), v.length, 4, config.headDim).buffer);
     const ptr = k.alloc(v.byteLength);
     k.f32.set(v, ptr >> 2);
     return ptr;
@@ -164,9 +174,12 @@ export async function loadWeights(
   const embed = embedStack.parts[0].matrix;
   const layers: LayerMatrices[] = [];
   for (const l of names.layers) {
+    const norms: LayerMatrices["norms"] = {};
+    for (const [role, name] of Object.entries(l) as Array<[LayerRole, string]>) {
+      if (weights.weight(name).shape.length === 1) norms[role] = await vector(name, config.ropeStyle === "rotate_half" && PER_HEAD_NORMS.has(role));
+    }
     layers.push({
-      attnNorm: await vector(l.attnNorm),
-      ffnNorm: await vector(l.ffnNorm),
+      norms,
       qkv: stack([l.wq, l.wk, l.wv]),
       o: stack([l.wo]),
       gateUp: stack([l.wGate, l.wUp]),

@@ -15,6 +15,7 @@ import { GROUP } from "../kernels/numerics.js";
 import { checkContextLength, type ModelConfig } from "./config.js";
 import { expectedShapes, tensorNamesFor } from "./tensor-names.js";
 import { windowStart } from "../kernels/kv-slots.js";
+import { distinctRopes } from "./rope.js";
 
 export interface QuantizedWeightBytes {
   /** int4 values, two per byte. */
@@ -102,7 +103,7 @@ export interface KvCacheBytes {
  * the window plus a batch); the published figures (kvCacheBytes) count none.
  */
 export function layerSlots(c: ModelConfig, layer: number, contextLength: number, layout: KvLayout = "hybrid", headroom = 0): number {
-  const sliding = layout === "hybrid" && c.layerTypes[layer] === "sliding_attention" && c.slidingWindow !== null;
+  const sliding = layout === "hybrid" && c.layers[layer].kind === "sliding_attention" && c.slidingWindow !== null;
   return sliding ? Math.min(contextLength, (c.slidingWindow as number) + headroom) : contextLength;
 }
 
@@ -136,7 +137,7 @@ export function mib(bytes: number): string {
 export function canResumeAt(c: ModelConfig, contextLength: number, filled: number, pos: number): boolean {
   if (pos > filled || pos < 0) return false;
   for (let l = 0; l < c.numLayers; l++) {
-    if (c.layerTypes[l] !== "sliding_attention" || c.slidingWindow === null) continue;
+    if (c.layers[l].kind !== "sliding_attention" || c.slidingWindow === null) continue;
     const slots = layerSlots(c, l, contextLength);
     const oldestHeld = Math.max(0, filled - slots);
     const oldestNeeded = windowStart(c.slidingWindow, pos);
@@ -150,14 +151,14 @@ export const WASM_MEMORY_BYTES = 2 ** 32;
 
 /**
  * Wasm memory the int4 engine needs at least for `contextLength`: its weights, the KV caches of its
- * `sequences` (one each) and the RoPE table (f32 cos and sin per position and rotation pair). Scratch
- * buffers come on top.
+ * `sequences` (one each) and the RoPE tables (f32 cos and sin per position and rotation pair, one table per
+ * distinct RoPE: Gemma's local and global layers have two). Scratch buffers come on top.
  */
 export function wasmEngineBytes(c: ModelConfig, contextLength: number, sequences = 1): { weights: number; kvCache: number; ropeTable: number; total: number } {
   const weights = int4WeightBytes(c).total;
   const kv = kvCacheBytes(c, contextLength);
   const kvCache = sequences * (kv.data + kv.scales);
-  const ropeTable = contextLength * c.headDim * 4;
+  const ropeTable = contextLength * c.headDim * 4 * distinctRopes(c).length;
   return { weights, kvCache, ropeTable, total: weights + kvCache + ropeTable };
 }
 

@@ -5,19 +5,24 @@
 // RoPE rotates pair i of each query and key head by the angle pos * omega_i. Temperature tuning scales the
 // queries of NoPE layers (the ones that skip RoPE) by tau(pos), which grows with the log of the position so
 // attention stays sharp over long contexts.
-import type { ModelConfig } from "./config.js";
+import type { LayerType, ModelConfig, Rope } from "./config.js";
 
 /**
- * omega_i = theta^(-2i / headDim) for i < headDim / 2, with Llama-3 "llama3" scaling when the config has it:
- * long wavelengths are slowed by `factor`, short ones kept, the band between blended smoothly. A llama.cpp
- * file states the same scaling as one divisor per frequency ("factors"), applied as given.
+ * omega_i = theta^(-2i / headDim) for i < headDim / 2, scaled as the RoPE says: "linear" divides every
+ * frequency by its factor (positions / factor); Llama-3 "llama3" slows long wavelengths by `factor`, keeps
+ * short ones, and blends the band between smoothly; a llama.cpp file states the llama3 scaling as one
+ * divisor per frequency ("factors"), applied as given.
  */
-export function ropeInverseFrequencies(c: Pick<ModelConfig, "headDim" | "ropeTheta" | "ropeScaling">): Float64Array {
-  const half = c.headDim / 2;
+export function ropeInverseFrequencies(headDim: number, rope: Rope): Float64Array {
+  const half = headDim / 2;
   const omega = new Float64Array(half);
-  for (let i = 0; i < half; i++) omega[i] = Math.pow(c.ropeTheta, (-2 * i) / c.headDim);
-  const s = c.ropeScaling;
+  for (let i = 0; i < half; i++) omega[i] = Math.pow(rope.theta, (-2 * i) / headDim);
+  const s = rope.scaling;
   if (s === null) return omega;
+  if (s.type === "linear") {
+    for (let i = 0; i < half; i++) omega[i] /= s.factor;
+    return omega;
+  }
   if (s.type === "factors") {
     if (s.factors.length !== half) throw new RangeError(`${s.factors.length} RoPE frequency factors for ${half} frequencies`);
     for (let i = 0; i < half; i++) omega[i] /= s.factors[i];
@@ -35,6 +40,29 @@ export function ropeInverseFrequencies(c: Pick<ModelConfig, "headDim" | "ropeThe
     }
   }
   return omega;
+}
+
+/**
+ * The layer kinds whose RoPE some layer rotates with, one per distinct RoPE (Llama's two kinds share one;
+ * Gemma's local and global layers differ): the tables the engine builds.
+ */
+export function distinctRopes(c: ModelConfig): LayerType[] {
+  const kinds: LayerType[] = [];
+  for (const l of c.layers) {
+    if (!l.rope || kinds.includes(l.kind)) continue;
+    if (kinds.some((k) => sameRope(c.rope[k], c.rope[l.kind]))) continue;
+    kinds.push(l.kind);
+  }
+  return kinds;
+}
+
+/** The kind among `distinctRopes(c)` whose table layer kind `kind` uses. */
+export function ropeTableKind(c: ModelConfig, kind: LayerType): LayerType {
+  return distinctRopes(c).find((k) => sameRope(c.rope[k], c.rope[kind])) ?? kind;
+}
+
+function sameRope(a: Rope, b: Rope): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** tau(p) = ln(floor((p + 1) / floor_scale) + 1) * attn_scale + 1; equals 1 below floor_scale - 1. */

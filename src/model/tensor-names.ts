@@ -1,25 +1,19 @@
-// Which tensors a checkpoint must hold for a config, under which names and with which shapes.
+// Which tensors a checkpoint must hold for a config, under which names and with which shapes: every one
+// derives from the family's tensor list (src/model/families/), in a Hugging Face checkpoint's names or a
+// GGUF file's (llama.cpp's).
 //
-// Llama-4 checkpoints spell the MLP `feed_forward.*`, Llama ones `mlp.*`, and which one MobileLLM-Pro's
-// published files use could not be checked here (their weights are gated): both are accepted,
-// per layer. A tied model may still carry `lm_head.weight`; it is then an alias and is not read.
+// A tensor the family lists under several Hugging Face spellings (Llama-4 checkpoints may spell the MLP
+// `feed_forward.*`, Llama ones `mlp.*`) is looked up under each, per layer. A tied model may still carry
+// `lm_head.weight`; it is then an alias and is not read.
 import type { ModelConfig } from "./config.js";
 import type { Checkpoint } from "./checkpoint/checkpoint.js";
+import { familyOf } from "./families/index.js";
+import type { ByRole, LayerRole, LayerTensor } from "./families/family.js";
 
-export interface LayerTensorNames {
-  attnNorm: string;
-  wq: string;
-  wk: string;
-  wv: string;
-  wo: string;
-  ffnNorm: string;
-  wGate: string;
-  wUp: string;
-  wDown: string;
-}
+export type { ByRole, LayerRole } from "./families/family.js";
 
-/** Tensors every layer stores (the fields of LayerTensorNames). */
-export const LAYER_TENSORS = 9;
+/** A layer's tensor names by role. */
+export type LayerTensorNames = ByRole<string>;
 
 export interface TensorNames {
   embed: string;
@@ -27,6 +21,11 @@ export interface TensorNames {
   finalNorm: string;
   /** Null when the output head is the embedding table (tied). */
   lmHead: string | null;
+  /**
+   * Added to every norm weight as it is read: 1 where the file stores w of an x · (1 + w) norm (a Hugging
+   * Face Gemma checkpoint), 0 where it stores the multiplier itself.
+   */
+  normOffset: number;
 }
 
 export class CheckpointShapeError extends Error {
@@ -36,10 +35,21 @@ export class CheckpointShapeError extends Error {
   }
 }
 
+/** The family's tensors of one layer. */
+export function layerTensors(c: ModelConfig): readonly LayerTensor[] {
+  return familyOf(c.architecture).layerTensors;
+}
+
+/** One layer's names, `name(t)` for each of the family's tensors. */
+function layerNames(c: ModelConfig, name: (t: LayerTensor) => string): LayerTensorNames {
+  return Object.fromEntries(layerTensors(c).map((t) => [t.role, name(t)])) as LayerTensorNames;
+}
+
 /** Resolves the names present in `ckpt` and checks that every expected tensor has the expected shape. */
 export function resolveTensorNames(config: ModelConfig, ckpt: Checkpoint): TensorNames {
+  const perLayer = layerTensors(config).length;
   // Before any per-layer name is built or looked up: a config can claim more layers than the file holds.
-  if (ckpt.tensorCount < LAYER_TENSORS * config.numLayers + 2) {
+  if (ckpt.tensorCount < perLayer * config.numLayers + 2) {
     const layers = new Set<string>();
     for (const name of ckpt.names()) {
       const m = /^model\.layers\.(\d+)\./.exec(name);
@@ -47,13 +57,15 @@ export function resolveTensorNames(config: ModelConfig, ckpt: Checkpoint): Tenso
     }
     if (layers.size < config.numLayers) {
       throw new CheckpointShapeError(
-        `num_hidden_layers is ${config.numLayers} but the checkpoint has tensors for ${layers.size} layers (${ckpt.tensorCount} tensors; each layer needs ${LAYER_TENSORS})`,
+        `num_hidden_layers is ${config.numLayers} but the checkpoint has tensors for ${layers.size} layers (${ckpt.tensorCount} tensors; each layer needs ${perLayer})`,
       );
     }
   }
-  const names = tensorNamesFor(config, (l) =>
-    ckpt.has(`model.layers.${l}.feed_forward.gate_proj.weight`) ? "feed_forward" : "mlp",
-  );
+  // The first spelling present, else the last one (the name a "missing tensor" error then gives).
+  const names = tensorNamesFor(config, (t, l) => {
+    const spelled = t.hf.map((s) => `model.layers.${l}.${s}`);
+    return spelled.find((n) => ckpt.has(n)) ?? spelled[spelled.length - 1];
+  });
   for (const [name, shape] of expectedShapes(config, names)) {
     const info = ckpt.info(name);
     if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
@@ -65,51 +77,46 @@ export function resolveTensorNames(config: ModelConfig, ckpt: Checkpoint): Tenso
   return names;
 }
 
-export function tensorNamesFor(config: ModelConfig, mlpPrefix: (layer: number) => string = () => "feed_forward"): TensorNames {
-  const layers: LayerTensorNames[] = [];
-  for (let l = 0; l < config.numLayers; l++) {
-    const p = `model.layers.${l}`;
-    const m = `${p}.${mlpPrefix(l)}`;
-    layers.push({
-      attnNorm: `${p}.input_layernorm.weight`,
-      wq: `${p}.self_attn.q_proj.weight`,
-      wk: `${p}.self_attn.k_proj.weight`,
-      wv: `${p}.self_attn.v_proj.weight`,
-      wo: `${p}.self_attn.o_proj.weight`,
-      ffnNorm: `${p}.post_attention_layernorm.weight`,
-      wGate: `${m}.gate_proj.weight`,
-      wUp: `${m}.up_proj.weight`,
-      wDown: `${m}.down_proj.weight`,
-    });
-  }
+/**
+ * The Hugging Face names of the config's tensors (the family's first spelling of each, unless `spell`
+ * picks another).
+ */
+export function tensorNamesFor(
+  config: ModelConfig,
+  spell: (t: LayerTensor, layer: number) => string = (t, l) => `model.layers.${l}.${t.hf[0]}`,
+): TensorNames {
   return {
     embed: "model.embed_tokens.weight",
-    layers,
+    layers: Array.from({ length: config.numLayers }, (_, l) => layerNames(config, (t) => spell(t, l))),
     finalNorm: "model.norm.weight",
     lmHead: config.tieWordEmbeddings ? null : "lm_head.weight",
+    normOffset: familyOf(config.architecture).norms.hfOffset,
+  };
+}
+
+/** The names of the config's tensors in a GGUF file: llama.cpp's (token_embd, blk.N.attn_q, ...). */
+export function ggufTensorNames(config: ModelConfig): TensorNames {
+  return {
+    embed: "token_embd.weight",
+    layers: Array.from({ length: config.numLayers }, (_, l) => layerNames(config, (t) => `blk.${l}.${t.gguf}`)),
+    finalNorm: "output_norm.weight",
+    lmHead: config.tieWordEmbeddings ? null : "output.weight",
+    normOffset: 0,
   };
 }
 
 /** [name, shape] of every tensor the forward pass reads; shapes are [out, in] as PyTorch stores them. */
 export function expectedShapes(c: ModelConfig, names: TensorNames): Array<[string, number[]]> {
-  const d = c.hiddenSize;
-  const q = c.numHeads * c.headDim;
-  const kv = c.numKvHeads * c.headDim;
-  const out: Array<[string, number[]]> = [[names.embed, [c.vocabSize, d]]];
+  const out: Array<[string, number[]]> = [[names.embed, [c.vocabSize, c.hiddenSize]]];
   for (const l of names.layers) {
-    out.push(
-      [l.attnNorm, [d]],
-      [l.wq, [q, d]],
-      [l.wk, [kv, d]],
-      [l.wv, [kv, d]],
-      [l.wo, [d, q]],
-      [l.ffnNorm, [d]],
-      [l.wGate, [c.intermediateSize, d]],
-      [l.wUp, [c.intermediateSize, d]],
-      [l.wDown, [d, c.intermediateSize]],
-    );
+    for (const t of layerTensors(c)) out.push([l[t.role] as string, t.shape(c)]);
   }
-  out.push([names.finalNorm, [d]]);
-  if (names.lmHead) out.push([names.lmHead, [c.vocabSize, d]]);
+  out.push([names.finalNorm, [c.hiddenSize]]);
+  if (names.lmHead) out.push([names.lmHead, [c.vocabSize, c.hiddenSize]]);
   return out;
+}
+
+/** The roles of a layer's norm weights (its 1-D tensors). */
+export function normRoles(c: ModelConfig): LayerRole[] {
+  return layerTensors(c).filter((t) => t.shape(c).length === 1).map((t) => t.role);
 }

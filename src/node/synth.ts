@@ -7,11 +7,12 @@
 // depend on neither the chunk size nor the shard size, and the same seed gives byte-identical files.
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { parseConfig, type ModelConfig } from "../model/config.js";
+import { layerMap, parseConfig, type ModelConfig } from "../model/config.js";
 import type { TensorToWrite } from "../model/checkpoint/safetensors-writer.js";
 import { shardedWrite } from "./safetensors-files.js";
 import { INDEX_FILE, SINGLE_FILE } from "../model/checkpoint/checkpoint.js";
 import { expectedShapes, tensorNamesFor } from "../model/tensor-names.js";
+import { familyOf } from "../model/families/index.js";
 import { bundledModelDir } from "./bundled.js";
 
 type Json = Record<string, unknown>;
@@ -97,14 +98,22 @@ export function synthConfigJson(preset: Json, layers: number | undefined, vocab:
     throw new SynthError(`vocab must be ${MIN_VOCAB}..${presetVocab}, got ${v}`);
   }
   const base = specialBase(v, presetBos);
-  const remap = (id: unknown): unknown => (typeof id === "number" ? id - presetBos + base : id);
+  // Each special id keeps its offset from BOS when that lands in the block (Llama 4's, SmolLM2's,
+  // AMD-Llama's); one that would fall outside it (Gemma's EOS 1 and pad 0 sit below its BOS 2) takes the
+  // block's token of the same role: <|end_of_text|> (base + 1), <|finetune_right_pad|> (base + 18).
+  const remap = (id: unknown, role: "bos" | "eos" | "pad"): unknown => {
+    if (typeof id !== "number") return id;
+    const moved = id - presetBos + base;
+    if (moved >= base && moved < base + SPECIAL_BLOCK_ROWS) return moved;
+    return base + { bos: 0, eos: 1, pad: 18 }[role];
+  };
   const eos = preset["eos_token_id"];
   const layerTypes = preset["layer_types"];
   return {
     ...preset,
-    bos_token_id: remap(preset["bos_token_id"]),
-    eos_token_id: Array.isArray(eos) ? eos.map(remap) : remap(eos),
-    pad_token_id: remap(preset["pad_token_id"]),
+    bos_token_id: remap(preset["bos_token_id"], "bos"),
+    eos_token_id: Array.isArray(eos) ? eos.map((id) => remap(id, "eos")) : remap(eos, "eos"),
+    pad_token_id: remap(preset["pad_token_id"], "pad"),
     ...(Array.isArray(layerTypes) ? { layer_types: layerTypes.slice(0, n) } : {}),
     num_hidden_layers: n,
     vocab_size: v,
@@ -218,8 +227,10 @@ export interface WeightInit {
 
 function synthTensors(config: ModelConfig, seed: number, init: WeightInit, onValues: (n: number) => void): TensorToWrite[] {
   return expectedShapes(config, tensorNamesFor(config)).map(([name, shape]) => {
+    // A norm's multiplier is near 1: stored as 1 + noise, or as the noise where the family's checkpoints
+    // store w of x · (1 + w) (Gemma).
     const isNorm = shape.length === 1;
-    const mean = isNorm ? 1 : 0;
+    const mean = isNorm ? 1 - familyOf(config.architecture).norms.hfOffset : 0;
     const std = isNorm ? init.normNoise : init.std;
     const total = shape.reduce((a, b) => a * b, 1);
     return {
@@ -250,8 +261,8 @@ Written by \`mobilellm synth\`. The weights are **random** (seed ${seed}): this 
 generates noise. It exists to exercise the real-size loading path (sharded bf16 safetensors,
 model.safetensors.index.json, config.json, tokenizer) without downloading the gated model.
 
-- config.json: the ${presetName} preset with ${config.numLayers} layers (${config.layerTypes.map((t) => (t === "full_attention" ? "G" : "S")).join("")}),
-  vocabulary ${config.vocabSize}, rope_theta ${config.ropeTheta} and rms_norm_eps ${config.rmsNormEps} written explicitly.
+- config.json: the ${presetName} preset with ${config.numLayers} layers (${layerMap(config)}),
+  vocabulary ${config.vocabSize}, rope_theta ${config.rope.full_attention.theta} and rms_norm_eps ${config.rmsNormEps} written explicitly.
 - Weights: embedding and linear layers approximately normal with mean 0 and std ${init.std} (initializer_range);
   norm weights 1 + ${init.normNoise} x noise. Stored as bfloat16. The same seed gives byte-identical files.
 - Tokenizer: NOT the model's tokenizer (not available offline). It is the bundled shakespeare-tiny byte-level

@@ -5,26 +5,27 @@ import { checkBatch, checkForwardRequest } from "../model/backend.js";
 import type { ModelConfig } from "../model/config.js";
 import type { WeightSource } from "../model/weights.js";
 import type { TensorNames } from "../model/tensor-names.js";
-import { ReferenceModel, type Weights } from "./model.js";
+import { ReferenceModel, type LayerWeights, type Weights } from "./model.js";
 
+/**
+ * Every tensor `names` lists, as float32: a GGUF's quantized matrices dequantized, each norm weight plus the
+ * file's norm offset (1 for a Hugging Face Gemma checkpoint, whose norms store w of x · (1 + w)).
+ */
 export async function loadReferenceWeights(ckpt: WeightSource, names: TensorNames): Promise<Weights> {
-  const embed = await ckpt.readF32(names.embed);
-  const layers = [];
+  const read = async (name: string): Promise<Float32Array> => {
+    const v = await ckpt.readF32(name);
+    if (names.normOffset !== 0 && ckpt.weight(name).shape.length === 1) for (let i = 0; i < v.length; i++) v[i] += names.normOffset;
+    return v;
+  };
+  const embed = await read(names.embed);
+  const layers: LayerWeights[] = [];
   for (const l of names.layers) {
-    layers.push({
-      attnNorm: await ckpt.readF32(l.attnNorm),
-      wq: await ckpt.readF32(l.wq),
-      wk: await ckpt.readF32(l.wk),
-      wv: await ckpt.readF32(l.wv),
-      wo: await ckpt.readF32(l.wo),
-      ffnNorm: await ckpt.readF32(l.ffnNorm),
-      wGate: await ckpt.readF32(l.wGate),
-      wUp: await ckpt.readF32(l.wUp),
-      wDown: await ckpt.readF32(l.wDown),
-    });
+    const layer: Partial<Record<string, Float32Array>> = {};
+    for (const [role, name] of Object.entries(l)) layer[role] = await read(name as string);
+    layers.push(layer as LayerWeights);
   }
-  const finalNorm = await ckpt.readF32(names.finalNorm);
-  const lmHead = names.lmHead === null ? embed : await ckpt.readF32(names.lmHead);
+  const finalNorm = await read(names.finalNorm);
+  const lmHead = names.lmHead === null ? embed : await read(names.lmHead);
   return { embed, layers, finalNorm, lmHead };
 }
 

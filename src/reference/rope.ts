@@ -1,6 +1,6 @@
 // The reference's RoPE: each head's dimension pairs rotated in place by the frequencies of
 // src/model/rope.ts.
-import type { RopeStyle } from "../model/architectures.js";
+import type { RopeStyle } from "../model/config.js";
 
 /**
  * Rotates pair i of each head by the angle pos * omega_i. Which two dimensions form pair i depends on how

@@ -19,7 +19,9 @@ import { showName } from "../model/checkpoint/safetensors.js";
 import { bytesPerElement } from "../kernels/dtype.js";
 import { Q4_0_BLOCK_BYTES, quantizeRowsQ4_0 } from "../kernels/quantize.js";
 import type { WasmKernels } from "../kernels/wasm.js";
-import { expectedShapes, resolveTensorNames, type TensorNames } from "../model/tensor-names.js";
+import { expectedShapes, ggufTensorNames, resolveTensorNames, type TensorNames } from "../model/tensor-names.js";
+
+export { ggufTensorNames };
 import { NO_GENERATION_CONFIG, parseGenerationConfig, type GenerationDefaults } from "../generate/generation-config.js";
 import { TextTokenizer } from "../text/tokenizer.js";
 import { ChatTemplate, findChatTemplate } from "../text/chat-template.js";
@@ -60,29 +62,6 @@ export interface ModelSourceFiles {
   chatTemplate: string | null;
 }
 
-/** The tensor names of the file, llama.cpp's names (token_embd, blk.N.attn_q, ...), in TensorNames form. */
-export function ggufTensorNames(config: ModelConfig): TensorNames {
-  return {
-    embed: "token_embd.weight",
-    layers: Array.from({ length: config.numLayers }, (_, l) => {
-      const p = `blk.${l}`;
-      return {
-        attnNorm: `${p}.attn_norm.weight`,
-        wq: `${p}.attn_q.weight`,
-        wk: `${p}.attn_k.weight`,
-        wv: `${p}.attn_v.weight`,
-        wo: `${p}.attn_output.weight`,
-        ffnNorm: `${p}.ffn_norm.weight`,
-        wGate: `${p}.ffn_gate.weight`,
-        wUp: `${p}.ffn_up.weight`,
-        wDown: `${p}.ffn_down.weight`,
-      };
-    }),
-    finalNorm: "output_norm.weight",
-    lmHead: config.tieWordEmbeddings ? null : "output.weight",
-  };
-}
-
 function integer(key: string, v: number, max = 2 ** 32 - 1): number {
   if (!Number.isInteger(v) || v < 0 || v > max) throw new CheckpointError(`${key}: ${v} cannot be stored as a u32`);
   return v;
@@ -104,19 +83,26 @@ export function hyperparameterKeys(c: ModelConfig): Array<[string, GgufValue]> {
     [`${A}.attention.key_length`, u32(c.headDim)],
     [`${A}.attention.value_length`, u32(c.headDim)],
     [`${A}.attention.layer_norm_rms_epsilon`, f32(c.rmsNormEps)],
-    [`${A}.attention.use_qk_norm`, bool(c.useQkNorm)],
+    [`${A}.attention.use_qk_norm`, bool(c.qkNorm === "after_rope")],
     [`${A}.attention.temperature_tuning`, bool(c.attnTemperatureTuning)],
     [`${A}.attention.temperature_scale`, f32(c.attnScale)],
     [`${A}.attention.temperature_length`, u32(integer("floor_scale", c.floorScale))],
-    [`${A}.attention.sliding_window_pattern`, bools(c.layerTypes.map((t) => t === "sliding_attention"))],
-    [`${A}.attention.rope_pattern`, bools(c.useRope)],
+    [`${A}.attention.sliding_window_pattern`, bools(c.layers.map((l) => l.kind === "sliding_attention"))],
+    [`${A}.attention.rope_pattern`, bools(c.layers.map((l) => l.rope))],
     [`${A}.rope.dimension_count`, u32(c.headDim)],
-    [`${A}.rope.freq_base`, f32(c.ropeTheta)],
+    [`${A}.rope.freq_base`, f32(c.rope.full_attention.theta)],
   ];
+  // Gemma's local layers rotate with a RoPE of their own (llama.cpp's key for its base), unscaled.
+  const local = c.rope.sliding_attention;
+  if (JSON.stringify(local) !== JSON.stringify(c.rope.full_attention)) {
+    if (local.scaling !== null) throw new CheckpointError("RoPE scaling on sliding layers has no key in this layout");
+    kv.push([`${A}.rope.freq_base_swa`, f32(local.theta)]);
+  }
   if (c.slidingWindow !== null) kv.push([`${A}.attention.sliding_window`, u32(c.slidingWindow)]);
-  const r = c.ropeScaling;
+  const r = c.rope.full_attention.scaling;
   if (r === null) kv.push([`${A}.rope.scaling.type`, str("none")]);
   else if (r.type === "factors") throw new CheckpointError("per-frequency RoPE factors (a llama.cpp file's rope_freqs) have no key in this layout");
+  else if (r.type === "linear") kv.push([`${A}.rope.scaling.type`, str("linear")], [`${A}.rope.scaling.factor`, f32(r.factor)]);
   else {
     kv.push(
       [`${A}.rope.scaling.type`, str("llama3")],
@@ -208,7 +194,9 @@ export function modelGguf(files: ModelSourceFiles, ckpt: Checkpoint, opts: Model
         dims: shape,
         type: "F32",
         data: async function* () {
+          // The multiplier itself, as llama.cpp's converter writes it (1 + w for a Gemma checkpoint's w).
           const v = await ckpt.readF32(hf);
+          if (from.normOffset !== 0) for (let j = 0; j < v.length; j++) v[j] += from.normOffset;
           yield new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
         },
       };

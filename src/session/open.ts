@@ -23,7 +23,7 @@ import { Model } from "./model.js";
 import type { Platform } from "./platform.js";
 import { checkLoadOptions, type LoadOptions } from "./load-options.js";
 import { GGUF_ARCHITECTURE, GGUF_KEYS, readGgufModel, type GgufModel } from "./gguf-model.js";
-import { LLAMA_CPP_ARCHITECTURE, readLlamaGgufModel } from "./llama-gguf-model.js";
+import { LLAMA_CPP_ARCHITECTURES, readLlamaCppGgufModel } from "./llama-gguf-model.js";
 import { LoadMeter } from "./load-progress.js";
 
 export type { LoadOptions };
@@ -94,17 +94,23 @@ export async function openModel(folder: ModelFolder, platform: Platform, opts: L
   }
 }
 
+/** The reader of each GGUF layout, by general.architecture. */
+const GGUF_READERS: Readonly<Record<string, { read: (file: GgufFile) => GgufModel | Promise<GgufModel>; what: string }>> = {
+  [GGUF_ARCHITECTURE]: { read: readGgufModel, what: "mobilellm convert" },
+  ...Object.fromEntries(Object.keys(LLAMA_CPP_ARCHITECTURES).map((arch) => [arch, { read: readLlamaCppGgufModel, what: `llama.cpp's ${arch} files` }])),
+};
+
 /**
  * What a GGUF file holds, by its general.architecture: this project's layout ("mobilellmpro",
- * src/session/gguf-model.ts, written by `mobilellm convert`) or llama.cpp's Llama files ("llama",
- * src/session/llama-gguf-model.ts). Any other architecture is refused with one line naming both.
+ * src/session/gguf-model.ts, written by `mobilellm convert`) or llama.cpp's files of a family it runs
+ * ("llama", "gemma3": src/session/llama-gguf-model.ts). Any other architecture is refused with one line
+ * naming them.
  */
 export async function readAnyGgufModel(file: GgufFile): Promise<GgufModel> {
   const arch = file.metadata.string(GGUF_KEYS.architecture);
-  if (arch === GGUF_ARCHITECTURE) return readGgufModel(file);
-  if (arch === LLAMA_CPP_ARCHITECTURE) return await readLlamaGgufModel(file);
+  if (Object.hasOwn(GGUF_READERS, arch)) return await GGUF_READERS[arch].read(file);
   throw new CheckpointError(
-    `${file.source.name}: general.architecture is ${JSON.stringify(arch).slice(0, 80)}; this loader reads ${JSON.stringify(GGUF_ARCHITECTURE)} (mobilellm convert) and ${JSON.stringify(LLAMA_CPP_ARCHITECTURE)} (llama.cpp's Llama files)`,
+    `${file.source.name}: general.architecture is ${JSON.stringify(arch).slice(0, 80)}; this loader reads ${Object.entries(GGUF_READERS).map(([a, r]) => `${JSON.stringify(a)} (${r.what})`).join(", ")}`,
   );
 }
 

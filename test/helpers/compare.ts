@@ -19,3 +19,16 @@ export function argmax(a: Float32Array): number {
   for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
   return best;
 }
+
+/** max |a - b| over every logit of every position, relative to the largest |b|. */
+export function relativeError(a: ArrayLike<number>[], b: ArrayLike<number>[]): number {
+  let diff = 0;
+  let scale = 0;
+  a.forEach((row, t) => {
+    for (let i = 0; i < row.length; i++) {
+      diff = Math.max(diff, Math.abs(row[i] - b[t][i]));
+      scale = Math.max(scale, Math.abs(b[t][i]));
+    }
+  });
+  return diff / scale;
+}

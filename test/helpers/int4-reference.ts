@@ -9,6 +9,9 @@ import { dequantizeInt4 } from "../../src/model/quantize.js";
 import { quantizeRowsRef } from "../../src/kernels/quantize.js";
 import { ReferenceModel, type Weights } from "../../src/reference/model.js";
 import { openCheckpoint } from "../../src/node/folder.js";
+import { expect } from "vitest";
+import { loadModel } from "../../src/api.js";
+import { argmax, cosine } from "./compare.js";
 
 export async function referenceModels(dir: string, ctx: number): Promise<{ float: ReferenceModel; int4: ReferenceModel }> {
   const c = loadConfig(dir);
@@ -40,4 +43,23 @@ export async function referenceModels(dir: string, ctx: number): Promise<{ float
 /** Logits of every position of `ids`, fed from position 0. */
 export function allLogits(m: ReferenceModel, ids: readonly number[]): Float32Array[] {
   return ids.map((t, i) => m.forward(t, i).slice());
+}
+
+/**
+ * The int4 engine's logits of every position of `ids` against the reference run on the same int4 weights
+ * (referenceModels): cosine >= `minCosine` and the same top-1 at each position.
+ */
+export async function expectEngineNearInt4Reference(dir: string, ids: readonly number[], minCosine = 0.999): Promise<void> {
+  const { int4 } = await referenceModels(dir, Math.max(16, ids.length));
+  const engine = await loadModel(dir, { backend: "wasm", contextLength: Math.max(16, ids.length), threads: 1 });
+  try {
+    const want = allLogits(int4, ids);
+    const got = engine.logits(ids, true);
+    for (let t = 0; t < ids.length; t++) {
+      expect(cosine(want[t], got[t])).toBeGreaterThan(minCosine);
+      expect(argmax(got[t])).toBe(argmax(want[t]));
+    }
+  } finally {
+    await engine.dispose();
+  }
 }

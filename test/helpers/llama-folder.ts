@@ -72,7 +72,12 @@ export async function writeLlamaFolder(shape: LlamaShape, layers: number, vocab:
   }
   add("model.norm.weight", [d], 0.1, 1);
   if (config.tie_word_embeddings === false) add("lm_head.weight", [vocab, d], 1 / Math.sqrt(d));
-  const dir = mkdtempSync(join(tmpdir(), `llama-${shape}-`));
+  return await writeFolderFiles(`llama-${shape}-`, config, tensors);
+}
+
+/** A fresh folder with config.json, the bundled tokenizer and model.safetensors (bf16) holding `tensors`. */
+export async function writeFolderFiles(prefix: string, config: Record<string, unknown>, tensors: LlamaFolder["tensors"]): Promise<LlamaFolder> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
   for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(BUNDLED, file), join(dir, file));
   const list: TensorToWrite[] = [...tensors].map(([name, t]) => ({ name, dtype: "BF16", shape: t.shape, data: t.data }));

@@ -157,7 +157,8 @@ const contentArbs = {
 const caseArb = fc
   .record({
     kvHeads: fc.integer({ min: 1, max: 4 }),
-    headDim: fc.constantFrom(16, 32, 48, 64, 128),
+    // up to Gemma 3's 256 (one KV head) and the kernels' limit, 512
+    headDim: fc.constantFrom(16, 32, 48, 64, 128, 256, 512),
     nq: fc.integer({ min: 1, max: 11 }),
     slots: fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 300 })),
     ...contentArbs,

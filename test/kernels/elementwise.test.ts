@@ -2,7 +2,7 @@ import { wasmBytes } from "../../src/node/wasm-files.js";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
-  addInto, addIntoRef, buildRopeTables, rmsnorm, rmsnormRef, rope, ropeRef, swiglu, swigluRef, uploadRopeTable, type RopeTable,
+  addInto, addIntoRef, buildRopeTables, geglu, gegluRef, GELU_TANH, rmsnorm, rmsnormRef, rope, ropeRef, swiglu, swigluRef, uploadRopeTable, type RopeTable,
   type RopeTablePtr,
 } from "../../src/kernels/elementwise.js";
 import { WasmKernels } from "../../src/kernels/wasm.js";
@@ -148,12 +148,26 @@ describe.each(variants)("element-wise kernels (%s build)", (variant) => {
     );
   });
 
-  it("swiglu matches the twin within 1e-6 relative, including saturated and tail elements", () => {
+  // Each gated kernel with its twin, its stated bound, and the gates where its e^x saturates or bends.
+  const gated = [
+    { name: "swiglu", kernel: swiglu, twin: swigluRef, special: [88.5, -88.5, -100, 0], tolerance: (_g: number, want: number) => 1e-6 * Math.abs(want) + 1e-30 },
+    {
+      name: "geglu", kernel: geglu, twin: gegluRef,
+      // around e^x's clamp (-2z = 88 near g = -5.9), GELU's knee, and far out on both sides
+      special: [-5.9, -6, 5.9, -0.5, 1e6, -1e6, -1e30, 0],
+      tolerance: (g: number, want: number, up: number) => {
+        const z2 = Math.abs(2 * GELU_TANH.c * (g + GELU_TANH.a * g * g * g));
+        return (1e-6 + 4e-7 * Math.min(z2, 1e30)) * Math.abs(want) + 1e-30 + 1e-37 * Math.abs(g * up);
+      },
+    },
+  ] as const;
+
+  it.each(gated)("$name matches the twin within its stated bound, including saturated and tail elements", ({ name, kernel, twin, special, tolerance }) => {
     fc.assert(
       fc.property(
         fc.record({
-          n: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 7000 }), fc.constant(6144)),
-          gateScale: fc.constantFrom(0.01, 1, 10, 60, 200),
+          n: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 7000 }), fc.constantFrom(2048, 6144)),
+          gateScale: fc.constantFrom(0.01, 1, 3, 10, 60, 200),
           style: styleArb,
           seed: fc.integer(),
           alias: fc.constantFrom("none", "gate", "up"),
@@ -162,14 +176,18 @@ describe.each(variants)("element-wise kernels (%s build)", (variant) => {
           scratch.reset();
           const gate = values(c.seed, c.n, c.style, c.gateScale);
           const up = values(c.seed + 7, c.n, "wide", 1);
-          if (c.n > 3) gate.set([88.5, -88.5, -100, 0].slice(0, c.n), 0); // around the clamp of e^x
+          if (c.n >= special.length) gate.set(special, 0);
           const want = new Float32Array(c.n);
-          swigluRef(gate, up, want, c.n);
+          twin(gate, up, want, c.n);
           const gp = scratch.putF32(gate);
           const upp = scratch.putF32(up);
           const op = c.alias === "gate" ? gp : c.alias === "up" ? upp : scratch.putF32(new Float32Array(c.n));
-          swiglu(wasm, gp, upp, op, c.n);
-          expectWithin(scratch.get(op, c.n), want, 1e-6, 1e-30, "swiglu");
+          kernel(wasm, gp, upp, op, c.n);
+          const got = scratch.get(op, c.n);
+          for (let i = 0; i < c.n; i++) {
+            const tol = tolerance(gate[i], want[i], up[i]);
+            if (!(Math.abs(got[i] - want[i]) <= tol)) throw new Error(`${name}[${i}] (gate ${gate[i]}): ${got[i]} vs ${want[i]} (tolerance ${tol})`);
+          }
         },
       ),
       { numRuns: RUNS },
@@ -252,6 +270,23 @@ describe("element-wise twins", () => {
     ropeRef(y, 1, 1, t, 0);
     expect(Array.from(y)).toEqual(Array.from(x));
     expect(() => buildRopeTables(8, 3, new Float32Array(3))).toThrow(/expected 4 inverse frequencies/);
+  });
+
+  it("gelu_tanh is the tanh formula, is 0 at 0, tends to x for large x and to 0 for large -x", () => {
+    fc.assert(
+      fc.property(fc.float({ min: -30, max: 30, noNaN: true }), (g) => {
+        const gate = new Float32Array([g, 0, 40, -40]);
+        const out = new Float32Array(4);
+        gegluRef(gate, new Float32Array(4).fill(1), out, 4);
+        const x = Math.fround(g);
+        const tanhForm = 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+        expect(Math.abs(out[0] - tanhForm)).toBeLessThanOrEqual(1e-6 * Math.abs(tanhForm) + 1e-12);
+        expect(out[1]).toBe(0);
+        expect(out[2]).toBe(40);
+        expect(Math.abs(out[3])).toBeLessThan(1e-40);
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   it("silu behaves: silu(0) = 0, silu(x) - silu(-x) = x, silu(-100) ≈ 0, silu(100) = 100", () => {

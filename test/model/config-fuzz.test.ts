@@ -22,8 +22,10 @@ function exercise(json: unknown): string {
     wasmEngineBytes(c, ctx);
     // What parsing promises the engine: finite RoPE frequencies no larger than 1. (The engine builds them
     // only after the checkpoint's tensor shapes have confirmed head_dim; here a fuzzed one is capped.)
-    const omega = ropeInverseFrequencies({ ...c, headDim: Math.min(c.headDim, 1024) });
-    if (!omega.every((w) => Number.isFinite(w) && w >= 0 && w <= 1)) throw new Error(`RoPE frequencies out of range: ${omega.find((w) => !(w >= 0 && w <= 1))}`);
+    for (const rope of Object.values(c.rope)) {
+      const omega = ropeInverseFrequencies(Math.min(c.headDim, 1024), rope);
+      if (!omega.every((w) => Number.isFinite(w) && w >= 0 && w <= 1)) throw new Error(`RoPE frequencies out of range: ${omega.find((w) => !(w >= 0 && w <= 1))}`);
+    }
   }, ["config.json: "]);
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { ConfigError, MOBILELLM_PRO_CONFIG_JSON, mobilellmPro, parameterCount, parseConfig } from "../../src/model/config.js";
+import { ConfigError, layerMap, MOBILELLM_PRO_CONFIG_JSON, mobilellmPro, parameterCount, parseConfig, PRESETS } from "../../src/model/config.js";
 
 const tiny = JSON.parse(readFileSync("models/shakespeare-tiny/config.json", "utf8")) as Record<string, unknown>;
 const withKey = (patch: Record<string, unknown>) => ({ ...tiny, ...patch });
@@ -9,18 +9,19 @@ const without = (key: string) => Object.fromEntries(Object.entries(tiny).filter(
 describe("config.json parsing", () => {
   it("reads the bundled model's config with no defaults needed", () => {
     const c = parseConfig(tiny);
-    expect(c).toMatchObject({ hiddenSize: 320, numLayers: 6, numHeads: 5, numKvHeads: 1, headDim: 64, intermediateSize: 768, vocabSize: 1024, slidingWindow: 64, ropeTheta: 10000, rmsNormEps: 1e-5, useQkNorm: false, tieWordEmbeddings: true });
-    expect(c.layerTypes.map((t) => t[0]).join("")).toBe("fsssff");
+    expect(c).toMatchObject({ hiddenSize: 320, numLayers: 6, numHeads: 5, numKvHeads: 1, headDim: 64, intermediateSize: 768, vocabSize: 1024, slidingWindow: 64, rmsNormEps: 1e-5, qkNorm: "none", tieWordEmbeddings: true });
+    expect(c.rope.full_attention).toEqual({ theta: 10000, scaling: null });
+    expect(layerMap(c)).toBe("GSSSGG");
     expect(c.eosTokenIds).toEqual([1001, 1007, 1008]);
     expect(c.defaulted).toEqual(["attn_temperature_tuning", "floor_scale"]);
   });
 
   it("takes the documented defaults for absent keys and records them", () => {
     const c = parseConfig(Object.fromEntries(Object.entries(tiny).filter(([k]) => !["rope_theta", "rms_norm_eps", "use_qk_norm", "no_rope_layers", "tie_word_embeddings"].includes(k))));
-    expect(c.ropeTheta).toBe(500000);
+    expect(c.rope.full_attention.theta).toBe(500000);
     expect(c.rmsNormEps).toBe(1e-5);
-    expect(c.useQkNorm).toBe(false);
-    expect(c.useRope.every((u) => u)).toBe(true);
+    expect(c.qkNorm).toBe("none");
+    expect(c.layers.every((l) => l.rope)).toBe(true);
     expect(c.tieWordEmbeddings).toBe(true);
     expect(c.defaulted).toEqual(expect.arrayContaining(["rope_theta", "rms_norm_eps", "use_qk_norm", "no_rope_layers", "tie_word_embeddings"]));
   });
@@ -34,10 +35,11 @@ describe("config.json parsing", () => {
         rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
       }),
     );
-    expect(c.useRope).toEqual([true, true, true, false, true, true]);
+    expect(c.layers.map((l) => l.rope)).toEqual([true, true, true, false, true, true]);
     expect(c.attnTemperatureTuning).toBe(true);
     expect(c.floorScale).toBe(16);
-    expect(c.ropeScaling).toEqual({ type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 });
+    expect(c.rope.full_attention.scaling).toEqual({ type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 });
+    expect(c.rope.sliding_attention).toBe(c.rope.full_attention);
   });
 
   it.each([
@@ -82,12 +84,12 @@ describe("config values the engine cannot compute with", () => {
 
   it("refuses a llama3 rope factor below 1", () => {
     expect(() => parseConfig(withKey({ rope_scaling: { ...llama3, factor: 1e-308 } }))).toThrow(/rope_scaling.factor is 1e-308: it must be at least 1/);
-    expect(parseConfig(withKey({ rope_scaling: { ...llama3, factor: 1 } })).ropeScaling).toMatchObject({ type: "llama3", factor: 1 });
+    expect(parseConfig(withKey({ rope_scaling: { ...llama3, factor: 1 } })).rope.full_attention.scaling).toMatchObject({ type: "llama3", factor: 1 });
   });
 
   it("accepts the limits themselves", () => {
     const c = parseConfig(withKey({ rope_theta: 1, rms_norm_eps: 1e-30, attn_scale: 10, floor_scale: 1 }));
-    expect([c.ropeTheta, c.rmsNormEps, c.attnScale, c.floorScale]).toEqual([1, 1e-30, 10, 1]);
+    expect([c.rope.full_attention.theta, c.rmsNormEps, c.attnScale, c.floorScale]).toEqual([1, 1e-30, 10, 1]);
   });
 });
 
@@ -95,7 +97,7 @@ describe("the mobilellm-pro preset", () => {
   it("is the published architecture", () => {
     const c = mobilellmPro;
     expect(c).toMatchObject({ numLayers: 30, hiddenSize: 1280, intermediateSize: 6144, numHeads: 20, numKvHeads: 4, headDim: 64, vocabSize: 202048, slidingWindow: 512, maxPositions: 131072, bosTokenId: 200000, padTokenId: 200018 });
-    const global = c.layerTypes.flatMap((t, i) => (t === "full_attention" ? [i] : []));
+    const global = c.layers.flatMap((l, i) => (l.kind === "full_attention" ? [i] : []));
     expect(global).toEqual([0, 4, 8, 12, 16, 20, 24, 28, 29]);
     expect(MOBILELLM_PRO_CONFIG_JSON.layer_types).toHaveLength(30);
   });
@@ -120,8 +122,9 @@ describe("architecture dispatch", () => {
 
   it("reads a plain Llama config with transformers' LlamaConfig defaults and rotate_half RoPE", () => {
     const c = parseConfig(llama);
-    expect(c).toMatchObject({ architecture: "llama", ropeStyle: "rotate_half", headDim: 64, ropeTheta: 10000, rmsNormEps: 1e-6, tieWordEmbeddings: false, slidingWindow: null, useQkNorm: false, attnTemperatureTuning: false });
-    expect(c.layerTypes.every((t) => t === "full_attention")).toBe(true);
+    expect(c).toMatchObject({ architecture: "llama", ropeStyle: "rotate_half", headDim: 64, rmsNormEps: 1e-6, tieWordEmbeddings: false, slidingWindow: null, qkNorm: "none", attnTemperatureTuning: false });
+    expect(c.rope.full_attention.theta).toBe(10000);
+    expect(c.layers.every((l) => l.kind === "full_attention")).toBe(true);
     expect(c.defaulted.sort()).toEqual(["head_dim", "rms_norm_eps", "rope_theta", "tie_word_embeddings"]);
   });
 
@@ -135,7 +138,7 @@ describe("architecture dispatch", () => {
   });
 
   it.each([
-    [{ model_type: "mistral" }, /model_type "mistral" is not supported; supported: model_type "llama4_text" \(MobileLLMP1ForCausalLM, Llama4ForCausalLM\), model_type "llama" \(LlamaForCausalLM\)/],
+    [{ model_type: "mistral" }, /model_type "mistral" is not supported; supported: model_type "llama4_text" \(MobileLLMP1ForCausalLM, Llama4ForCausalLM\), model_type "llama" \(LlamaForCausalLM\), model_type "gemma3_text" \(Gemma3ForCausalLM\)/],
     [{ model_type: undefined, architectures: ["GPT2LMHeadModel"] }, /architecture "GPT2LMHeadModel" is not supported/],
     [{ architectures: ["MobileLLMP1ForCausalLM"] }, /name different model families/],
     [{ model_type: 7 }, /"model_type" must be a string/],
@@ -152,5 +155,77 @@ describe("architecture dispatch", () => {
   it("accepts the Llama-4 keys in a plain Llama config at their neutral values", () => {
     const c = parseConfig({ ...llama, layer_types: ["full_attention", "full_attention"], no_rope_layers: [1, 1], use_qk_norm: false, attention_bias: false, mlp_bias: false });
     expect(c.architecture).toBe("llama");
+  });
+});
+
+describe("Gemma 3 config.json", () => {
+  const gemma = PRESETS["gemma-3-270m"].json;
+  const with_ = (patch: Record<string, unknown>) => ({ ...gemma, ...patch });
+
+  it("reads the published gemma-3-270m config: its shape, layer kinds, RoPE per kind and scales", () => {
+    const c = parseConfig(gemma);
+    expect(c).toMatchObject({
+      architecture: "gemma3", ropeStyle: "rotate_half", norms: "sandwich", activation: "gelu_tanh", qkNorm: "before_rope",
+      hiddenSize: 640, intermediateSize: 2048, numLayers: 18, numHeads: 4, numKvHeads: 1, headDim: 256, vocabSize: 262144,
+      slidingWindow: 512, rmsNormEps: 1e-6, tieWordEmbeddings: true, queryScale: 1 / 16,
+    });
+    expect(layerMap(c)).toBe("SSSSSGSSSSSGSSSSSG");
+    expect(c.rope).toEqual({ full_attention: { theta: 1e6, scaling: null }, sliding_attention: { theta: 10000, scaling: null } });
+    // sqrt(640) = 25.298..., cast to bfloat16 as transformers does: 25.25
+    expect(c.embedScale).toBe(25.25);
+    // The published file leaves tie_word_embeddings to Gemma3TextConfig's default (true).
+    expect(c.defaulted).toEqual(["tie_word_embeddings"]);
+  });
+
+  it("derives the layer kinds from sliding_window_pattern (layer i global when (i + 1) % pattern == 0), 6 by default", () => {
+    expect(layerMap(parseConfig(PRESETS["gemma-3-1b"].json))).toBe("SSSSSGSSSSSGSSSSSGSSSSSGSS");
+    const noPattern = Object.fromEntries(Object.entries(PRESETS["gemma-3-1b"].json).filter(([k]) => k !== "sliding_window_pattern"));
+    const c = parseConfig(noPattern);
+    expect(layerMap(c)).toBe("SSSSSGSSSSSGSSSSSGSSSSSGSS");
+    expect(c.defaulted).toContain("sliding_window_pattern");
+    expect(layerMap(parseConfig({ ...noPattern, sliding_window_pattern: 3, num_hidden_layers: 7 }))).toBe("SSGSSGS");
+  });
+
+  it("rounds the embedding scale to the checkpoint's dtype, and takes float32 when none is given", () => {
+    expect(parseConfig(with_({ torch_dtype: "float32" })).embedScale).toBe(Math.fround(Math.sqrt(640)));
+    expect(parseConfig(with_({ torch_dtype: undefined, dtype: "float16" })).embedScale).toBe(25.296875);
+    const none = parseConfig(with_({ torch_dtype: undefined }));
+    expect(none.embedScale).toBe(Math.fround(Math.sqrt(640)));
+    expect(none.defaulted).toContain("torch_dtype");
+  });
+
+  it("puts a linear rope_scaling on the global layers only, and reads transformers 5's rope_parameters", () => {
+    const scaled = parseConfig(with_({ rope_scaling: { rope_type: "linear", factor: 8 } }));
+    expect(scaled.rope.full_attention).toEqual({ theta: 1e6, scaling: { type: "linear", factor: 8 } });
+    expect(scaled.rope.sliding_attention).toEqual({ theta: 10000, scaling: null });
+    const params = parseConfig(with_({
+      rope_theta: undefined, rope_local_base_freq: undefined, rope_scaling: undefined,
+      rope_parameters: { full_attention: { rope_type: "linear", factor: 8, rope_theta: 1e6 }, sliding_attention: { rope_type: "default", rope_theta: 10000 } },
+    }));
+    expect(params.rope).toEqual(scaled.rope);
+  });
+
+  it.each([
+    [{ final_logit_softcapping: 30 }, /"final_logit_softcapping" 30: logit soft-capping \(Gemma 2\) is not implemented/],
+    [{ attn_logit_softcapping: 50 }, /"attn_logit_softcapping" 50: attention soft-capping/],
+    [{ hidden_activation: "gelu" }, /"hidden_activation" "gelu": the MLP is GeGLU with tanh-approximated GELU/],
+    [{ attention_bias: true }, /"attention_bias" true: bias terms/],
+    [{ use_bidirectional_attention: true }, /bidirectional attention \(EmbeddingGemma\)/],
+    [{ rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } }, /rope_scaling type "llama3" is not supported \(supported: "linear", "default"\)/],
+    [{ rope_local_base_freq: 0.5 }, /"rope_local_base_freq" is 0.5, outside the range/],
+    [{ query_pre_attn_scalar: -1 }, /"query_pre_attn_scalar" must be a positive number/],
+    [{ torch_dtype: "int8" }, /"torch_dtype" "int8" is not one of/],
+    [{ rope_parameters: { full_attention: { rope_type: "default", rope_theta: 1e6 } } }, /"rope_parameters.sliding_attention" must be an object/],
+  ])("refuses %j with a message naming the key", (patch, message) => {
+    expect(() => parseConfig(with_(patch))).toThrow(message);
+  });
+
+  it("counts the parameters of the family's thirteen tensors a layer: 268,098,176 for gemma-3-270m", () => {
+    // Independently: the embedding, and per layer q, k, v, o, gate, up, down and the six norms (four of
+    // hidden size, q_norm and k_norm of head_dim); the final norm.
+    const d = 640, q = 4 * 256, kv = 256, f = 2048;
+    const perLayer = d * q + 2 * d * kv + q * d + 3 * d * f + 4 * d + 2 * 256;
+    expect(262144 * d + 18 * perLayer + d).toBe(268_098_176);
+    expect(parameterCount(parseConfig(gemma)).total).toBe(268_098_176);
   });
 });

@@ -78,7 +78,7 @@ describe("KV state save and restore", () => {
     const c = a.config;
     // Global layers hold all 150 positions, sliding ones the last 64.
     let positions = 0;
-    for (let l = 0; l < c.numLayers; l++) positions += c.layerTypes[l] === "sliding_attention" ? 64 : 150;
+    for (let l = 0; l < c.numLayers; l++) positions += c.layers[l].kind === "sliding_attention" ? 64 : 150;
     const kv = positions * 2 * c.numKvHeads * (c.headDim + 4);
     expect(state.length).toBeGreaterThan(kv + 4 * prompt.length);
     expect(state.length).toBeLessThan(kv + 4 * prompt.length + 1024);

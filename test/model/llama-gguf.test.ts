@@ -19,13 +19,14 @@ import { resolveTensorNames } from "../../src/model/tensor-names.js";
 import { loadConfig } from "../../src/node/bundled.js";
 import { openCheckpoint } from "../../src/node/folder.js";
 import { writeGgufFile } from "../../src/node/gguf-files.js";
-import { readLlamaGgufModel } from "../../src/session/llama-gguf-model.js";
+import { readLlamaCppGgufModel } from "../../src/session/llama-gguf-model.js";
 import { readAnyGgufModel } from "../../src/session/open.js";
 import { GgufWeights } from "../../src/model/checkpoint/gguf-weights.js";
 import { WasmEngine } from "../../src/model/engine.js";
 import { ReferenceBackend, loadReferenceWeights } from "../../src/reference/backend.js";
 import { engineOptions } from "../helpers/node-kernels.js";
-import { argmax, cosine } from "../helpers/compare.js";
+import { argmax, cosine, relativeError } from "../helpers/compare.js";
+import { run as info } from "../../src/cli/commands/info.js";
 import { llamaGguf, ropeFrequencyDivisors, type LlamaGgufOptions } from "../../bench/llama-gguf.js";
 import { writeLlamaFolder, type LlamaShape } from "../helpers/llama-folder.js";
 import { rewriteGguf } from "../checkpoint/gguf-helpers.js";
@@ -41,18 +42,6 @@ afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })))
 
 const TOKENS = [1000, 17, 402, 999, 3, 511, 77, 1023, 250, 640];
 
-/** Largest |a - b| over every logit, relative to the largest |b|. */
-function relError(a: Float32Array[], b: Float32Array[]): number {
-  let diff = 0;
-  let scale = 0;
-  a.forEach((row, i) =>
-    row.forEach((x, j) => {
-      diff = Math.max(diff, Math.abs(x - b[i][j]));
-      scale = Math.max(scale, Math.abs(b[i][j]));
-    }),
-  );
-  return diff / scale;
-}
 
 type WriteOptions = Pick<LlamaGgufOptions, "matrices" | "q4_0">;
 
@@ -119,7 +108,7 @@ describe("llama.cpp GGUF files of Llama models", () => {
       fromFolder.forEach((f, t) => expect(cosine(f, got[t])).toBeGreaterThan(0.999));
       // The rows as Hugging Face stores them, read as llama.cpp's order: RoPE then pairs the wrong dimensions.
       const unpermuted = await writeLlamaCppFile(dir, { ...recipeQ4_0, permute: false });
-      expect(relError(await logits(unpermuted, "wasm"), got)).toBeGreaterThan(1e-2);
+      expect(relativeError(await logits(unpermuted, "wasm"), got)).toBeGreaterThan(1e-2);
     }, 120_000);
   }
 
@@ -136,14 +125,14 @@ describe("llama.cpp GGUF files of Llama models", () => {
     const dir = await folder("SmolLM2-135M");
     const fromFolder = await logits(dir, "reference");
     const f32 = await logits(await writeLlamaCppFile(dir, { matrices: "F32" }), "reference");
-    expect(relError(f32, fromFolder)).toBeLessThan(1e-5);
+    expect(relativeError(f32, fromFolder)).toBeLessThan(1e-5);
     const f16 = await logits(await writeLlamaCppFile(dir, { matrices: "F16" }), "reference");
-    expect(relError(f16, fromFolder)).toBeLessThan(1e-2);
+    expect(relativeError(f16, fromFolder)).toBeLessThan(1e-2);
     const unpermuted = await logits(await writeLlamaCppFile(dir, { matrices: "F32", permute: false }), "reference");
-    expect(relError(unpermuted, fromFolder)).toBeGreaterThan(1e-2);
+    expect(relativeError(unpermuted, fromFolder)).toBeGreaterThan(1e-2);
     // The engine computes the F32 file's matrices in f32 (never with fewer bits than the file): the reference's
     // logits but for its int8 KV cache.
-    expect(relError(await logits(await writeLlamaCppFile(dir, { matrices: "F32" }), "wasm"), f32)).toBeLessThan(1e-2);
+    expect(relativeError(await logits(await writeLlamaCppFile(dir, { matrices: "F32" }), "wasm"), f32)).toBeLessThan(1e-2);
   }, 120_000);
 
   it("the file's q/k rows reordered once more at load (read as rotate_half) are far off, on both backends", async () => {
@@ -151,16 +140,16 @@ describe("llama.cpp GGUF files of Llama models", () => {
     const path = await writeLlamaCppFile(dir, { matrices: "F32" });
     const file = await GgufFile.open(await openFileSource(path));
     try {
-      const m = await readLlamaGgufModel(file);
+      const m = await readLlamaCppGgufModel(file);
       const twice = { ...m.config, ropeStyle: "rotate_half" as const };
       const engine = await WasmEngine.load(twice, new GgufWeights(file), m.names, engineOptions({ contextLength: 16, threads: 1 }));
       try {
-        expect(relError(engine.forward(TOKENS, 0, true), await logits(dir, "wasm"))).toBeGreaterThan(1e-2);
+        expect(relativeError(engine.forward(TOKENS, 0, true), await logits(dir, "wasm"))).toBeGreaterThan(1e-2);
       } finally {
         await engine.dispose();
       }
       const reference = new ReferenceBackend(twice, await loadReferenceWeights(new GgufWeights(file), m.names), 16);
-      expect(relError(reference.forward(TOKENS, 0, true), await logits(dir, "reference"))).toBeGreaterThan(1e-2);
+      expect(relativeError(reference.forward(TOKENS, 0, true), await logits(dir, "reference"))).toBeGreaterThan(1e-2);
     } finally {
       await file.close();
     }
@@ -169,7 +158,7 @@ describe("llama.cpp GGUF files of Llama models", () => {
   it("reads the config a folder with model_type llama gives, but for the q/k row order", async () => {
     const dir = await folder("AMD-Llama-135m");
     const file = await GgufFile.open(memorySource("amd.gguf", readFileSync(await writeLlamaCppFile(dir, recipeQ4_0))));
-    const m = await readLlamaGgufModel(file);
+    const m = await readLlamaCppGgufModel(file);
     const fromFolder = loadConfig(dir);
     expect(m.config).toEqual({ ...fromFolder, ropeStyle: "interleaved", defaulted: [] });
     expect(fromFolder.tieWordEmbeddings).toBe(false);
@@ -187,22 +176,22 @@ describe("llama.cpp GGUF files of Llama models", () => {
     const file = await GgufFile.open(await openFileSource(path));
     let ggufConfig;
     try {
-      ggufConfig = (await readLlamaGgufModel(file)).config;
+      ggufConfig = (await readLlamaCppGgufModel(file)).config;
     } finally {
       await file.close();
     }
-    expect(ggufConfig.ropeScaling?.type).toBe("factors");
+    expect(ggufConfig.rope.full_attention.scaling?.type).toBe("factors");
     // All three bands of the llama3 rule occur: kept (1), blended, slowed by the factor (32).
     const divisors = Array.from(ropeFrequencyDivisors(folderConfig));
     expect(divisors[0]).toBe(1);
     expect(divisors[31]).toBe(32);
     expect(divisors.some((f) => f > 1 && f < 32)).toBe(true);
-    const want = ropeInverseFrequencies(folderConfig);
-    const got = ropeInverseFrequencies(ggufConfig);
+    const want = ropeInverseFrequencies(folderConfig.headDim, folderConfig.rope.full_attention);
+    const got = ropeInverseFrequencies(ggufConfig.headDim, ggufConfig.rope.full_attention);
     got.forEach((w, i) => expect(Math.abs(w - want[i]) / want[i]).toBeLessThan(1e-6));
-    const unscaled = ropeInverseFrequencies({ ...folderConfig, ropeScaling: null });
+    const unscaled = ropeInverseFrequencies(folderConfig.headDim, { ...folderConfig.rope.full_attention, scaling: null });
     expect(unscaled[31] / got[31]).toBeCloseTo(32, 4);
-    expect(relError(await logits(path, "reference"), await logits(dir, "reference"))).toBeLessThan(1e-5);
+    expect(relativeError(await logits(path, "reference"), await logits(dir, "reference"))).toBeLessThan(1e-5);
   }, 120_000);
 });
 
@@ -265,7 +254,7 @@ describe("a llama.cpp file this loader cannot run is refused with one line", () 
     expect(await withKey("llama.expert_count", u32(8))).toMatch(/llama\.expert_count is 8: mixture-of-experts models are not supported/);
     expect(await withKey("llama.rope.scaling.type", str("yarn"))).toMatch(/llama\.rope\.scaling\.type "yarn" is not supported/);
     expect(await withKey("llama.expert_count", u32(0))).toBe("ok");
-    expect(await withKey("general.architecture", str("qwen2"))).toMatch(/general\.architecture is "qwen2"; this loader reads "mobilellmpro" \(mobilellm convert\) and "llama"/);
+    expect(await withKey("general.architecture", str("qwen2"))).toMatch(/general\.architecture is "qwen2"; this loader reads "mobilellmpro" \(mobilellm convert\), "llama" \(llama.cpp.s llama files\), "gemma3" \(llama.cpp.s gemma3 files\)/);
   });
 
   it("tensors: missing, unexpected, misshapen, of an unreadable type, a bad rope_freqs", async () => {

@@ -12,7 +12,7 @@ import { specialBase, synthConfigJson, synthesizeCheckpoint, synthTokenizerFiles
 import { TextTokenizer } from "../../src/text/tokenizer.js";
 import { cli } from "../helpers/cli.js";
 import { cosine } from "../helpers/compare.js";
-import { allLogits, referenceModels } from "../helpers/int4-reference.js";
+import { allLogits, expectEngineNearInt4Reference, referenceModels } from "../helpers/int4-reference.js";
 import { openCheckpoint } from "../../src/node/folder.js";
 
 
@@ -79,7 +79,7 @@ describe("synth --preset mobilellm-pro --layers 2 --vocab 4096 (CLI)", () => {
   it("holds every expected tensor with the right shape, sharded like Hugging Face", async () => {
     const config = parseConfig(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")));
     expect(config.numLayers).toBe(2);
-    expect(config.layerTypes).toEqual(["full_attention", "sliding_attention"]);
+    expect(config.layers.map((l) => l.kind)).toEqual(["full_attention", "sliding_attention"]);
     expect(config.vocabSize).toBe(4096);
     expect(config.defaulted).not.toContain("rope_theta");
     expect(config.defaulted).not.toContain("rms_norm_eps");
@@ -246,10 +246,10 @@ describe("synth of the Llama presets", () => {
     expect([smol["bos_token_id"], smol["eos_token_id"]]).toEqual([2048 - 24, 2048 - 24]);
     const c = parseConfig(smol);
     expect([c.architecture, c.ropeStyle, c.numHeads, c.numKvHeads, c.headDim, c.hiddenSize]).toEqual(["llama", "rotate_half", 9, 3, 64, 576]);
-    expect(c.layerTypes).toEqual(["full_attention", "full_attention"]);
+    expect(c.layers.map((l) => l.kind)).toEqual(["full_attention", "full_attention"]);
     const llama = parseConfig(synthConfigJson(PRESETS["llama-3.2-1b"].json, undefined, undefined));
-    expect([llama.bosTokenId, llama.eosTokenIds, llama.vocabSize, llama.ropeTheta]).toEqual([128000, [128001], 128256, 500000]);
-    expect(llama.ropeScaling).toMatchObject({ type: "llama3", factor: 32 });
+    expect([llama.bosTokenId, llama.eosTokenIds, llama.vocabSize, llama.rope.full_attention.theta]).toEqual([128000, [128001], 128256, 500000]);
+    expect(llama.rope.full_attention.scaling).toMatchObject({ type: "llama3", factor: 32 });
   });
 
   it("an untied AMD-Llama folder loads in both backends; the engine matches the reference on its int4 weights", async () => {
@@ -275,6 +275,32 @@ describe("synth of the Llama presets", () => {
     } finally {
       await wasm.dispose();
     }
+  });
+});
+
+describe("synth of the Gemma 3 presets", () => {
+  it("config.json is the published one; EOS and pad, below Gemma's BOS, take the block's <|end_of_text|> and pad", () => {
+    const g = synthConfigJson(PRESETS["gemma-3-270m"].json, 6, 2048);
+    const base = 2048 - 24;
+    expect([g["bos_token_id"], g["eos_token_id"], g["pad_token_id"]]).toEqual([base, base + 1, base + 18]);
+    expect(g["layer_types"]).toEqual((PRESETS["gemma-3-270m"].json["layer_types"] as string[]).slice(0, 6));
+    const c = parseConfig(g);
+    expect([c.architecture, c.hiddenSize, c.intermediateSize, c.numHeads, c.numKvHeads, c.headDim, c.slidingWindow]).toEqual(["gemma3", 640, 2048, 4, 1, 256, 512]);
+    const oneB = parseConfig(synthConfigJson(PRESETS["gemma-3-1b"].json, undefined, undefined));
+    expect([oneB.numLayers, oneB.hiddenSize, oneB.intermediateSize, oneB.numHeads, oneB.vocabSize, oneB.eosTokenIds]).toEqual([26, 1152, 6912, 4, 262144, [262144 - 24 + 1]]);
+  });
+
+  it("a gemma-3-270m folder stores norm weights around 0 (w of 1 + w) and runs in the engine as in the reference on its int4 weights", async () => {
+    const dir = tmp("synth-gemma3-");
+    await synthesizeCheckpoint({ presetJson: PRESETS["gemma-3-270m"].json, presetName: "gemma-3-270m", outDir: dir, seed: 5, layers: 2, vocab: 1024, maxShardBytes: 1e9 });
+    const ckpt = await openCheckpoint(dir);
+    try {
+      const norm = await ckpt.readF32("model.layers.0.post_feedforward_layernorm.weight");
+      expect(Math.abs(stats(norm).mean)).toBeLessThan(0.01);
+    } finally {
+      await ckpt.close();
+    }
+    await expectEngineNearInt4Reference(dir, [1000, 17, 402, 999, 3, 511], 0.99);
   });
 });
 

@@ -10,8 +10,9 @@ import { loadModel } from "../../src/api.js";
 import { LLAMA_SHAPES, writeLlamaFolder, type LlamaFolder, type LlamaShape } from "../helpers/llama-folder.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { allLogits, referenceModels } from "../helpers/int4-reference.js";
-import { argmax, cosine } from "../helpers/compare.js";
+import { expectEngineNearInt4Reference } from "../helpers/int4-reference.js";
+import { relativeError } from "../helpers/compare.js";
+import { groupedAttention, linear, rmsNorm, ropeRotateHalf } from "../helpers/float64.js";
 
 const TOKENS = [1000, 17, 402, 999, 3, 511, 77, 1023];
 
@@ -44,32 +45,8 @@ function llamaFloat64(m: LlamaFolder, tokens: number[]): Float64Array[] {
   const vocab = c.vocab_size as number;
   const eps = c.rms_norm_eps as number;
   const inv = invFreq(c, hd);
-  const linear = (w: Float32Array, x: Float64Array, rows: number) => {
-    const cols = x.length;
-    const y = new Float64Array(rows);
-    for (let r = 0; r < rows; r++) {
-      let s = 0;
-      for (let k = 0; k < cols; k++) s += w[r * cols + k] * x[k];
-      y[r] = s;
-    }
-    return y;
-  };
-  const norm = (x: Float64Array, w: Float32Array) => {
-    const variance = x.reduce((s, v) => s + v * v, 0) / x.length;
-    return x.map((v, i) => w[i] * (v / Math.sqrt(variance + eps)));
-  };
-  // q * cos + rotate_half(q) * sin, with rotate_half(x) = [-x2, x1] and cos/sin = [cos(p f), cos(p f)].
-  const rope = (x: Float64Array, heads: number, pos: number) => {
-    const out = new Float64Array(x.length);
-    for (let h = 0; h < heads; h++) {
-      for (let j = 0; j < hd; j++) {
-        const angle = pos * inv[j % (hd / 2)];
-        const rotated = j < hd / 2 ? -x[h * hd + j + hd / 2] : x[h * hd + j - hd / 2];
-        out[h * hd + j] = x[h * hd + j] * Math.cos(angle) + rotated * Math.sin(angle);
-      }
-    }
-    return out;
-  };
+  const norm = (x: Float64Array, w: Float32Array) => rmsNorm(x, eps, (i) => w[i]);
+  const rope = (x: Float64Array, heads: number, pos: number) => ropeRotateHalf(x, heads, hd, pos, inv);
   const layers = c.num_hidden_layers as number;
   const keys: Float64Array[][] = Array.from({ length: layers }, () => []);
   const values: Float64Array[][] = Array.from({ length: layers }, () => []);
@@ -82,19 +59,7 @@ function llamaFloat64(m: LlamaFolder, tokens: number[]): Float64Array[] {
       const q = rope(linear(W(`${p}.self_attn.q_proj.weight`), h, nh * hd), nh, pos);
       keys[l].push(rope(linear(W(`${p}.self_attn.k_proj.weight`), h, nkv * hd), nkv, pos));
       values[l].push(linear(W(`${p}.self_attn.v_proj.weight`), h, nkv * hd));
-      const att = new Float64Array(nh * hd);
-      for (let qh = 0; qh < nh; qh++) {
-        const kvh = Math.floor(qh / (nh / nkv)); // repeat_kv
-        const scores = keys[l].map((k) => {
-          let s = 0;
-          for (let j = 0; j < hd; j++) s += q[qh * hd + j] * k[kvh * hd + j];
-          return s / Math.sqrt(hd);
-        });
-        const max = Math.max(...scores);
-        const e = scores.map((s) => Math.exp(s - max));
-        const sum = e.reduce((a, b) => a + b, 0);
-        for (let j = 0; j < hd; j++) att[qh * hd + j] = e.reduce((a, w, t) => a + w * values[l][t][kvh * hd + j], 0) / sum;
-      }
+      const att = groupedAttention(q, keys[l], values[l], 0, nh, nkv, hd, 1 / Math.sqrt(hd));
       const o = linear(W(`${p}.self_attn.o_proj.weight`), att, d);
       x = x.map((v, i) => v + o[i]);
       const h2 = norm(x, W(`${p}.post_attention_layernorm.weight`));
@@ -107,19 +72,6 @@ function llamaFloat64(m: LlamaFolder, tokens: number[]): Float64Array[] {
     return linear(head, norm(x, W("model.norm.weight")), vocab);
   });
 }
-
-/** max |a - b| / max |b| over all positions. */
-function relativeError(a: Float32Array[], b: Float64Array[]): number {
-  let num = 0;
-  let den = 0;
-  a.forEach((row, t) => row.forEach((v, i) => {
-    num = Math.max(num, Math.abs(v - b[t][i]));
-    den = Math.max(den, Math.abs(b[t][i]));
-  }));
-  return num / den;
-}
-
-
 
 const CASES: Array<[LlamaShape, number]> = [
   ["SmolLM2-135M", 2],
@@ -149,18 +101,7 @@ describe.each(CASES)("%s shape (%i layers, vocabulary cut to 2048), bf16 weights
   }, 120_000);
 
   it("the int4 engine matches the reference run on the same int4 weights (cosine >= 0.999, same top-1)", async () => {
-    const { int4 } = await referenceModels(m.dir, 64);
-    const engine = await loadModel(m.dir, { backend: "wasm", contextLength: 64, threads: 1 });
-    try {
-      const want = allLogits(int4, TOKENS);
-      const got = engine.logits(TOKENS, true);
-      for (let t = 0; t < TOKENS.length; t++) {
-        expect(cosine(want[t], got[t])).toBeGreaterThan(0.999);
-        expect(argmax(got[t])).toBe(argmax(want[t]));
-      }
-    } finally {
-      await engine.dispose();
-    }
+    await expectEngineNearInt4Reference(m.dir, TOKENS);
   }, 120_000);
 });
 

@@ -103,7 +103,7 @@ describe("RoPE", () => {
   it("makes q.k depend on the position difference only, in either pairing", () => {
     fc.assert(
       fc.property(fc.integer(), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 1, max: 5000 }), fc.constantFrom("interleaved" as const, "rotate_half" as const), (seed, i, j, shift, style) => {
-        const omega = ropeInverseFrequencies({ headDim: 16, ropeTheta: 10000, ropeScaling: null });
+        const omega = ropeInverseFrequencies(16, { theta: 10000, scaling: null });
         const next = rng(seed);
         const q = Float32Array.from({ length: 16 }, () => next() - 0.5);
         const k = Float32Array.from({ length: 16 }, () => next() - 0.5);
@@ -121,7 +121,7 @@ describe("RoPE", () => {
   });
 
   it("rotates adjacent pairs (interleaved form), not halves", () => {
-    const omega = ropeInverseFrequencies({ headDim: 4, ropeTheta: 10000, ropeScaling: null });
+    const omega = ropeInverseFrequencies(4, { theta: 10000, scaling: null });
     const v = Float32Array.from([1, 0, 0, 0]);
     applyRope(v, 1, 4, 1, omega, "interleaved");
     // pair (0, 1) turns by 1 radian (omega_0 = 1); element 2 (the other half's first) stays 0.
@@ -131,7 +131,7 @@ describe("RoPE", () => {
   });
 
   it("rotate_half pairs dimension i with i + headDim/2 (Hugging Face Llama's layout)", () => {
-    const omega = ropeInverseFrequencies({ headDim: 4, ropeTheta: 10000, ropeScaling: null });
+    const omega = ropeInverseFrequencies(4, { theta: 10000, scaling: null });
     const v = Float32Array.from([1, 0, 0, 0]);
     applyRope(v, 1, 4, 1, omega, "rotate_half");
     // pair (0, 2) turns by 1 radian; element 1 belongs to pair (1, 3) and stays 0.
@@ -141,11 +141,10 @@ describe("RoPE", () => {
   });
 
   it("llama3 scaling slows long wavelengths by the factor and keeps short ones", () => {
-    const base = ropeInverseFrequencies({ headDim: 64, ropeTheta: 500000, ropeScaling: null });
-    const scaled = ropeInverseFrequencies({
-      headDim: 64,
-      ropeTheta: 500000,
-      ropeScaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 },
+    const base = ropeInverseFrequencies(64, { theta: 500000, scaling: null });
+    const scaled = ropeInverseFrequencies(64, {
+      theta: 500000,
+      scaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 },
     });
     expect(scaled[0]).toBe(base[0]); // wavelength 2*pi < 8192 / 4
     expect(scaled[31]).toBeCloseTo(base[31] / 8, 12); // wavelength far above 8192

@@ -37,7 +37,7 @@ and more lines show the file:
 --threads N  engine threads for --load (default: the available cores)`;
 
 interface GgufSummary {
-  /** general.architecture: "mobilellmpro" (mobilellm convert) or "llama" (llama.cpp). */
+  /** general.architecture: "mobilellmpro" (mobilellm convert), "llama" or "gemma3" (llama.cpp). */
   architecture: string;
   fileBytes: number;
   version: number;
@@ -105,11 +105,22 @@ async function storedWeights(dir: string | null, rawConfig: Record<string, unkno
   return { bytes: params * dtype.bytes, dtype: dtype.fromConfig ? dtype.name : `${dtype.name} (assumed)`, from: "config" };
 }
 
-function ropeScalingText(c: ModelConfig): string {
-  const s = c.ropeScaling;
-  if (s === null) return "no scaling";
-  if (s.type === "llama3") return `llama3 scaling x${s.factor}`;
-  return `scaled by the file's per-frequency factors (${Math.min(...s.factors)} to ${Math.max(...s.factors)})`;
+function ropeText(r: ModelConfig["rope"]["full_attention"]): string {
+  const s = r.scaling;
+  const scaling =
+    s === null ? "no scaling"
+    : s.type === "llama3" ? `llama3 scaling x${s.factor}`
+    : s.type === "linear" ? `linear scaling x${s.factor}`
+    : `scaled by the file's per-frequency factors (${Math.min(...s.factors)} to ${Math.max(...s.factors)})`;
+  return `theta ${r.theta}, ${scaling}`;
+}
+
+/** The RoPE line: one RoPE, or the global and local layers' (Gemma), and the NoPE layers. */
+function ropeLine(c: ModelConfig): string {
+  const { full_attention: global, sliding_attention: local } = c.rope;
+  const same = JSON.stringify(global) === JSON.stringify(local);
+  const nope = c.layers.flatMap((l, i) => (l.rope ? [] : [i]));
+  return `${same ? ropeText(global) : `global ${ropeText(global)}; local ${ropeText(local)}`}, NoPE layers: ${nope.length === 0 ? "none" : nope.join(",")}`;
 }
 
 /** --load: the model loaded into the wasm engine once, then freed; where its time to ready went. */
@@ -168,8 +179,8 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   }
 
   const params = parameterCount(config);
-  const layerMap = config.layerTypes.map((t) => (t === "full_attention" ? "G" : "S")).join("");
-  const globalLayers = config.layerTypes.flatMap((t, i) => (t === "full_attention" ? [i] : []));
+  const layerMap = config.layers.map((l) => (l.kind === "full_attention" ? "G" : "S")).join("");
+  const globalLayers = config.layers.flatMap((l, i) => (l.kind === "full_attention" ? [i] : []));
   const stored = ggufStored ?? (await storedWeights(dir, rawConfig, params.total));
   const int4 = int4WeightBytes(config);
   const hybrid = kvCacheBytes(config, ctx, "hybrid");
@@ -199,13 +210,14 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   out(
     [
       `model        ${(v.model as string | undefined) ?? source}`, // as given; --json has the full path
-      `architecture ${config.architecture} (RoPE on ${config.ropeStyle === "rotate_half" ? "halves, as Hugging Face Llama stores q and k" : config.architecture === "llama" ? "adjacent pairs, as llama.cpp's converter stores q and k" : "adjacent pairs, as Llama-4 stores q and k"})`,
+      `architecture ${config.architecture} (RoPE on ${config.ropeStyle === "rotate_half" ? "halves, as Hugging Face stores q and k" : config.architecture === "llama" ? "adjacent pairs, as llama.cpp's converter stores q and k" : "adjacent pairs, as Llama-4 stores q and k"})`,
       `parameters   ${fmt(params.total)} (embedding ${fmt(params.embedding)}, ${config.numLayers} layers x ${fmt(params.perLayer)}, final norm ${fmt(params.finalNorm)}${params.lmHead ? `, lm_head ${fmt(params.lmHead)}` : ", tied lm_head"})`,
       `shape        hidden ${config.hiddenSize}, ffn ${config.intermediateSize}, heads ${config.numHeads} (kv ${config.numKvHeads}) x ${config.headDim}, vocab ${fmt(config.vocabSize)}, positions ${fmt(config.maxPositions)}`,
       `layers       ${layerMap}  (G global: ${globalLayers.join(",")}; S sliding, window ${config.slidingWindow ?? "-"})`,
-      `rope         theta ${config.ropeTheta}, ${ropeScalingText(config)}, NoPE layers: ${config.useRope.every((u) => u) ? "none" : config.useRope.flatMap((u, i) => (u ? [] : [i])).join(",")}`,
-      `norms        rms eps ${config.rmsNormEps}, qk-norm ${config.useQkNorm ? "on" : "off"}`,
-      `defaults     ${config.defaulted.length ? config.defaulted.join(", ") : `none (every value came from ${gguf?.architecture === "llama" ? "the file's keys" : "config.json"})`}`,
+      `rope         ${ropeLine(config)}`,
+      `norms        rms eps ${config.rmsNormEps}, ${config.norms === "sandwich" ? "before and after attention and MLP" : "before attention and MLP"}, qk-norm ${config.qkNorm === "none" ? "off" : config.qkNorm === "after_rope" ? "on (after RoPE)" : "per head with weights, before RoPE"}`,
+      `blocks       MLP ${config.activation === "silu" ? "SwiGLU" : "GeGLU (tanh GELU)"}, embedding x ${config.embedScale}, scores x ${config.queryScale}`,
+      `defaults     ${config.defaulted.length ? config.defaulted.join(", ") : `none (every value came from ${gguf !== null && gguf.architecture !== "mobilellmpro" ? "the file's keys" : "config.json"})`}`,
       `stored       ${bytes(stored.bytes)}: ${stored.from === "checkpoint" ? `sum of the checkpoint's tensors (${stored.dtype})` : `${fmt(params.total)} parameters x ${stored.bytes / params.total} B (${stored.dtype}), from the config`}`,
       `int4         ${bytes(int4.recipe)}: int4 values ${fmt(int4.values)} + f16 scales ${fmt(int4.scales)} (one per row and ${GROUP} inputs; every linear layer and the ${config.tieWordEmbeddings ? "tied embedding/output table, counted once" : "embedding and lm_head tables"}) + f32 norms ${fmt(int4.norms)}; with f32 scales (the technical report's count) ${bytes(int4.recipeF32Scales)}`,
       `engine       ${bytes(int4.total)}: the int4 weights above + f32 row sums ${fmt(int4.rowSums)} (the kernels take the activation zero point out with them)`,
