@@ -1,5 +1,5 @@
 // Next-token agreement between llama.cpp (through node-llama-cpp) and this engine, on the same GGUF file and
-// the same token ids: the figures `npm run bench:conformance` prints and test/hub/conformance.test.ts holds to
+// the same token ids: the figures `npm run bench:conformance` prints and test/model/hub-llama-cpp.test.ts holds to
 // the targets of issue 24 (top-1 >= 0.98, mean KL(llama.cpp || ours) <= 0.005, perplexity within 0.5%).
 //
 // The text is real English this project did not write: the Apache License 2.0 as the typescript package

@@ -1,7 +1,7 @@
 // The real hub files answer as language models: a greedy chat answer of SmolLM2-135M-Instruct (its ChatML
 // template, stopping at its end of turn) and a greedy continuation of Gemma 3 270M (the base model: no
 // template), checked for what they say. The arithmetic is held to llama.cpp's next-token distributions
-// elsewhere (smollm2-llama-cpp.test.ts, gemma3-llama-cpp-real.test.ts); this is what a user sees. Both
+// elsewhere (hub-llama-cpp.test.ts); this is what a user sees. Both
 // answers were read against llama.cpp's greedy output on the same files (node-llama-cpp 3.22.1): the same
 // words until a near-tie, then the same kind of answer.
 import { afterAll, describe, expect, it } from "vitest";
