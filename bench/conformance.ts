@@ -7,7 +7,7 @@
 //   npm run bench:conformance
 //   npm run bench:conformance -- --positions 512 --threads 1,2 --rounds 2 --prefill 256 --decode 32
 //
-// A file that is not in the cache, or that this engine cannot load yet (another helper's architecture), is
+// A file that is not in the cache, or that this engine cannot load, is
 // listed with the reason and skipped. Environment: BENCH_NLC_DIR (bench/node-llama-cpp.ts), MOBILELLM_HUB_DIR
 // (scripts/hub-models.ts). Figures depend on the machine's load: the run prints the load average with them.
 import { spawnSync } from "node:child_process";
