@@ -34,7 +34,7 @@ export { Model } from "./session/model.js";
 export { Generation } from "./generate/generate.js";
 export { BACKENDS } from "./model/backend.js";
 export { PRESETS, parseConfig, mobilellmPro, parameterCount } from "./model/config.js";
-export { int4WeightBytes, kvCacheBytes, mib, storedDtype } from "./model/memory.js";
+export { engineWeightBytes, int4WeightBytes, kvCacheBytes, mib, storedDtype, type EngineWeightBytes } from "./model/memory.js";
 export { firstNonFinite } from "./kernels/dtype.js";
 export { GROUP } from "./kernels/numerics.js";
 export { INDEX_FILE, SINGLE_FILE } from "./model/checkpoint/checkpoint.js";
@@ -42,6 +42,7 @@ export { BUNDLED_MODEL, bundledGgufPath, bundledModelDir, bundledModelPath, load
 export { openCheckpoint } from "./node/folder.js";
 export { openFileSource };
 export { GgufFile } from "./model/checkpoint/gguf.js";
+export { GgufWeights } from "./model/checkpoint/gguf-weights.js";
 export { readGgufModel } from "./session/gguf-model.js";
 export { readAnyGgufModel } from "./session/open.js";
 export { convertFolder, writeGgufFile } from "./node/gguf-files.js";

@@ -21,7 +21,7 @@ import type { WeightSource } from "./weights.js";
 import type { TensorNames } from "./tensor-names.js";
 import { KvCache } from "./kv-cache.js";
 import { modelFingerprint, restoreKvState, saveKvState } from "./kv-state.js";
-import { wasmEngineBytes } from "./memory.js";
+import { engineWeightBytes, wasmEngineBytes } from "./memory.js";
 import { loadWeights, STAGING_BYTES, type EngineWeights, type LayerMatrices, type MatrixStack } from "./load-weights.js";
 import { loadKernels, type SimdMode, type WasmKernels, type WasmVariant } from "../kernels/wasm.js";
 import { dequantizeRowInto, regionBytes, type Activations, type ActivationFormat, type WeightMatrix } from "../kernels/layout.js";
@@ -136,6 +136,8 @@ export class WasmEngine implements Backend {
   readonly simd: { variant: string; reason: string };
   /** Where the load's time went (set once the load has finished). */
   loadTimes: LoadTimes | null = null;
+  /** Wasm memory the weights took (load-weights.ts's EngineWeights.bytes). */
+  readonly weightBytes: number;
 
   private constructor(
     readonly config: ModelConfig,
@@ -155,6 +157,7 @@ export class WasmEngine implements Backend {
     this.embed = weights.embed;
     this.head = weights.head;
     this.finalNorm = weights.finalNorm;
+    this.weightBytes = weights.bytes;
     this.block = s.block;
     this.caches = Array.from({ length: opts.sequences ?? 1 }, () => new KvCache(k, config, opts.contextLength, s.block));
     const tables: Partial<Record<LayerType, RopeTablePtr>> = {};
@@ -224,9 +227,11 @@ export class WasmEngine implements Backend {
 
     const block = Math.min(opts.blockSize ?? 32, opts.contextLength);
     const scratch = new Scratch(k, config, block, threads, Math.min(block, sequences));
-    // The memory grows once, to what the weights, the KV cache and the RoPE table need (memory.ts) and the
-    // two staging regions, with a MiB for the matrices' padding and alignment; a shortfall only costs a grow.
-    k.reserve(wasmEngineBytes(config, opts.contextLength, sequences).total + 2 * (opts.stagingBytes ?? STAGING_BYTES) + (1 << 20));
+    // The memory grows once, to what the weights (each matrix in its layout), the KV cache and the RoPE table
+    // need (memory.ts) and the two staging regions, with a MiB for the regions' alignment; a shortfall only
+    // costs a grow.
+    const weightBytes = engineWeightBytes(config, weights, names).total;
+    k.reserve(wasmEngineBytes(config, opts.contextLength, weightBytes, sequences).total + 2 * (opts.stagingBytes ?? STAGING_BYTES) + (1 << 20));
     // The workers start while the first weights load (quantized by the main thread alone until they are
     // ready), then quantize the rest with it.
     let pool: ThreadPool | null = null;

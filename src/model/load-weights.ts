@@ -63,6 +63,11 @@ export interface EngineWeights {
   /** The output head: the embedding table itself when the model ties them. */
   head: MatrixStack;
   finalNorm: number;
+  /**
+   * Arena bytes the weights took: every matrix's regions and every norm, with the alignment between them
+   * (memory.ts's engineWeightBytes counts the same regions without it).
+   */
+  bytes: number;
 }
 
 /**
@@ -170,6 +175,7 @@ export async function loadWeights(
     return ptr;
   };
 
+  const first = k.used;
   const embedStack = stack([names.embed]);
   const embed = embedStack.parts[0].matrix;
   const layers: LayerMatrices[] = [];
@@ -189,6 +195,7 @@ export async function loadWeights(
   const finalNorm = await vector(names.finalNorm);
   step();
   const head = names.lmHead ? stack([names.lmHead]) : embedStack;
+  const bytes = k.used - first;
   const staging = [k.alloc(largestRead), k.alloc(largestRead)];
 
   const start = (i: number): Promise<void> => {
@@ -209,7 +216,7 @@ export async function loadWeights(
     // Never leave a read writing into the memory after the load has given up on it.
     await next.catch(() => undefined);
   }
-  return { layers, embed, head, finalNorm };
+  return { layers, embed, head, finalNorm, bytes };
 }
 
 /**

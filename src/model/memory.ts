@@ -1,4 +1,5 @@
-// Bytes a model occupies: its weights as a checkpoint stores them and as the int4 engine holds them, and
+// Bytes a model occupies: its weights as a checkpoint stores them, under the int4 recipe, and as the engine
+// holds them (each matrix in its layout: engineWeightBytes, which the load's budget check and reserve use), and
 // the KV cache for a context length; and, from the same slot layout, when a cache can be resumed
 // (canResumeAt, the pure policy generate/sequence.ts applies without touching the cache itself).
 //
@@ -15,7 +16,11 @@ import { GROUP } from "../kernels/numerics.js";
 import { checkContextLength, type ModelConfig } from "./config.js";
 import { expectedShapes, tensorNamesFor } from "./tensor-names.js";
 import { windowStart } from "../kernels/kv-slots.js";
+import { regionBytes, type LayoutTag } from "../kernels/layout.js";
 import { distinctRopes } from "./rope.js";
+import { layoutOf } from "./load-weights.js";
+import type { TensorNames } from "./tensor-names.js";
+import type { WeightSource } from "./weights.js";
 
 export interface QuantizedWeightBytes {
   /** int4 values, two per byte. */
@@ -62,6 +67,40 @@ export function int4WeightBytes(c: ModelConfig): QuantizedWeightBytes {
     recipeF32Scales: values + groups * 4 + norms,
     total: values + groups * 2 + rows * 4 + norms,
   };
+}
+
+export interface EngineWeightBytes {
+  /** matrices + norms: the bytes the engine allocates for its weights (before each region's 64-byte alignment). */
+  total: number;
+  /** Layout -> the matrices held in it (a tied table counted once) and the bytes of their regions. */
+  layouts: Partial<Record<LayoutTag, { tensors: number; bytes: number }>>;
+  /** Norm weights, kept as float32. */
+  norms: number;
+}
+
+/**
+ * Weight bytes the engine holds for this source's tensors `names`: each matrix in the layout load-weights.ts
+ * gives it (layoutOf: il4 under the int4 recipe, its ggml type's layout in a llama.cpp file), the regions
+ * of that layout for its shape (padding rows included); each norm as float32. Under the recipe this is
+ * int4WeightBytes(c).total whenever every matrix's rows are whole 4-row blocks.
+ */
+export function engineWeightBytes(c: ModelConfig, weights: WeightSource, names: TensorNames): EngineWeightBytes {
+  const out: EngineWeightBytes = { total: 0, layouts: {}, norms: 0 };
+  for (const [name] of expectedShapes(c, names)) {
+    const info = weights.weight(name);
+    if (info.shape.length !== 2) {
+      out.norms += info.shape.reduce((a, b) => a * b, 1) * 4;
+      continue;
+    }
+    const layout = layoutOf(weights, info);
+    const r = regionBytes(layout, info.shape[0], info.shape[1]);
+    const entry = (out.layouts[layout.tag] ??= { tensors: 0, bytes: 0 });
+    entry.tensors++;
+    entry.bytes += r.values + r.scales + r.aux;
+    out.total += r.values + r.scales + r.aux;
+  }
+  out.total += out.norms;
+  return out;
 }
 
 export interface StoredDtype {
@@ -150,21 +189,24 @@ export function canResumeAt(c: ModelConfig, contextLength: number, filled: numbe
 export const WASM_MEMORY_BYTES = 2 ** 32;
 
 /**
- * Wasm memory the int4 engine needs at least for `contextLength`: its weights, the KV caches of its
- * `sequences` (one each) and the RoPE tables (f32 cos and sin per position and rotation pair, one table per
- * distinct RoPE: Gemma's local and global layers have two). Scratch buffers come on top.
+ * Wasm memory the engine needs at least for `contextLength`: its weights (`weights` bytes: engineWeightBytes'
+ * total), the KV caches of its `sequences` (one each) and the RoPE tables (f32 cos and sin per position and
+ * rotation pair, one table per distinct RoPE: Gemma's local and global layers have two). Scratch buffers
+ * come on top.
  */
-export function wasmEngineBytes(c: ModelConfig, contextLength: number, sequences = 1): { weights: number; kvCache: number; ropeTable: number; total: number } {
-  const weights = int4WeightBytes(c).total;
+export function wasmEngineBytes(c: ModelConfig, contextLength: number, weights: number, sequences = 1): { weights: number; kvCache: number; ropeTable: number; total: number } {
   const kv = kvCacheBytes(c, contextLength);
   const kvCache = sequences * (kv.data + kv.scales);
   const ropeTable = contextLength * c.headDim * 4 * distinctRopes(c).length;
   return { weights, kvCache, ropeTable, total: weights + kvCache + ropeTable };
 }
 
-/** Throws before anything is read or allocated when the engine could not fit in Wasm memory. */
-export function checkWasmBudget(c: ModelConfig, contextLength: number, sequences = 1): void {
-  const b = wasmEngineBytes(c, contextLength, sequences);
+/**
+ * Throws before anything is read or allocated when the engine could not fit in Wasm memory, its weights
+ * taking `weights` bytes (engineWeightBytes' total).
+ */
+export function checkWasmBudget(c: ModelConfig, contextLength: number, weights: number, sequences = 1): void {
+  const b = wasmEngineBytes(c, contextLength, weights, sequences);
   if (b.total > WASM_MEMORY_BYTES) {
     const caches = sequences === 1 ? "KV cache" : `KV caches of ${sequences} sequences`;
     throw new RangeError(

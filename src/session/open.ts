@@ -8,7 +8,7 @@ import { CheckpointError, type ByteSource } from "../env/byte-source.js";
 import type { SimdMode } from "../kernels/wasm.js";
 import type { Backend, BackendName } from "../model/backend.js";
 import { checkContextLength, parseConfig, type ModelConfig } from "../model/config.js";
-import { checkWasmBudget } from "../model/memory.js";
+import { checkWasmBudget, engineWeightBytes } from "../model/memory.js";
 import { openFolderCheckpoint } from "../model/checkpoint/folder.js";
 import { GgufFile } from "../model/checkpoint/gguf.js";
 import { GgufWeights } from "../model/checkpoint/gguf-weights.js";
@@ -204,7 +204,7 @@ export interface BackendOptions {
  */
 export async function createBackend(config: ModelConfig, weights: WeightSource, names: TensorNames, opts: BackendOptions, platform: Platform): Promise<Backend> {
   checkContextLength(config, opts.contextLength);
-  if (opts.backend !== "reference") checkWasmBudget(config, opts.contextLength, opts.sequences);
+  if (opts.backend !== "reference") checkWasmBudget(config, opts.contextLength, engineWeightBytes(config, weights, names).total, opts.sequences);
   if (opts.backend === "reference") {
     return new ReferenceBackend(config, await loadReferenceWeights(weights, names), opts.contextLength, opts.sequences);
   }

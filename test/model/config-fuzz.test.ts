@@ -19,7 +19,7 @@ function exercise(json: unknown): string {
     int4WeightBytes(c);
     const ctx = Math.min(c.maxPositions, 64);
     kvCacheBytes(c, ctx);
-    wasmEngineBytes(c, ctx);
+    wasmEngineBytes(c, ctx, int4WeightBytes(c).total);
     // What parsing promises the engine: finite RoPE frequencies no larger than 1. (The engine builds them
     // only after the checkpoint's tensor shapes have confirmed head_dim; here a fuzzed one is capped.)
     for (const rope of Object.values(c.rope)) {

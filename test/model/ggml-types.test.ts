@@ -116,6 +116,17 @@ function agreement(got: Float32Array[], want: Float32Array[]): { minCosine: numb
   return { minCosine, top1: same / want.length };
 }
 
+/**
+ * A Q4_K_M-like mix: q, k Q4_K and v Q6_K (one stacked q|k|v, two parts); gate Q4_K and up Q5_0; down Q6_K;
+ * Q8_0 table, Q6_K output head.
+ */
+function mixFile(): Promise<string> {
+  const mix: Record<string, WeightEncoding> = {
+    attn_q: "Q4_K", attn_k: "Q4_K", attn_v: "Q6_K", attn_output: "Q4_K", ffn_gate: "Q4_K", ffn_up: "Q5_0", ffn_down: "Q6_K",
+  };
+  return fileOf((name) => (name === "token_embd.weight" ? "Q8_0" : name === "output.weight" ? "Q6_K" : mix[name.split(".")[2]] ?? null));
+}
+
 const TYPES: WeightEncoding[] = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "F16", "BF16", "F32"];
 
 describe("the test encoder", () => {
@@ -146,12 +157,7 @@ describe("the engine on every ggml type, against the float32 reference on the sa
   }, 120_000);
 
   it("a Q4_K_M-like mix: stacked products of tensors in different layouts, 1 and 2 threads bit for bit, prefill = decode", async () => {
-    // q, k Q4_K and v Q6_K (one stacked q|k|v, two parts); gate Q4_K and up Q5_0; down Q6_K; Q8_0 table,
-    // Q6_K output head.
-    const mix: Record<string, WeightEncoding> = {
-      attn_q: "Q4_K", attn_k: "Q4_K", attn_v: "Q6_K", attn_output: "Q4_K", ffn_gate: "Q4_K", ffn_up: "Q5_0", ffn_down: "Q6_K",
-    };
-    const path = await fileOf((name) => (name === "token_embd.weight" ? "Q8_0" : name === "output.weight" ? "Q6_K" : mix[name.split(".")[2]] ?? null));
+    const path = await mixFile();
     const [one, two, want] = [await logits(path, "wasm", 1), await logits(path, "wasm", 2), await logits(path, "reference")];
     const a = agreement(one, want);
     expect(a.minCosine).toBeGreaterThan(0.999);
@@ -171,6 +177,73 @@ describe("the engine on every ggml type, against the float32 reference on the sa
     expect(text).toMatch(/tensors +Q8_0 1 tensor, .*; F32 5 tensors, .*; Q4_K 8 tensors, .*; Q6_K 5 tensors, .*; Q5_0 2 tensors, /);
     expect(text).toMatch(/computed +with the values the file holds/);
   }, 180_000);
+});
+
+/**
+ * Bytes a cell of 4 rows x 32 columns takes in the layout holding each type, from the layout table of
+ * src/kernels/layout.ts: values (nibbles 64, int8 128, f32 512, f16 and bf16 256) + scales (an f16 per row
+ * 8, an f32 per row 16, q6_k's two f32 per row 32) + mins (like the scales). Q4_0, Q4_1 and Q8_0 take their
+ * 32-value blocks' bytes (18, 20, 34 per row); Q5_0 widens to Q8_0's, Q5_1 to int8 values, the K types to
+ * int8 values and f32 scales and mins.
+ */
+const CELL_BYTES: Record<WeightEncoding, number> = {
+  Q4_0: 4 * 18, Q4_1: 4 * 20, Q8_0: 4 * 34, Q5_0: 4 * 34, Q5_1: 128 + 8 + 8,
+  Q4_K: 64 + 16 + 16, Q5_K: 128 + 16 + 16, Q6_K: 128 + 32, F32: 512, F16: 256, BF16: 256,
+};
+/** q4_0 also keeps one f32 row sum per row: 16 B per 4-row block. */
+const Q4_0_ROW_SUMS = 16;
+
+describe("info on a llama.cpp file: the weight bytes the engine allocates, each matrix in its type's layout", () => {
+  it("the engine line and --json's engineWeights are the sum of the layouts' cells and the f32 norms; the engine's arena holds that plus alignment", async () => {
+    const path = await mixFile();
+    const file = await GgufFile.open(memorySource("mix.gguf", new Uint8Array(readFileSync(path))));
+    let want = 0;
+    const byType = new Map<string, number>();
+    let matrices = 0;
+    for (const t of file.tensors) {
+      const elements = t.shape.reduce((a, b) => a * b, 1);
+      if (t.shape.length === 1) {
+        want += elements * 4;
+        continue;
+      }
+      matrices++;
+      // Every matrix here has rows a multiple of 4 and columns a multiple of 32: elements / 128 cells.
+      const b = (elements / 128) * CELL_BYTES[t.type as WeightEncoding] + (t.type === "Q4_0" ? (t.shape[0] / 4) * Q4_0_ROW_SUMS : 0);
+      byType.set(t.type, (byType.get(t.type) ?? 0) + b);
+      want += b;
+    }
+    await file.close();
+    expect(byType.get("Q8_0")).toBeGreaterThan(0);
+
+    const lines: string[] = [];
+    await info(["--model", path], (s) => lines.push(s));
+    const text = lines.join("\n");
+    expect(text).toContain(`engine       ${want.toLocaleString("en-US")} B (`);
+    // Q5_0 and Q8_0 share the q8_0 layout.
+    const q8 = byType.get("Q8_0")! + byType.get("Q5_0")!;
+    for (const [layout, b] of [["q8_0", q8], ["q4_k", byType.get("Q4_K")!], ["q6_k", byType.get("Q6_K")!]] as const) {
+      expect(text).toMatch(new RegExp(`[(; ]${layout} \\d+ matri(x|ces) ${b.toLocaleString("en-US")}[;)]`));
+    }
+    // The int4 recipe's lines are not this file's.
+    expect(text).not.toMatch(/^int4 /m);
+    expect(text.match(/^engine /gm)).toHaveLength(1);
+
+    const json: string[] = [];
+    await info(["--model", path, "--json"], (s) => json.push(s));
+    const memory = JSON.parse(json[0]).memory;
+    expect(memory.engineWeights.total).toBe(want);
+    expect(memory.int4Weights).toBeUndefined();
+
+    const model = await loadModel(path, { backend: "wasm", threads: 1, contextLength: 32 });
+    try {
+      const allocated = (model.backend as WasmEngine).weightBytes;
+      // The arena aligns each region (up to 3 per matrix) and each norm to 64 bytes.
+      expect(allocated).toBeGreaterThanOrEqual(want);
+      expect(allocated - want).toBeLessThan(64 * (3 * matrices + (file.tensors.length - matrices)));
+    } finally {
+      await model.dispose();
+    }
+  }, 120_000);
 });
 
 /** `bytes` with tensor `name`'s two dims in the header replaced (its info: the name, u32 dim count, u64 dims). */

@@ -4,7 +4,9 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { mobilellmPro } from "../../src/model/config.js";
-import { int4WeightBytes, kvCacheBytes, mib, storedDtype } from "../../src/model/memory.js";
+import { checkWasmBudget, engineWeightBytes, int4WeightBytes, kvCacheBytes, mib, storedDtype } from "../../src/model/memory.js";
+import { expectedShapes, tensorNamesFor } from "../../src/model/tensor-names.js";
+import type { Quantization, WeightEncoding, WeightSource } from "../../src/model/weights.js";
 import { smallConfig } from "../helpers/random-model.js";
 import { cli } from "../helpers/cli.js";
 import { BUNDLED } from "../helpers/model-folder.js";
@@ -93,6 +95,32 @@ describe("weight bytes", () => {
     const rows = 202048 + 30 * (1280 * 2 + 256 * 2 + 6144 * 2 + 1280);
     expect(w.rowSums).toBe(rows * 4);
     expect(w.total).toBe(matrices * 0.5625 + rows * 4 + norms * 4);
+  });
+
+  it("the engine's: the recipe's il4 is int4's total; a file's Q8_0 or F32 matrices take their layouts' bytes, which the Wasm budget counts", () => {
+    const matrices = 202048 * 1280 + 30 * (1280 * 1280 * 2 + 256 * 1280 * 2 + 6144 * 1280 * 3);
+    const norms = (30 * 2 + 1) * 1280;
+    const names = tensorNamesFor(mobilellmPro);
+    const shapes = new Map(expectedShapes(mobilellmPro, names));
+    /** The preset's tensors, its matrices stored as `encoding` (norms F32): only their headers are read. */
+    const source = (quantization: Quantization, encoding: WeightEncoding): WeightSource => ({
+      quantization,
+      where: (name) => name,
+      weight: (name) => ({ name, shape: shapes.get(name)!, encoding: shapes.get(name)!.length === 2 ? encoding : "F32" }),
+      readF32: () => Promise.reject(new Error("not read")),
+      readRowsInto: () => Promise.reject(new Error("not read")),
+    });
+    expect(engineWeightBytes(mobilellmPro, source("recipe", "BF16"), names).total).toBe(int4WeightBytes(mobilellmPro).total);
+    // q8_0: 128 B of int8 values and 8 B of f16 scales per 4 rows x 32 columns; f32: 4 B a value.
+    const q8 = engineWeightBytes(mobilellmPro, source("file", "Q8_0"), names);
+    expect(q8.layouts).toEqual({ q8_0: { tensors: 1 + 30 * 7, bytes: (matrices / 128) * 136 } });
+    expect(q8.norms).toBe(norms * 4);
+    expect(q8.total).toBe((matrices / 128) * 136 + norms * 4);
+    const f32 = engineWeightBytes(mobilellmPro, source("file", "F32"), names).total;
+    expect(f32).toBe((matrices + norms) * 4);
+    // F32 matrices do not fit in wasm32 memory; the int4 recipe's count of the same model would.
+    expect(() => checkWasmBudget(mobilellmPro, 4096, int4WeightBytes(mobilellmPro).total)).not.toThrow();
+    expect(() => checkWasmBudget(mobilellmPro, 4096, f32)).toThrow(/the wasm engine needs at least 41\d\d\.\d MiB for context 4096 \(weights 41\d\d\.\d/);
   });
 
   it("an untied head is a second matrix", () => {

@@ -1,6 +1,6 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { PRESETS, parameterCount, type ModelConfig, bundledModelPath, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, int4WeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint, openFileSource, GgufFile, readAnyGgufModel, loadModel, type LoadTimes } from "../../api.js";
+import { PRESETS, parameterCount, type ModelConfig, bundledModelPath, loadConfig, readJsonFile, INDEX_FILE, SINGLE_FILE, GROUP, engineWeightBytes, int4WeightBytes, type EngineWeightBytes, kvCacheBytes, mib, storedDtype, openCheckpoint, openFileSource, GgufFile, GgufWeights, readAnyGgufModel, loadModel, type LoadTimes } from "../../api.js";
 import { intFlag, parseFlags, UsageError } from "../args.js";
 import { describeLoad } from "../load-flags.js";
 
@@ -18,6 +18,7 @@ from config.json and took their documented default, and memory:
                one, else parameters x the size of config.json's torch_dtype (bfloat16 if absent)
   int4         weight bytes in the int4 engine: 4-bit values plus one f16 scale per (row, 32 inputs)
                for every linear layer and the embedding table (a tied table counted once), f32 norms
+  engine       what the engine holds: the int4 weights plus one f32 row sum per row
   kv cache     int8 K and V for N tokens: global layers hold N positions, sliding layers
                min(N, sliding_window); the config's layout ("hybrid") vs every layer global
   kv scales    the f32 scale per (token, KV head) of K and of V, on top of the kv cache line
@@ -28,6 +29,9 @@ and more lines show the file:
   tensors      per ggml tensor type: how many tensors and their bytes
   computed     how the engine computes with the matrices: the int4 recipe (mobilellm convert's files),
                or the values the file holds, each type in its layout (llama.cpp's files)
+A llama.cpp file's matrices are not computed with the int4 recipe, so its int4 and engine lines are one:
+  engine       weight bytes the engine allocates: each matrix in the layout of its ggml type (the regions
+               of src/kernels/layout.ts for its shape), per layout; f32 norms
 
 --ctx N      context length for the KV cache (default min(max_position_embeddings, ${DEFAULT_CTX}))
 --load       also load the weights into the wasm engine (with a KV cache of --ctx positions) and print
@@ -47,6 +51,8 @@ interface GgufSummary {
   types: Record<string, { tensors: number; bytes: number }>;
   /** How the engine computes with the matrices. */
   quantization: "recipe" | "file";
+  /** Weight bytes the engine allocates, each matrix in its layout. */
+  engineWeights: EngineWeightBytes;
 }
 
 /** A GGUF file's config (from the config.json it carries or, in a llama.cpp file, from its keys) and tensor totals. */
@@ -71,7 +77,8 @@ async function readGgufInfo(path: string): Promise<{ config: ModelConfig; rawCon
       bytes += t.bytes;
     }
     const stored: StoredWeights = { bytes, dtype: Object.keys(types).join("+"), from: "checkpoint" };
-    const gguf = { architecture: file.metadata.string("general.architecture"), fileBytes: file.source.size, version: file.version, alignment: file.alignment, dataOffset: file.dataOffset, types, quantization: model.quantization };
+    const engineWeights = engineWeightBytes(model.config, new GgufWeights(file, model.quantization), model.names);
+    const gguf = { architecture: file.metadata.string("general.architecture"), fileBytes: file.source.size, version: file.version, alignment: file.alignment, dataOffset: file.dataOffset, types, quantization: model.quantization, engineWeights };
     return { config: model.config, rawConfig: model.configJson, stored, gguf };
   } finally {
     await file.close();
@@ -121,6 +128,12 @@ function ropeLine(c: ModelConfig): string {
   const same = JSON.stringify(global) === JSON.stringify(local);
   const nope = c.layers.flatMap((l, i) => (l.rope ? [] : [i]));
   return `${same ? ropeText(global) : `global ${ropeText(global)}; local ${ropeText(local)}`}, NoPE layers: ${nope.length === 0 ? "none" : nope.join(",")}`;
+}
+
+/** The engine line of a file computed with its own values: the weight bytes by layout. */
+function engineLine(w: EngineWeightBytes, bytes: (n: number) => string, fmt: (n: number) => string): string {
+  const layouts = Object.entries(w.layouts).map(([tag, l]) => `${tag} ${l.tensors} matri${l.tensors === 1 ? "x" : "ces"} ${fmt(l.bytes)}`);
+  return `engine       ${bytes(w.total)}: each matrix in the layout of its ggml type (${layouts.join("; ")}) + f32 norms ${fmt(w.norms)}`;
 }
 
 /** --load: the model loaded into the wasm engine once, then freed; where its time to ready went. */
@@ -187,7 +200,9 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
   const allGlobal = kvCacheBytes(config, ctx, "all-global");
   const load = v.load ? await measureLoad(source, ctx, v.threads === undefined ? undefined : intFlag(v, "threads", 1)) : null;
   if (v.json) {
-    const memory = { contextLength: ctx, storedWeights: stored, int4Weights: int4, kvCache: { hybrid, allGlobal } };
+    // A llama.cpp file's matrices are not the int4 recipe's: its engine weights are gguf.engineWeights alone.
+    const weights = gguf === null ? { int4Weights: int4 } : gguf.quantization === "file" ? { engineWeights: gguf.engineWeights } : { int4Weights: int4, engineWeights: gguf.engineWeights };
+    const memory = { contextLength: ctx, storedWeights: stored, ...weights, kvCache: { hybrid, allGlobal } };
     const loaded = load ? { load: { ms: load.ms, threads: load.threads, times: load.times } } : {};
     out(JSON.stringify({ source, parameters: params, layerMap, globalLayers, slidingWindow: config.slidingWindow, defaulted: config.defaulted, config, memory, ...(gguf ? { gguf } : {}), ...loaded }));
     return;
@@ -219,8 +234,10 @@ export async function run(argv: string[], out: (s: string) => void): Promise<voi
       `blocks       MLP ${config.activation === "silu" ? "SwiGLU" : "GeGLU (tanh GELU)"}, embedding x ${config.embedScale}, scores x ${config.queryScale}`,
       `defaults     ${config.defaulted.length ? config.defaulted.join(", ") : `none (every value came from ${gguf !== null && gguf.architecture !== "mobilellmpro" ? "the file's keys" : "config.json"})`}`,
       `stored       ${bytes(stored.bytes)}: ${stored.from === "checkpoint" ? `sum of the checkpoint's tensors (${stored.dtype})` : `${fmt(params.total)} parameters x ${stored.bytes / params.total} B (${stored.dtype}), from the config`}`,
+      ...(gguf?.quantization === "file" ? [engineLine(gguf.engineWeights, bytes, fmt)] : [
       `int4         ${bytes(int4.recipe)}: int4 values ${fmt(int4.values)} + f16 scales ${fmt(int4.scales)} (one per row and ${GROUP} inputs; every linear layer and the ${config.tieWordEmbeddings ? "tied embedding/output table, counted once" : "embedding and lm_head tables"}) + f32 norms ${fmt(int4.norms)}; with f32 scales (the technical report's count) ${bytes(int4.recipeF32Scales)}`,
       `engine       ${bytes(int4.total)}: the int4 weights above + f32 row sums ${fmt(int4.rowSums)} (the kernels take the activation zero point out with them)`,
+      ]),
       `kv cache     ${fmt(ctx)} tokens, int8 K+V: ${bytes(hybrid.data)} hybrid (${hybridHow}) vs ${bytes(allGlobal.data)} all-global`,
       `kv scales    f32 per (token, KV head) for K and V, on top: ${bytes(hybrid.scales)} hybrid vs ${bytes(allGlobal.scales)} all-global`,
       ...ggufLines,
