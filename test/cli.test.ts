@@ -1,11 +1,11 @@
 // The CLI run as a child process, the way a user runs it (from the built dist/, as `npx mobilellm` does).
 import { describe, expect, it } from "vitest";
-import { copyFileSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadModel } from "../src/api.js";
 import { cli } from "./helpers/cli.js";
 import { BUNDLED } from "./helpers/model-folder.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 
 /**
@@ -97,7 +97,7 @@ describe("mobilellm CLI", () => {
   });
 
   it("a folder without tokenizer.json gives logits for token ids; a text command says the tokenizer is missing", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "mobilellm-no-tokenizer-"));
+    const dir = tempDir("mobilellm-no-tokenizer-");
     for (const f of readdirSync(BUNDLED)) if (f !== "tokenizer.json") copyFileSync(join(BUNDLED, f), join(dir, f));
     const want = (await cli("logits", "--tokens", "1000,872,266")).stdout;
     const got = await cli("logits", "--model", dir, "--tokens", "1000,872,266");
@@ -142,7 +142,7 @@ describe("mobilellm CLI", () => {
   });
 
   it("perplexity follows the chunking protocol and prints JSON", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ppl-"));
+    const dir = tempDir("ppl-");
     const file = join(dir, "t.txt");
     writeFileSync(file, "ROMEO:\nWhat light through yonder window breaks? It is the east.\n".repeat(3));
     const r = JSON.parse((await cli("perplexity", "--file", file, "--ctx", "16", "--json")).stdout) as { tokens: number; nll: number; perplexity: number };

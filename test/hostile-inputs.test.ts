@@ -2,15 +2,15 @@
 // line on stderr and a non-zero exit code, never a crash (a signal, V8's exit 133/134), a hang or a
 // native stack trace.
 import { describe, expect, it } from "vitest";
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { boundedCli, type BoundedRun } from "./helpers/bounded-cli.js";
 import { BUNDLED, modelVariant } from "./helpers/model-folder.js";
+import { tempDir } from "./helpers/temp-dir.js";
 
 /** A copy of the bundled model folder with `patch` applied to its config.json (and `files` written). */
 function folderWith(patch: Record<string, unknown>, files: Record<string, string> = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), "mobilellm-hostile-"));
+  const dir = tempDir("mobilellm-hostile-");
   for (const f of readdirSync(BUNDLED)) copyFileSync(join(BUNDLED, f), join(dir, f));
   const config = JSON.parse(readFileSync(join(BUNDLED, "config.json"), "utf8")) as Record<string, unknown>;
   writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, ...patch }));
@@ -19,7 +19,7 @@ function folderWith(patch: Record<string, unknown>, files: Record<string, string
 }
 
 function file(text: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), "mobilellm-hostile-")), "f");
+  const path = join(tempDir("mobilellm-hostile-"), "f");
   writeFileSync(path, text);
   return path;
 }

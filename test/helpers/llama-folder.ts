@@ -1,13 +1,13 @@
 // Hugging Face Llama checkpoint folders with random weights in the published shapes of the small on-device
 // Llamas, cut to a few layers and a small vocabulary (the shapes that matter for correctness are the
 // heads, the GQA grouping, the MLP width and RoPE; the vocabulary only adds rows to two tables).
-import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeSafetensors } from "../../src/node/safetensors-files.js";
 import type { TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
 import { BUNDLED } from "./model-folder.js";
 import { rng } from "./rng.js";
+import { tempDir } from "./temp-dir.js";
 import { LLAMA_CONFIG_JSONS } from "../../src/model/config.js";
 
 /** config.json of each model as published on Hugging Face (the presets `mobilellm synth` writes). */
@@ -75,9 +75,12 @@ export async function writeLlamaFolder(shape: LlamaShape, layers: number, vocab:
   return await writeFolderFiles(`llama-${shape}-`, config, tensors);
 }
 
-/** A fresh folder with config.json, the bundled tokenizer and model.safetensors (bf16) holding `tensors`. */
+/**
+ * A fresh folder with config.json, the bundled tokenizer and model.safetensors (bf16) holding `tensors`,
+ * removed after the test file's tests (temp-dir.ts).
+ */
 export async function writeFolderFiles(prefix: string, config: Record<string, unknown>, tensors: LlamaFolder["tensors"]): Promise<LlamaFolder> {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dir = tempDir(prefix);
   writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
   for (const file of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(BUNDLED, file), join(dir, file));
   const list: TensorToWrite[] = [...tensors].map(([name, t]) => ({ name, dtype: "BF16", shape: t.shape, data: t.data }));

@@ -1,11 +1,12 @@
-// Builds variants of the bundled checkpoint folder in a temporary directory, for loading tests.
-import { copyFileSync, mkdtempSync, readdirSync, writeFileSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+// Builds variants of the bundled checkpoint folder in a temporary directory, for loading tests; each is
+// removed after the test file's tests (temp-dir.ts).
+import { copyFileSync, readdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { shardedWrite, writeSafetensors } from "../../src/node/safetensors-files.js";
 import { type TensorToWrite } from "../../src/model/checkpoint/safetensors-writer.js";
 import { openCheckpoint } from "../../src/node/folder.js";
 import type { PickedFile } from "../../src/browser/folders.js";
+import { tempDir } from "./temp-dir.js";
 
 export const BUNDLED = "models/shakespeare-tiny";
 
@@ -23,7 +24,7 @@ export interface Variant {
 }
 
 export async function modelVariant(v: Variant): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), "mobilellm-model-"));
+  const dir = tempDir("mobilellm-model-");
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(BUNDLED, f), join(dir, f));
   const config = JSON.parse(readFileSync(join(BUNDLED, "config.json"), "utf8")) as Record<string, unknown>;
   writeFileSync(join(dir, "config.json"), JSON.stringify(v.config ? v.config(config) : config));

@@ -2,9 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { loadModel } from "../../src/api.js";
 import { BUNDLED, modelVariant } from "../helpers/model-folder.js";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { tempDir } from "../helpers/temp-dir.js";
 import { availableParallelism } from "node:os";
 
 const PROMPT_TOKENS = [1000, 872, 266, 471];
@@ -41,7 +39,7 @@ describe("checkpoint folder layouts", () => {
 
 describe("bad checkpoints and requests fail with a clear message", () => {
   it("bad load options, before any file is read (an empty folder still reports the option)", async () => {
-    const empty = mkdtempSync(join(tmpdir(), "mobilellm-empty-"));
+    const empty = tempDir("mobilellm-empty-");
     const cores = availableParallelism();
     const limit = Math.min(64, 2 * cores);
     for (const [opts, message] of [
