@@ -8,8 +8,9 @@
 //      (activations rounded to Q8_K / Q8_0 blocks) change by themselves;
 //   2. this project's float32 reference vs llama.cpp, both on the F32 copy: the Gemma 3 arithmetic of the
 //      two implementations on the same values (llama.cpp keeps its KV cache in F16);
-//   3. the reference (F32 copy) and the int4 engine (the hub file) vs llama.cpp on the hub file: the
-//      conformance figures of issue 24 (top-1 agreement, KL(llama.cpp || ours), perplexity on both sides).
+//   3. the reference (F32 copy) and the engine (the hub file, computed with its values) vs llama.cpp on the
+//      hub file: the conformance figures of issue 24 (top-1 agreement, KL(llama.cpp || ours), perplexity on
+//      both sides).
 //
 // The text is tokenized by llama.cpp (the file's own SentencePiece vocabulary), BOS first. Figures are
 // printed, not asserted. The reference costs ~1 s a token on one core: --positions trades time for coverage.
@@ -177,7 +178,7 @@ async function main(cleanups: Array<() => void>): Promise<void> {
   console.log("");
   const rows = [llamaSelf.row("llama.cpp Q4_K_M (peer) vs llama.cpp F32 copy (as ours)")];
   if (reference) rows.push(refF32.row("llama.cpp F32 copy (peer) vs our reference on it"), refQ.row("llama.cpp Q4_K_M (peer) vs our reference on the F32 copy"));
-  if (engine) rows.push(engQ.row("llama.cpp Q4_K_M (peer) vs our int4 engine on it"));
+  if (engine) rows.push(engQ.row("llama.cpp Q4_K_M (peer) vs our engine on it"));
   console.table(rows);
   for (const s of [q, f]) {
     await s.ctx.dispose();
