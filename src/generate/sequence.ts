@@ -42,14 +42,15 @@ export interface TokenSequence {
 }
 
 /**
- * How much of `cached` a new `prompt` can keep: their longest common prefix, less the prompt's last token
- * (its logits are needed, so it always runs), and 0 where a ring no longer holds what resuming there needs.
+ * How much of `cached` (what `sequence`'s cache holds) a new `prompt` can keep: their longest common prefix,
+ * less the prompt's last token (its logits are needed, so it always runs), and 0 where a ring no longer
+ * holds what resuming there needs.
  */
-export function reusablePrefix(backend: Backend, cached: readonly number[], prompt: readonly number[]): number {
+export function reusablePrefix(backend: Backend, sequence: number, cached: readonly number[], prompt: readonly number[]): number {
   let keep = 0;
   while (keep < cached.length && keep < prompt.length && cached[keep] === prompt[keep]) keep++;
   keep = Math.min(keep, prompt.length - 1);
-  return canResumeAt(backend.config, backend.contextLength, cached.length, keep) ? keep : 0;
+  return canResumeAt(backend.config, backend.contextLength, cached.length, keep, backend.kvIntactFrom?.(sequence)) ? keep : 0;
 }
 
 /** Refuses a prompt that is empty or longer than the context, with the message a user can act on. */
@@ -95,7 +96,7 @@ export class CachedSequence implements TokenSequence {
   async prefill(prompt: readonly number[], between: () => Promise<void>): Promise<PrefillResult> {
     const b = this.backend;
     checkPromptFits(prompt, b.contextLength);
-    const keep = reusablePrefix(b, this.cached, prompt);
+    const keep = reusablePrefix(b, this.sequence, this.cached, prompt);
     this.cached = prompt.slice(0, keep);
     let logits: Float32Array | undefined;
     for (let i = keep; i < prompt.length; i += PREFILL_CHUNK) {

@@ -85,6 +85,11 @@ export interface Backend {
    * alone, as the thread pool chose them by their timing (src/threads/choice.ts); absent without threads.
    */
   decodeSteps?(): { split: number; solo: number };
+  /**
+   * The oldest position whose keys and values every sliding layer of `sequence` still holds in its ring
+   * (KvCache.intactFrom), for the cache-reuse policy (canResumeAt); absent where the backend keeps no rings.
+   */
+  kvIntactFrom?(sequence: number): number;
   /** Bytes the backend's KV cache holds allocated (int8 data and f32 scales), for a backend that keeps one. */
   kvCacheBytes?(): number;
   /** Releases what the backend holds (Wasm memory, worker threads); the backend is unusable afterwards. */

@@ -327,6 +327,14 @@ export class WasmEngine implements Backend {
 
   private run(batch: readonly BatchToken[]): Float32Array[] {
     this.threadPool.check();
+    // What each sequence's rings will hold (the cache-reuse policy reads it): its rows are in position order.
+    const spans = new Map<number, { first: number; end: number }>();
+    for (const r of batch) {
+      const s = spans.get(r.sequence);
+      if (s === undefined) spans.set(r.sequence, { first: r.position, end: r.position + 1 });
+      else s.end = r.position + 1;
+    }
+    for (const [sequence, s] of spans) this.caches[sequence].noteStored(s.first, s.end);
     // A decode step (one token of each sequence): the pool times it and runs it split or solo, whichever
     // the last steps say is faster.
     if (new Set(batch.map((r) => r.sequence)).size === batch.length) {
@@ -375,7 +383,13 @@ export class WasmEngine implements Backend {
 
   restoreState(sequence: number, bytes: Uint8Array): number[] {
     checkSequence(this, sequence);
-    return restoreKvState(this.k, this.caches[sequence], bytes, this.modelFingerprint());
+    const tokens = restoreKvState(this.k, this.caches[sequence], bytes, this.modelFingerprint());
+    this.caches[sequence].noteRestored(tokens.length);
+    return tokens;
+  }
+
+  kvIntactFrom(sequence: number): number {
+    return this.caches[sequence].intactFrom;
   }
 
   /**

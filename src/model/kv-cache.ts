@@ -30,6 +30,41 @@ export class KvCache {
     );
   }
 
+  /**
+   * The oldest position whose keys and values every sliding layer still holds (0 without sliding layers).
+   * A sequence stores its positions in order, from 0 or from a position it resumed at, so a ring of `slots`
+   * slots has lost exactly the positions more than `slots` below the highest one stored since the sequence
+   * last started at position 0 (positions a resume dropped are rewritten before anything reads them); a
+   * restored state holds the last `sliding_window` positions of its rings. The cache-reuse policy
+   * (canResumeAt) reads it: with the headroom, a sequence can resume up to headroom + 1 positions back.
+   */
+  intactFrom = 0;
+  /** 1 + the highest position stored since the sequence last started at position 0. */
+  private storedEnd = 0;
+
+  /** Positions [first, end) of the sequence are being stored (a forward pass's rows, in order). */
+  noteStored(first: number, end: number): void {
+    const ring = this.ringSlots();
+    if (ring === null) return;
+    if (first === 0) this.storedEnd = 0;
+    this.storedEnd = Math.max(this.storedEnd, end);
+    this.intactFrom = Math.max(first === 0 ? 0 : this.intactFrom, this.storedEnd - ring);
+  }
+
+  /** A state of `tokens` positions was restored: its rings hold their last `sliding_window` positions. */
+  noteRestored(tokens: number): void {
+    if (this.ringSlots() === null) return;
+    this.storedEnd = tokens;
+    this.intactFrom = Math.max(0, tokens - Math.min(this.contextLength, this.config.slidingWindow as number));
+  }
+
+  /** The slots of the smallest sliding ring, or null without sliding layers. */
+  private ringSlots(): number | null {
+    let ring: number | null = null;
+    for (let l = 0; l < this.layers.length; l++) if (this.isSliding(l)) ring = Math.min(ring ?? Infinity, this.slotsOf(l));
+    return ring;
+  }
+
   isSliding(layer: number): boolean {
     return this.config.layers[layer].kind === "sliding_attention";
   }

@@ -171,18 +171,18 @@ export function mib(bytes: number): string {
 /**
  * True when a cache holding positions [0, filled) can resume at position `pos` <= filled, i.e. drop
  * positions pos.. and run new tokens from there. Global layers keep every position, but a ring has
- * overwritten the oldest slots: the positions `pos` still needs (its window) must not be among them.
+ * overwritten its oldest slots: the positions `pos` still needs (its window) must not be among them.
+ * `intactFrom` is the oldest position every ring still holds, as the cache tracks it (KvCache.intactFrom:
+ * a ring with headroom beyond its window reaches further back); without it, rings of the window alone
+ * filled up to `filled`.
  */
-export function canResumeAt(c: ModelConfig, contextLength: number, filled: number, pos: number): boolean {
+export function canResumeAt(c: ModelConfig, contextLength: number, filled: number, pos: number, intactFrom?: number): boolean {
   if (pos > filled || pos < 0) return false;
-  for (let l = 0; l < c.numLayers; l++) {
-    if (c.layers[l].kind !== "sliding_attention" || c.slidingWindow === null) continue;
-    const slots = layerSlots(c, l, contextLength);
-    const oldestHeld = Math.max(0, filled - slots);
-    const oldestNeeded = windowStart(c.slidingWindow, pos);
-    if (oldestNeeded < oldestHeld) return false;
-  }
-  return true;
+  let sliding = false;
+  for (let l = 0; l < c.numLayers; l++) sliding ||= c.layers[l].kind === "sliding_attention";
+  if (!sliding || c.slidingWindow === null) return true;
+  const oldestHeld = intactFrom ?? Math.max(0, filled - Math.min(contextLength, c.slidingWindow));
+  return windowStart(c.slidingWindow, pos) >= oldestHeld;
 }
 
 /** wasm32 addresses 4 GiB: the int4 engine's weights, KV cache and tables all live in one such memory. */

@@ -81,7 +81,7 @@ export class Slot implements TokenSequence {
 
   /** Prompt tokens a request could reuse from this slot's cache. */
   reusable(prompt: readonly number[]): number {
-    return prompt.length === 0 ? 0 : reusablePrefix(this.scheduler.backend, this.cached, prompt);
+    return prompt.length === 0 ? 0 : reusablePrefix(this.scheduler.backend, this.index, this.cached, prompt);
   }
 
   async prefill(prompt: readonly number[], between: () => Promise<void>): Promise<PrefillResult> {

@@ -209,10 +209,14 @@ describe("KV cache reuse", () => {
     const fresh = await loadModel(undefined, { contextLength: 512 });
     const text = readFileSync("models/shakespeare-tiny/heldout-short.txt", "utf8");
     const ids = m.encode(text).slice(0, 300);
-    // Window 64: rewinding far into a ring that has wrapped cannot reuse it; rewinding close to the end can.
+    // Window 64, rings of 96 slots (the window and the 32-token prefill block): rewinding far into a ring
+    // that has wrapped cannot reuse it; rewinding up to 33 positions from its end can.
     for (const [first, second] of [
       [ids.slice(0, 100), ids.slice(0, 140)], // extension
       [ids.slice(0, 200), [...ids.slice(0, 199), 500, 501]], // one token back
+      [ids.slice(0, 200), [...ids.slice(0, 180), 7, 8, 9]], // 20 back: the ring's headroom still holds the window
+      [ids.slice(0, 200), [...ids.slice(0, 167), 7, 8]], // 33 back: the furthest the headroom reaches
+      [ids.slice(0, 200), [...ids.slice(0, 166), 7, 8]], // 34 back: starts over
       [ids.slice(0, 200), [...ids.slice(0, 120), 7, 8, 9]], // far back past a wrapped ring: starts over
       [ids.slice(0, 50), [...ids.slice(0, 30), 7, 8]], // no ring has wrapped yet: reuses 30
     ]) {
@@ -224,15 +228,44 @@ describe("KV cache reuse", () => {
       const common = first.findIndex((t, i) => second[i] !== t);
       const shared = common < 0 ? first.length : common;
       expect(r.stats.reusedTokens).toBe(expectedReuse(first.length, shared));
-      await fresh.generate([1000], { maxNewTokens: 0 }).result; // leave `fresh` with nothing to reuse
+      // Leave both with nothing to reuse (a start at position 0 also starts the rings' count anew).
+      await m.generate([1000], { maxNewTokens: 0 }).result;
+      await fresh.generate([1000], { maxNewTokens: 0 }).result;
+    }
+  });
+
+  it("a ring that a longer earlier run overwrote is not resumed past what it still holds", async () => {
+    const m = await loadModel(undefined, { contextLength: 512 });
+    const fresh = await loadModel(undefined, { contextLength: 512 });
+    const text = readFileSync("models/shakespeare-tiny/heldout-short.txt", "utf8");
+    const ids = m.encode(text).slice(0, 300);
+    // Rewinding 33 positions from 200 reuses the cache after a run that stopped at 200 (the test above); here
+    // 210 positions were stored first and then 200 (a resume 10 back), so the rings lost everything below
+    // 210 - 96 = 114, though the cache now ends at 200: 167 needs 104..166 and starts over, 190 needs
+    // 127..189 and resumes.
+    for (const [prompt, reused] of [
+      [[...ids.slice(0, 167), 7, 8], 0],
+      [[...ids.slice(0, 190), 7, 8], 190],
+    ] as const) {
+      await m.generate([1000], { maxNewTokens: 0 }).result;
+      await m.generate(ids.slice(0, 211), { temperature: 0, maxNewTokens: 1 }).result;
+      await m.generate(ids.slice(0, 200), { temperature: 0, maxNewTokens: 1 }).result;
+      const r = await m.generate(prompt, { seed: 3, temperature: 1, maxNewTokens: 10 }).result;
+      await fresh.generate([1000], { maxNewTokens: 0 }).result;
+      const f = await fresh.generate(prompt, { seed: 3, temperature: 1, maxNewTokens: 10 }).result;
+      expect(r.tokens).toEqual(f.tokens);
+      expect(r.stats.reusedTokens).toBe(reused);
     }
   });
 });
 
-/** Window 64 on the bundled model: after `filled` positions, resuming at `keep` works if keep >= filled - 1 or nothing wrapped. */
+/**
+ * Window 64 on the bundled model, rings of 64 + 32 slots: after `filled` positions, resuming at `keep`
+ * works if nothing has wrapped or the ring still holds keep's window (keep - 63 >= filled - 96).
+ */
 function expectedReuse(filled: number, shared: number): number {
   const keep = Math.min(shared, filled);
-  return filled <= 64 || keep >= filled - 1 ? keep : 0;
+  return filled <= 96 || keep >= filled - 33 ? keep : 0;
 }
 
 describe("chat", () => {
