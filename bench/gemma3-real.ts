@@ -32,6 +32,7 @@ import { loadModel } from "../src/api.js";
 import { GEMMA3_270M_Q4_K_M, hubPath } from "../scripts/hub-models.js";
 import { cpuLlama, importNodeLlamaCpp, type NlcSequence } from "./node-llama-cpp.js";
 import { arg, count } from "./args.js";
+import { AgreementMeter } from "./agreement.js";
 
 const POSITIONS = count("positions", 520);
 const TEXT = arg("text") ?? "/usr/share/common-licenses/GPL-3";
@@ -66,61 +67,27 @@ w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); 
   return out;
 }
 
-/** log-probabilities of a logit row. */
-function logSoftmax(logits: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const x of logits) max = Math.max(max, x);
-  let sum = 0;
-  for (const x of logits) sum += Math.exp(x - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(logits, (x) => x - lse);
+/** The figures of one comparison as a table row ("peer" is the first engine fed to the meter). */
+function row(what: string, m: AgreementMeter): Record<string, string | number> {
+  const a = m.result;
+  return {
+    comparison: what, positions: a.positions, "top-1": a.top1.toFixed(4), "mean KL": a.meanKl.toExponential(2),
+    "max KL": a.maxKl.toExponential(2), "ppl peer": a.pplLlama.toFixed(4), "ppl ours": a.pplOurs.toFixed(4),
+    "ppl ratio": (a.pplOurs / a.pplLlama).toFixed(4),
+  };
 }
 
-/** Running agreement of two next-token distributions (p the peer's, q ours) over positions. */
-class Agreement {
-  n = 0;
-  top1 = 0;
-  kl: number[] = [];
-  nllP = 0;
-  nllQ = 0;
+const nextOptions = { generateNext: { logits: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } } as const;
 
-  add(p: Map<number, number>, logq: Float64Array, next: number): void {
-    let kl = 0;
-    let topP = -1;
-    let top = -1;
-    for (const [id, pr] of p) {
-      if (pr > topP) [top, topP] = [id, pr];
-      if (pr > 0) kl += pr * (Math.log(pr) - logq[id]);
-    }
-    let ours = 0;
-    for (let i = 1; i < logq.length; i++) if (logq[i] > logq[ours]) ours = i;
-    if (ours === top) this.top1++;
-    this.kl.push(kl);
-    this.nllP -= Math.log(p.get(next) ?? Number.MIN_VALUE);
-    this.nllQ -= logq[next];
-    this.n++;
-  }
-
-  row(what: string): Record<string, string | number> {
-    const mean = this.kl.reduce((a, b) => a + b, 0) / this.n;
-    const ppl = (nll: number) => Math.exp(nll / this.n);
-    return {
-      comparison: what, positions: this.n, "top-1": (this.top1 / this.n).toFixed(4), "mean KL": mean.toExponential(2),
-      "max KL": Math.max(...this.kl).toExponential(2), "ppl peer": ppl(this.nllP).toFixed(4), "ppl ours": ppl(this.nllQ).toFixed(4),
-      "ppl ratio": (ppl(this.nllQ) / ppl(this.nllP)).toFixed(4),
-    };
-  }
-}
-
-const nextOptions = { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } } as const;
-
-/** The peer's distributions after positions [p0, p0 + n) of `ids`, evaluated in order on `seq`. */
-async function peerChunk(seq: NlcSequence, ids: number[], p0: number, n: number): Promise<Array<Map<number, number>>> {
+/** The peer's logits after positions [p0, p0 + n) of `ids`, evaluated in order on `seq`. */
+async function peerChunk(seq: NlcSequence, ids: number[], p0: number, n: number, vocab: number): Promise<Float32Array[]> {
   const out = await seq.controlledEvaluate(ids.slice(p0, p0 + n).map((t) => [t, nextOptions]));
   return out.map((o, i) => {
-    const p = o?.next.probabilities;
-    if (!p) throw new Error(`llama.cpp returned no probabilities at position ${p0 + i}`);
-    return p;
+    const logits = o?.next.logits;
+    if (!logits) throw new Error(`llama.cpp returned no logits at position ${p0 + i}`);
+    const row = new Float32Array(vocab).fill(-Infinity);
+    for (const [id, v] of logits) row[id] = v;
+    return row;
   });
 }
 
@@ -150,35 +117,32 @@ async function main(cleanups: Array<() => void>): Promise<void> {
     return null;
   });
 
-  const llamaSelf = new Agreement();
-  const refF32 = new Agreement();
-  const refQ = new Agreement();
-  const engQ = new Agreement();
+  const llamaSelf = new AgreementMeter();
+  const refF32 = new AgreementMeter();
+  const refQ = new AgreementMeter();
+  const engQ = new AgreementMeter();
   for (let p0 = 0; p0 < ids.length - 1; p0 += CHUNK) {
     const n = Math.min(CHUNK, ids.length - 1 - p0);
-    const pq = await peerChunk(q.seq, ids, p0, n);
-    const pf = await peerChunk(f.seq, ids, p0, n);
+    const pq = await peerChunk(q.seq, ids, p0, n, config.vocabSize);
+    const pf = await peerChunk(f.seq, ids, p0, n, config.vocabSize);
     const eng = engine?.backend.forward(ids.slice(p0, p0 + n), p0, true);
     for (let i = 0; i < n; i++) {
       const pos = p0 + i;
       const next = ids[pos + 1];
-      // llama.cpp F32 as "ours": log of its probabilities (the floor only where it gave exactly 0).
-      const logF = new Float64Array(config.vocabSize).fill(Math.log(Number.MIN_VALUE));
-      for (const [id, pr] of pf[i]) if (pr > 0) logF[id] = Math.log(pr);
-      llamaSelf.add(pq[i], logF, next);
+      llamaSelf.add(pq[i], pf[i], next); // llama.cpp on the F32 copy in the place of "ours"
       if (reference) {
-        const lr = logSoftmax(reference.forward(ids[pos], pos));
+        const lr = reference.forward(ids[pos], pos);
         refF32.add(pf[i], lr, next);
         refQ.add(pq[i], lr, next);
       }
-      if (eng) engQ.add(pq[i], logSoftmax(eng[i]), next);
+      if (eng) engQ.add(pq[i], eng[i], next);
     }
     process.stdout.write(`\r${p0 + n} positions`);
   }
   console.log("");
-  const rows = [llamaSelf.row("llama.cpp Q4_K_M (peer) vs llama.cpp F32 copy (as ours)")];
-  if (reference) rows.push(refF32.row("llama.cpp F32 copy (peer) vs our reference on it"), refQ.row("llama.cpp Q4_K_M (peer) vs our reference on the F32 copy"));
-  if (engine) rows.push(engQ.row("llama.cpp Q4_K_M (peer) vs our engine on it"));
+  const rows = [row("llama.cpp Q4_K_M (peer) vs llama.cpp F32 copy (as ours)", llamaSelf)];
+  if (reference) rows.push(row("llama.cpp F32 copy (peer) vs our reference on it", refF32), row("llama.cpp Q4_K_M (peer) vs our reference on the F32 copy", refQ));
+  if (engine) rows.push(row("llama.cpp Q4_K_M (peer) vs our engine on it", engQ));
   console.table(rows);
   for (const s of [q, f]) {
     await s.ctx.dispose();
