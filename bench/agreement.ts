@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import type { Model } from "../src/api.js";
 import type { NlcContext, NlcModel } from "./node-llama-cpp.js";
 
 /** Where the conformance text comes from, for the printed tables. */
@@ -113,6 +114,15 @@ export async function measureAgreement(e: Engines, ids: number[], positions: num
     });
   }
   return meter.result;
+}
+
+/**
+ * llama.cpp's token ids of a text (its tokenize, which adds no BOS) behind the BOS that this engine's
+ * tokenizer puts first when the file asks for one (add_bos_token: Gemma), so both engines read one sequence.
+ */
+export function withBos(ours: Model, ids: readonly number[]): number[] {
+  const first = ours.tokenizer ? ours.encode("x", true)[0] : undefined;
+  return first !== undefined && first === ours.tokenizer?.bosTokenId ? [first, ...ids] : [...ids];
 }
 
 /** Whether the figures meet TARGETS, and the ones that do not. */

@@ -18,7 +18,7 @@ import { loadModel, type Model } from "../src/api.js";
 import type { WasmEngine } from "../src/model/engine.js";
 import { HUB_MODELS, hubPath, type HubModel } from "../scripts/hub-models.js";
 import { arg, count, intList } from "./args.js";
-import { CONFORMANCE_TEXT_ABOUT, conformanceText, measureAgreement, missedTargets, TARGETS, type Agreement } from "./agreement.js";
+import { CONFORMANCE_TEXT_ABOUT, conformanceText, measureAgreement, missedTargets, TARGETS, withBos, type Agreement } from "./agreement.js";
 import { median } from "./machine.js";
 import { cpuLlama, importNodeLlamaCpp, installNodeLlamaCpp, NLC_DEFAULT_VERSION, type NlcLlama } from "./node-llama-cpp.js";
 
@@ -138,10 +138,7 @@ async function conform(m: HubModel, llama: NlcLlama, nlcDir: string): Promise<Fi
   try {
     const text = conformanceText();
     const theirs = lm.tokenize(text);
-    // A model that starts every sequence with BOS (the file's add_bos_token) gets it on both sides.
-    const withSpecial = ours.tokenizer ? ours.encode(text, true) : [];
-    const bos = withSpecial.length > 0 && withSpecial[0] === ours.tokenizer?.bosTokenId ? [withSpecial[0]] : [];
-    const ids = [...bos, ...theirs];
+    const ids = withBos(ours, theirs);
     if (ours.tokenizer) {
       const mine = ours.encode(text, false);
       const at = firstDifference(mine, theirs);

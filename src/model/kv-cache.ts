@@ -15,6 +15,8 @@ import { allocKvCacheLayer, type KvCacheLayer } from "../kernels/attention.js";
 export class KvCache {
   readonly layers: KvCacheLayer[];
   readonly contextLength: number;
+  /** The slots of the smallest sliding ring, or null without sliding layers. */
+  private readonly ringSlots: number | null;
 
   constructor(
     wasm: WasmKernels,
@@ -28,6 +30,8 @@ export class KvCache {
     this.layers = config.layers.map((_, l) =>
       allocKvCacheLayer(wasm, { kvHeads: config.numKvHeads, headDim: config.headDim, slots: this.slotsOf(l) }),
     );
+    const rings = this.layers.filter((_, l) => this.isSliding(l)).map((layer) => layer.slots);
+    this.ringSlots = rings.length === 0 ? null : Math.min(...rings);
   }
 
   /**
@@ -44,7 +48,7 @@ export class KvCache {
 
   /** Positions [first, end) of the sequence are being stored (a forward pass's rows, in order). */
   noteStored(first: number, end: number): void {
-    const ring = this.ringSlots();
+    const ring = this.ringSlots;
     if (ring === null) return;
     if (first === 0) this.storedEnd = 0;
     this.storedEnd = Math.max(this.storedEnd, end);
@@ -53,16 +57,9 @@ export class KvCache {
 
   /** A state of `tokens` positions was restored: its rings hold their last `sliding_window` positions. */
   noteRestored(tokens: number): void {
-    if (this.ringSlots() === null) return;
+    if (this.ringSlots === null) return;
     this.storedEnd = tokens;
     this.intactFrom = Math.max(0, tokens - Math.min(this.contextLength, this.config.slidingWindow as number));
-  }
-
-  /** The slots of the smallest sliding ring, or null without sliding layers. */
-  private ringSlots(): number | null {
-    let ring: number | null = null;
-    for (let l = 0; l < this.layers.length; l++) if (this.isSliding(l)) ring = Math.min(ring ?? Infinity, this.slotsOf(l));
-    return ring;
   }
 
   isSliding(layer: number): boolean {

@@ -12,7 +12,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model } from "../../src/api.js";
 import type { WasmEngine } from "../../src/model/engine.js";
-import { conformanceText, measureAgreement, missedTargets, TARGETS, type Agreement } from "../../bench/agreement.js";
+import { conformanceText, measureAgreement, missedTargets, TARGETS, withBos, type Agreement } from "../../bench/agreement.js";
 import type { NlcContext, NlcLlama, NlcModel } from "../../bench/node-llama-cpp.js";
 import type { HubModel } from "../../scripts/hub-models.js";
 import { GEMMA3_270M_Q4_K_M, hubFilesPresent, hubPath, SMOLLM2_135M_INSTRUCT_Q4_1 } from "../helpers/hub-files.js";
@@ -61,12 +61,9 @@ for (const { name, model, held } of FILES) {
 
     it(`agrees on the next token over ${held.positions} positions, to the targets or the engine's measured level`, async () => {
       const engine = ours.backend as WasmEngine;
-      // A model that starts every sequence with BOS (the file's add_bos_token: Gemma) gets it on both sides.
-      const withSpecial = ours.encode("x", true);
-      const bos = withSpecial.length > 0 && withSpecial[0] === ours.tokenizer?.bosTokenId ? [withSpecial[0]] : [];
       const a: Agreement = await measureAgreement(
         { llama: { model: lm, context: ctx }, ours: (tokens, start) => engine.forward(tokens, start, true), vocab: ours.config.vocabSize },
-        [...bos, ...lm.tokenize(conformanceText())],
+        withBos(ours, lm.tokenize(conformanceText())),
         held.positions,
       );
       console.log(`${name} vs llama.cpp over ${held.positions} positions: ${JSON.stringify(a)}; targets missed: ${missedTargets(a).join("; ") || "none"}`);
