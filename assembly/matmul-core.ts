@@ -4,7 +4,7 @@
 //
 // The byte layouts are documented once, in src/kernels/layout.ts; their sizes are in src/kernels/strides.ts.
 import { GROUP } from "../src/kernels/numerics";
-import { F16_CELL_BYTES, NIBBLE_CELL_BYTES } from "../src/kernels/strides";
+import { F16_CELL_BYTES, NIBBLE_CELL_BYTES, TILE_GROUP_BYTES } from "../src/kernels/strides";
 
 // One (4-row block, group) of a 4-bit layout is 64 bytes: 4 packed vectors, vector p holding bytes e < 4 of
 // row i at +4·i+e, with element 8p+e in the low nibble and 8p+4+e in the high one, each a value in 0..15
@@ -206,6 +206,13 @@ export const F16_REBIAS: f32 = 5.192296858534828e33;
 // One packed vector (8 elements of each of the block's 4 rows) at a time: its cuts meet the 4 tokens'
 // activations before the next vector is cut, so the loop holds 2 (relaxed) or 4 (baseline) cuts, 4 partial
 // sums and 4 accumulators, within the 16 xmm registers (unpacking a whole group at once spilled).
+//
+// The relaxed build reads the 4 tokens from their tile (writeTiles in quant-act.ts: one pointer, 32 bytes a
+// step) and splats two of them from one 16-byte load with shuffles and two with load-splats. V8 11.3 gives
+// each load-splat its own address instruction and a shuffle takes a vector port; half and half measured
+// fastest (one thread, gate/up and down at 32 tokens, weights from DRAM, one-off A/B in one process: 85 GOPS
+// from q with 4 load-splats, 91 from the tile with 4 load-splats or with 4 shuffles, 97 half and half; a
+// step written out for the whole group spilled, 64).
 
 /** Loads what storeRows stored (lanes past `n` are 0), never reading beyond the block's real rows. */
 // @ts-ignore: decorator
@@ -221,15 +228,16 @@ export const F16_REBIAS: f32 = 5.192296858534828e33;
 /**
  * One 4-row block times tokens t..t+3, over `groups` groups starting at the given pointers (a column chunk):
  * writes y[t+j][rows of the block] for j < 4. Chunks after the first continue from the unscaled sums left
- * in y, and only the last applies the zero point and s_x (finish), so chunking changes no rounding. Strides:
- * xq cols bytes per token, xw 2·cols, xcorr 4·(cols/32), y 4·ldy (ldy = the output's row stride in floats).
+ * in y, and only the last applies the zero point and s_x (finish), so chunking changes no rounding. The
+ * relaxed build reads xw as the tokens' tile at the chunk's first group (TILE_GROUP_BYTES per group) and
+ * ignores xcorr; the baseline build reads xw (2·cols bytes per token) and xcorr (4·(cols/32)). y's
+ * stride is 4·ldy (ldy = the output's row stride in floats).
  */
 export function blockTile4(
   w: usize, s: usize, wsum: usize, groups: i32, cols: i32, ldy: i32, rowsInBlock: i32,
-  xq: usize, xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize, first: bool, last: bool,
+  xw: usize, xcorr: usize, xs: usize, xz: usize, y: usize, first: bool, last: bool,
 ): void {
   const m = nibbleMask();
-  const qs = <usize>cols;
   const ws = <usize>cols << 1;
   const cs = <usize>(cols >>> 5) << 2;
   const ys = <usize>ldy << 2;
@@ -244,21 +252,38 @@ export function blockTile4(
     acc3 = loadRows(y + 3 * ys, rowsInBlock);
   }
   for (let g = 0; g < groups; g++) {
-    let s0 = v128.load32_splat(xcorr);
-    let s1 = v128.load32_splat(xcorr + cs);
-    let s2 = v128.load32_splat(xcorr + 2 * cs);
-    let s3 = v128.load32_splat(xcorr + 3 * cs);
-    for (let p: usize = 0; p < BLOCK_GROUP_BYTES; p += 16) {
-      const v = v128.load(w + p);
-      if (ASC_FEATURE_RELAXED_SIMD) {
+    let s0: v128, s1: v128, s2: v128, s3: v128;
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      s0 = v128.load32_splat(xw);
+      s1 = v128.load32_splat(xw, 4);
+      s2 = v128.load32_splat(xw, 8);
+      s3 = v128.load32_splat(xw, 12);
+      let x = xw + 16;
+      const wEnd = w + BLOCK_GROUP_BYTES;
+      for (let wp = w; wp < wEnd; wp += 16) {
+        const v = v128.load(wp);
         const lo = cut0(v, m);
         const hi = cut(v, 4, m);
-        const xp = xq + (p >>> 1);
-        s0 = quadStepRelaxed(s0, lo, hi, xp);
-        s1 = quadStepRelaxed(s1, lo, hi, xp + qs);
-        s2 = quadStepRelaxed(s2, lo, hi, xp + 2 * qs);
-        s3 = quadStepRelaxed(s3, lo, hi, xp + 3 * qs);
-      } else {
+        const pair = v128.load(x);
+        s0 = i16x8.add(s0, i16x8.add(
+          i16x8.relaxed_dot_i8x16_i7x16_s(i32x4.shuffle(pair, pair, 0, 0, 0, 0), lo),
+          i16x8.relaxed_dot_i8x16_i7x16_s(i32x4.shuffle(pair, pair, 1, 1, 1, 1), hi),
+        ));
+        s1 = i16x8.add(s1, i16x8.add(
+          i16x8.relaxed_dot_i8x16_i7x16_s(i32x4.shuffle(pair, pair, 2, 2, 2, 2), lo),
+          i16x8.relaxed_dot_i8x16_i7x16_s(i32x4.shuffle(pair, pair, 3, 3, 3, 3), hi),
+        ));
+        s2 = quadStepRelaxed(s2, lo, hi, x + 16);
+        s3 = quadStepRelaxed(s3, lo, hi, x + 24);
+        x += 32;
+      }
+    } else {
+      s0 = v128.load32_splat(xcorr);
+      s1 = v128.load32_splat(xcorr + cs);
+      s2 = v128.load32_splat(xcorr + 2 * cs);
+      s3 = v128.load32_splat(xcorr + 3 * cs);
+      for (let p: usize = 0; p < BLOCK_GROUP_BYTES; p += 16) {
+        const v = v128.load(w + p);
         const a = cut0(v, m);
         const b = cut(v, 4, m);
         const c = cut(v, 8, m);
@@ -277,8 +302,7 @@ export function blockTile4(
     acc3 = accumulate(acc3, rowSums(s3), sw);
     w += BLOCK_GROUP_BYTES;
     s += BLOCK_GROUP_SCALE_BYTES;
-    xq += 32;
-    xw += 64;
+    xw += ASC_FEATURE_RELAXED_SIMD ? TILE_GROUP_BYTES : 64;
     xcorr += 4;
   }
   if (!last) {

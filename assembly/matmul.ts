@@ -6,7 +6,7 @@
 // exact i32 group sums and the same f32 operations in the same order, so they agree bit for bit
 // (wsum[r] = Σ_g s_w[r][g] · Σ_{i∈g} q_w[r][i], the row's dequantized weight sum, computed at load).
 import { BLOCK_GROUP_BYTES, BLOCK_GROUP_SCALE_BYTES, blockDot, blockTile4, finish, nibbleMask, storeRows } from "./matmul-core";
-import { ROW_SUM_BLOCK_BYTES } from "../src/kernels/strides";
+import { ROW_SUM_BLOCK_BYTES, TILE_GROUP_BYTES } from "../src/kernels/strides";
 export { quantize_activations, prepare_activations } from "./quant-act";
 
 /** 1 in the relaxed-SIMD build, 0 in the baseline SIMD128 build. */
@@ -34,7 +34,7 @@ export function gemv_il4_i8t(
   }
 }
 
-/** Groups per column chunk of gemm: 4 tokens' activations of one chunk (16 KiB widened) stay in L1. */
+/** Groups per column chunk of gemm: 4 tokens' activations of one chunk (9 KiB of tile, 16 KiB widened) stay in L1. */
 const CHUNK_GROUPS = 64;
 
 /**
@@ -43,7 +43,8 @@ const CHUNK_GROUPS = 64;
  * the full product's row count (writing in place) or n (a private scratch block). Walks the matrix one 4-row
  * block at a time (its weights stay in L2); within a block, one column chunk at a time, 4 tokens at a time,
  * so each unpacked group serves 4 tokens and their activations stay in L1. Leftover tokens go one by one
- * over the whole row.
+ * over the whole row. Token 0 must start a tile of the activations (prepare_activations writes the relaxed
+ * build's tiles from the first token it prepares; gemmIl4I8t in src/kernels/matmul.ts keeps to that).
  */
 export function gemm_il4_i8t(
   wq: usize, ws: usize, wsum: usize, rows: i32, cols: i32, tokens: i32,
@@ -53,6 +54,8 @@ export function gemm_il4_i8t(
   const groups = cols >>> 5;
   const blocks = (rows + 3) >>> 2;
   const ys = <usize>ldy << 2;
+  // Where group g of a 4-token tile starts, from the wide row of the tile's first token.
+  const wideGroupBytes: usize = ASC_FEATURE_RELAXED_SIMD ? TILE_GROUP_BYTES : 64;
   for (let b = 0; b < blocks; b++) {
     const rowsInBlock = rows - (b << 2);
     const yb = y + (<usize>b << 4);
@@ -63,7 +66,7 @@ export function gemm_il4_i8t(
       for (let t = 0; t < tiled; t += 4) {
         blockTile4(
           wq + g * BLOCK_GROUP_BYTES, ws + g * BLOCK_GROUP_SCALE_BYTES, wsum, n, cols, ldy, rowsInBlock,
-          xq + <usize>t * cols + (g << 5), xw + (<usize>t * cols << 1) + (g << 6), xcorr + (<usize>t * groups << 2) + (g << 2),
+          xw + (<usize>t * cols << 1) + g * wideGroupBytes, xcorr + (<usize>t * groups << 2) + (g << 2),
           xs + (<usize>t << 2), xz + (<usize>t << 2), yb + <usize>t * ys, g0 == 0, g0 + n >= groups,
         );
       }

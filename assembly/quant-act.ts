@@ -1,6 +1,7 @@
 // Dynamic asymmetric per-token int8 quantization of activations (torchao 8da4w), plus the per-group
 // values the int4 kernels need. Twin: quantizeActivationsRef in src/kernels/matmul.ts.
 import { ROUND_MAGIC } from "./simd-util";
+import { TILE_GROUP_BYTES } from "../src/kernels/strides";
 import { SCALE_MIN as SCALE_MIN_F64 } from "../src/kernels/numerics";
 
 /** torch.finfo(float32).eps: the recipe's lower clamp on the scale, so an all-zero row gets s = eps, q = z. */
@@ -97,17 +98,52 @@ function rowFinite(p: usize, end: usize): bool {
  * From xq (int8 [tokens][cols]) derives xcorr, one 32-bit word per (token, group): the value the kernels'
  * group partials start from, -8 · Σ q_x, which takes the weights' +8 nibble offset back out. Relaxed build:
  * two i16 halves, for the partial's two lanes per row (elements j of the group with j % 4 < 2 in the low
- * half, the rest in the high one; see quadStepRelaxed in matmul-core.ts). Baseline build: one i32, plus xw
- * (i16 [tokens][cols], each run of 8 widened and reordered to x[0,2,4,6,1,3,5,7], the nibble order of the
- * packed weights read as i16 lanes).
+ * half, the rest in the high one; see quadStepRelaxed in matmul-core.ts), plus the GEMM's 4-token tiles in
+ * xw (writeTiles). Baseline build: one i32, plus xw (i16 [tokens][cols], each run of 8 widened and reordered
+ * to x[0,2,4,6,1,3,5,7], the nibble order of the packed weights read as i16 lanes).
  */
 export function prepare_activations(tokens: i32, cols: i32, xq: usize, xw: usize, xcorr: usize): void {
   const groups = tokens * (cols >>> 5);
+  let q = xq;
+  let w = xw;
+  let c = xcorr;
   for (let g = 0; g < groups; g++) {
-    prepareGroup(xq, xw, xcorr, false);
-    xq += 32;
-    xw += 64;
-    xcorr += 4;
+    prepareGroup(q, w, c, false);
+    q += 32;
+    w += 64;
+    c += 4;
+  }
+  if (ASC_FEATURE_RELAXED_SIMD) writeTiles(tokens, cols, xq, xcorr, xw);
+}
+
+/**
+ * The relaxed build's GEMM operand: tokens 4τ..4τ+3 (whole tiles only; the rest stay in xq alone) copied,
+ * interleaved, to the wide row of token 4τ: per group, the 4 correction words, then for each packed weight
+ * vector p the 4 tokens' x[8p..8p+8), 8 bytes each (TILE_GROUP_BYTES per group, 4.5·cols bytes of the 8·cols
+ * the 4 wide rows span). So the GEMM's inner loop reads one pointer, 32 bytes a step (blockTile4).
+ */
+function writeTiles(tokens: i32, cols: i32, xq: usize, xcorr: usize, xw: usize): void {
+  const groups = cols >>> 5;
+  const qs = <usize>cols;
+  const cs = <usize>groups << 2;
+  for (let t = 0; t + 4 <= tokens; t += 4) {
+    let q = xq + <usize>t * qs;
+    let c = xcorr + <usize>t * cs;
+    let out = xw + (<usize>t * qs << 1);
+    for (let g = 0; g < groups; g++) {
+      for (let j: usize = 0; j < 4; j++) {
+        store<i32>(out + (j << 2), load<i32>(c + j * cs));
+        const src = q + j * qs;
+        const dst = out + 16 + (j << 3);
+        store<u64>(dst, load<u64>(src));
+        store<u64>(dst, load<u64>(src, 8), 32);
+        store<u64>(dst, load<u64>(src, 16), 64);
+        store<u64>(dst, load<u64>(src, 24), 96);
+      }
+      out += TILE_GROUP_BYTES;
+      q += 32;
+      c += 4;
+    }
   }
 }
 

@@ -287,9 +287,14 @@ export function allocMatrix(k: WasmKernels, layout: WeightLayout, rows: number, 
  * setActivations in matmul.ts). With G = cols/32:
  *
  *   q      i8  [tokens][cols]  q = clamp(roundHalfEven(x / scale) + zero, -128, 127)
- *   wide   i16 [tokens][cols]  baseline build only: each run of 8 widened and reordered to
- *                              x[0,2,4,6,1,3,5,7] (the nibble order of il4 bytes read as i16 lanes); the
- *                              relaxed build neither writes nor reads it
+ *   wide   i16 [tokens][cols]  baseline build: each run of 8 widened and reordered to
+ *                              x[0,2,4,6,1,3,5,7] (the nibble order of il4 bytes read as i16 lanes).
+ *                              Relaxed build: the GEMM's 4-token tiles. Tokens 4τ..4τ+3 (whole tiles of
+ *                              the tokens prepared, counted from the first) sit interleaved at the wide
+ *                              row of token 4τ, per group: the 4 tokens' corr words (16 bytes), then for
+ *                              packed vector p = 0..3 the 4 tokens' q[8p..8p+8) (4 x 8 bytes):
+ *                              TILE_GROUP_BYTES = 144 per group (strides.ts), 4.5·cols bytes of the 8·cols
+ *                              the tile's wide rows span; tokens past the last whole tile have none
  *   corr   u32 [tokens][G]     what a group's partial sums start from: -8 · Σ q over the group, taking the
  *                              weights' +8 nibble offset back out. Baseline build: one i32; relaxed build:
  *                              two i16 halves, the sums over the elements j with j % 4 < 2 (low) and the rest

@@ -46,9 +46,16 @@ function requireTokens(fn: string, act: Int8Activations, first: number, count: n
   requireHeld(fn, act.tokens, first, count);
 }
 
-/** Quantizes f32 activations at xPtr ([count][act.cols]) into act's tokens [first, first + count). */
+/** Tokens per tile of i8t activations: the relaxed build's GEMM reads 4 tokens at once (layout.ts, Int8Activations). */
+const TILE_TOKENS = 4;
+
+/**
+ * Quantizes f32 activations at xPtr ([count][act.cols]) into act's tokens [first, first + count). `first` is
+ * a multiple of 4, so the tiles the kernel writes for the relaxed build's GEMM start where gemm expects them.
+ */
 export function quantizeActivations(k: WasmKernels, xPtr: number, act: Int8Activations, count = act.tokens, first = 0): void {
   requireTokens("quantizeActivations", act, first, count);
+  if (first % TILE_TOKENS !== 0) throw new RangeError(`quantizeActivations: first token ${first} is not a multiple of ${TILE_TOKENS}`);
   requireRegion(k, "quantizeActivations", "x", xPtr, count * act.cols * 4, 16);
   const t = tokenPtrs(act, first);
   k.exports.quantize_activations(xPtr, count, act.cols, t.q, t.wide, t.corr, t.scale, t.zero);
@@ -173,8 +180,16 @@ export function gemmIl4I8t(k: WasmKernels, m: WeightMatrix, act: Int8Activations
   requireTokens("gemm", act, first, count);
   if (!Number.isInteger(ldy) || ldy < m.rows) throw new RangeError(`gemm: output stride ${ldy} is less than the ${m.rows} rows`);
   requireRegion(k, "gemm", "y", yPtr, 4 * (ldy * (count - 1) + m.rows), 4);
-  const t = tokenPtrs(act, first);
-  k.exports.gemm_il4_i8t(m.valuesPtr, m.scalesPtr, m.auxPtr, m.rows, m.cols, count, t.q, t.wide, t.corr, t.scale, t.zero, yPtr, ldy);
+  // The kernel's first token must start a tile: tokens before the next tile boundary go one by one (the
+  // same sums in the same order as the GEMM's, so the result does not depend on where a call starts).
+  const lead = Math.min(count, (TILE_TOKENS - (first % TILE_TOKENS)) % TILE_TOKENS);
+  for (let i = 0; i < lead; i++) {
+    const t = tokenPtrs(act, first + i);
+    k.exports.gemv_il4_i8t(m.valuesPtr, m.scalesPtr, m.auxPtr, m.rows, m.cols, t.q, t.wide, t.corr, t.scale, t.zero, yPtr + 4 * i * ldy);
+  }
+  if (lead === count) return;
+  const t = tokenPtrs(act, first + lead);
+  k.exports.gemm_il4_i8t(m.valuesPtr, m.scalesPtr, m.auxPtr, m.rows, m.cols, count - lead, t.q, t.wide, t.corr, t.scale, t.zero, yPtr + 4 * lead * ldy, ldy);
 }
 
 /** Copies `count` rows of rowBytes bytes from src (row stride srcStride bytes) to dst (dstStride). */

@@ -27,3 +27,10 @@ export const F32_CELL_BYTES = 16;
 
 /** Bytes per block of il4's row sums: one f32 per row. */
 export const ROW_SUM_BLOCK_BYTES = 16;
+
+/**
+ * Bytes per group of a 4-token tile of i8t activations (the relaxed build's GEMM operand, written by
+ * prepare_activations; src/kernels/layout.ts): the 4 tokens' correction words (16 bytes), then for each of
+ * the group's 4 packed weight vectors the 4 tokens' 8 int8 activations that meet it (4 x 32 bytes).
+ */
+export const TILE_GROUP_BYTES = 144;

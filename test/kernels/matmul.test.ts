@@ -166,6 +166,40 @@ describe.each(VARIANTS)("int4 x int8 kernels, %s build", (variant) => {
     );
   });
 
+  it("gemm over any token range [first, first + count) gives each token's gemv result, bit for bit", async () => {
+    // The relaxed build's GEMM reads 4-token tiles that prepare_activations copies from q; gemv reads q
+    // itself. A range starting inside a tile goes one by one up to the next tile (gemmIl4I8t).
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
+    fc.assert(
+      fc.property(caseArb(false, 70), fc.nat(), fc.nat(), (c, a, b) => {
+        const m = repackInt4(k, c.w);
+        const act = Int8Activations.alloc(k, c.x.tokens, c.x.cols);
+        setActivations(k, act, c.x);
+        const first = a % c.x.tokens;
+        const count = 1 + (b % (c.x.tokens - first));
+        const rows = c.w.rows;
+        const ldy = rows + 3;
+        const y = k.alloc(4 * ldy * count);
+        gemm(k, m, act, y, count, first, ldy);
+        const one = k.alloc(4 * rows);
+        for (let i = 0; i < count; i++) {
+          gemv(k, m, act, one, first + i);
+          const got = k.f32.slice((y >> 2) + i * ldy, (y >> 2) + i * ldy + rows);
+          expect(firstBitDifference(got, k.f32.slice(one >> 2, (one >> 2) + rows))).toBe(-1);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("quantizeActivations starts at a tile boundary (a multiple of 4 tokens) or refuses", async () => {
+    const k = await WasmKernels.create(variant, wasmBytes(variant));
+    const act = Int8Activations.alloc(k, 8, 32);
+    const x = k.alloc(4 * 8 * 32);
+    expect(() => quantizeActivations(k, x, act, 2, 2)).toThrow(/first token 2 is not a multiple of 4/);
+    expect(() => quantizeActivations(k, x, act, 4, 4)).not.toThrow();
+  });
+
   it("gemv matches its twin per token, exact with unit scales, within tolerance otherwise", async () => {
     const k = await WasmKernels.create(variant, wasmBytes(variant));
     const gemvRefAll = (c: Case): Float32Array => {
