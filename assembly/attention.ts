@@ -7,8 +7,6 @@ import { ATTENTION_CHUNK, KV_Q_MAX, QUERY_Q_MAX, SOFTMAX_FLOOR as SOFTMAX_FLOOR_
 const CHUNK: i32 = ATTENTION_CHUNK;
 /** The int8 clamp of the cache, as f32. */
 const KV_LIM: f32 = <f32>KV_Q_MAX;
-/** Query heads handled together so each key row is widened to f32 once for all of them (GQA group). */
-const TILE: i32 = 5;
 
 /**
  * Quantizes one token's K (or V), f32 [kvHeads][headDim], into cache slot `slot`: per KV head,
@@ -130,7 +128,9 @@ export function attention_finalize(state: usize, nq: i32, headDim: i32, out: usi
  * integer. The rows share the passes over a piece's keys and values (the tile of prefill): their scores
  * are computed over the piece's whole span, a row's softmax only over its own part of it, and its value
  * weights are 0 elsewhere, which adds exact zeros. So a row's result is bit-identical to the one it gets
- * alone (decode), and to any other tiling of the rows.
+ * alone (decode), and to any other tiling of the rows. Each piece's keys are widened to i16 and its values
+ * converted to f32 once, for all the heads; then each head scores 4 keys at a time (scoreHead) and the heads
+ * sum values in pairs (valuePair).
  * k and v point at this head's [slots][headDim] i8 block, kScales / vScales at its [slots] f32 row.
  */
 export function attention_rows(
@@ -142,14 +142,16 @@ export function attention_rows(
   const rec = <usize>recordFloats(headDim) << 2;
   const rowBytes = <usize>CHUNK << 2;
   const scores = state + <usize>heads * rec;
-  // Sinks for the heads that pad the last tile to TILE: a score row nobody reads, an all-zero weight
-  // row, and an accumulator nobody reads. They keep padded heads from aliasing real ones.
-  const sinkScores = scores + <usize>heads * rowBytes;
-  const zeroWeights = sinkScores + rowBytes;
+  // For an odd head out of the value pairs (valuePair): an all-zero weight row and an accumulator nobody
+  // reads, so it never aliases a real head.
+  const zeroWeights = scores + <usize>heads * rowBytes;
   const sinkAcc = zeroWeights + rowBytes;
   const qScaled = sinkAcc + (<usize>headDim << 2);
   const q16 = qScaled + (<usize>((heads + 3) & ~3) << 2);
   const q16Bytes = <usize>headDim << 1;
+  // The piece's keys widened to i16 and its values as f32, converted once per piece for all the heads.
+  const kWide = q16 + <usize>heads * q16Bytes;
+  const vFloat = kWide + <usize>CHUNK * q16Bytes;
   for (let j: usize = 0; j < rowBytes; j += 16) v128.store(zeroWeights + j, f32x4.splat(0));
   for (let r = 0; r < rows; r++) {
     quantizeQuery(q + <usize>r * <usize>qStride, nq, headDim, scaleFactor, q16 + <usize>(r * nq) * q16Bytes, qScaled + (<usize>(r * nq) << 2));
@@ -176,8 +178,9 @@ export function attention_rows(
       const vc = v + s0 * <usize>headDim;
       const hA = rA * nq;
       const hB = (rB + 1) * nq;
-      for (let h0 = hA; h0 < hB; h0 += TILE) {
-        scoreTile(q16, qScaled, h0, hB, q16Bytes, kc, kScales + (s0 << 2), n, headDim, scores, sinkScores);
+      widenKeys(kc, n, headDim, kWide);
+      for (let h = hA; h < hB; h++) {
+        scoreHead(q16 + <usize>h * q16Bytes, load<f32>(qScaled + (<usize>h << 2)), kWide, kScales + (s0 << 2), n, headDim, scores + <usize>h * rowBytes);
       }
       for (let r = rA; r <= rB; r++) {
         const ar = max(a, pos0 + r - window + 1);
@@ -193,8 +196,14 @@ export function attention_rows(
           for (let j = <usize>(br - a) << 2; j < <usize>n << 2; j += 4) store<f32>(row + j, 0);
         }
       }
-      for (let h0 = hA; h0 < hB; h0 += TILE) {
-        valueTile(h0, hB, rec, state, vc, n, headDim, scores, zeroWeights, sinkAcc);
+      floatValues(vc, n, headDim, vFloat);
+      for (let h = hA; h < hB; h += 2) {
+        const wA = scores + <usize>h * rowBytes;
+        const accA = state + <usize>h * rec + 16;
+        // An odd head out pairs with the all-zero weight row and writes the sink accumulator.
+        const wB = h + 1 < hB ? wA + rowBytes : zeroWeights;
+        const accB = h + 1 < hB ? accA + rec : sinkAcc;
+        valuePair(wA, wB, accA, accB, vFloat, n, headDim);
       }
     }
     x = xEnd;
@@ -233,71 +242,61 @@ const Q16_MAX: f32 = <f32>QUERY_Q_MAX;
   }
 }
 
+/** The cn int8 keys at k ([cn][headDim]) widened to i16 at out ([cn][headDim]). */
+function widenKeys(k: usize, cn: i32, headDim: i32, out: usize): void {
+  const end = k + <usize>cn * <usize>headDim;
+  for (let p = k; p < end; p += 16) {
+    const kv = v128.load(p);
+    v128.store(out, i16x8.extend_low_i8x16_s(kv));
+    v128.store(out, i16x8.extend_high_i8x16_s(kv), 16);
+    out += 32;
+  }
+}
+
 /**
- * Scores of keys [0, cn) of the chunk for query heads h0 .. h0+4 (heads >= nq write to the sink):
- * f32(f32(q16 · k) · f32(kScale · c)), the dot exact in i32 (pmaddwd on the key widened to i16).
+ * Scores of keys [0, cn) of the piece for one query head (q16 at q, c = qScale · scaleFactor), written to
+ * out: f32(f32(q16 · k) · f32(kScale · c)), the dot exact in i32 (pmaddwd against the widened keys kw). Four
+ * keys at a time share each load of the query and leave their four dots in one vector's lanes.
  */
-function scoreTile(
-  q16: usize, c: usize, h0: i32, nq: i32, q16Bytes: usize, k: usize, kScales: usize, cn: i32, headDim: i32,
-  scores: usize, sink: usize,
-): void {
-  const last = nq - 1;
-  const rowBytes = <usize>CHUNK << 2;
-  const q0 = q16 + <usize>min(h0, last) * q16Bytes;
-  const q1 = q16 + <usize>min(h0 + 1, last) * q16Bytes;
-  const q2 = q16 + <usize>min(h0 + 2, last) * q16Bytes;
-  const q3 = q16 + <usize>min(h0 + 3, last) * q16Bytes;
-  const q4 = q16 + <usize>min(h0 + 4, last) * q16Bytes;
-  const c0 = load<f32>(c + (<usize>min(h0, last) << 2));
-  const c1 = load<f32>(c + (<usize>min(h0 + 1, last) << 2));
-  const c2 = load<f32>(c + (<usize>min(h0 + 2, last) << 2));
-  const c3 = load<f32>(c + (<usize>min(h0 + 3, last) << 2));
-  const c4 = load<f32>(c + (<usize>min(h0 + 4, last) << 2));
-  let o0 = scores + <usize>h0 * rowBytes;
-  let o1 = h0 + 1 < nq ? o0 + rowBytes : sink;
-  let o2 = h0 + 2 < nq ? o0 + 2 * rowBytes : sink;
-  let o3 = h0 + 3 < nq ? o0 + 3 * rowBytes : sink;
-  let o4 = h0 + 4 < nq ? o0 + 4 * rowBytes : sink;
-  let krow = k;
-  let ks = kScales;
-  const kEnd = k + <usize>cn * <usize>headDim;
-  while (krow < kEnd) {
+function scoreHead(q: usize, c: f32, kw: usize, kScales: usize, cn: i32, headDim: i32, out: usize): void {
+  const rowBytes = <usize>headDim << 1;
+  const cv = f32x4.splat(c);
+  const quads = cn & ~3;
+  let j = 0;
+  for (; j < quads; j += 4) {
     let a0 = i32x4.splat(0);
     let a1 = i32x4.splat(0);
     let a2 = i32x4.splat(0);
     let a3 = i32x4.splat(0);
-    let a4 = i32x4.splat(0);
-    // Loop-carried pointers: Binaryen would otherwise sink the per-head address arithmetic (min, select,
-    // multiply) into the loop body, and V8 recomputes it every iteration.
-    let p0 = q0, p1 = q1, p2 = q2, p3 = q3, p4 = q4;
-    const rowEnd = krow + <usize>headDim;
-    for (let kp = krow; kp < rowEnd; kp += 16) {
-      const kv = v128.load(kp);
-      const lo = i16x8.extend_low_i8x16_s(kv);
-      const hi = i16x8.extend_high_i8x16_s(kv);
-      a0 = dot16(p0, lo, hi, a0);
-      a1 = dot16(p1, lo, hi, a1);
-      a2 = dot16(p2, lo, hi, a2);
-      a3 = dot16(p3, lo, hi, a3);
-      a4 = dot16(p4, lo, hi, a4);
-      p0 += 32; p1 += 32; p2 += 32; p3 += 32; p4 += 32;
+    let pq = q;
+    let p0 = kw;
+    const qEnd = q + rowBytes;
+    while (pq < qEnd) {
+      const lo = v128.load(pq);
+      const hi = v128.load(pq, 16);
+      a0 = i32x4.add(a0, i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(p0)), i32x4.dot_i16x8_s(hi, v128.load(p0, 16))));
+      a1 = i32x4.add(a1, i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(p0 + rowBytes)), i32x4.dot_i16x8_s(hi, v128.load(p0 + rowBytes, 16))));
+      a2 = i32x4.add(a2, i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(p0 + 2 * rowBytes)), i32x4.dot_i16x8_s(hi, v128.load(p0 + 2 * rowBytes, 16))));
+      a3 = i32x4.add(a3, i32x4.add(i32x4.dot_i16x8_s(lo, v128.load(p0 + 3 * rowBytes)), i32x4.dot_i16x8_s(hi, v128.load(p0 + 3 * rowBytes, 16))));
+      pq += 32;
+      p0 += 32;
     }
-    const kScale: f32 = load<f32>(ks);
-    store<f32>(o0, <f32>isum(a0) * (kScale * c0));
-    store<f32>(o1, <f32>isum(a1) * (kScale * c1));
-    store<f32>(o2, <f32>isum(a2) * (kScale * c2));
-    store<f32>(o3, <f32>isum(a3) * (kScale * c3));
-    store<f32>(o4, <f32>isum(a4) * (kScale * c4));
-    o0 += 4; o1 += 4; o2 += 4; o3 += 4; o4 += 4;
-    ks += 4;
-    krow = rowEnd;
+    // Lane i: the sum of a_i's four lanes (exact: the callers' sums fit in i32).
+    const t01 = i32x4.add(v128.shuffle<i32>(a0, a1, 0, 4, 1, 5), v128.shuffle<i32>(a0, a1, 2, 6, 3, 7));
+    const t23 = i32x4.add(v128.shuffle<i32>(a2, a3, 0, 4, 1, 5), v128.shuffle<i32>(a2, a3, 2, 6, 3, 7));
+    const dots = i32x4.add(v128.shuffle<i32>(t01, t23, 0, 1, 4, 5), v128.shuffle<i32>(t01, t23, 2, 3, 6, 7));
+    const o = <usize>j << 2;
+    v128.store(out + o, f32x4.mul(f32x4.convert_i32x4_s(dots), f32x4.mul(v128.load(kScales + o), cv)));
+    kw += rowBytes << 2;
   }
-}
-
-/** acc + q16[0..16) · (lo | hi), 16 products in i32 lanes: two pmaddwd. */
-// @ts-ignore: decorator
-@inline function dot16(q: usize, lo: v128, hi: v128, acc: v128): v128 {
-  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(v128.load(q), lo), i32x4.dot_i16x8_s(v128.load(q, 16), hi)));
+  for (; j < cn; j++) {
+    let a = i32x4.splat(0);
+    for (let d: usize = 0; d < rowBytes; d += 32) {
+      a = i32x4.add(a, i32x4.add(i32x4.dot_i16x8_s(v128.load(q + d), v128.load(kw + d)), i32x4.dot_i16x8_s(v128.load(q + d, 16), v128.load(kw + d, 16))));
+    }
+    store<f32>(out + (<usize>j << 2), <f32>isum(a) * (load<f32>(kScales + (<usize>j << 2)) * c));
+    kw += rowBytes;
+  }
 }
 
 /** Sum of the four i32 lanes (exact: the callers' sums fit in i32). */
@@ -373,66 +372,56 @@ const SOFTMAX_FLOOR: f32 = <f32>SOFTMAX_FLOOR_I32;
   }
 }
 
+/** The cn int8 values at v ([cn][headDim]) as f32 at out ([cn][headDim]), exactly. */
+function floatValues(v: usize, cn: i32, headDim: i32, out: usize): void {
+  const end = v + <usize>cn * <usize>headDim;
+  for (let p = v; p < end; p += 8) {
+    const x = v128.load8x8_s(p);
+    v128.store(out, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(x)));
+    v128.store(out, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(x)), 16);
+    out += 32;
+  }
+}
+
 /**
- * acc[h] += Σ_j w[h][j] · v_j for query heads h0 .. h0+4 of the tile, 8 dims at a time so the ten
- * accumulators stay in registers while the chunk's keys stream by. Padded heads read the zero row and
- * write the sink accumulator.
+ * accA += Σ_j wA[j] · v_j and accB += Σ_j wB[j] · v_j over the piece's cn keys, v_j the f32 values at vf
+ * ([cn][headDim], floatValues): two query heads, 16 dims at a time. Each lane's sum runs over the keys in
+ * order from 0 and is then added to the record, as the twin does. Eight chains of multiply-adds keep both
+ * FMA ports busy without spilling (14 live vectors); five heads at 8 dims at a time needed 17 and spilled two
+ * accumulators to the stack on every key.
  */
-function valueTile(
-  h0: i32, nq: i32, rec: usize, state: usize, v: usize, cn: i32, headDim: i32,
-  weights: usize, zeroWeights: usize, sinkAcc: usize,
-): void {
-  const rowBytes = <usize>CHUNK << 2;
-  const w0 = weights + <usize>h0 * rowBytes;
-  const w1 = h0 + 1 < nq ? w0 + rowBytes : zeroWeights;
-  const w2 = h0 + 2 < nq ? w0 + 2 * rowBytes : zeroWeights;
-  const w3 = h0 + 3 < nq ? w0 + 3 * rowBytes : zeroWeights;
-  const w4 = h0 + 4 < nq ? w0 + 4 * rowBytes : zeroWeights;
-  // Records start with m, l and two pad lanes: acc is 16 bytes in.
-  let c0 = state + <usize>h0 * rec + 16;
-  let c1 = h0 + 1 < nq ? c0 + rec : sinkAcc;
-  let c2 = h0 + 2 < nq ? c0 + 2 * rec : sinkAcc;
-  let c3 = h0 + 3 < nq ? c0 + 3 * rec : sinkAcc;
-  let c4 = h0 + 4 < nq ? c0 + 4 * rec : sinkAcc;
-  const stride = <usize>headDim;
-  const wEnd = w0 + (<usize>cn << 2);
-  for (let d = 0; d < headDim; d += 8) {
-    let r00 = f32x4.splat(0), r01 = f32x4.splat(0);
-    let r10 = f32x4.splat(0), r11 = f32x4.splat(0);
-    let r20 = f32x4.splat(0), r21 = f32x4.splat(0);
-    let r30 = f32x4.splat(0), r31 = f32x4.splat(0);
-    let r40 = f32x4.splat(0), r41 = f32x4.splat(0);
-    // Loop-carried pointers keep the per-head address selection out of the loop body.
-    let p = v + <usize>d;
-    let p0 = w0, p1 = w1, p2 = w2, p3 = w3, p4 = w4;
-    while (p0 < wEnd) {
-      const x = v128.load8x8_s(p);
-      const x0 = f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(x));
-      const x1 = f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(x));
-      let w = v128.load32_splat(p0);
-      r00 = madd(w, x0, r00);
-      r01 = madd(w, x1, r01);
-      w = v128.load32_splat(p1);
-      r10 = madd(w, x0, r10);
-      r11 = madd(w, x1, r11);
-      w = v128.load32_splat(p2);
-      r20 = madd(w, x0, r20);
-      r21 = madd(w, x1, r21);
-      w = v128.load32_splat(p3);
-      r30 = madd(w, x0, r30);
-      r31 = madd(w, x1, r31);
-      w = v128.load32_splat(p4);
-      r40 = madd(w, x0, r40);
-      r41 = madd(w, x1, r41);
+function valuePair(wA: usize, wB: usize, accA: usize, accB: usize, vf: usize, cn: i32, headDim: i32): void {
+  const stride = <usize>headDim << 2;
+  const wEnd = wA + (<usize>cn << 2);
+  for (let d: usize = 0; d < stride; d += 64) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    let p = vf + d;
+    let pa = wA;
+    let pb = wB;
+    while (pa < wEnd) {
+      const x0 = v128.load(p);
+      const x1 = v128.load(p, 16);
+      const x2 = v128.load(p, 32);
+      const x3 = v128.load(p, 48);
+      const wa = v128.load32_splat(pa);
+      const wb = v128.load32_splat(pb);
+      a0 = madd(wa, x0, a0);
+      a1 = madd(wa, x1, a1);
+      a2 = madd(wa, x2, a2);
+      a3 = madd(wa, x3, a3);
+      b0 = madd(wb, x0, b0);
+      b1 = madd(wb, x1, b1);
+      b2 = madd(wb, x2, b2);
+      b3 = madd(wb, x3, b3);
       p += stride;
-      p0 += 4; p1 += 4; p2 += 4; p3 += 4; p4 += 4;
+      pa += 4;
+      pb += 4;
     }
-    addTo(c0, r00, r01);
-    addTo(c1, r10, r11);
-    addTo(c2, r20, r21);
-    addTo(c3, r30, r31);
-    addTo(c4, r40, r41);
-    c0 += 32; c1 += 32; c2 += 32; c3 += 32; c4 += 32;
+    addTo(accA + d, a0, a1);
+    addTo(accA + d + 32, a2, a3);
+    addTo(accB + d, b0, b1);
+    addTo(accB + d + 32, b2, b3);
   }
 }
 

@@ -57,9 +57,10 @@ export type KvPart = "k" | "v";
  *
  *   records  [nq][4 + headDim]   per head: m (running max score), l (running Σ e^(s - m)), 0, 0,
  *                                acc[headDim] (running Σ e^(s - m) · v)
- *   scratch  (nq + 2)·ATTENTION_CHUNK + headDim floats of scores and sinks, then the quantized queries
- *            (c: nq floats rounded up to 4; q16: nq·headDim i16), all for the kernel while it runs (no
- *            allocation in Wasm)
+ *   scratch  (nq + 1)·ATTENTION_CHUNK + headDim floats of scores and sinks, then the quantized queries
+ *            (c: nq floats rounded up to 4; q16: nq·headDim i16), then one piece of ATTENTION_CHUNK keys
+ *            widened to i16 and of values as f32 (1.5·ATTENTION_CHUNK·headDim floats), all for the kernel
+ *            while it runs (no allocation in Wasm)
  *
  * Empty state: m = -inf, l = 0, acc = 0. The result is acc / l. The twin only reads the records.
  */
@@ -68,7 +69,10 @@ export function attentionRecordFloats(headDim: number): number {
 }
 
 export function attentionStateFloats(nq: number, headDim: number): number {
-  return nq * attentionRecordFloats(headDim) + (nq + 2) * ATTENTION_CHUNK + headDim + ((nq + 3) & ~3) + (nq * headDim) / 2;
+  return (
+    nq * attentionRecordFloats(headDim) + (nq + 1) * ATTENTION_CHUNK + headDim + ((nq + 3) & ~3) + (nq * headDim) / 2 +
+    (3 * ATTENTION_CHUNK * headDim) / 2
+  );
 }
 
 export function attentionStateBytes(nq: number, headDim: number): number {
