@@ -1,7 +1,7 @@
 // Dynamic asymmetric per-token int8 quantization of activations (torchao 8da4w), plus the per-group
 // values the int4 kernels need. Twin: quantizeActivationsRef in src/kernels/matmul.ts.
 import { ROUND_MAGIC } from "./simd-util";
-import { TILE_GROUP_BYTES } from "../src/kernels/strides";
+import { TILE_GROUP_BYTES, TILE_TOKENS } from "../src/kernels/strides";
 import { SCALE_MIN as SCALE_MIN_F64 } from "../src/kernels/numerics";
 
 /** torch.finfo(float32).eps: the recipe's lower clamp on the scale, so an all-zero row gets s = eps, q = z. */
@@ -126,12 +126,12 @@ function writeTiles(tokens: i32, cols: i32, xq: usize, xcorr: usize, xw: usize):
   const groups = cols >>> 5;
   const qs = <usize>cols;
   const cs = <usize>groups << 2;
-  for (let t = 0; t + 4 <= tokens; t += 4) {
+  for (let t = 0; t + TILE_TOKENS <= tokens; t += TILE_TOKENS) {
     let q = xq + <usize>t * qs;
     let c = xcorr + <usize>t * cs;
     let out = xw + (<usize>t * qs << 1);
     for (let g = 0; g < groups; g++) {
-      for (let j: usize = 0; j < 4; j++) {
+      for (let j: usize = 0; j < <usize>TILE_TOKENS; j++) {
         store<i32>(out + (j << 2), load<i32>(c + j * cs));
         const src = q + j * qs;
         const dst = out + 16 + (j << 3);

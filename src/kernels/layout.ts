@@ -566,11 +566,11 @@ export function dequantizeRowInto(k: WasmKernels, m: WeightMatrix, row: number, 
   const l = m.layout;
   const f32 = k.f32;
   const out = ptr >> 2;
+  if (l.scaleType === null) {
+    for (let c = 0; c < m.cols; c++) f32[out + c] = storedQ(k, m, row, c);
+    return;
+  }
   for (let c0 = 0; c0 < m.cols; c0 += GROUP) {
-    if (l.scaleType === null) {
-      for (let c = c0; c < c0 + GROUP; c++) f32[out + c] = storedQ(k, m, row, c);
-      continue;
-    }
     const first = storedFloat(k, l, scaleAddress(m, row, c0));
     const second = l.scalesPerGroup === 2 ? storedFloat(k, l, scaleAddress(m, row, c0 + GROUP / 2)) : first;
     const min = l.hasMin ? storedFloat(k, l, minAddress(m, row, c0)) : null;

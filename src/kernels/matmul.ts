@@ -26,6 +26,7 @@ import {
 import { gemmFloat, gemvFloat } from "./matmul-float.js";
 import { gemmI8b, gemvI8b, quantizeActivationsI8b } from "./matmul-i8b.js";
 import { GROUP, roundHalfEven, SCALE_MIN } from "./numerics.js";
+import { TILE_TOKENS } from "./strides.js";
 import type { WasmKernels } from "./wasm.js";
 
 /** Relative tolerance of float outputs, against s_x · Σ_g |s_w · D| (see the top of this file). */
@@ -45,9 +46,6 @@ export interface Int8Tokens {
 function requireTokens(fn: string, act: Int8Activations, first: number, count: number): void {
   requireHeld(fn, act.tokens, first, count);
 }
-
-/** Tokens per tile of i8t activations: the relaxed build's GEMM reads 4 tokens at once (layout.ts, Int8Activations). */
-const TILE_TOKENS = 4;
 
 /**
  * Quantizes f32 activations at xPtr ([count][act.cols]) into act's tokens [first, first + count). `first` is

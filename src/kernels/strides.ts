@@ -28,6 +28,9 @@ export const F32_CELL_BYTES = 16;
 /** Bytes per block of il4's row sums: one f32 per row. */
 export const ROW_SUM_BLOCK_BYTES = 16;
 
+/** Tokens per tile of i8t activations: the relaxed build's GEMM reads 4 tokens at once (layout.ts, Int8Activations). */
+export const TILE_TOKENS = 4;
+
 /**
  * Bytes per group of a 4-token tile of i8t activations (the relaxed build's GEMM operand, written by
  * prepare_activations; src/kernels/layout.ts): the 4 tokens' correction words (16 bytes), then for each of

@@ -203,12 +203,17 @@ describe("generate", () => {
   });
 });
 
+/** Two bundled models with a 512-token context (one reused across requests, one kept fresh) and 300 ids of held-out text. */
+async function reuseSetup(): Promise<{ m: Model; fresh: Model; ids: number[] }> {
+  const m = await loadModel(undefined, { contextLength: 512 });
+  const fresh = await loadModel(undefined, { contextLength: 512 });
+  const ids = m.encode(readFileSync("models/shakespeare-tiny/heldout-short.txt", "utf8")).slice(0, 300);
+  return { m, fresh, ids };
+}
+
 describe("KV cache reuse", () => {
   it("a prompt sharing a prefix with the previous request prefills only the rest, with the same result", async () => {
-    const m = await loadModel(undefined, { contextLength: 512 });
-    const fresh = await loadModel(undefined, { contextLength: 512 });
-    const text = readFileSync("models/shakespeare-tiny/heldout-short.txt", "utf8");
-    const ids = m.encode(text).slice(0, 300);
+    const { m, fresh, ids } = await reuseSetup();
     // Window 64, rings of 96 slots (the window and the 32-token prefill block): rewinding far into a ring
     // that has wrapped cannot reuse it; rewinding up to 33 positions from its end can.
     for (const [first, second] of [
@@ -235,10 +240,7 @@ describe("KV cache reuse", () => {
   });
 
   it("a ring that a longer earlier run overwrote is not resumed past what it still holds", async () => {
-    const m = await loadModel(undefined, { contextLength: 512 });
-    const fresh = await loadModel(undefined, { contextLength: 512 });
-    const text = readFileSync("models/shakespeare-tiny/heldout-short.txt", "utf8");
-    const ids = m.encode(text).slice(0, 300);
+    const { m, fresh, ids } = await reuseSetup();
     // Rewinding 33 positions from 200 reuses the cache after a run that stopped at 200 (the test above); here
     // 210 positions were stored first and then 200 (a resume 10 back), so the rings lost everything below
     // 210 - 96 = 114, though the cache now ends at 200: 167 needs 104..166 and starts over, 190 needs
