@@ -20,6 +20,8 @@ const MASKS: usize = memory.data<u8>([
   0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f,
   0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00,
   0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00,
+  0xff, 0xff, 0xff, 0x8f, 0xff, 0xff, 0xff, 0x8f, 0xff, 0xff, 0xff, 0x8f, 0xff, 0xff, 0xff, 0x8f,
+  0x00, 0x00, 0x80, 0x77, 0x00, 0x00, 0x80, 0x77, 0x00, 0x00, 0x80, 0x77, 0x00, 0x00, 0x80, 0x77,
 ], 16);
 
 /** 0x0F in every byte (relaxed build) or 0x000F in every i16 lane (baseline build). */
@@ -78,8 +80,8 @@ export const F16_REBIAS: f32 = 5.192296858534828e33;
  */
 // @ts-ignore: decorator
 @inline export function loadScales(scales: usize): v128 {
-  const bits = v128.and(i32x4.shl(v128.load16x4_s(scales), 13), i32x4.splat(0x8fffffff));
-  return f32x4.mul(bits, f32x4.splat(F16_REBIAS));
+  const bits = v128.and(i32x4.shl(v128.load16x4_s(scales), 13), v128.load(MASKS, 48));
+  return f32x4.mul(bits, v128.load(MASKS, 64));
 }
 
 /** acc + f32(isum) · scales (loadScales' lanes); one rounding for the product and one for the sum, in every build. */
@@ -162,10 +164,24 @@ export const F16_REBIAS: f32 = 5.192296858534828e33;
 // @ts-ignore: decorator
 @inline export function nibbleDot(w: usize, xq: usize, xw: usize, start: v128, m: v128): v128 {
   let d = start;
-  for (let p: usize = 0; p < BLOCK_GROUP_BYTES; p += 16) {
-    const v = v128.load(w + p);
-    if (ASC_FEATURE_RELAXED_SIMD) d = quadStepRelaxed(d, cut0(v, m), cut(v, 4, m), xq + (p >>> 1));
-    else d = quadStepBase(d, cut0(v, m), cut(v, 4, m), cut(v, 8, m), i16x8.shr_u(v, 12), xw + p);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    // Two packed vectors a step, the pointers stepped rather than offsets computed from p: V8 11.3 then
+    // addresses every load in one instruction and runs the loop's own increments and test once per two
+    // vectors. One vector a step with x = xq + p/2 took 17 instructions a vector; a group written out
+    // whole had its loads hoisted ahead of the dots and spilled (docs/performance.md, the GEMV loop).
+    const end = w + BLOCK_GROUP_BYTES;
+    for (let x = xq; w < end; w += 32, x += 16) {
+      const a = v128.load(w);
+      d = quadStepRelaxed(d, cut0(a, m), cut(a, 4, m), x);
+      const b = v128.load(w, 16);
+      d = quadStepRelaxed(d, cut0(b, m), cut(b, 4, m), x + 8);
+    }
+    return rowSums(d);
+  }
+  const end = w + BLOCK_GROUP_BYTES;
+  for (let x = xw; w < end; w += 16, x += 16) {
+    const v = v128.load(w);
+    d = quadStepBase(d, cut0(v, m), cut(v, 4, m), cut(v, 8, m), i16x8.shr_u(v, 12), x);
   }
   return rowSums(d);
 }
