@@ -20,8 +20,6 @@ const MASKS: usize = memory.data<u8>([
   0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f, 0x0f,
   0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00, 0x0f, 0x00,
   0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00,
-  0xff, 0xff, 0xff, 0x8f, 0xff, 0xff, 0xff, 0x8f, 0xff, 0xff, 0xff, 0x8f, 0xff, 0xff, 0xff, 0x8f,
-  0x00, 0x00, 0x80, 0x77, 0x00, 0x00, 0x80, 0x77, 0x00, 0x00, 0x80, 0x77, 0x00, 0x00, 0x80, 0x77,
 ], 16);
 
 /** 0x0F in every byte (relaxed build) or 0x000F in every i16 lane (baseline build). */
@@ -46,6 +44,10 @@ export const BLOCK_GROUP_SCALE_BYTES: usize = F16_CELL_BYTES;
 
 /** 2^112: an f16's exponent and mantissa shifted into an f32's place, times this, is the f16's value. */
 export const F16_REBIAS: f32 = 5.192296858534828e33;
+
+/** loadScales' two constants in every lane, in memory for the reason the masks are (a load per group, not three instructions). */
+const F16_SIGN_MASK: usize = memory.data<u32>([0x8fffffff, 0x8fffffff, 0x8fffffff, 0x8fffffff], 16);
+const F16_REBIAS_LANES: usize = memory.data<f32>([F16_REBIAS, F16_REBIAS, F16_REBIAS, F16_REBIAS], 16);
 
 /**
  * Stores one row's 32 nibbles into its slot of a nibble cell at q (the row's first byte: the cell plus 4 ·
@@ -80,8 +82,8 @@ export const F16_REBIAS: f32 = 5.192296858534828e33;
  */
 // @ts-ignore: decorator
 @inline export function loadScales(scales: usize): v128 {
-  const bits = v128.and(i32x4.shl(v128.load16x4_s(scales), 13), v128.load(MASKS, 48));
-  return f32x4.mul(bits, v128.load(MASKS, 64));
+  const bits = v128.and(i32x4.shl(v128.load16x4_s(scales), 13), v128.load(F16_SIGN_MASK));
+  return f32x4.mul(bits, v128.load(F16_REBIAS_LANES));
 }
 
 /** acc + f32(isum) · scales (loadScales' lanes); one rounding for the product and one for the sum, in every build. */
