@@ -102,8 +102,8 @@ const F16_REBIAS_LANES: usize = memory.data<f32>([F16_REBIAS, F16_REBIAS, F16_RE
 // 8p+e+1, 8p+5+e in bits 0-3, 4-7, 8-11, 12-15; e = 0 for even l, 2 for odd); each nibble position, cut
 // into i16 lanes, meets one i16 pair of x (xw: per 8 elements x[0,2,4,6,1,3,5,7], see prepare_activations) in
 // pmaddwd, which leaves one i32 lane per row.
-// One packed vector per step, in a loop: with a whole group's dots in one block V8 issued every load and
-// cut first and spilled them (the reason blockDot also handles one group per iteration).
+// One or two packed vectors per step, in a loop: with a whole group's dots in one block V8 issued every load
+// and cut first and spilled them (the reason blockDot also handles one group per iteration).
 
 /** s + packed vector `v`'s dots with one token, relaxed: x = x[8p..8p+8) of the group. The i16 adds wrap, and
  * a lane ends at Σ q_w · q_x over its 16 elements (it starts at -8 · Σ q_x over them), |·| <= 16·8·128 =
