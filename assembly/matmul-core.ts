@@ -166,24 +166,24 @@ const F16_REBIAS_LANES: usize = memory.data<f32>([F16_REBIAS, F16_REBIAS, F16_RE
 // @ts-ignore: decorator
 @inline export function nibbleDot(w: usize, xq: usize, xw: usize, start: v128, m: v128): v128 {
   let d = start;
+  const end = w + BLOCK_GROUP_BYTES;
   if (ASC_FEATURE_RELAXED_SIMD) {
     // Two packed vectors a step, the pointers stepped rather than offsets computed from p: V8 11.3 then
     // addresses every load in one instruction and runs the loop's own increments and test once per two
     // vectors. One vector a step with x = xq + p/2 took 17 instructions a vector; a group written out
-    // whole had its loads hoisted ahead of the dots and spilled (docs/performance.md, the GEMV loop).
-    const end = w + BLOCK_GROUP_BYTES;
+    // whole had its loads hoisted ahead of the dots and spilled (docs/performance.md, changelog: "The GEMV
+    // loops step their pointers").
     for (let x = xq; w < end; w += 32, x += 16) {
       const a = v128.load(w);
       d = quadStepRelaxed(d, cut0(a, m), cut(a, 4, m), x);
       const b = v128.load(w, 16);
       d = quadStepRelaxed(d, cut0(b, m), cut(b, 4, m), x + 8);
     }
-    return rowSums(d);
-  }
-  const end = w + BLOCK_GROUP_BYTES;
-  for (let x = xw; w < end; w += 16, x += 16) {
-    const v = v128.load(w);
-    d = quadStepBase(d, cut0(v, m), cut(v, 4, m), cut(v, 8, m), i16x8.shr_u(v, 12), x);
+  } else {
+    for (let x = xw; w < end; w += 16, x += 16) {
+      const v = v128.load(w);
+      d = quadStepBase(d, cut0(v, m), cut(v, 4, m), cut(v, 8, m), i16x8.shr_u(v, 12), x);
+    }
   }
   return rowSums(d);
 }

@@ -561,8 +561,9 @@ export function dequantizeRowInto(k: WasmKernels, m: WeightMatrix, row: number, 
   if (!Number.isInteger(ptr) || ptr < 0 || ptr % 4 !== 0 || ptr + 4 * m.cols > k.memory.buffer.byteLength) {
     throw new RangeError(`dequantizeRowInto: destination ${ptr} is not an aligned f32 [${m.cols}] inside the Wasm memory`);
   }
-  // layoutValue per value, with each group's scales and min read once: decoding an f16 scale for every value
-  // made this lookup 0.2 ms a token on MobileLLM-Pro (the main thread's, in every decode step).
+  // layoutValue per value, with the scale and min read once per run of values that share them: decoding an
+  // f16 scale for every value made this lookup 0.2 ms a token on MobileLLM-Pro (the main thread's, in every
+  // decode step).
   const l = m.layout;
   const f32 = k.f32;
   const out = ptr >> 2;
@@ -570,12 +571,10 @@ export function dequantizeRowInto(k: WasmKernels, m: WeightMatrix, row: number, 
     for (let c = 0; c < m.cols; c++) f32[out + c] = storedQ(k, m, row, c);
     return;
   }
-  for (let c0 = 0; c0 < m.cols; c0 += GROUP) {
-    const first = storedFloat(k, l, scaleAddress(m, row, c0));
-    const second = l.scalesPerGroup === 2 ? storedFloat(k, l, scaleAddress(m, row, c0 + GROUP / 2)) : first;
+  const span = GROUP / l.scalesPerGroup;
+  for (let c0 = 0; c0 < m.cols; c0 += span) {
+    const scale = storedFloat(k, l, scaleAddress(m, row, c0));
     const min = l.hasMin ? storedFloat(k, l, minAddress(m, row, c0)) : null;
-    for (let c = c0; c < c0 + GROUP; c++) {
-      f32[out + c] = formulaValue(storedQ(k, m, row, c), c - c0 < GROUP / 2 ? first : second, min);
-    }
+    for (let c = c0; c < c0 + span; c++) f32[out + c] = formulaValue(storedQ(k, m, row, c), scale, min);
   }
 }
