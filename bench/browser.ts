@@ -18,6 +18,10 @@
 // A decode figure is 1000 / the median interval between two tokens streamed to the page, leaving out the
 // first STEADY_AFTER intervals of each stream (the engine's threads and V8's optimizing tier settle there):
 // a steady figure over --new-tokens - STEADY_AFTER - 1 intervals, printed with its p10 and p90.
+// After each of our visits, the same GGUF runs the same requests in Node, in this process (loadModel and
+// generate, the thread count and context of the page, no browser running meanwhile), timed the same way:
+// the page's decode over Node's is what a user of the page gives up against one of Node (a second table;
+// --no-node leaves it out).
 // Both engines get the same context size, thread count, prompt lengths and greedy sampling; wllama runs on
 // the CPU (n_gpu_layers 0) with one server slot. Peak renderer memory is the largest sum of the resident
 // sets (/proc) of the browser's renderer processes during the visit, sampled every 100 ms. The table shows
@@ -44,6 +48,7 @@ import { writeGgufFile } from "../src/node/gguf-files.js";
 import { encodeGgufHeader } from "../src/model/checkpoint/gguf-writer.js";
 import { resolveTensorNames } from "../src/model/tensor-names.js";
 import { TextTokenizer } from "../src/text/tokenizer.js";
+import { loadModel } from "../src/api.js";
 import { llamaGguf } from "./llama-gguf.js";
 import type { Loaded, LoadRequest, Ran, RunRequest } from "./browser-page.js";
 import { arg, intList } from "./args.js";
@@ -71,6 +76,8 @@ if (NEW_TOKENS < STEADY_AFTER + 9) throw new Error(`--new-tokens must be at leas
 /** wllama with its defaults (threads, WebGPU layers, slots) in a browser with a software GPU: see the page. */
 const WLLAMA_DEFAULTS = process.argv.includes("--wllama-defaults");
 const ENGINES = (arg("only") ? [arg("only")] : ["ours", "wllama"]) as Array<"ours" | "wllama">;
+/** Our requests also run in Node after each of our visits (see the header). */
+const NODE = ENGINES.includes("ours") && !process.argv.includes("--no-node");
 /** Room for the longest prompt and its new tokens, the same for both engines. */
 const CONTEXT = Math.ceil((Math.max(PREFILL, ...DECODE_AT) + NEW_TOKENS + 16) / 256) * 256;
 const WARMUP_TOKENS = 16;
@@ -231,7 +238,7 @@ function processTable(): Map<number, { ppid: number; rss: number; renderer: bool
 }
 
 /** Resident bytes of the renderer processes descended from the browser whose profile is `profile`. */
-function rendererRss(profile: string): number {
+function rendererPids(profile: string): number[] {
   const table = processTable();
   const roots = new Set<number>();
   for (const pid of table.keys()) {
@@ -241,17 +248,45 @@ function rendererRss(profile: string): number {
       // ended
     }
   }
-  let sum = 0;
-  for (const p of table.values()) {
+  const pids: number[] = [];
+  for (const [pid, p] of table) {
     if (!p.renderer) continue;
     for (let up = p.ppid, depth = 0; up > 1 && depth < 8; up = table.get(up)?.ppid ?? 0, depth++) {
       if (roots.has(up)) {
-        sum += p.rss;
+        pids.push(pid);
         break;
       }
     }
   }
-  return sum;
+  return pids;
+}
+
+/** Resident bytes of one process (0 once it has ended). */
+function rssOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[21]) * 4096;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The peak of the renderers' resident bytes, sampled every 100 ms. Finding the renderers means reading every
+ * process's stat and command line (about 2 ms of a core), which this process did every 100 ms at first: on
+ * two cores that slowed the page's 2-thread decode by 5-10% against the same requests in Node. So the
+ * renderers are looked up once a second (a page gets its renderer at navigation and keeps it) and the
+ * samples between read only their own stat files.
+ */
+class RendererPeak {
+  peak = 0;
+  private pids: number[] = [];
+  private samples = 0;
+  constructor(private readonly profile: string) {}
+  sample(): void {
+    if (this.samples++ % 10 === 0 || this.pids.length === 0) this.pids = rendererPids(this.profile);
+    this.peak = Math.max(this.peak, this.pids.reduce((sum, pid) => sum + rssOf(pid), 0));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -267,8 +302,8 @@ interface Visit {
 }
 
 async function visit(profile: string, engine: "ours" | "wllama", threads: number, runs: RunRequest[]): Promise<Visit> {
-  let peakRss = 0;
-  const timer = setInterval(() => (peakRss = Math.max(peakRss, rendererRss(profile))), 100);
+  const memory = new RendererPeak(profile);
+  const timer = setInterval(() => memory.sample(), 100);
   const context: BrowserContext = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
     const page = context.pages()[0] ?? (await context.newPage());
@@ -284,8 +319,8 @@ async function visit(profile: string, engine: "ours" | "wllama", threads: number
     const getMs = modelGetMs;
     const ran: Ran[] = [];
     for (const r of runs) ran.push(await page.evaluate((q) => (window as unknown as { benchRun(q: RunRequest): Promise<Ran> }).benchRun(q), r));
-    peakRss = Math.max(peakRss, rendererRss(profile));
-    return { loaded, modelBytes, getMs, peakRss, runs: ran };
+    memory.sample();
+    return { loaded, modelBytes, getMs, peakRss: memory.peak, runs: ran };
   } finally {
     clearInterval(timer);
     await context.close();
@@ -308,6 +343,49 @@ async function downloadAlone(): Promise<number> {
     await context.close();
     rmSync(profile, { recursive: true, force: true });
   }
+}
+
+/**
+ * Our GGUF's requests in Node, the page's way: loaded with the page's thread count and context, each
+ * request's tokens timed as they arrive from generate (the page times them as its worker's messages arrive).
+ */
+async function nodeVisit(threads: number, runs: RunRequest[]): Promise<{ threads: number; simd: string; runs: Ran[] }> {
+  const model = await loadModel(OURS_GGUF, { threads, contextLength: CONTEXT });
+  try {
+    const ran: Ran[] = [];
+    for (const r of runs) {
+      const arrivals: number[] = [];
+      const t0 = performance.now();
+      const g = model.generate(r.text, { maxNewTokens: r.newTokens, temperature: 0 });
+      for await (const _ of g) arrivals.push(performance.now());
+      const { stats } = await g.result;
+      ran.push({
+        promptTokens: stats.promptTokens,
+        prefillMs: stats.prefillMs,
+        firstTokenMs: (arrivals[0] ?? NaN) - t0,
+        stepsMs: arrivals.slice(1).map((t, i) => t - arrivals[i]),
+        generatedTokens: stats.generatedTokens,
+        engineDecodeTokPerS: stats.decodeTokensPerSecond,
+        engineSteps: { medianMs: stats.decodeSteps.medianMs, split: stats.decodeSteps.split, solo: stats.decodeSteps.solo },
+      });
+    }
+    return { threads: model.info.threads, simd: model.info.simd?.variant ?? "no", runs: ran };
+  } finally {
+    await model.dispose();
+  }
+}
+
+/** Records each run's figures under `engine` and describes them, one entry per prompt length. */
+function describeRuns(engine: string, threads: number, runs: Ran[], lengths: number[]): string[] {
+  return runs.map((r, i) => {
+    const n = lengths[i];
+    if (n === PREFILL) record(engine, threads, "prefillTokPerS", (r.promptTokens / r.prefillMs) * 1000);
+    const steady = r.stepsMs.slice(STEADY_AFTER);
+    if (DECODE_AT.includes(n)) record(engine, threads, `decode${n}`, 1000 / median(steady));
+    const q = (p: number) => [...steady].sort((a, b) => a - b)[Math.floor(p * (steady.length - 1))]?.toFixed(1);
+    const split = r.engineSteps ? `; engine: steps p50 ${r.engineSteps.medianMs.toFixed(1)} ms, ${r.engineSteps.split} split / ${r.engineSteps.solo} solo` : "";
+    return `${n}: prompt ${r.promptTokens} in ${r.prefillMs.toFixed(0)} ms, ${r.generatedTokens} tokens, steady steps (${steady.length}) p10 ${q(0.1)} / p50 ${median(steady).toFixed(1)} / p90 ${q(0.9)} ms (engine says ${r.engineDecodeTokPerS.toFixed(1)} tok/s${split})`;
+  });
 }
 
 function median(xs: number[]): number {
@@ -369,19 +447,14 @@ try {
             if (loadTimes) line.push(`${name} engine ${Object.entries(loadTimes).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(2)}`).join(", ")} s`);
             if (cacheWarnings?.length) line.push(`${name} cache warnings: ${cacheWarnings.join(" / ")}`);
           }
-          second.runs.slice(1).forEach((r, i) => {
-            const n = lengths[i];
-            if (n === PREFILL) record(engine, threads, "prefillTokPerS", (r.promptTokens / r.prefillMs) * 1000);
-            const steady = r.stepsMs.slice(STEADY_AFTER);
-            if (DECODE_AT.includes(n)) record(engine, threads, `decode${n}`, 1000 / median(steady));
-            const q = (p: number) => [...steady].sort((a, b) => a - b)[Math.floor(p * (steady.length - 1))]?.toFixed(1);
-            const split = r.engineSteps ? `; engine: steps p50 ${r.engineSteps.medianMs.toFixed(1)} ms, ${r.engineSteps.split} split / ${r.engineSteps.solo} solo` : "";
-            line.push(
-              `${n}: prompt ${r.promptTokens} in ${r.prefillMs.toFixed(0)} ms, ${r.generatedTokens} tokens, steady steps (${steady.length}) p10 ${q(0.1)} / p50 ${median(steady).toFixed(1)} / p90 ${q(0.9)} ms (engine says ${r.engineDecodeTokPerS.toFixed(1)} tok/s${split})`,
-            );
-          });
+          line.push(...describeRuns(engine, threads, second.runs.slice(1), lengths));
           line.push(`peak renderer ${peakMiB.toFixed(0)} MiB`);
           console.log(line.join("; "));
+          if (engine === "ours" && NODE) {
+            const node = await nodeVisit(threads, runs);
+            if (node.threads !== threads) throw new Error(`Node's engine runs ${node.threads} thread(s), not ${threads}`);
+            console.log([`round ${round} node   ${threads}T`, `${node.simd} build`, ...describeRuns("node", threads, node.runs.slice(1), lengths)].join("; "));
+          }
         } finally {
           rmSync(profile, { recursive: true, force: true });
         }
@@ -420,4 +493,19 @@ for (const row of ROWS) {
     return `${row.fmt(o)} | ${row.fmt(w)} | ${Number.isFinite(x) ? x.toFixed(2) : "-"}`;
   });
   console.log(`| ${row.label} | ${cells.join(" | ")} |`);
+}
+if (NODE) {
+  // Ours in the page against ours in Node: the same GGUF, requests, threads and timing, in the same run.
+  const rows = ROWS.filter((r) => r.metric === "prefillTokPerS" || r.metric.startsWith("decode"));
+  console.log(`\nours in the page against ours in Node (same GGUF, prompts, threads; medians over ${ROUNDS} round(s)); "page / Node" above 1 means the page is faster`);
+  console.log(`| | ${THREADS.map((t) => `page ${t}T | Node ${t}T | page / Node`).join(" | ")} |`);
+  console.log(`|---|${THREADS.map(() => "---:|---:|---:").join("|")}|`);
+  for (const row of rows) {
+    const cells = THREADS.map((t) => {
+      const page = median(results.get(`ours ${t} ${row.metric}`) ?? []);
+      const node = median(results.get(`node ${t} ${row.metric}`) ?? []);
+      return `${row.fmt(page)} | ${row.fmt(node)} | ${(page / node).toFixed(2)}`;
+    });
+    console.log(`| ${row.label} | ${cells.join(" | ")} |`);
+  }
 }
