@@ -34,6 +34,15 @@ export const Q6_K: i32 = 6;
   return L == Q4_1 || L == Q4_K || L == Q5_1 || L == Q5_K;
 }
 
+/**
+ * Int8 cells whose values are 0..31 (q5_1, q5_k: 5-bit quants with a min), so they fit the 7-bit operand of
+ * the relaxed build's byte dot (i16x8.relaxed_dot_i8x16_i7x16_s) and 8 products of one row sum in an i16 lane.
+ */
+// @ts-ignore: decorator
+@inline export function fiveBit(L: i32): bool {
+  return L == Q5_1 || L == Q5_K;
+}
+
 /** Two scales per row and group, one per 16 values (q6_k). */
 // @ts-ignore: decorator
 @inline export function halves(L: i32): bool {

@@ -16,8 +16,8 @@
 //   f = f32(P) · s  (q6_k: f32(P0) · s0 + f32(P1) · s1);  f = f + m · X (layouts with a min);  acc = acc + f · a
 // over the groups in order, so the twin, the baseline build and the relaxed build agree bit for bit.
 import { F32_CELL_BYTES, NIBBLE_CELL_BYTES } from "../src/kernels/strides";
-import { f32Scales, halves, hasMin, minBytes, nibbles, offset8, Q4_0, Q4_1, Q4_K, Q5_1, Q5_K, Q6_K, Q8_0, scaleBytes, valueBytes } from "./layouts";
-import { loadRows, loadScales, nibbleDot, nibbleMask, quadStepBase, quadStepRelaxed, cut, cut0, rowSums, storeRows } from "./matmul-core";
+import { f32Scales, fiveBit, halves, hasMin, minBytes, nibbles, offset8, Q4_0, Q4_1, Q4_K, Q5_1, Q5_K, Q6_K, Q8_0, scaleBytes, valueBytes } from "./layouts";
+import { loadRows, loadScales, nibbleDot, nibbleMask, ones16, quadStepBase, quadStepRelaxed, cut, cut0, rowSums, storeRows } from "./matmul-core";
 import { prepareGroup } from "./quant-act";
 import { ROUND_MAGIC } from "./simd-util";
 
@@ -61,18 +61,35 @@ import { ROUND_MAGIC } from "./simd-util";
 }
 
 /**
- * f = f32(P) · s (+ m · X) for the 4 rows of a cell, from the group's integer dots: p0 (the whole group, or
- * q6_k's first 16 values) and p1 (q6_k's last 16; ignored otherwise).
+ * The 4 rows' scales of a cell as f32 lanes (s1: q6_k's second half; the first otherwise) and mins (the
+ * scales again for a layout without one): read once a cell, whatever number of tokens meets it.
  */
 // @ts-ignore: decorator
-@inline function cellValue(L: i32, p0: v128, p1: v128, s: usize, mn: usize, xsum: usize): v128 {
+@inline function cellScales(L: i32, s: usize): v128 {
+  return halves(L) ? v128.load(s) : cellFloats(L, s);
+}
+// @ts-ignore: decorator
+@inline function cellScales1(L: i32, s: usize, s0: v128): v128 {
+  return halves(L) ? v128.load(s, F32_CELL_BYTES) : s0;
+}
+// @ts-ignore: decorator
+@inline function cellMins(L: i32, mn: usize, s0: v128): v128 {
+  return hasMin(L) ? cellFloats(L, mn) : s0;
+}
+
+/**
+ * f = f32(P) · s (+ m · X) for the 4 rows of a cell, from the group's integer dots: p0 (the whole group, or
+ * q6_k's first 16 values) and p1 (q6_k's last 16; ignored otherwise), the cell's scales s0, s1 and mins mv.
+ */
+// @ts-ignore: decorator
+@inline function cellValue(L: i32, p0: v128, p1: v128, s0: v128, s1: v128, mv: v128, xsum: usize): v128 {
   let f: v128;
   if (halves(L)) {
-    f = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(p0), v128.load(s)), f32x4.mul(f32x4.convert_i32x4_s(p1), v128.load(s, F32_CELL_BYTES)));
+    f = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(p0), s0), f32x4.mul(f32x4.convert_i32x4_s(p1), s1));
   } else {
-    f = f32x4.mul(f32x4.convert_i32x4_s(p0), cellFloats(L, s));
+    f = f32x4.mul(f32x4.convert_i32x4_s(p0), s0);
   }
-  if (hasMin(L)) f = f32x4.add(f, f32x4.mul(cellFloats(L, mn), v128.load32_splat(xsum)));
+  if (hasMin(L)) f = f32x4.add(f, f32x4.mul(mv, v128.load32_splat(xsum)));
   return f;
 }
 
@@ -92,15 +109,18 @@ import { ROUND_MAGIC } from "./simd-util";
   xq: usize, xw: usize, xcorr: usize, xs: usize, xsum: usize, m: v128,
 ): v128 {
   for (let g = 0; g < groups; g++) {
+    const s0 = cellScales(L, s);
+    const s1 = cellScales1(L, s, s0);
+    const mv = cellMins(L, mn, s0);
     let f: v128;
     if (nibbles(L)) {
       const p = nibbleDot(w, xq, xw, start(L, xcorr), m);
-      f = cellValue(L, p, p, s, mn, xsum);
+      f = cellValue(L, p, p, s0, s1, mv, xsum);
     } else if (halves(L)) {
-      f = cellValue(L, int8Dot(w, xw, 0, 4), int8Dot(w, xw, 4, 8), s, mn, xsum);
+      f = cellValue(L, int8Dot(w, xw, 0, 4), int8Dot(w, xw, 4, 8), s0, s1, mv, xsum);
     } else {
       const p = int8Dot(w, xw, 0, 8);
-      f = cellValue(L, p, p, s, mn, xsum);
+      f = cellValue(L, p, p, s0, s1, mv, xsum);
     }
     acc = addGroup(acc, f, xs);
     w += valueBytes(L);
@@ -193,6 +213,38 @@ import { ROUND_MAGIC } from "./simd-util";
       a1 = b1 = rowSums(s1);
       a2 = b2 = rowSums(s2);
       a3 = b3 = rowSums(s3);
+    } else if (ASC_FEATURE_RELAXED_SIMD && fiveBit(L)) {
+      // 5-bit int8 cells, relaxed build: byte dots of the weights (the 7-bit operand) with the int8
+      // activations, 16 products an instruction against the i16 path's 8. A run's two vectors (its even and
+      // its odd values, 4 of each row) interleaved bytewise give rows 0-1 and rows 2-3 with their 8 values in
+      // order, which meet 8 consecutive activations splat twice. An i16 lane sums 2 products a run, 8 a group:
+      // |8 · 31 · 127| < 2^15.
+      let p0 = i16x8.splat(0), p1 = i16x8.splat(0), p2 = i16x8.splat(0), p3 = i16x8.splat(0);
+      let q0 = i16x8.splat(0), q1 = i16x8.splat(0), q2 = i16x8.splat(0), q3 = i16x8.splat(0);
+      for (let r: usize = 0; r < 4; r++) {
+        const ev = v128.load(w + (r << 5));
+        const od = v128.load(w + (r << 5), 16);
+        const lo = i8x16.shuffle(ev, od, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        const hi = i8x16.shuffle(ev, od, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        const xp = xq + (r << 3);
+        let x = v128.load64_splat(xp);
+        p0 = i16x8.add(p0, i16x8.relaxed_dot_i8x16_i7x16_s(x, lo));
+        q0 = i16x8.add(q0, i16x8.relaxed_dot_i8x16_i7x16_s(x, hi));
+        x = v128.load64_splat(xp + qs);
+        p1 = i16x8.add(p1, i16x8.relaxed_dot_i8x16_i7x16_s(x, lo));
+        q1 = i16x8.add(q1, i16x8.relaxed_dot_i8x16_i7x16_s(x, hi));
+        x = v128.load64_splat(xp + 2 * qs);
+        p2 = i16x8.add(p2, i16x8.relaxed_dot_i8x16_i7x16_s(x, lo));
+        q2 = i16x8.add(q2, i16x8.relaxed_dot_i8x16_i7x16_s(x, hi));
+        x = v128.load64_splat(xp + 3 * qs);
+        p3 = i16x8.add(p3, i16x8.relaxed_dot_i8x16_i7x16_s(x, lo));
+        q3 = i16x8.add(q3, i16x8.relaxed_dot_i8x16_i7x16_s(x, hi));
+      }
+      const one = ones16();
+      a0 = b0 = pairSums(i32x4.dot_i16x8_s(p0, one), i32x4.dot_i16x8_s(q0, one));
+      a1 = b1 = pairSums(i32x4.dot_i16x8_s(p1, one), i32x4.dot_i16x8_s(q1, one));
+      a2 = b2 = pairSums(i32x4.dot_i16x8_s(p2, one), i32x4.dot_i16x8_s(q2, one));
+      a3 = b3 = pairSums(i32x4.dot_i16x8_s(p3, one), i32x4.dot_i16x8_s(q3, one));
     } else {
       // int8 cells: vectors [0, 8) (or [0, 4) and [4, 8) for q6_k's two halves), each extended once for 4 tokens.
       let l0 = i32x4.splat(0), l1 = i32x4.splat(0), l2 = i32x4.splat(0), l3 = i32x4.splat(0);
@@ -235,10 +287,13 @@ import { ROUND_MAGIC } from "./simd-util";
         a3 = b3 = pairSums(l3, h3);
       }
     }
-    acc0 = addGroup(acc0, cellValue(L, a0, b0, s, mn, xsum), xs);
-    acc1 = addGroup(acc1, cellValue(L, a1, b1, s, mn, xsum + cs), xs + cs);
-    acc2 = addGroup(acc2, cellValue(L, a2, b2, s, mn, xsum + 2 * cs), xs + 2 * cs);
-    acc3 = addGroup(acc3, cellValue(L, a3, b3, s, mn, xsum + 3 * cs), xs + 3 * cs);
+    const s0 = cellScales(L, s);
+    const s1 = cellScales1(L, s, s0);
+    const mv = cellMins(L, mn, s0);
+    acc0 = addGroup(acc0, cellValue(L, a0, b0, s0, s1, mv, xsum), xs);
+    acc1 = addGroup(acc1, cellValue(L, a1, b1, s0, s1, mv, xsum + cs), xs + cs);
+    acc2 = addGroup(acc2, cellValue(L, a2, b2, s0, s1, mv, xsum + 2 * cs), xs + 2 * cs);
+    acc3 = addGroup(acc3, cellValue(L, a3, b3, s0, s1, mv, xsum + 3 * cs), xs + 3 * cs);
     w += valueBytes(L);
     s += scaleBytes(L);
     mn += minBytes(L);
