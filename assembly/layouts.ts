@@ -11,6 +11,7 @@ export const Q8_0: i32 = 3;
 export const Q5_1: i32 = 4;
 export const Q5_K: i32 = 5;
 export const Q6_K: i32 = 6;
+export const Q5_0: i32 = 7;
 
 /** 4-bit cells (nibbles, unpacked as in il4); else int8 cells. */
 // @ts-ignore: decorator
@@ -35,12 +36,18 @@ export const Q6_K: i32 = 6;
 }
 
 /**
- * Int8 cells whose values are 0..31 (q5_1, q5_k: 5-bit quants with a min), so they fit the 7-bit operand of
+ * Int8 cells whose values are 0..31 (q5_0's q + 16, q5_1's and q5_k's q), so they fit the 7-bit operand of
  * the relaxed build's byte dot (i16x8.relaxed_dot_i8x16_i7x16_s) and 8 products of one row sum in an i16 lane.
  */
 // @ts-ignore: decorator
 @inline export function fiveBit(L: i32): bool {
-  return L == Q5_1 || L == Q5_K;
+  return L == Q5_0 || L == Q5_1 || L == Q5_K;
+}
+
+/** Values hold q + 16 (q5_0, as a Q5_0 block stores them): a group's dot is then less 16 · Σ q_x. */
+// @ts-ignore: decorator
+@inline export function offset16(L: i32): bool {
+  return L == Q5_0;
 }
 
 /** Two scales per row and group, one per 16 values (q6_k). */

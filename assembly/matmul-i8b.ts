@@ -1,5 +1,5 @@
-// Matrix kernels of the layouts that hold a llama.cpp file's quantized values (q4_0, q4_1, q4_k, q8_0, q5_1,
-// q5_k, q6_k; src/kernels/layout.ts documents each) times i8b activations (int8, symmetric, one f32 scale per
+// Matrix kernels of the layouts that hold a llama.cpp file's quantized values (q4_0, q4_1, q4_k, q8_0, q5_0,
+// q5_1, q5_k, q6_k; src/kernels/layout.ts documents each) times i8b activations (int8, symmetric, one f32 scale per
 // block of 32: the granularity llama.cpp quantizes activations at): GEMV for decode, GEMM for prefill, and the
 // i8b activation quantizer. Raw pointers in, nothing allocated. Typed wrappers and scalar twins:
 // src/kernels/matmul-i8b.ts.
@@ -16,7 +16,7 @@
 //   f = f32(P) · s  (q6_k: f32(P0) · s0 + f32(P1) · s1);  f = f + m · X (layouts with a min);  acc = acc + f · a
 // over the groups in order, so the twin, the baseline build and the relaxed build agree bit for bit.
 import { F32_CELL_BYTES, NIBBLE_CELL_BYTES } from "../src/kernels/strides";
-import { f32Scales, fiveBit, halves, hasMin, minBytes, nibbles, offset8, Q4_0, Q4_1, Q4_K, Q5_1, Q5_K, Q6_K, Q8_0, scaleBytes, valueBytes } from "./layouts";
+import { f32Scales, fiveBit, halves, hasMin, minBytes, nibbles, offset16, offset8, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0, scaleBytes, valueBytes } from "./layouts";
 import { loadRows, loadScales, nibbleDot, nibbleMask, ones16, quadStepBase, quadStepRelaxed, cut, cut0, rowSums, storeRows } from "./matmul-core";
 import { prepareGroup } from "./quant-act";
 import { ROUND_MAGIC } from "./simd-util";
@@ -82,7 +82,13 @@ import { ROUND_MAGIC } from "./simd-util";
  * q6_k's first 16 values) and p1 (q6_k's last 16; ignored otherwise), the cell's scales s0, s1 and mins mv.
  */
 // @ts-ignore: decorator
-@inline function cellValue(L: i32, p0: v128, p1: v128, s0: v128, s1: v128, mv: v128, xsum: usize): v128 {
+@inline function cellValue(L: i32, p0: v128, p1: v128, s0: v128, s1: v128, mv: v128, xcorr: usize, xsum: usize): v128 {
+  // q5_0's dot ran over q + 16: less 16 · X leaves P exactly. X is exact in xsum's f32 (|X| <= 32 · 127), so
+  // the relaxed build's truncation (one cvttps2dq) is exact; the baseline's correction word is -8 · X.
+  if (offset16(L)) {
+    if (ASC_FEATURE_RELAXED_SIMD) p0 = i32x4.sub(p0, i32x4.shl(i32x4.relaxed_trunc_f32x4_s(v128.load32_splat(xsum)), 4));
+    else p0 = i32x4.add(p0, i32x4.shl(v128.load32_splat(xcorr), 1));
+  }
   let f: v128;
   if (halves(L)) {
     f = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(p0), s0), f32x4.mul(f32x4.convert_i32x4_s(p1), s1));
@@ -115,12 +121,12 @@ import { ROUND_MAGIC } from "./simd-util";
     let f: v128;
     if (nibbles(L)) {
       const p = nibbleDot(w, xq, xw, start(L, xcorr), m);
-      f = cellValue(L, p, p, s0, s1, mv, xsum);
+      f = cellValue(L, p, p, s0, s1, mv, xcorr, xsum);
     } else if (halves(L)) {
-      f = cellValue(L, int8Dot(w, xw, 0, 4), int8Dot(w, xw, 4, 8), s0, s1, mv, xsum);
+      f = cellValue(L, int8Dot(w, xw, 0, 4), int8Dot(w, xw, 4, 8), s0, s1, mv, xcorr, xsum);
     } else {
       const p = int8Dot(w, xw, 0, 8);
-      f = cellValue(L, p, p, s0, s1, mv, xsum);
+      f = cellValue(L, p, p, s0, s1, mv, xcorr, xsum);
     }
     acc = addGroup(acc, f, xs);
     w += valueBytes(L);
@@ -290,10 +296,10 @@ import { ROUND_MAGIC } from "./simd-util";
     const s0 = cellScales(L, s);
     const s1 = cellScales1(L, s, s0);
     const mv = cellMins(L, mn, s0);
-    acc0 = addGroup(acc0, cellValue(L, a0, b0, s0, s1, mv, xsum), xs);
-    acc1 = addGroup(acc1, cellValue(L, a1, b1, s0, s1, mv, xsum + cs), xs + cs);
-    acc2 = addGroup(acc2, cellValue(L, a2, b2, s0, s1, mv, xsum + 2 * cs), xs + 2 * cs);
-    acc3 = addGroup(acc3, cellValue(L, a3, b3, s0, s1, mv, xsum + 3 * cs), xs + 3 * cs);
+    acc0 = addGroup(acc0, cellValue(L, a0, b0, s0, s1, mv, xcorr, xsum), xs);
+    acc1 = addGroup(acc1, cellValue(L, a1, b1, s0, s1, mv, xcorr + cs, xsum + cs), xs + cs);
+    acc2 = addGroup(acc2, cellValue(L, a2, b2, s0, s1, mv, xcorr + 2 * cs, xsum + 2 * cs), xs + 2 * cs);
+    acc3 = addGroup(acc3, cellValue(L, a3, b3, s0, s1, mv, xcorr + 3 * cs, xsum + 3 * cs), xs + 3 * cs);
     w += valueBytes(L);
     s += scaleBytes(L);
     mn += minBytes(L);
@@ -383,6 +389,12 @@ export function gemv_q8_0_i8b(wq: usize, ws: usize, wm: usize, rows: i32, cols: 
 }
 export function gemm_q8_0_i8b(wq: usize, ws: usize, wm: usize, rows: i32, cols: i32, tokens: i32, xq: usize, xw: usize, xcorr: usize, xs: usize, xsum: usize, y: usize, ldy: i32): void {
   gemmGeneric(Q8_0, wq, ws, wm, rows, cols, tokens, xq, xw, xcorr, xs, xsum, y, ldy);
+}
+export function gemv_q5_0_i8b(wq: usize, ws: usize, wm: usize, rows: i32, cols: i32, xq: usize, xw: usize, xcorr: usize, xs: usize, xsum: usize, y: usize): void {
+  gemvGeneric(Q5_0, wq, ws, wm, rows, cols, xq, xw, xcorr, xs, xsum, y);
+}
+export function gemm_q5_0_i8b(wq: usize, ws: usize, wm: usize, rows: i32, cols: i32, tokens: i32, xq: usize, xw: usize, xcorr: usize, xs: usize, xsum: usize, y: usize, ldy: i32): void {
+  gemmGeneric(Q5_0, wq, ws, wm, rows, cols, tokens, xq, xw, xcorr, xs, xsum, y, ldy);
 }
 export function gemv_q5_1_i8b(wq: usize, ws: usize, wm: usize, rows: i32, cols: i32, xq: usize, xw: usize, xcorr: usize, xs: usize, xsum: usize, y: usize): void {
   gemvGeneric(Q5_1, wq, ws, wm, rows, cols, xq, xw, xcorr, xs, xsum, y);

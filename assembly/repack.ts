@@ -1,6 +1,6 @@
 // Load-time repack of a llama.cpp file's rows into the layouts that hold them exactly (src/kernels/layout.ts):
-// ggml's quantized blocks (formats: src/kernels/ggml-blocks.ts) into q4_1, q4_k, q8_0 (Q8_0 and Q5_0), q5_1,
-// q5_k and q6_k, and f32/f16/bf16 elements into the float layouts. Nothing is rounded: values, scales and mins
+// ggml's quantized blocks (formats: src/kernels/ggml-blocks.ts) into q4_1, q4_k, q8_0, q5_0, q5_1, q5_k and
+// q6_k, and f32/f16/bf16 elements into the float layouts. Nothing is rounded: values, scales and mins
 // move (d·sc and dmin·m are exact in f32). Q4_0 has its own kernel, repack_q4_0 (quantize.ts). Typed wrappers
 // and the scalar twins (the block formats read value by value): src/kernels/repack.ts.
 //
@@ -10,17 +10,10 @@
 // dmin or element (written up to that block; the rows after it are not).
 import { F32_CELL_BYTES, FLOAT_CELL_BYTES, HALF_CELL_BYTES } from "../src/kernels/strides";
 import { f16ToF32, storeNibbles } from "./matmul-core";
-import { f32Scales, hasMin, minBytes, Q4_1, Q4_K, Q5_1, Q5_K, Q6_K, Q8_0, scaleBytes, valueBytes } from "./layouts";
+import { f32Scales, hasMin, minBytes, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0, scaleBytes, valueBytes } from "./layouts";
 
-// Stored types: compile-time constants only (each has an export of its own). Each is held in the layout of the
-// same name but Q5_0, which q8_0 holds (as q - 16).
-const Q5_0: i32 = 7;
-
-/** The layout holding stored type T. */
-// @ts-ignore: decorator
-@inline function layoutOf(T: i32): i32 {
-  return T == Q5_0 ? Q8_0 : T;
-}
+// Stored types: compile-time constants only (each has an export of its own), each held in the layout of the
+// same name and id.
 
 // @ts-ignore: decorator
 @inline function blockValues(T: i32): i32 {
@@ -86,7 +79,7 @@ const BIT_MASKS: usize = memory.data<u8>([1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 
 /** Stores a scale or min for the row's slot: its f16 bits as they are, or an f32. */
 // @ts-ignore: decorator
 @inline function storeFloat(T: i32, p: usize, bits: i32, value: f32): void {
-  if (f32Scales(layoutOf(T))) store<f32>(p, value);
+  if (f32Scales(T)) store<f32>(p, value);
   else store<u16>(p, <u16>bits);
 }
 
@@ -97,7 +90,7 @@ const BIT_MASKS: usize = memory.data<u8>([1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 
   const bb = blockBytes(T);
   const blocks = cols / per;
   const rowBytes = <usize>blocks * bb;
-  const L = layoutOf(T);
+  const L = T;
   const stride: usize = f32Scales(L) ? 4 : 2;
   for (let i = 0; i < rows; i++) {
     const r = row0 + i;
@@ -128,12 +121,9 @@ const BIT_MASKS: usize = memory.data<u8>([1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 
             storeNibbles(q, lo, hi);
           } else {
             const qh = load<u32>(qs - 4);
+            // Q5_0's values stay q + 16 as the block stores them (q5_0 takes the 16 back out in its dots).
             lo = v128.or(lo, fifthBits(qh, 0));
             hi = v128.or(hi, fifthBits(qh, 16));
-            if (T == Q5_0) {
-              lo = i8x16.sub(lo, i8x16.splat(<i8>16));
-              hi = i8x16.sub(hi, i8x16.splat(<i8>16));
-            }
             storeInt8(q, lo, hi);
           }
         }

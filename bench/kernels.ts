@@ -178,7 +178,7 @@ const LAYOUT_SHAPES: ReadonlyArray<{ name: string; rows: number; cols: number }>
 ];
 /** What each layout holds (layout.ts). */
 const HOLDS: Record<LayoutTag, string> = {
-  il4: "the int4 recipe", q4_0: "Q4_0", q4_1: "Q4_1", q4_k: "Q4_K", q8_0: "Q8_0, Q5_0", q5_1: "Q5_1", q5_k: "Q5_K", q6_k: "Q6_K", f32: "F32", f16: "F16", bf16: "BF16",
+  il4: "the int4 recipe", q4_0: "Q4_0", q4_1: "Q4_1", q4_k: "Q4_K", q8_0: "Q8_0", q5_0: "Q5_0", q5_1: "Q5_1", q5_k: "Q5_K", q6_k: "Q6_K", f32: "F32", f16: "F16", bf16: "BF16",
 };
 const LAYOUT_REGION = 512 << 20;
 

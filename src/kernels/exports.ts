@@ -48,6 +48,8 @@ export interface WasmExports {
   gemm_q4_k_i8b: GemmI8b;
   gemv_q8_0_i8b: GemvI8b;
   gemm_q8_0_i8b: GemmI8b;
+  gemv_q5_0_i8b: GemvI8b;
+  gemm_q5_0_i8b: GemmI8b;
   gemv_q5_1_i8b: GemvI8b;
   gemm_q5_1_i8b: GemmI8b;
   gemv_q5_k_i8b: GemvI8b;
@@ -130,6 +132,8 @@ export const WASM_EXPORT_ARITY: { readonly [K in keyof WasmExports]: Parameters<
   gemm_q4_k_i8b: 13,
   gemv_q8_0_i8b: 11,
   gemm_q8_0_i8b: 13,
+  gemv_q5_0_i8b: 11,
+  gemm_q5_0_i8b: 13,
   gemv_q5_1_i8b: 11,
   gemm_q5_1_i8b: 13,
   gemv_q5_k_i8b: 11,

@@ -8,7 +8,7 @@
 //   type   block: values, bytes  fields                                      value                layout
 //   Q4_0   32, 18    d, 16 B nibbles                                          d · (n - 8)          q4_0
 //   Q4_1   32, 20    d, m, 16 B nibbles                                       d · n + m            q4_1
-//   Q5_0   32, 22    d, qh (u32: bit i = value i's 5th bit), 16 B nibbles     d · (n5 - 16)        q8_0
+//   Q5_0   32, 22    d, qh (u32: bit i = value i's 5th bit), 16 B nibbles     d · (n5 - 16)        q5_0
 //   Q5_1   32, 24    d, m, qh, 16 B nibbles                                   d · n5 + m           q5_1
 //   Q8_0   32, 34    d, 32 int8                                               d · q                q8_0
 //   Q4_K   256, 144  d, dmin, 12 B of 6-bit scales sc and mins m, 128 B       (d·sc) · n - dmin·m  q4_k
@@ -31,7 +31,7 @@ import { GROUP } from "./numerics.js";
 export const GGML_BLOCKS = {
   Q4_0: { values: 32, bytes: 18, layout: "q4_0" },
   Q4_1: { values: 32, bytes: 20, layout: "q4_1" },
-  Q5_0: { values: 32, bytes: 22, layout: "q8_0" },
+  Q5_0: { values: 32, bytes: 22, layout: "q5_0" },
   Q5_1: { values: 32, bytes: 24, layout: "q5_1" },
   Q8_0: { values: 32, bytes: 34, layout: "q8_0" },
   Q4_K: { values: 256, bytes: 144, layout: "q4_k" },

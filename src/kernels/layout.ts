@@ -26,8 +26,8 @@ export interface Int4Weights {
  * A matrix in the logical form of one of the quantized layouts other than il4 (the twins' and the repack's):
  * w[r][c] = q[r·cols + c] · scale + min, the scale scales[(r·G + c/32)·n + half] (n = layout.scalesPerGroup,
  * half = (c % 32) >> 4 when n = 2, else 0) and the min mins[r·G + c/32] (layouts with a min; null otherwise).
- * q as the layout's formula uses it (LayoutTag's table): q4_0 -8..7, q4_1 and q4_k 0..15, q8_0 -128..127,
- * q5_1 and q5_k 0..31, q6_k -32..31. Scales and mins are finite; f16 ones are f16 values.
+ * q as the layout's formula uses it (LayoutTag's table; qRange): q4_0 -8..7, q4_1 and q4_k 0..15, q8_0
+ * -128..127, q5_0 -16..15, q5_1 and q5_k 0..31, q6_k -32..31. Scales and mins are finite; f16 ones are f16 values.
  */
 export interface BlockWeights {
   layout: WeightLayout;
@@ -64,7 +64,8 @@ export interface FloatWeights {
  *   layout  values               scales per row and group   min per row and group   holds
  *   q4_1    nibbles q in 0..15   f16 d                      f16 m                   Q4_1
  *   q4_k    nibbles q in 0..15   f32 d·sc (exact)           f32 -(dmin·m) (exact)   Q4_K
- *   q8_0    int8 q               f16 d                      -                       Q8_0; Q5_0 as q - 16
+ *   q8_0    int8 q               f16 d                      -                       Q8_0
+ *   q5_0    int8 q + 16 (0..31)  f16 d                      -                       Q5_0
  *   q5_1    int8 q in 0..31      f16 d                      f16 m                   Q5_1
  *   q5_k    int8 q in 0..31      f32 d·sc                   f32 -(dmin·m)           Q5_K
  *   q6_k    int8 q - 32          two f32 d·sc, one per 16   -                       Q6_K
@@ -80,7 +81,7 @@ export interface FloatWeights {
  * Rows past the matrix's last (rows not a multiple of 4) are padding: all zero bytes (il4's: nibble 8, scale 0,
  * row sum 0), so they add nothing; their outputs are never written. Each region starts on a 64-byte boundary.
  */
-export type LayoutTag = "il4" | "q4_0" | "q4_1" | "q4_k" | "q8_0" | "q5_1" | "q5_k" | "q6_k" | "f32" | "f16" | "bf16";
+export type LayoutTag = "il4" | "q4_0" | "q4_1" | "q4_k" | "q8_0" | "q5_0" | "q5_1" | "q5_k" | "q6_k" | "f32" | "f16" | "bf16";
 
 /** The activation formats: i8t (int8 per token, asymmetric), i8b (int8 per block of 32, symmetric), f32. */
 export type ActivationFormat = "i8t" | "i8b" | "f32";
@@ -92,7 +93,7 @@ export interface WeightLayout {
   readonly activations: ActivationFormat;
   /** How a cell's values are stored. */
   readonly values: "nibble" | "int8" | "f32" | "f16" | "bf16";
-  /** What a stored value v means as q (value = scale · q + min): q = v - offset (8 for il4 and q4_0's nibbles). */
+  /** What a stored value v means as q (value = scale · q + min): q = v - offset (8 for il4's and q4_0's nibbles, 16 for q5_0). */
   readonly offset: number;
   /** Scale (and min) element type; null for the float layouts. */
   readonly scaleType: "f16" | "f32" | null;
@@ -144,7 +145,24 @@ export const LAYOUTS: Readonly<Record<LayoutTag, WeightLayout>> = {
   f32: layout(8, "f32", float("f32")),
   f16: layout(9, "f32", float("f16")),
   bf16: layout(10, "f32", float("bf16")),
+  // Q5_0's values stay q + 16 as its blocks hold them, so the relaxed build's byte dot can take them (0..31).
+  q5_0: layout(11, "i8b", quantized("q5_0", "int8", 16, "f16", 1, false)),
 };
+
+/** The range of q in a quantized layout's formula (BlockWeights). */
+export function qRange(l: WeightLayout): [number, number] {
+  if (l.values === "nibble") return [-l.offset, 15 - l.offset];
+  switch (l.tag) {
+    case "q8_0":
+      return [-128, 127];
+    case "q5_0":
+      return [-16, 15];
+    case "q6_k":
+      return [-32, 31];
+    default:
+      return [0, 31];
+  }
+}
 
 /** The layout with this id (the job codec's number), or undefined. */
 export function layoutById(id: number): WeightLayout | undefined {
@@ -514,7 +532,7 @@ export function storedQ(k: WasmKernels, m: WeightMatrix, r: number, c: number): 
     case "nibble":
       return ((k.u8[byte] >> shift) & 15) - m.layout.offset;
     case "int8":
-      return k.i8[byte];
+      return k.i8[byte] - m.layout.offset;
     case "f32":
       return k.f32[byte >> 2];
     case "f16":

@@ -116,6 +116,7 @@ export const { gemv: gemvQ4_0I8b, gemm: gemmQ4_0I8b, gemvRef: gemvQ4_0I8bRef, ge
 export const { gemv: gemvQ4_1I8b, gemm: gemmQ4_1I8b, gemvRef: gemvQ4_1I8bRef, gemmRef: gemmQ4_1I8bRef } = wrappers("q4_1", "Q4_1I8b");
 export const { gemv: gemvQ4KI8b, gemm: gemmQ4KI8b, gemvRef: gemvQ4KI8bRef, gemmRef: gemmQ4KI8bRef } = wrappers("q4_k", "Q4KI8b");
 export const { gemv: gemvQ8_0I8b, gemm: gemmQ8_0I8b, gemvRef: gemvQ8_0I8bRef, gemmRef: gemmQ8_0I8bRef } = wrappers("q8_0", "Q8_0I8b");
+export const { gemv: gemvQ5_0I8b, gemm: gemmQ5_0I8b, gemvRef: gemvQ5_0I8bRef, gemmRef: gemmQ5_0I8bRef } = wrappers("q5_0", "Q5_0I8b");
 export const { gemv: gemvQ5_1I8b, gemm: gemmQ5_1I8b, gemvRef: gemvQ5_1I8bRef, gemmRef: gemmQ5_1I8bRef } = wrappers("q5_1", "Q5_1I8b");
 export const { gemv: gemvQ5KI8b, gemm: gemmQ5KI8b, gemvRef: gemvQ5KI8bRef, gemmRef: gemmQ5KI8bRef } = wrappers("q5_k", "Q5KI8b");
 export const { gemv: gemvQ6KI8b, gemm: gemmQ6KI8b, gemvRef: gemvQ6KI8bRef, gemmRef: gemmQ6KI8bRef } = wrappers("q6_k", "Q6KI8b");

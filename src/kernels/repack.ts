@@ -11,7 +11,7 @@ import { requireRegion } from "./checks.js";
 import { decodeToF32, f16BitsToF32, f32ToF16Bits } from "./dtype.js";
 import { GGML_BLOCKS, isGgmlQuantType, storedLayout, storedRowBytes, unpackGgmlRows, type GgmlQuantType, type RowSource, type WeightEncoding } from "./ggml-blocks.js";
 import type { WasmExports } from "./exports.js";
-import { LAYOUTS, nibbleByte, regionBytes, requireShape, type BlockWeights, type FloatWeights, type WeightMatrix } from "./layout.js";
+import { LAYOUTS, nibbleByte, qRange, regionBytes, requireShape, type BlockWeights, type FloatWeights, type WeightMatrix } from "./layout.js";
 import { GROUP } from "./numerics.js";
 import { quantizeRows, repackQ4_0 } from "./quantize.js";
 import { BLOCK_ROWS } from "./strides.js";
@@ -46,7 +46,7 @@ export function writeBlockRows(k: WasmKernels, m: WeightMatrix, row0: number, w:
   if (q.length !== rows * cols || scales.length !== rows * groups * n || (mins === null) === l.hasMin || (mins !== null && mins.length !== rows * groups)) {
     throw new RangeError(`${fn}: q, scales or mins do not fit ${rows} x ${cols} ${l.tag} rows`);
   }
-  const [lo, hi] = l.values === "nibble" ? [-l.offset, 15 - l.offset] : l.tag === "q8_0" ? [-128, 127] : l.tag === "q6_k" ? [-32, 31] : [0, 31];
+  const [lo, hi] = qRange(l);
   const exact = l.scaleType === "f16" ? isF16 : isF32;
   const u8 = k.u8;
   const i8 = k.i8;
@@ -74,7 +74,7 @@ export function writeBlockRows(k: WasmKernels, m: WeightMatrix, row0: number, w:
       } else {
         // Vector v = 2k + h holds values 8k + h + 2e (e < 4) of each row, row i at bytes 4i..4i+3.
         for (let v = 0; v < 8; v++) {
-          for (let e = 0; e < 4; e++) i8[cellValues + 16 * v + 4 * slot + e] = q[base + 8 * (v >> 1) + (v & 1) + 2 * e];
+          for (let e = 0; e < 4; e++) i8[cellValues + 16 * v + 4 * slot + e] = q[base + 8 * (v >> 1) + (v & 1) + 2 * e] + l.offset;
         }
       }
       for (let h = 0; h < n; h++) {

@@ -28,14 +28,14 @@ import { fillInts, style } from "../helpers/int-fill.js";
 
 const RELAXED = acceptsRelaxedSimd(wasmBytes("relaxed"), enableRelaxedSimd);
 const VARIANTS: WasmVariant[] = RELAXED ? ["simd", "relaxed"] : ["simd"];
-const BLOCK_LAYOUTS: LayoutTag[] = ["q4_0", "q4_1", "q4_k", "q8_0", "q5_1", "q5_k", "q6_k"];
+const BLOCK_LAYOUTS: LayoutTag[] = ["q4_0", "q4_1", "q4_k", "q8_0", "q5_0", "q5_1", "q5_k", "q6_k"];
 const FLOAT_LAYOUTS: LayoutTag[] = ["f32", "f16", "bf16"];
 const SENTINEL = -12345.5;
 
 /** The q range of a layout's formula (layout.ts). */
 function qRange(l: WeightLayout): [number, number] {
   if (l.values === "nibble") return [-l.offset, 15 - l.offset];
-  return l.tag === "q8_0" ? [-128, 127] : l.tag === "q6_k" ? [-32, 31] : [0, 31];
+  return l.tag === "q8_0" ? [-128, 127] : l.tag === "q5_0" ? [-16, 15] : l.tag === "q6_k" ? [-32, 31] : [0, 31];
 }
 
 
