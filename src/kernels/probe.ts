@@ -1,9 +1,9 @@
 // The start-up probe loadKernels runs on the relaxed-SIMD build before trusting it (relaxed ops may differ
 // between engines, and one V8 tier miscompiled one): the matmul kernels on fixed inputs, compared with their
 // scalar twins bit for bit: il4 x i8t, and the i8b layouts whose kernels differ between the builds (the 4-bit
-// ones, q4_0 with its correction word and q4_1 with its min) beside an int8 one (q6_k), with the i8b
-// quantizer. It lives apart from the loader (wasm.ts), which only calls the probe it is given.
-import { allocMatrix, Int8Activations, Int8BlockActivations, LAYOUTS, repackInt4, type BlockWeights, type Int4Weights, type LayoutTag } from "./layout.js";
+// ones, q4_0 with its correction word and q4_1 with its min; q5_0, whose GEMM takes the byte dot and
+// truncates its activation sums) beside an int8 one (q6_k), with the i8b quantizer. It lives apart from the loader (wasm.ts), which only calls the probe it is given.
+import { allocMatrix, Int8Activations, Int8BlockActivations, LAYOUTS, qRange, repackInt4, type BlockWeights, type Int4Weights, type LayoutTag } from "./layout.js";
 import { gemmI8bRef, gemvI8bRef, quantizeActivationsI8b, quantizeActivationsI8bRef, readActivationsI8b } from "./matmul-i8b.js";
 import { writeBlockRows } from "./repack.js";
 import { gemm, gemmIl4I8tRef, gemv, gemvIl4I8tRef, quantizeActivations, quantizeActivationsRef, readActivations, setActivations, type Int8Tokens } from "./matmul.js";
@@ -67,7 +67,7 @@ export function probeMatmul(k: WasmKernels): string | null {
   return probeI8b(k, xs, tokens, cols, rows);
 }
 
-/** The i8b quantizer on xs, then gemm and gemv of q4_0, q4_1 and q6_k matrices over its activations. */
+/** The i8b quantizer on xs, then gemm and gemv of q4_0, q4_1, q5_0 and q6_k matrices over its activations. */
 function probeI8b(k: WasmKernels, xs: Float32Array, tokens: number, cols: number, rows: number): string | null {
   const act = Int8BlockActivations.alloc(k, tokens, cols);
   const xf = k.alloc(4 * xs.length, 16);
@@ -78,9 +78,9 @@ function probeI8b(k: WasmKernels, xs: Float32Array, tokens: number, cols: number
   const qb = got.q.findIndex((v, i) => v !== x.q[i]);
   if (qb >= 0 || firstBitDifference(got.scale, x.scale) >= 0) return `quantize_activations_i8b: differs from the twin${qb >= 0 ? ` at q[${qb}]` : " in a scale"}`;
   const y = k.alloc(4 * rows * tokens);
-  for (const tag of ["q4_0", "q4_1", "q6_k"] as LayoutTag[]) {
+  for (const tag of ["q4_0", "q4_1", "q5_0", "q6_k"] as LayoutTag[]) {
     const l = LAYOUTS[tag];
-    const [lo, hi] = tag === "q4_0" ? [-8, 7] : tag === "q4_1" ? [0, 15] : [-32, 31];
+    const [lo, hi] = qRange(l);
     const q = Int8Array.from({ length: rows * cols }, (_, i) => (i < 32 ? lo : i < 64 ? hi : lo + ((i * 7 + (i >> 5)) % (hi - lo + 1))));
     const groups = (rows * cols) / GROUP;
     const scales = Float32Array.from({ length: groups * l.scalesPerGroup }, (_, i) => 1 + (i % 3) * 0.25);
