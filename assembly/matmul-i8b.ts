@@ -15,7 +15,7 @@
 // evaluated in f32, one rounding per operation and no fused multiply-add, in this order for every build:
 //   f = f32(P) · s  (q6_k: f32(P0) · s0 + f32(P1) · s1);  f = f + m · X (layouts with a min);  acc = acc + f · a
 // over the groups in order, so the twin, the baseline build and the relaxed build agree bit for bit.
-import { F32_CELL_BYTES, NIBBLE_CELL_BYTES } from "../src/kernels/strides";
+import { F32_CELL_BYTES, INT8_CELL_BYTES, NIBBLE_CELL_BYTES } from "../src/kernels/strides";
 import { f32Scales, fiveBit, halves, hasMin, minBytes, nibbles, offset16, offset8, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0, scaleBytes, valueBytes } from "./layouts";
 import { loadRows, loadScales, nibbleDot, nibbleMask, ones16, quadStepBase, quadStepRelaxed, cut, cut0, rowSums, storeRows } from "./matmul-core";
 import { prepareGroup } from "./quant-act";
@@ -78,6 +78,27 @@ import { ROUND_MAGIC } from "./simd-util";
 }
 
 /**
+ * The 4 rows' dots over a 5-bit int8 cell at w (values 0..31: fiveBit) with one token's int8 activations xq,
+ * relaxed build: each run's two vectors interleaved bytewise into rows 0-1 and rows 2-3 with their 8 values
+ * in order, multiplied with the run's 8 activations splat twice by the byte dot (see tile4's 5-bit path).
+ */
+// @ts-ignore: decorator
+@inline function fiveBitDot(w: usize, xq: usize): v128 {
+  let p = i16x8.splat(0);
+  let q = i16x8.splat(0);
+  const end = w + <usize>INT8_CELL_BYTES;
+  for (let x = xq; w < end; w += 32, x += 8) {
+    const ev = v128.load(w);
+    const od = v128.load(w, 16);
+    const xv = v128.load64_splat(x);
+    p = i16x8.add(p, i16x8.relaxed_dot_i8x16_i7x16_s(xv, i8x16.shuffle(ev, od, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)));
+    q = i16x8.add(q, i16x8.relaxed_dot_i8x16_i7x16_s(xv, i8x16.shuffle(ev, od, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)));
+  }
+  const one = ones16();
+  return pairSums(i32x4.dot_i16x8_s(p, one), i32x4.dot_i16x8_s(q, one));
+}
+
+/**
  * f = f32(P) · s (+ m · X) for the 4 rows of a cell, from the group's integer dots: p0 (the whole group, or
  * q6_k's first 16 values) and p1 (q6_k's last 16; ignored otherwise), the cell's scales s0, s1 and mins mv.
  */
@@ -121,6 +142,9 @@ import { ROUND_MAGIC } from "./simd-util";
     let f: v128;
     if (nibbles(L)) {
       const p = nibbleDot(w, xq, xw, start(L, xcorr), m);
+      f = cellValue(L, p, p, s0, s1, mv, xcorr, xsum);
+    } else if (ASC_FEATURE_RELAXED_SIMD && fiveBit(L)) {
+      const p = fiveBitDot(w, xq);
       f = cellValue(L, p, p, s0, s1, mv, xcorr, xsum);
     } else if (halves(L)) {
       f = cellValue(L, int8Dot(w, xw, 0, 4), int8Dot(w, xw, 4, 8), s0, s1, mv, xcorr, xsum);
