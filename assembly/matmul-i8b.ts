@@ -63,28 +63,27 @@ import { ROUND_MAGIC } from "./simd-util";
   return pairSums(lo, hi);
 }
 
-/**
- * The 4 rows' scales of a cell as f32 lanes (s1: q6_k's second half; the first otherwise) and mins (the
- * scales again for a layout without one): read once a cell, whatever number of tokens meets it.
- */
+// 5-bit int8 cells (values 0..31: fiveBit) in the relaxed build, by the byte dot: a run's two vectors (its
+// even and its odd values, 4 of each row) interleaved bytewise give rows 0-1 and rows 2-3 with their 8 values
+// in order (rows01, rows23), which meet the run's 8 activations splat twice in
+// i16x8.relaxed_dot_i8x16_i7x16_s, the weights being the 7-bit operand. An i16 lane sums 2 products a run, 8
+// a group: |8 · 31 · 127| < 2^15; rowSums5 widens the two halves' lanes to one i32 per row.
+
 // @ts-ignore: decorator
-@inline function cellScales(L: i32, s: usize): v128 {
-  return halves(L) ? v128.load(s) : cellFloats(L, s);
+@inline function rows01(ev: v128, od: v128): v128 {
+  return i8x16.shuffle(ev, od, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
 }
 // @ts-ignore: decorator
-@inline function cellScales1(L: i32, s: usize, s0: v128): v128 {
-  return halves(L) ? v128.load(s, F32_CELL_BYTES) : s0;
+@inline function rows23(ev: v128, od: v128): v128 {
+  return i8x16.shuffle(ev, od, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
 }
 // @ts-ignore: decorator
-@inline function cellMins(L: i32, mn: usize, s0: v128): v128 {
-  return hasMin(L) ? cellFloats(L, mn) : s0;
+@inline function rowSums5(p01: v128, p23: v128): v128 {
+  const one = ones16();
+  return pairSums(i32x4.dot_i16x8_s(p01, one), i32x4.dot_i16x8_s(p23, one));
 }
 
-/**
- * The 4 rows' dots over a 5-bit int8 cell at w (values 0..31: fiveBit) with one token's int8 activations xq,
- * relaxed build: each run's two vectors interleaved bytewise into rows 0-1 and rows 2-3 with their 8 values
- * in order, multiplied with the run's 8 activations splat twice by the byte dot (see tile4's 5-bit path).
- */
+/** The 4 rows' dots over a 5-bit int8 cell at w with one token's int8 activations xq (relaxed build). */
 // @ts-ignore: decorator
 @inline function fiveBitDot(w: usize, xq: usize): v128 {
   let p = i16x8.splat(0);
@@ -94,19 +93,18 @@ import { ROUND_MAGIC } from "./simd-util";
     const ev = v128.load(w);
     const od = v128.load(w, 16);
     const xv = v128.load64_splat(x);
-    p = i16x8.add(p, i16x8.relaxed_dot_i8x16_i7x16_s(xv, i8x16.shuffle(ev, od, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)));
-    q = i16x8.add(q, i16x8.relaxed_dot_i8x16_i7x16_s(xv, i8x16.shuffle(ev, od, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)));
+    p = i16x8.add(p, i16x8.relaxed_dot_i8x16_i7x16_s(xv, rows01(ev, od)));
+    q = i16x8.add(q, i16x8.relaxed_dot_i8x16_i7x16_s(xv, rows23(ev, od)));
   }
-  const one = ones16();
-  return pairSums(i32x4.dot_i16x8_s(p, one), i32x4.dot_i16x8_s(q, one));
+  return rowSums5(p, q);
 }
 
 /**
  * f = f32(P) · s (+ m · X) for the 4 rows of a cell, from the group's integer dots: p0 (the whole group, or
- * q6_k's first 16 values) and p1 (q6_k's last 16; ignored otherwise), the cell's scales s0, s1 and mins mv.
+ * q6_k's first 16 values) and p1 (q6_k's last 16; ignored otherwise).
  */
 // @ts-ignore: decorator
-@inline function cellValue(L: i32, p0: v128, p1: v128, s0: v128, s1: v128, mv: v128, xcorr: usize, xsum: usize): v128 {
+@inline function cellValue(L: i32, p0: v128, p1: v128, s: usize, mn: usize, xcorr: usize, xsum: usize): v128 {
   // q5_0's dot ran over q + 16: less 16 · X leaves P exactly. X is exact in xsum's f32 (|X| <= 32 · 127), so
   // the relaxed build's truncation (one cvttps2dq) is exact; the baseline's correction word is -8 · X.
   if (offset16(L)) {
@@ -115,11 +113,11 @@ import { ROUND_MAGIC } from "./simd-util";
   }
   let f: v128;
   if (halves(L)) {
-    f = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(p0), s0), f32x4.mul(f32x4.convert_i32x4_s(p1), s1));
+    f = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(p0), v128.load(s)), f32x4.mul(f32x4.convert_i32x4_s(p1), v128.load(s, F32_CELL_BYTES)));
   } else {
-    f = f32x4.mul(f32x4.convert_i32x4_s(p0), s0);
+    f = f32x4.mul(f32x4.convert_i32x4_s(p0), cellFloats(L, s));
   }
-  if (hasMin(L)) f = f32x4.add(f, f32x4.mul(mv, v128.load32_splat(xsum)));
+  if (hasMin(L)) f = f32x4.add(f, f32x4.mul(cellFloats(L, mn), v128.load32_splat(xsum)));
   return f;
 }
 
@@ -139,21 +137,18 @@ import { ROUND_MAGIC } from "./simd-util";
   xq: usize, xw: usize, xcorr: usize, xs: usize, xsum: usize, m: v128,
 ): v128 {
   for (let g = 0; g < groups; g++) {
-    const s0 = cellScales(L, s);
-    const s1 = cellScales1(L, s, s0);
-    const mv = cellMins(L, mn, s0);
     let f: v128;
     if (nibbles(L)) {
       const p = nibbleDot(w, xq, xw, start(L, xcorr), m);
-      f = cellValue(L, p, p, s0, s1, mv, xcorr, xsum);
+      f = cellValue(L, p, p, s, mn, xcorr, xsum);
     } else if (ASC_FEATURE_RELAXED_SIMD && fiveBit(L)) {
       const p = fiveBitDot(w, xq);
-      f = cellValue(L, p, p, s0, s1, mv, xcorr, xsum);
+      f = cellValue(L, p, p, s, mn, xcorr, xsum);
     } else if (halves(L)) {
-      f = cellValue(L, int8Dot(w, xw, 0, 4), int8Dot(w, xw, 4, 8), s0, s1, mv, xcorr, xsum);
+      f = cellValue(L, int8Dot(w, xw, 0, 4), int8Dot(w, xw, 4, 8), s, mn, xcorr, xsum);
     } else {
       const p = int8Dot(w, xw, 0, 8);
-      f = cellValue(L, p, p, s0, s1, mv, xcorr, xsum);
+      f = cellValue(L, p, p, s, mn, xcorr, xsum);
     }
     acc = addGroup(acc, f, xs);
     w += valueBytes(L);
@@ -247,18 +242,15 @@ import { ROUND_MAGIC } from "./simd-util";
       a2 = b2 = rowSums(s2);
       a3 = b3 = rowSums(s3);
     } else if (ASC_FEATURE_RELAXED_SIMD && fiveBit(L)) {
-      // 5-bit int8 cells, relaxed build: byte dots of the weights (the 7-bit operand) with the int8
-      // activations, 16 products an instruction against the i16 path's 8. A run's two vectors (its even and
-      // its odd values, 4 of each row) interleaved bytewise give rows 0-1 and rows 2-3 with their 8 values in
-      // order, which meet 8 consecutive activations splat twice. An i16 lane sums 2 products a run, 8 a group:
-      // |8 · 31 · 127| < 2^15.
+      // 5-bit int8 cells, relaxed build: the byte dot (16 products an instruction against the i16 path's 8),
+      // each run's rows interleaved once for the 4 tokens (see fiveBitDot).
       let p0 = i16x8.splat(0), p1 = i16x8.splat(0), p2 = i16x8.splat(0), p3 = i16x8.splat(0);
       let q0 = i16x8.splat(0), q1 = i16x8.splat(0), q2 = i16x8.splat(0), q3 = i16x8.splat(0);
       for (let r: usize = 0; r < 4; r++) {
         const ev = v128.load(w + (r << 5));
         const od = v128.load(w + (r << 5), 16);
-        const lo = i8x16.shuffle(ev, od, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-        const hi = i8x16.shuffle(ev, od, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        const lo = rows01(ev, od);
+        const hi = rows23(ev, od);
         const xp = xq + (r << 3);
         let x = v128.load64_splat(xp);
         p0 = i16x8.add(p0, i16x8.relaxed_dot_i8x16_i7x16_s(x, lo));
@@ -273,11 +265,10 @@ import { ROUND_MAGIC } from "./simd-util";
         p3 = i16x8.add(p3, i16x8.relaxed_dot_i8x16_i7x16_s(x, lo));
         q3 = i16x8.add(q3, i16x8.relaxed_dot_i8x16_i7x16_s(x, hi));
       }
-      const one = ones16();
-      a0 = b0 = pairSums(i32x4.dot_i16x8_s(p0, one), i32x4.dot_i16x8_s(q0, one));
-      a1 = b1 = pairSums(i32x4.dot_i16x8_s(p1, one), i32x4.dot_i16x8_s(q1, one));
-      a2 = b2 = pairSums(i32x4.dot_i16x8_s(p2, one), i32x4.dot_i16x8_s(q2, one));
-      a3 = b3 = pairSums(i32x4.dot_i16x8_s(p3, one), i32x4.dot_i16x8_s(q3, one));
+      a0 = b0 = rowSums5(p0, q0);
+      a1 = b1 = rowSums5(p1, q1);
+      a2 = b2 = rowSums5(p2, q2);
+      a3 = b3 = rowSums5(p3, q3);
     } else {
       // int8 cells: vectors [0, 8) (or [0, 4) and [4, 8) for q6_k's two halves), each extended once for 4 tokens.
       let l0 = i32x4.splat(0), l1 = i32x4.splat(0), l2 = i32x4.splat(0), l3 = i32x4.splat(0);
@@ -320,13 +311,10 @@ import { ROUND_MAGIC } from "./simd-util";
         a3 = b3 = pairSums(l3, h3);
       }
     }
-    const s0 = cellScales(L, s);
-    const s1 = cellScales1(L, s, s0);
-    const mv = cellMins(L, mn, s0);
-    acc0 = addGroup(acc0, cellValue(L, a0, b0, s0, s1, mv, xcorr, xsum), xs);
-    acc1 = addGroup(acc1, cellValue(L, a1, b1, s0, s1, mv, xcorr + cs, xsum + cs), xs + cs);
-    acc2 = addGroup(acc2, cellValue(L, a2, b2, s0, s1, mv, xcorr + 2 * cs, xsum + 2 * cs), xs + 2 * cs);
-    acc3 = addGroup(acc3, cellValue(L, a3, b3, s0, s1, mv, xcorr + 3 * cs, xsum + 3 * cs), xs + 3 * cs);
+    acc0 = addGroup(acc0, cellValue(L, a0, b0, s, mn, xcorr, xsum), xs);
+    acc1 = addGroup(acc1, cellValue(L, a1, b1, s, mn, xcorr + cs, xsum + cs), xs + cs);
+    acc2 = addGroup(acc2, cellValue(L, a2, b2, s, mn, xcorr + 2 * cs, xsum + 2 * cs), xs + 2 * cs);
+    acc3 = addGroup(acc3, cellValue(L, a3, b3, s, mn, xcorr + 3 * cs, xsum + 3 * cs), xs + 3 * cs);
     w += valueBytes(L);
     s += scaleBytes(L);
     mn += minBytes(L);

@@ -1,8 +1,9 @@
 // The start-up probe loadKernels runs on the relaxed-SIMD build before trusting it (relaxed ops may differ
 // between engines, and one V8 tier miscompiled one): the matmul kernels on fixed inputs, compared with their
 // scalar twins bit for bit: il4 x i8t, and the i8b layouts whose kernels differ between the builds (the 4-bit
-// ones, q4_0 with its correction word and q4_1 with its min; q5_0, whose GEMM takes the byte dot and
-// truncates its activation sums) beside an int8 one (q6_k), with the i8b quantizer. It lives apart from the loader (wasm.ts), which only calls the probe it is given.
+// ones, q4_0 with its correction word and q4_1 with its min; q5_0, whose products take the byte dot and
+// truncate its activation sums) beside an int8 one (q6_k), with the i8b quantizer. It lives apart from the
+// loader (wasm.ts), which only calls the probe it is given.
 import { allocMatrix, Int8Activations, Int8BlockActivations, LAYOUTS, qRange, repackInt4, type BlockWeights, type Int4Weights, type LayoutTag } from "./layout.js";
 import { gemmI8bRef, gemvI8bRef, quantizeActivationsI8b, quantizeActivationsI8bRef, readActivationsI8b } from "./matmul-i8b.js";
 import { writeBlockRows } from "./repack.js";
